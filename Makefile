@@ -1,0 +1,59 @@
+# Two set-up commands matter: `make test` and `make demo`. Everything else is a building block.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat setup.cfg pyproject.toml | sha256sum | cut -c1-12)
+K8S_BIN = $(shell tools/k8s/build.sh --print)
+PYTEST_ARGS ?=
+
+.PHONY: all venv cluster-bin lint format typecheck test test-unit test-integration demo cluster-up cluster-down clean
+
+all: test
+
+$(STAMP):
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)" >&2; exit 1; }
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(STAMP)
+
+cluster-bin:
+	@command -v go >/dev/null || { echo "need Go (>= 1.26) to build the local control plane" >&2; exit 1; }
+	tools/k8s/build.sh >/dev/null
+
+lint: venv
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests
+
+format: venv
+	$(VENV)/bin/ruff format src tests
+	$(VENV)/bin/ruff check --fix src tests
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+test: venv cluster-bin lint typecheck
+	AISO_K8S_BIN="$(K8S_BIN)" $(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: venv
+	$(PY) -m pytest -m unit $(PYTEST_ARGS)
+
+test-integration: venv cluster-bin
+	AISO_K8S_BIN="$(K8S_BIN)" $(PY) -m pytest -m integration $(PYTEST_ARGS)
+
+demo: venv cluster-bin
+	AISO_K8S_BIN="$(K8S_BIN)" $(PY) -m tests.cluster.demo
+
+cluster-up: venv cluster-bin
+	scripts/local-cluster.sh up
+
+cluster-down:
+	scripts/local-cluster.sh down
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""controller layer (see docs/DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""watchers layer (see docs/DESIGN.md)."""
