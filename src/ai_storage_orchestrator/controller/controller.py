@@ -1,0 +1,191 @@
+"""The migration controller: watch events in, keys on the queue, one phase step per reconcile."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import structlog
+
+from ai_storage_orchestrator.controller.catalog import CachedVolumeCatalog
+from ai_storage_orchestrator.controller.context import MigrationContext, log
+from ai_storage_orchestrator.controller.phases import PHASES
+from ai_storage_orchestrator.controller.planning import MigrationPlan, plan_migration
+from ai_storage_orchestrator.controller.queue import WorkQueue
+from ai_storage_orchestrator.controller.reconciler import Reconciler, Result
+from ai_storage_orchestrator.controller.records import MIGRATION_ID_LABEL, is_active, parse_time, phase_of
+from ai_storage_orchestrator.kube.events import EventRecorder
+from ai_storage_orchestrator.kube.resources import KubeApi
+from ai_storage_orchestrator.metrics import Metrics
+from ai_storage_orchestrator.models import Action, MigrationRequest, Phase
+from ai_storage_orchestrator.settings import Settings
+from ai_storage_orchestrator.watchers.state import ClusterState
+from ai_storage_orchestrator.watchers.store import JSON, object_key
+
+
+class Checkpointer(Protocol):
+    async def save(self, ctx: MigrationContext) -> JSON: ...
+
+
+class LocationOnlyCheckpointer:
+    """Records where the checkpoint goes; writing artifacts arrives with the checkpoint package."""
+
+    async def save(self, ctx: MigrationContext) -> JSON:
+        checkpoint = dict(ctx.status.get("checkpoint") or {})
+        checkpoint["saved"] = False
+        checkpoint["note"] = "state lives on the shared volume; no artifacts declared"
+        return checkpoint
+
+
+def _created(migration: JSON) -> tuple[Any, str]:
+    return (parse_time(migration["metadata"].get("creationTimestamp")), migration["metadata"]["name"])
+
+
+class MigrationController:
+    def __init__(
+        self,
+        *,
+        api: KubeApi,
+        state: ClusterState,
+        settings: Settings,
+        recorder: EventRecorder,
+        metrics: Metrics,
+        checkpointer: Checkpointer | None = None,
+    ) -> None:
+        self.api = api
+        self.state = state
+        self.settings = settings
+        self.recorder = recorder
+        self.metrics = metrics
+        self.checkpointer: Checkpointer = checkpointer or LocationOnlyCheckpointer()
+        self.catalog = CachedVolumeCatalog(state)
+        self.queue = WorkQueue()
+        self.reconciler = Reconciler(self.queue, self.reconcile, workers=settings.workers, name="migrations")
+        state.migrations.add_listener(self._on_migration)
+        state.pods.add_listener(self._on_pod)
+        state.nodes.add_listener(self._on_node)
+
+    async def run(self) -> None:
+        """Reconcile until cancelled (only the leader calls this)."""
+        for migration in self.state.migrations:
+            if is_active(migration):
+                self.queue.add(object_key(migration))
+        try:
+            await self.reconciler.run()
+        finally:
+            self.queue.shut_down()
+
+    # Event routing ----------------------------------------------------------------------------------------------
+    def _on_migration(self, _type: str, _old: JSON | None, new: JSON | None) -> None:
+        if new is not None and is_active(new):
+            self.queue.add(object_key(new))
+        self.metrics.active_migrations.set(sum(1 for m in self.state.migrations if is_active(m)))
+
+    def _on_pod(self, _type: str, old: JSON | None, new: JSON | None) -> None:
+        pod = new or old
+        assert pod is not None
+        metadata = pod["metadata"]
+        owner = (metadata.get("labels") or {}).get(MIGRATION_ID_LABEL)
+        if owner:
+            self.queue.add(f"{metadata['namespace']}/{owner}")
+        for migration in self.state.migrations_of_pod(metadata["namespace"], metadata["name"]):
+            if is_active(migration):
+                self.queue.add(object_key(migration))
+
+    def _on_node(self, _type: str, old: JSON | None, new: JSON | None) -> None:
+        node = (new or old or {}).get("metadata", {}).get("name")
+        for migration in self.state.migrations:
+            if is_active(migration) and (migration.get("spec") or {}).get("targetNode") == node:
+                self.queue.add(object_key(migration))
+
+    # Reconcile --------------------------------------------------------------------------------------------------
+    async def reconcile(self, key: str) -> Result:
+        migration = self.state.migrations.get(key)
+        if migration is None:
+            return Result.done()
+        phase = phase_of(migration)
+        step = PHASES.get(phase)
+        if step is None:
+            return Result.done()
+        context = MigrationContext(migration, self)
+        with structlog.contextvars.bound_contextvars(
+            migration_id=context.name,
+            pod=(migration.get("spec") or {}).get("podName"),
+            namespace=context.namespace,
+            phase=phase.value,
+        ):
+            return await step(context)
+
+    # Helpers for the phases -------------------------------------------------------------------------------------
+    def plan(self, request: MigrationRequest, migration_id: str) -> MigrationPlan:
+        return plan_migration(
+            request=request,
+            pod=self.state.pod(request.pod_namespace, request.pod_name),
+            target_node=self.state.node(request.target_node),
+            pods_on_target=self.state.pods_on_node(request.target_node),
+            catalog=self.catalog,
+            migration_id=migration_id,
+        )
+
+    def older_active_migration(self, ctx: MigrationContext) -> str | None:
+        mine = _created(ctx.migration)
+        for other in self.state.migrations_of_pod(ctx.namespace, ctx.spec["podName"]):
+            if other["metadata"]["name"] != ctx.name and is_active(other):
+                started = phase_of(other) is not Phase.PENDING
+                if started or _created(other) < mine:
+                    return str(other["metadata"]["name"])
+        return None
+
+    def capacity_blocker(self, ctx: MigrationContext) -> str | None:
+        running = [m for m in self.state.migrations if is_active(m) and phase_of(m) is not Phase.PENDING]
+        cap = self.settings.max_active_migrations
+        if len(running) >= cap:
+            return f"queued: {len(running)} migrations in flight (limit {cap})"
+        nodes = {ctx.spec["sourceNode"], ctx.spec["targetNode"]}
+        per_node = self.settings.max_active_per_node
+        for node in sorted(nodes):
+            busy = sum(
+                1 for m in running if node in ((m.get("spec") or {}).get("sourceNode"), m["spec"].get("targetNode"))
+            )
+            if busy >= per_node:
+                return f"queued: {busy} migrations in flight on node {node} (limit {per_node})"
+        return None
+
+    def on_planned(self, plan: MigrationPlan) -> None:
+        for decision in plan.decisions:
+            self.metrics.containers_total.labels(action=decision.action.value).inc()
+        freed = plan.requests_before - plan.requests_after
+        self.metrics.cpu_requests_freed.inc(max(0, freed.cpu_millicores))
+        self.metrics.memory_requests_freed.inc(max(0, freed.memory_bytes))
+
+    def on_phase_changed(self, ctx: MigrationContext, previous: Phase, phase: Phase, message: str) -> None:
+        transitions = ctx.status.get("phaseTransitions") or []
+        if len(transitions) >= 2:
+            start, end = parse_time(transitions[-2].get("time")), parse_time(transitions[-1].get("time"))
+            if start and end:
+                self.metrics.phase_duration.labels(phase=previous.value).observe((end - start).total_seconds())
+        failed = phase in (Phase.FAILED, Phase.ROLLING_BACK)
+        log.info("migration.phase_changed", previous=previous.value, new_phase=phase.value, message=message)
+        reason = f"Migration{phase.value}"
+        self.recorder.record(ctx.migration, reason=reason, message=message, warning=failed)
+        source = ctx.source_pod
+        if source is not None:
+            self.recorder.record(source, reason=reason, message=f"migration {ctx.name}: {message}", warning=failed)
+        if phase.is_terminal:
+            self.metrics.migrations_total.labels(result=phase.status.value).inc()
+            start = parse_time(ctx.status.get("startedAt") or ctx.migration["metadata"].get("creationTimestamp"))
+            end = parse_time(ctx.status.get("finishedAt"))
+            if start and end:
+                self.metrics.migration_duration.labels(result=phase.status.value).observe((end - start).total_seconds())
+            for migration in self.state.migrations:
+                if phase_of(migration) is Phase.PENDING:
+                    self.queue.add(object_key(migration))
+            if phase is not Phase.COMPLETED:
+                self._annotate_later(ctx, phase)
+
+    def _annotate_later(self, ctx: MigrationContext, phase: Phase) -> None:
+        error = (ctx.status.get("error") or {}).get("reason")
+        text = f"{phase.value}: {error}" if error else phase.value
+        self.recorder.run_in_background(ctx.annotate_source(text))
+
+
+__all__ = ["Action", "Checkpointer", "MigrationController"]

@@ -1,0 +1,274 @@
+"""The phase table: one idempotent step per phase, read from the caches, never waiting by sleeping.
+
+make-before-break:   Pending → Validating → [Checkpointing] → CreatingTarget → WaitingForTarget → RemovingSource
+                     → Completed
+checkpoint-restart:  Pending → Validating → Checkpointing → StoppingSource → CreatingTarget → WaitingForTarget
+                     → Completed
+Any failure or cancel before the point of no return → RollingBack → Failed / Cancelled.
+
+Rules that hold in every phase, also across restarts: the target pod has a deterministic name (creating it twice
+finds it already there), the source is deleted only with its recorded UID as precondition, and a checkpoint-restart
+source is stopped only after the checkpoint is on the shared volume; if its target then fails, the pod is recreated
+on the source node from the recorded spec."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ai_storage_orchestrator.controller.context import MigrationContext
+from ai_storage_orchestrator.controller.reconciler import Result
+from ai_storage_orchestrator.errors import OrchestratorError
+from ai_storage_orchestrator.kube.errors import KubeApiError
+from ai_storage_orchestrator.kube.resources import PODS
+from ai_storage_orchestrator.models import Phase, Strategy
+
+JSON = dict[str, Any]
+Step = Callable[[MigrationContext], Awaitable[Result]]
+
+# Container states that mean the target will not become Ready by waiting.
+FATAL_WAITING_REASONS = frozenset(
+    {
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "ErrImageNeverPull",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "RunContainerError",
+        "CrashLoopBackOff",
+    }
+)
+DELETE_WAIT_SECONDS = 30.0
+RESTORED_BY_ANNOTATION = "ai-storage.io/restored-by"
+
+
+def is_ready(pod: JSON) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def _node_ready(node: JSON | None) -> bool:
+    return node is not None and is_ready(node)
+
+
+def target_problem(pod: JSON, node: JSON | None) -> tuple[str, str] | None:
+    """Why the target will never become Ready, or None while it still may."""
+    name = pod["metadata"]["name"]
+    status = pod.get("status") or {}
+    if status.get("phase") == "Failed":
+        return "target_failed", f"target pod {name} failed: {status.get('reason') or ''} {status.get('message') or ''}"
+    for container in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
+        waiting = (container.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") in FATAL_WAITING_REASONS:
+            message = waiting.get("message") or ""
+            return (
+                "target_container_error",
+                f"container {container.get('name')} of target pod {name} is {waiting['reason']}: {message}".strip(),
+            )
+    if not _node_ready(node):
+        node_name = (pod.get("spec") or {}).get("nodeName")
+        return "target_node_lost", f"target node {node_name} is gone or not Ready"
+    return None
+
+
+async def pending(ctx: MigrationContext) -> Result:
+    if ctx.cancel_requested:
+        return await ctx.transition(Phase.CANCELLED, "cancelled before it started; nothing was changed")
+    other = ctx.controller.older_active_migration(ctx)
+    if other:
+        return await ctx.fail(
+            "migration_in_progress",
+            f"migration {other} is already active for pod {ctx.namespace}/{ctx.spec['podName']}",
+        )
+    blocker = ctx.controller.capacity_blocker(ctx)
+    if blocker:
+        if ctx.status.get("message") != blocker:
+            await ctx.update_status(message=blocker)
+        return Result.after(5.0)  # woken earlier when another migration ends
+    return await ctx.transition(Phase.VALIDATING, "validating the request against the cluster")
+
+
+async def validating(ctx: MigrationContext) -> Result:
+    if ctx.cancel_requested:
+        return await ctx.transition(Phase.CANCELLED, "cancelled during validation; nothing was changed")
+    try:
+        plan = ctx.controller.plan(ctx.request, ctx.name)
+    except OrchestratorError as error:
+        return await ctx.fail(error.reason, error.message)
+    containers = [
+        {"name": d.name, "kind": d.kind.value, "state": d.state, "action": d.action.value, "reason": d.reason}
+        for d in plan.decisions
+    ]
+    if not plan.ok:
+        first = plan.failures[0]
+        return await ctx.fail(first.reason, first.message, containers=containers)
+    source = ctx.source_pod
+    assert source is not None  # a plan without failures has found the pod
+    freed = plan.requests_before - plan.requests_after
+    fields: JSON = {
+        "strategy": plan.strategy.value,
+        "strategyReason": plan.strategy_reason,
+        "containers": containers,
+        "targetPod": plan.target_pod_name,
+        "targetPodManifest": plan.target_pod,
+        "sourcePodUID": source["metadata"].get("uid"),
+        "resources": {
+            "before": plan.requests_before.to_json(),
+            "after": plan.requests_after.to_json(),
+            "freed": freed.to_json(),
+        },
+    }
+    if plan.checkpoint_volume is not None:
+        fields["checkpoint"] = {"volume": plan.checkpoint_volume._asdict(), "saved": False}
+    ctx.controller.on_planned(plan)
+    await ctx.annotate_source("Running")
+    needs_checkpoint = ctx.request.preserve_pv or plan.strategy is Strategy.CHECKPOINT_RESTART
+    following = Phase.CHECKPOINTING if needs_checkpoint else Phase.CREATING_TARGET
+    skipped = [d.name for d in plan.decisions if d.action.value == "skip"]
+    message = f"plan: {plan.strategy.value}; {len(skipped)} container(s) left out ({', '.join(skipped) or 'none'})"
+    return await ctx.transition(following, message, **fields)
+
+
+async def checkpointing(ctx: MigrationContext) -> Result:
+    if ctx.cancel_requested:
+        return await ctx.transition(Phase.CANCELLED, "cancelled before the source was touched")
+    try:
+        checkpoint = await ctx.controller.checkpointer.save(ctx)
+    except OrchestratorError as error:
+        return await ctx.fail(error.reason, f"checkpoint failed, source pod untouched: {error.message}")
+    following = (
+        Phase.STOPPING_SOURCE if ctx.status.get("strategy") == Strategy.CHECKPOINT_RESTART else Phase.CREATING_TARGET
+    )
+    return await ctx.transition(following, "checkpoint saved on the shared volume", checkpoint=checkpoint)
+
+
+async def stopping_source(ctx: MigrationContext) -> Result:
+    pod = ctx.source_pod
+    if ctx.cancel_requested:
+        if pod is not None and not pod["metadata"].get("deletionTimestamp"):
+            return await ctx.transition(Phase.CANCELLED, "cancelled before the source was stopped")
+        return await ctx.transition(Phase.ROLLING_BACK, "cancelled while the source was stopping", sourceStopped=True)
+    if pod is not None and ctx.source_pod_is_ours:
+        if not pod["metadata"].get("deletionTimestamp"):
+            if not ctx.status.get("sourceStopped"):
+                await ctx.update_status(sourceStopped=True)
+            await _delete_pod(ctx, pod, uid=ctx.status.get("sourcePodUID"))
+        return Result.after(DELETE_WAIT_SECONDS)  # the pod's DELETED event wakes us
+    return await ctx.transition(Phase.CREATING_TARGET, "source pod stopped", sourceStopped=True)
+
+
+async def creating_target(ctx: MigrationContext) -> Result:
+    if ctx.cancel_requested:
+        return await ctx.transition(Phase.ROLLING_BACK, "cancelled; rolling back")
+    manifest = ctx.status["targetPodManifest"]
+    name = manifest["metadata"]["name"]
+    try:
+        created = await ctx.controller.api.create(PODS, manifest, namespace=ctx.namespace)
+        ctx.controller.state.pods.write_through(created)
+    except KubeApiError as error:
+        if not error.already_exists:
+            if error.retriable or error.conflict:
+                raise
+            return await _roll_back(ctx, "target_rejected", f"the API server refused target pod {name}: {error}")
+        existing = ctx.controller.state.pod(ctx.namespace, name) or await ctx.controller.api.get(
+            PODS, name, namespace=ctx.namespace
+        )
+        owner = (existing["metadata"].get("labels") or {}).get("ai-storage.io/migration-id")
+        if owner != ctx.name:
+            return await _roll_back(ctx, "target_name_taken", f"a pod named {name} exists and is not ours")
+    node = ctx.spec["targetNode"]
+    return await ctx.transition(Phase.WAITING_FOR_TARGET, f"created target pod {name} on {node}")
+
+
+async def waiting_for_target(ctx: MigrationContext) -> Result:
+    if ctx.cancel_requested:
+        return await ctx.transition(Phase.ROLLING_BACK, "cancelled; rolling back")
+    pod = ctx.target_pod
+    if pod is None:
+        return await ctx.transition(Phase.CREATING_TARGET, "target pod disappeared; creating it again")
+    problem = target_problem(pod, ctx.controller.state.node(ctx.spec["targetNode"]))
+    if problem:
+        return await _roll_back(ctx, *problem)
+    if is_ready(pod) or (pod.get("status") or {}).get("phase") == "Succeeded":
+        if ctx.status.get("strategy") == Strategy.MAKE_BEFORE_BREAK:
+            return await ctx.transition(Phase.REMOVING_SOURCE, f"target pod {pod['metadata']['name']} is Ready")
+        return await ctx.transition(Phase.COMPLETED, f"target pod {pod['metadata']['name']} is Ready")
+    left = ctx.seconds_left()
+    if left <= 0:
+        return await _roll_back(
+            ctx,
+            "target_not_ready_timeout",
+            f"target pod {pod['metadata']['name']} not Ready within {ctx.request.timeout_seconds}s",
+        )
+    return Result.after(left)
+
+
+async def removing_source(ctx: MigrationContext) -> Result:
+    pod = ctx.source_pod
+    if pod is not None and ctx.source_pod_is_ours:
+        if not pod["metadata"].get("deletionTimestamp"):
+            await _delete_pod(ctx, pod, uid=ctx.status.get("sourcePodUID"))
+        return Result.after(DELETE_WAIT_SECONDS)
+    return await ctx.transition(Phase.COMPLETED, f"source pod removed; {ctx.status.get('targetPod')} is Ready")
+
+
+async def rolling_back(ctx: MigrationContext) -> Result:
+    target = ctx.target_pod
+    if target is not None and (target["metadata"].get("labels") or {}).get("ai-storage.io/migration-id") == ctx.name:
+        if not target["metadata"].get("deletionTimestamp"):
+            await _delete_pod(ctx, target, uid=target["metadata"].get("uid"))
+        return Result.after(DELETE_WAIT_SECONDS)
+    restored = ""
+    if ctx.status.get("sourceStopped") and ctx.source_pod is None:
+        await _restore_source(ctx)
+        restored = f"; pod recreated on {ctx.spec['sourceNode']}"
+    error = ctx.status.get("error")
+    if error:
+        return await ctx.transition(Phase.FAILED, f"{error.get('message')}; rolled back{restored}")
+    return await ctx.transition(Phase.CANCELLED, f"cancelled; rolled back{restored}")
+
+
+async def _roll_back(ctx: MigrationContext, reason: str, message: str) -> Result:
+    return await ctx.transition(Phase.ROLLING_BACK, message, error={"reason": reason, "message": message})
+
+
+async def _delete_pod(ctx: MigrationContext, pod: JSON, *, uid: str | None) -> None:
+    try:
+        await ctx.controller.api.delete(PODS, pod["metadata"]["name"], namespace=ctx.namespace, uid=uid)
+    except KubeApiError as error:
+        if error.not_found or (error.conflict and "Precondition" in error.message):
+            return  # already gone, or replaced by a pod that is not ours
+        raise
+
+
+def restore_manifest(ctx: MigrationContext) -> JSON:
+    """The pod as it was, under its own name on the source node, with the containers that still have work."""
+    manifest: JSON = copy.deepcopy(ctx.status["targetPodManifest"])
+    manifest["metadata"]["name"] = ctx.spec["podName"]
+    manifest["metadata"].setdefault("annotations", {})[RESTORED_BY_ANNOTATION] = ctx.name
+    manifest["metadata"].get("labels", {}).pop("ai-storage.io/migration-id", None)
+    manifest["spec"]["nodeName"] = ctx.spec["sourceNode"]
+    return manifest
+
+
+async def _restore_source(ctx: MigrationContext) -> None:
+    try:
+        created = await ctx.controller.api.create(PODS, restore_manifest(ctx), namespace=ctx.namespace)
+        ctx.controller.state.pods.write_through(created)
+    except KubeApiError as error:
+        if not error.already_exists:
+            raise
+
+
+PHASES: dict[Phase, Step] = {
+    Phase.PENDING: pending,
+    Phase.VALIDATING: validating,
+    Phase.CHECKPOINTING: checkpointing,
+    Phase.STOPPING_SOURCE: stopping_source,
+    Phase.CREATING_TARGET: creating_target,
+    Phase.WAITING_FOR_TARGET: waiting_for_target,
+    Phase.REMOVING_SOURCE: removing_source,
+    Phase.ROLLING_BACK: rolling_back,
+}

@@ -1,0 +1,280 @@
+"""The whole pre-flight of a migration, pure: from raw objects to a ``MigrationPlan`` with every check evaluated.
+
+Every rule runs (nothing short-circuits) so a dry run shows every problem at once; ``raise_for_failures`` turns the
+first failure, in ``checks.REASON_PRIORITY`` order, into the matching API error (404 / 409 / 422).
+
+The strategy ``auto`` resolves to is decided in ``strategy.resolve_strategy`` (see its module docstring): in short
+``checkpoint-restart`` when a container that runs on the target writes a persistent volume, a checkpoint hook is
+declared, or a volume is a ReadWriteOnce PVC; ``make-before-break`` otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ai_storage_orchestrator.controller.planning import checks as codes
+from ai_storage_orchestrator.controller.planning.analysis import (
+    NO_CHECKPOINTED_PATHS,
+    analyse_containers,
+    nothing_to_run,
+)
+from ai_storage_orchestrator.controller.planning.checks import Check, check
+from ai_storage_orchestrator.controller.planning.fit import node_fit_checks
+from ai_storage_orchestrator.controller.planning.strategy import resolve_strategy, rwo_volumes
+from ai_storage_orchestrator.controller.planning.targetpod import build_target_pod, requests_summary
+from ai_storage_orchestrator.controller.planning.volumes import (
+    CheckpointVolume,
+    VolumeCatalog,
+    VolumeInfo,
+    choose_checkpoint_volume,
+    classify_pod_volumes,
+)
+from ai_storage_orchestrator.errors import Conflict, NotFound, OrchestratorError, Unprocessable
+from ai_storage_orchestrator.models import Action, ContainerDecision, MigrationRequest, Resources, Strategy
+
+_ERRORS: dict[str, type[OrchestratorError]] = {
+    codes.POD_NOT_FOUND: NotFound,
+    codes.POD_TERMINATING: Conflict,
+    codes.POD_NOT_ON_SOURCE_NODE: Conflict,
+}
+_PRIORITY = {reason: index for index, reason in enumerate(codes.REASON_PRIORITY)}
+
+
+@dataclass(frozen=True)
+class MigrationPlan:
+    decisions: list[ContainerDecision]
+    strategy: Strategy
+    strategy_reason: str
+    target_pod: dict[str, Any]
+    requests_before: Resources
+    requests_after: Resources
+    checks: list[Check]
+    checkpoint_volume: CheckpointVolume | None
+    volumes: dict[str, VolumeInfo]
+
+    @property
+    def failures(self) -> list[Check]:
+        """Failed checks, most important first."""
+        return sorted((c for c in self.checks if not c.passed), key=lambda c: _PRIORITY.get(c.reason, len(_PRIORITY)))
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    @property
+    def target_pod_name(self) -> str:
+        return str(self.target_pod["metadata"]["name"])
+
+    def raise_for_failures(self) -> None:
+        """Raise the error of the first failure (NotFound / Conflict / Unprocessable); details list every failure."""
+        failures = self.failures
+        if not failures:
+            return
+        first = failures[0]
+        details = {**first.details, "check": first.name, "failed_checks": [c.to_json() for c in failures]}
+        raise _ERRORS.get(first.reason, Unprocessable)(first.message, reason=first.reason, details=details)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "strategy": self.strategy.value,
+            "strategy_reason": self.strategy_reason,
+            "new_pod_name": self.target_pod_name,
+            "containers": [
+                {"name": d.name, "kind": d.kind.value, "state": d.state, "action": d.action.value, "reason": d.reason}
+                for d in self.decisions
+            ],
+            "resources": {"before": self.requests_before.to_json(), "after": self.requests_after.to_json()},
+            "checkpoint_volume": self.checkpoint_volume._asdict() if self.checkpoint_volume else None,
+            "checks": [c.to_json() for c in self.checks],
+            "ok": self.ok,
+        }
+
+
+def _pod_ref(pod: Mapping[str, Any]) -> str:
+    meta = pod.get("metadata") or {}
+    return f"{meta.get('namespace') or 'default'}/{meta.get('name')}"
+
+
+def _pod_checks(request: MigrationRequest, pod: Mapping[str, Any]) -> list[Check]:
+    meta = pod.get("metadata") or {}
+    ref = _pod_ref(pod)
+    deleting = meta.get("deletionTimestamp")
+    node = (pod.get("spec") or {}).get("nodeName")
+    phase = (pod.get("status") or {}).get("phase")
+    owner = next((o for o in meta.get("ownerReferences") or [] if o.get("controller")), None)
+    owner_text = f"{owner.get('kind')} '{owner.get('name')}'" if owner else ""
+    return [
+        check(
+            "pod_not_terminating",
+            codes.POD_TERMINATING,
+            ok=not deleting,
+            message=f"pod {ref} is being deleted (since {deleting})" if deleting else f"pod {ref} is not being deleted",
+            deletion_timestamp=deleting,
+        ),
+        check(
+            "pod_on_source_node",
+            codes.POD_NOT_ON_SOURCE_NODE,
+            ok=node == request.source_node,
+            message=f"pod {ref} is on node {node or '(none: not scheduled)'}, source node is {request.source_node}",
+            actual_node=node,
+            source_node=request.source_node,
+        ),
+        check(
+            "source_differs_from_target",
+            codes.SOURCE_EQUALS_TARGET,
+            ok=request.source_node != request.target_node,
+            message=f"source and target node are both {request.target_node}"
+            if request.source_node == request.target_node
+            else f"moving from {request.source_node} to {request.target_node}",
+        ),
+        check(
+            "pod_running",
+            codes.POD_NOT_RUNNING,
+            ok=phase not in ("Succeeded", "Failed"),
+            message=f"pod {ref} has already finished (phase {phase}): there is nothing to move"
+            if phase in ("Succeeded", "Failed")
+            else f"pod {ref} is in phase {phase}",
+            phase=phase,
+        ),
+        check(
+            "not_owned_by_controller",
+            codes.OWNED_BY_CONTROLLER,
+            ok=owner is None,
+            message=(
+                f"pod {ref} is managed by {owner_text}, which would recreate or adopt it: moving it needs its owner's"
+                f" cooperation (scale, reschedule or delete it through the {owner.get('kind')})"
+            )
+            if owner
+            else f"pod {ref} has no controlling owner",
+            owner=None if owner is None else {k: owner.get(k) for k in ("apiVersion", "kind", "name", "uid")},
+        ),
+    ]
+
+
+def _node_checks(
+    request: MigrationRequest,
+    node: Mapping[str, Any] | None,
+    target_pod: Mapping[str, Any],
+    pods_on_target: Iterable[Mapping[str, Any]],
+) -> list[Check]:
+    name = request.target_node
+    if node is None:
+        return [
+            check(
+                "target_node_exists",
+                codes.TARGET_NODE_NOT_FOUND,
+                ok=False,
+                message=f"target node {name} does not exist",
+                node=name,
+            )
+        ]
+    exists = check("target_node_exists", codes.TARGET_NODE_NOT_FOUND, ok=True, message=f"node {name} exists")
+    return [exists, *node_fit_checks(node, target_pod, pods_on_target)]
+
+
+def _volume_checks(
+    request: MigrationRequest,
+    volumes: Mapping[str, VolumeInfo],
+    target_volumes: Mapping[str, VolumeInfo],
+    strategy: Strategy,
+) -> list[Check]:
+    node_bound = [v for v in volumes.values() if v.node_bound]
+    rwo = rwo_volumes(target_volumes) if strategy is Strategy.MAKE_BEFORE_BREAK else []
+    shared = [v.name for v in volumes.values() if v.shared]
+    no_shared = request.preserve_pv and not shared
+    return [
+        check(
+            "volumes_portable",
+            codes.UNSAFE_VOLUME,
+            ok=not node_bound,
+            message=(
+                f"{', '.join(v.describe() for v in node_bound)} keeps its data on node {request.source_node}'s disk:"
+                f" it cannot follow the pod to {request.target_node}"
+            )
+            if node_bound
+            else "no volume is tied to the source node's disk",
+            volumes=[{"name": v.name, "kind": v.kind, "claim": v.claim_name} for v in node_bound],
+        ),
+        check(
+            "rwo_volume_strategy",
+            codes.RWO_VOLUME_REQUIRES_CHECKPOINT_RESTART,
+            ok=not rwo,
+            message=(
+                f"{', '.join(v.describe() for v in rwo)} can be attached to one node at a time: make-before-break would"
+                " need it on both nodes; use checkpoint-restart (or auto)"
+            )
+            if rwo
+            else "no ReadWriteOnce volume conflicts with the strategy",
+            volumes=[v.name for v in rwo],
+        ),
+        check(
+            "shared_volume_present",
+            codes.NO_SHARED_VOLUME,
+            ok=not no_shared,
+            message=(
+                "preserve_pv was requested but the pod has no shared persistent volume"
+                " (NFS or ReadWriteMany PVC) to keep its data on"
+            )
+            if no_shared
+            else ("shared volume(s): " + ", ".join(shared) if shared else "preserve_pv not requested"),
+            shared_volumes=shared,
+        ),
+    ]
+
+
+def plan_migration(
+    *,
+    request: MigrationRequest,
+    pod: Mapping[str, Any] | None,
+    target_node: Mapping[str, Any] | None,
+    pods_on_target: Iterable[Mapping[str, Any]],
+    catalog: VolumeCatalog,
+    migration_id: str,
+    checkpointed: Mapping[str, Sequence[str]] = NO_CHECKPOINTED_PATHS,
+) -> MigrationPlan:
+    """Analyse the pod, build the target pod and run every pre-flight check.
+
+    Raises ``NotFound`` (``pod_not_found``) when ``pod`` is None: without a pod there is nothing to plan. Every other
+    problem is a failed ``Check`` in the plan; call ``raise_for_failures()`` to turn it into an error.
+    """
+    if pod is None:
+        raise NotFound(
+            f"pod {request.pod_namespace}/{request.pod_name} not found",
+            reason=codes.POD_NOT_FOUND,
+            details={"pod_namespace": request.pod_namespace, "pod_name": request.pod_name},
+        )
+    volumes = classify_pod_volumes(pod, catalog)
+    decisions = analyse_containers(pod, volumes, checkpointed=checkpointed)
+    target_pod = build_target_pod(pod, decisions, migration_id=migration_id, target_node=request.target_node)
+    before, after = requests_summary(pod, target_pod)
+    kept = {str(v.get("name")) for v in target_pod["spec"].get("volumes") or []}
+    target_volumes = {name: info for name, info in volumes.items() if name in kept}
+    strategy, strategy_reason = resolve_strategy(request.strategy, pod, target_pod, target_volumes)
+    still_to_run = not nothing_to_run(decisions)
+    all_checks = [
+        *_pod_checks(request, pod),
+        *_node_checks(request, target_node, target_pod, pods_on_target),
+        *_volume_checks(request, volumes, target_volumes, strategy),
+        check(
+            "something_to_run",
+            codes.NOTHING_TO_RUN,
+            ok=still_to_run,
+            message=f"{sum(d.action is not Action.SKIP for d in decisions)} container(s) run on the target"
+            if still_to_run
+            else "every container has completed and its results are safe: the target pod would have nothing to run",
+            containers=[{"name": d.name, "action": d.action.value, "reason": d.reason} for d in decisions],
+        ),
+    ]
+    return MigrationPlan(
+        decisions=decisions,
+        strategy=strategy,
+        strategy_reason=strategy_reason,
+        target_pod=target_pod,
+        requests_before=before,
+        requests_after=after,
+        checks=all_checks,
+        checkpoint_volume=choose_checkpoint_volume(pod, volumes),
+        volumes=volumes,
+    )

@@ -1,0 +1,124 @@
+"""The PodMigration custom resource: building it from a request, and presenting it as the public migration object
+of the REST contract (DESIGN.md §3)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from ai_storage_orchestrator import API_GROUP, API_VERSION
+from ai_storage_orchestrator.models import MigrationRequest, Phase, Strategy
+
+JSON = dict[str, Any]
+
+MIGRATION_ID_LABEL = "ai-storage.io/migration-id"
+POD_LABEL = "ai-storage.io/pod"
+
+
+def new_migration_id() -> str:
+    """12 lowercase hex characters: a valid object name, unique enough cluster-wide, short in pod names."""
+    return uuid.uuid4().hex[:12]
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def migration_resource(request: MigrationRequest, migration_id: str, *, request_id: str | None = None) -> JSON:
+    spec: JSON = {
+        "podName": request.pod_name,
+        "sourceNode": request.source_node,
+        "targetNode": request.target_node,
+        "preservePV": request.preserve_pv,
+        "timeoutSeconds": request.timeout_seconds,
+        "strategy": request.strategy.value,
+        "triggeredBy": request.triggered_by,
+    }
+    if request_id:
+        spec["requestId"] = request_id[:128]
+    return {
+        "apiVersion": f"{API_GROUP}/{API_VERSION}",
+        "kind": "PodMigration",
+        "metadata": {
+            "name": migration_id,
+            "namespace": request.pod_namespace,
+            "labels": {MIGRATION_ID_LABEL: migration_id, POD_LABEL: request.pod_name[:63]},
+        },
+        "spec": spec,
+    }
+
+
+def phase_of(migration: JSON) -> Phase:
+    value = (migration.get("status") or {}).get("phase")
+    try:
+        return Phase(value) if value else Phase.PENDING
+    except ValueError:
+        return Phase.PENDING
+
+
+def is_active(migration: JSON) -> bool:
+    return not phase_of(migration).is_terminal
+
+
+def request_of(migration: JSON) -> MigrationRequest:
+    spec = migration.get("spec") or {}
+    return MigrationRequest(
+        pod_name=spec["podName"],
+        pod_namespace=migration["metadata"]["namespace"],
+        source_node=spec["sourceNode"],
+        target_node=spec["targetNode"],
+        preserve_pv=bool(spec.get("preservePV", False)),
+        timeout_seconds=int(spec.get("timeoutSeconds", 600)),
+        strategy=Strategy(spec.get("strategy") or Strategy.AUTO.value),
+        triggered_by=str(spec.get("triggeredBy") or "api"),
+    )
+
+
+def _duration(status: JSON, created: str | None) -> float | None:
+    start = parse_time(status.get("startedAt") or created)
+    end = parse_time(status.get("finishedAt"))
+    if start is None or end is None:
+        return None
+    return round((end - start).total_seconds(), 3)
+
+
+def to_api(migration: JSON) -> JSON:
+    """The public migration object (snake_case), as GET /api/migrations/<id> returns it."""
+    metadata = migration.get("metadata") or {}
+    spec = migration.get("spec") or {}
+    status = migration.get("status") or {}
+    phase = phase_of(migration)
+    error = status.get("error")
+    return {
+        "migration_id": metadata.get("name"),
+        "status": phase.status.value,
+        "phase": phase.value,
+        "message": status.get("message", "waiting for the controller"),
+        "pod_name": spec.get("podName"),
+        "pod_namespace": metadata.get("namespace"),
+        "source_node": spec.get("sourceNode"),
+        "target_node": spec.get("targetNode"),
+        "preserve_pv": bool(spec.get("preservePV", False)),
+        "timeout_seconds": int(spec.get("timeoutSeconds", 600)),
+        "strategy": spec.get("strategy", Strategy.AUTO.value),
+        "ordering": status.get("strategy"),
+        "triggered_by": spec.get("triggeredBy", "api"),
+        "cancel_requested": bool(spec.get("cancelRequested", False)),
+        "new_pod_name": status.get("targetPod"),
+        "containers": status.get("containers", []),
+        "checkpoint": status.get("checkpoint"),
+        "resources": status.get("resources"),
+        "phase_transitions": status.get("phaseTransitions", []),
+        "created_at": metadata.get("creationTimestamp"),
+        "started_at": status.get("startedAt"),
+        "finished_at": status.get("finishedAt"),
+        "duration_seconds": _duration(status, metadata.get("creationTimestamp")),
+        "error": {"reason": error.get("reason"), "message": error.get("message")} if error else None,
+    }

@@ -1,0 +1,156 @@
+"""What the REST API, the CLI and the annotation trigger ask of the controller: submit, dry-run, read, list and
+cancel migrations. Reads come from the watch caches; a submit validates against them before it creates the
+PodMigration that the controller then carries out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ai_storage_orchestrator.controller.catalog import CachedVolumeCatalog
+from ai_storage_orchestrator.controller.planning import MigrationPlan, plan_migration
+from ai_storage_orchestrator.controller.records import (
+    is_active,
+    migration_resource,
+    new_migration_id,
+    phase_of,
+    to_api,
+)
+from ai_storage_orchestrator.errors import Conflict, NotFound, NotReady, TemporaryError
+from ai_storage_orchestrator.kube.errors import KubeApiError
+from ai_storage_orchestrator.kube.resources import POD_MIGRATIONS, KubeApi
+from ai_storage_orchestrator.metrics import Metrics
+from ai_storage_orchestrator.models import MigrationRequest, Phase, Status
+from ai_storage_orchestrator.watchers.state import ClusterState
+
+JSON = dict[str, Any]
+
+# Past these phases the source pod is being (or has been) removed: a cancel can no longer roll back.
+_TOO_LATE_TO_CANCEL = frozenset({Phase.REMOVING_SOURCE})
+
+
+class MigrationService:
+    def __init__(self, *, api: KubeApi, state: ClusterState, metrics: Metrics) -> None:
+        self.api = api
+        self.state = state
+        self.metrics = metrics
+        self.catalog = CachedVolumeCatalog(state)
+
+    def ready(self) -> tuple[bool, str]:
+        if not self.state.synced:
+            waiting = [store.kind for store in self.state.stores if not store.synced]
+            return False, f"caches not synced yet: {', '.join(waiting)}"
+        return True, "caches synced"
+
+    def _require_ready(self) -> None:
+        ready, why = self.ready()
+        if not ready:
+            raise NotReady(f"the orchestrator is starting: {why}", reason="not_ready")
+
+    def plan(self, request: MigrationRequest, migration_id: str) -> MigrationPlan:
+        return plan_migration(
+            request=request,
+            pod=self.state.pod(request.pod_namespace, request.pod_name),
+            target_node=self.state.node(request.target_node),
+            pods_on_target=self.state.pods_on_node(request.target_node),
+            catalog=self.catalog,
+            migration_id=migration_id,
+        )
+
+    def active_migration_of(self, namespace: str, pod: str) -> JSON | None:
+        for migration in self.state.migrations_of_pod(namespace, pod):
+            if is_active(migration):
+                return migration
+        return None
+
+    def dry_run(self, request: MigrationRequest) -> JSON:
+        """The full plan, every check with its result, without touching the cluster."""
+        self._require_ready()
+        plan = self.plan(request, new_migration_id())
+        active = self.active_migration_of(request.pod_namespace, request.pod_name)
+        result = plan.to_json()
+        result["dry_run"] = True
+        result["active_migration"] = active["metadata"]["name"] if active else None
+        result["request"] = {
+            "pod_name": request.pod_name,
+            "pod_namespace": request.pod_namespace,
+            "source_node": request.source_node,
+            "target_node": request.target_node,
+            "preserve_pv": request.preserve_pv,
+            "timeout_seconds": request.timeout_seconds,
+            "strategy": request.strategy.value,
+        }
+        return result
+
+    async def submit(self, request: MigrationRequest, *, request_id: str | None = None) -> JSON:
+        self._require_ready()
+        migration_id = new_migration_id()
+        plan = self.plan(request, migration_id)
+        plan.raise_for_failures()
+        active = self.active_migration_of(request.pod_namespace, request.pod_name)
+        if active is not None:
+            other = active["metadata"]["name"]
+            raise Conflict(
+                f"migration {other} is already active for pod {request.pod_namespace}/{request.pod_name}",
+                reason="migration_in_progress",
+                details={"migration_id": other, "phase": phase_of(active).value},
+            )
+        body = migration_resource(request, migration_id, request_id=request_id)
+        try:
+            created = await self.api.create(POD_MIGRATIONS, body, namespace=request.pod_namespace)
+        except KubeApiError as error:
+            raise TemporaryError(
+                f"could not record the migration: {error.message}", reason="api_unavailable"
+            ) from error
+        self.state.migrations.write_through(created)
+        self.metrics.migrations_started_total.labels(trigger=request.triggered_by).inc()
+        return to_api(created)
+
+    def get(self, migration_id: str) -> JSON:
+        migration = self.state.find_migration(migration_id)
+        if migration is None:
+            raise NotFound(f"no migration with id {migration_id}", reason="migration_not_found")
+        return to_api(migration)
+
+    def list(self, *, status: Status | None = None, namespace: str | None = None, pod: str | None = None) -> list[JSON]:
+        result = []
+        for migration in self.state.migrations:
+            if namespace and migration["metadata"].get("namespace") != namespace:
+                continue
+            if pod and (migration.get("spec") or {}).get("podName") != pod:
+                continue
+            if status and phase_of(migration).status is not status:
+                continue
+            result.append(to_api(migration))
+        result.sort(key=lambda m: (m["created_at"] or "", m["migration_id"]), reverse=True)
+        return result
+
+    async def cancel(self, migration_id: str) -> JSON:
+        migration = self.state.find_migration(migration_id)
+        if migration is None:
+            raise NotFound(f"no migration with id {migration_id}", reason="migration_not_found")
+        phase = phase_of(migration)
+        if phase.is_terminal:
+            raise Conflict(
+                f"migration {migration_id} already ended ({phase.value}); nothing to cancel",
+                reason="migration_finished",
+                details={"phase": phase.value},
+            )
+        if phase in _TOO_LATE_TO_CANCEL:
+            raise Conflict(
+                f"migration {migration_id} is removing the source pod; its target is Ready and it cannot be undone",
+                reason="migration_finishing",
+                details={"phase": phase.value},
+            )
+        try:
+            updated = await self.api.merge_patch(
+                POD_MIGRATIONS,
+                migration_id,
+                {"spec": {"cancelRequested": True}},
+                namespace=migration["metadata"]["namespace"],
+            )
+        except KubeApiError as error:
+            if error.not_found:
+                raise NotFound(f"no migration with id {migration_id}", reason="migration_not_found") from error
+            raise TemporaryError(f"could not cancel: {error.message}", reason="api_unavailable") from error
+        self.state.migrations.write_through(updated)
+        return to_api(updated)

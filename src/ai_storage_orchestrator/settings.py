@@ -1,0 +1,48 @@
+"""Run-time settings of the orchestrator (from CLI flags; every one has a safe default)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class AuthMode(StrEnum):
+    NONE = "none"
+    KUBERNETES = "kubernetes"
+
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+@dataclass(frozen=True)
+class Settings:
+    kubeconfig: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8080
+    auth: AuthMode = AuthMode.NONE
+    namespace: str | None = None  # watch one namespace; None watches all
+    workers: int = 4
+    max_active_migrations: int = 20
+    max_active_per_node: int = 5
+    checkpoint_retention: int = 3
+    keep_failed_checkpoints: bool = False
+    leader_election: bool = True
+    lease_name: str = "ai-storage-orchestrator"
+    lease_namespace: str = "kube-system"
+    lease_duration_seconds: float = 15.0
+    identity: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    install_crd: bool = False
+    max_body_bytes: int = 64 * 1024
+    log_format: str = "auto"  # json | console | auto (console on a TTY)
+    log_level: str = "info"
+
+    def validate(self) -> None:
+        if self.auth is AuthMode.NONE and self.host not in LOOPBACK_HOSTS:
+            raise ValueError(
+                f"--auth=none is only allowed when binding to loopback; refusing to serve {self.host} without "
+                "authentication (use --auth=kubernetes)"
+            )
+        if self.workers < 1 or self.max_active_migrations < 1 or self.max_active_per_node < 1:
+            raise ValueError("workers and concurrency caps must be at least 1")

@@ -1,0 +1,130 @@
+"""The in-memory model of the cluster: pods, nodes, claims, volumes and PodMigrations, kept by watch streams.
+
+Readers never call the API server. Waiters (`wait_for`) are woken by watch events, never by a timer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+from ai_storage_orchestrator.kube.resources import NODES, POD_MIGRATIONS, PODS, PVCS, PVS, KubeApi, Resource
+from ai_storage_orchestrator.watchers.store import JSON, Listener, ObjectStore
+from ai_storage_orchestrator.watchers.streaming import Reflector
+
+T = TypeVar("T")
+
+BY_NODE = "node"
+BY_POD = "pod"
+BY_NAME = "name"
+
+
+def _pod_node(pod: JSON) -> Iterable[str]:
+    node = (pod.get("spec") or {}).get("nodeName")
+    return (node,) if node else ()
+
+
+def _migration_pod(migration: JSON) -> Iterable[str]:
+    spec = migration.get("spec") or {}
+    namespace = (migration.get("metadata") or {}).get("namespace")
+    return (f"{namespace}/{spec['podName']}",) if spec.get("podName") else ()
+
+
+class ClusterState:
+    def __init__(self) -> None:
+        self.pods = ObjectStore("Pod")
+        self.nodes = ObjectStore("Node")
+        self.claims = ObjectStore("PersistentVolumeClaim")
+        self.volumes = ObjectStore("PersistentVolume")
+        self.migrations = ObjectStore("PodMigration")
+        self.pods.add_index(BY_NODE, _pod_node)
+        self.migrations.add_index(BY_POD, _migration_pod)
+        self.migrations.add_index(BY_NAME, lambda m: (m["metadata"]["name"],))
+        self._changed = asyncio.Event()
+        self.version = 0
+        for store in self.stores:
+            store.add_listener(self._on_change)
+
+    @property
+    def stores(self) -> Sequence[ObjectStore]:
+        return (self.pods, self.nodes, self.claims, self.volumes, self.migrations)
+
+    @property
+    def synced(self) -> bool:
+        return all(store.synced for store in self.stores)
+
+    def add_listener(self, store: ObjectStore, listener: Listener) -> None:
+        store.add_listener(listener)
+
+    def _on_change(self, _type: str, _old: JSON | None, _new: JSON | None) -> None:
+        self.version += 1
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    async def wait_for(self, check: Callable[[], T | None], *, timeout: float) -> T:
+        """Return check()'s first truthy result, re-evaluated after every cache change; TimeoutError after `timeout`."""
+        async with asyncio.timeout(timeout):
+            while True:
+                result = check()
+                if result:
+                    return result
+                await self._changed.wait()
+
+    def reflectors(
+        self,
+        api: KubeApi,
+        *,
+        namespaces: Sequence[str] = (),
+        on_relist: Callable[[str], None] | None = None,
+        on_reconnect: Callable[[str], None] | None = None,
+    ) -> list[Reflector]:
+        """One watch stream per resource (per namespace when the orchestrator is limited to some namespaces)."""
+        scoped: list[tuple[Resource, ObjectStore]] = [
+            (PODS, self.pods),
+            (PVCS, self.claims),
+            (POD_MIGRATIONS, self.migrations),
+        ]
+        cluster_wide: list[tuple[Resource, ObjectStore]] = [(NODES, self.nodes), (PVS, self.volumes)]
+        result = [
+            Reflector(api, resource, store, on_relist=on_relist, on_reconnect=on_reconnect)
+            for resource, store in cluster_wide
+        ]
+        if len(namespaces) > 1:
+            raise ValueError("watching several namespaces: run one ClusterState per namespace or watch all")
+        namespace = namespaces[0] if namespaces else None
+        result += [
+            Reflector(api, resource, store, namespace=namespace, on_relist=on_relist, on_reconnect=on_reconnect)
+            for resource, store in scoped
+        ]
+        return result
+
+    # Readers ---------------------------------------------------------------------------------------------------
+    def pod(self, namespace: str, name: str) -> JSON | None:
+        return self.pods.get(f"{namespace}/{name}")
+
+    def node(self, name: str) -> JSON | None:
+        return self.nodes.get(name)
+
+    def pods_on_node(self, node: str) -> list[JSON]:
+        return self.pods.by_index(BY_NODE, node)
+
+    def claim(self, namespace: str, name: str) -> JSON | None:
+        return self.claims.get(f"{namespace}/{name}")
+
+    def volume(self, name: str) -> JSON | None:
+        return self.volumes.get(name)
+
+    def migration(self, namespace: str, name: str) -> JSON | None:
+        return self.migrations.get(f"{namespace}/{name}")
+
+    def migrations_of_pod(self, namespace: str, pod: str) -> list[JSON]:
+        return self.migrations.by_index(BY_POD, f"{namespace}/{pod}")
+
+    def find_migration(self, migration_id: str) -> JSON | None:
+        """A migration by id, in whatever namespace it lives (ids are unique cluster-wide)."""
+        found = self.migrations.by_index(BY_NAME, migration_id)
+        return found[0] if found else None
+
+
+def summary(state: ClusterState) -> dict[str, Any]:
+    return {store.kind: len(store) for store in state.stores}

@@ -1,0 +1,138 @@
+"""An in-memory copy of one resource type, kept by a watch stream, with secondary indexes and change listeners."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+JSON = dict[str, Any]
+Listener = Callable[[str, JSON | None, JSON | None], None]  # (event type, old object, new object)
+IndexFunction = Callable[[JSON], Iterable[str]]
+
+
+def object_key(obj: JSON) -> str:
+    metadata = obj.get("metadata") or {}
+    namespace = metadata.get("namespace")
+    return f"{namespace}/{metadata['name']}" if namespace else str(metadata["name"])
+
+
+def _slim(obj: JSON) -> JSON:
+    """Drop managedFields: large, never read by us, and most of a cached object's memory."""
+    metadata = obj.get("metadata")
+    if metadata and "managedFields" in metadata:
+        obj = {**obj, "metadata": {k: v for k, v in metadata.items() if k != "managedFields"}}
+    return obj
+
+
+class ObjectStore:
+    """Objects by key plus named indexes; every change is told to the listeners after it is applied."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._objects: dict[str, JSON] = {}
+        self._index_functions: dict[str, IndexFunction] = {}
+        self._indexes: dict[str, defaultdict[str, set[str]]] = {}
+        self._listeners: list[Listener] = []
+        self.resource_version = ""
+        self.synced = False
+
+    def add_index(self, name: str, function: IndexFunction) -> None:
+        self._index_functions[name] = function
+        index: defaultdict[str, set[str]] = defaultdict(set)
+        for key, obj in self._objects.items():
+            for value in function(obj):
+                index[value].add(key)
+        self._indexes[name] = index
+
+    def add_listener(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def __len__(self) -> int:
+        return len(self._objects)
+
+    def __iter__(self) -> Iterator[JSON]:
+        return iter(list(self._objects.values()))
+
+    def get(self, key: str) -> JSON | None:
+        return self._objects.get(key)
+
+    def by_index(self, name: str, value: str) -> list[JSON]:
+        keys = self._indexes[name].get(value, ())
+        return [self._objects[k] for k in keys if k in self._objects]
+
+    def keys(self) -> list[str]:
+        return list(self._objects)
+
+    def _unindex(self, key: str, obj: JSON) -> None:
+        for name, function in self._index_functions.items():
+            index = self._indexes[name]
+            for value in function(obj):
+                members = index.get(value)
+                if members is not None:
+                    members.discard(key)
+                    if not members:
+                        del index[value]
+
+    def _index(self, key: str, obj: JSON) -> None:
+        for name, function in self._index_functions.items():
+            for value in function(obj):
+                self._indexes[name][value].add(key)
+
+    def upsert(self, obj: JSON) -> None:
+        obj = _slim(obj)
+        key = object_key(obj)
+        old = self._objects.get(key)
+        if old is not None:
+            self._unindex(key, old)
+        self._objects[key] = obj
+        self._index(key, obj)
+        self._emit("ADDED" if old is None else "MODIFIED", old, obj)
+
+    def remove(self, obj: JSON) -> None:
+        key = object_key(obj)
+        old = self._objects.pop(key, None)
+        if old is not None:
+            self._unindex(key, old)
+            self._emit("DELETED", old, None)
+
+    def apply(self, event_type: str, obj: JSON) -> None:
+        if event_type == "DELETED":
+            self.remove(obj)
+        elif event_type in ("ADDED", "MODIFIED") and not self._cached_is_newer(obj):
+            self.upsert(obj)
+        version = (obj.get("metadata") or {}).get("resourceVersion")
+        if version:
+            self.resource_version = str(version)
+
+    def write_through(self, obj: JSON) -> None:
+        """Record an object our own write returned, before its watch event arrives."""
+        if not self._cached_is_newer(obj):
+            self.upsert(obj)
+
+    def _cached_is_newer(self, obj: JSON) -> bool:
+        """True when the cache already holds a later version (our own write got there before the event)."""
+        cached = self._objects.get(object_key(obj))
+        if cached is None:
+            return False
+        mine = str((cached.get("metadata") or {}).get("resourceVersion", ""))
+        theirs = str((obj.get("metadata") or {}).get("resourceVersion", ""))
+        # resourceVersions are opaque; etcd-backed servers use integers, which are safe to compare.
+        return mine.isdigit() and theirs.isdigit() and int(mine) > int(theirs)
+
+    def replace(self, items: list[JSON], resource_version: str) -> None:
+        """Make the store equal to a fresh LIST: objects missing from it were deleted while we were not watching."""
+        fresh = {object_key(item): item for item in items}
+        for key in [k for k in self._objects if k not in fresh]:
+            self.remove(self._objects[key])
+        for key, item in fresh.items():
+            old = self._objects.get(key)
+            old_version = (old or {}).get("metadata", {}).get("resourceVersion")
+            if old is None or old_version != item.get("metadata", {}).get("resourceVersion"):
+                self.upsert(item)
+        self.resource_version = resource_version
+        self.synced = True
+
+    def _emit(self, event_type: str, old: JSON | None, new: JSON | None) -> None:
+        for listener in self._listeners:
+            listener(event_type, old, new)

@@ -1,0 +1,104 @@
+"""List → watch loops that keep an ObjectStore equal to the API server: bookmarks, relist on 410 Gone, reconnect
+with backoff on network errors. The loop is ours, not kubernetes_asyncio's, whose retry reuses a stale version."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from ai_storage_orchestrator.kube.errors import KubeApiError
+from ai_storage_orchestrator.kube.resources import KubeApi, Resource
+from ai_storage_orchestrator.watchers.store import ObjectStore
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Backoff:
+    initial: float = 0.2
+    maximum: float = 30.0
+    attempt: int = 0
+
+    def next_delay(self) -> float:
+        delay: float = min(self.maximum, self.initial * (2.0**self.attempt))
+        self.attempt += 1
+        return delay * random.uniform(0.5, 1.0)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+@dataclass
+class StreamCounters:
+    relists: int = 0
+    reconnects: int = 0
+    events: int = 0
+
+
+@dataclass
+class Reflector:
+    """Keeps `store` in sync with `resource` (optionally in one namespace) until cancelled."""
+
+    api: KubeApi
+    resource: Resource
+    store: ObjectStore
+    namespace: str | None = None
+    label_selector: str | None = None
+    watch_timeout_seconds: int = 300
+    inactivity_timeout: float = 90.0
+    on_relist: Callable[[str], None] | None = None
+    on_reconnect: Callable[[str], None] | None = None
+    counters: StreamCounters = field(default_factory=StreamCounters)
+
+    async def run(self) -> None:
+        backoff = Backoff()
+        need_list = True
+        while True:
+            try:
+                if need_list:
+                    await self._list()
+                    need_list = False
+                await self._watch(backoff)
+            except KubeApiError as error:
+                if error.gone:
+                    log.info("watch.expired", resource=self.resource.plural, message=error.message)
+                    need_list = True
+                    continue
+                self.counters.reconnects += 1
+                if self.on_reconnect:
+                    self.on_reconnect(self.resource.plural)
+                delay = backoff.next_delay()
+                log.warning("watch.disconnected", resource=self.resource.plural, error=str(error), retry_in=delay)
+                await asyncio.sleep(delay)  # reconnect backoff: the API server is unreachable, nothing to wait on
+
+    async def _list(self) -> None:
+        items, version = await self.api.list(
+            self.resource, namespace=self.namespace, label_selector=self.label_selector
+        )
+        self.store.replace(items, version)
+        self.counters.relists += 1
+        if self.on_relist:
+            self.on_relist(self.resource.plural)
+        log.debug("watch.listed", resource=self.resource.plural, count=len(items), resource_version=version)
+
+    async def _watch(self, backoff: Backoff) -> None:
+        async for event in self.api.watch(
+            self.resource,
+            resource_version=self.store.resource_version,
+            namespace=self.namespace,
+            label_selector=self.label_selector,
+            timeout_seconds=self.watch_timeout_seconds,
+            inactivity_timeout=self.inactivity_timeout,
+        ):
+            backoff.reset()
+            self.counters.events += 1
+            if event.type == "BOOKMARK":
+                version = (event.object.get("metadata") or {}).get("resourceVersion")
+                if version:
+                    self.store.resource_version = str(version)
+                continue
+            self.store.apply(event.type, event.object)

@@ -1,0 +1,95 @@
+"""pytest fixtures for tests that need the real control plane. Loaded as a plugin by tests/integration and
+tests/e2e conftests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes_asyncio import client, config, watch
+
+from tests.cluster.local_cluster import LocalCluster
+from tests.cluster.processes import child_pids
+
+
+@dataclass(frozen=True)
+class ClusterHandle:
+    kubeconfig: Path
+    node_names: list[str]
+    etcd_url: str | None
+    local: LocalCluster | None
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterHandle]:
+    existing = os.environ.get("AISO_KUBECONFIG")
+    if existing:
+        nodes = [n for n in os.environ.get("AISO_NODES", "").split(",") if n]
+        yield ClusterHandle(Path(existing), nodes, None, None)
+        return
+    local = LocalCluster(tmp_path_factory.mktemp("cluster"))
+    local.start()
+    try:
+        yield ClusterHandle(local.kubeconfig, local.node_names, local.etcd_url, local)
+    finally:
+        local.stop()
+    leftovers = child_pids()
+    assert not leftovers, f"control-plane processes left behind: {leftovers}"
+
+
+@pytest.fixture(scope="session")
+async def api(cluster: ClusterHandle) -> AsyncIterator[client.ApiClient]:
+    api_client = await config.new_client_from_config(config_file=str(cluster.kubeconfig))
+    async with api_client:
+        yield api_client
+
+
+@pytest.fixture(scope="session")
+def core(api: client.ApiClient) -> client.CoreV1Api:
+    return client.CoreV1Api(api)
+
+
+async def _wait_default_service_account(core: client.CoreV1Api, namespace: str, timeout: float = 30.0) -> None:
+    listing = await core.list_namespaced_service_account(namespace)
+    if any(sa.metadata.name == "default" for sa in listing.items):
+        return
+    async with asyncio.timeout(timeout), watch.Watch() as stream:
+        async for event in stream.stream(
+            core.list_namespaced_service_account,
+            namespace,
+            resource_version=listing.metadata.resource_version,
+            timeout_seconds=int(timeout),
+        ):
+            if event["object"].metadata.name == "default":
+                return
+
+
+@pytest.fixture
+async def namespace(core: client.CoreV1Api) -> AsyncIterator[str]:
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    await core.create_namespace({"metadata": {"name": name, "labels": {"ai-storage.io/test": "true"}}})
+    await _wait_default_service_account(core, name)
+    try:
+        yield name
+    finally:
+        await core.delete_namespace(name)
+
+
+@pytest.fixture
+async def no_leaked_tasks() -> AsyncIterator[None]:
+    """A test that leaves asyncio tasks running fails."""
+    before = asyncio.all_tasks()
+    yield
+    await asyncio.sleep(0)  # let tasks cancelled in teardown finish their cancellation
+    leaked = [t for t in asyncio.all_tasks() - before if not t.done()]
+    assert not leaked, f"test leaked asyncio tasks: {leaked}"
+
+
+def pod_manifest(name: str, containers: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": {"containers": containers, **spec}}

@@ -1,0 +1,210 @@
+"""A real Kubernetes control plane on 127.0.0.1: etcd, kube-apiserver, kube-controller-manager and KWOK simulated
+nodes, built from source by tools/k8s/build.sh. Shared by the pytest fixtures, `make demo` and
+scripts/local-cluster.sh. With AISO_KUBECONFIG set, an existing cluster is used instead (like envtest's
+USE_EXISTING_CLUSTER) and nothing is started."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from tests.cluster import certs
+from tests.cluster.processes import ManagedProcess, free_port
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+STAGES_FILE = Path(__file__).with_name("kwok-stages.yaml")
+SIMULATED_NODE_LABEL = {"type": "kwok"}
+
+
+class ClusterError(RuntimeError):
+    pass
+
+
+def binaries_dir() -> Path:
+    configured = os.environ.get("AISO_K8S_BIN")
+    if configured:
+        return Path(configured)
+    printed = subprocess.run(
+        [str(REPO_ROOT / "tools/k8s/build.sh"), "--print"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    return Path(printed)
+
+
+def write_kubeconfig(path: Path, *, server: str, paths: certs.ClusterCerts) -> None:
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "local", "cluster": {"server": server, "certificate-authority": str(paths.ca_cert)}}],
+        "users": [
+            {"name": "admin", "user": {"client-certificate": str(paths.admin_cert), "client-key": str(paths.admin_key)}}
+        ],
+        "contexts": [{"name": "local", "context": {"cluster": "local", "user": "admin"}}],
+        "current-context": "local",
+    }
+    path.write_text(yaml.safe_dump(config))
+
+
+@dataclass
+class LocalCluster:
+    """Start with `start()`, stop with `stop()`; `kubeconfig` is the admin kubeconfig."""
+
+    workdir: Path
+    node_names: list[str] = field(default_factory=lambda: ["sim-node-0", "sim-node-1", "sim-node-2"])
+    detach: bool = False
+    startup_timeout: float = 90.0
+    processes: list[ManagedProcess] = field(default_factory=list)
+    kubeconfig: Path = field(init=False)
+    server: str = field(init=False, default="")
+    etcd_url: str = field(init=False, default="")
+
+    def __post_init__(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.kubeconfig = self.workdir / "kubeconfig"
+        self.bin = binaries_dir()
+
+    def _process(self, name: str, argv: list[str]) -> ManagedProcess:
+        process = ManagedProcess(name, argv, self.workdir, detach=self.detach)
+        process.start()
+        self.processes.append(process)
+        return process
+
+    def start(self) -> None:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
+        paths = certs.generate(self.workdir / "pki")
+        etcd_client, etcd_peer, api_port, kwok_port = free_port(), free_port(), free_port(), free_port()
+        self.etcd_url = f"http://127.0.0.1:{etcd_client}"
+        etcd = self._process(
+            "etcd",
+            [
+                str(self.bin / "etcd"),
+                "--name=default",
+                f"--data-dir={self.workdir / 'etcd'}",
+                f"--listen-client-urls={self.etcd_url}",
+                f"--advertise-client-urls={self.etcd_url}",
+                f"--listen-peer-urls=http://127.0.0.1:{etcd_peer}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{etcd_peer}",
+                f"--initial-cluster=default=http://127.0.0.1:{etcd_peer}",
+                "--unsafe-no-fsync=true",
+                "--log-level=warn",
+            ],
+        )
+        self._wait_http(etcd, f"{self.etcd_url}/health")
+        self.server = f"https://127.0.0.1:{api_port}"
+        apiserver = self._process(
+            "kube-apiserver",
+            [
+                str(self.bin / "kube-apiserver"),
+                f"--etcd-servers={self.etcd_url}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={api_port}",
+                f"--tls-cert-file={paths.serving_cert}",
+                f"--tls-private-key-file={paths.serving_key}",
+                f"--client-ca-file={paths.ca_cert}",
+                f"--service-account-key-file={paths.sa_public}",
+                f"--service-account-signing-key-file={paths.sa_private}",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                "--service-cluster-ip-range=10.96.0.0/16",
+                "--authorization-mode=RBAC",
+                "--allow-privileged=true",
+                "--profiling=false",
+                f"--kubelet-client-certificate={paths.admin_cert}",
+                f"--kubelet-client-key={paths.admin_key}",
+                "--kubelet-preferred-address-types=InternalIP",
+                f"--cert-dir={self.workdir / 'apiserver-certs'}",
+            ],
+        )
+        write_kubeconfig(self.kubeconfig, server=self.server, paths=paths)
+        self._wait_http(apiserver, f"{self.server}/readyz", paths=paths)
+        self._process(
+            "kube-controller-manager",
+            [
+                str(self.bin / "kube-controller-manager"),
+                f"--kubeconfig={self.kubeconfig}",
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={free_port()}",
+                f"--service-account-private-key-file={paths.sa_private}",
+                f"--root-ca-file={paths.ca_cert}",
+                "--use-service-account-credentials=false",
+                # Simulated nodes: no pod CIDRs to allocate, no clouds; node health is KWOK's job.
+                "--controllers=*,-node-ipam-controller,-node-lifecycle-controller,-cloud-node-lifecycle-controller",
+                f"--cert-dir={self.workdir / 'kcm-certs'}",
+            ],
+        )
+        self._process(
+            "kwok",
+            [
+                str(self.bin / "kwok"),
+                f"--kubeconfig={self.kubeconfig}",
+                f"--config={STAGES_FILE}",
+                "--manage-all-nodes=false",
+                "--manage-nodes-with-label-selector=type=kwok",
+                "--node-ip=127.0.0.1",
+                f"--node-port={kwok_port}",
+                f"--server-address=127.0.0.1:{kwok_port}",
+                f"--tls-cert-file={paths.serving_cert}",
+                f"--tls-private-key-file={paths.serving_key}",
+                "--node-lease-duration-seconds=40",
+            ],
+        )
+        asyncio.run(self._create_nodes())
+
+    async def _create_nodes(self) -> None:
+        from tests.cluster.nodes import create_simulated_nodes
+
+        await create_simulated_nodes(self.kubeconfig, self.node_names, timeout=self.startup_timeout)
+
+    def _wait_http(self, process: ManagedProcess, url: str, *, paths: certs.ClusterCerts | None = None) -> None:
+        context = None
+        if paths is not None:
+            context = ssl.create_default_context(cafile=str(paths.ca_cert))
+            context.load_cert_chain(str(paths.admin_cert), str(paths.admin_key))
+        deadline = time.monotonic() + self.startup_timeout
+        last_error = ""
+        while time.monotonic() < deadline:
+            if not process.running():
+                raise ClusterError(f"{process.name} exited during start-up:\n{process.log_tail()}")
+            try:
+                with urllib.request.urlopen(url, timeout=2, context=context) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, OSError) as error:
+                last_error = str(error)
+            time.sleep(0.2)  # start-up probe of a child process: there is no event to wait on
+        raise ClusterError(f"{process.name} not ready at {url} within {self.startup_timeout}s: {last_error}")
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+        self.processes.clear()
+
+    def state(self) -> dict[str, object]:
+        return {
+            "kubeconfig": str(self.kubeconfig),
+            "server": self.server,
+            "etcd": self.etcd_url,
+            "nodes": self.node_names,
+            "pids": {p.name: p.pid for p in self.processes},
+        }
+
+    def write_state(self) -> Path:
+        path = self.workdir / "cluster.json"
+        path.write_text(json.dumps(self.state(), indent=2))
+        return path
