@@ -53,3 +53,27 @@ class TemporaryError(OrchestratorError):
 
     http_status = 503
     default_reason = "temporary_error"
+
+
+class Unauthorized(OrchestratorError):
+    """No credentials, or credentials the API server does not accept."""
+
+    http_status = 401
+    default_reason = "unauthorized"
+
+
+class Forbidden(OrchestratorError):
+    """Authenticated, but RBAC does not allow the operation."""
+
+    http_status = 403
+    default_reason = "forbidden"
+
+
+class PayloadTooLarge(OrchestratorError):
+    http_status = 413
+    default_reason = "payload_too_large"
+
+
+class UnsupportedMediaType(OrchestratorError):
+    http_status = 415
+    default_reason = "unsupported_media_type"

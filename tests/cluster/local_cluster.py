@@ -124,6 +124,7 @@ class LocalCluster:
                 "--authorization-mode=RBAC",
                 "--allow-privileged=true",
                 "--profiling=false",
+                "--endpoint-reconciler-type=none",
                 f"--kubelet-client-certificate={paths.admin_cert}",
                 f"--kubelet-client-key={paths.admin_key}",
                 "--kubelet-preferred-address-types=InternalIP",
@@ -144,7 +145,7 @@ class LocalCluster:
                 f"--root-ca-file={paths.ca_cert}",
                 "--use-service-account-credentials=false",
                 # Simulated nodes: no pod CIDRs to allocate, no clouds; node health is KWOK's job.
-                "--controllers=*,-node-ipam-controller,-node-lifecycle-controller,-cloud-node-lifecycle-controller",
+                "--controllers=*,-node-ipam-controller,-node-lifecycle-controller",
                 f"--cert-dir={self.workdir / 'kcm-certs'}",
             ],
         )
@@ -165,6 +166,12 @@ class LocalCluster:
             ],
         )
         asyncio.run(self._create_nodes())
+        self._assert_running()
+
+    def _assert_running(self) -> None:
+        for process in self.processes:
+            if not process.running():
+                raise ClusterError(f"{process.name} exited during start-up:\n{process.log_tail()}")
 
     async def _create_nodes(self) -> None:
         from tests.cluster.nodes import create_simulated_nodes

@@ -1,1 +1,1 @@
-"""api layer (see docs/DESIGN.md)."""
+"""api layer (see docs/DESIGN.md): the aiohttp REST endpoint, its authentication and its OpenAPI document."""

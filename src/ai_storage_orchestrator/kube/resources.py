@@ -198,6 +198,13 @@ class KubeApi:
             content_type=MERGE_PATCH,
         )
 
+    async def replace(self, resource: Resource, obj: Mapping[str, Any]) -> JSON:
+        """PUT the whole object; its resourceVersion makes it fail with 409 on a stale read."""
+        metadata = obj["metadata"]
+        return await self._json(
+            "PUT", resource.path(namespace=metadata.get("namespace"), name=metadata["name"]), body=dict(obj)
+        )
+
     async def replace_status(self, resource: Resource, obj: Mapping[str, Any]) -> JSON:
         """PUT the status subresource; the object's resourceVersion makes it fail with 409 on a stale read."""
         metadata = obj["metadata"]

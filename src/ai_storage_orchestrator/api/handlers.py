@@ -1,0 +1,137 @@
+"""The HTTP handlers of DESIGN.md §3 and the route table that binds them to paths.
+
+Calls with side effects or private data check the caller first: authentication before anything is read, then the
+same rights on pods that the migration exercises (create and delete to move a pod, get, list or delete to see or
+cancel a migration) in the namespace concerned."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from ai_storage_orchestrator.api.auth import Authenticator
+from ai_storage_orchestrator.api.middlewares import USER_KEY, request_id_of
+from ai_storage_orchestrator.api.schemas import (
+    parse_json_object,
+    parse_list_filters,
+    parse_migration_request,
+    require_migration_id,
+)
+from ai_storage_orchestrator.api.service import MigrationServiceProtocol
+from ai_storage_orchestrator.errors import PayloadTooLarge, UnsupportedMediaType
+from ai_storage_orchestrator.metrics import Metrics
+
+JSON_MEDIA_TYPE = "application/json"
+MIGRATIONS_PATHS = ("/api/migrations", "/api/v1/migrations")
+MIGRATION_PATHS = tuple(f"{base}/{{migration_id}}" for base in MIGRATIONS_PATHS)
+
+HandlerMethod = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def location_of(migration_id: str) -> str:
+    return f"{MIGRATIONS_PATHS[0]}/{migration_id}"
+
+
+class Handlers:
+    def __init__(
+        self,
+        *,
+        service: MigrationServiceProtocol,
+        authenticator: Authenticator,
+        metrics: Metrics,
+        openapi: Mapping[str, Any],
+        max_body_bytes: int,
+    ) -> None:
+        self.service = service
+        self.authenticator = authenticator
+        self.metrics = metrics
+        self.openapi = dict(openapi)
+        self.max_body_bytes = max_body_bytes
+
+    async def _authorize(self, request: web.Request, *, verb: str, namespace: str | None) -> None:
+        request[USER_KEY] = await self.authenticator.authorize(request, verb=verb, namespace=namespace)
+
+    async def _authenticate(self, request: web.Request) -> None:
+        request[USER_KEY] = await self.authenticator.authenticate(request)
+
+    async def create_migration(self, request: web.Request) -> web.Response:
+        if request.content_type != JSON_MEDIA_TYPE:
+            given = request.headers.get("Content-Type") or "none"
+            raise UnsupportedMediaType(
+                f"the request body must be {JSON_MEDIA_TYPE} (got {given[:100]})",
+                reason="unsupported_media_type",
+                details={"expected": JSON_MEDIA_TYPE},
+            )
+        if request.content_length is not None and request.content_length > self.max_body_bytes:
+            raise PayloadTooLarge(
+                f"the request body is larger than the limit of {self.max_body_bytes} bytes",
+                reason="payload_too_large",
+                details={"max_body_bytes": self.max_body_bytes},
+            )
+        await self._authenticate(request)
+        migration = parse_migration_request(parse_json_object(await request.read()))
+        # Moving a pod deletes it and creates its replacement: the caller must be allowed both.
+        for verb in ("create", "delete"):
+            await self._authorize(request, verb=verb, namespace=migration.pod_namespace)
+        if migration.dry_run:
+            return web.json_response(self.service.dry_run(migration), status=200)
+        created = await self.service.submit(migration, request_id=request_id_of(request))
+        return web.json_response(created, status=202, headers={"Location": location_of(str(created["migration_id"]))})
+
+    async def list_migrations(self, request: web.Request) -> web.Response:
+        filters = parse_list_filters(request.query)
+        await self._authorize(request, verb="list", namespace=filters.namespace)
+        migrations = self.service.list(status=filters.status, namespace=filters.namespace, pod=filters.pod)
+        return web.json_response({"migrations": migrations, "count": len(migrations)})
+
+    async def get_migration(self, request: web.Request) -> web.Response:
+        migration_id = require_migration_id(request.match_info["migration_id"])
+        await self._authenticate(request)  # anonymous callers learn nothing, not even whether the id exists
+        migration = self.service.get(migration_id)
+        await self._authorize(request, verb="get", namespace=migration["pod_namespace"])
+        return web.json_response(migration)
+
+    async def cancel_migration(self, request: web.Request) -> web.Response:
+        migration_id = require_migration_id(request.match_info["migration_id"])
+        await self._authenticate(request)
+        migration = self.service.get(migration_id)
+        await self._authorize(request, verb="delete", namespace=migration["pod_namespace"])
+        return web.json_response(await self.service.cancel(migration_id), status=202)
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        ready, why = self.service.ready()
+        if not ready:
+            return web.json_response({"error": "not_ready", "message": why, "details": {}}, status=503)
+        return web.json_response({"status": "ready", "message": why})
+
+    async def metrics_text(self, request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(self.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def openapi_document(self, request: web.Request) -> web.Response:
+        return web.json_response(self.openapi)
+
+    def routes(self) -> list[tuple[str, str, HandlerMethod]]:
+        """(method, path, handler) of every route, the OpenAPI document describes exactly these."""
+        table: list[tuple[str, str, HandlerMethod]] = []
+        for path in MIGRATIONS_PATHS:
+            table += [("POST", path, self.create_migration), ("GET", path, self.list_migrations)]
+        for path in MIGRATION_PATHS:
+            table += [("GET", path, self.get_migration), ("DELETE", path, self.cancel_migration)]
+        table += [
+            ("GET", "/healthz", self.healthz),
+            ("GET", "/readyz", self.readyz),
+            ("GET", "/metrics", self.metrics_text),
+            ("GET", "/api/openapi.json", self.openapi_document),
+        ]
+        return table
+
+
+def add_routes(app: web.Application, handlers: Handlers) -> None:
+    for method, path, handler in handlers.routes():
+        app.router.add_route(method, path, handler)

@@ -1,0 +1,227 @@
+"""Request bodies and query strings of the REST API, parsed and validated into core models (DESIGN.md §3).
+
+Every problem is collected before anything is raised, so one 400 names them all in ``details.fields``.
+JSON types are taken literally: ``"true"`` or ``1`` is not a boolean, ``true`` is not an integer."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from multidict import MultiMapping
+
+from ai_storage_orchestrator.errors import InvalidRequest, NotFound
+from ai_storage_orchestrator.models import MigrationRequest, Status, Strategy
+
+JSON = dict[str, Any]
+
+_LABEL = r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?"
+DNS1123_LABEL = re.compile(_LABEL)
+DNS1123_SUBDOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
+MIGRATION_ID = re.compile(r"[a-z0-9-]{1,63}")
+
+LABEL_MAX = 63
+SUBDOMAIN_MAX = 253
+TIMEOUT_MIN = 1
+TIMEOUT_MAX = 86400
+DEFAULT_TIMEOUT = 600
+
+LABEL_PROBLEM = (
+    "must be a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit,"
+    f" at most {LABEL_MAX} characters"
+)
+SUBDOMAIN_PROBLEM = (
+    "must be a DNS-1123 subdomain: lowercase letters, digits, '-' and '.', starting and ending with a letter or"
+    f" digit, at most {SUBDOMAIN_MAX} characters"
+)
+
+# Request field -> (pattern, maximum length, problem text). The namespace is a label, every other name a subdomain.
+NAME_FIELDS: dict[str, tuple[re.Pattern[str], int, str]] = {
+    "pod_name": (DNS1123_SUBDOMAIN, SUBDOMAIN_MAX, SUBDOMAIN_PROBLEM),
+    "pod_namespace": (DNS1123_LABEL, LABEL_MAX, LABEL_PROBLEM),
+    "source_node": (DNS1123_SUBDOMAIN, SUBDOMAIN_MAX, SUBDOMAIN_PROBLEM),
+    "target_node": (DNS1123_SUBDOMAIN, SUBDOMAIN_MAX, SUBDOMAIN_PROBLEM),
+}
+BOOL_FIELDS = ("preserve_pv", "dry_run")
+TIMEOUT_FIELDS = ("timeout_seconds", "timeout")  # `timeout` is the alias
+REQUEST_FIELDS = (*NAME_FIELDS, *BOOL_FIELDS, *TIMEOUT_FIELDS, "strategy")
+STRATEGIES = tuple(s.value for s in Strategy)
+STATUSES = tuple(s.value for s in Status)
+LIST_FILTERS = ("status", "namespace", "pod")
+
+
+def parse_json_object(raw: bytes) -> JSON:
+    """The body as a JSON object; anything else (empty, not UTF-8, malformed, NaN, an array...) is `invalid_json`."""
+    if not raw.strip():
+        raise InvalidRequest("the request body is empty: expected a JSON object", reason="invalid_json")
+    try:
+        parsed = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except UnicodeDecodeError as error:
+        raise InvalidRequest("the request body is not valid UTF-8", reason="invalid_json") from error
+    except ValueError as error:
+        raise InvalidRequest(f"the request body is not valid JSON: {error}", reason="invalid_json") from error
+    except RecursionError as error:
+        raise InvalidRequest("the request body is nested too deeply", reason="invalid_json") from error
+    if not isinstance(parsed, dict):
+        raise InvalidRequest(
+            f"the request body must be a JSON object, not {_json_type(parsed)}",
+            reason="invalid_json",
+            details={"type": _json_type(parsed)},
+        )
+    return parsed
+
+
+def parse_migration_request(body: Mapping[str, Any]) -> MigrationRequest:
+    """A validated ``MigrationRequest`` (triggered by the API), or ``InvalidRequest`` listing every problem."""
+    problems: dict[str, str] = {}
+    for key in body:
+        if key not in REQUEST_FIELDS:
+            problems[str(key)] = "unknown field"
+    names = {field: _name(body, field, problems) for field in NAME_FIELDS}
+    flags = {field: _boolean(body, field, problems) for field in BOOL_FIELDS}
+    timeout = _timeout(body, problems)
+    strategy = _strategy(body, problems)
+    if problems:
+        raise InvalidRequest(
+            f"invalid migration request: {'; '.join(f'{k} {v}' for k, v in problems.items())}",
+            reason="invalid_request",
+            details={"fields": problems},
+        )
+    return MigrationRequest(
+        pod_name=names["pod_name"],
+        pod_namespace=names["pod_namespace"],
+        source_node=names["source_node"],
+        target_node=names["target_node"],
+        preserve_pv=flags["preserve_pv"],
+        timeout_seconds=timeout,
+        strategy=strategy,
+        dry_run=flags["dry_run"],
+        triggered_by="api",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ListFilters:
+    status: Status | None = None
+    namespace: str | None = None
+    pod: str | None = None
+
+
+def parse_list_filters(query: MultiMapping[str]) -> ListFilters:
+    """``?status=&namespace=&pod=``: an empty value means no filter; unknown or repeated parameters are refused."""
+    problems: dict[str, str] = {}
+    values: dict[str, str | None] = {}
+    for key in dict.fromkeys(query.keys()):
+        given = query.getall(key)
+        if key not in LIST_FILTERS:
+            problems[key] = f"unknown query parameter (known: {', '.join(LIST_FILTERS)})"
+        elif len(given) > 1:
+            problems[key] = "given more than once"
+        else:
+            values[key] = given[0] or None
+    status, namespace, pod = values.get("status"), values.get("namespace"), values.get("pod")
+    if status is not None and status not in STATUSES:
+        problems["status"] = f"must be one of {', '.join(STATUSES)}"
+    if namespace is not None and not _is_name(namespace, DNS1123_LABEL, LABEL_MAX):
+        problems["namespace"] = LABEL_PROBLEM
+    if pod is not None and not _is_name(pod, DNS1123_SUBDOMAIN, SUBDOMAIN_MAX):
+        problems["pod"] = SUBDOMAIN_PROBLEM
+    if problems:
+        raise InvalidRequest(
+            f"invalid query: {'; '.join(f'{k} {v}' for k, v in problems.items())}",
+            reason="invalid_request",
+            details={"fields": problems},
+        )
+    return ListFilters(status=Status(status) if status else None, namespace=namespace, pod=pod)
+
+
+def require_migration_id(value: str) -> str:
+    """The id from a URL path; one that cannot be a migration's name is simply unknown (404, not 400)."""
+    if not MIGRATION_ID.fullmatch(value):
+        raise NotFound(f"no migration with id {value[:80]!r}", reason="migration_not_found")
+    return value
+
+
+def _is_name(value: str, pattern: re.Pattern[str], max_length: int) -> bool:
+    return len(value) <= max_length and pattern.fullmatch(value) is not None
+
+
+def _name(body: Mapping[str, Any], field: str, problems: dict[str, str]) -> str:
+    pattern, max_length, problem = NAME_FIELDS[field]
+    if field not in body or body[field] is None:
+        problems[field] = "is required"
+        return ""
+    value = body[field]
+    if not isinstance(value, str):
+        problems[field] = f"must be a string (got {_json_type(value)})"
+        return ""
+    if not value:
+        problems[field] = "is required (empty string)"
+    elif len(value) > max_length:
+        problems[field] = f"must be at most {max_length} characters (got {len(value)})"
+    elif not pattern.fullmatch(value):
+        problems[field] = problem
+    return value
+
+
+def _boolean(body: Mapping[str, Any], field: str, problems: dict[str, str]) -> bool:
+    value = body.get(field, False)
+    if type(value) is not bool:
+        problems[field] = f"must be a boolean, true or false (got {_json_type(value)})"
+        return False
+    return value
+
+
+def _integer(body: Mapping[str, Any], field: str, problems: dict[str, str]) -> int | None:
+    if field not in body:
+        return None
+    value = body[field]
+    if type(value) is not int:
+        problems[field] = f"must be an integer number of seconds (got {_json_type(value)})"
+        return None
+    if not TIMEOUT_MIN <= value <= TIMEOUT_MAX:
+        problems[field] = f"must be between {TIMEOUT_MIN} and {TIMEOUT_MAX} seconds (got {value})"
+        return None
+    return value
+
+
+def _timeout(body: Mapping[str, Any], problems: dict[str, str]) -> int:
+    seconds = _integer(body, "timeout_seconds", problems)
+    alias = _integer(body, "timeout", problems)
+    if seconds is not None and alias is not None and seconds != alias:
+        problems["timeout"] = f"is an alias of timeout_seconds and conflicts with it ({alias} != {seconds}); give one"
+    for value in (seconds, alias):
+        if value is not None:
+            return value
+    return DEFAULT_TIMEOUT
+
+
+def _strategy(body: Mapping[str, Any], problems: dict[str, str]) -> Strategy:
+    value = body.get("strategy", Strategy.AUTO.value)
+    if not isinstance(value, str) or value not in STRATEGIES:
+        problems["strategy"] = f"must be one of {', '.join(STRATEGIES)}"
+        return Strategy.AUTO
+    return Strategy(value)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"

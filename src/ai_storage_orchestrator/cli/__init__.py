@@ -1,0 +1,45 @@
+"""`ai-storage-orchestrator` command line: `serve` runs the controller; the other commands are REST clients."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from ai_storage_orchestrator import __version__
+from ai_storage_orchestrator.cli import serve
+
+# Each command module offers `add_parser(subparsers)` and sets `handler` on its parser.
+COMMAND_MODULES: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [serve.add_parser]
+
+
+def _load_client_commands() -> None:
+    try:
+        from ai_storage_orchestrator.cli import client
+    except ImportError:  # pragma: no cover - client commands are optional during development
+        return
+    COMMAND_MODULES.append(client.add_parser)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    _load_client_commands()
+    parser = argparse.ArgumentParser(
+        prog="ai-storage-orchestrator",
+        description="Move AI-training pods between Kubernetes nodes without re-running finished containers.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in COMMAND_MODULES:
+        add(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    return handler(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

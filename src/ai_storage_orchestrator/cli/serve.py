@@ -1,0 +1,77 @@
+"""`ai-storage-orchestrator serve`: run the controller and the REST API."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from ai_storage_orchestrator import logging as logging_setup
+from ai_storage_orchestrator.runtime import serve
+from ai_storage_orchestrator.settings import AuthMode, Settings
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("serve", help="run the orchestrator (controller + REST API)")
+    defaults = Settings()
+    parser.add_argument("--kubeconfig", help="kubeconfig path (default: in-cluster service account)")
+    parser.add_argument("--host", default=defaults.host, help="address to bind (default %(default)s)")
+    parser.add_argument("--port", type=int, default=defaults.port, help="port (default %(default)s)")
+    parser.add_argument(
+        "--auth",
+        choices=[m.value for m in AuthMode],
+        default=defaults.auth.value,
+        help="kubernetes: TokenReview + SubjectAccessReview; none: only allowed on loopback (default %(default)s)",
+    )
+    parser.add_argument("--namespace", help="watch and migrate pods of this namespace only (default: all)")
+    parser.add_argument("--workers", type=int, default=defaults.workers)
+    parser.add_argument("--max-active-migrations", type=int, default=defaults.max_active_migrations)
+    parser.add_argument("--max-active-per-node", type=int, default=defaults.max_active_per_node)
+    parser.add_argument("--checkpoint-retention", type=int, default=defaults.checkpoint_retention)
+    parser.add_argument("--keep-failed-checkpoints", action="store_true")
+    parser.add_argument("--leader-election", action=argparse.BooleanOptionalAction, default=defaults.leader_election)
+    parser.add_argument("--lease-name", default=defaults.lease_name)
+    parser.add_argument("--lease-namespace", default=defaults.lease_namespace)
+    parser.add_argument("--lease-duration", type=float, default=defaults.lease_duration_seconds)
+    parser.add_argument("--identity", default=None, help="leader-election identity (default: host name and pid)")
+    parser.add_argument("--install-crd", action="store_true", help="create the PodMigration CRD if it is missing")
+    parser.add_argument("--log-format", choices=["auto", "json", "console"], default=defaults.log_format)
+    parser.add_argument("--log-level", default=defaults.log_level)
+    parser.set_defaults(handler=run)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    values = {
+        "kubeconfig": args.kubeconfig,
+        "host": args.host,
+        "port": args.port,
+        "auth": AuthMode(args.auth),
+        "namespace": args.namespace,
+        "workers": args.workers,
+        "max_active_migrations": args.max_active_migrations,
+        "max_active_per_node": args.max_active_per_node,
+        "checkpoint_retention": args.checkpoint_retention,
+        "keep_failed_checkpoints": args.keep_failed_checkpoints,
+        "leader_election": args.leader_election,
+        "lease_name": args.lease_name,
+        "lease_namespace": args.lease_namespace,
+        "lease_duration_seconds": args.lease_duration,
+        "install_crd": args.install_crd,
+        "log_format": args.log_format,
+        "log_level": args.log_level,
+    }
+    if args.identity:
+        values["identity"] = args.identity
+    return Settings(**values)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    try:
+        settings.validate()
+    except ValueError as error:
+        print(f"ai-storage-orchestrator: {error}", file=sys.stderr)
+        return 2
+    logging_setup.configure(log_format=settings.log_format, level=settings.log_level)
+    asyncio.run(serve(settings))
+    return 0

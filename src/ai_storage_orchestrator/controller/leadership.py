@@ -1,0 +1,129 @@
+"""Leader election on a coordination.k8s.io Lease, like client-go's: one replica acts, the others stand by and take
+over when the holder stops renewing. Expiry is judged by how long *we* have seen the record unchanged, so clock skew
+between replicas does not matter."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+
+from ai_storage_orchestrator.kube.errors import KubeApiError
+from ai_storage_orchestrator.kube.resources import LEASES, KubeApi
+
+log = structlog.get_logger(__name__)
+
+
+def _micro_time() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class LeaderElector:
+    def __init__(
+        self,
+        api: KubeApi,
+        *,
+        name: str,
+        namespace: str,
+        identity: str,
+        lease_duration: float = 15.0,
+        renew_deadline: float = 10.0,
+        retry_period: float = 2.0,
+        on_change: Callable[[bool], None] | None = None,
+    ) -> None:
+        self.api = api
+        self.name = name
+        self.namespace = namespace
+        self.identity = identity
+        self.lease_duration = lease_duration
+        self.renew_deadline = renew_deadline
+        self.retry_period = retry_period
+        self.on_change = on_change
+        self.is_leader = False
+        self._observed: tuple[str, float] | None = None  # (resourceVersion, monotonic time first seen)
+
+    async def run(self, lead: Callable[[], Awaitable[None]]) -> None:
+        """Forever: wait to acquire the lease, run `lead()` while renewing it, stop `lead` when the lease is lost."""
+        loop = asyncio.get_running_loop()
+        while True:
+            if not await self._try_acquire_or_renew():
+                await asyncio.sleep(self.retry_period)  # lease protocol: holders renew on a period, we re-check
+                continue
+            self._set_leader(True)
+            leading = loop.create_task(lead(), name="leader-work")
+            try:
+                await self._keep_renewing(leading)
+            finally:
+                leading.cancel()
+                await asyncio.gather(leading, return_exceptions=True)
+                self._set_leader(False)
+
+    async def _keep_renewing(self, leading: asyncio.Task[None]) -> None:
+        loop = asyncio.get_running_loop()
+        last_renew = loop.time()
+        while not leading.done():
+            await asyncio.wait({leading}, timeout=self.retry_period)
+            if leading.done():
+                return
+            if await self._try_acquire_or_renew():
+                last_renew = loop.time()
+            elif loop.time() - last_renew > self.renew_deadline:
+                log.warning("leader.lost", lease=self.name, identity=self.identity)
+                return
+
+    def _set_leader(self, value: bool) -> None:
+        if value != self.is_leader:
+            self.is_leader = value
+            log.info("leader.changed", leading=value, identity=self.identity, lease=self.name)
+            if self.on_change:
+                self.on_change(value)
+
+    def _lease(self, lease: dict[str, Any] | None, *, transitions: int) -> dict[str, Any]:
+        now = _micro_time()
+        spec: dict[str, Any] = {
+            "holderIdentity": self.identity,
+            "leaseDurationSeconds": int(self.lease_duration),
+            "renewTime": now,
+            "leaseTransitions": transitions,
+        }
+        if lease is None or (lease.get("spec") or {}).get("holderIdentity") != self.identity:
+            spec["acquireTime"] = now
+        else:
+            spec["acquireTime"] = lease["spec"].get("acquireTime", now)
+        body: dict[str, Any] = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": self.name, "namespace": self.namespace},
+            "spec": spec,
+        }
+        if lease is not None:
+            body["metadata"]["resourceVersion"] = lease["metadata"]["resourceVersion"]
+        return body
+
+    async def _try_acquire_or_renew(self) -> bool:
+        loop = asyncio.get_running_loop()
+        try:
+            try:
+                lease = await self.api.get(LEASES, self.name, namespace=self.namespace)
+            except KubeApiError as error:
+                if not error.not_found:
+                    raise
+                await self.api.create(LEASES, self._lease(None, transitions=0), namespace=self.namespace)
+                return True
+            spec = lease.get("spec") or {}
+            holder = spec.get("holderIdentity")
+            version = lease["metadata"]["resourceVersion"]
+            if self._observed is None or self._observed[0] != version:
+                self._observed = (version, loop.time())
+            expired = loop.time() - self._observed[1] > float(spec.get("leaseDurationSeconds") or self.lease_duration)
+            if holder and holder != self.identity and not expired:
+                return False
+            transitions = int(spec.get("leaseTransitions") or 0) + (0 if holder == self.identity else 1)
+            await self.api.replace(LEASES, self._lease(lease, transitions=transitions))
+            return True
+        except KubeApiError as error:
+            log.info("leader.renew_failed", error=str(error))
+            return False
