@@ -93,3 +93,48 @@ async def no_leaked_tasks() -> AsyncIterator[None]:
 
 def pod_manifest(name: str, containers: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": {"containers": containers, **spec}}
+
+
+@pytest.fixture(scope="session")
+async def crd_installed(api: client.ApiClient) -> None:
+    """The PodMigration CRD, installed once per session and Established before any test uses it."""
+    from ai_storage_orchestrator.kube.resources import KubeApi
+    from ai_storage_orchestrator.runtime import crd_manifest, install_crd
+
+    await install_crd(KubeApi(api))
+    extensions = client.ApiextensionsV1Api(api)
+    name = crd_manifest()["metadata"]["name"]
+
+    def established(crd: Any) -> bool:
+        return any(c.type == "Established" and c.status == "True" for c in (crd.status.conditions or []))
+
+    current = await extensions.read_custom_resource_definition(name)
+    if established(current):
+        return
+    async with asyncio.timeout(30), watch.Watch() as stream:
+        async for event in stream.stream(
+            extensions.list_custom_resource_definition,
+            field_selector=f"metadata.name={name}",
+            resource_version=current.metadata.resource_version,
+            timeout_seconds=30,
+        ):
+            if established(event["object"]):
+                return
+
+
+@pytest.fixture
+async def orchestrator(cluster: ClusterHandle, namespace: str, crd_installed: None) -> AsyncIterator[Any]:
+    """An orchestrator running in this process, watching the test's namespace, acting without leader election."""
+    from ai_storage_orchestrator.runtime import Orchestrator
+    from ai_storage_orchestrator.settings import Settings
+
+    settings = Settings(
+        kubeconfig=str(cluster.kubeconfig), namespace=namespace, leader_election=False, identity=f"test-{namespace}"
+    )
+    running = Orchestrator(settings)
+    await running.start()
+    try:
+        await running.state.wait_for(lambda: running.state.synced, timeout=30)
+        yield running
+    finally:
+        await running.stop()

@@ -144,8 +144,8 @@ class LocalCluster:
                 f"--service-account-private-key-file={paths.sa_private}",
                 f"--root-ca-file={paths.ca_cert}",
                 "--use-service-account-credentials=false",
-                # Simulated nodes: no pod CIDRs to allocate, no clouds; node health is KWOK's job.
-                "--controllers=*,-node-ipam-controller,-node-lifecycle-controller",
+                # Simulated nodes: no pod CIDRs to allocate. The node lifecycle controller stays: it lifts the not-ready taint.
+                "--controllers=*,-node-ipam-controller",
                 f"--cert-dir={self.workdir / 'kcm-certs'}",
             ],
         )

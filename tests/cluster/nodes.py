@@ -25,8 +25,12 @@ def simulated_node(
 
 
 def _is_ready(node: Any) -> bool:
+    """Ready, and the not-ready taint the API server puts on new nodes has been lifted by the lifecycle controller."""
     conditions = (node.status.conditions if node.status else None) or []
-    return any(c.type == "Ready" and c.status == "True" for c in conditions)
+    taints = (node.spec.taints if node.spec else None) or []
+    return any(c.type == "Ready" and c.status == "True" for c in conditions) and not any(
+        t.key.startswith("node.kubernetes.io/") for t in taints
+    )
 
 
 async def create_simulated_nodes(kubeconfig: Path, names: Sequence[str], *, timeout: float = 60.0) -> None:

@@ -1,0 +1,199 @@
+"""Migrations carried out by the controller against the real API server and KWOK nodes."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from kubernetes_asyncio import client
+
+from ai_storage_orchestrator.errors import Conflict, NotFound, Unprocessable
+from ai_storage_orchestrator.models import MigrationRequest, Phase, Strategy
+from ai_storage_orchestrator.runtime import Orchestrator
+from tests.cluster.fixtures import ClusterHandle
+from tests.cluster.nodes import create_simulated_nodes
+from tests.cluster.workloads import CERTIFICATION_POD, certification_pod, shared_volume
+
+JSON = dict[str, Any]
+
+
+async def _certification_setup(core: client.CoreV1Api, namespace: str, node: str) -> None:
+    pv, pvc = shared_volume(namespace)
+    await core.create_persistent_volume(pv)
+    await core.create_namespaced_persistent_volume_claim(namespace, pvc)
+    await core.create_namespaced_pod(namespace, certification_pod(node=node, complete_after="1s"))
+
+
+def _container_state(pod: JSON | None, name: str) -> str | None:
+    for status in ((pod or {}).get("status") or {}).get("containerStatuses") or []:
+        if status["name"] == name:
+            return next(iter(status.get("state") or {"unknown": None}))
+    return None
+
+
+async def _wait_data_processor_completed(orchestrator: Orchestrator, namespace: str) -> None:
+    await orchestrator.state.wait_for(
+        lambda: (
+            _container_state(orchestrator.state.pod(namespace, CERTIFICATION_POD), "data-processor") == "terminated"
+        ),
+        timeout=30,
+    )
+
+
+async def _wait_phase(orchestrator: Orchestrator, namespace: str, migration_id: str, *phases: Phase) -> JSON:
+    wanted = {p.value for p in phases}
+
+    def reached() -> JSON | None:
+        migration = orchestrator.state.migration(namespace, migration_id)
+        if migration and (migration.get("status") or {}).get("phase") in wanted:
+            return migration
+        return None
+
+    return await orchestrator.state.wait_for(reached, timeout=60)
+
+
+def _request(namespace: str, source: str, target: str, **extra: Any) -> MigrationRequest:
+    return MigrationRequest(
+        pod_name=CERTIFICATION_POD, pod_namespace=namespace, source_node=source, target_node=target, **extra
+    )
+
+
+@pytest.fixture
+async def unready_node(cluster: ClusterHandle, core: client.CoreV1Api) -> Any:
+    """A Ready node on which pods never become Ready (KWOK stage rule for the sim-unready- prefix)."""
+    name = f"sim-unready-{uuid.uuid4().hex[:6]}"
+    await create_simulated_nodes(cluster.kubeconfig, [name])
+    yield name
+    await core.delete_node(name)
+
+
+async def test_certification_pod_migrates_with_two_containers(
+    cluster: ClusterHandle, core: client.CoreV1Api, namespace: str, orchestrator: Orchestrator
+) -> None:
+    source, target = cluster.node_names[0], cluster.node_names[1]
+    await _certification_setup(core, namespace, source)
+    await _wait_data_processor_completed(orchestrator, namespace)
+    assert orchestrator.service is not None
+
+    created = await orchestrator.service.submit(_request(namespace, source, target, preserve_pv=True))
+    assert created["status"] == "pending"
+    done = await _wait_phase(orchestrator, namespace, created["migration_id"], Phase.COMPLETED, Phase.FAILED)
+
+    migration = orchestrator.service.get(created["migration_id"])
+    assert migration["status"] == "completed", migration
+    actions = {c["name"]: c["action"] for c in migration["containers"]}
+    assert actions == {"tensorflow-trainer": "migrate", "data-processor": "skip", "model-monitor": "migrate"}
+    assert migration["resources"]["freed"] == {"cpu_millicores": 500, "memory_bytes": 1536 * 1024**2}
+    assert migration["ordering"] == Strategy.CHECKPOINT_RESTART.value
+    new_name = migration["new_pod_name"]
+    assert new_name.startswith(f"{CERTIFICATION_POD}-migrated-")
+    assert done["status"]["targetPod"] == new_name
+
+    new_pod = await core.read_namespaced_pod(new_name, namespace)
+    assert new_pod.spec.node_name == target
+    assert [c.name for c in new_pod.spec.containers] == ["tensorflow-trainer", "model-monitor"]
+    assert [v.persistent_volume_claim.claim_name for v in new_pod.spec.volumes if v.persistent_volume_claim] == [
+        "training-data"
+    ]
+    assert new_pod.metadata.labels["ai-storage.io/migration-id"] == created["migration_id"]
+    pods = await core.list_namespaced_pod(namespace)
+    assert [p.metadata.name for p in pods.items] == [new_name], "source pod must be gone"
+    phases = [t["phase"] for t in migration["phase_transitions"]]
+    assert phases == [
+        "Validating",
+        "Checkpointing",
+        "StoppingSource",
+        "CreatingTarget",
+        "WaitingForTarget",
+        "Completed",
+    ]
+
+
+async def test_target_never_ready_fails_after_timeout_and_keeps_source(
+    core: client.CoreV1Api, cluster: ClusterHandle, namespace: str, orchestrator: Orchestrator, unready_node: str
+) -> None:
+    source = cluster.node_names[0]
+    await _certification_setup(core, namespace, source)
+    await _wait_data_processor_completed(orchestrator, namespace)
+    assert orchestrator.service is not None
+    request = _request(namespace, source, unready_node, timeout_seconds=2, strategy=Strategy.MAKE_BEFORE_BREAK)
+    created = await orchestrator.service.submit(request)
+    await _wait_phase(orchestrator, namespace, created["migration_id"], Phase.FAILED, Phase.COMPLETED)
+    migration = orchestrator.service.get(created["migration_id"])
+    assert migration["status"] == "failed"
+    assert migration["error"]["reason"] == "target_not_ready_timeout"
+    assert "not Ready within 2s" in migration["error"]["message"]
+    pods = await core.list_namespaced_pod(namespace)
+    assert [(p.metadata.name, p.spec.node_name) for p in pods.items] == [(CERTIFICATION_POD, source)]
+
+
+async def test_checkpoint_restart_rollback_recreates_pod_on_source(
+    core: client.CoreV1Api, cluster: ClusterHandle, namespace: str, orchestrator: Orchestrator, unready_node: str
+) -> None:
+    source = cluster.node_names[0]
+    await _certification_setup(core, namespace, source)
+    await _wait_data_processor_completed(orchestrator, namespace)
+    assert orchestrator.service is not None
+    request = _request(namespace, source, unready_node, timeout_seconds=3, strategy=Strategy.CHECKPOINT_RESTART)
+    created = await orchestrator.service.submit(request)
+    await _wait_phase(orchestrator, namespace, created["migration_id"], Phase.FAILED, Phase.COMPLETED)
+    migration = orchestrator.service.get(created["migration_id"])
+    assert migration["status"] == "failed"
+    assert migration["error"]["reason"] == "target_not_ready_timeout"
+    assert f"recreated on {source}" in migration["message"]
+    pods = await core.list_namespaced_pod(namespace)
+    assert [(p.metadata.name, p.spec.node_name) for p in pods.items] == [(CERTIFICATION_POD, source)]
+    restored = pods.items[0]
+    assert restored.metadata.annotations["ai-storage.io/restored-by"] == created["migration_id"]
+    assert [c.name for c in restored.spec.containers] == ["tensorflow-trainer", "model-monitor"]
+
+
+async def test_cancel_while_waiting_rolls_back(
+    core: client.CoreV1Api, cluster: ClusterHandle, namespace: str, orchestrator: Orchestrator, unready_node: str
+) -> None:
+    source = cluster.node_names[0]
+    await _certification_setup(core, namespace, source)
+    await _wait_data_processor_completed(orchestrator, namespace)
+    assert orchestrator.service is not None
+    request = _request(namespace, source, unready_node, strategy=Strategy.MAKE_BEFORE_BREAK)
+    created = await orchestrator.service.submit(request)
+    await _wait_phase(orchestrator, namespace, created["migration_id"], Phase.WAITING_FOR_TARGET)
+    await orchestrator.service.cancel(created["migration_id"])
+    await _wait_phase(orchestrator, namespace, created["migration_id"], Phase.CANCELLED, Phase.FAILED)
+    migration = orchestrator.service.get(created["migration_id"])
+    assert migration["status"] == "cancelled"
+    pods = await core.list_namespaced_pod(namespace)
+    assert [(p.metadata.name, p.spec.node_name) for p in pods.items] == [(CERTIFICATION_POD, source)]
+    with pytest.raises(Conflict) as finished:
+        await orchestrator.service.cancel(created["migration_id"])
+    assert finished.value.reason == "migration_finished"
+
+
+async def test_refusals_carry_reasons(
+    core: client.CoreV1Api, cluster: ClusterHandle, namespace: str, orchestrator: Orchestrator
+) -> None:
+    source, target = cluster.node_names[0], cluster.node_names[1]
+    await _certification_setup(core, namespace, source)
+    await _wait_data_processor_completed(orchestrator, namespace)
+    service = orchestrator.service
+    assert service is not None
+    with pytest.raises(NotFound) as missing:
+        await service.submit(
+            _request(namespace, source, target).__class__(
+                pod_name="nope", pod_namespace=namespace, source_node=source, target_node=target
+            )
+        )
+    assert missing.value.reason == "pod_not_found"
+    with pytest.raises(Conflict) as wrong_node:
+        await service.submit(_request(namespace, target, source))
+    assert wrong_node.value.reason == "pod_not_on_source_node"
+    with pytest.raises(Unprocessable) as no_node:
+        await service.submit(_request(namespace, source, "no-such-node"))
+    assert no_node.value.reason == "target_node_not_found"
+    first = await service.submit(_request(namespace, source, target, preserve_pv=True))
+    with pytest.raises(Conflict) as busy:
+        await service.submit(_request(namespace, source, target))
+    assert busy.value.reason == "migration_in_progress"
+    assert busy.value.details["migration_id"] == first["migration_id"]
+    await _wait_phase(orchestrator, namespace, first["migration_id"], Phase.COMPLETED, Phase.FAILED)
