@@ -144,7 +144,7 @@ class LocalCluster:
                 f"--service-account-private-key-file={paths.sa_private}",
                 f"--root-ca-file={paths.ca_cert}",
                 "--use-service-account-credentials=false",
-                # Simulated nodes: no pod CIDRs to allocate. The node lifecycle controller stays: it lifts the not-ready taint.
+                # No pod CIDRs to allocate; the node lifecycle controller stays (it lifts the not-ready taint).
                 "--controllers=*,-node-ipam-controller",
                 f"--cert-dir={self.workdir / 'kcm-certs'}",
             ],
