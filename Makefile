@@ -4,7 +4,7 @@ SHELL := bash
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat setup.cfg pyproject.toml | sha256sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell sha256sum setup.cfg | cut -c1-12)
 K8S_BIN = $(shell tools/k8s/build.sh --print)
 PYTEST_ARGS ?=
 

@@ -13,16 +13,7 @@ from ai_storage_orchestrator.cli import serve
 COMMAND_MODULES: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [serve.add_parser]
 
 
-def _load_client_commands() -> None:
-    try:
-        from ai_storage_orchestrator.cli import client
-    except ImportError:  # pragma: no cover - client commands are optional during development
-        return
-    COMMAND_MODULES.append(client.add_parser)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    _load_client_commands()
     parser = argparse.ArgumentParser(
         prog="ai-storage-orchestrator",
         description="Move AI-training pods between Kubernetes nodes without re-running finished containers.",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import structlog
@@ -45,7 +45,7 @@ class LeaderElector:
         self.is_leader = False
         self._observed: tuple[str, float] | None = None  # (resourceVersion, monotonic time first seen)
 
-    async def run(self, lead: Callable[[], Awaitable[None]]) -> None:
+    async def run(self, lead: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Forever: wait to acquire the lease, run `lead()` while renewing it, stop `lead` when the lease is lost."""
         loop = asyncio.get_running_loop()
         while True:
@@ -53,7 +53,7 @@ class LeaderElector:
                 await asyncio.sleep(self.retry_period)  # lease protocol: holders renew on a period, we re-check
                 continue
             self._set_leader(True)
-            leading = loop.create_task(lead(), name="leader-work")
+            leading: asyncio.Task[None] = loop.create_task(lead(), name="leader-work")
             try:
                 await self._keep_renewing(leading)
             finally:

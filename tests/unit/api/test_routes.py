@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -244,6 +245,7 @@ async def test_openapi_document_is_served(client: Client) -> None:
     ],
 )
 async def test_client_mistakes_are_never_a_500(client: Client, body: Any) -> None:
-    response = await client.post("/api/migrations", json=body)
+    data = json.dumps(body).encode()
+    response = await client.post("/api/migrations", data=data, headers={"Content-Type": "application/json"})
     assert response.status == 400
     assert set(await response.json()) == ERROR_KEYS
