@@ -1,0 +1,285 @@
+"""The REST API served by a running orchestrator against the real API server: every route, every error reason of
+DESIGN.md §3, the seed's exact curl body, metrics, and Kubernetes-native auth."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from kubernetes_asyncio import client
+from prometheus_client.parser import text_string_to_metric_families
+
+from ai_storage_orchestrator.api.app import create_app
+from ai_storage_orchestrator.api.auth import AllowAll, Authenticator, KubernetesAuthenticator
+from ai_storage_orchestrator.models import Phase
+from ai_storage_orchestrator.runtime import Orchestrator
+from tests.cluster.fixtures import ClusterHandle
+from tests.cluster.workloads import CERTIFICATION_POD, certification_pod, shared_volume
+
+JSON = dict[str, Any]
+
+
+async def _client(orchestrator: Orchestrator, authenticator: Authenticator) -> TestClient[Any, Any]:
+    assert orchestrator.service is not None
+    app = create_app(service=orchestrator.service, metrics=orchestrator.metrics, authenticator=authenticator)
+    http = TestClient(TestServer(app, host="127.0.0.1"))
+    await http.start_server()
+    return http
+
+
+@pytest.fixture
+async def http(orchestrator: Orchestrator) -> AsyncIterator[TestClient[Any, Any]]:
+    session = await _client(orchestrator, AllowAll())
+    yield session
+    await session.close()
+
+
+async def _deploy(core: client.CoreV1Api, namespace: str, node: str, orchestrator: Orchestrator) -> None:
+    pv, pvc = shared_volume(namespace)
+    await core.create_persistent_volume(pv)
+    await core.create_namespaced_persistent_volume_claim(namespace, pvc)
+    await core.create_namespaced_pod(namespace, certification_pod(node=node, complete_after="1s"))
+
+    def completed() -> bool:
+        pod = orchestrator.state.pod(namespace, CERTIFICATION_POD) or {}
+        statuses = (pod.get("status") or {}).get("containerStatuses") or []
+        return any(s["name"] == "data-processor" and "terminated" in s["state"] for s in statuses)
+
+    await orchestrator.state.wait_for(completed, timeout=30)
+
+
+def _seed_body(namespace: str, source: str, target: str) -> JSON:
+    return {
+        "pod_name": "tensorflow-ai-workload",
+        "pod_namespace": namespace,
+        "source_node": source,
+        "target_node": target,
+        "preserve_pv": True,
+    }
+
+
+async def _wait_terminal(orchestrator: Orchestrator, namespace: str, migration_id: str) -> None:
+    def ended() -> bool:
+        migration = orchestrator.state.migration(namespace, migration_id) or {}
+        return (migration.get("status") or {}).get("phase") in {p.value for p in (Phase.COMPLETED, Phase.FAILED)}
+
+    await orchestrator.state.wait_for(ended, timeout=60)
+
+
+async def test_seed_curl_body_migrates_and_every_read_route_answers(
+    cluster: ClusterHandle,
+    core: client.CoreV1Api,
+    namespace: str,
+    orchestrator: Orchestrator,
+    http: TestClient[Any, Any],
+) -> None:
+    source, target = cluster.node_names[0], cluster.node_names[1]
+    await _deploy(core, namespace, source, orchestrator)
+
+    dry = await http.post("/api/migrations", json={**_seed_body(namespace, source, target), "dry_run": True})
+    assert dry.status == 200
+    plan = await dry.json()
+    assert {c["name"]: c["action"] for c in plan["containers"]}["data-processor"] == "skip"
+    assert plan["ok"] is True
+
+    response = await http.post("/api/migrations", json=_seed_body(namespace, source, target))
+    assert response.status == 202, await response.text()
+    created = await response.json()
+    migration_id = created["migration_id"]
+    assert response.headers["Location"] == f"/api/migrations/{migration_id}"
+    assert response.headers["X-Request-ID"]
+
+    again = await http.post("/api/v1/migrations", json=_seed_body(namespace, source, target))
+    assert again.status == 409
+    conflict = await again.json()
+    assert conflict["error"] == "migration_in_progress"
+    assert conflict["details"]["migration_id"] == migration_id
+
+    await _wait_terminal(orchestrator, namespace, migration_id)
+    got = await http.get(f"/api/migrations/{migration_id}")
+    assert got.status == 200
+    migration = await got.json()
+    assert migration["status"] == "completed"
+    assert migration["new_pod_name"].startswith("tensorflow-ai-workload-migrated-")
+    assert [c["action"] for c in migration["containers"]] == ["migrate", "skip", "migrate"]
+    assert all(c["reason"] for c in migration["containers"])
+    assert migration["duration_seconds"] is not None
+
+    listed = await (await http.get(f"/api/migrations?namespace={namespace}&status=completed")).json()
+    assert [m["migration_id"] for m in listed["migrations"]] == [migration_id]
+    assert (await (await http.get("/api/migrations?status=failed&namespace=" + namespace)).json())["count"] == 0
+
+    cancel = await http.delete(f"/api/migrations/{migration_id}")
+    assert cancel.status == 409
+    assert (await cancel.json())["error"] == "migration_finished"
+
+    assert (await http.get("/healthz")).status == 200
+    assert (await http.get("/readyz")).status == 200
+    assert (await http.get("/api/openapi.json")).status == 200
+    metrics_text = await (await http.get("/metrics")).text()
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(metrics_text)
+        for sample in family.samples
+    }
+    assert samples[("ai_storage_migrations_total", (("result", "completed"),))] == 1
+    assert samples[("ai_storage_containers_total", (("action", "skip"),))] == 1
+    assert samples[("ai_storage_cpu_requests_freed_millicores_total", ())] == 500
+
+
+async def _error(response: Any) -> JSON:
+    body: JSON = await response.json()
+    assert set(body) == {"error", "message", "details"}, body
+    return body
+
+
+def _simple_pod(name: str, node: str, **extra: Any) -> JSON:
+    volumes = extra.pop("volumes", [{"name": "scratch", "emptyDir": {}}])
+    containers = extra.pop(
+        "containers",
+        [{"name": "main", "image": "busybox", "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}]}],
+    )
+    metadata = {"name": name, **extra.pop("metadata", {})}
+    return {"metadata": metadata, "spec": {"nodeName": node, "containers": containers, "volumes": volumes, **extra}}
+
+
+async def test_error_reasons(
+    cluster: ClusterHandle,
+    core: client.CoreV1Api,
+    namespace: str,
+    orchestrator: Orchestrator,
+    http: TestClient[Any, Any],
+) -> None:
+    source, target, third = cluster.node_names[0], cluster.node_names[1], cluster.node_names[2]
+    await _deploy(core, namespace, source, orchestrator)
+    owner = await core.create_namespaced_config_map(namespace, {"metadata": {"name": "owner"}})
+    owner_ref = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "name": "owner",
+        "uid": owner.metadata.uid,
+        "controller": True,
+    }
+    await core.create_namespaced_pod(namespace, _simple_pod("owned", source, metadata={"ownerReferences": [owner_ref]}))
+    await core.create_namespaced_pod(namespace, _simple_pod("local-only", source))
+    await core.create_namespaced_pod(
+        namespace,
+        _simple_pod(
+            "all-done",
+            source,
+            metadata={
+                "annotations": {
+                    "sim.ai-storage.io/complete-containers": "main",
+                    "sim.ai-storage.io/complete-after": "0s",
+                }
+            },
+            volumes=[{"name": "shared", "persistentVolumeClaim": {"claimName": "training-data"}}],
+            containers=[
+                {"name": "main", "image": "busybox", "volumeMounts": [{"name": "shared", "mountPath": "/data"}]}
+            ],
+            restartPolicy="Never",
+        ),
+    )
+    await core.patch_node(third, {"spec": {"unschedulable": True}})
+    try:
+
+        def settled() -> bool:
+            done = orchestrator.state.pod(namespace, "all-done") or {}
+            statuses = (done.get("status") or {}).get("containerStatuses") or []
+            node = orchestrator.state.node(third) or {}
+            ready = all(orchestrator.state.pod(namespace, n) for n in ("owned", "local-only"))
+            return (
+                ready and bool(statuses) and "terminated" in statuses[0]["state"] and node["spec"].get("unschedulable")
+            )
+
+        await orchestrator.state.wait_for(settled, timeout=30)
+        body = _seed_body(namespace, source, target)
+        cases: list[tuple[JSON, int, str]] = [
+            ({**body, "pod_name": "missing"}, 404, "pod_not_found"),
+            ({**body, "source_node": target, "target_node": third}, 409, "pod_not_on_source_node"),
+            ({**body, "target_node": source}, 422, "source_equals_target"),
+            ({**body, "target_node": "no-such-node"}, 422, "target_node_not_found"),
+            ({**body, "target_node": third}, 422, "target_node_cordoned"),
+            ({**body, "pod_name": "owned", "preserve_pv": False}, 422, "owned_by_controller"),
+            ({**body, "pod_name": "local-only"}, 422, "no_shared_volume"),
+            ({**body, "pod_name": "all-done"}, 422, "nothing_to_run"),
+            ({**body, "preserve_pv": "yes"}, 400, "invalid_request"),
+            ({**body, "extra": 1}, 400, "invalid_request"),
+            ({key: value for key, value in body.items() if key != "target_node"}, 400, "invalid_request"),
+        ]
+        for payload, status, reason in cases:
+            response = await http.post("/api/migrations", json=payload)
+            error = await _error(response)
+            assert (response.status, error["error"]) == (status, reason), (payload, error)
+            assert error["message"]
+
+        malformed = await http.post("/api/migrations", data=b"{", headers={"Content-Type": "application/json"})
+        assert (malformed.status, (await _error(malformed))["error"]) == (400, "invalid_json")
+        wrong_type = await http.post("/api/migrations", data=b"a=b", headers={"Content-Type": "text/plain"})
+        assert (wrong_type.status, (await _error(wrong_type))["error"]) == (415, "unsupported_media_type")
+        huge = await http.post("/api/migrations", json={**body, "pod_name": "x" * 70_000})
+        assert (huge.status, (await _error(huge))["error"]) == (413, "payload_too_large")
+        unknown = await http.get("/api/migrations/0123456789ab")
+        assert (unknown.status, (await _error(unknown))["error"]) == (404, "migration_not_found")
+        assert (await http.delete("/api/migrations/0123456789ab")).status == 404
+        assert orchestrator.state.migrations_of_pod(namespace, CERTIFICATION_POD) == []
+    finally:
+        await core.patch_node(third, {"spec": {"unschedulable": False}})
+
+
+async def _service_account_token(core: client.CoreV1Api, namespace: str, name: str) -> str:
+    await core.create_namespaced_service_account(namespace, {"metadata": {"name": name}})
+    token = await core.create_namespaced_service_account_token(name, namespace, {"spec": {"expirationSeconds": 600}})
+    return str(token.status.token)
+
+
+async def test_kubernetes_auth_401_403_202(
+    api: client.ApiClient,
+    cluster: ClusterHandle,
+    core: client.CoreV1Api,
+    namespace: str,
+    orchestrator: Orchestrator,
+) -> None:
+    source, target = cluster.node_names[0], cluster.node_names[1]
+    await _deploy(core, namespace, source, orchestrator)
+    assert orchestrator.api is not None
+    http = await _client(orchestrator, KubernetesAuthenticator(orchestrator.api))
+    try:
+        body = _seed_body(namespace, source, target)
+        anonymous = await http.post("/api/migrations", json=body)
+        assert (anonymous.status, (await _error(anonymous))["error"]) == (401, "unauthorized")
+        bogus = await http.post("/api/migrations", json=body, headers={"Authorization": "Bearer not-a-token"})
+        assert bogus.status == 401
+
+        viewer = await _service_account_token(core, namespace, "viewer")
+        denied = await http.post("/api/migrations", json=body, headers={"Authorization": f"Bearer {viewer}"})
+        assert (denied.status, (await _error(denied))["error"]) == (403, "forbidden")
+
+        rbac = client.RbacAuthorizationV1Api(api)
+        await rbac.create_namespaced_role(
+            namespace,
+            {
+                "metadata": {"name": "pod-mover"},
+                "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "create", "delete"]}],
+            },
+        )
+        operator = await _service_account_token(core, namespace, "operator")
+        await rbac.create_namespaced_role_binding(
+            namespace,
+            {
+                "metadata": {"name": "operator-moves-pods"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-mover"},
+                "subjects": [{"kind": "ServiceAccount", "name": "operator", "namespace": namespace}],
+            },
+        )
+        allowed = await http.post("/api/migrations", json=body, headers={"Authorization": f"Bearer {operator}"})
+        assert allowed.status == 202, await allowed.text()
+        migration_id = (await allowed.json())["migration_id"]
+        read = await http.get(f"/api/migrations/{migration_id}", headers={"Authorization": f"Bearer {viewer}"})
+        assert read.status == 403
+        assert (await http.get("/healthz")).status == 200
+        await _wait_terminal(orchestrator, namespace, migration_id)
+    finally:
+        await http.close()
