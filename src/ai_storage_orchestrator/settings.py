@@ -37,6 +37,10 @@ class Settings:
     max_body_bytes: int = 64 * 1024
     log_format: str = "auto"  # json | console | auto (console on a TTY)
     log_level: str = "info"
+    # Crash-testing aid, set only through the AISO_FAULT_POINT environment variable: "before:<Phase>" stops a
+    # migration's worker before that phase's step, "after:<Phase>" after the step acted but before the next phase
+    # is recorded. Tests SIGKILL the process there and check that a restarted orchestrator finishes correctly.
+    fault_point: str | None = field(default_factory=lambda: os.environ.get("AISO_FAULT_POINT") or None)
 
     def validate(self) -> None:
         if self.auth is AuthMode.NONE and self.host not in LOOPBACK_HOSTS:

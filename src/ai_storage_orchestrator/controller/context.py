@@ -86,6 +86,7 @@ class MigrationContext:
 
     async def transition(self, phase: Phase, message: str, **fields: Any) -> Result:
         """Record the next phase with its time stamp; the caller's step is done."""
+        await self.controller.fault_point(f"after:{self.phase.value}")
         now = now_iso()
         transitions = [
             *self.status.get("phaseTransitions", []),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Protocol
 
 import structlog
@@ -107,6 +108,7 @@ class MigrationController:
         if step is None:
             return Result.done()
         context = MigrationContext(migration, self)
+        await self.fault_point(f"before:{phase.value}")
         with structlog.contextvars.bound_contextvars(
             migration_id=context.name,
             pod=(migration.get("spec") or {}).get("podName"),
@@ -114,6 +116,12 @@ class MigrationController:
             phase=phase.value,
         ):
             return await step(context)
+
+    async def fault_point(self, point: str) -> None:
+        """Block this worker forever at `point` when the crash-testing fault is armed there (see Settings)."""
+        if self.settings.fault_point == point:
+            log.warning("fault.reached", point=point)
+            await asyncio.Event().wait()
 
     # Helpers for the phases -------------------------------------------------------------------------------------
     def plan(self, request: MigrationRequest, migration_id: str) -> MigrationPlan:
