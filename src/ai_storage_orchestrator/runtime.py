@@ -106,9 +106,13 @@ class Orchestrator:
             lease_duration=self.settings.lease_duration_seconds,
             renew_deadline=self.settings.lease_duration_seconds * 2 / 3,
             retry_period=max(0.5, self.settings.lease_duration_seconds / 7),
-            on_change=lambda leading: self.metrics.leader.set(1 if leading else 0),
+            on_change=self._leadership_changed,
         )
         await self.elector.run(self._lead)
+
+    def _leadership_changed(self, leading: bool) -> None:
+        self.metrics.leader.set(1 if leading else 0)
+        self.state.notify()
 
     async def stop(self) -> None:
         for task in self._tasks:

@@ -57,6 +57,10 @@ class ClusterState:
         store.add_listener(listener)
 
     def _on_change(self, _type: str, _old: JSON | None, _new: JSON | None) -> None:
+        self.notify()
+
+    def notify(self) -> None:
+        """Wake every `wait_for` to re-check its condition (also used for changes outside the caches)."""
         self.version += 1
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()

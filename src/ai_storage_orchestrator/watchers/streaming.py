@@ -56,7 +56,7 @@ class Reflector:
 
     async def run(self) -> None:
         backoff = Backoff()
-        need_list = True
+        need_list = not self.store.synced  # a synced store resumes from its resourceVersion
         while True:
             try:
                 if need_list:

@@ -1,0 +1,115 @@
+"""Two replicas: one leads (acts on migrations), the other stands by, serves reads and accepts requests; when the
+leader dies the standby takes over within the lease duration."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from kubernetes_asyncio import client
+
+from ai_storage_orchestrator.models import MigrationRequest, Phase
+from ai_storage_orchestrator.runtime import Orchestrator
+from ai_storage_orchestrator.settings import Settings
+from tests.cluster.fixtures import ClusterHandle
+from tests.cluster.workloads import CERTIFICATION_POD, certification_pod, shared_volume
+
+LEASE_SECONDS = 3.0
+
+
+def _replica(cluster: ClusterHandle, namespace: str, identity: str) -> Orchestrator:
+    settings = Settings(
+        kubeconfig=str(cluster.kubeconfig),
+        namespace=namespace,
+        leader_election=True,
+        lease_name="orchestrator-leader",
+        lease_namespace=namespace,
+        lease_duration_seconds=LEASE_SECONDS,
+        identity=identity,
+    )
+    return Orchestrator(settings)
+
+
+def _leading(replica: Orchestrator) -> bool:
+    return replica.elector is not None and replica.elector.is_leader
+
+
+async def _first_leader(replicas: list[Orchestrator], timeout: float) -> Orchestrator:
+    """Wait for whichever replica leads first (each replica's waiters are woken by its own leadership changes)."""
+    waits = {
+        asyncio.get_running_loop().create_task(r.state.wait_for(lambda r=r: _leading(r), timeout=timeout)): r
+        for r in replicas
+    }
+    done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    winner = next(iter(done))
+    winner.result()
+    return waits[winner]
+
+
+async def _completed(replica: Orchestrator, namespace: str, migration_id: str) -> dict[str, Any]:
+    def ended() -> dict[str, Any] | None:
+        migration = replica.state.migration(namespace, migration_id) or {}
+        phase = (migration.get("status") or {}).get("phase")
+        return migration if phase in (Phase.COMPLETED.value, Phase.FAILED.value) else None
+
+    return await replica.state.wait_for(ended, timeout=30)
+
+
+async def test_one_leader_and_takeover(
+    cluster: ClusterHandle, core: client.CoreV1Api, namespace: str, crd_installed: None
+) -> None:
+    source, target = cluster.node_names[0], cluster.node_names[1]
+    pv, pvc = shared_volume(namespace)
+    await core.create_persistent_volume(pv)
+    await core.create_namespaced_persistent_volume_claim(namespace, pvc)
+    await core.create_namespaced_pod(namespace, certification_pod(node=source, complete_after="0s"))
+
+    first, second = _replica(cluster, namespace, "replica-a"), _replica(cluster, namespace, "replica-b")
+    await first.start()
+    await second.start()
+    stopped: list[Orchestrator] = []
+    try:
+        leader = await _first_leader([first, second], timeout=15)
+        standby = second if leader is first else first
+        assert not _leading(standby)
+
+        await standby.state.wait_for(
+            lambda: any(
+                "terminated" in s["state"]
+                for s in ((standby.state.pod(namespace, CERTIFICATION_POD) or {}).get("status") or {}).get(
+                    "containerStatuses", []
+                )
+            ),
+            timeout=30,
+        )
+        assert standby.service is not None
+        request = MigrationRequest(
+            pod_name=CERTIFICATION_POD, pod_namespace=namespace, source_node=source, target_node=target
+        )
+        accepted = await standby.service.submit(request)  # the standby records it; the leader carries it out
+        done = await _completed(standby, namespace, accepted["migration_id"])
+        assert done["status"]["phase"] == "Completed"
+        assert not _leading(standby)
+
+        await leader.stop()  # dies without handing the lease over
+        stopped.append(leader)
+        lost_at = time.monotonic()
+        await standby.state.wait_for(lambda: _leading(standby), timeout=LEASE_SECONDS * 4)
+        takeover = time.monotonic() - lost_at
+        print(f"standby took over {takeover:.2f}s after the leader stopped (lease {LEASE_SECONDS}s)")
+        assert takeover <= LEASE_SECONDS * 2
+
+        moved = done["status"]["targetPod"]
+        back = MigrationRequest(pod_name=moved, pod_namespace=namespace, source_node=target, target_node=source)
+        again = await standby.service.submit(back)
+        finished = await _completed(standby, namespace, again["migration_id"])
+        assert finished["status"]["phase"] == "Completed", finished["status"]
+        assert finished["status"]["targetPod"].count("-migrated-") == 1, "re-migrating must not stack suffixes"
+    finally:
+        for replica in (first, second):
+            if replica not in stopped:
+                await replica.stop()
