@@ -11,6 +11,7 @@ from kubernetes_asyncio import client
 from ai_storage_orchestrator.errors import Conflict, NotFound, Unprocessable
 from ai_storage_orchestrator.models import MigrationRequest, Phase, Strategy
 from ai_storage_orchestrator.runtime import Orchestrator
+from ai_storage_orchestrator.settings import Settings
 from tests.cluster.fixtures import ClusterHandle
 from tests.cluster.nodes import create_simulated_nodes
 from tests.cluster.workloads import CERTIFICATION_POD, certification_pod, shared_volume
@@ -197,3 +198,86 @@ async def test_refusals_carry_reasons(
     assert busy.value.reason == "migration_in_progress"
     assert busy.value.details["migration_id"] == first["migration_id"]
     await _wait_phase(orchestrator, namespace, first["migration_id"], Phase.COMPLETED, Phase.FAILED)
+
+
+async def test_image_pull_error_on_target_rolls_back_early(
+    core: client.CoreV1Api, cluster: ClusterHandle, namespace: str, orchestrator: Orchestrator
+) -> None:
+    source, target = cluster.node_names[0], cluster.node_names[1]
+    pod = {
+        "metadata": {"name": "bad-image"},
+        "spec": {"nodeName": source, "containers": [{"name": "main", "image": "registry.local/does-not-exist:1"}]},
+    }
+    await core.create_namespaced_pod(namespace, pod)
+    await orchestrator.state.wait_for(
+        lambda: _container_state(orchestrator.state.pod(namespace, "bad-image"), "main"), timeout=30
+    )
+    assert orchestrator.service is not None
+    request = MigrationRequest(
+        pod_name="bad-image", pod_namespace=namespace, source_node=source, target_node=target, timeout_seconds=600
+    )
+    created = await orchestrator.service.submit(request)
+    await _wait_phase(orchestrator, namespace, created["migration_id"], Phase.FAILED, Phase.COMPLETED)
+    migration = orchestrator.service.get(created["migration_id"])
+    assert migration["error"]["reason"] == "target_container_error"
+    assert "ErrImagePull" in migration["error"]["message"]
+    assert migration["duration_seconds"] < 30, "an image error must not wait for the timeout"
+    pods = await core.list_namespaced_pod(namespace)
+    assert [(p.metadata.name, p.spec.node_name) for p in pods.items] == [("bad-image", source)]
+
+
+async def test_events_are_recorded_on_the_pod_and_the_migration(
+    core: client.CoreV1Api, cluster: ClusterHandle, namespace: str, orchestrator: Orchestrator
+) -> None:
+    source, target = cluster.node_names[0], cluster.node_names[1]
+    await _certification_setup(core, namespace, source)
+    await _wait_data_processor_completed(orchestrator, namespace)
+    assert orchestrator.service is not None
+    assert orchestrator.recorder is not None
+    created = await orchestrator.service.submit(_request(namespace, source, target, preserve_pv=True))
+    await _wait_phase(orchestrator, namespace, created["migration_id"], Phase.COMPLETED)
+    await orchestrator.recorder.flush()
+    events = (await core.list_namespaced_event(namespace)).items
+    on_migration = [e.reason for e in events if e.involved_object.kind == "PodMigration"]
+    on_pod = [
+        e.reason for e in events if e.involved_object.kind == "Pod" and e.involved_object.name == CERTIFICATION_POD
+    ]
+    assert "MigrationCompleted" in on_migration
+    assert {"MigrationValidating", "MigrationStoppingSource"} <= set(on_pod)
+
+
+async def test_per_node_cap_queues_the_second_migration(
+    core: client.CoreV1Api, cluster: ClusterHandle, namespace: str, crd_installed: None, unready_node: str
+) -> None:
+    source = cluster.node_names[0]
+    for name in ("first", "second"):
+        pod = {"metadata": {"name": name}, "spec": {"nodeName": source, "containers": [{"name": "c", "image": "x"}]}}
+        await core.create_namespaced_pod(namespace, pod)
+    settings = Settings(
+        kubeconfig=str(cluster.kubeconfig), namespace=namespace, leader_election=False, max_active_per_node=1
+    )
+    capped = Orchestrator(settings)
+    await capped.start()
+    try:
+        assert capped.service is not None
+        await capped.state.wait_for(lambda: capped.state.synced and len(capped.state.pods) == 2, timeout=30)
+        migrations = []
+        for name in ("first", "second"):
+            request = MigrationRequest(
+                pod_name=name, pod_namespace=namespace, source_node=source, target_node=unready_node
+            )
+            migrations.append(await capped.service.submit(request))
+        await _wait_phase(capped, namespace, migrations[0]["migration_id"], Phase.WAITING_FOR_TARGET)
+
+        def queued() -> bool:
+            second = capped.state.migration(namespace, migrations[1]["migration_id"]) or {}
+            return "queued" in ((second.get("status") or {}).get("message") or "")
+
+        await capped.state.wait_for(queued, timeout=30)
+        assert capped.service.get(migrations[1]["migration_id"])["status"] == "pending"
+        await capped.service.cancel(migrations[0]["migration_id"])
+        await _wait_phase(capped, namespace, migrations[1]["migration_id"], Phase.WAITING_FOR_TARGET)
+        await capped.service.cancel(migrations[1]["migration_id"])
+        await _wait_phase(capped, namespace, migrations[1]["migration_id"], Phase.CANCELLED)
+    finally:
+        await capped.stop()
