@@ -60,6 +60,7 @@ SUBJECT_ACCESS_REVIEWS = Resource(
 )
 
 MERGE_PATCH = "application/merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
 JSON_PATCH = "application/json-patch+json"
 
 
@@ -198,6 +199,17 @@ class KubeApi:
             body=dict(patch),
             content_type=MERGE_PATCH,
         )
+
+    async def apply(
+        self, resource: Resource, obj: Mapping[str, Any], *, field_manager: str, dry_run: bool = False
+    ) -> JSON:
+        """Server-side apply (JSON is valid YAML); with `dry_run` the server validates and admits but stores nothing."""
+        metadata = obj["metadata"]
+        query: dict[str, str | int | bool] = {"fieldManager": field_manager, "force": True}
+        if dry_run:
+            query["dryRun"] = "All"
+        path = resource.path(namespace=metadata.get("namespace"), name=metadata["name"])
+        return await self._json("PATCH", path, query=query, body=dict(obj), content_type=APPLY_PATCH)
 
     async def replace(self, resource: Resource, obj: Mapping[str, Any]) -> JSON:
         """PUT the whole object; its resourceVersion makes it fail with 409 on a stale read."""
