@@ -7,10 +7,17 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ai_storage_orchestrator import __version__
-from ai_storage_orchestrator.cli import serve
+from ai_storage_orchestrator.cli import logs, migrations, serve
 
 # Each command module offers `add_parser(subparsers)` and sets `handler` on its parser.
-COMMAND_MODULES: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [serve.add_parser]
+COMMAND_MODULES: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
+    serve.add_parser,
+    migrations.add_migrate_parser,
+    migrations.add_status_parser,
+    migrations.add_list_parser,
+    migrations.add_cancel_parser,
+    logs.add_parser,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

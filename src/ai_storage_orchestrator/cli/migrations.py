@@ -1,0 +1,269 @@
+"""The REST client commands: `migrate`, `status`, `list`, `cancel`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from typing import Any
+
+from ai_storage_orchestrator.cli import output
+from ai_storage_orchestrator.cli.client import (
+    EXIT_FAILED,
+    EXIT_OK,
+    JSON,
+    ApiClient,
+    ApiError,
+    UnreachableError,
+    UsageError,
+    add_connection_arguments,
+    print_json,
+    set_command,
+)
+from ai_storage_orchestrator.models import Status, Strategy
+
+POLL_INTERVAL = 0.5
+# While waiting, an orchestrator that restarts or fails over is not a reason to give up at once.
+RETRY_BUDGET_SECONDS = 30.0
+
+
+def _print(lines: list[str]) -> None:
+    for line in lines:
+        print(line)
+
+
+def _add_wait_arguments(parser: argparse.ArgumentParser, help_text: str, *, exclusive_with_dry_run: bool) -> None:
+    group: Any = parser.add_mutually_exclusive_group() if exclusive_with_dry_run else parser
+    if exclusive_with_dry_run:
+        group.add_argument(
+            "--dry-run", action="store_true", help="print the plan and every check without changing anything"
+        )
+    group.add_argument("--wait", action="store_true", help=help_text)
+    # Hidden: how often --wait polls GET /api/migrations/<id> (tests make it short).
+    parser.add_argument("--poll-interval", type=float, default=POLL_INTERVAL, help=argparse.SUPPRESS)
+
+
+def _emit(as_json: bool, value: JSON, lines: list[str]) -> None:
+    if as_json:
+        print_json(value)
+    else:
+        _print(lines)
+
+
+# migrate ------------------------------------------------------------------------------------------------------------
+def add_migrate_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "migrate",
+        help="move a pod to another node",
+        description=(
+            "Ask the orchestrator to move POD to another node. Exit codes: 0 accepted (with --wait: completed;"
+            " with --dry-run: would be accepted), 1 failed or cancelled (with --dry-run: would be refused),"
+            " 2 usage or HTTP error, 130 interrupted."
+        ),
+    )
+    parser.add_argument("pod", metavar="POD", help="the pod to move")
+    parser.add_argument("-n", "--namespace", required=True, help="the pod's namespace")
+    parser.add_argument("--to", dest="target_node", required=True, metavar="NODE", help="the node to move it to")
+    parser.add_argument(
+        "--from",
+        dest="source_node",
+        metavar="NODE",
+        help="the node it runs on now (required: the orchestrator refuses a pod that is not there)",
+    )
+    parser.add_argument("--preserve-pv", action="store_true", help="keep its data on the shared persistent volume")
+    parser.add_argument(
+        "--strategy",
+        choices=[s.value for s in Strategy],
+        default=Strategy.AUTO.value,
+        help="make-before-break starts the target first; checkpoint-restart stops the source first (default auto)",
+    )
+    parser.add_argument("--timeout-seconds", type=int, metavar="N", help="deadline of the whole migration (API: 600)")
+    _add_wait_arguments(parser, "show progress until the migration ends, then a summary", exclusive_with_dry_run=True)
+    add_connection_arguments(parser)
+    set_command(parser, migrate)
+
+
+def _node_hint(args: argparse.Namespace) -> str:
+    return (
+        "--from NODE is required: the orchestrator moves a pod only from the node it runs on now; find it with"
+        f" `kubectl get pod -n {args.namespace} {args.pod} -o jsonpath='{{.spec.nodeName}}'`"
+    )
+
+
+def migration_body(args: argparse.Namespace) -> JSON:
+    if not args.source_node:
+        raise UsageError(_node_hint(args))
+    body: JSON = {
+        "pod_name": args.pod,
+        "pod_namespace": args.namespace,
+        "source_node": args.source_node,
+        "target_node": args.target_node,
+        "preserve_pv": args.preserve_pv,
+        "strategy": args.strategy,
+    }
+    if args.timeout_seconds is not None:
+        body["timeout_seconds"] = args.timeout_seconds
+    if args.dry_run:
+        body["dry_run"] = True
+    return body
+
+
+async def migrate(args: argparse.Namespace) -> int:
+    body = migration_body(args)
+    as_json = args.output == "json"
+    async with ApiClient.from_args(args) as api:
+        if args.dry_run:
+            plan = await api.create(body)
+            _emit(as_json, plan, output.plan_lines(plan))
+            return EXIT_OK if output.plan_accepted(plan) else EXIT_FAILED
+        migration = await api.create(body)
+        if not args.wait:
+            _emit(as_json, migration, output.accepted_lines(migration))
+            return EXIT_OK
+        if not as_json:
+            print(output.accepted_lines(migration)[0])
+        final = await wait_for(api, migration, poll_interval=args.poll_interval, quiet=as_json)
+    return _report_final(final, as_json=as_json)
+
+
+def _report_final(migration: JSON, *, as_json: bool) -> int:
+    if as_json:
+        print_json(migration)
+    else:
+        _print([output.headline(migration), *output.migration_lines(migration, transitions=False)])
+    return EXIT_OK if migration.get("status") == Status.COMPLETED.value else EXIT_FAILED
+
+
+class _Progress:
+    """Progress lines on stdout: one per phase or message change; on a terminal the last line also ticks."""
+
+    def __init__(self, *, quiet: bool) -> None:
+        self.quiet = quiet
+        self.live = not quiet and sys.stdout.isatty()
+        self.started = time.monotonic()
+        self.last: tuple[Any, Any] | None = None
+
+    def show(self, migration: JSON) -> None:
+        if self.quiet:
+            return
+        key = (migration.get("phase"), migration.get("message"))
+        line = output.progress_line(migration, time.monotonic() - self.started)
+        if self.live:
+            prefix = "\n" if self.last is not None and key != self.last else ""
+            sys.stdout.write(f"{prefix}\r\x1b[K{line}")
+            sys.stdout.flush()
+        elif key != self.last:
+            print(line, flush=True)
+        self.last = key
+
+    def break_line(self) -> None:
+        if self.live and self.last is not None:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+            self.last = None
+
+
+async def wait_for(api: ApiClient, migration: JSON, *, poll_interval: float, quiet: bool = False) -> JSON:
+    """Poll the migration until its status is completed, failed or cancelled; return the last object."""
+    progress = _Progress(quiet=quiet)
+    migration_id = str(migration.get("migration_id"))
+    current = migration
+    failing_since: float | None = None
+    try:
+        while True:
+            progress.show(current)
+            if current.get("status") in output.TERMINAL_STATUSES:
+                progress.break_line()
+                return current
+            await asyncio.sleep(poll_interval)
+            try:
+                current = await api.get(migration_id)
+                failing_since = None
+            except (UnreachableError, ApiError) as error:
+                if isinstance(error, ApiError) and error.status < 500:
+                    raise
+                now = time.monotonic()
+                if failing_since is None:
+                    failing_since = now
+                    progress.break_line()
+                    print(f"warning: {error.message}; still trying", file=sys.stderr)
+                elif now - failing_since > RETRY_BUDGET_SECONDS:
+                    raise
+    except asyncio.CancelledError:  # Ctrl-C: the migration goes on without us
+        progress.break_line()
+        print(
+            f"stopped waiting; migration {migration_id} goes on"
+            f" (cancel it with: ai-storage-orchestrator cancel {migration_id})",
+            file=sys.stderr,
+        )
+        raise
+
+
+# status -------------------------------------------------------------------------------------------------------------
+def add_status_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "status",
+        help="show one migration",
+        description="Show a migration. With --wait, exit 0 when it completed and 1 when it failed or was cancelled.",
+    )
+    parser.add_argument("migration_id", metavar="ID")
+    _add_wait_arguments(parser, "show progress until the migration ends", exclusive_with_dry_run=False)
+    add_connection_arguments(parser)
+    set_command(parser, status)
+
+
+async def status(args: argparse.Namespace) -> int:
+    as_json = args.output == "json"
+    async with ApiClient.from_args(args) as api:
+        migration = await api.get(args.migration_id)
+        if args.wait:
+            migration = await wait_for(api, migration, poll_interval=args.poll_interval, quiet=as_json)
+    if args.wait:
+        return _report_final(migration, as_json=as_json)
+    _emit(as_json, migration, output.migration_lines(migration))
+    return EXIT_OK
+
+
+# list ---------------------------------------------------------------------------------------------------------------
+def add_list_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("list", help="list migrations, newest first")
+    parser.add_argument("--status", choices=[s.value for s in Status], help="only migrations with this status")
+    parser.add_argument("-n", "--namespace", help="only migrations of pods in this namespace")
+    parser.add_argument("--pod", help="only migrations of pods with this name")
+    add_connection_arguments(parser)
+    set_command(parser, list_migrations)
+
+
+async def list_migrations(args: argparse.Namespace) -> int:
+    async with ApiClient.from_args(args) as api:
+        result = await api.list(status=args.status, namespace=args.namespace, pod=args.pod)
+    if args.output == "json":
+        print_json(result)
+    else:
+        _print(output.list_lines(result.get("migrations") or []))
+    return EXIT_OK
+
+
+# cancel -------------------------------------------------------------------------------------------------------------
+def add_cancel_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "cancel", help="cancel a migration (it rolls back to the source pod)", description="Cancel a migration."
+    )
+    parser.add_argument("migration_id", metavar="ID")
+    add_connection_arguments(parser)
+    set_command(parser, cancel)
+
+
+async def cancel(args: argparse.Namespace) -> int:
+    async with ApiClient.from_args(args) as api:
+        migration = await api.cancel(args.migration_id)
+    if args.output == "json":
+        print_json(migration)
+    else:
+        print(
+            f"Cancel requested for migration {migration.get('migration_id')}"
+            f" (status {migration.get('status')}, phase {migration.get('phase')}); it rolls back to the source pod."
+        )
+        print(f"Follow it with: ai-storage-orchestrator status {migration.get('migration_id')} --wait")
+    return EXIT_OK

@@ -1,0 +1,428 @@
+"""`migrate`, `status`, `list`, `cancel` against a canned API served on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import socket
+import sys
+from typing import Any
+
+import pytest
+
+from ai_storage_orchestrator.cli import main
+from ai_storage_orchestrator.cli.client import DEFAULT_URL, TOKEN_ENV, URL_ENV
+from tests.unit.cli.conftest import (
+    CONTAINERS,
+    MIGRATION_ID,
+    CannedApi,
+    error_body,
+    finished,
+    migration,
+    parse,
+    run_cli,
+)
+
+pytestmark = pytest.mark.unit
+
+POST = "POST /api/migrations"
+LIST = "GET /api/migrations"
+GET = "GET /api/migrations/{id}"
+DELETE = "DELETE /api/migrations/{id}"
+FAST = ["--poll-interval", "0"]
+
+PLAN: dict[str, Any] = {
+    "dry_run": True,
+    "strategy": "make-before-break",
+    "strategy_reason": "the target node has room for both pods",
+    "new_pod_name": "trainer-migrated-01234",
+    "containers": CONTAINERS,
+    "resources": {
+        "before": {"cpu_millicores": 1500, "memory_bytes": 3 << 30},
+        "after": {"cpu_millicores": 1000, "memory_bytes": 2 << 30},
+    },
+    "checkpoint_volume": {"volume": "shared", "mount_path": "/data", "container": "trainer"},
+    "checks": [
+        {"name": "pod_on_source_node", "passed": True, "reason": "pod_not_on_source_node", "message": "pod on a"},
+        {"name": "target_ready", "passed": True, "reason": "target_not_ready", "message": "node-b is Ready"},
+    ],
+    "ok": True,
+    "active_migration": None,
+    "request": {
+        "pod_name": "trainer",
+        "pod_namespace": "ml",
+        "source_node": "node-a",
+        "target_node": "node-b",
+        "preserve_pv": True,
+        "timeout_seconds": 600,
+        "strategy": "auto",
+    },
+}
+
+
+def migrate_argv(api: CannedApi, *extra: str) -> list[str]:
+    return ["migrate", "trainer", "-n", "ml", "--from", "node-a", "--to", "node-b", "--url", api.url, *extra]
+
+
+# migrate --------------------------------------------------------------------------------------------------------------
+async def test_migrate_wait_follows_the_phases_until_completed(
+    api: CannedApi, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api.answer(POST, (202, migration("Pending", "waiting for the controller")))
+    api.answer(
+        GET,
+        (200, migration("Validating", "checking the pod and the target node")),
+        (200, migration("Validating", "checking the pod and the target node")),
+        (200, migration("CreatingTarget", "creating pod trainer-migrated-01234")),
+        (200, finished("Completed", "trainer-migrated-01234 is running on node-b")),
+    )
+    code = await run_cli(migrate_argv(api, "--preserve-pv", "--timeout-seconds", "900", "--wait", *FAST))
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert api.requests("POST")[0].body == {
+        "pod_name": "trainer",
+        "pod_namespace": "ml",
+        "source_node": "node-a",
+        "target_node": "node-b",
+        "preserve_pv": True,
+        "strategy": "auto",
+        "timeout_seconds": 900,
+    }
+    assert len(api.requests("GET")) == 4
+    assert all(s.path == f"/api/migrations/{MIGRATION_ID}" for s in api.requests("GET"))
+    lines = out.splitlines()
+    assert lines[0].startswith(f"Migration {MIGRATION_ID} accepted: ml/trainer node-a -> node-b")
+    progress = [line for line in lines if line.startswith("[")]
+    # One line per change: the repeated Validating answer prints nothing new.
+    assert [line.split()[2] for line in progress] == ["Pending", "Validating", "CreatingTarget", "Completed"]
+    assert "checking the pod and the target node" in progress[1]
+    assert f"Migration {MIGRATION_ID} completed in 12.5s: ml/trainer now runs as pod trainer-migrated-01234" in lines
+    assert any(line.split()[:5] == ["data-prep", "init", "terminated", "(exit", "0,"] for line in lines)
+    assert any(line.split()[:4] == ["trainer", "container", "running", "migrate"] for line in lines)
+    assert "Requests:     before cpu 1500m, memory 3Gi; after cpu 1, memory 2Gi" in lines
+    assert err == ""
+
+
+@pytest.mark.parametrize(
+    ("phase", "reason", "message"),
+    [
+        ("Failed", "target_not_ready", "target pod did not become ready within 600s"),
+        ("Cancelled", "cancelled", "cancelled by the user; rolled back to the source pod"),
+    ],
+)
+async def test_migrate_wait_exits_1_when_it_fails_or_is_cancelled(
+    api: CannedApi, capsys: pytest.CaptureFixture[str], phase: str, reason: str, message: str
+) -> None:
+    api.answer(POST, (202, migration("Pending")))
+    api.answer(
+        GET,
+        (200, migration("WaitingForTarget", "waiting for trainer-migrated-01234")),
+        (200, migration("RollingBack", message)),
+        (200, finished(phase, message, error={"reason": reason, "message": message})),
+    )
+    assert await run_cli(migrate_argv(api, "--wait", *FAST)) == 1
+    out = capsys.readouterr().out
+    status = phase.lower()
+    assert f"Migration {MIGRATION_ID} of ml/trainer (node-a -> node-b) {status} after 12.5s: {reason}: {message}" in out
+    assert f"Error:        {reason}: {message}" in out.splitlines()
+    assert "RollingBack" in out
+
+
+async def test_migrate_wait_rides_out_a_restarting_orchestrator(
+    api: CannedApi, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api.answer(POST, (202, migration("Pending")))
+    api.answer(
+        GET,
+        (503, error_body("not_ready", "the orchestrator is starting: caches not synced")),
+        (200, finished("Completed", "done")),
+    )
+    assert await run_cli(migrate_argv(api, "--wait", *FAST)) == 0
+    captured = capsys.readouterr()
+    assert "warning: the orchestrator is starting: caches not synced; still trying" in captured.err
+    assert "completed in 12.5s" in captured.out
+
+
+async def test_migrate_wait_stops_on_a_client_error(api: CannedApi, capsys: pytest.CaptureFixture[str]) -> None:
+    api.answer(POST, (202, migration("Pending")))
+    api.answer(GET, (404, error_body("migration_not_found", f"no migration with id {MIGRATION_ID}")))
+    assert await run_cli(migrate_argv(api, "--wait", *FAST)) == 2
+    assert f"error: no migration with id {MIGRATION_ID} (migration_not_found)" in capsys.readouterr().err
+
+
+async def test_migrate_wait_json_prints_only_the_final_object(
+    api: CannedApi, capsys: pytest.CaptureFixture[str]
+) -> None:
+    final = finished("Completed", "done")
+    api.answer(POST, (202, migration("Pending")))
+    api.answer(GET, (200, migration("CreatingTarget")), (200, final))
+    assert await run_cli(migrate_argv(api, "--wait", "-o", "json", *FAST)) == 0
+    assert json.loads(capsys.readouterr().out) == final
+
+
+async def test_migrate_wait_on_a_terminal_redraws_the_progress_line(
+    api: CannedApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    api.answer(POST, (202, migration("Pending")))
+    api.answer(GET, (200, migration("CreatingTarget")), (200, finished("Completed", "done")))
+    assert await run_cli(migrate_argv(api, "--wait", *FAST)) == 0
+    text = terminal.getvalue()
+    assert text.count("\r\x1b[K[") >= 3
+    assert "\n\r\x1b[K[" in text  # a new phase keeps the previous line
+    assert "completed in 12.5s" in text
+
+
+async def test_migrate_without_wait_prints_the_id(api: CannedApi, capsys: pytest.CaptureFixture[str]) -> None:
+    api.answer(POST, (202, migration("Pending", "waiting for the controller")))
+    code = await run_cli(migrate_argv(api, "--strategy", "checkpoint-restart", "--token", "s3cret"))
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.splitlines() == [
+        f"Migration {MIGRATION_ID} accepted: ml/trainer node-a -> node-b (status pending)",
+        f"Follow it with: ai-storage-orchestrator status {MIGRATION_ID} --wait",
+    ]
+    (post,) = api.requests("POST")
+    assert post.body["strategy"] == "checkpoint-restart"
+    assert "timeout_seconds" not in post.body
+    assert "dry_run" not in post.body
+    assert post.headers["Authorization"] == "Bearer s3cret"
+    assert post.headers["X-Request-ID"].startswith("cli-")
+    assert api.requests("GET") == []
+
+
+async def test_migrate_json_is_the_api_object(api: CannedApi, capsys: pytest.CaptureFixture[str]) -> None:
+    accepted = migration("Pending")
+    api.answer(POST, (202, accepted))
+    assert await run_cli(migrate_argv(api, "--output", "json")) == 0
+    assert json.loads(capsys.readouterr().out) == accepted
+
+
+async def test_dry_run_prints_the_plan(api: CannedApi, capsys: pytest.CaptureFixture[str]) -> None:
+    api.answer(POST, (200, PLAN))
+    assert await run_cli(migrate_argv(api, "--preserve-pv", "--dry-run")) == 0
+    assert api.requests("POST")[0].body["dry_run"] is True
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "Plan for ml/trainer (node-a -> node-b), dry run: nothing was changed"
+    assert "Strategy:        make-before-break (requested auto): the target node has room for both pods" in lines
+    assert "Requests before: cpu 1500m, memory 3Gi" in lines
+    assert "Requests after:  cpu 1, memory 2Gi" in lines
+    assert "Checkpoint:      volume shared at /data (container trainer)" in lines
+    assert any(line.split()[:4] == ["data-prep", "init", "terminated", "(exit"] and "skip" in line for line in lines)
+    assert "Checks: 2 passed, 0 failed" in lines
+    assert "  [ok  ] target_ready: node-b is Ready" in lines
+    assert lines[-1] == "Result: the migration would be accepted"
+
+
+async def test_dry_run_that_would_be_refused_exits_1(api: CannedApi, capsys: pytest.CaptureFixture[str]) -> None:
+    refused = {
+        **PLAN,
+        "ok": False,
+        "checks": [
+            *PLAN["checks"][:1],
+            {"name": "target_ready", "passed": False, "reason": "target_not_ready", "message": "node-b is NotReady"},
+        ],
+    }
+    api.answer(POST, (200, refused))
+    assert await run_cli(migrate_argv(api, "--dry-run")) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert "  [FAIL] target_ready: node-b is NotReady" in lines
+    assert lines[-1] == "Result: the migration would be refused (target_not_ready)"
+
+
+async def test_dry_run_with_an_active_migration_exits_1(api: CannedApi, capsys: pytest.CaptureFixture[str]) -> None:
+    api.answer(POST, (200, {**PLAN, "active_migration": "ffffffffffff"}))
+    assert await run_cli(migrate_argv(api, "--dry-run")) == 1
+    out = capsys.readouterr().out
+    assert "migration ffffffffffff is already active for the pod" in out
+
+
+async def test_dry_run_json_round_trips(api: CannedApi, capsys: pytest.CaptureFixture[str]) -> None:
+    api.answer(POST, (200, PLAN))
+    assert await run_cli(migrate_argv(api, "--dry-run", "-o", "json")) == 0
+    assert json.loads(capsys.readouterr().out) == PLAN
+
+
+async def test_migrate_requires_from(api: CannedApi, capsys: pytest.CaptureFixture[str]) -> None:
+    code = await run_cli(["migrate", "trainer", "-n", "ml", "--to", "node-b", "--url", api.url])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --from NODE is required")
+    assert "kubectl get pod -n ml trainer -o jsonpath='{.spec.nodeName}'" in err
+    assert api.seen == []
+
+
+def test_dry_run_and_wait_are_exclusive(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        parse(["migrate", "p", "-n", "ml", "--from", "a", "--to", "b", "--dry-run", "--wait"])
+    assert exit_info.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+async def test_api_error_is_reported_with_its_reason(api: CannedApi, capsys: pytest.CaptureFixture[str]) -> None:
+    failed_checks = [
+        {"name": "target_ready", "message": "node-b is NotReady"},
+        {"name": "target_fits", "message": "node-b lacks 500m CPU"},
+    ]
+    api.answer(
+        POST,
+        (422, error_body("target_not_ready", "node-b is NotReady", check="target_ready", failed_checks=failed_checks)),
+    )
+    assert await run_cli(migrate_argv(api)) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [
+        "error: node-b is NotReady (target_not_ready)",
+        "  - target_ready: node-b is NotReady",
+        "  - target_fits: node-b lacks 500m CPU",
+        "  request id: req-canned",
+    ]
+
+
+async def test_conflict_names_the_active_migration(api: CannedApi, capsys: pytest.CaptureFixture[str]) -> None:
+    message = "migration ffffffffffff is already active for pod ml/trainer"
+    api.answer(POST, (409, error_body("migration_in_progress", message, migration_id="ffffffffffff")))
+    assert await run_cli(migrate_argv(api, "-o", "json")) == 2
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["details"] == {"migration_id": "ffffffffffff"}  # scripts get the raw error
+    assert captured.err.splitlines()[:2] == [
+        f"error: {message} (migration_in_progress)",
+        "  migration already active: ffffffffffff",
+    ]
+
+
+async def test_error_without_a_json_body(api: CannedApi, capsys: pytest.CaptureFixture[str]) -> None:
+    api.answer(LIST, (502, "<html>Bad Gateway</html>"))
+    assert await run_cli(["list", "--url", api.url]) == 2
+    assert capsys.readouterr().err.startswith("error: the orchestrator answered HTTP 502 (http_502)")
+
+
+async def test_unreachable_orchestrator_through_main(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    code = await asyncio.to_thread(main, ["status", MIGRATION_ID, "--url", url])
+    assert code == 2
+    assert capsys.readouterr().err.startswith(f"error: cannot reach the orchestrator at {url}: ")
+
+
+async def test_http_timeout_is_reported(api: CannedApi, capsys: pytest.CaptureFixture[str]) -> None:
+    api.hold = asyncio.Event()
+    try:
+        assert await run_cli(["status", MIGRATION_ID, "--url", api.url, "--timeout", "0.05"]) == 2
+    finally:
+        api.hold.set()
+    assert "no answer within 0.05s (see --timeout)" in capsys.readouterr().err
+
+
+def test_connection_defaults_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(URL_ENV, raising=False)
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    args = parse(["list"])
+    assert (args.url, args.token, args.output) == (DEFAULT_URL, None, "table")
+    monkeypatch.setenv(URL_ENV, "https://orchestrator.example:8443")
+    monkeypatch.setenv(TOKEN_ENV, "from-env")
+    args = parse(["cancel", MIGRATION_ID])
+    assert (args.url, args.token) == ("https://orchestrator.example:8443", "from-env")
+    assert parse(["cancel", MIGRATION_ID, "--token", "flag"]).token == "flag"
+
+
+# status ---------------------------------------------------------------------------------------------------------------
+async def test_status_shows_the_migration(api: CannedApi, capsys: pytest.CaptureFixture[str]) -> None:
+    api.answer(GET, (200, finished("Completed", "trainer-migrated-01234 is running on node-b")))
+    assert await run_cli(["status", MIGRATION_ID, "--url", api.url]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:5] == [
+        f"Migration:    {MIGRATION_ID}",
+        "Pod:          ml/trainer",
+        "Nodes:        node-a -> node-b",
+        "Status:       completed (phase Completed)",
+        "Message:      trainer-migrated-01234 is running on node-b",
+    ]
+    assert "Strategy:     auto (resolved to make-before-break)" in lines
+    assert "New pod:      trainer-migrated-01234" in lines
+    assert "Duration:     12.5s" in lines
+    assert "Phases:" in lines
+    assert any(line.split()[:2] == ["2024-05-01T10:00:01Z", "Validating"] for line in lines)
+
+
+async def test_status_json_round_trips(api: CannedApi, capsys: pytest.CaptureFixture[str]) -> None:
+    running = migration("Checkpointing", "saving the checkpoint")
+    api.answer(GET, (200, running))
+    assert await run_cli(["status", MIGRATION_ID, "--url", api.url, "-o", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == running
+
+
+async def test_status_wait_uses_the_exit_codes_of_migrate(api: CannedApi, capsys: pytest.CaptureFixture[str]) -> None:
+    api.answer(GET, (200, migration("RemovingSource")), (200, finished("Failed", "boom", error={"reason": "x"})))
+    assert await run_cli(["status", MIGRATION_ID, "--url", api.url, "--wait", *FAST]) == 1
+    assert f"Migration {MIGRATION_ID} of ml/trainer (node-a -> node-b) failed" in capsys.readouterr().out
+
+
+async def test_status_of_an_unknown_migration(api: CannedApi, capsys: pytest.CaptureFixture[str]) -> None:
+    api.answer(GET, (404, error_body("migration_not_found", "no migration with id ffffffffffff")))
+    assert await run_cli(["status", "ffffffffffff", "--url", api.url]) == 2
+    assert capsys.readouterr().err.startswith("error: no migration with id ffffffffffff (migration_not_found)")
+
+
+# list -----------------------------------------------------------------------------------------------------------------
+async def test_list_prints_a_table_and_passes_the_filters(api: CannedApi, capsys: pytest.CaptureFixture[str]) -> None:
+    items = [migration("CreatingTarget", migration_id="bbbbbbbbbbbb"), finished("Completed", "done")]
+    api.answer(LIST, (200, {"migrations": items, "count": 2}))
+    argv = ["list", "--url", api.url, "--status", "running", "-n", "ml", "--pod", "trainer"]
+    assert await run_cli(argv) == 0
+    (seen,) = api.requests("GET")
+    assert seen.query == {"status": "running", "namespace": "ml", "pod": "trainer"}
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["ID", "NAMESPACE", "POD", "SOURCE", "TARGET", "STATUS", "PHASE", "AGE"]
+    assert lines[1].split()[:7] == ["bbbbbbbbbbbb", "ml", "trainer", "node-a", "node-b", "running", "CreatingTarget"]
+    assert lines[2].split()[:7] == [MIGRATION_ID, "ml", "trainer", "node-a", "node-b", "completed", "Completed"]
+    assert lines[1].index("CreatingTarget") == lines[0].index("PHASE")  # aligned columns
+
+
+async def test_list_without_filters_and_empty(api: CannedApi, capsys: pytest.CaptureFixture[str]) -> None:
+    api.answer(LIST, (200, {"migrations": [], "count": 0}))
+    assert await run_cli(["list", "--url", api.url]) == 0
+    assert api.requests("GET")[0].query == {}
+    assert capsys.readouterr().out == "No migrations found.\n"
+
+
+async def test_list_json_round_trips_through_main(api: CannedApi, capsys: pytest.CaptureFixture[str]) -> None:
+    body = {"migrations": [finished("Completed", "done")], "count": 1}
+    api.answer(LIST, (200, body))
+    assert await asyncio.to_thread(main, ["list", "--url", api.url, "--output", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == body
+
+
+# cancel ---------------------------------------------------------------------------------------------------------------
+async def test_cancel(api: CannedApi, capsys: pytest.CaptureFixture[str]) -> None:
+    api.answer(DELETE, (202, migration("CreatingTarget", "cancel requested")))
+    assert await run_cli(["cancel", MIGRATION_ID, "--url", api.url]) == 0
+    assert api.requests("DELETE")[0].path == f"/api/migrations/{MIGRATION_ID}"
+    assert capsys.readouterr().out.splitlines()[0] == (
+        f"Cancel requested for migration {MIGRATION_ID} (status running, phase CreatingTarget);"
+        " it rolls back to the source pod."
+    )
+
+
+async def test_cancel_json_and_conflict(api: CannedApi, capsys: pytest.CaptureFixture[str]) -> None:
+    cancelled = migration("Cancelled", "cancelled")
+    api.answer(DELETE, (202, cancelled), (409, error_body("migration_finished", "migration already ended")))
+    assert await run_cli(["cancel", MIGRATION_ID, "--url", api.url, "-o", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == cancelled
+    assert await run_cli(["cancel", MIGRATION_ID, "--url", api.url]) == 2
+    assert capsys.readouterr().err.startswith("error: migration already ended (migration_finished)")
+
+
+async def test_ids_are_escaped_in_the_path(api: CannedApi, capsys: pytest.CaptureFixture[str]) -> None:
+    api.answer(GET, (404, error_body("migration_not_found", "no such migration")))
+    assert await run_cli(["status", "a b?c", "--url", api.url + "/"]) == 2
+    (seen,) = api.seen
+    assert seen.raw_path == "/api/migrations/a%20b%3Fc"
+    assert seen.query == {}
