@@ -1,0 +1,163 @@
+"""Annotation-triggered migrations: `ai-storage.io/migrate-to: <node>` on a pod asks for a migration.
+
+The trigger validates like the REST API (same service). The pod remembers what happened in its own annotations, so
+a trigger never fires twice, also across restarts:
+  ai-storage.io/migration-id      the migration it started
+  ai-storage.io/migration-status  Pending/Running/…, or `Refused (<node>): <reason>: <message>`
+Removing `migrate-to` while the migration has not touched any pod yet cancels it. Only the leader acts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from ai_storage_orchestrator.controller.queue import WorkQueue
+from ai_storage_orchestrator.controller.reconciler import Reconciler, Result
+from ai_storage_orchestrator.controller.records import phase_of
+from ai_storage_orchestrator.controller.service import MigrationService
+from ai_storage_orchestrator.errors import Conflict, OrchestratorError, TemporaryError
+from ai_storage_orchestrator.kube.errors import KubeApiError
+from ai_storage_orchestrator.kube.events import EventRecorder
+from ai_storage_orchestrator.kube.resources import PODS, KubeApi
+from ai_storage_orchestrator.models import MigrationRequest, Phase, Strategy
+from ai_storage_orchestrator.watchers.state import ClusterState
+from ai_storage_orchestrator.watchers.store import JSON, object_key
+
+log = structlog.get_logger(__name__)
+
+MIGRATE_TO = "ai-storage.io/migrate-to"
+PRESERVE_PV = "ai-storage.io/preserve-pv"
+STRATEGY = "ai-storage.io/migration-strategy"
+TIMEOUT = "ai-storage.io/migration-timeout-seconds"
+MIGRATION_ID = "ai-storage.io/migration-id"
+MIGRATION_STATUS = "ai-storage.io/migration-status"
+
+# Phases in which no pod has been touched yet: removing the annotation still cancels cleanly.
+_CANCELLABLE_BY_ANNOTATION = frozenset({Phase.PENDING, Phase.VALIDATING, Phase.CHECKPOINTING})
+
+
+def _annotations(pod: JSON | None) -> dict[str, str]:
+    return dict(((pod or {}).get("metadata") or {}).get("annotations") or {})
+
+
+def refused_marker(node: str) -> str:
+    return f"Refused ({node})"
+
+
+class AnnotationTrigger:
+    def __init__(
+        self, *, api: KubeApi, state: ClusterState, service: MigrationService, recorder: EventRecorder
+    ) -> None:
+        self.api = api
+        self.state = state
+        self.service = service
+        self.recorder = recorder
+        self.queue = WorkQueue()
+        self.reconciler = Reconciler(self.queue, self.reconcile, workers=1, name="annotation-trigger")
+        state.pods.add_listener(self._on_pod)
+
+    def _on_pod(self, _type: str, old: JSON | None, new: JSON | None) -> None:
+        if MIGRATE_TO in _annotations(new) or MIGRATE_TO in _annotations(old):
+            self.queue.add(object_key(new or old or {}))
+
+    async def run(self) -> None:
+        for pod in self.state.pods:
+            if MIGRATE_TO in _annotations(pod) or MIGRATION_ID in _annotations(pod):
+                self.queue.add(object_key(pod))
+        try:
+            await self.reconciler.run()
+        finally:
+            self.queue.shut_down()
+
+    async def reconcile(self, key: str) -> Result:
+        pod = self.state.pods.get(key)
+        if pod is None:
+            return Result.done()
+        annotations = _annotations(pod)
+        node = annotations.get(MIGRATE_TO)
+        migration_id = annotations.get(MIGRATION_ID)
+        migration = self.state.find_migration(migration_id) if migration_id else None
+        if node is None:
+            await self._cancel_if_untouched(migration)
+            return Result.done()
+        if migration is not None and (migration.get("spec") or {}).get("targetNode") == node:
+            return Result.done()  # this request was already turned into a migration
+        if annotations.get(MIGRATION_STATUS, "").startswith(refused_marker(node)):
+            return Result.done()  # refused before; changing the annotation asks again
+        await self._start(pod, node, annotations)
+        return Result.done()
+
+    async def _start(self, pod: JSON, node: str, annotations: dict[str, str]) -> None:
+        metadata = pod["metadata"]
+        try:
+            request = MigrationRequest(
+                pod_name=metadata["name"],
+                pod_namespace=metadata["namespace"],
+                source_node=(pod.get("spec") or {}).get("nodeName") or "",
+                target_node=node,
+                preserve_pv=annotations.get(PRESERVE_PV, "false").lower() == "true",
+                strategy=Strategy(annotations.get(STRATEGY, Strategy.AUTO.value)),
+                timeout_seconds=int(annotations.get(TIMEOUT, "600")),
+                triggered_by="annotation",
+            )
+        except ValueError as error:
+            await self._refuse(pod, node, "invalid_annotation", f"invalid migration annotations: {error}")
+            return
+        try:
+            created = await self.service.submit(request)
+        except Conflict as error:
+            adopted = self._adoptable(error, node)
+            if adopted is None:
+                await self._refuse(pod, node, error.reason, error.message)
+                return
+            created = {"migration_id": adopted, "status": "pending"}
+        except TemporaryError:
+            raise
+        except OrchestratorError as error:
+            await self._refuse(pod, node, error.reason, error.message)
+            return
+        log.info(
+            "trigger.started",
+            pod=metadata["name"],
+            namespace=metadata["namespace"],
+            migration_id=created["migration_id"],
+        )
+        await self._annotate(pod, {MIGRATION_ID: created["migration_id"], MIGRATION_STATUS: "Pending"})
+
+    def _adoptable(self, error: Conflict, node: str) -> str | None:
+        """A migration this trigger already created before a crash (same pod, same target, from an annotation)."""
+        other_id = error.details.get("migration_id") if error.reason == "migration_in_progress" else None
+        other = self.state.find_migration(str(other_id)) if other_id else None
+        spec = (other or {}).get("spec") or {}
+        if other and spec.get("triggeredBy") == "annotation" and spec.get("targetNode") == node:
+            return str(other_id)
+        return None
+
+    async def _refuse(self, pod: JSON, node: str, reason: str, message: str) -> None:
+        log.info("trigger.refused", pod=pod["metadata"]["name"], reason=reason, message=message)
+        self.recorder.record(pod, reason="MigrationRefused", message=f"{reason}: {message}", warning=True)
+        await self._annotate(pod, {MIGRATION_STATUS: f"{refused_marker(node)}: {reason}: {message}"[:1024]})
+
+    async def _cancel_if_untouched(self, migration: JSON | None) -> None:
+        if migration is None or phase_of(migration) not in _CANCELLABLE_BY_ANNOTATION:
+            return
+        if (migration.get("spec") or {}).get("triggeredBy") != "annotation":
+            return
+        try:
+            await self.service.cancel(migration["metadata"]["name"])
+            log.info("trigger.cancelled", migration_id=migration["metadata"]["name"])
+        except OrchestratorError as error:
+            log.info("trigger.cancel_refused", migration_id=migration["metadata"]["name"], reason=error.reason)
+
+    async def _annotate(self, pod: JSON, annotations: dict[str, Any]) -> None:
+        metadata = pod["metadata"]
+        try:
+            updated = await self.api.merge_patch(
+                PODS, metadata["name"], {"metadata": {"annotations": annotations}}, namespace=metadata["namespace"]
+            )
+        except KubeApiError as error:
+            if error.not_found:
+                return
+            raise
+        self.state.pods.write_through(updated)
