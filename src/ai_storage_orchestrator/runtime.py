@@ -18,12 +18,15 @@ from aiohttp import web
 
 from ai_storage_orchestrator.api.app import create_app
 from ai_storage_orchestrator.api.auth import AllowAll, Authenticator, KubernetesAuthenticator
+from ai_storage_orchestrator.checkpoint import PVCheckpointer
 from ai_storage_orchestrator.controller.controller import MigrationController
 from ai_storage_orchestrator.controller.leadership import LeaderElector
 from ai_storage_orchestrator.controller.service import MigrationService
+from ai_storage_orchestrator.controller.triggers import AnnotationTrigger
 from ai_storage_orchestrator.kube.client import create_api_client
 from ai_storage_orchestrator.kube.errors import KubeApiError
 from ai_storage_orchestrator.kube.events import EventRecorder
+from ai_storage_orchestrator.kube.exec import KubeExec
 from ai_storage_orchestrator.kube.resources import CRDS, KubeApi
 from ai_storage_orchestrator.metrics import Metrics
 from ai_storage_orchestrator.settings import AuthMode, Settings
@@ -61,6 +64,7 @@ class Orchestrator:
         self.controller: MigrationController | None = None
         self.service: MigrationService | None = None
         self.elector: LeaderElector | None = None
+        self.trigger: AnnotationTrigger | None = None
         self.recorder: EventRecorder | None = None
 
     async def start(self) -> None:
@@ -69,10 +73,23 @@ class Orchestrator:
         if self.settings.install_crd:
             await install_crd(api)
         self.recorder = EventRecorder(api, instance=self.settings.identity)
-        self.controller = MigrationController(
-            api=api, state=self.state, settings=self.settings, recorder=self.recorder, metrics=self.metrics
+        checkpointer = PVCheckpointer(
+            KubeExec(self._api_client),
+            retention=self.settings.checkpoint_retention,
+            keep_failed=self.settings.keep_failed_checkpoints,
         )
-        self.service = MigrationService(api=api, state=self.state, metrics=self.metrics)
+        self.controller = MigrationController(
+            api=api,
+            state=self.state,
+            settings=self.settings,
+            recorder=self.recorder,
+            metrics=self.metrics,
+            checkpointer=checkpointer,
+        )
+        self.service = MigrationService(
+            api=api, state=self.state, metrics=self.metrics, planner=self.controller.planner
+        )
+        self.trigger = AnnotationTrigger(api=api, state=self.state, service=self.service, recorder=self.recorder)
         namespaces = (self.settings.namespace,) if self.settings.namespace else ()
         for reflector in self.state.reflectors(
             api,
@@ -89,8 +106,11 @@ class Orchestrator:
 
     async def _lead(self) -> None:
         assert self.controller is not None
+        assert self.trigger is not None
         await self.state.wait_for(lambda: self.state.synced, timeout=float("inf"))
-        await self.controller.run()
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.controller.run(), name="migration-controller")
+            group.create_task(self.trigger.run(), name="annotation-trigger")
 
     async def _lead_when_elected(self) -> None:
         assert self.api is not None

@@ -1,26 +1,28 @@
-"""`make demo`: the main job on the embedded default. Starts a local control plane (3 simulated worker nodes), the
-orchestrator as its own process (`ai-storage-orchestrator serve`), deploys the certification workload, migrates it
-through the REST API with the seed's exact request, and prints what happened.
+"""`make demo`: the main job on the embedded default. Starts a local control plane (3 simulated worker nodes) and the
+orchestrator as its own process (`ai-storage-orchestrator serve`), then runs the certification comparison
+(`ai-storage-orchestrator compare --workload simulated --allow-unmeasured`): the workload is deployed, moved the
+Kubernetes way (delete, recreate) and back with the orchestrator through the REST API, and the table is printed.
+Simulated nodes have no cgroups, so CPU and memory say "not measured"; times, containers and requests are real.
 
-DEMO_KEEP=1 keeps everything running afterwards until Ctrl-C, and prints how to reach the cluster and the API."""
+DEMO_KEEP=1 keeps everything running afterwards until Ctrl-C, and prints how to reach the cluster and the API.
+DEMO_OUTPUT_DIR chooses where the report goes (default: a directory in the system's temp dir, printed at the end);
+DEMO_COMPLETE_AFTER sets when the simulated data-processor completes (default 10s; the real one takes about 45 s)."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-import json
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import aiohttp
-from kubernetes_asyncio import client, config
 
+from ai_storage_orchestrator.cli import compare as compare_command
 from tests.cluster.local_cluster import LocalCluster
 from tests.cluster.processes import ManagedProcess, free_port
-from tests.cluster.workloads import CERTIFICATION_POD, certification_pod, shared_volume
 
 NAMESPACE = "ai-demo"
 
@@ -45,75 +47,24 @@ async def _wait_ready(url: str, process: ManagedProcess, timeout: float = 60) ->
     raise RuntimeError("orchestrator not ready in time")
 
 
-async def _deploy(kubeconfig: Path, node: str) -> None:
-    async with await config.new_client_from_config(config_file=str(kubeconfig)) as api:
-        core = client.CoreV1Api(api)
-        await core.create_namespace({"metadata": {"name": NAMESPACE}})
-        pv, pvc = shared_volume(NAMESPACE)
-        await core.create_persistent_volume(pv)
-        await core.create_namespaced_persistent_volume_claim(NAMESPACE, pvc)
-        for _ in range(100):  # the namespace's default service account appears within a moment
-            accounts = await core.list_namespaced_service_account(NAMESPACE)
-            if accounts.items:
-                break
-            await asyncio.sleep(0.1)
-        await core.create_namespaced_pod(NAMESPACE, certification_pod(node=node, complete_after="3s"))
-        say(f"  deployed pod {CERTIFICATION_POD} on {node}; waiting for data-processor to complete …")
-        while True:
-            pod = await core.read_namespaced_pod(CERTIFICATION_POD, NAMESPACE)
-            states = {s.name: s.state for s in pod.status.container_statuses or []}
-            if states.get("data-processor") and states["data-processor"].terminated:
-                break
-            await asyncio.sleep(0.5)
-        for name, state in states.items():
-            shown = "Completed (exit 0)" if state.terminated else "Running" if state.running else "Waiting"
-            say(f"    {name:<20} {shown}")
-
-
-async def _migrate(url: str, source: str, target: str) -> dict[str, Any]:
-    body = {
-        "pod_name": CERTIFICATION_POD,
-        "pod_namespace": NAMESPACE,
-        "source_node": source,
-        "target_node": target,
-        "preserve_pv": True,
-    }
-    say(f"\n$ curl -X POST {url}/api/migrations -H 'Content-Type: application/json' -d '{json.dumps(body)}'")
-    async with aiohttp.ClientSession() as http:
-        async with http.post(f"{url}/api/migrations", json=body) as response:
-            created = await response.json()
-            say(f"  → {response.status} migration_id={created.get('migration_id')} status={created.get('status')}")
-            if response.status != 202:
-                raise RuntimeError(f"migration refused: {created}")
-        started = time.monotonic()
-        last_phase = ""
-        while True:
-            async with http.get(f"{url}/api/migrations/{created['migration_id']}") as response:
-                migration: dict[str, Any] = await response.json()
-            if migration["phase"] != last_phase:
-                last_phase = migration["phase"]
-                elapsed = time.monotonic() - started
-                say(f"  [{elapsed:5.2f}s] {migration['status']:<9} {last_phase}: {migration['message']}")
-            if migration["status"] in ("completed", "failed", "cancelled"):
-                return migration
-            await asyncio.sleep(0.2)
-
-
-def _report(migration: dict[str, Any]) -> None:
-    say("\nContainer decisions:")
-    for container in migration["containers"]:
-        say(f"  {container['name']:<20} {container['action']:<8} {container['reason']}")
-    resources = migration.get("resources") or {}
-    before, after = resources.get("before", {}), resources.get("after", {})
-    if before:
-        say(
-            f"\nRequests: {before['cpu_millicores']}m CPU / {before['memory_bytes'] / 2**30:.1f}Gi → "
-            f"{after['cpu_millicores']}m CPU / {after['memory_bytes'] / 2**30:.1f}Gi"
-        )
-    say(f"New pod: {migration['new_pod_name']}  status: {migration['status']}")
-    say(f"Wall time: {migration['duration_seconds']}s")
-    if migration.get("error"):
-        say(f"Error: {migration['error']}")
+async def _compare(kubeconfig: Path, url: str, source: str, target: str, output: Path, *, keep: bool) -> int:
+    argv = [
+        f"--kubeconfig={kubeconfig}",
+        f"--orchestrator-url={url}",
+        f"--namespace={NAMESPACE}",
+        f"--source-node={source}",
+        f"--target-node={target}",
+        "--workload=simulated",
+        f"--simulated-complete-after={os.environ.get('DEMO_COMPLETE_AFTER') or '10s'}",
+        "--allow-unmeasured",
+        f"--output-dir={output}",
+        "--timeout=120",
+        *(["--keep"] if keep else []),
+    ]
+    say(f"$ ai-storage-orchestrator compare {' '.join(argv)}\n")
+    parser = argparse.ArgumentParser(prog="ai-storage-orchestrator compare")
+    compare_command.configure(parser)
+    return await compare_command.compare(parser.parse_args(argv))
 
 
 async def run(workdir: Path) -> int:
@@ -145,16 +96,16 @@ async def run(workdir: Path) -> int:
         await _wait_ready(url, orchestrator)
         say(f"Orchestrator ready at {url} (logs: {orchestrator.log_path})\n")
         source, target = cluster.node_names[0], cluster.node_names[1]
-        await _deploy(cluster.kubeconfig, source)
-        migration = await _migrate(url, source, target)
-        _report(migration)
+        keep = bool(os.environ.get("DEMO_KEEP"))
+        output = Path(os.environ.get("DEMO_OUTPUT_DIR") or Path(tempfile.gettempdir()) / "ai-storage-orchestrator-demo")
+        code = await _compare(cluster.kubeconfig, url, source, target, output, keep=keep)
         say("\nReach them:")
         say(f"  kubectl --kubeconfig {cluster.kubeconfig} get nodes,pods,podmigrations -A")
         say(f"  curl {url}/api/migrations   ·   curl {url}/metrics")
-        if os.environ.get("DEMO_KEEP"):
+        if keep:
             say("DEMO_KEEP is set: press Ctrl-C to stop everything.")
             await asyncio.Event().wait()
-        return 0 if migration["status"] == "completed" else 1
+        return code
     finally:
         if orchestrator is not None:
             orchestrator.stop()

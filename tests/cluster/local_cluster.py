@@ -125,6 +125,9 @@ class LocalCluster:
                 "--allow-privileged=true",
                 "--profiling=false",
                 "--endpoint-reconciler-type=none",
+                # No watch cache for ConfigMaps: watches from a compacted resourceVersion then reach etcd and get
+                # 410 Gone, which the watch tests need (the cache would serve them from its own window).
+                "--watch-cache-sizes=configmaps#0",
                 f"--kubelet-client-certificate={paths.admin_cert}",
                 f"--kubelet-client-key={paths.admin_key}",
                 "--kubelet-preferred-address-types=InternalIP",
@@ -132,7 +135,8 @@ class LocalCluster:
             ],
         )
         write_kubeconfig(self.kubeconfig, server=self.server, paths=paths)
-        self._wait_http(apiserver, f"{self.server}/readyz", paths=paths)
+        self._paths = paths
+        self.wait_apiserver_ready(apiserver)
         self._process(
             "kube-controller-manager",
             [
@@ -155,6 +159,7 @@ class LocalCluster:
                 str(self.bin / "kwok"),
                 f"--kubeconfig={self.kubeconfig}",
                 f"--config={STAGES_FILE}",
+                f"--config={STAGES_FILE.with_name('kwok-exec.yaml')}",
                 "--manage-all-nodes=false",
                 "--manage-nodes-with-label-selector=type=kwok",
                 "--node-ip=127.0.0.1",
@@ -177,6 +182,9 @@ class LocalCluster:
         from tests.cluster.nodes import create_simulated_nodes
 
         await create_simulated_nodes(self.kubeconfig, self.node_names, timeout=self.startup_timeout)
+
+    def wait_apiserver_ready(self, apiserver: ManagedProcess) -> None:
+        self._wait_http(apiserver, f"{self.server}/readyz", paths=self._paths)
 
     def _wait_http(self, process: ManagedProcess, url: str, *, paths: certs.ClusterCerts | None = None) -> None:
         context = None

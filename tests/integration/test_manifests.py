@@ -40,7 +40,7 @@ def _kustomize(directory: Path) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
 
 
-@pytest.mark.parametrize("directory", ["k8s", "k8s/nfs"])
+@pytest.mark.parametrize("directory", ["k8s", "k8s/nfs", "k8s/workloads"])
 async def test_manifests_pass_server_side_dry_run(api: client.ApiClient, directory: str) -> None:
     objects = _kustomize(ROOT / directory)
     assert objects, f"{directory} renders nothing"

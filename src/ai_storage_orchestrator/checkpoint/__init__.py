@@ -1,1 +1,83 @@
-"""checkpoint layer (see docs/DESIGN.md)."""
+"""checkpoint layer (see docs/DESIGN.md): save a pod's state and artifacts to its shared PersistentVolume before the
+source is touched, verify them, and let the target pod restore them. Imports only kube and core.
+
+Contract (pod annotations read, all optional):
+
+``ai-storage.io/checkpoint-hook.<container>: '["python", "/scripts/save.py"]'``
+    quiesce hook: a JSON argv array (never a shell string) run through exec in <container> before anything is copied;
+    exit code, duration and the last 2 KiB of output go into the migration's ``checkpoint.hooks``. A non-zero exit or
+    timeout fails the migration with ``checkpoint_hook_failed``.
+``ai-storage.io/checkpoint-hook-timeout: "60"``
+    seconds per hook (default 60, at most 3600).
+``ai-storage.io/checkpoint-artifacts.<container>: '["/scratch/optimizer"]'``
+    absolute paths inside <container> that the move would lose (emptyDir, container filesystem). They are copied into
+    the checkpoint, count as saved for the container analysis (a completed container whose only unsafe mounts they
+    cover is left out), and are restored on the target. Declaring artifacts makes every migration of the pod take a
+    checkpoint; with no shared volume it is refused (``no_shared_volume``).
+``ai-storage.io/checkpoint-volume: <volume>``
+    which shared volume holds checkpoints (planning's ``choose_checkpoint_volume``; default: the first shared one).
+Malformed values fail the migration in Validating with ``invalid_checkpoint_annotation``.
+
+Where: ``<mountPath>/.ai-storage/checkpoints/<pod>/<migration-id>/`` (``<pod>`` without ``-migrated-<id>``), holding
+``artifacts/<container>/<absolute path>`` and ``manifest.json`` (schema 1, see ``manifest``), which is written last and
+atomically: a directory without it is not a checkpoint.
+
+The target pod gets annotation ``ai-storage.io/checkpoint-path: <dir>``, env ``AI_STORAGE_CHECKPOINT_DIR`` in every
+container, and per container with artifacts an init container ``ai-storage-restore-<container>`` that copies them back
+(see ``restoring``). Retention keeps the newest ``--checkpoint-retention`` checkpoints per pod (see ``retention``).
+
+Failure reasons: ``checkpoint_hook_failed``, ``checkpoint_copy_failed``, ``checkpoint_verify_failed``,
+``checkpoint_volume_full``, ``checkpoint_volume_read_only``, ``checkpoint_volume_permission_denied``,
+``checkpoint_write_failed``, ``checkpoint_exec_failed``, ``checkpoint_timeout``, ``checkpoint_no_running_container``.
+Each is raised before the source pod is touched, after the partial directory is removed.
+
+Tools the checkpoint needs in the containers it execs into: ``tar``, ``mkdir``, ``rm``, ``mv``, ``ls``, ``find``, and
+``sh`` + ``wc`` + ``sha256sum`` (verification); the restore init container needs ``sh``, ``cp``, ``mkdir``,
+``dirname``. A pod that declares neither hooks nor artifacts but cannot be exec'd into at all (the command never
+starts: no such executable, or a node without exec) gets no manifest and a ``CheckpointSkipped`` warning instead of a
+failed migration -- its state is already on the shared volume.
+"""
+
+from ai_storage_orchestrator.checkpoint.annotations import (
+    ARTIFACTS_PREFIX,
+    HOOK_PREFIX,
+    HOOK_TIMEOUT_ANNOTATION,
+    Artifact,
+    CheckpointSpec,
+    Hook,
+    parse_checkpoint_annotations,
+)
+from ai_storage_orchestrator.checkpoint.errors import CheckpointError, InvalidCheckpointAnnotation
+from ai_storage_orchestrator.checkpoint.layout import (
+    CHECKPOINT_DIR_ENV,
+    CHECKPOINT_PATH_ANNOTATION,
+    MANIFEST_NAME,
+    checkpoint_dir,
+)
+from ai_storage_orchestrator.checkpoint.restoring import Location, prepare_target_pod, without_checkpoint
+from ai_storage_orchestrator.checkpoint.saving import EXEC_UNAVAILABLE, CheckpointJob, PVCheckpointer
+from ai_storage_orchestrator.checkpoint.transport import ExecSessionLike, ExecTransport
+
+__all__ = [
+    "ARTIFACTS_PREFIX",
+    "CHECKPOINT_DIR_ENV",
+    "CHECKPOINT_PATH_ANNOTATION",
+    "EXEC_UNAVAILABLE",
+    "HOOK_PREFIX",
+    "HOOK_TIMEOUT_ANNOTATION",
+    "MANIFEST_NAME",
+    "Artifact",
+    "CheckpointError",
+    "CheckpointJob",
+    "CheckpointSpec",
+    "ExecSessionLike",
+    "ExecTransport",
+    "Hook",
+    "InvalidCheckpointAnnotation",
+    "Location",
+    "PVCheckpointer",
+    "checkpoint_dir",
+    "parse_checkpoint_annotations",
+    "prepare_target_pod",
+    "without_checkpoint",
+]

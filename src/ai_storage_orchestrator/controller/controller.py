@@ -3,35 +3,74 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import structlog
 
-from ai_storage_orchestrator.controller.catalog import CachedVolumeCatalog
+from ai_storage_orchestrator.checkpoint import CheckpointJob, CheckpointSpec
 from ai_storage_orchestrator.controller.context import MigrationContext, log
 from ai_storage_orchestrator.controller.phases import PHASES
-from ai_storage_orchestrator.controller.planning import MigrationPlan, plan_migration
+from ai_storage_orchestrator.controller.planner import Planner
+from ai_storage_orchestrator.controller.planning import MigrationPlan
 from ai_storage_orchestrator.controller.queue import WorkQueue
 from ai_storage_orchestrator.controller.reconciler import Reconciler, Result
 from ai_storage_orchestrator.controller.records import MIGRATION_ID_LABEL, is_active, parse_time, phase_of
 from ai_storage_orchestrator.kube.events import EventRecorder
 from ai_storage_orchestrator.kube.resources import KubeApi
 from ai_storage_orchestrator.metrics import Metrics
-from ai_storage_orchestrator.models import Action, MigrationRequest, Phase
+from ai_storage_orchestrator.models import Action, Phase
 from ai_storage_orchestrator.settings import Settings
 from ai_storage_orchestrator.watchers.state import ClusterState
 from ai_storage_orchestrator.watchers.store import JSON, object_key
 
 
 class Checkpointer(Protocol):
-    async def save(self, ctx: MigrationContext) -> JSON: ...
+    """Saves a pod's checkpoint before its source is touched; see ``checkpoint.saving.PVCheckpointer``."""
+
+    def declared(self, pod: JSON) -> CheckpointSpec:
+        """What the pod's annotations ask the checkpoint to run and copy (raises ``invalid_checkpoint_annotation``)."""
+        ...
+
+    def prepare(
+        self,
+        *,
+        source_pod: JSON,
+        target_pod: JSON,
+        migration_id: str,
+        pod_base: str,
+        volume: Mapping[str, Any] | None,
+        spec: CheckpointSpec,
+    ) -> tuple[JSON, JSON]:
+        """During Validating: (the target pod manifest that finds and restores the checkpoint, status.checkpoint)."""
+        ...
+
+    async def save(self, job: CheckpointJob) -> JSON:
+        """During Checkpointing: write it; the result is merged into status.checkpoint. Raises OrchestratorError."""
+        ...
 
 
 class LocationOnlyCheckpointer:
-    """Records where the checkpoint goes; writing artifacts arrives with the checkpoint package."""
+    """Records where the checkpoint would go and writes nothing: the default when no exec transport is configured
+    (the orchestrator's runtime passes a ``PVCheckpointer``)."""
 
-    async def save(self, ctx: MigrationContext) -> JSON:
-        checkpoint = dict(ctx.status.get("checkpoint") or {})
+    def declared(self, pod: JSON) -> CheckpointSpec:
+        return CheckpointSpec()
+
+    def prepare(
+        self,
+        *,
+        source_pod: JSON,
+        target_pod: JSON,
+        migration_id: str,
+        pod_base: str,
+        volume: Mapping[str, Any] | None,
+        spec: CheckpointSpec,
+    ) -> tuple[JSON, JSON]:
+        return dict(target_pod), {"volume": dict(volume) if volume else None, "saved": False}
+
+    async def save(self, job: CheckpointJob) -> JSON:
+        checkpoint = dict(job.checkpoint)
         checkpoint["saved"] = False
         checkpoint["note"] = "state lives on the shared volume; no artifacts declared"
         return checkpoint
@@ -58,7 +97,7 @@ class MigrationController:
         self.recorder = recorder
         self.metrics = metrics
         self.checkpointer: Checkpointer = checkpointer or LocationOnlyCheckpointer()
-        self.catalog = CachedVolumeCatalog(state)
+        self.planner = Planner(state, declared=self.checkpointer.declared)
         self.queue = WorkQueue()
         self.reconciler = Reconciler(self.queue, self.reconcile, workers=settings.workers, name="migrations")
         state.migrations.add_listener(self._on_migration)
@@ -124,16 +163,6 @@ class MigrationController:
             await asyncio.Event().wait()
 
     # Helpers for the phases -------------------------------------------------------------------------------------
-    def plan(self, request: MigrationRequest, migration_id: str) -> MigrationPlan:
-        return plan_migration(
-            request=request,
-            pod=self.state.pod(request.pod_namespace, request.pod_name),
-            target_node=self.state.node(request.target_node),
-            pods_on_target=self.state.pods_on_node(request.target_node),
-            catalog=self.catalog,
-            migration_id=migration_id,
-        )
-
     def older_active_migration(self, ctx: MigrationContext) -> str | None:
         mine = _created(ctx.migration)
         for other in self.state.migrations_of_pod(ctx.namespace, ctx.spec["podName"]):

@@ -14,11 +14,19 @@ on the source node from the recorded spec."""
 from __future__ import annotations
 
 import copy
+import posixpath
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ai_storage_orchestrator.checkpoint import (
+    CHECKPOINT_PATH_ANNOTATION,
+    CheckpointJob,
+    without_checkpoint,
+)
 from ai_storage_orchestrator.controller.context import MigrationContext
+from ai_storage_orchestrator.controller.planning.naming import base_name
 from ai_storage_orchestrator.controller.reconciler import Result
+from ai_storage_orchestrator.controller.records import phase_of
 from ai_storage_orchestrator.errors import OrchestratorError
 from ai_storage_orchestrator.kube.errors import KubeApiError
 from ai_storage_orchestrator.kube.resources import PODS
@@ -93,8 +101,9 @@ async def pending(ctx: MigrationContext) -> Result:
 async def validating(ctx: MigrationContext) -> Result:
     if ctx.cancel_requested:
         return await ctx.transition(Phase.CANCELLED, "cancelled during validation; nothing was changed")
+    checkpointer = ctx.controller.checkpointer
     try:
-        plan = ctx.controller.plan(ctx.request, ctx.name)
+        plan, declared = ctx.controller.planner.plan(ctx.request, ctx.name)
     except OrchestratorError as error:
         return await ctx.fail(error.reason, error.message)
     containers = [
@@ -120,11 +129,30 @@ async def validating(ctx: MigrationContext) -> Result:
             "freed": freed.to_json(),
         },
     }
-    if plan.checkpoint_volume is not None:
-        fields["checkpoint"] = {"volume": plan.checkpoint_volume._asdict(), "saved": False}
+    volume = plan.checkpoint_volume._asdict() if plan.checkpoint_volume is not None else None
+    if volume is not None:
+        fields["checkpoint"] = {"volume": volume, "saved": False}
+    needs_checkpoint = (
+        ctx.request.preserve_pv or plan.strategy is Strategy.CHECKPOINT_RESTART or bool(declared.artifacts)
+    )
+    if needs_checkpoint:
+        try:
+            fields["targetPodManifest"], fields["checkpoint"] = checkpointer.prepare(
+                source_pod=source,
+                target_pod=plan.target_pod,
+                migration_id=ctx.name,
+                pod_base=base_name(source["metadata"]["name"]),
+                volume=volume,
+                spec=declared,
+            )
+        except OrchestratorError as error:
+            return await ctx.fail(error.reason, error.message, containers=containers)
+        replaced = set((fields["checkpoint"].get("restore") or {}).get("replaced") or ())
+        for container in containers:
+            if container["name"] in replaced:
+                container.update(action="skip", reason="restore init container of an earlier checkpoint: replaced")
     ctx.controller.on_planned(plan)
     await ctx.annotate_source("Running")
-    needs_checkpoint = ctx.request.preserve_pv or plan.strategy is Strategy.CHECKPOINT_RESTART
     following = Phase.CHECKPOINTING if needs_checkpoint else Phase.CREATING_TARGET
     skipped = [d.name for d in plan.decisions if d.action.value == "skip"]
     message = f"plan: {plan.strategy.value}; {len(skipped)} container(s) left out ({', '.join(skipped) or 'none'})"
@@ -134,14 +162,57 @@ async def validating(ctx: MigrationContext) -> Result:
 async def checkpointing(ctx: MigrationContext) -> Result:
     if ctx.cancel_requested:
         return await ctx.transition(Phase.CANCELLED, "cancelled before the source was touched")
+    pod = ctx.source_pod
+    if pod is None or not ctx.source_pod_is_ours:
+        return await ctx.fail("pod_not_found", f"pod {ctx.namespace}/{ctx.spec['podName']} is gone: nothing to save")
+    state = ctx.controller.state
+    base = base_name(ctx.spec["podName"])
+    job = CheckpointJob(
+        migration_id=ctx.name,
+        namespace=ctx.namespace,
+        pod=pod,
+        checkpoint=ctx.status.get("checkpoint") or {},
+        decisions=ctx.status.get("containers") or [],
+        target_node=ctx.spec["targetNode"],
+        strategy=str(ctx.status.get("strategy") or ""),
+        time_left=ctx.seconds_left(),
+        phases={
+            str(m["metadata"]["name"]): phase_of(m).value
+            for m in state.migrations
+            if m["metadata"].get("namespace") == ctx.namespace
+            and base_name(str((m.get("spec") or {}).get("podName") or "")) == base
+        },
+        in_use=frozenset(
+            posixpath.basename(str(path).rstrip("/"))
+            for p in state.pods
+            if p["metadata"].get("namespace") == ctx.namespace
+            and (path := (p["metadata"].get("annotations") or {}).get(CHECKPOINT_PATH_ANNOTATION))
+        ),
+    )
     try:
-        checkpoint = await ctx.controller.checkpointer.save(ctx)
+        checkpoint = await ctx.controller.checkpointer.save(job)
     except OrchestratorError as error:
-        return await ctx.fail(error.reason, f"checkpoint failed, source pod untouched: {error.message}")
+        failed = {**(ctx.status.get("checkpoint") or {}), "saved": False, **error.details}
+        return await ctx.fail(
+            error.reason, f"checkpoint failed, source pod untouched: {error.message}", checkpoint=failed
+        )
+    extra: JSON = {}
+    if checkpoint.get("skipped"):
+        message = f"checkpoint skipped ({checkpoint['skipped']}): {checkpoint.get('message')}"
+        undone = without_checkpoint(ctx.status["targetPodManifest"])
+        # A merge patch keeps keys it does not mention: name the removed ones as null.
+        undone["metadata"].setdefault("annotations", {})[CHECKPOINT_PATH_ANNOTATION] = None
+        undone["spec"].setdefault("initContainers", None)
+        extra["targetPodManifest"] = undone
+        ctx.controller.recorder.record(ctx.migration, reason="CheckpointSkipped", message=message, warning=True)
+    elif checkpoint.get("saved"):
+        message = f"checkpoint saved on the shared volume at {checkpoint.get('directory')}"
+    else:
+        message = str(checkpoint.get("note") or "nothing to save")
     following = (
         Phase.STOPPING_SOURCE if ctx.status.get("strategy") == Strategy.CHECKPOINT_RESTART else Phase.CREATING_TARGET
     )
-    return await ctx.transition(following, "checkpoint saved on the shared volume", checkpoint=checkpoint)
+    return await ctx.transition(following, message, checkpoint=checkpoint, **extra)
 
 
 async def stopping_source(ctx: MigrationContext) -> Result:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ai_storage_orchestrator.controller.catalog import CachedVolumeCatalog
-from ai_storage_orchestrator.controller.planning import MigrationPlan, plan_migration
+from ai_storage_orchestrator.controller.planner import Planner
+from ai_storage_orchestrator.controller.planning import MigrationPlan
 from ai_storage_orchestrator.controller.records import (
     is_active,
     migration_resource,
@@ -29,11 +29,11 @@ _TOO_LATE_TO_CANCEL = frozenset({Phase.REMOVING_SOURCE})
 
 
 class MigrationService:
-    def __init__(self, *, api: KubeApi, state: ClusterState, metrics: Metrics) -> None:
+    def __init__(self, *, api: KubeApi, state: ClusterState, metrics: Metrics, planner: Planner) -> None:
         self.api = api
         self.state = state
         self.metrics = metrics
-        self.catalog = CachedVolumeCatalog(state)
+        self.planner = planner
 
     def ready(self) -> tuple[bool, str]:
         if not self.state.synced:
@@ -47,14 +47,8 @@ class MigrationService:
             raise NotReady(f"the orchestrator is starting: {why}", reason="not_ready")
 
     def plan(self, request: MigrationRequest, migration_id: str) -> MigrationPlan:
-        return plan_migration(
-            request=request,
-            pod=self.state.pod(request.pod_namespace, request.pod_name),
-            target_node=self.state.node(request.target_node),
-            pods_on_target=self.state.pods_on_node(request.target_node),
-            catalog=self.catalog,
-            migration_id=migration_id,
-        )
+        plan, _declared = self.planner.plan(request, migration_id)
+        return plan
 
     def active_migration_of(self, namespace: str, pod: str) -> JSON | None:
         for migration in self.state.migrations_of_pod(namespace, pod):

@@ -12,6 +12,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from ai_storage_orchestrator.api.app import create_app
 from ai_storage_orchestrator.api.auth import AllowAll
 from ai_storage_orchestrator.api.service import MigrationServiceProtocol
+from ai_storage_orchestrator.checkpoint import parse_checkpoint_annotations
+from ai_storage_orchestrator.controller.planner import Planner
 from ai_storage_orchestrator.controller.service import MigrationService
 from ai_storage_orchestrator.kube.resources import POD_MIGRATIONS, KubeApi, Resource
 from ai_storage_orchestrator.metrics import Metrics
@@ -59,7 +61,9 @@ def seed_cluster() -> ClusterState:
 
 async def test_seed_request_through_the_real_service() -> None:
     api = RecordingApi()
-    service: MigrationServiceProtocol = MigrationService(api=api, state=seed_cluster(), metrics=Metrics())
+    state = seed_cluster()
+    planner = Planner(state, declared=parse_checkpoint_annotations)
+    service: MigrationServiceProtocol = MigrationService(api=api, state=state, metrics=Metrics(), planner=planner)
     app = create_app(service=service, metrics=Metrics(), authenticator=AllowAll())
     client: TestClient[web.Request, web.Application] = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()

@@ -1,0 +1,203 @@
+"""What a pod asks its checkpoint to do, read from its annotations (pure).
+
+``ai-storage.io/checkpoint-hook.<container>``
+    JSON array of strings: the argv of a quiesce hook run (exec, no shell) in that container before anything is
+    copied, e.g. ``["python", "/scripts/save.py"]``.
+``ai-storage.io/checkpoint-hook-timeout``
+    seconds each hook may take (default 60).
+``ai-storage.io/checkpoint-artifacts.<container>``
+    JSON array of absolute paths inside that container that are not on the shared volume (an emptyDir with optimizer
+    state, say): they are copied into the checkpoint and restored on the target.
+
+Anything else (a string instead of an array, a relative path, a container the pod does not have) is refused with
+reason ``invalid_checkpoint_annotation`` before the migration touches anything.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import posixpath
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ai_storage_orchestrator.checkpoint.errors import InvalidCheckpointAnnotation
+
+HOOK_PREFIX = "ai-storage.io/checkpoint-hook."  # the same prefix planning's strategy reads
+HOOK_TIMEOUT_ANNOTATION = "ai-storage.io/checkpoint-hook-timeout"
+ARTIFACTS_PREFIX = "ai-storage.io/checkpoint-artifacts."
+DEFAULT_HOOK_TIMEOUT = 60.0
+MAX_HOOK_TIMEOUT = 3600.0
+MAX_ARGV_ITEMS = 256
+MAX_ARTIFACTS = 64
+# Written by planning on a migrated pod: annotations naming these containers (left out of this pod) are ignored.
+SKIPPED_CONTAINERS_ANNOTATION = "ai-storage.io/skipped-containers"
+
+
+@dataclass(frozen=True, slots=True)
+class Hook:
+    container: str
+    argv: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Artifact:
+    container: str
+    path: str  # absolute, normalised, inside `container`
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointSpec:
+    hooks: tuple[Hook, ...] = ()
+    artifacts: tuple[Artifact, ...] = ()
+    hook_timeout: float = DEFAULT_HOOK_TIMEOUT
+
+    @property
+    def empty(self) -> bool:
+        """Nothing to run and nothing to copy: the checkpoint is only its manifest."""
+        return not self.hooks and not self.artifacts
+
+    def checkpointed_paths(self) -> dict[str, tuple[str, ...]]:
+        """Container name → the paths its checkpoint copies (planning's ``checkpointed``)."""
+        paths: dict[str, tuple[str, ...]] = {}
+        for artifact in self.artifacts:
+            paths[artifact.container] = (*paths.get(artifact.container, ()), artifact.path)
+        return paths
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "hooks": [{"container": h.container, "command": list(h.argv)} for h in self.hooks],
+            "hookTimeoutSeconds": self.hook_timeout,
+            "artifacts": [{"container": a.container, "path": a.path} for a in self.artifacts],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CheckpointSpec:
+        return cls(
+            hooks=tuple(Hook(str(h["container"]), tuple(str(a) for a in h["command"])) for h in data.get("hooks", [])),
+            artifacts=tuple(Artifact(str(a["container"]), str(a["path"])) for a in data.get("artifacts", [])),
+            hook_timeout=float(data.get("hookTimeoutSeconds", DEFAULT_HOOK_TIMEOUT)),
+        )
+
+
+def _container_names(pod: Mapping[str, Any]) -> list[str]:
+    spec = pod.get("spec") or {}
+    return [str(c.get("name")) for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]]
+
+
+def _json_value(key: str, raw: object) -> object:
+    if not isinstance(raw, str):
+        raise InvalidCheckpointAnnotation(f"annotation {key} must be a JSON string", annotation=key)
+    try:
+        return json.loads(raw)
+    except ValueError as error:
+        raise InvalidCheckpointAnnotation(f"annotation {key} is not valid JSON: {error}", annotation=key) from error
+
+
+def parse_argv(key: str, raw: object) -> tuple[str, ...]:
+    """A hook annotation's value: a non-empty JSON array of strings (argv, never a shell string)."""
+    value = _json_value(key, raw)
+    if not isinstance(value, list) or not value:
+        raise InvalidCheckpointAnnotation(
+            f'annotation {key} must be a non-empty JSON array of strings (an argv such as ["python", "/save.py"]),'
+            f" not {type(value).__name__}",
+            annotation=key,
+        )
+    if len(value) > MAX_ARGV_ITEMS:
+        raise InvalidCheckpointAnnotation(f"annotation {key} has more than {MAX_ARGV_ITEMS} items", annotation=key)
+    if not all(isinstance(item, str) for item in value):
+        raise InvalidCheckpointAnnotation(f"annotation {key} must contain only strings", annotation=key)
+    if not value[0] or any("\x00" in item for item in value):
+        raise InvalidCheckpointAnnotation(
+            f"annotation {key}: the command must be non-empty and contain no NUL character", annotation=key
+        )
+    return tuple(value)
+
+
+def normalise_path(key: str, path: object) -> str:
+    """An artifact path: absolute, without ``.``/``..`` components or control characters, and not ``/``."""
+    if not isinstance(path, str) or not path:
+        raise InvalidCheckpointAnnotation(f"annotation {key}: every path must be a non-empty string", annotation=key)
+    if any(ord(ch) < 0x20 or ch == "\x7f" for ch in path):
+        raise InvalidCheckpointAnnotation(
+            f"annotation {key}: path {path!r} contains control characters", annotation=key
+        )
+    if not path.startswith("/"):
+        raise InvalidCheckpointAnnotation(f"annotation {key}: path {path!r} is not absolute", annotation=key)
+    parts = path.split("/")
+    if any(part in (".", "..") for part in parts):
+        raise InvalidCheckpointAnnotation(f"annotation {key}: path {path!r} contains . or ..", annotation=key)
+    normal = posixpath.normpath(path)
+    if normal == "/":
+        raise InvalidCheckpointAnnotation(f"annotation {key}: the root directory cannot be an artifact", annotation=key)
+    return normal
+
+
+def parse_paths(key: str, raw: object) -> tuple[str, ...]:
+    """An artifacts annotation's value: a JSON array of absolute paths, none inside another."""
+    value = _json_value(key, raw)
+    if not isinstance(value, list):
+        raise InvalidCheckpointAnnotation(
+            f"annotation {key} must be a JSON array of absolute paths, not {type(value).__name__}", annotation=key
+        )
+    if len(value) > MAX_ARTIFACTS:
+        raise InvalidCheckpointAnnotation(f"annotation {key} lists more than {MAX_ARTIFACTS} paths", annotation=key)
+    paths = list(dict.fromkeys(normalise_path(key, item) for item in value))
+    for path in paths:
+        for other in paths:
+            if other != path and path.startswith(other + "/"):
+                raise InvalidCheckpointAnnotation(
+                    f"annotation {key}: {path} lies inside {other}, list only {other}", annotation=key
+                )
+    return tuple(paths)
+
+
+def parse_timeout(raw: object) -> float:
+    key = HOOK_TIMEOUT_ANNOTATION
+    try:
+        seconds = float(str(raw).strip())
+    except ValueError as error:
+        raise InvalidCheckpointAnnotation(f"annotation {key} must be a number of seconds", annotation=key) from error
+    if not math.isfinite(seconds) or not 0 < seconds <= MAX_HOOK_TIMEOUT:
+        raise InvalidCheckpointAnnotation(
+            f"annotation {key} must be more than 0 and at most {MAX_HOOK_TIMEOUT:g} seconds", annotation=key
+        )
+    return seconds
+
+
+def _container_of(key: str, prefix: str, containers: Sequence[str]) -> str:
+    name = key[len(prefix) :]
+    if name not in containers:
+        raise InvalidCheckpointAnnotation(
+            f"annotation {key} names container '{name}', which pod does not have (it has {', '.join(containers)})",
+            annotation=key,
+        )
+    return name
+
+
+def parse_checkpoint_annotations(pod: Mapping[str, Any]) -> CheckpointSpec:
+    """Hooks (in container spec order), artifacts and the hook timeout of ``pod``; raises
+    InvalidCheckpointAnnotation (reason ``invalid_checkpoint_annotation``) for a malformed one."""
+    annotations: Mapping[str, Any] = (pod.get("metadata") or {}).get("annotations") or {}
+    containers = _container_names(pod)
+    left_out = set(str(annotations.get(SKIPPED_CONTAINERS_ANNOTATION) or "").split(",")) - set(containers) - {""}
+    order = {name: index for index, name in enumerate(containers)}
+    hooks: list[Hook] = []
+    artifacts: list[Artifact] = []
+    timeout = DEFAULT_HOOK_TIMEOUT
+    for key in sorted(annotations):
+        raw = annotations[key]
+        prefix = next((p for p in (HOOK_PREFIX, ARTIFACTS_PREFIX) if key.startswith(p)), None)
+        if prefix is not None and key[len(prefix) :] in left_out:
+            continue
+        if key.startswith(HOOK_PREFIX):
+            hooks.append(Hook(_container_of(key, HOOK_PREFIX, containers), parse_argv(key, raw)))
+        elif key.startswith(ARTIFACTS_PREFIX):
+            container = _container_of(key, ARTIFACTS_PREFIX, containers)
+            artifacts += [Artifact(container, path) for path in parse_paths(key, raw)]
+        elif key == HOOK_TIMEOUT_ANNOTATION:
+            timeout = parse_timeout(raw)
+    hooks.sort(key=lambda h: order[h.container])
+    artifacts.sort(key=lambda a: order[a.container])
+    return CheckpointSpec(hooks=tuple(hooks), artifacts=tuple(artifacts), hook_timeout=timeout)

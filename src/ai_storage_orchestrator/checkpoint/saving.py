@@ -1,0 +1,391 @@
+"""The PersistentVolume checkpointer: quiesce hooks, artifact copy, verification, manifest, retention.
+
+``prepare`` (during Validating, pure) decides where the checkpoint goes and rewrites the target pod so it finds and
+restores it; ``save`` (during Checkpointing) writes it, through exec into the source pod:
+
+1. reset ``<dir>`` (``rm -rf``, ``mkdir -p <dir>/artifacts``) -- a re-run after a crash starts clean;
+2. run each quiesce hook in its container (argv, per-hook timeout); non-zero exit or timeout fails the checkpoint;
+3. stream each artifact with tar from a container that can read it into the directory, hashing on the way;
+4. re-read size and sha256 of every copied file on the volume and compare;
+5. write ``manifest.json`` last and atomically (extract ``manifest.json.tmp``, ``mv`` it), and check it too;
+6. apply retention to the workload's checkpoints.
+
+Any failure raises ``CheckpointError`` with a precise reason after removing the partial directory (unless
+``keep_failed``); the source pod is untouched at that point. When the pod declares no hooks and no artifacts the
+checkpoint is only its manifest: if the node cannot exec into the pod at all (the command never starts) that manifest
+is skipped with a warning rather than failing the migration -- the pod's state is already on the shared volume.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import posixpath
+import time
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import structlog
+
+from ai_storage_orchestrator import __version__
+from ai_storage_orchestrator.checkpoint import errors as reasons
+from ai_storage_orchestrator.checkpoint.annotations import CheckpointSpec, parse_checkpoint_annotations
+from ai_storage_orchestrator.checkpoint.copying import Endpoint, stream_artifact, verify_files
+from ai_storage_orchestrator.checkpoint.errors import CheckpointError, InvalidCheckpointAnnotation, write_failure_reason
+from ai_storage_orchestrator.checkpoint.layout import (
+    ARTIFACTS_DIR,
+    MANIFEST_NAME,
+    MANIFEST_TMP_NAME,
+    artifact_store_path,
+    checkpoint_dir,
+    container_spec,
+    mount_covering,
+    running_containers,
+    views_of,
+    volume_path,
+)
+from ai_storage_orchestrator.checkpoint.manifest import (
+    ArtifactFile,
+    atomic_write_argv,
+    build_manifest,
+    serialise,
+    single_file_archive,
+)
+from ai_storage_orchestrator.checkpoint.quiescing import run_hooks
+from ai_storage_orchestrator.checkpoint.restoring import Location, prepare_target_pod
+from ai_storage_orchestrator.checkpoint.retention import CLEANUP_TIMEOUT, apply_retention
+from ai_storage_orchestrator.checkpoint.transport import CommandResult, ExecTransport, run
+from ai_storage_orchestrator.kube.exec import ExecError
+
+JSON = dict[str, Any]
+T = TypeVar("T")
+log = structlog.get_logger(__name__)
+
+EXEC_UNAVAILABLE = "exec_unavailable"
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class CheckpointJob:
+    """Everything ``save`` needs, read by the controller from its caches."""
+
+    migration_id: str
+    namespace: str
+    pod: Mapping[str, Any]  # the source pod as it is now
+    checkpoint: Mapping[str, Any]  # status.checkpoint as ``prepare`` recorded it
+    decisions: Sequence[Mapping[str, Any]]  # status.containers
+    target_node: str
+    strategy: str
+    time_left: float  # seconds the whole save may take
+    phases: Mapping[str, str] = field(default_factory=dict)  # other migrations of this workload: id -> phase
+    in_use: frozenset[str] = frozenset()  # checkpoint ids live pods point at
+
+    @property
+    def pod_name(self) -> str:
+        return str(self.pod["metadata"]["name"])
+
+
+class _ExecUnavailable(Exception):
+    """The checkpoint container cannot run commands at all (exec refused by the node, no such executable)."""
+
+
+class PVCheckpointer:
+    def __init__(
+        self,
+        transport: ExecTransport,
+        *,
+        retention: int = 3,
+        keep_failed: bool = False,
+        version: str = __version__,
+        clock: Callable[[], str] = now_iso,
+    ) -> None:
+        self.transport = transport
+        self.retention = retention
+        self.keep_failed = keep_failed
+        self.version = version
+        self.clock = clock
+
+    # Validating -------------------------------------------------------------------------------------------------
+    def declared(self, pod: Mapping[str, Any]) -> CheckpointSpec:
+        return parse_checkpoint_annotations(pod)
+
+    def prepare(
+        self,
+        *,
+        source_pod: Mapping[str, Any],
+        target_pod: Mapping[str, Any],
+        migration_id: str,
+        pod_base: str,
+        volume: Mapping[str, Any] | None,
+        spec: CheckpointSpec,
+    ) -> tuple[JSON, JSON]:
+        """(target pod manifest, status.checkpoint). ``volume`` is planning's checkpoint volume
+        (``volume``/``mount_path``/``container``) or None when the pod has no shared volume."""
+        status: JSON = {"volume": dict(volume) if volume else None, "saved": False, "declared": spec.to_json()}
+        if volume is None:
+            if spec.artifacts:
+                raise CheckpointError(
+                    "the pod declares checkpoint artifacts but has no shared volume (NFS or ReadWriteMany PVC) to"
+                    " save them on",
+                    reason=reasons.NO_SHARED_VOLUME,
+                )
+            return dict(target_pod), status
+        location = Location(
+            volume=str(volume["volume"]),
+            container=str(volume["container"]),
+            mount_path=str(volume["mount_path"]),
+            directory=checkpoint_dir(str(volume["mount_path"]), pod_base, migration_id),
+            pod_base=pod_base,
+        )
+        for artifact in spec.artifacts:
+            container = container_spec(source_pod, artifact.container)
+            mount = mount_covering(container, artifact.path) if container is not None else None
+            if mount is not None and mount.volume == location.volume:
+                key = f"ai-storage.io/checkpoint-artifacts.{artifact.container}"
+                raise InvalidCheckpointAnnotation(
+                    f"annotation {key}: {artifact.path} is on the shared volume '{mount.volume}' already;"
+                    " list only paths the move would lose",
+                    annotation=key,
+                )
+        target, restore = prepare_target_pod(source_pod=source_pod, target_pod=target_pod, spec=spec, location=location)
+        status.update(location=location.to_json(), directory=location.directory, restore=restore)
+        return target, status
+
+    # Checkpointing ----------------------------------------------------------------------------------------------
+    async def save(self, job: CheckpointJob) -> JSON:
+        spec = CheckpointSpec.from_json(job.checkpoint.get("declared") or {})
+        location_json = job.checkpoint.get("location")
+        if not location_json:
+            hooks = await self._within(
+                job.time_left,
+                run_hooks(self.transport, namespace=job.namespace, pod=job.pod_name, spec=spec, clock=self.clock),
+            )
+            return {"saved": False, "hooks": [h.to_json() for h in hooks], "note": "no shared volume: nothing written"}
+        location = Location.from_json(location_json)
+        writer = self._writer(job.pod, location)
+        if writer is None:
+            message = f"no running container of pod {job.pod_name} mounts volume '{location.volume}' read-write"
+            if spec.empty:
+                return self._skipped(job, message)
+            raise CheckpointError(message, reason=reasons.NO_RUNNING_CONTAINER)
+        try:
+            result = await self._within(job.time_left, self._save(job, spec, location, writer))
+        except _ExecUnavailable as error:
+            return self._skipped(job, str(error))
+        except CheckpointError:
+            await self._discard(job, writer)
+            raise
+        result["retention"] = await self._apply_retention(job, writer)
+        return result
+
+    async def _within(self, seconds: float, work: Coroutine[Any, Any, T]) -> T:
+        if seconds <= 0:
+            work.close()
+            raise CheckpointError("the migration ran out of time before its checkpoint", reason=reasons.TIMED_OUT)
+        try:
+            async with asyncio.timeout(seconds):
+                return await work
+        except TimeoutError as error:
+            raise CheckpointError(
+                f"the checkpoint did not finish within the {seconds:.0f}s left of the migration's timeout",
+                reason=reasons.TIMED_OUT,
+            ) from error
+        except ExecError as error:
+            raise CheckpointError(f"exec failed: {error}", reason=reasons.EXEC_FAILED) from error
+
+    def _skipped(self, job: CheckpointJob, message: str) -> JSON:
+        log.warning("checkpoint.skipped", migration_id=job.migration_id, reason=EXEC_UNAVAILABLE, message=message)
+        return {"saved": False, "skipped": EXEC_UNAVAILABLE, "message": message}
+
+    @staticmethod
+    def _writer(pod: Mapping[str, Any], location: Location) -> Endpoint | None:
+        """A running container that mounts the shared volume read-write, the planned one first."""
+        try:
+            inside = location.inside_volume(pod)
+        except ValueError:
+            return None
+        views = [v for v in views_of(pod, location.volume, inside, containers=running_containers(pod)) if v.writable]
+        views.sort(key=lambda v: v.container != location.container)
+        return Endpoint(views[0].container, views[0].path) if views else None
+
+    @staticmethod
+    def _reader(pod: Mapping[str, Any], container: str, path: str) -> Endpoint | None:
+        """A running container that sees ``path`` of ``container``: itself, or one mounting the same volume."""
+        running = running_containers(pod)
+        if container in running:
+            return Endpoint(container, path)
+        spec = container_spec(pod, container)
+        mount = mount_covering(spec, path) if spec is not None else None
+        if mount is None or mount.expression:
+            return None
+        views = views_of(pod, mount.volume, volume_path(mount, path), containers=running)
+        return Endpoint(views[0].container, views[0].path) if views else None
+
+    async def _exec(self, job: CheckpointJob, container: str, argv: Sequence[str], **kwargs: Any) -> CommandResult:
+        return await run(
+            self.transport, namespace=job.namespace, pod=job.pod_name, container=container, argv=argv, **kwargs
+        )
+
+    async def _write(self, job: CheckpointJob, container: str, argv: Sequence[str], what: str, **kwargs: Any) -> None:
+        result = await self._exec(job, container, argv, **kwargs)
+        if not result.success:
+            text = result.stderr.strip() or result.status.message
+            raise CheckpointError(f"{what} failed ({result.describe()})", reason=write_failure_reason(text))
+
+    async def _save(self, job: CheckpointJob, spec: CheckpointSpec, location: Location, writer: Endpoint) -> JSON:
+        started, created_at = time.monotonic(), self.clock()
+        directory = writer.path
+        reset = await self._exec(job, writer.container, ["rm", "-rf", directory])
+        if reset.status.exit_code is None:
+            if spec.empty:
+                raise _ExecUnavailable(f"cannot run commands in container {writer.container}: {reset.status.message}")
+            raise CheckpointError(
+                f"cannot run commands in container {writer.container}: {reset.status.message}",
+                reason=reasons.EXEC_FAILED,
+            )
+        if not reset.success:
+            raise CheckpointError(
+                f"clearing {directory} failed ({reset.describe()})", reason=write_failure_reason(reset.stderr)
+            )
+        await self._write(
+            job, writer.container, ["mkdir", "-p", posixpath.join(directory, ARTIFACTS_DIR)], f"creating {directory}"
+        )
+        hooks = await run_hooks(self.transport, namespace=job.namespace, pod=job.pod_name, spec=spec, clock=self.clock)
+        files, stream_bytes, copy_seconds = await self._copy_artifacts(job, spec, writer)
+        await verify_files(
+            self.transport,
+            namespace=job.namespace,
+            pod=job.pod_name,
+            container=writer.container,
+            checkpoint_dir=directory,
+            files=files,
+        )
+        manifest = build_manifest(
+            migration_id=job.migration_id,
+            pod=job.pod,
+            target_node=job.target_node,
+            strategy=job.strategy,
+            decisions=job.decisions,
+            location={**location.to_json(), "writtenBy": writer.container},
+            hooks=hooks,
+            artifacts=files,
+            created_at=created_at,
+            finished_at=self.clock(),
+            version=self.version,
+        )
+        digest = await self._write_manifest(job, writer, manifest)
+        regular = [f for f in files if f.kind == "file"]
+        copied = sum(f.size for f in regular)
+        summary: dict[tuple[str, str], JSON] = {}
+        for file in regular:
+            entry = summary.setdefault((file.container, file.artifact), {"files": 0, "bytes": 0})
+            entry["files"] += 1
+            entry["bytes"] += file.size
+        log.info("checkpoint.saved", directory=location.directory, files=len(regular), bytes=copied)
+        return {
+            "saved": True,
+            "directory": location.directory,
+            "manifest": posixpath.join(location.directory, MANIFEST_NAME),
+            "manifestSha256": digest,
+            "writtenBy": writer.container,
+            "hooks": [h.to_json() for h in hooks],
+            "artifacts": [
+                {
+                    "container": a.container,
+                    "path": a.path,
+                    **summary.get((a.container, a.path), {"files": 0, "bytes": 0}),
+                }
+                for a in spec.artifacts
+            ],
+            "bytesCopied": copied,
+            "streamBytes": stream_bytes,
+            "copySeconds": round(copy_seconds, 3),
+            "throughputBytesPerSecond": int(stream_bytes / copy_seconds) if copy_seconds > 0 else None,
+            "durationSeconds": round(time.monotonic() - started, 3),
+            "createdAt": created_at,
+            "finishedAt": manifest["finishedAt"],
+        }
+
+    async def _copy_artifacts(
+        self, job: CheckpointJob, spec: CheckpointSpec, writer: Endpoint
+    ) -> tuple[list[ArtifactFile], int, float]:
+        files: list[ArtifactFile] = []
+        stream_bytes, seconds = 0, 0.0
+        for artifact in spec.artifacts:
+            reader = self._reader(job.pod, artifact.container, artifact.path)
+            if reader is None:
+                raise CheckpointError(
+                    f"no running container of pod {job.pod_name} can read artifact {artifact.path} of container"
+                    f" {artifact.container}",
+                    reason=reasons.NO_RUNNING_CONTAINER,
+                )
+            parent = artifact_store_path(writer.path, artifact.container, posixpath.dirname(artifact.path))
+            await self._write(job, writer.container, ["mkdir", "-p", parent], f"creating {parent}")
+            stats = await stream_artifact(
+                self.transport,
+                namespace=job.namespace,
+                pod=job.pod_name,
+                source=reader,
+                destination=Endpoint(writer.container, parent),
+                container=artifact.container,
+                declared=artifact.path,
+            )
+            files += stats.files
+            stream_bytes += stats.stream_bytes
+            seconds += stats.seconds
+            log.info(
+                "checkpoint.artifact_copied",
+                container=artifact.container,
+                path=artifact.path,
+                files=sum(1 for f in stats.files if f.kind == "file"),
+                bytes=stats.file_bytes,
+                seconds=round(stats.seconds, 3),
+            )
+        return files, stream_bytes, seconds
+
+    async def _write_manifest(self, job: CheckpointJob, writer: Endpoint, manifest: JSON) -> str:
+        data = serialise(manifest)
+        digest = hashlib.sha256(data).hexdigest()
+        extract, rename = atomic_write_argv(writer.path)
+        archive = single_file_archive(MANIFEST_TMP_NAME, data, mtime=time.time())
+        await self._write(job, writer.container, extract, "writing manifest.json.tmp", stdin=archive)
+        await self._write(job, writer.container, rename, "renaming manifest.json.tmp to manifest.json")
+        check = ArtifactFile("", "", MANIFEST_NAME, "file", len(data), digest, MANIFEST_NAME)
+        await verify_files(
+            self.transport,
+            namespace=job.namespace,
+            pod=job.pod_name,
+            container=writer.container,
+            checkpoint_dir=writer.path,
+            files=[check],
+        )
+        return digest
+
+    async def _discard(self, job: CheckpointJob, writer: Endpoint) -> None:
+        """Remove a failed checkpoint's directory (best effort: it has no manifest, so it is never taken for one)."""
+        if self.keep_failed:
+            return
+        try:
+            async with asyncio.timeout(CLEANUP_TIMEOUT):
+                await self._exec(job, writer.container, ["rm", "-rf", writer.path])
+        except (TimeoutError, ExecError) as error:
+            log.warning("checkpoint.discard_failed", directory=writer.path, error=str(error))
+
+    async def _apply_retention(self, job: CheckpointJob, writer: Endpoint) -> JSON:
+        return await apply_retention(
+            self.transport,
+            namespace=job.namespace,
+            pod=job.pod_name,
+            container=writer.container,
+            root=posixpath.dirname(writer.path),
+            current=job.migration_id,
+            phases=job.phases,
+            in_use=job.in_use,
+            retention=self.retention,
+            keep_failed=self.keep_failed,
+        )

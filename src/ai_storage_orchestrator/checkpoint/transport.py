@@ -1,0 +1,97 @@
+"""The exec the checkpoint needs, as a Protocol: ``kube.exec.KubeExec`` in production, a fake in unit tests.
+
+``run`` is the simple case: one command, optional stdin bytes, its output (bounded) and status.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+from ai_storage_orchestrator.kube.exec import STDOUT_CHANNEL, ExecError, ExecStatus
+
+__all__ = ["CommandResult", "ExecError", "ExecSessionLike", "ExecStatus", "ExecTransport", "Tail", "run"]
+
+
+class ExecSessionLike(Protocol):
+    status: ExecStatus | None
+
+    async def write(self, data: bytes) -> None: ...
+
+    async def close_stdin(self) -> None: ...
+
+    def output(self) -> AsyncIterator[tuple[int, bytes]]: ...
+
+
+class ExecTransport(Protocol):
+    def session(
+        self, *, namespace: str, pod: str, container: str, argv: Sequence[str], stdin: bool = False
+    ) -> AbstractAsyncContextManager[ExecSessionLike]: ...
+
+
+class Tail:
+    """The last ``limit`` bytes written to it."""
+
+    def __init__(self, limit: int = 2048) -> None:
+        self.limit = limit
+        self._data = bytearray()
+
+    def add(self, data: bytes) -> None:
+        self._data += data[-self.limit :]
+        del self._data[: max(0, len(self._data) - self.limit)]
+
+    def text(self) -> str:
+        return self._data.decode("utf-8", "replace")
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    status: ExecStatus
+    stdout: bytes
+    stderr: str  # the last 2 KiB
+    output: str  # the last 2 KiB of stdout and stderr, interleaved as they arrived
+
+    @property
+    def success(self) -> bool:
+        return self.status.success
+
+    def describe(self) -> str:
+        detail = self.stderr.strip() or self.status.message
+        code = "did not run" if self.status.exit_code is None else f"exit {self.status.exit_code}"
+        return f"{code}: {detail}" if detail else code
+
+
+async def run(
+    transport: ExecTransport,
+    *,
+    namespace: str,
+    pod: str,
+    container: str,
+    argv: Sequence[str],
+    stdin: bytes | None = None,
+    max_stdout: int = 4 * 1024 * 1024,
+) -> CommandResult:
+    """Run ``argv`` to completion (the caller bounds it with ``asyncio.timeout``); stdout beyond ``max_stdout`` bytes
+    is dropped. Raises ExecError when the exec could not be carried out."""
+    stdout = bytearray()
+    stderr, output = Tail(), Tail()
+    async with transport.session(
+        namespace=namespace, pod=pod, container=container, argv=argv, stdin=stdin is not None
+    ) as session:
+        if stdin is not None:
+            # A command that exits before reading all of stdin closes its end; its status says why.
+            with contextlib.suppress(ExecError):
+                await session.write(stdin)
+                await session.close_stdin()
+        async for channel, data in session.output():
+            output.add(data)
+            if channel == STDOUT_CHANNEL:
+                if len(stdout) < max_stdout:
+                    stdout += data[: max_stdout - len(stdout)]
+            else:
+                stderr.add(data)
+        assert session.status is not None
+        return CommandResult(session.status, bytes(stdout), stderr.text(), output.text())

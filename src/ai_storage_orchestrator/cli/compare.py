@@ -1,0 +1,224 @@
+"""`compare`: the certification test -- Kubernetes' native delete-and-recreate against the orchestrator's migration of
+the same three-container workload between the same two nodes, measured the same way."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from ai_storage_orchestrator.compare import report
+from ai_storage_orchestrator.compare.cluster import CompareError
+from ai_storage_orchestrator.compare.measuring import iso_time
+from ai_storage_orchestrator.compare.options import DEFAULT_URL, SOURCES, Options
+from ai_storage_orchestrator.compare.orchestrating import OrchestratorClient
+from ai_storage_orchestrator.compare.results import EXIT_ERROR, WINDOW_RULES, Comparison
+from ai_storage_orchestrator.compare.sampling import PathApi
+from ai_storage_orchestrator.compare.scenario import Scenario
+from ai_storage_orchestrator.compare.workload import PROCESS_SECONDS, WORKLOADS
+from ai_storage_orchestrator.kube.client import create_api_client
+from ai_storage_orchestrator.kube.exec import KubeExec
+
+URL_ENV = "AI_STORAGE_ORCHESTRATOR_URL"
+TOKEN_ENV = "AI_STORAGE_ORCHESTRATOR_TOKEN"
+EXIT_INTERRUPTED = 130
+
+DESCRIPTION = """\
+Run the certification comparison: deploy pod tensorflow-ai-workload (tensorflow-trainer, data-processor that
+completes after ~45 s, model-monitor) on the source node; TEST 1 moves it the Kubernetes way (delete, recreate with
+nodeName=target), TEST 2 moves it back with the orchestrator (POST /api/migrations); each new pod is measured the
+same way; then a summary, a JSON/Markdown report and a PNG chart in --output-dir, and clean-up.
+
+CPU is a rate: delta of the cumulative CPU counter over the delta of its time stamp, taken in the same read.
+Sources: cgroup (exec `sh -c` into every container at once: cgroup v2 cpu.stat usage_usec and memory.current, or v1
+cpuacct.usage and memory.usage_in_bytes, with `date +%s%N`), kubelet (GET /api/v1/nodes/NODE/proxy/stats/summary:
+usageCoreNanoSeconds with its time, workingSetBytes; no exec), auto (cgroup, else kubelet). Each figure is the
+trimmed mean of --samples interval rates (sorted, --trim highest and lowest dropped). Fewer valid samples than asked
+give no figure and exit 2: nothing is estimated.
+
+Window start (--window-start):
+  ready            {ready}
+  migration-start  {migration_start}
+
+Simulated (KWOK) nodes run no containers and have no cgroups: CPU and memory are reported as "not measured", the
+saving as n/a, and the run needs --allow-unmeasured. Migration times, containers started, requests freed and the
+orchestrator's decisions are real either way.""".format(
+    ready=WINDOW_RULES["ready"], migration_start=WINDOW_RULES["migration-start"]
+)
+EPILOG = """\
+exit codes: 0 the CPU saving meets --threshold (or, with --allow-unmeasured, a run without CPU figures finished);
+1 the saving is below the threshold; 2 error (including too few valid samples, and simulated nodes without
+--allow-unmeasured); 130 interrupted."""
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0: {text!r}")
+    return value
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "compare",
+        help="certification test: native delete-and-recreate vs the orchestrator, CPU and memory compared",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    configure(parser)
+    parser.set_defaults(handler=handler, command_coroutine=compare)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    nodes = parser.add_argument_group("cluster")
+    nodes.add_argument("--source-node", metavar="NODE", help="where the pod starts (default: first Ready node)")
+    nodes.add_argument("--target-node", metavar="NODE", help="where TEST 1 moves it (default: the next Ready node)")
+    nodes.add_argument(
+        "-n", "--namespace", default="ai-migration-compare", help="created unless it exists (%(default)s)"
+    )
+    nodes.add_argument("--kubeconfig", help="default: $KUBECONFIG, ~/.kube/config, else in-cluster credentials")
+    nodes.add_argument("--pvc", metavar="CLAIM", help="an existing ReadWriteMany claim (default: create PV + PVC)")
+    nodes.add_argument("--nfs-server", help="NFS server of the PV created without --pvc (real nodes need it)")
+    nodes.add_argument("--nfs-path", default="/exports/training-data", help="its export (default %(default)s)")
+    nodes.add_argument(
+        "--workload",
+        choices=["auto", *WORKLOADS],
+        default="auto",
+        help="tensorflow: the real manifest of k8s/workloads; simulated: for KWOK nodes (default auto: by node kind)",
+    )
+    nodes.add_argument(
+        "--simulated-complete-after",
+        default=f"{PROCESS_SECONDS}s",
+        metavar="DURATION",
+        help="simulated workload: when data-processor completes, a Go duration (default %(default)s)",
+    )
+    api = parser.add_argument_group("orchestrator")
+    api.add_argument(
+        "--orchestrator-url",
+        default=os.environ.get(URL_ENV) or DEFAULT_URL,
+        help=f"its REST API (default: ${URL_ENV} or {DEFAULT_URL})",
+    )
+    api.add_argument("--token", default=os.environ.get(TOKEN_ENV) or None, help=f"bearer token (default ${TOKEN_ENV})")
+    measure = parser.add_argument_group("measurement")
+    measure.add_argument("--samples", type=_positive_int, default=20, help="interval rates per pod (default 20)")
+    measure.add_argument("--trim", type=_non_negative_int, default=3, help="highest and lowest dropped (default 3)")
+    measure.add_argument("--interval", type=_positive_float, default=1.0, help="seconds between reads (default 1.0)")
+    measure.add_argument("--window-start", choices=list(WINDOW_RULES), default="ready", help="see above")
+    measure.add_argument("--source", choices=list(SOURCES), default="auto", help="where counters come from")
+    measure.add_argument(
+        "--max-reads", type=_positive_int, help="give up after this many reads per pod (default 2 x (samples + 1))"
+    )
+    measure.add_argument("--threshold", type=float, default=20.0, help="CPU saving (%%) to pass (default 20)")
+    measure.add_argument(
+        "--allow-unmeasured",
+        action="store_true",
+        help="accept a run whose CPU cannot be measured (simulated nodes): exit 0 instead of 2",
+    )
+    run = parser.add_argument_group("run")
+    run.add_argument(
+        "--output-dir", type=Path, help="report.json, report.md, cpu-per-sample.png (default ./compare-results/ID)"
+    )
+    run.add_argument("--keep", action="store_true", help="leave namespace, volume and pods in place afterwards")
+    run.add_argument("--timeout", type=_positive_float, default=900.0, help="seconds per wait (default 900)")
+
+
+def options_from_args(args: argparse.Namespace) -> Options:
+    return Options(
+        namespace=args.namespace,
+        source_node=args.source_node,
+        target_node=args.target_node,
+        orchestrator_url=args.orchestrator_url,
+        token=args.token,
+        kubeconfig=args.kubeconfig,
+        samples=args.samples,
+        trim=args.trim,
+        interval=args.interval,
+        window_start=args.window_start,
+        source=args.source,
+        threshold=args.threshold,
+        keep=args.keep,
+        workload=args.workload,
+        allow_unmeasured=args.allow_unmeasured,
+        pvc=args.pvc,
+        nfs_server=args.nfs_server,
+        nfs_path=args.nfs_path,
+        complete_after=args.simulated_complete_after,
+        timeout=args.timeout,
+        max_reads=args.max_reads,
+    )
+
+
+def _kubeconfig(given: str | None) -> str | None:
+    if given:
+        return given
+    from_env = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
+    if from_env:
+        return from_env
+    default = Path.home() / ".kube" / "config"
+    return str(default) if default.exists() else None
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+async def compare(args: argparse.Namespace) -> int:
+    options = options_from_args(args)
+    try:
+        api_client = await create_api_client(_kubeconfig(options.kubeconfig))
+    except Exception as error:  # kubernetes_asyncio raises several unrelated types for bad or missing credentials
+        print(f"error: cannot load Kubernetes credentials: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    async with api_client, OrchestratorClient(options.orchestrator_url, token=options.token) as orchestrator:
+        scenario = Scenario(options, kube=PathApi(api_client), execs=KubeExec(api_client), api=orchestrator, say=say)
+        say(f"AI migration comparison {scenario.test_id}, {iso_time(scenario.comparison.started)}")
+        comparison: Comparison = scenario.comparison
+        try:
+            comparison = await scenario.run()
+            for line in report.console_lines(
+                comparison, threshold=options.threshold, allow_unmeasured=options.allow_unmeasured
+            ):
+                say(line)
+        except asyncio.CancelledError:
+            comparison.error = "interrupted"
+            raise
+        finally:
+            try:
+                await scenario.clean_up()
+            except CompareError as error:
+                say(f"  clean-up failed: {error}")
+            directory = args.output_dir or Path("compare-results") / scenario.test_id
+            paths = report.write(
+                comparison, directory, threshold=options.threshold, allow_unmeasured=options.allow_unmeasured
+            )
+            say(f"\nReport: {', '.join(str(p) for p in paths)}")
+    verdict = comparison.verdict(threshold=options.threshold, allow_unmeasured=options.allow_unmeasured)
+    return verdict.exit_code
+
+
+def handler(args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(compare(args))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

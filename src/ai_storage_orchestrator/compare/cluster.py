@@ -1,0 +1,218 @@
+"""What the comparison needs from the cluster: node facts, pod states, and waiting on watches with deadlines."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ai_storage_orchestrator.kube.errors import KubeApiError
+from ai_storage_orchestrator.kube.resources import KubeApi, Resource
+
+JSON = dict[str, Any]
+SERVICE_ACCOUNTS = Resource("", "v1", "serviceaccounts", "ServiceAccount")
+SIMULATED_REASON = "simulated node (no cgroups)"
+_WATCH_SECONDS = 60
+# Waiting reasons after which a container will not start by itself.
+_HOPELESS = frozenset({"CrashLoopBackOff", "CreateContainerConfigError", "InvalidImageName", "CreateContainerError"})
+
+
+def container_states(pod: Mapping[str, Any]) -> dict[str, str]:
+    """``running``, or a short description of why a container is not running, for each container with a status."""
+    states: dict[str, str] = {}
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        state = status.get("state") or {}
+        if "running" in state:
+            states[str(status.get("name"))] = "running"
+        elif "terminated" in state:
+            terminated = state["terminated"] or {}
+            states[str(status.get("name"))] = (
+                f"terminated (exit {terminated.get('exitCode')}, {terminated.get('reason') or 'no reason'})"
+            )
+        else:
+            waiting = state.get("waiting") or {}
+            states[str(status.get("name"))] = f"waiting ({waiting.get('reason') or 'no reason'})"
+    return states
+
+
+def spec_container_names(pod: Mapping[str, Any]) -> list[str]:
+    return [str(c.get("name")) for c in (pod.get("spec") or {}).get("containers") or []]
+
+
+class CompareError(Exception):
+    """The comparison cannot go on; the message says why (exit code 2)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    name: str
+    simulated: bool
+    ready: bool
+    schedulable: bool
+    kubelet_version: str
+    container_runtime: str
+    kernel: str
+    os_image: str
+    cgroup_hint: str | None = None
+
+    def to_json(self) -> JSON:
+        return {
+            "name": self.name,
+            "simulated": self.simulated,
+            "ready": self.ready,
+            "schedulable": self.schedulable,
+            "kubelet_version": self.kubelet_version,
+            "container_runtime": self.container_runtime,
+            "kernel": self.kernel,
+            "os_image": self.os_image,
+        }
+
+    def describe(self) -> str:
+        if self.simulated:
+            return f"{self.name} (simulated by KWOK {self.kubelet_version}: no containers, no cgroups)"
+        return f"{self.name} (kubelet {self.kubelet_version}, {self.container_runtime}, kernel {self.kernel})"
+
+
+def is_simulated(node: Mapping[str, Any]) -> bool:
+    """A KWOK node: label ``type=kwok``, KWOK's own annotation, or a kubelet version starting with ``kwok``."""
+    metadata = node.get("metadata") or {}
+    if (metadata.get("labels") or {}).get("type") == "kwok":
+        return True
+    if (metadata.get("annotations") or {}).get("kwok.x-k8s.io/node") == "fake":
+        return True
+    info = (node.get("status") or {}).get("nodeInfo") or {}
+    return str(info.get("kubeletVersion") or "").startswith("kwok")
+
+
+def _condition(obj: Mapping[str, Any], kind: str) -> bool:
+    return any(
+        c.get("type") == kind and c.get("status") == "True" for c in (obj.get("status") or {}).get("conditions") or []
+    )
+
+
+def node_info(node: Mapping[str, Any]) -> NodeInfo:
+    info = (node.get("status") or {}).get("nodeInfo") or {}
+    spec = node.get("spec") or {}
+    no_schedule = any(t.get("effect") in ("NoSchedule", "NoExecute") for t in spec.get("taints") or [])
+    return NodeInfo(
+        name=str((node.get("metadata") or {}).get("name")),
+        simulated=is_simulated(node),
+        ready=_condition(node, "Ready"),
+        schedulable=not spec.get("unschedulable") and not no_schedule,
+        kubelet_version=str(info.get("kubeletVersion") or "unknown"),
+        container_runtime=str(info.get("containerRuntimeVersion") or "unknown"),
+        kernel=str(info.get("kernelVersion") or "unknown"),
+        os_image=str(info.get("osImage") or "unknown"),
+    )
+
+
+def pick_nodes(nodes: Sequence[NodeInfo], *, source: str | None, target: str | None) -> tuple[str, str]:
+    """The given nodes, or the first Ready schedulable workers by name."""
+    usable = sorted(n.name for n in nodes if n.ready and n.schedulable)
+    chosen_source = source or next((n for n in usable if n != target), None)
+    chosen_target = target or next((n for n in usable if n != chosen_source), None)
+    if not chosen_source or not chosen_target:
+        raise CompareError(
+            f"need two Ready schedulable nodes (found: {', '.join(usable) or 'none'}); name them with"
+            " --source-node and --target-node"
+        )
+    if chosen_source == chosen_target:
+        raise CompareError("--source-node and --target-node must differ")
+    names = {n.name for n in nodes}
+    for name in (chosen_source, chosen_target):
+        if name not in names:
+            raise CompareError(f"node {name} does not exist")
+    return chosen_source, chosen_target
+
+
+def pod_ready(pod: Mapping[str, Any] | None) -> bool:
+    return pod is not None and (pod.get("status") or {}).get("phase") == "Running" and _condition(pod, "Ready")
+
+
+def container_completed(name: str) -> Callable[[JSON | None], bool]:
+    def completed(pod: JSON | None) -> bool:
+        return pod is not None and container_states(pod).get(name, "").startswith("terminated (exit 0")
+
+    return completed
+
+
+def containers_started(pod: Mapping[str, Any]) -> list[str]:
+    """The containers of the pod that have started (running now, or ran and ended)."""
+    started = []
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        state = status.get("state") or {}
+        if "running" in state or "terminated" in state or status.get("started"):
+            started.append(str(status.get("name")))
+    return started
+
+
+def pod_trouble(pod: Mapping[str, Any]) -> str | None:
+    """Why a pod will not become Ready by itself, if that is already clear."""
+    status = pod.get("status") or {}
+    if status.get("phase") == "Failed":
+        return f"pod failed: {status.get('reason') or ''} {status.get('message') or ''}".strip()
+    for container in status.get("containerStatuses") or []:
+        waiting = (container.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") in _HOPELESS:
+            return f"container {container.get('name')}: {waiting.get('reason')}: {waiting.get('message') or ''}"
+        terminated = (container.get("state") or {}).get("terminated") or {}
+        if terminated and terminated.get("exitCode") not in (0, None):
+            return f"container {container.get('name')} exited with code {terminated.get('exitCode')}"
+    return None
+
+
+def describe_pod(pod: Mapping[str, Any] | None) -> str:
+    if pod is None:
+        return "gone"
+    states = ", ".join(f"{k}: {v}" for k, v in container_states(pod).items()) or "no container status yet"
+    return f"phase {(pod.get('status') or {}).get('phase')}; {states}"
+
+
+async def wait_for(
+    kube: KubeApi,
+    resource: Resource,
+    *,
+    name: str,
+    namespace: str | None,
+    condition: Callable[[JSON | None], bool],
+    timeout: float,
+    what: str,
+    trouble: Callable[[JSON], str | None] | None = None,
+    describe: Callable[[JSON | None], str] = lambda obj: "gone" if obj is None else "present",
+) -> JSON | None:
+    """The object (None: it does not exist) once ``condition`` holds: list, then watch from that version, until
+    ``timeout``. ``trouble`` names a state that will not resolve by itself, which ends the wait at once."""
+    last: JSON | None = None
+
+    def settled(obj: JSON | None) -> bool:
+        if condition(obj):
+            return True
+        problem = trouble(obj) if (trouble is not None and obj is not None) else None
+        if problem:
+            raise CompareError(f"{what}: {problem}")
+        return False
+
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                items, version = await kube.list(resource, namespace=namespace, field_selector=f"metadata.name={name}")
+                last = items[0] if items else None
+                if settled(last):
+                    return last
+                try:
+                    async for event in kube.watch(
+                        resource, resource_version=version, namespace=namespace, timeout_seconds=_WATCH_SECONDS
+                    ):
+                        if event.type == "BOOKMARK" or (event.object.get("metadata") or {}).get("name") != name:
+                            continue
+                        last = None if event.type == "DELETED" else event.object
+                        if settled(last):
+                            return last
+                except KubeApiError as error:
+                    if not (error.gone or error.retriable):
+                        raise
+    except TimeoutError:
+        raise CompareError(f"{what}: not reached within {timeout:g}s (last seen: {describe(last)})") from None
+    except KubeApiError as error:
+        raise CompareError(f"{what}: {error}") from error

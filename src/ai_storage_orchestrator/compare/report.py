@@ -1,0 +1,211 @@
+"""The comparison's report: the console table in the certification's shape, Markdown, JSON and the PNG chart."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ai_storage_orchestrator.compare.chart import line_chart
+from ai_storage_orchestrator.compare.measuring import iso_time
+from ai_storage_orchestrator.compare.results import INSUFFICIENT, NOT_MEASURED, WINDOW_RULES, Comparison, MethodResult
+from ai_storage_orchestrator.controller.planning.quantities import format_cpu, format_memory
+
+HEADERS = ("METRIC", "K8S NATIVE", "AI ORCHESTRATOR", "IMPROVEMENT")
+NA = "n/a"
+JSON_FILE, MARKDOWN_FILE, CHART_FILE = "report.json", "report.md", "cpu-per-sample.png"
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    metric: str
+    native: str
+    orchestrator: str
+    improvement: str
+
+
+def _percent(native: float | None, orchestrator: float | None) -> str:
+    if native is None or orchestrator is None or native == 0:
+        return NA
+    return f"{(native - orchestrator) / native * 100:.1f}%"
+
+
+def _measured(method: MethodResult, value: float | None, unit: str, digits: int = 0) -> str:
+    m = method.measurement
+    if m.status == NOT_MEASURED:
+        return f"not measured: {m.reason}"
+    if m.status == INSUFFICIENT:
+        valid = m.log.valid_count if m.log else 0
+        return f"insufficient ({valid} valid samples)"
+    if value is None:
+        return f"not measured: {m.figures.memory_reason if m.figures else 'no value'}"
+    return f"{value:.{digits}f}{unit}"
+
+
+def _figure(native: MethodResult, orchestrator: MethodResult, metric: str, unit: str, digits: int = 0) -> Row:
+    def value(method: MethodResult) -> float | None:
+        figures = method.measurement.figures
+        if figures is None:
+            return None
+        return {"cpu": figures.cpu_millicores, "memory": figures.memory_mib, "cpu_seconds": figures.cpu_seconds}[metric]
+
+    return Row(
+        {"cpu": "CPU Usage", "memory": "Memory Usage", "cpu_seconds": "CPU-seconds"}[metric],
+        _measured(native, value(native), unit, digits),
+        _measured(orchestrator, value(orchestrator), unit, digits),
+        _percent(value(native), value(orchestrator)),
+    )
+
+
+def _freed(native: int, orchestrator: int, text: str) -> str:
+    percent = _percent(native, orchestrator)
+    return f"{percent} ({text} freed)" if native != orchestrator else percent
+
+
+def rows(comparison: Comparison) -> list[Row]:
+    native, orchestrator = comparison.native, comparison.orchestrator
+    if native is None or orchestrator is None:
+        return []
+    cpu_freed = native.requests.cpu_millicores - orchestrator.requests.cpu_millicores
+    memory_freed = native.requests.memory_bytes - orchestrator.requests.memory_bytes
+    fewer = len(native.started) - len(orchestrator.started)
+    time_saving = NA
+    if native.wall_seconds > 0:
+        difference = orchestrator.wall_seconds - native.wall_seconds
+        share = abs(difference) / native.wall_seconds * 100
+        direction, amount = ("slower", "more") if difference > 0 else ("faster", "less")
+        time_saving = f"{abs(difference):.2f}s {direction} ({share:.1f}% {amount} time)"
+    return [
+        _figure(native, orchestrator, "cpu", "m"),
+        _figure(native, orchestrator, "memory", "MiB"),
+        _figure(native, orchestrator, "cpu_seconds", "s", 2),
+        Row(
+            "CPU requests",
+            format_cpu(native.requests.cpu_millicores),
+            format_cpu(orchestrator.requests.cpu_millicores),
+            _freed(native.requests.cpu_millicores, orchestrator.requests.cpu_millicores, format_cpu(cpu_freed)),
+        ),
+        Row(
+            "Memory requests",
+            format_memory(native.requests.memory_bytes),
+            format_memory(orchestrator.requests.memory_bytes),
+            _freed(native.requests.memory_bytes, orchestrator.requests.memory_bytes, format_memory(memory_freed)),
+        ),
+        Row(
+            "Containers started",
+            str(len(native.started)),
+            str(len(orchestrator.started)),
+            f"{fewer} fewer" if fewer > 0 else (f"{-fewer} more" if fewer < 0 else "same"),
+        ),
+        Row("Migration time", f"{native.wall_seconds:.2f}s", f"{orchestrator.wall_seconds:.2f}s", time_saving),
+    ]
+
+
+def table_lines(table: Sequence[Row]) -> list[str]:
+    cells = [HEADERS, *((r.metric, r.native, r.orchestrator, r.improvement) for r in table)]
+    widths = [max(len(row[i]) for row in cells) for i in range(4)]
+
+    def line(row: Sequence[str], header: bool = False) -> str:
+        first = row[0].ljust(widths[0])
+        rest = [(value.ljust(w) if header else value.rjust(w)) for value, w in zip(row[1:], widths[1:], strict=True)]
+        return " │ ".join([first, *rest]).rstrip()
+
+    rule = "─┼─".join("─" * w for w in widths)
+    return [line(HEADERS, header=True), rule, *(line(r) for r in cells[1:])]
+
+
+def console_lines(comparison: Comparison, *, threshold: float, allow_unmeasured: bool) -> list[str]:
+    lines = [f"\n[6/7] Summary of {comparison.test_id}"]
+    table = rows(comparison)
+    if table:
+        lines += table_lines(table)
+        window = comparison.settings.get("window_start", "ready")
+        if any(m.measurement.status != NOT_MEASURED for m in comparison.methods):
+            lines.append(f"(CPU and memory: trimmed means; window starts at {window}: {WINDOW_RULES.get(window)})")
+    verdict = comparison.verdict(threshold=threshold, allow_unmeasured=allow_unmeasured)
+    lines.append(verdict.line)
+    return lines
+
+
+def markdown(comparison: Comparison, *, threshold: float, allow_unmeasured: bool) -> str:
+    c = comparison
+    verdict = c.verdict(threshold=threshold, allow_unmeasured=allow_unmeasured)
+    out = [
+        f"# AI migration comparison {c.test_id}",
+        "",
+        f"- date: {iso_time(c.started)}",
+        f"- namespace: `{c.namespace}`, workload: `{c.workload}`",
+        f"- source node: {c.source_node.describe() if c.source_node else NA}",
+        f"- target node: {c.target_node.describe() if c.target_node else NA}",
+        f"- versions: {', '.join(f'{k} {v}' for k, v in c.versions.items())}",
+        f"- measurement source: {c.measurement_source or NA} ({c.measurement_source_reason or NA})",
+        f"- window start: `{c.settings.get('window_start')}` = {WINDOW_RULES.get(str(c.settings.get('window_start')))}",
+        f"- samples: {c.settings.get('samples')} every {c.settings.get('interval')}s, trim {c.settings.get('trim')}",
+        "",
+    ]
+    table = rows(c)
+    if table:
+        out += ["| " + " | ".join(HEADERS) + " |", "|---|---:|---:|---:|"]
+        out += [f"| {r.metric} | {r.native} | {r.orchestrator} | {r.improvement} |" for r in table]
+        out.append("")
+    out += [f"**{verdict.line}**", ""]
+    for method in c.methods:
+        out += _method_markdown(method)
+    if c.orchestrator and c.orchestrator.migration:
+        out += ["## The orchestrator's decisions", "", "| container | action | reason |", "|---|---|---|"]
+        for d in c.orchestrator.migration.get("containers") or []:
+            out.append(f"| {d.get('name')} | {d.get('action')} | {d.get('reason')} |")
+        out.append("")
+    out += [f"![CPU per sample]({CHART_FILE})", ""]
+    if c.cleanup:
+        out += ["Clean-up: " + "; ".join(c.cleanup), ""]
+    return "\n".join(out)
+
+
+def _method_markdown(method: MethodResult) -> list[str]:
+    m = method.measurement
+    out = [
+        f"## {method.title}: {method.from_node} -> {method.to_node}",
+        "",
+        f"- pod `{method.pod}`, migration {method.wall_seconds:.3f}s (started {iso_time(method.started_at)})",
+        f"- containers started: {len(method.started)} ({', '.join(method.started)}), restarts {method.restarts}",
+        f"- requests: {format_cpu(method.requests.cpu_millicores)} CPU, {format_memory(method.requests.memory_bytes)}",
+        f"- measurement: {m.status}" + (f" ({m.reason})" if m.reason else ""),
+    ]
+    if m.window_start is not None:
+        out.append(f"- window: {iso_time(m.window_start)} to {iso_time(m.window_end or m.window_start)}")
+    out.append("")
+    if m.log and m.log.intervals:
+        out += ["| sample | end | seconds | CPU (m) | memory (MiB) | note |", "|---:|---|---:|---:|---:|---|"]
+        for number, i in enumerate(m.log.intervals, start=1):
+            memory = f"{i.memory_bytes / (1 << 20):.1f}" if i.memory_bytes is not None else ""
+            cpu = f"{i.cpu_millicores:.1f}" if i.cpu_millicores is not None else ""
+            seconds = f"{i.duration_seconds:.3f}" if i.duration_seconds is not None else ""
+            out.append(f"| {number} | {iso_time(i.end_wall_time)} | {seconds} | {cpu} | {memory} | {i.reason or ''} |")
+        out.append("")
+    return out
+
+
+def chart_png(comparison: Comparison) -> bytes:
+    series: dict[str, list[float | None]] = {}
+    reasons = []
+    for method in comparison.methods:
+        log = method.measurement.log
+        series["NATIVE" if method.key == "native" else "ORCHESTRATOR"] = (
+            [i.cpu_millicores for i in log.intervals] if log else []
+        )
+        if method.measurement.reason:
+            reasons.append(method.measurement.reason)
+    empty = "CPU NOT MEASURED" + (f": {reasons[0]}" if reasons else "")
+    return line_chart(series, title="CPU PER SAMPLE (MILLICORES)", empty_text=empty)
+
+
+def write(comparison: Comparison, directory: Path, *, threshold: float, allow_unmeasured: bool) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    document = comparison.to_json(threshold=threshold, allow_unmeasured=allow_unmeasured)
+    paths = [directory / JSON_FILE, directory / MARKDOWN_FILE, directory / CHART_FILE]
+    paths[0].write_text(json.dumps(document, indent=2) + "\n")
+    paths[1].write_text(markdown(comparison, threshold=threshold, allow_unmeasured=allow_unmeasured))
+    paths[2].write_bytes(chart_png(comparison))
+    return paths

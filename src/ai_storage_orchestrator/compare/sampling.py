@@ -1,0 +1,272 @@
+"""Reading a pod's counters (cgroup through exec, or the kubelet's stats summary) and the sampling loop.
+
+The maths lives in ``measuring``; this module only gathers snapshots on a fixed schedule and hands them over."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ai_storage_orchestrator.compare.cluster import CompareError, container_states
+from ai_storage_orchestrator.compare.measuring import (
+    CGROUP_READ_ARGV,
+    MIB,
+    ContainerRead,
+    CounterRead,
+    InsufficientSamples,
+    Interval,
+    NotRunning,
+    ParseError,
+    ReadFailed,
+    SamplingLog,
+    Snapshot,
+    figures,
+    interval_between,
+    parse_cgroup_read,
+    parse_kubelet_summary,
+    zero_baseline,
+)
+from ai_storage_orchestrator.compare.results import INSUFFICIENT, MEASURED, NOT_MEASURED, Measurement
+from ai_storage_orchestrator.kube.errors import KubeApiError
+from ai_storage_orchestrator.kube.exec import STDOUT_CHANNEL, ExecError, KubeExec
+from ai_storage_orchestrator.kube.resources import NODES, PODS, KubeApi
+
+JSON = dict[str, Any]
+READ_TIMEOUT = 15.0
+_OUTPUT_LIMIT = 64 * 1024
+
+
+class PathApi(KubeApi):
+    """KubeApi plus GET of an arbitrary API path (node proxy, /version)."""
+
+    async def get_path(self, path: str) -> JSON:
+        return await self._json("GET", path)
+
+
+class PodReader(Protocol):
+    """Takes one snapshot of a pod: every container read concurrently."""
+
+    source: str
+
+    async def read(self, *, index: int) -> Snapshot: ...
+
+
+def _classify(
+    names: Sequence[str], states: Mapping[str, str], reads: Mapping[str, CounterRead | str]
+) -> dict[str, ContainerRead]:
+    """A container that is not running counts as NotRunning whatever its read said; a running one needs its read."""
+    result: dict[str, ContainerRead] = {}
+    for name in names:
+        state = states.get(name, "no status")
+        read = reads.get(name)
+        if state != "running":
+            result[name] = NotRunning(state)
+        elif isinstance(read, CounterRead):
+            result[name] = read
+        else:
+            result[name] = ReadFailed(read or "no read")
+    return result
+
+
+class CgroupReader:
+    """Execs ``sh -c CGROUP_READ_SCRIPT`` in every container at once, while reading the pod's container states."""
+
+    source = "cgroup"
+
+    def __init__(self, kube: KubeApi, execs: KubeExec, *, namespace: str, pod: str, containers: Sequence[str]) -> None:
+        self.kube, self.execs, self.namespace, self.pod = kube, execs, namespace, pod
+        self.containers = list(containers)
+
+    async def _exec(self, container: str) -> CounterRead | str:
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async with (
+                asyncio.timeout(READ_TIMEOUT),
+                self.execs.session(
+                    namespace=self.namespace, pod=self.pod, container=container, argv=CGROUP_READ_ARGV
+                ) as session,
+            ):
+                async for channel, data in session.output():
+                    if channel == STDOUT_CHANNEL and size < _OUTPUT_LIMIT:
+                        chunks.append(data)
+                        size += len(data)
+                status = session.status
+        except TimeoutError:
+            return f"no answer within {READ_TIMEOUT:g}s"
+        except ExecError as error:
+            return str(error)
+        if status is None or not status.success:
+            return f"the read command failed: {status.describe() if status else 'no exit status'}"
+        try:
+            return parse_cgroup_read(b"".join(chunks).decode(errors="replace"))
+        except ParseError as error:
+            return str(error)
+
+    async def read(self, *, index: int) -> Snapshot:
+        wall = time.time()
+        pod_task = asyncio.ensure_future(self.kube.get(PODS, self.pod, namespace=self.namespace))
+        reads = await asyncio.gather(*(self._exec(name) for name in self.containers))
+        try:
+            pod = await pod_task
+        except KubeApiError as error:
+            failed: dict[str, ContainerRead] = {
+                n: ReadFailed(f"pod status unreadable: {error}") for n in self.containers
+            }
+            return Snapshot(index, wall, failed)
+        states = container_states(pod)
+        return Snapshot(index, wall, _classify(self.containers, states, dict(zip(self.containers, reads, strict=True))))
+
+
+class KubeletReader:
+    """GETs ``/api/v1/nodes/<node>/proxy/stats/summary`` (one request for every container: no exec needed)."""
+
+    source = "kubelet"
+
+    def __init__(self, kube: PathApi, *, node: str, namespace: str, pod: str, containers: Sequence[str]) -> None:
+        self.kube, self.node, self.namespace, self.pod = kube, node, namespace, pod
+        self.containers = list(containers)
+
+    async def read(self, *, index: int) -> Snapshot:
+        wall = time.time()
+        path = NODES.path(name=self.node, subresource="proxy/stats/summary")
+        try:
+            summary, pod = await asyncio.gather(
+                self.kube.get_path(path), self.kube.get(PODS, self.pod, namespace=self.namespace)
+            )
+        except KubeApiError as error:
+            failed: dict[str, ContainerRead] = {n: ReadFailed(str(error)) for n in self.containers}
+            return Snapshot(index, wall, failed)
+        found = parse_kubelet_summary(summary, namespace=self.namespace, pod=self.pod)
+        reads: dict[str, CounterRead | str] = {
+            name: found.get(name) or f"not in the kubelet summary of node {self.node}" for name in self.containers
+        }
+        return Snapshot(index, wall, _classify(self.containers, container_states(pod), reads))
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingPlan:
+    samples: int
+    interval: float
+    max_reads: int
+
+
+async def sample(
+    reader: PodReader,
+    plan: SamplingPlan,
+    *,
+    baseline: Snapshot | None = None,
+    on_interval: Callable[[int, Interval], None] | None = None,
+) -> SamplingLog:
+    """Snapshots every ``plan.interval`` seconds (a fixed schedule: a slow read shortens the next pause) until
+    ``plan.samples`` valid intervals, or ``plan.max_reads`` reads. A snapshot whose counters were not refreshed yet
+    (stale) is dropped and the next one is measured from the same start."""
+    log = SamplingLog()
+    index = 1 if baseline is not None else 0
+    current = baseline
+    if baseline is not None:
+        log.snapshots.append(baseline)
+    loop = asyncio.get_running_loop()
+    next_tick = loop.time()
+    reads = 0
+    while reads < plan.max_reads and log.valid_count < plan.samples:
+        pause = next_tick - loop.time()
+        if pause > 0:
+            await asyncio.sleep(pause)  # the sampling schedule itself, not a wait for a condition
+        next_tick = max(next_tick + plan.interval, loop.time())
+        snapshot = await reader.read(index=index)
+        reads += 1
+        index += 1
+        log.snapshots.append(snapshot)
+        if current is None:
+            current = snapshot
+            continue
+        interval = interval_between(current, snapshot)
+        if interval.stale and interval.reason and interval.reason.startswith("no fresh counter"):
+            log.dropped_stale += 1
+            continue
+        log.intervals.append(interval)
+        current = snapshot
+        if on_interval is not None:
+            on_interval(len(log.intervals), interval)
+    return log
+
+
+class PodMeter:
+    """Measures each new pod the same way: one counter source, chosen once for both methods, and one sampling plan.
+
+    ``unmeasured`` (e.g. simulated nodes) makes every measurement "not measured" with that reason, without a read."""
+
+    def __init__(
+        self,
+        kube: PathApi,
+        execs: KubeExec,
+        *,
+        namespace: str,
+        plan: SamplingPlan,
+        trim: int,
+        window_rule: str,
+        say: Callable[[str], None],
+        unmeasured: str | None = None,
+    ) -> None:
+        self.kube, self.execs, self.namespace = kube, execs, namespace
+        self.plan, self.trim, self.window_rule, self.say = plan, trim, window_rule, say
+        self.unmeasured = unmeasured
+        self.source: str | None = None
+
+    def reader(self, source: str, *, pod: str, node: str, containers: Sequence[str]) -> PodReader:
+        if source == "cgroup":
+            return CgroupReader(self.kube, self.execs, namespace=self.namespace, pod=pod, containers=containers)
+        return KubeletReader(self.kube, node=node, namespace=self.namespace, pod=pod, containers=containers)
+
+    async def choose_source(self, wanted: str, *, pod: str, node: str, containers: Sequence[str]) -> str:
+        """Try one read of ``pod`` through each candidate source (auto: cgroup, then kubelet); the first whose reads
+        all work is used for both methods. Returns why; CompareError when none works."""
+        problems: list[str] = []
+        for source in ("cgroup", "kubelet") if wanted == "auto" else (wanted,):
+            snapshot = await self.reader(source, pod=pod, node=node, containers=containers).read(index=0)
+            failed = [f"{n}: {r.reason}" for n, r in snapshot.reads.items() if isinstance(r, ReadFailed)]
+            reads = [r for r in snapshot.reads.values() if isinstance(r, CounterRead)]
+            if reads and not failed:
+                self.source = source
+                tried = f" ({'; '.join(problems)})" if problems else ""
+                return f"{wanted}: {source} reads work ({reads[0].origin}){tried}"
+            problems.append(f"{source} failed: {'; '.join(failed) or 'no running container to read'}")
+        raise CompareError("cannot read CPU counters: " + "; ".join(problems))
+
+    def _show(self, number: int, interval: Interval) -> None:
+        if not interval.valid:
+            self.say(f"    sample {number:>3}  not valid: {interval.reason}")
+            return
+        memory = f"{interval.memory_bytes / MIB:8.1f}MiB" if interval.memory_bytes is not None else "-"
+        self.say(
+            f"    sample {number:>3}  {interval.duration_seconds or 0:6.3f}s"
+            f"  CPU {interval.cpu_millicores or 0:8.1f}m  memory {memory}"
+        )
+
+    async def measure(self, pod: str, *, node: str, started_wall: float, containers: Sequence[str]) -> Measurement:
+        """The window of ``pod``: from its first read (``ready``) or from the migration's start with zero counters
+        (``migration-start``), until ``plan.samples`` valid intervals; too few give INSUFFICIENT and no figure."""
+        if self.unmeasured or self.source is None:
+            reason = self.unmeasured or "no counter source chosen"
+            self.say(f"  CPU and memory: not measured: {reason}")
+            return Measurement(NOT_MEASURED, reason=reason, window_rule=self.window_rule)
+        baseline = zero_baseline(containers, started_wall) if self.window_rule == "migration-start" else None
+        self.say(
+            f"  measuring {pod} on {node} through {self.source}: {self.plan.samples} samples every"
+            f" {self.plan.interval:g}s, trimmed mean without the {self.trim} highest and {self.trim} lowest"
+        )
+        reader = self.reader(self.source, pod=pod, node=node, containers=containers)
+        log = await sample(reader, self.plan, baseline=baseline, on_interval=self._show)
+        start = baseline.wall_time if baseline else (log.snapshots[0].wall_time if log.snapshots else None)
+        end = log.snapshots[-1].wall_time if log.snapshots else None
+        try:
+            found = figures(log.intervals, samples=self.plan.samples, trim=self.trim)
+        except InsufficientSamples as error:
+            self.say(f"  INSUFFICIENT: {error} (after {len(log.snapshots)} reads): no figure for {pod}")
+            return Measurement(INSUFFICIENT, str(error), self.source, self.window_rule, start, end, None, log)
+        self.say(f"  {pod}: CPU {found.cpu_millicores:.1f}m, {found.cpu_seconds:.2f} CPU-seconds over the window")
+        return Measurement(MEASURED, None, self.source, self.window_rule, start, end, found, log)

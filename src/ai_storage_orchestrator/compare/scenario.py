@@ -1,0 +1,365 @@
+"""The certification comparison, step by step (docs: certification-test.md):
+
+1. preflight: the cluster, the two nodes (simulated or real), the orchestrator's /readyz;
+2. set-up: namespace, shared RWX claim (created unless --pvc names one), the scripts ConfigMap;
+3. deploy pod tensorflow-ai-workload on the source node; wait until Ready and data-processor Completed;
+4. TEST 1, Kubernetes native source→target: delete the pod, recreate the same spec with nodeName=target, wait Ready
+   (timed), measure; then wait for the re-run data-processor to complete;
+5. TEST 2, the orchestrator target→source: POST /api/migrations, poll GET until completed (timed), measure;
+6. summary (the caller prints it), then clean-up unless --keep.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from ai_storage_orchestrator import __version__
+from ai_storage_orchestrator.compare import workload as wl
+from ai_storage_orchestrator.compare.cluster import (
+    SERVICE_ACCOUNTS,
+    SIMULATED_REASON,
+    CompareError,
+    container_completed,
+    container_states,
+    containers_started,
+    describe_pod,
+    node_info,
+    pick_nodes,
+    pod_ready,
+    pod_trouble,
+    spec_container_names,
+    wait_for,
+)
+from ai_storage_orchestrator.compare.options import Options
+from ai_storage_orchestrator.compare.orchestrating import OrchestratorClient
+from ai_storage_orchestrator.compare.results import WINDOW_RULES, Comparison, MethodResult
+from ai_storage_orchestrator.compare.sampling import PathApi, PodMeter, SamplingPlan
+from ai_storage_orchestrator.controller.planning.quantities import format_resources, pod_requests
+from ai_storage_orchestrator.kube.errors import KubeApiError
+from ai_storage_orchestrator.kube.exec import KubeExec
+from ai_storage_orchestrator.kube.resources import CONFIG_MAPS, NAMESPACES, NODES, PODS, PVCS, PVS, Resource
+
+JSON = dict[str, Any]
+Say = Callable[[str], None]
+TEST_LABEL = "ai-storage.io/compare-test"
+FIELD_MANAGER = "ai-storage-orchestrator-compare"
+T = TypeVar("T")
+
+
+class Scenario:
+    def __init__(self, options: Options, *, kube: PathApi, execs: KubeExec, api: OrchestratorClient, say: Say) -> None:
+        self.options = options
+        self.kube, self.execs, self.api, self.say = kube, execs, api, say
+        self.test_id = f"cmp-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(2)}"
+        self.labels = {TEST_LABEL: self.test_id}
+        self.unmeasured: str | None = None
+        plan = SamplingPlan(samples=options.samples, interval=options.interval, max_reads=options.reads_budget)
+        self.meter = PodMeter(
+            kube, execs, namespace=options.namespace, plan=plan, trim=options.trim,
+            window_rule=options.window_start, say=say,
+        )  # fmt: skip
+        self.created: list[tuple[Resource, str, str | None]] = []  # (resource, name, namespace), in creation order
+        self.namespace_created = False
+        self.pods: list[str] = []
+        self.workload = options.workload
+        self.claim = options.pvc or wl.CLAIM
+        self.comparison = Comparison(self.test_id, time.time(), options.settings(), namespace=options.namespace)
+
+    # phases ----------------------------------------------------------------------------------------------------------
+    async def run(self) -> Comparison:
+        """Every phase up to the summary; a CompareError ends the run and is recorded as the comparison's error."""
+        c = self.comparison
+        try:
+            self.options.validate()
+            source, target = await self._preflight()
+            await self._set_up()
+            containers = await self._deploy(source)
+            await self._choose_source(source, containers)
+            c.native = await self._native(source, target)
+            self.say(f"  waiting for the re-run {wl.COMPLETING_CONTAINER} to complete again before TEST 2 …")
+            await self._wait_pod(wl.POD_NAME, container_completed(wl.COMPLETING_CONTAINER), "re-run data-processor")
+            c.orchestrator = await self._orchestrated(target, source)
+        except CompareError as error:
+            c.error = str(error)
+            self.say(f"error: {error}")
+        c.finished = time.time()
+        return c
+
+    async def _preflight(self) -> tuple[str, str]:
+        o, c = self.options, self.comparison
+        self._header(1, "Preflight: cluster, nodes, orchestrator")
+        version = await self._kube("read the API server version", self.kube.get_path("/version"))
+        nodes, _ = await self._kube("list nodes", self.kube.list(NODES))
+        infos = [node_info(n) for n in nodes]
+        source, target = pick_nodes(infos, source=o.source_node, target=o.target_node)
+        by_name = {n.name: n for n in infos}
+        c.source_node, c.target_node = by_name[source], by_name[target]
+        c.versions = {"tool": __version__, "kubernetes": version.get("gitVersion"), "python": platform.python_version()}
+        self.say(f"  Kubernetes {version.get('gitVersion')}")
+        self.say(f"  source node {c.source_node.describe()}")
+        self.say(f"  target node {c.target_node.describe()}")
+        simulated = [n for n in (c.source_node, c.target_node) if n.simulated]
+        if simulated and len(simulated) == 1:
+            raise CompareError("one node is simulated and the other is not: compare two nodes of the same kind")
+        if simulated:
+            self.unmeasured = SIMULATED_REASON
+            if not o.allow_unmeasured:
+                raise CompareError(
+                    f"nodes {source} and {target} are simulated (KWOK): they run no containers and have no cgroups,"
+                    " so CPU and memory cannot be measured (their exec would run on this machine, not in a pod)."
+                    " Pass --allow-unmeasured to run the comparison anyway: migration times, containers started and"
+                    " requests freed are real"
+                )
+        self.workload = o.workload if o.workload != "auto" else ("simulated" if simulated else "tensorflow")
+        if self.workload == "simulated" and not simulated:
+            raise CompareError("--workload simulated needs simulated (KWOK) nodes; use --workload tensorflow")
+        if self.workload == "tensorflow" and simulated:
+            raise CompareError("--workload tensorflow needs real nodes (simulated ones run no containers)")
+        c.workload = self.workload
+        ready, detail = await self.api.ready()
+        if not ready:
+            raise CompareError(f"the orchestrator at {o.orchestrator_url} is not ready: {detail}")
+        c.versions["orchestrator"] = await self.api.version()
+        self.say(f"  orchestrator {o.orchestrator_url} ready (version {c.versions['orchestrator']})")
+        self.say(f"  workload {self.workload}")
+        if self.unmeasured:
+            self.say(f"  CPU and memory: not measured: {self.unmeasured}; everything else is measured for real")
+        else:
+            self.say(f"  measurement window starts at {o.window_start}: {WINDOW_RULES[o.window_start]}")
+        return source, target
+
+    async def _set_up(self) -> None:
+        o = self.options
+        self._header(2, f"Set-up: namespace {o.namespace}, shared volume, workload {self.workload}")
+        try:
+            await self.kube.get(NAMESPACES, o.namespace)
+            self.say(f"  namespace {o.namespace} exists: using it (it stays)")
+        except KubeApiError as error:
+            if not error.not_found:
+                raise CompareError(f"read namespace {o.namespace}: {error}") from error
+            body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": o.namespace, "labels": self.labels}}
+            await self._kube("create the namespace", self.kube.create(NAMESPACES, body))
+            self.namespace_created = True
+            self.say(f"  created namespace {o.namespace}")
+        await wait_for(
+            self.kube, SERVICE_ACCOUNTS, name="default", namespace=o.namespace, condition=lambda sa: sa is not None,
+            timeout=60, what="the namespace's default service account",
+        )  # fmt: skip
+        await self._claim()
+        if self.workload == "tensorflow":
+            existed = await self._exists(CONFIG_MAPS, wl.SCRIPTS_CONFIG_MAP, o.namespace)
+            config_map = wl.scripts_config_map(namespace=o.namespace, labels=self.labels)
+            await self._kube(
+                "apply the scripts ConfigMap", self.kube.apply(CONFIG_MAPS, config_map, field_manager=FIELD_MANAGER)
+            )
+            if not existed:
+                self.created.append((CONFIG_MAPS, wl.SCRIPTS_CONFIG_MAP, o.namespace))
+            self.say(f"  ConfigMap {wl.SCRIPTS_CONFIG_MAP}: the programs of the three containers")
+
+    async def _claim(self) -> None:
+        o = self.options
+        if o.pvc or await self._exists(PVCS, self.claim, o.namespace):
+            claim = await self._kube("read the claim", self.kube.get(PVCS, self.claim, namespace=o.namespace))
+            modes = (claim.get("spec") or {}).get("accessModes") or []
+            if "ReadWriteMany" not in modes:
+                raise CompareError(f"claim {self.claim} is {', '.join(modes)}: the orchestrator needs ReadWriteMany")
+            self.say(f"  using the existing claim {self.claim} ({', '.join(modes)})")
+        else:
+            server = o.nfs_server or ("127.0.0.1" if self.unmeasured == SIMULATED_REASON else None)
+            if server is None:
+                raise CompareError(
+                    "name an existing ReadWriteMany claim with --pvc, or an NFS export with --nfs-server"
+                )
+            pv, pvc = wl.shared_volume(
+                namespace=o.namespace, claim=self.claim, nfs_server=server, nfs_path=o.nfs_path, labels=self.labels
+            )
+            await self._kube("create the PersistentVolume", self.kube.create(PVS, pv))
+            self.created.append((PVS, pv["metadata"]["name"], None))
+            await self._kube("create the claim", self.kube.create(PVCS, pvc, namespace=o.namespace))
+            self.created.append((PVCS, self.claim, o.namespace))
+            mounted = " (simulated nodes never mount it)" if self.unmeasured else ""
+            self.say(
+                f"  created PV {pv['metadata']['name']} (NFS {server}:{o.nfs_path}, RWX)"
+                f" and claim {self.claim}{mounted}"
+            )
+        await wait_for(
+            self.kube, PVCS, name=self.claim, namespace=o.namespace, timeout=120, what=f"claim {self.claim} Bound",
+            condition=lambda pvc: pvc is not None and (pvc.get("status") or {}).get("phase") == "Bound",
+        )  # fmt: skip
+
+    async def _deploy(self, node: str) -> list[str]:
+        o = self.options
+        self._header(3, f"Deploy pod {wl.POD_NAME} on {node}")
+        if await self._exists(PODS, wl.POD_NAME, o.namespace):
+            raise CompareError(
+                f"pod {wl.POD_NAME} already exists in {o.namespace}: delete it or use another --namespace"
+            )
+        pod = self._manifest(node)
+        await self._kube("create the pod", self.kube.create(PODS, pod, namespace=o.namespace))
+        self.pods.append(wl.POD_NAME)
+        for spec in wl.CONTAINERS:
+            self.say(f"    {spec.name:<20} {spec.cpu:>6} CPU {spec.memory:>7}  {spec.role}")
+        await self._wait_pod(wl.POD_NAME, pod_ready, f"pod {wl.POD_NAME} Ready on {node}")
+        self.say(f"  Ready; waiting for {wl.COMPLETING_CONTAINER} to complete (its results go to the shared volume) …")
+        live = await self._wait_pod(wl.POD_NAME, container_completed(wl.COMPLETING_CONTAINER), "data-processor done")
+        for name, state in container_states(live).items():
+            self.say(f"    {name:<20} {state}")
+        return spec_container_names(live)
+
+    async def _native(self, source: str, target: str) -> MethodResult:
+        o = self.options
+        self._header(4, f"TEST 1: Kubernetes native migration {source} -> {target} (delete, recreate with nodeName)")
+        self.say(f"  $ kubectl delete pod -n {o.namespace} {wl.POD_NAME}")
+        started_wall, started = time.time(), time.monotonic()
+        await self._kube("delete the pod", self.kube.delete(PODS, wl.POD_NAME, namespace=o.namespace))
+        await wait_for(
+            self.kube, PODS, name=wl.POD_NAME, namespace=o.namespace, condition=lambda pod: pod is None,
+            timeout=o.timeout, what=f"pod {wl.POD_NAME} deleted", describe=describe_pod,
+        )  # fmt: skip
+        self.say(f"  [{time.monotonic() - started:6.2f}s] deleted; recreating the same spec with nodeName={target}")
+        await self._kube("recreate the pod", self.kube.create(PODS, self._manifest(target), namespace=o.namespace))
+        pod = await self._wait_pod(wl.POD_NAME, pod_ready, f"recreated pod Ready on {target}")
+        ready = time.monotonic()
+        self.say(f"  [{ready - started:6.2f}s] pod {wl.POD_NAME} Ready on {target}: every container cold-started")
+        return await self._result(
+            "native", "K8S NATIVE", source, target, wl.POD_NAME, started_wall, ready - started, pod
+        )
+
+    async def _orchestrated(self, source: str, target: str) -> MethodResult:
+        o = self.options
+        self._header(5, f"TEST 2: AI orchestrator migration {source} -> {target} (REST API)")
+        body = {
+            "pod_name": wl.POD_NAME,
+            "pod_namespace": o.namespace,
+            "source_node": source,
+            "target_node": target,
+            "preserve_pv": True,
+        }
+        self.say(f"  $ curl -X POST {o.orchestrator_url}/api/migrations -d '{_compact(body)}'")
+        started_wall, started = time.time(), time.monotonic()
+        created = await self.api.create(body)
+        self.say(f"  -> 202 migration_id={created.get('migration_id')}")
+
+        def show(migration: JSON) -> None:
+            elapsed = time.monotonic() - started
+            self.say(
+                f"  [{elapsed:6.2f}s] {migration.get('status'):<9} {migration.get('phase')}: {migration.get('message')}"
+            )
+
+        final, done = await self.api.wait(created, timeout=o.timeout, on_change=show)
+        new_pod = str(final.get("new_pod_name") or "")
+        if new_pod:
+            self.pods.append(new_pod)
+        if final.get("status") != "completed" or not new_pod:
+            error = final.get("error") or {}
+            raise CompareError(f"migration {final.get('migration_id')} {final.get('status')}: {error.get('message')}")
+        for decision in final.get("containers") or []:
+            self.say(f"    {decision.get('name'):<20} {decision.get('action'):<8} {decision.get('reason')}")
+        pod = await self._wait_pod(new_pod, pod_ready, f"migrated pod {new_pod} Ready")
+        result = await self._result(
+            "orchestrator", "AI ORCHESTRATOR", source, target, new_pod, started_wall, done - started, pod
+        )
+        result.migration = final
+        return result
+
+    async def _result(
+        self, key: str, title: str, source: str, target: str, name: str, started_wall: float, wall: float, pod: JSON
+    ) -> MethodResult:
+        containers = spec_container_names(pod)
+        ready_at = started_wall + wall
+        requests = pod_requests(pod.get("spec") or {})
+        self.say(f"  requests of the new pod: {format_resources(requests)}; containers: {', '.join(containers)}")
+        measurement = await self.meter.measure(name, node=target, started_wall=started_wall, containers=containers)
+        live = await self._kube("read the pod", self.kube.get(PODS, name, namespace=self.options.namespace))
+        restarts = sum(
+            int(s.get("restartCount") or 0) for s in (live.get("status") or {}).get("containerStatuses") or []
+        )
+        return MethodResult(
+            key=key, title=title, from_node=source, to_node=target, pod=name, started_at=started_wall,
+            wall_seconds=wall, ready_at=ready_at, containers=containers, started=containers_started(live),
+            restarts=restarts, requests=requests, measurement=measurement,
+        )  # fmt: skip
+
+    async def _choose_source(self, node: str, containers: list[str]) -> None:
+        c = self.comparison
+        if self.unmeasured:
+            self.meter.unmeasured = self.unmeasured
+            c.measurement_source_reason = f"not measured: {self.unmeasured}"
+            return
+        reason = await self.meter.choose_source(self.options.source, pod=wl.POD_NAME, node=node, containers=containers)
+        c.measurement_source, c.measurement_source_reason = self.meter.source, reason
+        self.say(f"  measurement source: {reason}")
+
+    # clean-up --------------------------------------------------------------------------------------------------------
+    async def clean_up(self) -> None:
+        o, c = self.options, self.comparison
+        self._header(7, "Clean-up")
+        if o.keep:
+            c.cleanup.append("kept (--keep)")
+            self.say(f"  --keep: everything stays; kubectl get pods,pvc -n {o.namespace}")
+            return
+        try:  # also any pod the run created that it lost track of (an orchestrator that failed half-way)
+            labelled, _ = await self.kube.list(
+                PODS, namespace=o.namespace, label_selector=f"{TEST_LABEL}={self.test_id}"
+            )
+        except KubeApiError:
+            labelled = []
+        names = dict.fromkeys([*self.pods, *(str(p["metadata"]["name"]) for p in labelled)])
+        targets: list[tuple[Resource, str, str | None]] = [(PODS, name, o.namespace) for name in names]
+        if self.namespace_created:
+            targets += [(NAMESPACES, o.namespace, None)] + [t for t in self.created if t[2] is None]
+        else:
+            targets += list(reversed(self.created))
+        for resource, name, namespace in targets:
+            try:
+                await self.kube.delete(resource, name, namespace=namespace)
+                c.cleanup.append(f"deleted {resource.kind} {name}")
+                self.say(f"  deleted {resource.kind} {name}")
+            except KubeApiError as error:
+                if not error.not_found:
+                    c.cleanup.append(f"could not delete {resource.kind} {name}: {error}")
+                    self.say(f"  could not delete {resource.kind} {name}: {error}")
+
+    # helpers ---------------------------------------------------------------------------------------------------------
+    def _header(self, number: int, title: str) -> None:
+        self.say(f"\n[{number}/7] {title}")
+
+    def _manifest(self, node: str) -> JSON:
+        o = self.options
+        return wl.workload_pod(
+            self.workload, node=node, namespace=o.namespace, claim=self.claim,
+            complete_after=o.complete_after, labels=self.labels,
+        )  # fmt: skip
+
+    async def _wait_pod(self, name: str, condition: Callable[[JSON | None], bool], what: str) -> JSON:
+        pod = await wait_for(
+            self.kube, PODS, name=name, namespace=self.options.namespace, condition=condition,
+            timeout=self.options.timeout, what=what, trouble=pod_trouble, describe=describe_pod,
+        )  # fmt: skip
+        if pod is None:
+            raise CompareError(f"{what}: the pod is gone")
+        return pod
+
+    async def _exists(self, resource: Resource, name: str, namespace: str | None) -> bool:
+        try:
+            await self.kube.get(resource, name, namespace=namespace)
+        except KubeApiError as error:
+            if error.not_found:
+                return False
+            raise CompareError(f"read {resource.kind} {name}: {error}") from error
+        return True
+
+    async def _kube(self, what: str, call: Awaitable[T]) -> T:
+        try:
+            return await call
+        except KubeApiError as error:
+            raise CompareError(f"{what}: {error}") from error
+
+
+def _compact(body: JSON) -> str:
+    return json.dumps(body, separators=(",", ":"))

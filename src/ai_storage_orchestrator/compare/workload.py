@@ -1,0 +1,242 @@
+"""The certification workload as manifests: pod ``tensorflow-ai-workload`` with three containers on a shared RWX claim.
+
+Two variants with the same containers, requests and volume:
+
+* ``tensorflow`` -- the real one (image tensorflow/tensorflow:2.13.0, the programs of ``workload_scripts`` in a
+  ConfigMap). ``k8s/workloads/`` holds the same objects for ``kubectl apply -k`` (a unit test keeps them in step).
+* ``simulated`` -- for simulated (KWOK) nodes, which run no containers: the annotations of
+  tests/cluster/kwok-stages.yaml make ``data-processor`` end with exit 0 after ``complete_after`` (a Go duration)
+  and keep the others running.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ai_storage_orchestrator.compare.workload_scripts import SCRIPTS
+
+JSON = dict[str, Any]
+
+POD_NAME = "tensorflow-ai-workload"
+CLAIM = "training-data"
+IMAGE = "tensorflow/tensorflow:2.13.0"
+SCRIPTS_CONFIG_MAP = "tensorflow-ai-workload-scripts"
+DATA_MOUNT = "/data"
+SCRIPTS_MOUNT = "/scripts"
+COMPLETING_CONTAINER = "data-processor"
+PROCESS_SECONDS = 45
+APP_LABEL = {"app": POD_NAME}
+SIM_COMPLETE_CONTAINERS = "sim.ai-storage.io/complete-containers"
+SIM_COMPLETE_AFTER = "sim.ai-storage.io/complete-after"
+WORKLOADS = ("simulated", "tensorflow")
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerSpec:
+    name: str
+    cpu: str
+    memory: str
+    role: str
+
+
+CONTAINERS = (
+    ContainerSpec("tensorflow-trainer", "1500m", "3Gi", "trains a model continuously"),
+    ContainerSpec("data-processor", "500m", "1536Mi", f"preprocesses data for about {PROCESS_SECONDS} s, then exits 0"),
+    ContainerSpec("model-monitor", "200m", "512Mi", "watches model metrics"),
+)
+
+
+def _resources(spec: ContainerSpec) -> JSON:
+    values = {"cpu": spec.cpu, "memory": spec.memory}
+    return {"requests": dict(values), "limits": dict(values)}
+
+
+def _metadata(name: str, namespace: str | None, labels: dict[str, str] | None) -> JSON:
+    metadata: JSON = {"name": name, "labels": {**APP_LABEL, **(labels or {})}}
+    if namespace:
+        metadata["namespace"] = namespace
+    return metadata
+
+
+def shared_volume(
+    *, namespace: str, claim: str = CLAIM, nfs_server: str, nfs_path: str, labels: dict[str, str] | None = None
+) -> tuple[JSON, JSON]:
+    """A ReadWriteMany NFS PersistentVolume pre-bound to its claim, and the claim."""
+    pv_name = f"{namespace}-{claim}"
+    pv: JSON = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": pv_name, "labels": dict(labels or {})},
+        "spec": {
+            "capacity": {"storage": "10Gi"},
+            "accessModes": ["ReadWriteMany"],
+            "persistentVolumeReclaimPolicy": "Retain",
+            "storageClassName": "nfs",
+            "nfs": {"server": nfs_server, "path": nfs_path},
+            "claimRef": {"namespace": namespace, "name": claim},
+        },
+    }
+    pvc: JSON = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": claim, "namespace": namespace, "labels": dict(labels or {})},
+        "spec": {
+            "accessModes": ["ReadWriteMany"],
+            "storageClassName": "nfs",
+            "resources": {"requests": {"storage": "10Gi"}},
+            "volumeName": pv_name,
+        },
+    }
+    return pv, pvc
+
+
+def simulated_pod(
+    *,
+    node: str,
+    namespace: str | None = None,
+    claim: str = CLAIM,
+    complete_after: str = f"{PROCESS_SECONDS}s",
+    labels: dict[str, str] | None = None,
+) -> JSON:
+    containers = [
+        {
+            "name": spec.name,
+            "image": IMAGE,
+            "command": ["python3", "-u", f"{SCRIPTS_MOUNT}/{spec.name}.py"],
+            "resources": _resources(spec),
+            "volumeMounts": [{"name": "shared-data", "mountPath": DATA_MOUNT}],
+        }
+        for spec in CONTAINERS
+    ]
+    metadata = _metadata(POD_NAME, namespace, labels)
+    metadata["annotations"] = {SIM_COMPLETE_CONTAINERS: COMPLETING_CONTAINER, SIM_COMPLETE_AFTER: complete_after}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": metadata,
+        "spec": {
+            "nodeName": node,
+            "restartPolicy": "OnFailure",
+            "terminationGracePeriodSeconds": 5,
+            "containers": containers,
+            "volumes": [{"name": "shared-data", "persistentVolumeClaim": {"claimName": claim}}],
+        },
+    }
+
+
+def _env(spec: ContainerSpec) -> list[JSON]:
+    env = [{"name": "DATA_DIR", "value": DATA_MOUNT}]
+    if spec.name == COMPLETING_CONTAINER:
+        env.append({"name": "PROCESS_SECONDS", "value": str(PROCESS_SECONDS)})
+    return env
+
+
+def tensorflow_pod(
+    *,
+    node: str | None = None,
+    namespace: str | None = "default",
+    claim: str = CLAIM,
+    labels: dict[str, str] | None = None,
+) -> JSON:
+    """The real workload. Without ``node`` the scheduler places it; the comparison pins it with ``spec.nodeName``."""
+    containers = [
+        {
+            "name": spec.name,
+            "image": IMAGE,
+            "command": ["python3", "-u", f"{SCRIPTS_MOUNT}/{spec.name}.py"],
+            "env": _env(spec),
+            "resources": _resources(spec),
+            "volumeMounts": [
+                {"name": "shared-data", "mountPath": DATA_MOUNT},
+                {"name": "scripts", "mountPath": SCRIPTS_MOUNT, "readOnly": True},
+            ],
+        }
+        for spec in CONTAINERS
+    ]
+    spec: JSON = {
+        "restartPolicy": "OnFailure",
+        "terminationGracePeriodSeconds": 30,
+        "containers": containers,
+        "volumes": [
+            {"name": "shared-data", "persistentVolumeClaim": {"claimName": claim}},
+            {"name": "scripts", "configMap": {"name": SCRIPTS_CONFIG_MAP}},
+        ],
+    }
+    if node:
+        spec = {"nodeName": node, **spec}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": _metadata(POD_NAME, namespace, labels), "spec": spec}
+
+
+def scripts_config_map(*, namespace: str | None = "default", labels: dict[str, str] | None = None) -> JSON:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(SCRIPTS_CONFIG_MAP, namespace, labels),
+        "data": dict(SCRIPTS),
+    }
+
+
+def workload_pod(
+    workload: str, *, node: str, namespace: str, claim: str, complete_after: str, labels: dict[str, str]
+) -> JSON:
+    if workload == "simulated":
+        return simulated_pod(node=node, namespace=namespace, claim=claim, complete_after=complete_after, labels=labels)
+    if workload == "tensorflow":
+        return tensorflow_pod(node=node, namespace=namespace, claim=claim, labels=labels)
+    raise ValueError(f"unknown workload {workload!r}: one of {', '.join(WORKLOADS)}")
+
+
+def manifest_objects() -> list[JSON]:
+    """What k8s/workloads/ holds: the ConfigMap with the programs and the pod, in namespace ``default``."""
+    return [scripts_config_map(), tensorflow_pod()]
+
+
+# k8s/workloads/ is written from the builders above: python -m ai_storage_orchestrator.compare.workload k8s/workloads
+MANIFEST_FILES: dict[str, tuple[str, Callable[[], JSON]]] = {
+    "scripts-configmap.yaml": (
+        "# The programs the three containers run (python3 of tensorflow/tensorflow:2.13.0).\n",
+        scripts_config_map,
+    ),
+    "tensorflow-ai-workload.yaml": (
+        "# The certification workload: pod tensorflow-ai-workload (3 containers) on the shared RWX claim\n"
+        "# training-data (k8s/nfs provides one). `ai-storage-orchestrator compare` deploys the same pod pinned with\n"
+        "# spec.nodeName.\n",
+        tensorflow_pod,
+    ),
+}
+_GENERATED = (
+    "# Generated by `python -m ai_storage_orchestrator.compare.workload k8s/workloads`: edit compare/workload*.py.\n"
+)
+
+
+def render_yaml(obj: JSON) -> str:
+    """YAML with multi-line strings (the scripts) as literal blocks."""
+
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    def represent(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
+
+    Dumper.add_representer(str, represent)
+    return yaml.dump(obj, Dumper=Dumper, sort_keys=False, default_flow_style=False, width=120)
+
+
+def write_manifests(directory: Path) -> list[Path]:
+    written = []
+    for name, (comment, build) in MANIFEST_FILES.items():
+        path = directory / name
+        path.write_text(_GENERATED + comment + render_yaml(build()))
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":  # pragma: no cover
+    for written_path in write_manifests(Path(sys.argv[1] if len(sys.argv) > 1 else "k8s/workloads")):
+        print(written_path)

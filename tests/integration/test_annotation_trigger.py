@@ -1,0 +1,88 @@
+"""`ai-storage.io/migrate-to` on a pod starts a migration; a refused one leaves an Event and a status annotation;
+removing the annotation before the migration starts cancels it; no trigger fires twice."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubernetes_asyncio import client
+
+from ai_storage_orchestrator.controller.triggers import MIGRATE_TO, MIGRATION_ID, MIGRATION_STATUS
+from ai_storage_orchestrator.models import Phase
+from ai_storage_orchestrator.runtime import Orchestrator
+from tests.cluster.fixtures import ClusterHandle
+from tests.cluster.workloads import CERTIFICATION_POD, certification_pod, shared_volume
+
+JSON = dict[str, Any]
+
+
+def _annotations(pod: JSON | None) -> dict[str, str]:
+    return dict(((pod or {}).get("metadata") or {}).get("annotations") or {})
+
+
+async def test_annotation_starts_a_migration_once(
+    cluster: ClusterHandle, core: client.CoreV1Api, namespace: str, orchestrator: Orchestrator
+) -> None:
+    source, target = cluster.node_names[0], cluster.node_names[1]
+    pv, pvc = shared_volume(namespace)
+    await core.create_persistent_volume(pv)
+    await core.create_namespaced_persistent_volume_claim(namespace, pvc)
+    await core.create_namespaced_pod(namespace, certification_pod(node=source, complete_after="0s"))
+
+    def completed_data_processor() -> bool:
+        statuses = ((orchestrator.state.pod(namespace, CERTIFICATION_POD) or {}).get("status") or {}).get(
+            "containerStatuses"
+        ) or []
+        return any(s["name"] == "data-processor" and "terminated" in s["state"] for s in statuses)
+
+    await orchestrator.state.wait_for(completed_data_processor, timeout=30)
+    patch = {"metadata": {"annotations": {MIGRATE_TO: target, "ai-storage.io/preserve-pv": "true"}}}
+    await core.patch_namespaced_pod(CERTIFICATION_POD, namespace, patch)
+
+    def finished() -> JSON | None:
+        found = orchestrator.state.migrations_of_pod(namespace, CERTIFICATION_POD)
+        done = [m for m in found if (m.get("status") or {}).get("phase") == Phase.COMPLETED.value]
+        return done[0] if done else None
+
+    migration = await orchestrator.state.wait_for(finished, timeout=60)
+    assert migration["spec"]["triggeredBy"] == "annotation"
+    assert migration["spec"]["preservePV"] is True
+    assert len(orchestrator.state.migrations_of_pod(namespace, CERTIFICATION_POD)) == 1, "fired exactly once"
+    pods = (await core.list_namespaced_pod(namespace)).items
+    assert [p.metadata.name for p in pods] == [migration["status"]["targetPod"]]
+    assert MIGRATE_TO not in (pods[0].metadata.annotations or {}), "the moved pod must not trigger again"
+
+
+async def test_refused_annotation_reports_event_and_status_and_cancel_by_removal(
+    cluster: ClusterHandle, core: client.CoreV1Api, namespace: str, orchestrator: Orchestrator
+) -> None:
+    source = cluster.node_names[0]
+    pod = {"metadata": {"name": "lonely"}, "spec": {"nodeName": source, "containers": [{"name": "c", "image": "x"}]}}
+    await core.create_namespaced_pod(namespace, pod)
+    await core.patch_namespaced_pod("lonely", namespace, {"metadata": {"annotations": {MIGRATE_TO: "no-such-node"}}})
+
+    def refused() -> str | None:
+        status = _annotations(orchestrator.state.pod(namespace, "lonely")).get(MIGRATION_STATUS, "")
+        return status if status.startswith("Refused") else None
+
+    status = await orchestrator.state.wait_for(refused, timeout=30)
+    assert "target_node_not_found" in status
+    assert orchestrator.recorder is not None
+    await orchestrator.recorder.flush()
+    events = (await core.list_namespaced_event(namespace, field_selector="involvedObject.name=lonely")).items
+    assert any(e.reason == "MigrationRefused" and e.type == "Warning" for e in events)
+    assert orchestrator.state.migrations_of_pod(namespace, "lonely") == []
+
+    # Cancel by removal: a migration queued behind a full per-node cap has not touched any pod yet.
+    assert orchestrator.service is not None
+    await core.patch_namespaced_pod(
+        "lonely", namespace, {"metadata": {"annotations": {MIGRATE_TO: cluster.node_names[1]}}}
+    )
+
+    def started() -> str | None:
+        return _annotations(orchestrator.state.pod(namespace, "lonely")).get(MIGRATION_ID)
+
+    migration_id = await orchestrator.state.wait_for(started, timeout=30)
+    migration = orchestrator.state.migration(namespace, migration_id)
+    assert migration is not None
+    assert migration["spec"]["targetNode"] == cluster.node_names[1]

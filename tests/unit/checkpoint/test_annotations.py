@@ -1,0 +1,122 @@
+"""Checkpoint annotations: hooks as argv arrays, artifact paths, the hook timeout; anything else is refused."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from ai_storage_orchestrator.checkpoint import (
+    Artifact,
+    CheckpointSpec,
+    Hook,
+    InvalidCheckpointAnnotation,
+    parse_checkpoint_annotations,
+)
+from ai_storage_orchestrator.checkpoint.annotations import HOOK_PREFIX
+from ai_storage_orchestrator.controller.planning import CHECKPOINT_HOOK_PREFIX
+
+HOOK = "ai-storage.io/checkpoint-hook."
+ARTIFACTS = "ai-storage.io/checkpoint-artifacts."
+TIMEOUT = "ai-storage.io/checkpoint-hook-timeout"
+
+
+def pod(annotations: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "p", "annotations": annotations},
+        "spec": {
+            "initContainers": [{"name": "fetch"}],
+            "containers": [{"name": "trainer"}, {"name": "monitor"}],
+        },
+    }
+
+
+def test_no_annotations_is_an_empty_spec() -> None:
+    spec = parse_checkpoint_annotations(pod({}))
+    assert spec == CheckpointSpec()
+    assert spec.empty
+    assert spec.checkpointed_paths() == {}
+
+
+def test_hooks_artifacts_and_timeout() -> None:
+    spec = parse_checkpoint_annotations(
+        pod(
+            {
+                HOOK + "monitor": json.dumps(["kill", "-USR1", "1"]),
+                HOOK + "trainer": json.dumps(["python", "/scripts/save.py", "--fast"]),
+                ARTIFACTS + "trainer": json.dumps(["/scratch/opt/", "/tmp/state.bin", "/scratch/opt"]),
+                ARTIFACTS + "fetch": json.dumps(["/cache"]),
+                TIMEOUT: "120",
+                "unrelated": "x",
+            }
+        )
+    )
+    # In container spec order (init containers first), whatever the annotation order.
+    assert spec.hooks == (
+        Hook("trainer", ("python", "/scripts/save.py", "--fast")),
+        Hook("monitor", ("kill", "-USR1", "1")),
+    )
+    assert spec.artifacts == (
+        Artifact("fetch", "/cache"),
+        Artifact("trainer", "/scratch/opt"),
+        Artifact("trainer", "/tmp/state.bin"),
+    )
+    assert spec.hook_timeout == 120.0
+    assert spec.checkpointed_paths() == {"fetch": ("/cache",), "trainer": ("/scratch/opt", "/tmp/state.bin")}
+    assert CheckpointSpec.from_json(json.loads(json.dumps(spec.to_json()))) == spec
+
+
+def test_hook_prefix_is_the_one_planning_reads() -> None:
+    assert HOOK_PREFIX == CHECKPOINT_HOOK_PREFIX
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "fragment"),
+    [
+        (HOOK + "trainer", "python /save.py", "not valid JSON"),
+        (HOOK + "trainer", json.dumps("python /save.py"), "non-empty JSON array of strings"),
+        (HOOK + "trainer", json.dumps({"cmd": "x"}), "non-empty JSON array of strings"),
+        (HOOK + "trainer", json.dumps([]), "non-empty JSON array of strings"),
+        (HOOK + "trainer", json.dumps(["python", 3]), "only strings"),
+        (HOOK + "trainer", json.dumps(["", "x"]), "must be non-empty"),
+        (HOOK + "trainer", json.dumps(["a\x00b"]), "NUL"),
+        (HOOK + "ghost", json.dumps(["true"]), "container 'ghost'"),
+        (ARTIFACTS + "trainer", json.dumps("/scratch"), "JSON array of absolute paths"),
+        (ARTIFACTS + "trainer", json.dumps(["scratch/opt"]), "not absolute"),
+        (ARTIFACTS + "trainer", json.dumps(["/scratch/../etc"]), "contains . or .."),
+        (ARTIFACTS + "trainer", json.dumps(["/"]), "root directory"),
+        (ARTIFACTS + "trainer", json.dumps(["/a\nb"]), "control characters"),
+        (ARTIFACTS + "trainer", json.dumps([42]), "non-empty string"),
+        (ARTIFACTS + "trainer", json.dumps(["/scratch", "/scratch/opt"]), "lies inside /scratch"),
+        (ARTIFACTS + "ghost", json.dumps(["/x"]), "container 'ghost'"),
+        (TIMEOUT, "soon", "number of seconds"),
+        (TIMEOUT, "0", "more than 0"),
+        (TIMEOUT, "nan", "more than 0"),
+        (TIMEOUT, "100000", "at most 3600"),
+    ],
+)
+def test_invalid_annotations_are_refused(key: str, value: str, fragment: str) -> None:
+    with pytest.raises(InvalidCheckpointAnnotation) as refused:
+        parse_checkpoint_annotations(pod({key: value}))
+    assert refused.value.reason == "invalid_checkpoint_annotation"
+    assert refused.value.http_status == 422
+    assert fragment in refused.value.message
+    assert refused.value.details == {"annotation": key}
+
+
+def test_hook_argv_is_kept_verbatim_never_split() -> None:
+    argv = ["sh", "-c", "echo $HOME; rm -rf /nothing", "arg with spaces"]
+    spec = parse_checkpoint_annotations(pod({HOOK + "trainer": json.dumps(argv)}))
+    assert spec.hooks[0].argv == tuple(argv)
+
+
+def test_annotations_of_containers_a_migration_left_out_are_ignored() -> None:
+    annotations = {
+        HOOK + "done": json.dumps(["true"]),
+        ARTIFACTS + "done": json.dumps(["/out"]),
+        "ai-storage.io/skipped-containers": "done",
+    }
+    assert parse_checkpoint_annotations(pod(annotations)) == CheckpointSpec()
+    with pytest.raises(InvalidCheckpointAnnotation):
+        parse_checkpoint_annotations(pod({**annotations, "ai-storage.io/skipped-containers": "other"}))

@@ -1,0 +1,145 @@
+"""The manifest: contents, canonical digest, serialisation and the atomic-write commands."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+
+import pytest
+
+from ai_storage_orchestrator.checkpoint import manifest as m
+from ai_storage_orchestrator.checkpoint.manifest import ArtifactFile, HookResult
+
+POD = {
+    "metadata": {"name": "trainer-pod", "namespace": "ml", "uid": "u-1"},
+    "spec": {"nodeName": "node-a", "containers": [{"name": "trainer", "image": "i"}, {"name": "done", "image": "i"}]},
+    "status": {
+        "containerStatuses": [
+            {"name": "trainer", "state": {"running": {"startedAt": "2024-05-01T10:00:00Z"}}, "restartCount": 2},
+            {
+                "name": "done",
+                "state": {"terminated": {"exitCode": 0, "reason": "Completed", "finishedAt": "2024-05-01T10:05:00Z"}},
+            },
+        ]
+    },
+}
+DECISIONS = [
+    {"name": "trainer", "kind": "container", "action": "migrate", "reason": "running"},
+    {"name": "done", "kind": "container", "action": "skip", "reason": "completed, results safe"},
+]
+
+
+def build() -> dict[str, object]:
+    return m.build_manifest(
+        migration_id="abc123",
+        pod=POD,
+        target_node="node-b",
+        strategy="checkpoint-restart",
+        decisions=DECISIONS,
+        location={"volume": "shared", "directory": "/data/.ai-storage/checkpoints/trainer-pod/abc123"},
+        hooks=[HookResult("trainer", ("python", "/save.py"), 0, 1.23456, "saved\n", "2024-05-01T10:06:00Z")],
+        artifacts=[
+            ArtifactFile("trainer", "/scratch", "/scratch", "directory", 0, None, "artifacts/trainer/scratch"),
+            ArtifactFile("trainer", "/scratch", "/scratch/a", "file", 3, "aa" * 32, "artifacts/trainer/scratch/a"),
+            ArtifactFile("trainer", "/scratch", "/scratch/l", "symlink", 0, None, "artifacts/trainer/scratch/l", "a"),
+        ],
+        created_at="2024-05-01T10:06:00Z",
+        finished_at="2024-05-01T10:06:05Z",
+        version="1.2.3",
+    )
+
+
+def test_manifest_contents() -> None:
+    manifest = build()
+    assert manifest["schemaVersion"] == 1
+    assert manifest["kind"] == "ai-storage.io/checkpoint"
+    assert manifest["orchestrator"] == {"version": "1.2.3"}
+    assert manifest["source"] == {
+        "namespace": "ml",
+        "pod": "trainer-pod",
+        "uid": "u-1",
+        "node": "node-a",
+        "specDigest": "sha256:" + hashlib.sha256(m.canonical_json(POD["spec"])).hexdigest(),
+    }
+    assert manifest["containers"] == [
+        {
+            "name": "trainer",
+            "kind": "container",
+            "state": "running",
+            "exitCode": None,
+            "reason": None,
+            "startedAt": "2024-05-01T10:00:00Z",
+            "finishedAt": None,
+            "restartCount": 2,
+            "action": "migrate",
+            "actionReason": "running",
+        },
+        {
+            "name": "done",
+            "kind": "container",
+            "state": "terminated",
+            "exitCode": 0,
+            "reason": "Completed",
+            "startedAt": None,
+            "finishedAt": "2024-05-01T10:05:00Z",
+            "restartCount": 0,
+            "action": "skip",
+            "actionReason": "completed, results safe",
+        },
+    ]
+    assert manifest["hooks"] == [
+        {
+            "container": "trainer",
+            "command": ["python", "/save.py"],
+            "exitCode": 0,
+            "durationSeconds": 1.235,
+            "outputTail": "saved\n",
+            "startedAt": "2024-05-01T10:06:00Z",
+            "timedOut": False,
+        }
+    ]
+    assert manifest["totals"] == {"files": 1, "bytes": 3}
+    assert manifest["artifacts"][2]["link"] == "a"
+    assert "sha256" not in manifest["artifacts"][0]
+
+
+def test_spec_digest_is_canonical() -> None:
+    reordered = {"containers": POD["spec"]["containers"], "nodeName": "node-a"}
+    assert m.spec_digest({"spec": reordered}) == m.spec_digest(POD)
+    assert m.canonical_json({"b": 1, "a": [1, "é"]}) == '{"a":[1,"é"],"b":1}'.encode()
+    assert m.spec_digest({"spec": {**reordered, "nodeName": "node-b"}}) != m.spec_digest(POD)
+
+
+def test_serialise_round_trip_and_schema_check() -> None:
+    data = m.serialise(build())
+    assert data.endswith(b"\n")
+    assert data == m.serialise(json.loads(data)), "stable: sorted keys"
+    assert m.parse(data) == build()
+    with pytest.raises(ValueError, match="schema version"):
+        m.parse(json.dumps({**build(), "schemaVersion": 2}).encode())
+    with pytest.raises(ValueError, match=r"not an ai-storage\.io checkpoint manifest"):
+        m.parse(b"[]")
+
+
+def test_atomic_write_argv() -> None:
+    extract, rename = m.atomic_write_argv("/data/.ai-storage/checkpoints/p/abc")
+    assert extract == ["tar", "-x", "-f", "-", "-C", "/data/.ai-storage/checkpoints/p/abc"]
+    assert rename == [
+        "mv",
+        "-f",
+        "/data/.ai-storage/checkpoints/p/abc/manifest.json.tmp",
+        "/data/.ai-storage/checkpoints/p/abc/manifest.json",
+    ]
+
+
+def test_single_file_archive_is_record_padded_and_holds_only_the_file() -> None:
+    archive = m.single_file_archive("manifest.json.tmp", b'{"x": 1}\n', mtime=1_700_000_000)
+    assert len(archive) % (20 * 512) == 0
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        [member] = tar.getmembers()
+        assert (member.name, member.size, member.mode, member.isfile()) == ("manifest.json.tmp", 9, 0o644, True)
+        extracted = tar.extractfile(member)
+        assert extracted is not None
+        assert extracted.read() == b'{"x": 1}\n'

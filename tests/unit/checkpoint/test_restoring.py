@@ -1,0 +1,215 @@
+"""The target pod learns where its checkpoint is and restores the artifacts before its containers start."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ai_storage_orchestrator.checkpoint import (
+    CHECKPOINT_DIR_ENV,
+    CHECKPOINT_PATH_ANNOTATION,
+    InvalidCheckpointAnnotation,
+    Location,
+    PVCheckpointer,
+    parse_checkpoint_annotations,
+    prepare_target_pod,
+    without_checkpoint,
+)
+from ai_storage_orchestrator.checkpoint.errors import CheckpointError
+from ai_storage_orchestrator.checkpoint.restoring import RESTORE_SCRIPT, restore_container_name
+from tests.unit.checkpoint.fakes import LocalExec
+from tests.unit.checkpoint.pods import target_of, volume, workload
+
+ROOT = Path("/work")
+DIRECTORY = "/work/shared/.ai-storage/checkpoints/trainer-pod/abc123"
+
+
+def location() -> Location:
+    return Location("shared-data", "trainer", "/work/shared", DIRECTORY, "trainer-pod")
+
+
+def env(container: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e.get("value") for e in container.get("env") or []}
+
+
+def test_env_annotation_and_one_restore_init_container_per_artifact_container() -> None:
+    pod = workload(
+        ROOT,
+        artifacts={"trainer": ["/work/scratch-trainer", "/tmp/rootfs-state"], "processor": ["/work/scratch-processor"]},
+    )
+    target, summary = prepare_target_pod(
+        source_pod=pod, target_pod=target_of(pod), spec=parse_checkpoint_annotations(pod), location=location()
+    )
+    assert target["metadata"]["annotations"][CHECKPOINT_PATH_ANNOTATION] == DIRECTORY
+    init = target["spec"]["initContainers"]
+    assert [c["name"] for c in init] == ["ai-storage-restore-trainer", "ai-storage-restore-processor"]
+    trainer = init[0]
+    assert trainer["image"] == "example.com/trainer:1"
+    assert trainer["command"] == [
+        "sh",
+        "-c",
+        RESTORE_SCRIPT,
+        "ai-storage-restore",
+        f"{DIRECTORY}/artifacts/trainer",
+        "/work/scratch-trainer",
+    ]
+    assert trainer["volumeMounts"] == [
+        {"name": "shared-data", "mountPath": "/work/shared", "readOnly": True},
+        {"name": "optimizer", "mountPath": "/work/scratch-trainer"},
+    ]
+    assert trainer["securityContext"] == {"runAsUser": 1000}, "restored files get the container's owner"
+    assert trainer["resources"] == {"requests": {"cpu": "1"}}
+    processor = init[1]
+    assert processor["volumeMounts"][1] == {"name": "processed", "mountPath": "/work/scratch-processor"}
+    assert "resources" not in processor, "a skipped container's resources are not requested again"
+    for container in [*init, *target["spec"]["containers"]]:
+        assert env(container)[CHECKPOINT_DIR_ENV] == DIRECTORY
+    assert summary["restored"] == [
+        {"container": "trainer", "path": "/work/scratch-trainer"},
+        {"container": "processor", "path": "/work/scratch-processor"},
+    ]
+    # The processor is left out of the target: its artifact is re-declared for the trainer, which mounts that
+    # emptyDir too, so a later move copies it again; the processor's own annotation would name a missing container.
+    annotations = target["metadata"]["annotations"]
+    assert "ai-storage.io/checkpoint-artifacts.processor" not in annotations
+    assert json.loads(annotations["ai-storage.io/checkpoint-artifacts.trainer"]) == [
+        "/work/scratch-trainer",
+        "/tmp/rootfs-state",
+        "/work/scratch-processor",
+    ]
+    assert summary["carried"] == [{"from": "processor", "to": "trainer", "path": "/work/scratch-processor"}]
+    assert parse_checkpoint_annotations(target).checkpointed_paths() == {
+        "trainer": ("/work/scratch-trainer", "/tmp/rootfs-state", "/work/scratch-processor")
+    }
+    [missing] = summary["notRestored"]
+    assert missing["path"] == "/tmp/rootfs-state"
+    assert "own filesystem" in missing["why"]
+
+
+def test_env_is_each_containers_own_view_of_the_directory() -> None:
+    pod = workload(ROOT)
+    monitor = pod["spec"]["containers"][2]
+    monitor["volumeMounts"] = [{"name": "shared-data", "mountPath": "/mnt/ckpt", "subPath": ".ai-storage"}]
+    target, _ = prepare_target_pod(
+        source_pod=pod, target_pod=target_of(pod), spec=parse_checkpoint_annotations(pod), location=location()
+    )
+    views = {c["name"]: env(c)[CHECKPOINT_DIR_ENV] for c in target["spec"]["containers"]}
+    assert views == {"trainer": DIRECTORY, "monitor": "/mnt/ckpt/checkpoints/trainer-pod/abc123"}
+    assert "initContainers" not in target["spec"], "no artifacts: nothing to restore"
+
+
+def test_artifact_on_a_volume_the_target_dropped_is_not_restored() -> None:
+    pod = workload(ROOT, artifacts={"processor": ["/work/scratch-processor"]})
+    target = target_of(pod)
+    target["spec"]["volumes"] = [v for v in target["spec"]["volumes"] if v["name"] != "processed"]
+    for container in target["spec"]["containers"]:
+        container["volumeMounts"] = [m for m in container["volumeMounts"] if m["name"] != "processed"]
+    prepared, summary = prepare_target_pod(
+        source_pod=pod, target_pod=target, spec=parse_checkpoint_annotations(pod), location=location()
+    )
+    assert "initContainers" not in prepared["spec"]
+    assert "not part of the target pod" in summary["notRestored"][0]["why"]
+
+
+def test_earlier_restore_containers_are_replaced_and_the_change_can_be_undone() -> None:
+    pod = workload(ROOT, artifacts={"trainer": ["/work/scratch-trainer"]})
+    target = target_of(pod)
+    original = copy.deepcopy(target)
+    target["spec"]["initContainers"] = [{"name": "ai-storage-restore-trainer", "image": "old"}, {"name": "setup"}]
+    prepared, summary = prepare_target_pod(
+        source_pod=pod, target_pod=target, spec=parse_checkpoint_annotations(pod), location=location()
+    )
+    names = [c["name"] for c in prepared["spec"]["initContainers"]]
+    assert names == ["ai-storage-restore-trainer", "setup"]
+    assert prepared["spec"]["initContainers"][0]["image"] == "example.com/trainer:1"
+    assert summary["replaced"] == ["ai-storage-restore-trainer"]
+    undone = without_checkpoint(prepared)
+    assert [c["name"] for c in undone["spec"]["initContainers"]] == ["setup"]
+    del undone["spec"]["initContainers"]
+    assert undone == original
+
+
+def test_restore_container_names_fit_63_characters() -> None:
+    assert restore_container_name("trainer") == "ai-storage-restore-trainer"
+    long = restore_container_name("x" * 63)
+    assert len(long) <= 63
+    assert long.startswith("ai-storage-restore-xxx")
+    assert long != restore_container_name("x" * 62 + "y")
+
+
+def test_restore_script_copies_back_to_the_original_paths(tmp_path: Path) -> None:
+    """Run the init container's command here (as the restore would run in the container)."""
+    store = tmp_path / "ckpt" / "artifacts" / "trainer"
+    saved = store / str(tmp_path / "scratch").lstrip("/")
+    (saved / "sub").mkdir(parents=True)
+    (saved / "opt.bin").write_bytes(os.urandom(1000))
+    (saved / "sub" / "f").write_text("x")
+    (saved / "link").symlink_to("opt.bin")
+    single = store / str(tmp_path / "rootfile.txt").lstrip("/")
+    single.write_text("state")
+    (tmp_path / "scratch").mkdir()  # the (empty) emptyDir on the target
+    command = [
+        "sh",
+        "-c",
+        RESTORE_SCRIPT,
+        "ai-storage-restore",
+        str(store),
+        str(tmp_path / "scratch"),
+        str(tmp_path / "rootfile.txt"),
+    ]
+    subprocess.run(command, check=True)
+    assert (tmp_path / "scratch" / "opt.bin").read_bytes() == (saved / "opt.bin").read_bytes()
+    assert (tmp_path / "scratch" / "sub" / "f").read_text() == "x"
+    assert os.readlink(tmp_path / "scratch" / "link") == "opt.bin"
+    assert (tmp_path / "rootfile.txt").read_text() == "state"
+    assert not (tmp_path / "scratch" / "scratch").exists(), "copied into the directory, not below it"
+    subprocess.run(command, check=True)  # idempotent: an init container may run again
+    assert (tmp_path / "scratch" / "opt.bin").read_bytes() == (saved / "opt.bin").read_bytes()
+
+
+def test_prepare_refuses_artifacts_on_the_shared_volume_and_artifacts_without_one() -> None:
+    checkpointer = PVCheckpointer(LocalExec())
+    pod = workload(ROOT, artifacts={"trainer": ["/work/shared/models"]})
+    with pytest.raises(InvalidCheckpointAnnotation, match="on the shared volume"):
+        checkpointer.prepare(
+            source_pod=pod,
+            target_pod=target_of(pod),
+            migration_id="abc123",
+            pod_base="trainer-pod",
+            volume=volume(ROOT),
+            spec=checkpointer.declared(pod),
+        )
+    pod = workload(ROOT, artifacts={"trainer": ["/work/scratch-trainer"]})
+    with pytest.raises(CheckpointError) as no_volume:
+        checkpointer.prepare(
+            source_pod=pod,
+            target_pod=target_of(pod),
+            migration_id="abc123",
+            pod_base="trainer-pod",
+            volume=None,
+            spec=checkpointer.declared(pod),
+        )
+    assert no_volume.value.reason == "no_shared_volume"
+
+
+def test_prepare_records_location_and_declared_spec() -> None:
+    checkpointer = PVCheckpointer(LocalExec())
+    pod = workload(ROOT, hooks={"trainer": ["true"]})
+    _, status = checkpointer.prepare(
+        source_pod=pod,
+        target_pod=target_of(pod),
+        migration_id="abc123",
+        pod_base="trainer-pod",
+        volume=volume(ROOT),
+        spec=checkpointer.declared(pod),
+    )
+    assert status["directory"] == DIRECTORY
+    assert status["location"]["volume"] == "shared-data"
+    assert status["declared"]["hooks"] == [{"container": "trainer", "command": ["true"]}]
+    assert json.loads(json.dumps(status)) == status, "status is plain JSON"

@@ -1,0 +1,320 @@
+"""PVCheckpointer.save end to end against a local fake exec: real tar/sha256sum on tmp directories, faults injected
+through the exec Protocol."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ai_storage_orchestrator.checkpoint import CheckpointError, CheckpointJob, PVCheckpointer
+from ai_storage_orchestrator.checkpoint import errors as reasons
+from ai_storage_orchestrator.kube.exec import ExecStatus
+from tests.unit.checkpoint.fakes import Call, LocalExec
+from tests.unit.checkpoint.pods import DECISIONS, target_of, volume, workload
+
+MIGRATION = "abc123def456"
+JSON = dict[str, Any]
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    (tmp_path / "shared").mkdir()
+    scratch = tmp_path / "scratch-trainer"
+    (scratch / "nested").mkdir(parents=True)
+    (scratch / "optimizer.bin").write_bytes(os.urandom(300_000))
+    (scratch / "nested" / "step.txt").write_text("step 41\n")
+    (scratch / "latest").symlink_to("optimizer.bin")
+    (tmp_path / "scratch-processor").mkdir()
+    (tmp_path / "scratch-processor" / "features.npy").write_bytes(os.urandom(5000))
+    return tmp_path
+
+
+def checkpoint_root(root: Path) -> Path:
+    return root / "shared" / ".ai-storage" / "checkpoints" / "trainer-pod"
+
+
+async def save(
+    root: Path,
+    pod: JSON,
+    transport: LocalExec,
+    *,
+    migration: str = MIGRATION,
+    time_left: float = 60.0,
+    phases: dict[str, str] | None = None,
+    in_use: frozenset[str] = frozenset(),
+    **settings: Any,
+) -> JSON:
+    checkpointer = PVCheckpointer(transport, version="test", **settings)
+    spec = checkpointer.declared(pod)
+    _target, status = checkpointer.prepare(
+        source_pod=pod,
+        target_pod=target_of(pod),
+        migration_id=migration,
+        pod_base="trainer-pod",
+        volume=volume(root),
+        spec=spec,
+    )
+    job = CheckpointJob(
+        migration_id=migration,
+        namespace="ml",
+        pod=pod,
+        checkpoint=status,
+        decisions=DECISIONS,
+        target_node="node-b",
+        strategy="checkpoint-restart",
+        time_left=time_left,
+        phases=phases or {},
+        in_use=in_use,
+    )
+    return await checkpointer.save(job)
+
+
+def full_pod(root: Path, **kwargs: Any) -> JSON:
+    marker = root / "scratch-trainer" / "hook-marker"
+    return workload(
+        root,
+        hooks={"trainer": ["sh", "-c", f"echo quiescing; date > {marker}"]},
+        artifacts={"trainer": [str(root / "scratch-trainer")], "processor": [str(root / "scratch-processor")]},
+        **kwargs,
+    )
+
+
+async def test_saves_hooks_artifacts_and_manifest_last(root: Path) -> None:
+    transport = LocalExec()
+    result = await save(root, full_pod(root), transport)
+
+    directory = checkpoint_root(root) / MIGRATION
+    assert result["saved"] is True
+    assert result["directory"] == str(directory)
+    manifest = json.loads((directory / "manifest.json").read_text())
+    assert not (directory / "manifest.json.tmp").exists()
+    assert result["manifestSha256"] == sha256(directory / "manifest.json")
+    assert manifest["schemaVersion"] == 1
+    assert manifest["migrationId"] == MIGRATION
+    assert manifest["source"] == {
+        "namespace": "ml",
+        "pod": "trainer-pod",
+        "uid": "uid-1",
+        "node": "node-a",
+        "specDigest": manifest["source"]["specDigest"],
+    }
+    assert manifest["source"]["specDigest"].startswith("sha256:")
+    states = {c["name"]: (c["state"], c["exitCode"], c["action"]) for c in manifest["containers"]}
+    assert states == {
+        "trainer": ("running", None, "migrate"),
+        "processor": ("terminated", 0, "skip"),
+        "monitor": ("running", None, "migrate"),
+    }
+    [hook] = manifest["hooks"]
+    assert hook["exitCode"] == 0
+    assert "quiescing" in hook["outputTail"]
+    assert hook["timedOut"] is False
+
+    files = {a["path"]: a for a in manifest["artifacts"] if a["kind"] == "file"}
+    for source in [
+        root / "scratch-trainer" / "optimizer.bin",
+        root / "scratch-trainer" / "nested" / "step.txt",
+        root / "scratch-trainer" / "hook-marker",  # written by the hook: the hook ran before the copy
+        root / "scratch-processor" / "features.npy",
+    ]:
+        entry = files[str(source)]
+        stored = directory / entry["stored"]
+        assert entry["sha256"] == sha256(source) == sha256(stored)
+        assert entry["size"] == source.stat().st_size
+    links = [a for a in manifest["artifacts"] if a["kind"] == "symlink"]
+    assert [(a["path"], a["link"]) for a in links] == [(str(root / "scratch-trainer" / "latest"), "optimizer.bin")]
+    assert manifest["totals"] == {"files": 4, "bytes": sum(f["size"] for f in files.values())}
+
+    # The processor has terminated: its emptyDir is read through the trainer, which mounts it too.
+    processor_copy = next(
+        c for c in transport.calls if c.argv[:2] == ("tar", "-c") and "scratch-processor" in c.argv[-1]
+    )
+    assert processor_copy.container == "trainer"
+    # Order: reset, hook, copies, verification, then the manifest (extract .tmp, rename) as the last write.
+    kinds = [_kind(c) for c in transport.calls]
+    assert kinds[:3] == ["rm", "mkdir", "hook"]
+    assert kinds.index("manifest-tmp") > max(i for i, k in enumerate(kinds) if k in ("copy", "verify-artifacts"))
+    assert kinds[kinds.index("manifest-tmp") + 1] == "rename"
+    assert kinds[-2:] == ["ls", "find"]  # retention, after the checkpoint is complete
+
+
+def _kind(call: Call) -> str:
+    argv = call.argv
+    if argv[0] == "sh" and len(argv) > 3 and argv[3] == "verify":
+        return "verify-manifest" if argv[-1].endswith("manifest.json") else "verify-artifacts"
+    if argv[0] == "sh":
+        return "hook"
+    if argv[:2] == ("tar", "-c"):
+        return "copy"
+    if argv[:2] == ("tar", "-x"):
+        return "manifest-tmp" if call.stdin and argv[-1].endswith(MIGRATION) else "extract"
+    if argv[0] == "mv":
+        return "rename"
+    return argv[0]
+
+
+async def test_artifact_corrupted_after_copy_fails_verification_and_leaves_nothing(root: Path) -> None:
+    def corrupt(call: Call) -> None:
+        if call.argv[0] == "sh" and len(call.argv) > 3 and call.argv[3] == "verify":
+            for name in call.argv[4:]:
+                if name.endswith("optimizer.bin"):
+                    with open(name, "r+b") as stored:
+                        stored.write(b"X")
+        return
+
+    transport = LocalExec(faults=[lambda call: corrupt(call)])
+    with pytest.raises(CheckpointError) as failure:
+        await save(root, full_pod(root), transport)
+    assert failure.value.reason == reasons.VERIFY_FAILED
+    assert "optimizer.bin" in failure.value.message
+    assert "differs" in failure.value.message
+    assert not (checkpoint_root(root) / MIGRATION).exists()
+    assert not any(c.argv[0] == "mv" for c in transport.calls), "no manifest after a failed verification"
+
+
+async def test_failing_hook_stops_before_anything_is_copied(root: Path) -> None:
+    pod = workload(
+        root,
+        hooks={"trainer": ["sh", "-c", "echo flushing; echo disk error >&2; exit 7"]},
+        artifacts={"trainer": [str(root / "scratch-trainer")]},
+    )
+    transport = LocalExec()
+    with pytest.raises(CheckpointError) as failure:
+        await save(root, pod, transport)
+    assert failure.value.reason == reasons.HOOK_FAILED
+    assert "exited with 7" in failure.value.message
+    [hook] = failure.value.details["hooks"]
+    assert hook["exitCode"] == 7
+    assert "flushing" in hook["outputTail"]
+    assert "disk error" in hook["outputTail"]
+    assert not any(c.argv[:2] == ("tar", "-c") for c in transport.calls)
+    assert not (checkpoint_root(root) / MIGRATION).exists()
+
+
+async def test_hook_timeout(root: Path) -> None:
+    pod = workload(
+        root,
+        hooks={"trainer": ["sleep", "30"]},
+        extra_annotations={"ai-storage.io/checkpoint-hook-timeout": "0.3"},
+    )
+    with pytest.raises(CheckpointError) as failure:
+        await save(root, pod, LocalExec())
+    assert failure.value.reason == reasons.HOOK_FAILED
+    [hook] = failure.value.details["hooks"]
+    assert hook["timedOut"] is True
+    assert hook["exitCode"] is None
+    assert 0.3 <= hook["durationSeconds"] < 5
+
+
+@pytest.mark.parametrize(
+    ("stderr", "reason"),
+    [
+        (b"tar: ./optimizer.bin: Cannot write: No space left on device\n", reasons.VOLUME_FULL),
+        (b"tar: ./optimizer.bin: Cannot open: Read-only file system\n", reasons.VOLUME_READ_ONLY),
+        (b"tar: ./optimizer.bin: Cannot open: Permission denied\n", reasons.VOLUME_PERMISSION_DENIED),
+        (b"tar: ./optimizer.bin: Wrote only 2048 of 10240 bytes\n", reasons.VOLUME_FULL),
+        (b"tar: ./optimizer.bin: Cannot utime: Input/output error\n", reasons.WRITE_FAILED),
+    ],
+)
+async def test_destination_write_errors_have_precise_reasons(root: Path, stderr: bytes, reason: str) -> None:
+    def refuse(call: Call) -> tuple[ExecStatus, bytes] | None:
+        if call.argv[:2] == ("tar", "-x") and "artifacts" in call.argv[-1]:
+            return ExecStatus(2, "command terminated with exit code 2"), stderr
+        return None
+
+    transport = LocalExec(faults=[refuse])
+    with pytest.raises(CheckpointError) as failure:
+        await save(root, full_pod(root), transport)
+    assert failure.value.reason == reason
+    assert not (checkpoint_root(root) / MIGRATION).exists()
+
+
+async def test_read_only_volume_fails_at_the_first_write(root: Path) -> None:
+    def read_only(call: Call) -> tuple[ExecStatus, bytes] | None:
+        if call.argv[0] == "mkdir":
+            return ExecStatus(1), b"mkdir: cannot create directory '/x': Read-only file system\n"
+        return None
+
+    transport = LocalExec(faults=[read_only])
+    with pytest.raises(CheckpointError) as failure:
+        await save(root, full_pod(root), transport)
+    assert failure.value.reason == reasons.VOLUME_READ_ONLY
+    assert not any(_kind(c) == "hook" for c in transport.calls), "a broken volume is found before the hooks run"
+
+
+async def test_missing_artifact_is_a_copy_failure(root: Path) -> None:
+    pod = workload(root, artifacts={"trainer": [str(root / "scratch-trainer" / "missing")]})
+    with pytest.raises(CheckpointError) as failure:
+        await save(root, pod, LocalExec())
+    assert failure.value.reason == reasons.COPY_FAILED
+    assert "missing" in failure.value.message
+
+
+async def test_keep_failed_keeps_the_partial_directory_without_manifest(root: Path) -> None:
+    pod = workload(root, hooks={"trainer": ["false"]})
+    with pytest.raises(CheckpointError):
+        await save(root, pod, LocalExec(), keep_failed=True)
+    directory = checkpoint_root(root) / MIGRATION
+    assert directory.is_dir()
+    assert not (directory / "manifest.json").exists()
+
+
+async def test_exec_unavailable_skips_a_manifest_only_checkpoint(root: Path) -> None:
+    def no_exec(call: Call) -> tuple[ExecStatus, bytes] | None:
+        return ExecStatus(None, 'no exec found for container "trainer"'), b""
+
+    result = await save(root, workload(root), LocalExec(faults=[no_exec]))
+    assert result["saved"] is False
+    assert result["skipped"] == "exec_unavailable"
+    assert "no exec found" in result["message"]
+
+
+async def test_exec_unavailable_fails_when_hooks_or_artifacts_are_declared(root: Path) -> None:
+    def no_exec(call: Call) -> tuple[ExecStatus, bytes] | None:
+        return ExecStatus(None, 'no exec found for container "trainer"'), b""
+
+    with pytest.raises(CheckpointError) as failure:
+        await save(root, full_pod(root), LocalExec(faults=[no_exec]))
+    assert failure.value.reason == reasons.EXEC_FAILED
+
+
+async def test_no_running_container_to_write_with(root: Path) -> None:
+    pod = full_pod(root)
+    for status in pod["status"]["containerStatuses"]:
+        status["state"] = {"terminated": {"exitCode": 0}}
+    with pytest.raises(CheckpointError) as failure:
+        await save(root, pod, LocalExec())
+    assert failure.value.reason == reasons.NO_RUNNING_CONTAINER
+
+
+async def test_out_of_time(root: Path) -> None:
+    with pytest.raises(CheckpointError) as failure:
+        await save(root, full_pod(root), LocalExec(), time_left=0)
+    assert failure.value.reason == reasons.TIMED_OUT
+
+
+async def test_retention_after_a_save(root: Path) -> None:
+    base = checkpoint_root(root)
+    for index, name in enumerate(["old1", "old2", "old3", "failed1", "inuse1", "partial1", "running1"]):
+        directory = base / name
+        directory.mkdir(parents=True)
+        if name != "partial1":
+            (directory / "manifest.json").write_text("{}")
+        os.utime(directory, (1_000_000 + index, 1_000_000 + index))
+    (base / "not-a-migration.txt").write_text("left alone")
+    phases = {"old1": "Completed", "failed1": "Failed", "running1": "CreatingTarget", "inuse1": "Failed"}
+    result = await save(root, full_pod(root), LocalExec(), retention=3, phases=phases, in_use=frozenset({"inuse1"}))
+    remaining = sorted(p.name for p in base.iterdir())
+    # Retention 3 counts this checkpoint and the two newest completed ones (old3, old2); the one in use and the
+    # running migration's are kept besides; old1 is older, failed1 failed, partial1 has no manifest.
+    assert remaining == sorted([MIGRATION, "inuse1", "running1", "old3", "old2", "not-a-migration.txt"])
+    assert sorted(result["retention"]["deleted"]) == ["failed1", "old1", "partial1"]

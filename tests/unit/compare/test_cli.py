@@ -1,0 +1,102 @@
+"""The `compare` command's flags, and the bash wrapper that passes them through."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ai_storage_orchestrator.cli import build_parser
+from ai_storage_orchestrator.cli.compare import configure, options_from_args
+from ai_storage_orchestrator.compare.cluster import CompareError
+from ai_storage_orchestrator.compare.options import Options
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[3]
+WRAPPER = ROOT / "scripts" / "ai_migration_compare.sh"
+
+
+def _parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    configure(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_defaults_follow_the_certification(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AI_STORAGE_ORCHESTRATOR_URL", raising=False)
+    monkeypatch.delenv("AI_STORAGE_ORCHESTRATOR_TOKEN", raising=False)
+    parser = argparse.ArgumentParser()
+    configure(parser)
+    options = options_from_args(parser.parse_args([]))
+    assert options == Options(orchestrator_url="http://127.0.0.1:8080")
+    assert (options.samples, options.trim, options.interval, options.threshold) == (20, 3, 1.0, 20.0)
+    assert (options.window_start, options.source, options.workload) == ("ready", "auto", "auto")
+    assert options.reads_budget == 42
+    assert options.complete_after == "45s"
+
+
+def test_every_flag_reaches_the_options() -> None:
+    args = _parse(
+        "--source-node=a", "--target-node=b", "--namespace=ml", "--orchestrator-url=http://127.0.0.1:9000",
+        "--kubeconfig=/k", "--samples=14", "--trim=2", "--interval=0.5", "--window-start=migration-start",
+        "--source=kubelet", "--output-dir=/tmp/out", "--threshold=25", "--keep", "--workload=tensorflow",
+        "--token=secret", "--allow-unmeasured", "--pvc=data", "--nfs-server=10.0.0.5", "--nfs-path=/x",
+        "--simulated-complete-after=3s", "--timeout=30", "--max-reads=50",
+    )  # fmt: skip
+    options = options_from_args(args)
+    assert options == Options(
+        namespace="ml", source_node="a", target_node="b", orchestrator_url="http://127.0.0.1:9000", token="secret",
+        kubeconfig="/k", samples=14, trim=2, interval=0.5, window_start="migration-start", source="kubelet",
+        threshold=25.0, keep=True, workload="tensorflow", allow_unmeasured=True, pvc="data", nfs_server="10.0.0.5",
+        nfs_path="/x", complete_after="3s", timeout=30.0, max_reads=50,
+    )  # fmt: skip
+    assert args.output_dir == Path("/tmp/out")
+    assert options.settings()["token"] == "set"
+
+
+@pytest.mark.parametrize(
+    "argv", [["--samples=0"], ["--trim=-1"], ["--interval=0"], ["--window-start=later"], ["--source=guess"]]
+)
+def test_bad_flags_are_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        _parse(*argv)
+    assert exited.value.code == 2
+
+
+def test_samples_must_survive_the_trim() -> None:
+    with pytest.raises(CompareError, match="need samples > 2 x trim"):
+        Options(samples=6, trim=3).validate()
+    Options(samples=7, trim=3).validate()
+
+
+def test_compare_is_a_command_of_the_cli() -> None:
+    args = build_parser().parse_args(["compare", "--samples=5", "--trim=1"])
+    assert args.samples == 5
+    assert callable(args.handler)
+
+
+def test_the_wrapper_passes_help_through() -> None:
+    cli = f"{sys.executable} -m ai_storage_orchestrator.cli"
+    done = subprocess.run(
+        ["bash", str(WRAPPER), "--help"], capture_output=True, text=True, env={"AISO_CLI": cli, "PATH": "/usr/bin:/bin"}
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Usage: scripts/ai_migration_compare.sh")
+    assert "--window-start {ready,migration-start}" in done.stdout
+    assert "--allow-unmeasured" in done.stdout
+
+
+def test_the_wrapper_passes_arguments_and_exit_codes_through() -> None:
+    cli = f"{sys.executable} -m ai_storage_orchestrator.cli"
+    done = subprocess.run(
+        ["bash", str(WRAPPER), "--samples=not-a-number"],
+        capture_output=True,
+        text=True,
+        env={"AISO_CLI": cli, "PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 2
+    assert "--samples" in done.stderr
