@@ -150,6 +150,7 @@ class LocalCluster:
                 "--use-service-account-credentials=false",
                 # No pod CIDRs to allocate; the node lifecycle controller stays (it lifts the not-ready taint).
                 "--controllers=*,-node-ipam-controller",
+                "--node-monitor-period=1s",
                 f"--cert-dir={self.workdir / 'kcm-certs'}",
             ],
         )

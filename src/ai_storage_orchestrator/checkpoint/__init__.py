@@ -16,7 +16,7 @@ Contract (pod annotations read, all optional):
     checkpoint; with no shared volume it is refused (``no_shared_volume``).
 ``ai-storage.io/checkpoint-volume: <volume>``
     which shared volume holds checkpoints (planning's ``choose_checkpoint_volume``; default: the first shared one).
-Malformed values fail the migration in Validating with ``invalid_checkpoint_annotation``.
+Malformed values are refused with 422 ``invalid_checkpoint_annotation`` (at request time, and again in Validating).
 
 Where: ``<mountPath>/.ai-storage/checkpoints/<pod>/<migration-id>/`` (``<pod>`` without ``-migrated-<id>``), holding
 ``artifacts/<container>/<absolute path>`` and ``manifest.json`` (schema 1, see ``manifest``), which is written last and

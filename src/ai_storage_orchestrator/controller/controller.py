@@ -99,6 +99,7 @@ class MigrationController:
         self.checkpointer: Checkpointer = checkpointer or LocationOnlyCheckpointer()
         self.planner = Planner(state, declared=self.checkpointer.declared)
         self.queue = WorkQueue()
+        self.admission = asyncio.Lock()
         self.reconciler = Reconciler(self.queue, self.reconcile, workers=settings.workers, name="migrations")
         state.migrations.add_listener(self._on_migration)
         state.pods.add_listener(self._on_pod)

@@ -90,12 +90,15 @@ async def pending(ctx: MigrationContext) -> Result:
             "migration_in_progress",
             f"migration {other} is already active for pod {ctx.namespace}/{ctx.spec['podName']}",
         )
-    blocker = ctx.controller.capacity_blocker(ctx)
-    if blocker:
-        if ctx.status.get("message") != blocker:
-            await ctx.update_status(message=blocker)
-        return Result.after(5.0)  # woken earlier when another migration ends
-    return await ctx.transition(Phase.VALIDATING, "validating the request against the cluster")
+    # Workers admit one migration at a time: the check and the recorded start must not interleave, or two
+    # migrations could both see a free slot.
+    async with ctx.controller.admission:
+        blocker = ctx.controller.capacity_blocker(ctx)
+        if not blocker:
+            return await ctx.transition(Phase.VALIDATING, "validating the request against the cluster")
+    if ctx.status.get("message") != blocker:
+        await ctx.update_status(message=blocker)
+    return Result.after(5.0)  # woken earlier when another migration ends
 
 
 async def validating(ctx: MigrationContext) -> Result:
