@@ -29,6 +29,7 @@ cluster-bin:
 lint: venv
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/shellcheck -x scripts/*.sh tools/k8s/build.sh .ci/run
 
 format: venv
 	$(VENV)/bin/ruff format src tests

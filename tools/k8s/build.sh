@@ -73,7 +73,7 @@ build_etcd() {
 build_kwok() {
   [[ -x "$bin/kwok" ]] && return
   log "building kwok ${KWOK_VERSION}"
-  GOBIN="$work/kwok-${KWOK_VERSION}" GOFLAGS= go install -trimpath -ldflags="-s -w" "sigs.k8s.io/kwok/cmd/kwok@${KWOK_VERSION}"
+  GOBIN="$work/kwok-${KWOK_VERSION}" GOFLAGS='' go install -trimpath -ldflags="-s -w" "sigs.k8s.io/kwok/cmd/kwok@${KWOK_VERSION}"
   mv "$work/kwok-${KWOK_VERSION}/kwok" "$bin/kwok"
 }
 

@@ -30,7 +30,7 @@ def create_app(
         service=service,
         authenticator=authenticator,
         metrics=metrics,
-        openapi=build_openapi(),
+        openapi=build_openapi(authenticated=authenticator.requires_credentials),
         max_body_bytes=max_body_bytes,
     )
     add_routes(app, handlers)

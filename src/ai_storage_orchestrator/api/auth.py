@@ -37,6 +37,11 @@ V = TypeVar("V")
 
 
 class Authenticator(Protocol):
+    @property
+    def requires_credentials(self) -> bool:
+        """Whether callers must present a bearer token (documented in the served OpenAPI document)."""
+        ...
+
     async def authenticate(self, request: web.Request) -> str:
         """The caller's user name; ``Unauthorized`` when it cannot be established."""
         ...
@@ -54,6 +59,8 @@ class ReviewApi(Protocol):
 
 class AllowAll:
     """``--auth=none``: every caller is ``anonymous`` and may do anything."""
+
+    requires_credentials = False
 
     async def authenticate(self, request: web.Request) -> str:
         return ANONYMOUS
@@ -121,6 +128,8 @@ def token_key(token: str) -> str:
 
 class KubernetesAuthenticator:
     """``--auth=kubernetes``: TokenReview for who, SubjectAccessReview for what, both cached briefly."""
+
+    requires_credentials = True
 
     def __init__(
         self,

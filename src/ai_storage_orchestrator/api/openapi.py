@@ -102,7 +102,7 @@ MIGRATION_REQUEST = _object(
             "description": "Keep the pod's data on a shared persistent volume (refused when it has none).",
         },
         "timeout_seconds": _timeout("Deadline of the whole migration."),
-        "timeout": _timeout("Alias of `timeout_seconds`; when both are given they must be equal."),
+        "timeout": _timeout("Alias of `timeout_seconds` (the seed's name); give one of the two, not both."),
         "strategy": _string(enum=list(schemas.STRATEGIES), default=Strategy.AUTO.value),
         "dry_run": {
             "type": "boolean",
@@ -112,6 +112,8 @@ MIGRATION_REQUEST = _object(
     },
     required=list(schemas.NAME_FIELDS),
     additionalProperties=False,
+    # `timeout` and `timeout_seconds` are one setting under two names: not both.
+    **{"not": {"required": list(schemas.TIMEOUT_FIELDS)}},
 )
 
 MIGRATION = _object(
@@ -346,8 +348,11 @@ def _parameters() -> JSON:
             "name": REQUEST_ID_HEADER,
             "in": "header",
             "required": False,
-            "description": "Echoed in the response (up to 128 of `A-Za-z0-9._-`); generated when absent or invalid.",
-            "schema": {"type": "string", "maxLength": 128, "pattern": "^[A-Za-z0-9._-]+$"},
+            "description": (
+                "Any value is accepted: one of up to 128 `A-Za-z0-9._-` characters is echoed in the response and the"
+                " logs; anything else (or none) is replaced by a generated id."
+            ),
+            "schema": {"type": "string"},
         },
         "MigrationId": {
             "name": "migration_id",
@@ -368,23 +373,36 @@ def _parameters() -> JSON:
             "in": "query",
             "required": False,
             "description": "Only migrations of pods in this namespace (empty: all).",
-            "schema": {"type": "string", "maxLength": schemas.LABEL_MAX},
+            "schema": {
+                "type": "string",
+                "maxLength": schemas.LABEL_MAX,
+                "pattern": f"^(?:{schemas.DNS1123_LABEL.pattern})?$",
+            },
         },
         "Pod": {
             "name": "pod",
             "in": "query",
             "required": False,
             "description": "Only migrations of pods with this name (empty: all).",
-            "schema": {"type": "string", "maxLength": schemas.SUBDOMAIN_MAX},
+            "schema": {
+                "type": "string",
+                "maxLength": schemas.SUBDOMAIN_MAX,
+                "pattern": f"^(?:{schemas.DNS1123_SUBDOMAIN.pattern})?$",
+            },
         },
     }
 
 
-def build_openapi() -> JSON:
+def build_openapi(*, authenticated: bool = True) -> JSON:
+    """The document of this server; with `authenticated=False` (--auth=none) no operation asks for credentials."""
     paths: JSON = {}
     for collection, item in zip(MIGRATIONS_PATHS, MIGRATION_PATHS, strict=True):
         paths |= _migration_paths(collection, item, "" if collection == MIGRATIONS_PATHS[0] else "V1")
     paths |= _service_paths()
+    if not authenticated:
+        for operations in paths.values():
+            for operation in operations.values():
+                operation["security"] = []
     return {
         "openapi": "3.0.3",
         "info": {

@@ -191,8 +191,8 @@ def _integer(body: Mapping[str, Any], field: str, problems: dict[str, str]) -> i
 def _timeout(body: Mapping[str, Any], problems: dict[str, str]) -> int:
     seconds = _integer(body, "timeout_seconds", problems)
     alias = _integer(body, "timeout", problems)
-    if seconds is not None and alias is not None and seconds != alias:
-        problems["timeout"] = f"is an alias of timeout_seconds and conflicts with it ({alias} != {seconds}); give one"
+    if "timeout_seconds" in body and "timeout" in body:
+        problems["timeout"] = "is an alias of timeout_seconds: give one of the two, not both"
     for value in (seconds, alias):
         if value is not None:
             return value

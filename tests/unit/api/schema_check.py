@@ -25,6 +25,7 @@ _KEYWORDS = frozenset(
         "minLength",
         "maxLength",
         "pattern",
+        "not",
     }
 )
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -60,6 +61,8 @@ def errors(instance: Any, schema: JSON, document: JSON, path: str = "$") -> list
         allowed = _TYPES[expected]
         if not isinstance(instance, allowed) or (isinstance(instance, bool) and bool not in allowed):
             return [f"{path}: expected {expected}, got {type(instance).__name__}"]
+    if "not" in schema and not errors(instance, schema["not"], document, path):
+        found.append(f"{path}: matches a schema it must not match ({schema['not']})")
     if "enum" in schema and instance not in schema["enum"]:
         found.append(f"{path}: {instance!r} not in {schema['enum']}")
     if isinstance(instance, dict):
