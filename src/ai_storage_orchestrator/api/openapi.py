@@ -90,7 +90,7 @@ _CHECKPOINT_VOLUME = {
     "container": _string(description="The container that mounts it."),
 }
 
-MIGRATION_REQUEST = _object(
+MIGRATION_REQUEST: JSON = _object(
     {
         "pod_name": _name(schemas.DNS1123_SUBDOMAIN.pattern, schemas.SUBDOMAIN_MAX, "The pod to move."),
         "pod_namespace": _name(schemas.DNS1123_LABEL.pattern, schemas.LABEL_MAX, "Its namespace."),
@@ -112,9 +112,9 @@ MIGRATION_REQUEST = _object(
     },
     required=list(schemas.NAME_FIELDS),
     additionalProperties=False,
-    # `timeout` and `timeout_seconds` are one setting under two names: not both.
-    **{"not": {"required": list(schemas.TIMEOUT_FIELDS)}},
 )
+# `timeout` and `timeout_seconds` are one setting under two names: not both.
+MIGRATION_REQUEST["not"] = {"required": list(schemas.TIMEOUT_FIELDS)}
 
 MIGRATION = _object(
     {
