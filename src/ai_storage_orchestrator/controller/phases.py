@@ -155,7 +155,7 @@ async def validating(ctx: MigrationContext) -> Result:
             if container["name"] in replaced:
                 container.update(action="skip", reason="restore init container of an earlier checkpoint: replaced")
     ctx.controller.on_planned(plan)
-    await ctx.annotate_source("Running")
+    ctx.controller.recorder.run_in_background(ctx.annotate_source("Running"))  # informative: off the critical path
     following = Phase.CHECKPOINTING if needs_checkpoint else Phase.CREATING_TARGET
     skipped = [d.name for d in plan.decisions if d.action.value == "skip"]
     message = f"plan: {plan.strategy.value}; {len(skipped)} container(s) left out ({', '.join(skipped) or 'none'})"
@@ -226,8 +226,7 @@ async def stopping_source(ctx: MigrationContext) -> Result:
         return await ctx.transition(Phase.ROLLING_BACK, "cancelled while the source was stopping", sourceStopped=True)
     if pod is not None and ctx.source_pod_is_ours:
         if not pod["metadata"].get("deletionTimestamp"):
-            if not ctx.status.get("sourceStopped"):
-                await ctx.update_status(sourceStopped=True)
+            # No status write first: after a crash here the pod is gone and the step below records sourceStopped.
             await _delete_pod(ctx, pod, uid=ctx.status.get("sourcePodUID"))
         return Result.after(DELETE_WAIT_SECONDS)  # the pod's DELETED event wakes us
     return await ctx.transition(Phase.CREATING_TARGET, "source pod stopped", sourceStopped=True)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 JSON = dict[str, Any]
+_MAX_TOMBSTONES = 4096
 Listener = Callable[[str, JSON | None, JSON | None], None]  # (event type, old object, new object)
 IndexFunction = Callable[[JSON], Iterable[str]]
 
@@ -36,6 +37,8 @@ class ObjectStore:
         self._listeners: list[Listener] = []
         self.resource_version = ""
         self.synced = False
+        # Last resourceVersion of recently deleted objects: a late response of our own write must not resurrect one.
+        self._tombstones: OrderedDict[str, str] = OrderedDict()
 
     def add_index(self, name: str, function: IndexFunction) -> None:
         self._index_functions[name] = function
@@ -91,6 +94,10 @@ class ObjectStore:
 
     def remove(self, obj: JSON) -> None:
         key = object_key(obj)
+        self._tombstones[key] = str((obj.get("metadata") or {}).get("resourceVersion", ""))
+        self._tombstones.move_to_end(key)
+        if len(self._tombstones) > _MAX_TOMBSTONES:
+            self._tombstones.popitem(last=False)
         old = self._objects.pop(key, None)
         if old is not None:
             self._unindex(key, old)
@@ -107,8 +114,15 @@ class ObjectStore:
 
     def write_through(self, obj: JSON) -> None:
         """Record an object our own write returned, before its watch event arrives."""
-        if not self._cached_is_newer(obj):
+        if not self._cached_is_newer(obj) and not self._deleted_since(obj):
             self.upsert(obj)
+
+    def _deleted_since(self, obj: JSON) -> bool:
+        deleted_at = self._tombstones.get(object_key(obj))
+        written = str((obj.get("metadata") or {}).get("resourceVersion", ""))
+        if deleted_at is None or not (deleted_at.isdigit() and written.isdigit()):
+            return False
+        return int(written) <= int(deleted_at)
 
     def _cached_is_newer(self, obj: JSON) -> bool:
         """True when the cache already holds a later version (our own write got there before the event)."""
