@@ -105,7 +105,8 @@ async def test_cache_equals_fresh_list_after_a_storm(
 async def test_410_gone_relists_without_losing_a_delete(
     cluster: ClusterHandle, kube: KubeApi, core: client.CoreV1Api, namespace: str
 ) -> None:
-    assert cluster.etcd_url, "needs the local control plane (etcd compaction)"
+    if not cluster.etcd_url:
+        pytest.skip("compacting etcd needs the local control plane")
     watched = Watched(kube, namespace)
     for i in range(4):
         await core.create_namespaced_config_map(namespace, _config_map(f"keep-{i}"))
