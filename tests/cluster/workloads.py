@@ -1,48 +1,23 @@
-"""The certification workload (3 containers, shared NFS-style volume) as manifests for the simulated cluster."""
+"""The certification workload for the simulated cluster: the comparison tool's own manifests
+(`ai_storage_orchestrator.compare.workload`), with the knobs tests need."""
 
 from __future__ import annotations
 
 from typing import Any
 
-CERTIFICATION_POD = "tensorflow-ai-workload"
-SHARED_CLAIM = "training-data"
-IMAGE = "tensorflow/tensorflow:2.13.0"
+from ai_storage_orchestrator.compare import workload
 
-CONTAINERS = {
-    "tensorflow-trainer": {"cpu": "1500m", "memory": "3Gi"},
-    "data-processor": {"cpu": "500m", "memory": "1536Mi"},
-    "model-monitor": {"cpu": "200m", "memory": "512Mi"},
-}
+CERTIFICATION_POD = workload.POD_NAME
+SHARED_CLAIM = workload.CLAIM
+IMAGE = workload.IMAGE
+TEST_LABELS = {"ai-storage.io/test": "true"}
 
 
 def shared_volume(namespace: str, *, claim: str = SHARED_CLAIM) -> tuple[dict[str, Any], dict[str, Any]]:
     """A ReadWriteMany NFS PersistentVolume pre-bound to its claim (simulated nodes never mount it)."""
-    pv_name = f"{namespace}-{claim}"
-    pv = {
-        "apiVersion": "v1",
-        "kind": "PersistentVolume",
-        "metadata": {"name": pv_name, "labels": {"ai-storage.io/test": "true"}},
-        "spec": {
-            "capacity": {"storage": "10Gi"},
-            "accessModes": ["ReadWriteMany"],
-            "persistentVolumeReclaimPolicy": "Retain",
-            "storageClassName": "nfs",
-            "nfs": {"server": "127.0.0.1", "path": "/exports/training"},
-            "claimRef": {"namespace": namespace, "name": claim},
-        },
-    }
-    pvc = {
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
-        "metadata": {"name": claim, "namespace": namespace},
-        "spec": {
-            "accessModes": ["ReadWriteMany"],
-            "storageClassName": "nfs",
-            "resources": {"requests": {"storage": "10Gi"}},
-            "volumeName": pv_name,
-        },
-    }
-    return pv, pvc
+    return workload.shared_volume(
+        namespace=namespace, claim=claim, nfs_server="127.0.0.1", nfs_path="/exports/training", labels=TEST_LABELS
+    )
 
 
 def certification_pod(
@@ -53,33 +28,7 @@ def certification_pod(
     complete_after: str = "2s",
     annotations: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    containers = [
-        {
-            "name": container,
-            "image": IMAGE,
-            "command": ["python", f"/scripts/{container}.py"],
-            "resources": {"requests": dict(requests), "limits": dict(requests)},
-            "volumeMounts": [{"name": "shared-data", "mountPath": "/data"}],
-        }
-        for container, requests in CONTAINERS.items()
-    ]
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": name,
-            "labels": {"app": "tensorflow-ai-workload"},
-            "annotations": {
-                "sim.ai-storage.io/complete-containers": "data-processor",
-                "sim.ai-storage.io/complete-after": complete_after,
-                **(annotations or {}),
-            },
-        },
-        "spec": {
-            "nodeName": node,
-            "restartPolicy": "OnFailure",
-            "terminationGracePeriodSeconds": 5,
-            "containers": containers,
-            "volumes": [{"name": "shared-data", "persistentVolumeClaim": {"claimName": claim}}],
-        },
-    }
+    pod = workload.simulated_pod(node=node, claim=claim, complete_after=complete_after)
+    pod["metadata"]["name"] = name
+    pod["metadata"]["annotations"].update(annotations or {})
+    return pod
