@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -84,12 +85,16 @@ class MigrationContext:
         """Merge `fields` into the status without changing phase (optimistic: fails on a stale record)."""
         await self._patch_status(fields)
 
-    async def transition(self, phase: Phase, message: str, **fields: Any) -> Result:
-        """Record the next phase with its time stamp; the caller's step is done."""
+    async def transition(
+        self, phase: Phase, message: str, *, passed: Sequence[tuple[Phase, str, str]] = (), **fields: Any
+    ) -> Result:
+        """Record the next phase with its time stamp; the caller's step is done. `passed` lists phases the step went
+        through on the way (phase, time, message), so the history stays complete when one step does two."""
         await self.controller.fault_point(f"after:{self.phase.value}")
         now = now_iso()
         transitions = [
             *self.status.get("phaseTransitions", []),
+            *({"phase": p.value, "time": at, "message": text} for p, at, text in passed),
             {"phase": phase.value, "time": now, "message": message},
         ]
         patch: JSON = {"phase": phase.value, "message": message, "phaseTransitions": transitions, **fields}

@@ -26,7 +26,7 @@ from ai_storage_orchestrator.checkpoint import (
 from ai_storage_orchestrator.controller.context import MigrationContext
 from ai_storage_orchestrator.controller.planning.naming import base_name
 from ai_storage_orchestrator.controller.reconciler import Result
-from ai_storage_orchestrator.controller.records import phase_of
+from ai_storage_orchestrator.controller.records import now_iso, phase_of
 from ai_storage_orchestrator.errors import OrchestratorError
 from ai_storage_orchestrator.kube.errors import KubeApiError
 from ai_storage_orchestrator.kube.resources import PODS
@@ -229,12 +229,29 @@ async def stopping_source(ctx: MigrationContext) -> Result:
             # No status write first: after a crash here the pod is gone and the step below records sourceStopped.
             await _delete_pod(ctx, pod, uid=ctx.status.get("sourcePodUID"))
         return Result.after(DELETE_WAIT_SECONDS)  # the pod's DELETED event wakes us
-    return await ctx.transition(Phase.CREATING_TARGET, "source pod stopped", sourceStopped=True)
+    # The source is gone: start the target in the same step, so the pod is down no longer than it must be.
+    stopped = (Phase.CREATING_TARGET, now_iso(), "source pod stopped")
+    rolled_back = await _create_target(ctx, sourceStopped=True)
+    if rolled_back is not None:
+        return rolled_back
+    return await ctx.transition(Phase.WAITING_FOR_TARGET, _created_message(ctx), passed=[stopped], sourceStopped=True)
 
 
 async def creating_target(ctx: MigrationContext) -> Result:
     if ctx.cancel_requested:
         return await ctx.transition(Phase.ROLLING_BACK, "cancelled; rolling back")
+    rolled_back = await _create_target(ctx)
+    if rolled_back is not None:
+        return rolled_back
+    return await ctx.transition(Phase.WAITING_FOR_TARGET, _created_message(ctx))
+
+
+def _created_message(ctx: MigrationContext) -> str:
+    return f"created target pod {ctx.status['targetPodManifest']['metadata']['name']} on {ctx.spec['targetNode']}"
+
+
+async def _create_target(ctx: MigrationContext, **fields: Any) -> Result | None:
+    """Create the target pod (idempotent: one already there with our label is ours); a Result when it rolled back."""
     manifest = ctx.status["targetPodManifest"]
     name = manifest["metadata"]["name"]
     try:
@@ -244,15 +261,15 @@ async def creating_target(ctx: MigrationContext) -> Result:
         if not error.already_exists:
             if error.retriable or error.conflict:
                 raise
-            return await _roll_back(ctx, "target_rejected", f"the API server refused target pod {name}: {error}")
+            message = f"the API server refused target pod {name}: {error}"
+            return await _roll_back(ctx, "target_rejected", message, **fields)
         existing = ctx.controller.state.pod(ctx.namespace, name) or await ctx.controller.api.get(
             PODS, name, namespace=ctx.namespace
         )
         owner = (existing["metadata"].get("labels") or {}).get("ai-storage.io/migration-id")
         if owner != ctx.name:
-            return await _roll_back(ctx, "target_name_taken", f"a pod named {name} exists and is not ours")
-    node = ctx.spec["targetNode"]
-    return await ctx.transition(Phase.WAITING_FOR_TARGET, f"created target pod {name} on {node}")
+            return await _roll_back(ctx, "target_name_taken", f"a pod named {name} exists and is not ours", **fields)
+    return None
 
 
 async def waiting_for_target(ctx: MigrationContext) -> Result:
@@ -303,8 +320,8 @@ async def rolling_back(ctx: MigrationContext) -> Result:
     return await ctx.transition(Phase.CANCELLED, f"cancelled; rolled back{restored}")
 
 
-async def _roll_back(ctx: MigrationContext, reason: str, message: str) -> Result:
-    return await ctx.transition(Phase.ROLLING_BACK, message, error={"reason": reason, "message": message})
+async def _roll_back(ctx: MigrationContext, reason: str, message: str, **fields: Any) -> Result:
+    return await ctx.transition(Phase.ROLLING_BACK, message, error={"reason": reason, "message": message}, **fields)
 
 
 async def _delete_pod(ctx: MigrationContext, pod: JSON, *, uid: str | None) -> None:
