@@ -6,6 +6,7 @@ allocatable cpu/memory/pods minus what the node's non-terminal pods already requ
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -168,6 +169,26 @@ def _allocatable(node: Mapping[str, Any]) -> tuple[Resources, int]:
     return Resources(cpu, memory), quantity_int(allocatable.get("pods", 0))
 
 
+_REQUESTS_BY_VERSION: OrderedDict[tuple[str, str, int], Resources] = OrderedDict()
+_REQUESTS_CACHE_SIZE = 32768
+
+
+def placed_requests(pod: Mapping[str, Any]) -> Resources:
+    """A pod's effective requests, remembered per cached object (uid, resourceVersion and the spec object itself): a
+    version's spec never changes, and a node's other pods are summed on every plan."""
+    meta = pod.get("metadata") or {}
+    uid, version, spec = meta.get("uid"), meta.get("resourceVersion"), pod.get("spec") or {}
+    if not uid or not version:
+        return pod_requests(spec)
+    key = (str(uid), str(version), id(spec))
+    cached = _REQUESTS_BY_VERSION.get(key)
+    if cached is None:
+        cached = _REQUESTS_BY_VERSION[key] = pod_requests(spec)
+        if len(_REQUESTS_BY_VERSION) > _REQUESTS_CACHE_SIZE:
+            _REQUESTS_BY_VERSION.popitem(last=False)
+    return cached
+
+
 def resources_fit(
     node: Mapping[str, Any], target_pod: Mapping[str, Any], pods_on_target: Iterable[Mapping[str, Any]]
 ) -> Check:
@@ -185,7 +206,7 @@ def resources_fit(
             continue
         if (other.get("status") or {}).get("phase") in _TERMINAL_PHASES:
             continue
-        used += pod_requests(other.get("spec") or {})
+        used += placed_requests(other)
         count += 1
     allocatable, max_pods = _allocatable(node)
     free = allocatable - used
