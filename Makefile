@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell sha256sum setup.cfg | cut -c1-12)
 K8S_BIN = $(shell tools/k8s/build.sh --print)
 PYTEST_ARGS ?=
 
-.PHONY: all venv cluster-bin lint format typecheck test test-unit test-integration demo cluster-up cluster-down clean
+.PHONY: all venv cluster-bin lint format typecheck test test-unit test-integration demo bench cluster-up cluster-down clean
 
 all: test
 
@@ -27,8 +27,8 @@ cluster-bin:
 	tools/k8s/build.sh >/dev/null
 
 lint: venv
-	$(VENV)/bin/ruff check src tests
-	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/shellcheck -x scripts/*.sh tools/k8s/build.sh .ci/run
 
 format: venv
@@ -49,6 +49,9 @@ test-integration: venv cluster-bin
 
 demo: venv cluster-bin
 	AISO_K8S_BIN="$(K8S_BIN)" $(PY) -m tests.cluster.demo
+
+bench: venv cluster-bin
+	AISO_K8S_BIN="$(K8S_BIN)" $(PY) -m bench $(BENCH_ARGS)
 
 cluster-up: venv cluster-bin
 	scripts/local-cluster.sh up

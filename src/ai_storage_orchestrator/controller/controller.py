@@ -116,10 +116,12 @@ class MigrationController:
             self.queue.shut_down()
 
     # Event routing ----------------------------------------------------------------------------------------------
-    def _on_migration(self, _type: str, _old: JSON | None, new: JSON | None) -> None:
+    def _on_migration(self, _type: str, old: JSON | None, new: JSON | None) -> None:
         if new is not None and is_active(new):
             self.queue.add(object_key(new))
-        self.metrics.active_migrations.set(sum(1 for m in self.state.migrations if is_active(m)))
+        was, now = old is not None and is_active(old), new is not None and is_active(new)
+        if was != now:  # keep the gauge by difference: a recount per event grows with the history kept
+            self.metrics.active_migrations.inc(1 if now else -1)
 
     def _on_pod(self, _type: str, old: JSON | None, new: JSON | None) -> None:
         pod = new or old

@@ -55,12 +55,12 @@ def migration_resource(request: MigrationRequest, migration_id: str, *, request_
     }
 
 
+_PHASES = {phase.value: phase for phase in Phase}
+
+
 def phase_of(migration: JSON) -> Phase:
-    value = (migration.get("status") or {}).get("phase")
-    try:
-        return Phase(value) if value else Phase.PENDING
-    except ValueError:
-        return Phase.PENDING
+    """The recorded phase (Pending before the controller wrote one, or for a value it does not know)."""
+    return _PHASES.get((migration.get("status") or {}).get("phase") or "", Phase.PENDING)
 
 
 def is_active(migration: JSON) -> bool:

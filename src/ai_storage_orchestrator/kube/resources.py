@@ -135,7 +135,11 @@ class KubeApi:
             query["fieldSelector"] = field_selector
         while True:
             page = await self._json("GET", resource.path(namespace=namespace), query=query)
-            items.extend(page.get("items") or [])
+            for item in page.get("items") or []:
+                # managedFields are most of a listed object's memory and nothing here reads them; drop them per
+                # page rather than after the whole LIST is held.
+                (item.get("metadata") or {}).pop("managedFields", None)
+                items.append(item)
             metadata = page.get("metadata") or {}
             continue_token = metadata.get("continue")
             if not continue_token:

@@ -1,0 +1,7 @@
+"""`python -m bench` (what `make bench` runs)."""
+
+import sys
+
+from bench.runner import main
+
+sys.exit(main())
