@@ -63,7 +63,13 @@ def _seed_body(namespace: str, source: str, target: str) -> JSON:
 async def _wait_terminal(orchestrator: Orchestrator, namespace: str, migration_id: str) -> None:
     def ended() -> bool:
         migration = orchestrator.state.migration(namespace, migration_id) or {}
-        return (migration.get("status") or {}).get("phase") in {p.value for p in (Phase.COMPLETED, Phase.FAILED)}
+        finished = (migration.get("status") or {}).get("phase") in {p.value for p in (Phase.COMPLETED, Phase.FAILED)}
+        # The cache can show the end before the step that wrote it has counted it in the metrics.
+        counted = sum(
+            orchestrator.metrics.registry.get_sample_value("ai_storage_migrations_total", {"result": result}) or 0
+            for result in ("completed", "failed")
+        )
+        return finished and counted > 0
 
     await orchestrator.state.wait_for(ended, timeout=60)
 

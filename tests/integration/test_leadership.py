@@ -78,10 +78,13 @@ async def test_one_leader_and_takeover(
         assert not _leading(standby)
 
         await standby.state.wait_for(
-            lambda: any(
-                "terminated" in s["state"]
-                for s in ((standby.state.pod(namespace, CERTIFICATION_POD) or {}).get("status") or {}).get(
-                    "containerStatuses", []
+            lambda: (
+                standby.state.synced
+                and any(
+                    "terminated" in s["state"]
+                    for s in ((standby.state.pod(namespace, CERTIFICATION_POD) or {}).get("status") or {}).get(
+                        "containerStatuses", []
+                    )
                 )
             ),
             timeout=30,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
 import pytest
-from kubernetes_asyncio import client
+from kubernetes_asyncio import client, watch
 
 from ai_storage_orchestrator.errors import Conflict, NotFound, Unprocessable
 from ai_storage_orchestrator.models import MigrationRequest, Phase, Strategy
@@ -226,6 +227,22 @@ async def test_image_pull_error_on_target_rolls_back_early(
     assert [(p.metadata.name, p.spec.node_name) for p in pods.items] == [("bad-image", source)]
 
 
+async def _wait_for_event(core: client.CoreV1Api, namespace: str, *, kind: str, reason: str) -> None:
+    listing = await core.list_namespaced_event(namespace)
+    if any(e.reason == reason and e.involved_object.kind == kind for e in listing.items):
+        return
+    async with asyncio.timeout(30), watch.Watch() as stream:
+        async for event in stream.stream(
+            core.list_namespaced_event,
+            namespace,
+            resource_version=listing.metadata.resource_version,
+            timeout_seconds=30,
+        ):
+            recorded = event["object"]
+            if recorded.reason == reason and recorded.involved_object.kind == kind:
+                return
+
+
 async def test_events_are_recorded_on_the_pod_and_the_migration(
     core: client.CoreV1Api, cluster: ClusterHandle, namespace: str, orchestrator: Orchestrator
 ) -> None:
@@ -236,6 +253,8 @@ async def test_events_are_recorded_on_the_pod_and_the_migration(
     assert orchestrator.recorder is not None
     created = await orchestrator.service.submit(_request(namespace, source, target, preserve_pv=True))
     await _wait_phase(orchestrator, namespace, created["migration_id"], Phase.COMPLETED)
+    # The cache may show Completed (watch event) before the step that wrote it has recorded its Events.
+    await _wait_for_event(core, namespace, kind="PodMigration", reason="MigrationCompleted")
     await orchestrator.recorder.flush()
     events = (await core.list_namespaced_event(namespace)).items
     on_migration = [e.reason for e in events if e.involved_object.kind == "PodMigration"]

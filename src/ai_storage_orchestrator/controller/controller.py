@@ -221,6 +221,7 @@ class MigrationController:
                     self.queue.add(object_key(migration))
             if phase is not Phase.COMPLETED:
                 self._annotate_later(ctx, phase)
+        self.state.notify()  # waiters on "phase X and its metrics/events recorded" see both
 
     def _annotate_later(self, ctx: MigrationContext, phase: Phase) -> None:
         error = (ctx.status.get("error") or {}).get("reason")
