@@ -11,7 +11,7 @@ import pytest
 pytestmark = pytest.mark.unit
 
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "ai_storage_orchestrator"
-CORE = {"models", "errors", "settings", "logging", "metrics", ""}
+CORE = {"models", "errors", "settings", "logging", "metrics", "rest_client", ""}
 ALLOWED: dict[str, set[str]] = {
     "kube": CORE | {"kube"},
     "watchers": CORE | {"kube", "watchers"},

@@ -13,13 +13,12 @@ import os
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 
-from ai_storage_orchestrator import __version__
+from ai_storage_orchestrator.rest_client import RestSession
 
 JSON = dict[str, Any]
 
@@ -128,59 +127,38 @@ def _positive_float(text: str) -> float:
     return value
 
 
-class ApiClient:
+class ApiClient(RestSession):
     """The orchestrator's REST API over one aiohttp session; every call returns the decoded JSON body."""
 
     def __init__(self, url: str, *, token: str | None = None, timeout: float = DEFAULT_HTTP_TIMEOUT) -> None:
-        self.url = url.rstrip("/")
-        self.token = token
-        self.timeout = timeout
-        self._session: aiohttp.ClientSession | None = None
+        super().__init__(url, token=token, timeout=timeout, agent="cli")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ApiClient:
         return cls(args.url, token=args.token, timeout=args.timeout)
 
-    async def __aenter__(self) -> ApiClient:
-        headers = {"User-Agent": f"ai-storage-orchestrator-cli/{__version__}", "Accept": "application/json"}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        self._session = aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=self.timeout))
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
     async def request(
         self, method: str, path: str, *, body: JSON | None = None, params: Mapping[str, str] | None = None
     ) -> Any:
-        if self._session is None:
-            raise RuntimeError("ApiClient is used outside `async with`")
-        url = self.url + path
-        headers = {REQUEST_ID_HEADER: f"cli-{uuid.uuid4().hex[:16]}"}
+        sent_id = f"cli-{uuid.uuid4().hex[:16]}"
         try:
-            async with self._session.request(method, url, json=body, params=params, headers=headers) as response:
-                text = await response.text(errors="replace")
-                request_id = response.headers.get(REQUEST_ID_HEADER, headers[REQUEST_ID_HEADER])
-                try:
-                    decoded: Any = json.loads(text) if text else None
-                except ValueError:
-                    decoded = None
-                if response.status >= 400:
-                    raise ApiError(response.status, decoded, request_id=request_id)
-                if decoded is None:
-                    raise ApiError(response.status, None, request_id=request_id)
-                return decoded
+            status, text, headers = await self.send(
+                method, path, body=body, params=params, headers={REQUEST_ID_HEADER: sent_id}
+            )
         except aiohttp.InvalidURL:
             raise UsageError(f"invalid orchestrator URL: {self.url!r}") from None
         except TimeoutError:
             raise UnreachableError(self.url, f"no answer within {self.timeout:g}s (see --timeout)") from None
         except aiohttp.ClientError as error:
             raise UnreachableError(self.url, str(error) or type(error).__name__) from None
+        request_id = headers.get(REQUEST_ID_HEADER, sent_id)
+        try:
+            decoded: Any = json.loads(text) if text else None
+        except ValueError:
+            decoded = None
+        if status >= 400 or decoded is None:
+            raise ApiError(status, decoded, request_id=request_id)
+        return decoded
 
     async def create(self, body: JSON) -> JSON:
         result: JSON = await self.request("POST", MIGRATIONS_PATH, body=body)

@@ -6,55 +6,34 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
-from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 
-from ai_storage_orchestrator import __version__
 from ai_storage_orchestrator.compare.cluster import CompareError
+from ai_storage_orchestrator.rest_client import RestSession
 
 JSON = dict[str, Any]
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 POLL_INTERVAL = 0.05  # also the resolution of the client-observed migration time
 
 
-class OrchestratorClient:
+class OrchestratorClient(RestSession):
     def __init__(self, url: str, *, token: str | None = None, timeout: float = 30.0) -> None:
-        self.url = url.rstrip("/")
-        self.token = token
-        self.timeout = timeout
-        self._session: aiohttp.ClientSession | None = None
-
-    async def __aenter__(self) -> OrchestratorClient:
-        headers = {"User-Agent": f"ai-storage-orchestrator-compare/{__version__}", "Accept": "application/json"}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        self._session = aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=self.timeout))
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        super().__init__(url, token=token, timeout=timeout, agent="compare")
 
     async def _call(self, method: str, path: str, body: JSON | None = None) -> tuple[int, Any]:
-        if self._session is None:
-            raise RuntimeError("OrchestratorClient is used outside `async with`")
         try:
-            async with self._session.request(method, self.url + path, json=body) as response:
-                text = await response.text(errors="replace")
+            status, text, _headers = await self.send(method, path, body=body)
         except (aiohttp.ClientError, TimeoutError) as error:
             raise CompareError(
                 f"cannot reach the orchestrator at {self.url}: {error or type(error).__name__}"
             ) from None
         try:
-            return response.status, json.loads(text) if text else None
+            return status, json.loads(text) if text else None
         except ValueError:
-            return response.status, text
+            return status, text
 
     async def ready(self) -> tuple[bool, str]:
         status, body = await self._call("GET", "/readyz")
