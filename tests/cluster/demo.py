@@ -99,12 +99,13 @@ async def run(workdir: Path) -> int:
         keep = bool(os.environ.get("DEMO_KEEP"))
         output = Path(os.environ.get("DEMO_OUTPUT_DIR") or Path(tempfile.gettempdir()) / "ai-storage-orchestrator-demo")
         code = await _compare(cluster.kubeconfig, url, source, target, output, keep=keep)
-        say("\nReach them:")
-        say(f"  kubectl --kubeconfig {cluster.kubeconfig} get nodes,pods,podmigrations -A")
-        say(f"  curl {url}/api/migrations   ·   curl {url}/metrics")
         if keep:
-            say("DEMO_KEEP is set: press Ctrl-C to stop everything.")
+            say("\nReach them (DEMO_KEEP is set; Ctrl-C stops everything):")
+            say(f"  kubectl --kubeconfig {cluster.kubeconfig} get nodes,pods,podmigrations -A")
+            say(f"  curl {url}/api/migrations   ·   curl {url}/metrics")
             await asyncio.Event().wait()
+        else:
+            say("\nEverything is stopped now; `DEMO_KEEP=1 make demo` keeps the cluster and the orchestrator up.")
         return code
     finally:
         if orchestrator is not None:
