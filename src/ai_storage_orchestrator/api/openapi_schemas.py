@@ -1,0 +1,217 @@
+"""The schemas of the OpenAPI document (components): request, migration object, plan, list, errors, health.
+
+Built from the same constants the request validators use (``api.schemas``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ai_storage_orchestrator.api import schemas
+from ai_storage_orchestrator.models import Action, ContainerKind, Phase, Status, Strategy
+
+JSON = dict[str, Any]
+
+_ORDERINGS = [Strategy.MAKE_BEFORE_BREAK.value, Strategy.CHECKPOINT_RESTART.value]
+ERROR_DESCRIPTIONS = {
+    400: "Malformed JSON (`invalid_json`) or invalid fields (`invalid_request`, `details.fields` names each problem).",
+    401: "No bearer token, or one the Kubernetes API server rejects (`unauthorized`). Only with --auth=kubernetes.",
+    403: "The caller's RBAC does not allow the operation on pods in that namespace (`forbidden`).",
+    404: "Unknown pod (`pod_not_found`) or migration (`migration_not_found`).",
+    409: (
+        "The pod is not on `source_node` or is terminating, a migration is already active for the pod"
+        " (`migration_in_progress`, `details.migration_id`), or a migration can no longer be cancelled."
+    ),
+    413: "The request body is larger than the configured limit (`payload_too_large`).",
+    415: "The request body is not `application/json` (`unsupported_media_type`).",
+    422: (
+        "The cluster forbids the migration: target not Ready or cordoned, taints not tolerated, not enough"
+        " allocatable resources, nothing left to run, a controller-owned pod, unsafe volumes, or `preserve_pv`"
+        " without a shared volume. `details.failed_checks` lists every failed check."
+    ),
+    503: (
+        "The orchestrator is not ready (`not_ready`), the API server is unreachable (`api_unavailable`), or"
+        " credentials cannot be checked (`auth_unavailable`)."
+    ),
+}
+
+
+def ref(name: str) -> JSON:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def object_schema(properties: JSON, *, required: list[str] | None = None, nullable: bool = False, **extra: Any) -> JSON:
+    names = list(properties) if required is None else required
+    schema: JSON = {"type": "object", "properties": properties, **extra}
+    if names:  # OpenAPI 3.0 forbids an empty `required`
+        schema["required"] = names
+    if nullable:
+        schema["nullable"] = True
+    return schema
+
+
+def string(*, nullable: bool = False, **extra: Any) -> JSON:
+    schema: JSON = {"type": "string", **extra}
+    if nullable:
+        schema["nullable"] = True
+    return schema
+
+
+def _name(pattern: str, max_length: int, description: str) -> JSON:
+    return string(minLength=1, maxLength=max_length, pattern=f"^{pattern}$", description=description)
+
+
+def _timeout(description: str) -> JSON:
+    return {
+        "type": "integer",
+        "minimum": schemas.TIMEOUT_MIN,
+        "maximum": schemas.TIMEOUT_MAX,
+        "default": schemas.DEFAULT_TIMEOUT,
+        "description": description,
+    }
+
+
+_RESOURCES = object_schema({"cpu_millicores": {"type": "integer"}, "memory_bytes": {"type": "integer"}})
+_DECISION = object_schema(
+    {
+        "name": string(),
+        "kind": string(enum=[k.value for k in ContainerKind]),
+        "state": string(description="The container's state on the source, e.g. `terminated (exit 0, Completed)`."),
+        "action": string(enum=[a.value for a in Action]),
+        "reason": string(),
+    }
+)
+_CHECKPOINT_VOLUME = {
+    "volume": string(description="The pod volume the checkpoint goes to."),
+    "mount_path": string(),
+    "container": string(description="The container that mounts it."),
+}
+
+MIGRATION_REQUEST: JSON = object_schema(
+    {
+        "pod_name": _name(schemas.DNS1123_SUBDOMAIN.pattern, schemas.SUBDOMAIN_MAX, "The pod to move."),
+        "pod_namespace": _name(schemas.DNS1123_LABEL.pattern, schemas.LABEL_MAX, "Its namespace."),
+        "source_node": _name(schemas.DNS1123_SUBDOMAIN.pattern, schemas.SUBDOMAIN_MAX, "The node it runs on now."),
+        "target_node": _name(schemas.DNS1123_SUBDOMAIN.pattern, schemas.SUBDOMAIN_MAX, "The node to move it to."),
+        "preserve_pv": {
+            "type": "boolean",
+            "default": False,
+            "description": "Keep the pod's data on a shared persistent volume (refused when it has none).",
+        },
+        "timeout_seconds": _timeout("Deadline of the whole migration."),
+        "timeout": _timeout("Alias of `timeout_seconds` (the seed's name); give one of the two, not both."),
+        "strategy": string(enum=list(schemas.STRATEGIES), default=Strategy.AUTO.value),
+        "dry_run": {
+            "type": "boolean",
+            "default": False,
+            "description": "Answer 200 with the plan and every check, without changing anything.",
+        },
+    },
+    required=list(schemas.NAME_FIELDS),
+    additionalProperties=False,
+)
+# `timeout` and `timeout_seconds` are one setting under two names: not both.
+MIGRATION_REQUEST["not"] = {"required": list(schemas.TIMEOUT_FIELDS)}
+
+MIGRATION = object_schema(
+    {
+        "migration_id": string(),
+        "status": string(enum=[s.value for s in Status]),
+        "phase": string(enum=[p.value for p in Phase], description="Fine-grained phase."),
+        "message": string(nullable=True),
+        "pod_name": string(),
+        "pod_namespace": string(),
+        "source_node": string(),
+        "target_node": string(),
+        "preserve_pv": {"type": "boolean"},
+        "timeout_seconds": {"type": "integer"},
+        "strategy": string(enum=list(schemas.STRATEGIES), description="As requested."),
+        "ordering": string(nullable=True, enum=_ORDERINGS, description="What `strategy` resolved to, once planned."),
+        "triggered_by": string(description="`api`, `annotation` or `cli`."),
+        "cancel_requested": {"type": "boolean"},
+        "new_pod_name": string(nullable=True),
+        "containers": {"type": "array", "items": _DECISION},
+        "checkpoint": object_schema(
+            {"volume": object_schema(_CHECKPOINT_VOLUME), "saved": {"type": "boolean"}},
+            required=[],
+            nullable=True,
+            description="Where the checkpoint goes and what was saved there.",
+        ),
+        "resources": object_schema(
+            {"before": _RESOURCES, "after": _RESOURCES, "freed": _RESOURCES},
+            required=["before", "after"],
+            nullable=True,
+            description="Summed container requests of the source pod and of the target pod.",
+        ),
+        "phase_transitions": {
+            "type": "array",
+            "items": object_schema(
+                {
+                    "phase": string(enum=[p.value for p in Phase]),
+                    "time": string(format="date-time"),
+                    "message": string(),
+                }
+            ),
+        },
+        "created_at": string(nullable=True, format="date-time"),
+        "started_at": string(nullable=True, format="date-time"),
+        "finished_at": string(nullable=True, format="date-time"),
+        "duration_seconds": {"type": "number", "nullable": True},
+        "error": object_schema(
+            {"reason": string(nullable=True), "message": string(nullable=True)},
+            nullable=True,
+            description="Why the migration failed.",
+        ),
+    }
+)
+
+MIGRATION_PLAN = object_schema(
+    {
+        "dry_run": {"type": "boolean", "enum": [True]},
+        "strategy": string(enum=_ORDERINGS, description="What `auto` resolved to (or the requested strategy)."),
+        "strategy_reason": string(),
+        "new_pod_name": string(),
+        "containers": {"type": "array", "items": _DECISION},
+        "resources": object_schema({"before": _RESOURCES, "after": _RESOURCES}),
+        "checkpoint_volume": object_schema(_CHECKPOINT_VOLUME, nullable=True),
+        "checks": {
+            "type": "array",
+            "items": object_schema(
+                {
+                    "name": string(),
+                    "passed": {"type": "boolean"},
+                    "reason": string(description="The error reason this check gives when it fails."),
+                    "message": string(),
+                    "details": {"type": "object"},
+                }
+            ),
+        },
+        "ok": {"type": "boolean", "description": "True when a submit would be accepted."},
+        "active_migration": string(nullable=True, description="The id of a migration already active for the pod."),
+        "request": object_schema(
+            {
+                "pod_name": string(),
+                "pod_namespace": string(),
+                "source_node": string(),
+                "target_node": string(),
+                "preserve_pv": {"type": "boolean"},
+                "timeout_seconds": {"type": "integer"},
+                "strategy": string(enum=list(schemas.STRATEGIES)),
+            },
+            additionalProperties=False,
+        ),
+    }
+)
+
+MIGRATION_LIST = object_schema(
+    {"migrations": {"type": "array", "items": ref("Migration")}, "count": {"type": "integer"}}
+)
+ERROR = object_schema(
+    {
+        "error": string(description="Stable machine-readable reason."),
+        "message": string(description="A sentence for humans."),
+        "details": {"type": "object"},
+    },
+    additionalProperties=False,
+)
+HEALTH = object_schema({"status": string(enum=["ok"])}, additionalProperties=False)
+READY = object_schema({"status": string(enum=["ready"]), "message": string()}, additionalProperties=False)
