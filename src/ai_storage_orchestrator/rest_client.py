@@ -11,6 +11,8 @@ import aiohttp
 
 from ai_storage_orchestrator import __version__
 
+DEFAULT_URL = "http://127.0.0.1:8080"  # where `serve` listens by default
+
 
 class RestSession:
     def __init__(self, url: str, *, token: str | None = None, timeout: float = 30.0, agent: str = "client") -> None:

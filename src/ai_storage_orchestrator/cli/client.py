@@ -18,13 +18,12 @@ from urllib.parse import quote
 
 import aiohttp
 
-from ai_storage_orchestrator.rest_client import RestSession
+from ai_storage_orchestrator.rest_client import DEFAULT_URL, RestSession
 
 JSON = dict[str, Any]
 
 URL_ENV = "AI_STORAGE_ORCHESTRATOR_URL"
 TOKEN_ENV = "AI_STORAGE_ORCHESTRATOR_TOKEN"
-DEFAULT_URL = "http://127.0.0.1:8080"
 DEFAULT_HTTP_TIMEOUT = 30.0
 MIGRATIONS_PATH = "/api/migrations"
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -103,7 +102,7 @@ def add_connection_arguments(parser: argparse.ArgumentParser, *, output: bool = 
     )
     group.add_argument(
         "--timeout",
-        type=_positive_float,
+        type=positive_float,
         default=DEFAULT_HTTP_TIMEOUT,
         help="seconds to wait for each HTTP response (default %(default)s)",
     )
@@ -117,7 +116,7 @@ def add_connection_arguments(parser: argparse.ArgumentParser, *, output: bool = 
         )
 
 
-def _positive_float(text: str) -> float:
+def positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:

@@ -9,10 +9,11 @@ import os
 import sys
 from pathlib import Path
 
+from ai_storage_orchestrator.cli.client import positive_float
 from ai_storage_orchestrator.compare import report
 from ai_storage_orchestrator.compare.cluster import CompareError
 from ai_storage_orchestrator.compare.measuring import iso_time
-from ai_storage_orchestrator.compare.options import DEFAULT_URL, SOURCES, Options
+from ai_storage_orchestrator.compare.options import SOURCES, Options
 from ai_storage_orchestrator.compare.orchestrating import OrchestratorClient
 from ai_storage_orchestrator.compare.results import EXIT_ERROR, WINDOW_RULES, Comparison
 from ai_storage_orchestrator.compare.sampling import PathApi
@@ -20,6 +21,7 @@ from ai_storage_orchestrator.compare.scenario import Scenario
 from ai_storage_orchestrator.compare.workload import PROCESS_SECONDS, WORKLOADS
 from ai_storage_orchestrator.kube.client import create_api_client
 from ai_storage_orchestrator.kube.exec import KubeExec
+from ai_storage_orchestrator.rest_client import DEFAULT_URL
 
 URL_ENV = "AI_STORAGE_ORCHESTRATOR_URL"
 TOKEN_ENV = "AI_STORAGE_ORCHESTRATOR_TOKEN"
@@ -64,16 +66,6 @@ def _non_negative_int(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0: {text!r}")
     return value
 
 
@@ -122,7 +114,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     measure = parser.add_argument_group("measurement")
     measure.add_argument("--samples", type=_positive_int, default=20, help="interval rates per pod (default 20)")
     measure.add_argument("--trim", type=_non_negative_int, default=3, help="highest and lowest dropped (default 3)")
-    measure.add_argument("--interval", type=_positive_float, default=1.0, help="seconds between reads (default 1.0)")
+    measure.add_argument("--interval", type=positive_float, default=1.0, help="seconds between reads (default 1.0)")
     measure.add_argument("--window-start", choices=list(WINDOW_RULES), default="ready", help="see above")
     measure.add_argument("--source", choices=list(SOURCES), default="auto", help="where counters come from")
     measure.add_argument(
@@ -139,7 +131,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--output-dir", type=Path, help="report.json, report.md, cpu-per-sample.png (default ./compare-results/ID)"
     )
     run.add_argument("--keep", action="store_true", help="leave namespace, volume and pods in place afterwards")
-    run.add_argument("--timeout", type=_positive_float, default=900.0, help="seconds per wait (default 900)")
+    run.add_argument("--timeout", type=positive_float, default=900.0, help="seconds per wait (default 900)")
 
 
 def options_from_args(args: argparse.Namespace) -> Options:

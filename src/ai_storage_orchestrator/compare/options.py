@@ -8,8 +8,8 @@ from typing import Any
 from ai_storage_orchestrator.compare.cluster import CompareError
 from ai_storage_orchestrator.compare.results import WINDOW_RULES
 from ai_storage_orchestrator.compare.workload import PROCESS_SECONDS
+from ai_storage_orchestrator.rest_client import DEFAULT_URL
 
-DEFAULT_URL = "http://127.0.0.1:8080"
 SOURCES = ("auto", "cgroup", "kubelet")
 
 

@@ -222,12 +222,6 @@ class KubeApi:
             "PUT", resource.path(namespace=metadata.get("namespace"), name=metadata["name"]), body=dict(obj)
         )
 
-    async def replace_status(self, resource: Resource, obj: Mapping[str, Any]) -> JSON:
-        """PUT the status subresource; the object's resourceVersion makes it fail with 409 on a stale read."""
-        metadata = obj["metadata"]
-        path = resource.path(namespace=metadata.get("namespace"), name=metadata["name"], subresource="status")
-        return await self._json("PUT", path, body=dict(obj))
-
     async def delete(
         self,
         resource: Resource,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from ai_storage_orchestrator.kube.resources import NODES, POD_MIGRATIONS, PODS, PVCS, PVS, KubeApi, Resource
 from ai_storage_orchestrator.watchers.store import JSON, Listener, ObjectStore
@@ -128,7 +128,3 @@ class ClusterState:
         """A migration by id, in whatever namespace it lives (ids are unique cluster-wide)."""
         found = self.migrations.by_index(BY_NAME, migration_id)
         return found[0] if found else None
-
-
-def summary(state: ClusterState) -> dict[str, Any]:
-    return {store.kind: len(store) for store in state.stores}
