@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell sha256sum setup.cfg | cut -c1-12)
 K8S_BIN = $(shell tools/k8s/build.sh --print)
 PYTEST_ARGS ?=
 
-.PHONY: all venv cluster-bin lint format typecheck test test-unit test-integration demo bench cluster-up cluster-down clean
+.PHONY: all venv cluster-bin lint format typecheck test test-unit test-integration demo e2e node-bin bench cluster-up cluster-down clean
 
 all: test
 
@@ -29,7 +29,7 @@ cluster-bin:
 lint: venv
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
-	$(VENV)/bin/shellcheck -x scripts/*.sh tools/k8s/build.sh .ci/run
+	$(VENV)/bin/shellcheck -x scripts/*.sh tools/k8s/build.sh tools/nodes/*.sh tests/cluster/*.sh .ci/run
 
 format: venv
 	$(VENV)/bin/ruff format src tests
@@ -49,6 +49,15 @@ test-integration: venv cluster-bin
 
 demo: venv cluster-bin
 	AISO_K8S_BIN="$(K8S_BIN)" $(PY) -m tests.cluster.demo
+
+# The real-node tier (root): kubelet + containerd built from source, runc/CNI from Debian, locally built images.
+node-bin: cluster-bin
+	tools/nodes/install-deps.sh
+	tools/nodes/build.sh >/dev/null
+	tools/nodes/images.sh >/dev/null
+
+e2e: venv node-bin
+	AISO_K8S_BIN="$(K8S_BIN)" E2E_OUTPUT_DIR="$(E2E_OUTPUT_DIR)" $(PY) -m tests.cluster.e2e
 
 bench: venv cluster-bin
 	AISO_K8S_BIN="$(K8S_BIN)" $(PY) -m bench $(BENCH_ARGS)

@@ -140,3 +140,39 @@ def generate(directory: Path) -> ClusterCerts:
         sa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     return paths
+
+
+@dataclass(frozen=True)
+class NodeCerts:
+    """A real kubelet's identity (client cert ``system:node:<name>`` in ``system:nodes``, what the Node authorizer
+    expects) and its serving cert for the API server to verify (IP SAN = the node's address)."""
+
+    client_cert: Path
+    client_key: Path
+    serving_cert: Path
+    serving_key: Path
+
+
+def issue_node(paths: ClusterCerts, directory: Path, *, name: str, address: str) -> NodeCerts:
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = x509.load_pem_x509_certificate(paths.ca_cert.read_bytes())
+    ca_key = serialization.load_pem_private_key(paths.ca_key.read_bytes(), password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise TypeError("the cluster CA key is not an EC key")
+    node = NodeCerts(
+        client_cert=directory / "kubelet-client.crt",
+        client_key=directory / "kubelet-client.key",
+        serving_cert=directory / "kubelet.crt",
+        serving_key=directory / "kubelet.key",
+    )
+    client_name = _name(f"system:node:{name}", "system:nodes")
+    node_ip: list[x509.GeneralName] = [x509.IPAddress(ipaddress.ip_address(address))]
+    for cert_path, key_path, subject, usage, sans in (
+        (node.client_cert, node.client_key, client_name, ExtendedKeyUsageOID.CLIENT_AUTH, None),
+        (node.serving_cert, node.serving_key, _name(name), ExtendedKeyUsageOID.SERVER_AUTH, node_ip),
+    ):
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = _issue(subject=subject, key=key, issuer=ca.subject, issuer_key=ca_key, usages=[usage], sans=sans)
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        _write_key(key_path, key)
+    return node

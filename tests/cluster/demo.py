@@ -67,6 +67,26 @@ async def _compare(kubeconfig: Path, url: str, source: str, target: str, output:
     return await compare_command.compare(parser.parse_args(argv))
 
 
+async def start_orchestrator(kubeconfig: Path, workdir: Path, *, port: int) -> tuple[ManagedProcess, str]:
+    """`ai-storage-orchestrator serve` as its own process on 127.0.0.1:`port`, once /readyz answers 200."""
+    url = f"http://127.0.0.1:{port}"
+    orchestrator = ManagedProcess(
+        "orchestrator",
+        [
+            sys.executable, "-m", "ai_storage_orchestrator.cli", "serve", f"--kubeconfig={kubeconfig}",
+            "--host=127.0.0.1", f"--port={port}", "--install-crd", "--no-leader-election", "--log-format=json",
+        ],
+        workdir,
+    )  # fmt: skip
+    orchestrator.start()
+    try:
+        await _wait_ready(url, orchestrator)
+    except BaseException:
+        orchestrator.stop()
+        raise
+    return orchestrator, url
+
+
 async def run(workdir: Path) -> int:
     say("Starting a local control plane (etcd, kube-apiserver, kube-controller-manager, KWOK) …")
     cluster = LocalCluster(workdir / "cluster")
@@ -74,26 +94,9 @@ async def run(workdir: Path) -> int:
     orchestrator: ManagedProcess | None = None
     try:
         say(f"  API server {cluster.server}; nodes {', '.join(cluster.node_names)}")
-        port = int(os.environ.get("DEMO_PORT") or free_port())
-        url = f"http://127.0.0.1:{port}"
-        orchestrator = ManagedProcess(
-            "orchestrator",
-            [
-                sys.executable,
-                "-m",
-                "ai_storage_orchestrator.cli",
-                "serve",
-                f"--kubeconfig={cluster.kubeconfig}",
-                "--host=127.0.0.1",
-                f"--port={port}",
-                "--install-crd",
-                "--no-leader-election",
-                "--log-format=json",
-            ],
-            workdir,
+        orchestrator, url = await start_orchestrator(
+            cluster.kubeconfig, workdir, port=int(os.environ.get("DEMO_PORT") or free_port())
         )
-        orchestrator.start()
-        await _wait_ready(url, orchestrator)
         say(f"Orchestrator ready at {url} (logs: {orchestrator.log_path})\n")
         source, target = cluster.node_names[0], cluster.node_names[1]
         keep = bool(os.environ.get("DEMO_KEEP"))

@@ -40,15 +40,14 @@ def binaries_dir() -> Path:
     return Path(printed)
 
 
-def write_kubeconfig(path: Path, *, server: str, paths: certs.ClusterCerts) -> None:
+def write_kubeconfig(path: Path, *, server: str, ca: Path, cert: Path, key: Path, user: str = "admin") -> None:
+    """A kubeconfig that authenticates with a client certificate of the cluster CA."""
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "local", "cluster": {"server": server, "certificate-authority": str(paths.ca_cert)}}],
-        "users": [
-            {"name": "admin", "user": {"client-certificate": str(paths.admin_cert), "client-key": str(paths.admin_key)}}
-        ],
-        "contexts": [{"name": "local", "context": {"cluster": "local", "user": "admin"}}],
+        "clusters": [{"name": "local", "cluster": {"server": server, "certificate-authority": str(ca)}}],
+        "users": [{"name": user, "user": {"client-certificate": str(cert), "client-key": str(key)}}],
+        "contexts": [{"name": "local", "context": {"cluster": "local", "user": user}}],
         "current-context": "local",
     }
     path.write_text(yaml.safe_dump(config))
@@ -61,6 +60,9 @@ class LocalCluster:
     workdir: Path
     node_names: list[str] = field(default_factory=lambda: ["sim-node-0", "sim-node-1", "sim-node-2"])
     detach: bool = False
+    # Real kubelets join (tests/cluster/real_nodes.py): the Node authorizer and NodeRestriction for their
+    # system:node identities, and the API server verifies their serving certificates.
+    real_nodes: bool = False
     startup_timeout: float = 90.0
     processes: list[ManagedProcess] = field(default_factory=list)
     kubeconfig: Path = field(init=False)
@@ -121,7 +123,7 @@ class LocalCluster:
                 f"--service-account-signing-key-file={paths.sa_private}",
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
                 "--service-cluster-ip-range=10.96.0.0/16",
-                "--authorization-mode=RBAC",
+                *self._authorization_args(paths),
                 "--allow-privileged=true",
                 "--profiling=false",
                 "--endpoint-reconciler-type=none",
@@ -134,7 +136,9 @@ class LocalCluster:
                 f"--cert-dir={self.workdir / 'apiserver-certs'}",
             ],
         )
-        write_kubeconfig(self.kubeconfig, server=self.server, paths=paths)
+        write_kubeconfig(
+            self.kubeconfig, server=self.server, ca=paths.ca_cert, cert=paths.admin_cert, key=paths.admin_key
+        )
         self._paths = paths
         self.wait_apiserver_ready(apiserver)
         self._process(
@@ -173,6 +177,19 @@ class LocalCluster:
         )
         asyncio.run(self._create_nodes())
         self._assert_running()
+
+    def _authorization_args(self, paths: certs.ClusterCerts) -> list[str]:
+        if not self.real_nodes:
+            return ["--authorization-mode=RBAC"]
+        return [
+            "--authorization-mode=Node,RBAC",
+            "--enable-admission-plugins=NodeRestriction",
+            f"--kubelet-certificate-authority={paths.ca_cert}",
+        ]
+
+    @property
+    def pki(self) -> certs.ClusterCerts:
+        return self._paths
 
     def _assert_running(self) -> None:
         for process in self.processes:

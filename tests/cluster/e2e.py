@@ -1,0 +1,184 @@
+"""`make e2e`: the certification comparison on two real nodes of this machine (tests/cluster/real_nodes.py).
+
+Starts the local control plane with real-node support, two kubelet + containerd nodes with the locally built images
+imported, checks that exec and the kubelet's stats/summary work through the API server on both nodes, starts the
+orchestrator as its own process, and runs `ai-storage-orchestrator compare --workload numpy --source cgroup`: CPU
+and memory are measured in real cgroups. Everything it started is torn down at the end (processes, cgroups, mount
+namespaces, bridges).
+
+E2E_OUTPUT_DIR: where the report goes (default: a directory in the system's temp dir, printed at the end);
+`make e2e E2E_OUTPUT_DIR=docs/results/e2e` publishes it. E2E_SAMPLES / E2E_KEEP_WORKDIR for debugging."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from kubernetes_asyncio import client
+
+from ai_storage_orchestrator.cli import compare as compare_command
+from ai_storage_orchestrator.compare.measuring import CounterRead
+from ai_storage_orchestrator.compare.sampling import CgroupReader, KubeletReader, PathApi
+from ai_storage_orchestrator.compare.workload import NUMPY_IMAGE
+from ai_storage_orchestrator.kube.client import create_api_client
+from ai_storage_orchestrator.kube.exec import KubeExec
+from ai_storage_orchestrator.kube.resources import PODS
+from tests.cluster.demo import say, start_orchestrator
+from tests.cluster.local_cluster import REPO_ROOT, LocalCluster
+from tests.cluster.nodes import wait_nodes_ready
+from tests.cluster.processes import ManagedProcess, free_port
+from tests.cluster.real_nodes import RealNodeTier, export_dir
+
+NAMESPACE = "ai-e2e"
+PROBE_NAMESPACE = "default"
+NFS_SERVER = "127.0.0.1"
+NFS_PATH = "/exports/training-data"
+
+
+def image_archives() -> list[Path]:
+    printed = subprocess.run(
+        [str(REPO_ROOT / "tools/nodes/images.sh"), "--print"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    archives = sorted(Path(printed).glob("*.oci.tar"))
+    if not archives:
+        raise RuntimeError(f"no image archives in {printed}: run tools/nodes/images.sh")
+    return archives
+
+
+def _probe_pod(name: str, node: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": "e2e-probe"}},
+        "spec": {
+            "nodeName": node,
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 0,
+            "containers": [
+                {
+                    "name": "probe",
+                    "image": NUMPY_IMAGE,
+                    "imagePullPolicy": "Never",
+                    "command": ["sleep", "3600"],
+                    "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
+                }
+            ],
+        },
+    }
+
+
+async def _wait_running(kube: PathApi, name: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    phase = ""
+    while time.monotonic() < deadline:
+        pod = await kube.get(PODS, name, namespace=PROBE_NAMESPACE)
+        phase = pod.get("status", {}).get("phase", "")
+        if phase == "Running":
+            return
+        if phase in ("Failed", "Succeeded"):
+            break
+        await asyncio.sleep(0.5)  # polling a pod's phase through the API: bounded by the deadline
+    raise RuntimeError(f"probe pod {name} is {phase or 'not started'}: {pod.get('status')}")
+
+
+async def probe_nodes(kubeconfig: Path, nodes: list[str], *, timeout: float = 120.0) -> None:
+    """A pod on each node, read through exec (cgroup counters) and through the kubelet's stats/summary."""
+    api_client = await create_api_client(str(kubeconfig))
+    try:
+        kube, execs = PathApi(api_client), KubeExec(api_client)
+        for node in nodes:
+            name = f"e2e-probe-{node.replace('.', '-')}"
+            await kube.create(PODS, _probe_pod(name, node), namespace=PROBE_NAMESPACE)
+            try:
+                await _wait_running(kube, name, timeout)
+                common = {"namespace": PROBE_NAMESPACE, "pod": name, "containers": ["probe"]}
+                by_exec = (await CgroupReader(kube, execs, **common).read(index=0)).reads["probe"]
+                by_kubelet = (await KubeletReader(kube, node=node, **common).read(index=0)).reads["probe"]
+                for source, read in (("exec (cgroup)", by_exec), ("stats/summary", by_kubelet)):
+                    if not isinstance(read, CounterRead):
+                        raise RuntimeError(f"node {node}: {source} failed: {read}")
+                    say(f"  node {node}: {source:14} cpu {read.cpu_ns / 1e6:9.1f} ms  memory {read.memory_bytes} B")
+            finally:
+                await kube.delete(PODS, name, namespace=PROBE_NAMESPACE)
+    finally:
+        await api_client.close()
+
+
+async def _compare(kubeconfig: Path, url: str, source: str, target: str, output: Path) -> int:
+    argv = [
+        f"--kubeconfig={kubeconfig}",
+        f"--orchestrator-url={url}",
+        f"--namespace={NAMESPACE}",
+        f"--source-node={source}",
+        f"--target-node={target}",
+        "--workload=numpy",
+        "--source=cgroup",
+        f"--nfs-server={NFS_SERVER}",
+        f"--nfs-path={NFS_PATH}",
+        f"--samples={os.environ.get('E2E_SAMPLES') or 20}",
+        f"--output-dir={output}",
+        "--timeout=300",
+    ]
+    say(f"$ ai-storage-orchestrator compare {' '.join(argv)}\n")
+    parser = argparse.ArgumentParser(prog="ai-storage-orchestrator compare")
+    compare_command.configure(parser)
+    return await compare_command.compare(parser.parse_args(argv))
+
+
+async def run(workdir: Path, output: Path) -> int:
+    archives = image_archives()
+    say("Starting a local control plane (etcd, kube-apiserver, kube-controller-manager) …")
+    cluster = LocalCluster(workdir / "cluster", node_names=[], real_nodes=True)
+    await asyncio.to_thread(cluster.start)
+    tier = RealNodeTier(cluster, workdir / "nodes", archives)
+    orchestrator: ManagedProcess | None = None
+    try:
+        say(f"Starting two real nodes (kubelet + containerd), images {', '.join(a.name for a in archives)} …")
+        started = time.monotonic()
+        await asyncio.to_thread(tier.start)
+        export_dir(tier.exports, NFS_PATH).mkdir(parents=True, exist_ok=True)
+        api_client = await create_api_client(str(cluster.kubeconfig))
+        try:
+            await wait_nodes_ready(client.CoreV1Api(api_client), tier.node_names, timeout=tier.startup_timeout)
+        finally:
+            await api_client.close()
+        say(f"  nodes {', '.join(tier.node_names)} Ready after {time.monotonic() - started:.1f} s")
+        say("Checking exec and stats/summary through the API server on both nodes …")
+        await probe_nodes(cluster.kubeconfig, tier.node_names)
+        orchestrator, url = await start_orchestrator(cluster.kubeconfig, workdir, port=free_port())
+        say(f"Orchestrator ready at {url} (logs: {orchestrator.log_path})\n")
+        source, target = tier.node_names
+        return await _compare(cluster.kubeconfig, url, source, target, output)
+    finally:
+        if orchestrator is not None:
+            orchestrator.stop()
+        await asyncio.to_thread(tier.stop)
+        cluster.stop()
+        say("Everything the run started is stopped (processes, cgroups, mount namespaces, bridges).")
+
+
+def main() -> int:
+    output = Path(os.environ.get("E2E_OUTPUT_DIR") or Path(tempfile.gettempdir()) / "ai-storage-orchestrator-e2e")
+    keep = bool(os.environ.get("E2E_KEEP_WORKDIR"))
+    workdir = Path(tempfile.mkdtemp(prefix="aiso-e2e-"))
+    try:
+        code = asyncio.run(run(workdir, output.resolve()))
+    except KeyboardInterrupt:
+        code = 130
+    finally:
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    say(f"Report: {output.resolve()}" + (f"   (work directory kept: {workdir})" if keep else ""))
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

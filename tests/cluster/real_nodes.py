@@ -1,0 +1,389 @@
+"""Real worker nodes on this machine for the `make e2e` tier: each node is a kubelet with its own containerd, joined to
+the local control plane (tests/cluster/local_cluster.py, started with ``real_nodes=True``).
+
+Every node has its own containerd root, state and sockets, kubelet ``--root-dir``, cgroup root (cgroupfs driver; the
+machine has a hybrid cgroup v1 layout), CNI bridge and subnet, and a private mount namespace shared by its containerd
+and kubelet, so /var/log/pods and every mount the node makes (volumes, overlay root filesystems, network namespaces)
+stay the node's own and vanish with it.
+
+Nodes are named after their loopback address (``127.0.1.1``, ``127.0.1.2``, …): a kubelet refuses a loopback
+``--node-ip`` but takes an IP given as its host name as the node's InternalIP, so the API server reaches each kubelet
+on 127.0.x.x with the kubelet's client certificate and verifies the kubelet's serving certificate; nothing binds
+outside loopback.
+
+Shared storage: the kernel here has no NFS client. The PersistentVolume stays an ``nfs`` volume (the orchestrator
+sees exactly what a real cluster has); each kubelet's ``--experimental-mounter-path`` points at ``nfs-mounter.sh``,
+which bind-mounts the exported path from a directory both nodes see (``<workdir>/exports``). That directory is the
+stand-in for the NFS server; every other mount goes to the real mount(8).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from tests.cluster import certs
+from tests.cluster.local_cluster import REPO_ROOT, ClusterError, LocalCluster, write_kubeconfig
+from tests.cluster.processes import ManagedProcess
+
+CGROUP_V1 = Path("/sys/fs/cgroup")
+CNI_PLUGINS = Path("/usr/lib/cni")  # Debian's containernetworking-plugins
+NFS_MOUNTER = Path(__file__).with_name("nfs-mounter.sh")
+NODE_PREFIX = "127.0.1."
+CGROUP_PREFIX = "aiso-e2e-node-"
+BRIDGE_PREFIX = "aiso-br"
+SANDBOX_IMAGE = "aiso.local/pause:3.10"
+KUBELET_PORT = 10250
+NODE_LABEL = "ai-storage.io/e2e-node"
+
+
+def node_binaries() -> Path:
+    configured = os.environ.get("AISO_NODE_BIN")
+    if configured:
+        return Path(configured)
+    printed = subprocess.run(
+        [str(REPO_ROOT / "tools/nodes/build.sh"), "--print"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    return Path(printed)
+
+
+def cgroup_hierarchies() -> list[Path]:
+    """The mounted cgroup v1 hierarchies (cpu, cpuacct, memory, …, and the named systemd one)."""
+    if (CGROUP_V1 / "cgroup.controllers").exists():
+        raise ClusterError("this host has a unified cgroup v2 layout; the node tier is written for cgroup v1")
+    return sorted(p for p in CGROUP_V1.iterdir() if p.is_dir() and p.name != "unified" and not p.is_symlink())
+
+
+def _make_cgroup(name: str) -> None:
+    for hierarchy in cgroup_hierarchies():
+        path = hierarchy / name
+        path.mkdir(exist_ok=True)
+        if hierarchy.name == "cpuset":
+            # A new cpuset cgroup starts with no CPUs and no memory nodes: inherit the parent's.
+            for knob in ("cpuset.cpus", "cpuset.mems"):
+                (path / knob).write_text((hierarchy / knob).read_text())
+
+
+def _cgroup_dirs(name: str) -> list[Path]:
+    """Every directory of cgroup `name` in every hierarchy, deepest first."""
+    found: list[Path] = []
+    for hierarchy in cgroup_hierarchies():
+        top = hierarchy / name
+        if top.is_dir():
+            found.extend(sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True))
+            found.append(top)
+    return found
+
+
+def _pids_in(name: str) -> set[int]:
+    pids: set[int] = set()
+    for directory in _cgroup_dirs(name):
+        with contextlib.suppress(OSError):
+            pids.update(int(line) for line in (directory / "cgroup.procs").read_text().split())
+    return pids
+
+
+def remove_cgroup(name: str, *, timeout: float = 30.0) -> None:
+    """Kill every process left in cgroup `name` (shims and containers escape their parents' process groups, not
+    their cgroups), then remove its directories bottom-up."""
+    deadline = time.monotonic() + timeout
+    while pids := _pids_in(name):
+        if time.monotonic() > deadline:
+            raise ClusterError(f"processes {sorted(pids)} survive in cgroup {name}")
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.1)  # the kernel empties cgroup.procs once the killed processes are reaped
+    for directory in _cgroup_dirs(name):
+        while directory.exists():
+            try:
+                directory.rmdir()
+            except OSError as error:
+                if time.monotonic() > deadline:
+                    raise ClusterError(f"cannot remove cgroup {directory}: {error}") from error
+                time.sleep(0.1)  # a cgroup whose last task just exited is busy for a moment
+
+
+def remove_link(name: str) -> None:
+    if Path(f"/sys/class/net/{name}").exists():
+        subprocess.run(["ip", "link", "delete", name], check=False, capture_output=True)
+
+
+def leftover_cgroups() -> list[str]:
+    """Node cgroups of an earlier run that was killed before it could tear down."""
+    names = {p.name for h in cgroup_hierarchies() for p in h.iterdir() if p.name.startswith(CGROUP_PREFIX)}
+    return sorted(names)
+
+
+def _enter_cgroup_script(name: str) -> str:
+    """Shell that moves itself into cgroup `name` in every hierarchy before it execs: what it starts inherits it."""
+    return "".join(f'echo $$ > "{h / name}/cgroup.procs"; ' for h in cgroup_hierarchies())
+
+
+@dataclass
+class RealNode:
+    index: int
+    workdir: Path
+    binaries: Path
+    name: str = field(init=False)
+    processes: list[ManagedProcess] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.name = f"{NODE_PREFIX}{self.index}"
+        self.dir = self.workdir / f"node-{self.index}"
+        self.socket = self.dir / "containerd" / "containerd.sock"
+        self.cgroup_root = f"{CGROUP_PREFIX}{self.index}"
+        self.runtime_cgroup = f"{self.cgroup_root}-runtime"
+        self.bridge = f"{BRIDGE_PREFIX}{self.index}"
+        self.subnet = f"10.244.{self.index}.0/24"
+
+    # --- configuration files -----------------------------------------------------------------------------------
+    def _containerd_config(self) -> str:
+        base = self.dir / "containerd"
+        return f"""version = 3
+root = "{base / "root"}"
+state = "{base / "state"}"
+
+[grpc]
+  address = "{self.socket}"
+
+[ttrpc]
+  address = "{self.socket}.ttrpc"
+
+[plugins.'io.containerd.grpc.v1.cri']
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+
+[plugins.'io.containerd.cri.v1.runtime']
+  # The process lacks CAP_SYS_RESOURCE: containers may only raise their OOM score adjustment.
+  restrict_oom_score_adj = true
+  netns_mounts_under_state_dir = true
+
+[plugins.'io.containerd.cri.v1.runtime'.cni]
+  bin_dirs = ["{CNI_PLUGINS}"]
+  conf_dir = "{self.dir / "cni" / "net.d"}"
+
+[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
+  SystemdCgroup = false
+
+[plugins.'io.containerd.cri.v1.images']
+  snapshotter = "overlayfs"
+
+[plugins.'io.containerd.cri.v1.images'.pinned_images]
+  sandbox = "{SANDBOX_IMAGE}"
+"""
+
+    def _cni_config(self) -> str:
+        return json.dumps(
+            {
+                "cniVersion": "1.0.0",
+                "name": f"aiso-e2e-{self.index}",
+                "plugins": [
+                    {
+                        "type": "bridge",
+                        "bridge": self.bridge,
+                        "isGateway": True,
+                        "ipMasq": False,
+                        "ipam": {
+                            "type": "host-local",
+                            "ranges": [[{"subnet": self.subnet}]],
+                            "dataDir": str(self.dir / "cni" / "ipam"),
+                        },
+                    }
+                ],
+            },
+            indent=2,
+        )
+
+    def _kubelet_config(self, ca: Path, serving: certs.NodeCerts) -> str:
+        config = {
+            "apiVersion": "kubelet.config.k8s.io/v1beta1",
+            "kind": "KubeletConfiguration",
+            "address": self.name,
+            "port": KUBELET_PORT,
+            "readOnlyPort": 0,
+            "healthzBindAddress": self.name,
+            "healthzPort": 10248,
+            "tlsCertFile": str(serving.serving_cert),
+            "tlsPrivateKeyFile": str(serving.serving_key),
+            "authentication": {
+                "anonymous": {"enabled": False},
+                "webhook": {"enabled": True},
+                "x509": {"clientCAFile": str(ca)},
+            },
+            "authorization": {"mode": "Webhook"},
+            "containerRuntimeEndpoint": f"unix://{self.socket}",
+            "cgroupDriver": "cgroupfs",
+            "cgroupRoot": f"/{self.cgroup_root}",
+            "failCgroupV1": False,  # the host's layout is cgroup v1 (hybrid); Kubernetes ≥ 1.35 refuses it otherwise
+            "failSwapOn": False,
+            "resolvConf": "/etc/resolv.conf",
+            "maxPods": 16,
+            "serializeImagePulls": False,
+            "nodeStatusUpdateFrequency": "4s",
+            "nodeStatusReportFrequency": "10s",
+            "imageGCHighThresholdPercent": 100,
+            "imageGCLowThresholdPercent": 99,
+            "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
+            "volumePluginDir": str(self.dir / "kubelet" / "volume-plugins"),
+            "localStorageCapacityIsolation": True,
+        }
+        return yaml.safe_dump(config)
+
+    # --- life cycle ---------------------------------------------------------------------------------------------
+    def _process(self, name: str, argv: list[str]) -> ManagedProcess:
+        process = ManagedProcess(f"{name}-{self.index}", argv, self.workdir)
+        process.start()
+        self.processes.append(process)
+        return process
+
+    def start(self, cluster: LocalCluster, *, exports: Path, images: list[Path], timeout: float) -> None:
+        for sub in ("containerd", "cni/net.d", "cni/ipam", "kubelet/root", "kubelet/volume-plugins", "logs/pods",
+                    "logs/containers"):  # fmt: skip
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        (self.dir / "containerd" / "config.toml").write_text(self._containerd_config())
+        (self.dir / "cni" / "net.d" / "10-bridge.conflist").write_text(self._cni_config())
+        identity = certs.issue_node(cluster.pki, self.dir / "pki", name=self.name, address=self.name)
+        (self.dir / "kubelet" / "config.yaml").write_text(self._kubelet_config(cluster.pki.ca_cert, identity))
+        write_kubeconfig(
+            self.dir / "kubelet" / "kubeconfig",
+            server=cluster.server,
+            ca=cluster.pki.ca_cert,
+            cert=identity.client_cert,
+            key=identity.client_key,
+            user=self.name,
+        )
+        _make_cgroup(self.cgroup_root)
+        _make_cgroup(self.runtime_cgroup)
+        path = f"{self.binaries}:{os.environ.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}"
+        # The node's own mount namespace: /var/log/pods and /var/log/containers are fixed paths in the kubelet, so
+        # each node gets its own behind them (one kubelet's log GC would otherwise delete the other's logs).
+        mounts = " ".join(
+            f'mkdir -p {target} && mount --bind "{self.dir / "logs" / source}" {target} &&'
+            for source, target in (("pods", "/var/log/pods"), ("containers", "/var/log/containers"))
+        )
+        containerd = self._process(
+            "containerd",
+            ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+             f"{_enter_cgroup_script(self.runtime_cgroup)} {mounts} PATH={path} exec containerd "
+             f"--config {self.dir / 'containerd' / 'config.toml'}"],
+        )  # fmt: skip
+        self._wait(lambda: self.socket.is_socket(), containerd, timeout, "containerd socket")
+        for image in images:
+            self._ctr(["images", "import", "--snapshotter", "overlayfs", str(image)])
+        kubelet_flags = [
+            f"--config={self.dir / 'kubelet' / 'config.yaml'}",
+            f"--kubeconfig={self.dir / 'kubelet' / 'kubeconfig'}",
+            f"--hostname-override={self.name}",
+            f"--root-dir={self.dir / 'kubelet' / 'root'}",
+            f"--cert-dir={self.dir / 'kubelet' / 'pki'}",
+            f"--node-labels={NODE_LABEL}=true",
+            f"--experimental-mounter-path={NFS_MOUNTER}",
+            "--v=1",
+        ]
+        self._process(
+            "kubelet",
+            ["nsenter", f"--target={containerd.pid}", "--mount", "--", "env", f"PATH={path}",
+             f"AISO_NFS_EXPORTS={exports}", "sh", "-c",
+             f'{_enter_cgroup_script(self.runtime_cgroup)} exec kubelet "$@"', "kubelet", *kubelet_flags],
+        )  # fmt: skip
+
+    def _ctr(self, args: list[str]) -> str:
+        result = subprocess.run(
+            [str(self.binaries / "ctr"), f"--address={self.socket}", "--namespace=k8s.io", *args],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise ClusterError(f"ctr {' '.join(args)} on node {self.name}: {result.stderr.strip()}")
+        return result.stdout
+
+    def _wait(self, ready: object, process: ManagedProcess, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if callable(ready) and ready():
+                return
+            if not process.running():
+                raise ClusterError(f"{process.name} exited before its {what} appeared:\n{process.log_tail()}")
+            time.sleep(0.1)  # start-up probe of a child process: there is no event to wait on
+        raise ClusterError(f"no {what} on node {self.name} within {timeout}s:\n{process.log_tail()}")
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+        self.processes.clear()
+        for name in (self.cgroup_root, self.runtime_cgroup):
+            remove_cgroup(name)
+        remove_link(self.bridge)
+
+
+@dataclass
+class RealNodeTier:
+    """Two (or more) real nodes on this machine; `start()` waits until the API server lists them Ready."""
+
+    cluster: LocalCluster
+    workdir: Path
+    images: list[Path]
+    count: int = 2
+    startup_timeout: float = 120.0
+    nodes: list[RealNode] = field(default_factory=list)
+
+    @property
+    def exports(self) -> Path:
+        """The directory both nodes see behind ``nfs`` volumes of server 127.0.0.1 (export path = relative path)."""
+        return self.workdir / "exports"
+
+    @property
+    def node_names(self) -> list[str]:
+        return [node.name for node in self.nodes]
+
+    def start(self) -> None:
+        if os.geteuid() != 0:
+            raise ClusterError("real nodes need root (kubelet, containerd, mounts, cgroups)")
+        for stale in leftover_cgroups():
+            remove_cgroup(stale)
+        binaries = node_binaries()
+        self.exports.mkdir(parents=True, exist_ok=True)
+        try:
+            for index in range(1, self.count + 1):
+                node = RealNode(index, self.workdir, binaries)
+                self.nodes.append(node)
+                node.start(self.cluster, exports=self.exports, images=self.images, timeout=self.startup_timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        errors = []
+        for node in reversed(self.nodes):
+            try:
+                node.stop()
+            except ClusterError as error:
+                errors.append(str(error))
+        self.nodes.clear()
+        if errors:
+            raise ClusterError("; ".join(errors))
+
+
+@contextlib.contextmanager
+def running(tier: RealNodeTier) -> Iterator[RealNodeTier]:
+    tier.start()
+    try:
+        yield tier
+    finally:
+        tier.stop()
+
+
+def export_dir(exports: Path, nfs_path: str) -> Path:
+    """Where the stand-in NFS server keeps export `nfs_path` (``/exports/training-data`` → exports/exports/…)."""
+    return exports / nfs_path.lstrip("/")

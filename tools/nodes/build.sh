@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Builds the binaries of the real-node tier from the Go module proxy into the same version-keyed cache as the control
+# plane: kubelet (k8s.io/kubernetes, cgo on) and containerd v2 with its runc shim and ctr.
+#
+#   tools/nodes/build.sh            build whatever is missing, print the bin directory
+#   tools/nodes/build.sh --print    only print the bin directory (no build)
+#
+# Environment: AISO_CACHE_DIR (default ~/.cache/ai-storage-orchestrator).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=tools/k8s/versions.env
+source "$here/../k8s/versions.env"
+# shellcheck source=tools/nodes/versions.env
+source "$here/versions.env"
+
+cache="${AISO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ai-storage-orchestrator}"
+bin="$cache/bin/nodes-${KUBERNETES_VERSION}-containerd-${CONTAINERD_VERSION}"
+work="$cache/build"
+
+if [[ "${1:-}" == "--print" ]]; then
+  echo "$bin"
+  exit 0
+fi
+
+export GOTOOLCHAIN=local GOFLAGS=-mod=mod
+mkdir -p "$bin" "$work"
+log() { echo "[nodes-build] $*" >&2; }
+
+build_kubelet() {
+  [[ -x "$bin/kubelet" ]] && return
+  # The control-plane build prepares the module that pins k8s.io/kubernetes and its staging modules.
+  "$here/../k8s/build.sh" >/dev/null
+  log "building kubelet ${KUBERNETES_VERSION} (cgo)"
+  (cd "$work/kubernetes-${KUBERNETES_VERSION}" &&
+    CGO_ENABLED=1 go build -trimpath -ldflags="-s -w" -o "$bin/kubelet.tmp" k8s.io/kubernetes/cmd/kubelet)
+  mv "$bin/kubelet.tmp" "$bin/kubelet"
+}
+
+build_containerd() {
+  local dir="$work/containerd-${CONTAINERD_VERSION}" cmd
+  mkdir -p "$dir"
+  for cmd in containerd containerd-shim-runc-v2 ctr; do
+    [[ -x "$bin/$cmd" ]] && continue
+    log "building $cmd ${CONTAINERD_VERSION}"
+    # btrfs needs cgo and its headers; the tier uses the overlayfs snapshotter.
+    GOBIN="$dir" CGO_ENABLED=0 GOFLAGS='' go install -trimpath -tags "no_btrfs no_devmapper" \
+      -ldflags="-s -w -X github.com/containerd/containerd/v2/version.Version=${CONTAINERD_VERSION}" \
+      "github.com/containerd/containerd/v2/cmd/$cmd@${CONTAINERD_VERSION}"
+    mv "$dir/$cmd" "$bin/$cmd"
+  done
+}
+
+build_kubelet
+build_containerd
+echo "$bin"
