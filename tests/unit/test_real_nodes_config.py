@@ -1,0 +1,118 @@
+"""The real-node tier's generated configuration and its NFS stand-in mounter (no nodes started here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.cluster import certs
+from tests.cluster.real_nodes import NFS_MOUNTER, SANDBOX_IMAGE, RealNode, export_dir
+
+pytestmark = pytest.mark.unit
+
+
+def _node(tmp_path: Path, index: int = 2) -> RealNode:
+    return RealNode(index, tmp_path, tmp_path / "bin")
+
+
+def test_each_node_has_its_own_name_cgroup_bridge_and_subnet(tmp_path: Path) -> None:
+    one, two = _node(tmp_path, 1), _node(tmp_path, 2)
+    assert (one.name, two.name) == ("127.0.1.1", "127.0.1.2")
+    for attribute in ("dir", "socket", "cgroup_root", "runtime_cgroup", "bridge", "subnet"):
+        assert getattr(one, attribute) != getattr(two, attribute), attribute
+
+
+def test_containerd_config_keeps_everything_under_the_node_directory(tmp_path: Path) -> None:
+    node = _node(tmp_path)
+    config = tomllib.loads(node._containerd_config())
+    assert config["version"] == 3
+    for path in (config["root"], config["state"], config["grpc"]["address"], config["ttrpc"]["address"]):
+        assert path.startswith(str(node.dir))
+    runtime = config["plugins"]["io.containerd.cri.v1.runtime"]
+    assert runtime["restrict_oom_score_adj"] is True
+    assert runtime["netns_mounts_under_state_dir"] is True
+    assert runtime["cni"]["conf_dir"].startswith(str(node.dir))
+    assert runtime["containerd"]["runtimes"]["runc"]["options"]["SystemdCgroup"] is False
+    assert config["plugins"]["io.containerd.cri.v1.images"]["pinned_images"]["sandbox"] == SANDBOX_IMAGE
+    assert config["plugins"]["io.containerd.grpc.v1.cri"]["stream_server_address"] == "127.0.0.1"
+
+
+def test_cni_config_is_a_bridge_with_the_nodes_subnet(tmp_path: Path) -> None:
+    node = _node(tmp_path)
+    (plugin,) = json.loads(node._cni_config())["plugins"]
+    assert plugin["type"] == "bridge"
+    assert plugin["bridge"] == node.bridge
+    assert plugin["ipMasq"] is False  # no iptables rules on the host
+    assert plugin["ipam"]["ranges"] == [[{"subnet": "10.244.2.0/24"}]]
+    assert plugin["ipam"]["dataDir"].startswith(str(node.dir))
+
+
+def test_kubelet_config_serves_on_the_nodes_loopback_address_with_webhook_auth(tmp_path: Path) -> None:
+    node = _node(tmp_path)
+    serving = certs.NodeCerts(tmp_path / "c", tmp_path / "k", tmp_path / "s.crt", tmp_path / "s.key")
+    config = yaml.safe_load(node._kubelet_config(tmp_path / "ca.crt", serving))
+    assert config["address"] == config["healthzBindAddress"] == "127.0.1.2"
+    assert config["authentication"]["anonymous"]["enabled"] is False
+    assert config["authorization"]["mode"] == "Webhook"
+    assert config["cgroupDriver"] == "cgroupfs"
+    assert config["cgroupRoot"] == f"/{node.cgroup_root}"
+    assert config["failCgroupV1"] is False
+    assert config["containerRuntimeEndpoint"] == f"unix://{node.socket}"
+
+
+def test_node_certificates_carry_the_node_identity_and_address(tmp_path: Path) -> None:
+    from cryptography import x509
+
+    cluster = certs.generate(tmp_path / "pki")
+    node = certs.issue_node(cluster, tmp_path / "node", name="127.0.1.1", address="127.0.1.1")
+    client = x509.load_pem_x509_certificate(node.client_cert.read_bytes())
+    assert client.subject.rfc4514_string() == "O=system:nodes,CN=system:node:127.0.1.1"
+    serving = x509.load_pem_x509_certificate(node.serving_cert.read_bytes())
+    sans = serving.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)] == ["127.0.1.1"]
+
+
+@pytest.fixture
+def fake_mount(tmp_path: Path) -> Path:
+    """A mount(8) on PATH that only records its arguments."""
+    bin_dir = tmp_path / "fake-bin"
+    bin_dir.mkdir()
+    script = bin_dir / "mount"
+    script.write_text('#!/bin/sh\necho "$@"\n')
+    script.chmod(0o755)
+    return bin_dir
+
+
+def _mounter(args: list[str], *, fake_bin: Path, exports: Path) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": f"{fake_bin}:/usr/bin:/bin", "AISO_NFS_EXPORTS": str(exports)}
+    return subprocess.run([str(NFS_MOUNTER), *args], env=env, capture_output=True, text=True, check=False, timeout=10)
+
+
+def test_mounter_binds_the_export_directory_for_nfs(tmp_path: Path, fake_mount: Path) -> None:
+    exports = tmp_path / "exports"
+    export_dir(exports, "/exports/training-data").mkdir(parents=True)
+    done = _mounter(
+        ["mount", "-t", "nfs", "-o", "vers=4", "127.0.0.1:/exports/training-data", "/mnt/target"],
+        fake_bin=fake_mount,
+        exports=exports,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["--bind", str(exports / "exports/training-data"), "/mnt/target"]
+
+
+def test_mounter_refuses_an_export_that_does_not_exist(tmp_path: Path, fake_mount: Path) -> None:
+    done = _mounter(["mount", "-t", "nfs", "127.0.0.1:/nowhere", "/mnt/t"], fake_bin=fake_mount, exports=tmp_path)
+    assert done.returncode == 32
+    assert "127.0.0.1:/nowhere does not exist" in done.stderr
+
+
+def test_mounter_passes_other_file_systems_to_mount_unchanged(tmp_path: Path, fake_mount: Path) -> None:
+    args = ["-t", "tmpfs", "-o", "size=1m", "tmpfs", "/mnt/t"]
+    done = _mounter(["mount", *args], fake_bin=fake_mount, exports=tmp_path)
+    assert done.returncode == 0
+    assert done.stdout.split() == args
