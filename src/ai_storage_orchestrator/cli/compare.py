@@ -18,7 +18,7 @@ from ai_storage_orchestrator.compare.orchestrating import OrchestratorClient
 from ai_storage_orchestrator.compare.results import EXIT_ERROR, WINDOW_RULES, Comparison
 from ai_storage_orchestrator.compare.sampling import PathApi
 from ai_storage_orchestrator.compare.scenario import Scenario
-from ai_storage_orchestrator.compare.workload import PROCESS_SECONDS, WORKLOADS
+from ai_storage_orchestrator.compare.workload import NUMPY_CPU_SCALE, NUMPY_IMAGE, PROCESS_SECONDS, WORKLOADS
 from ai_storage_orchestrator.kube.client import create_api_client
 from ai_storage_orchestrator.kube.exec import KubeExec
 from ai_storage_orchestrator.rest_client import DEFAULT_URL
@@ -96,7 +96,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--workload",
         choices=["auto", *WORKLOADS],
         default="auto",
-        help="tensorflow: the real manifest of k8s/workloads; simulated: for KWOK nodes (default auto: by node kind)",
+        help="tensorflow: the real manifest of k8s/workloads; numpy: real nodes of a small machine (local image "
+        f"{NUMPY_IMAGE}, never pulled; CPU requests x{float(NUMPY_CPU_SCALE):g}); simulated: for KWOK nodes "
+        "(default auto: simulated on KWOK nodes, else tensorflow)",
     )
     nodes.add_argument(
         "--simulated-complete-after",

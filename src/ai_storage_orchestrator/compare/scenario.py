@@ -115,11 +115,7 @@ class Scenario:
                     " Pass --allow-unmeasured to run the comparison anyway: migration times, containers started and"
                     " requests freed are real"
                 )
-        self.workload = o.workload if o.workload != "auto" else ("simulated" if simulated else "tensorflow")
-        if self.workload == "simulated" and not simulated:
-            raise CompareError("--workload simulated needs simulated (KWOK) nodes; use --workload tensorflow")
-        if self.workload == "tensorflow" and simulated:
-            raise CompareError("--workload tensorflow needs real nodes (simulated ones run no containers)")
+        self.workload = choose_workload(o.workload, simulated=bool(simulated))
         c.workload = self.workload
         ready, detail = await self.api.ready()
         if not ready:
@@ -151,15 +147,15 @@ class Scenario:
             timeout=60, what="the namespace's default service account",
         )  # fmt: skip
         await self._claim()
-        if self.workload == "tensorflow":
+        if self.workload in wl.REAL_WORKLOADS:
             existed = await self._exists(CONFIG_MAPS, wl.SCRIPTS_CONFIG_MAP, o.namespace)
-            config_map = wl.scripts_config_map(namespace=o.namespace, labels=self.labels)
+            config_map = wl.scripts_config_map(namespace=o.namespace, labels=self.labels, workload=self.workload)
             await self._kube(
                 "apply the scripts ConfigMap", self.kube.apply(CONFIG_MAPS, config_map, field_manager=FIELD_MANAGER)
             )
             if not existed:
                 self.created.append((CONFIG_MAPS, wl.SCRIPTS_CONFIG_MAP, o.namespace))
-            self.say(f"  ConfigMap {wl.SCRIPTS_CONFIG_MAP}: the programs of the three containers")
+            self.say(f"  ConfigMap {wl.SCRIPTS_CONFIG_MAP}: the {self.workload} programs of the three containers")
 
     async def _claim(self) -> None:
         o = self.options
@@ -202,7 +198,7 @@ class Scenario:
         pod = self._manifest(node)
         await self._kube("create the pod", self.kube.create(PODS, pod, namespace=o.namespace))
         self.pods.append(wl.POD_NAME)
-        for spec in wl.CONTAINERS:
+        for spec in wl.container_specs(self.workload):
             self.say(f"    {spec.name:<20} {spec.cpu:>6} CPU {spec.memory:>7}  {spec.role}")
         await self._wait_pod(wl.POD_NAME, pod_ready, f"pod {wl.POD_NAME} Ready on {node}")
         self.say(f"  Ready; waiting for {wl.COMPLETING_CONTAINER} to complete (its results go to the shared volume) …")
@@ -359,6 +355,21 @@ class Scenario:
             return await call
         except KubeApiError as error:
             raise CompareError(f"{what}: {error}") from error
+
+
+def choose_workload(requested: str, *, simulated: bool) -> str:
+    """The workload variant for --workload on nodes of this kind: ``auto`` is ``simulated`` on simulated nodes and
+    ``tensorflow`` on real ones; a variant that cannot run on them is an error."""
+    workload = requested if requested != "auto" else ("simulated" if simulated else "tensorflow")
+    if workload not in wl.WORKLOADS:
+        raise CompareError(f"--workload must be auto or one of {', '.join(wl.WORKLOADS)}, not {workload!r}")
+    if workload == "simulated" and not simulated:
+        raise CompareError(
+            "--workload simulated needs simulated (KWOK) nodes; on real ones use --workload tensorflow or numpy"
+        )
+    if workload in wl.REAL_WORKLOADS and simulated:
+        raise CompareError(f"--workload {workload} needs real nodes (simulated ones run no containers)")
+    return workload
 
 
 def _compact(body: JSON) -> str:

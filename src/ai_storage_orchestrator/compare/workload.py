@@ -1,9 +1,12 @@
 """The certification workload as manifests: pod ``tensorflow-ai-workload`` with three containers on a shared RWX claim.
 
-Two variants with the same containers, requests and volume:
+Three variants with the same containers and volume:
 
 * ``tensorflow`` -- the real one (image tensorflow/tensorflow:2.13.0, the programs of ``workload_scripts`` in a
   ConfigMap). ``k8s/workloads/`` holds the same objects for ``kubectl apply -k`` (a unit test keeps them in step).
+* ``numpy`` -- for real nodes of a small test machine (the ``make e2e`` tier): local image
+  ``aiso.local/numpy-workload:1`` (Debian's python3 and numpy, no TensorFlow, never pulled), the programs of
+  ``numpy_scripts`` in the same ConfigMap, the same memory and the CPU requests scaled by ``NUMPY_CPU_SCALE``.
 * ``simulated`` -- for simulated (KWOK) nodes, which run no containers: the annotations of
   tests/cluster/kwok-stages.yaml make ``data-processor`` end with exit 0 after ``complete_after`` (a Go duration)
   and keep the others running.
@@ -12,20 +15,23 @@ Two variants with the same containers, requests and volume:
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from ai_storage_orchestrator.compare.workload_scripts import SCRIPTS
+from ai_storage_orchestrator.compare import numpy_scripts, workload_scripts
+from ai_storage_orchestrator.controller.planning.quantities import cpu_millicores, format_cpu
 
 JSON = dict[str, Any]
 
 POD_NAME = "tensorflow-ai-workload"
 CLAIM = "training-data"
 IMAGE = "tensorflow/tensorflow:2.13.0"
+NUMPY_IMAGE = "aiso.local/numpy-workload:1"  # imported into each node's containerd, never pulled
 SCRIPTS_CONFIG_MAP = "tensorflow-ai-workload-scripts"
 DATA_MOUNT = "/data"
 SCRIPTS_MOUNT = "/scripts"
@@ -34,7 +40,8 @@ PROCESS_SECONDS = 45
 APP_LABEL = {"app": POD_NAME}
 SIM_COMPLETE_CONTAINERS = "sim.ai-storage.io/complete-containers"
 SIM_COMPLETE_AFTER = "sim.ai-storage.io/complete-after"
-WORKLOADS = ("simulated", "tensorflow")
+WORKLOADS = ("simulated", "tensorflow", "numpy")
+REAL_WORKLOADS = ("tensorflow", "numpy")  # run containers, so they need real nodes and the scripts ConfigMap
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +57,25 @@ CONTAINERS = (
     ContainerSpec("data-processor", "500m", "1536Mi", f"preprocesses data for about {PROCESS_SECONDS} s, then exits 0"),
     ContainerSpec("model-monitor", "200m", "512Mi", "watches model metrics"),
 )
+
+# Why the numpy variant scales CPU: it runs on real kubelets of a small test machine, two nodes on one 2-core host,
+# each offering 2 CPUs. The certification's requests add up to 2.2 CPUs, and a pod pinned with spec.nodeName skips the
+# scheduler, so the kubelet itself rejects it (Failed, reason OutOfcpu). The variant's CPU requests (= limits) are
+# therefore the certification's scaled by this factor: 750m + 250m + 100m = 1100m, which leaves room for the node's
+# other pods. Memory stays as certified, and the share the orchestrator frees (data-processor's, 22.7 %) is unchanged.
+NUMPY_CPU_SCALE = Fraction(1, 2)
+NUMPY_CONTAINERS = tuple(
+    replace(spec, cpu=format_cpu(int(cpu_millicores(spec.cpu) * NUMPY_CPU_SCALE))) for spec in CONTAINERS
+)
+SCRIPTS_BY_WORKLOAD: Mapping[str, Mapping[str, str]] = {
+    "tensorflow": workload_scripts.SCRIPTS,
+    "numpy": numpy_scripts.SCRIPTS,
+}
+
+
+def container_specs(workload: str) -> tuple[ContainerSpec, ...]:
+    """The containers of a workload variant, with its requests."""
+    return NUMPY_CONTAINERS if workload == "numpy" else CONTAINERS
 
 
 def _resources(spec: ContainerSpec) -> JSON:
@@ -137,18 +163,22 @@ def _env(spec: ContainerSpec) -> list[JSON]:
     return env
 
 
-def tensorflow_pod(
+def _real_pod(
     *,
-    node: str | None = None,
-    namespace: str | None = "default",
-    claim: str = CLAIM,
-    labels: dict[str, str] | None = None,
+    image: str,
+    specs: tuple[ContainerSpec, ...],
+    pull_policy: str | None,
+    node: str | None,
+    namespace: str | None,
+    claim: str,
+    labels: dict[str, str] | None,
 ) -> JSON:
-    """The real workload. Without ``node`` the scheduler places it; the comparison pins it with ``spec.nodeName``."""
+    pull = {"imagePullPolicy": pull_policy} if pull_policy else {}
     containers = [
         {
             "name": spec.name,
-            "image": IMAGE,
+            "image": image,
+            **pull,
             "command": ["python3", "-u", f"{SCRIPTS_MOUNT}/{spec.name}.py"],
             "env": _env(spec),
             "resources": _resources(spec),
@@ -157,7 +187,7 @@ def tensorflow_pod(
                 {"name": "scripts", "mountPath": SCRIPTS_MOUNT, "readOnly": True},
             ],
         }
-        for spec in CONTAINERS
+        for spec in specs
     ]
     spec: JSON = {
         "restartPolicy": "OnFailure",
@@ -173,12 +203,45 @@ def tensorflow_pod(
     return {"apiVersion": "v1", "kind": "Pod", "metadata": _metadata(POD_NAME, namespace, labels), "spec": spec}
 
 
-def scripts_config_map(*, namespace: str | None = "default", labels: dict[str, str] | None = None) -> JSON:
+def tensorflow_pod(
+    *,
+    node: str | None = None,
+    namespace: str | None = "default",
+    claim: str = CLAIM,
+    labels: dict[str, str] | None = None,
+) -> JSON:
+    """The real workload. Without ``node`` the scheduler places it; the comparison pins it with ``spec.nodeName``."""
+    return _real_pod(
+        image=IMAGE, specs=CONTAINERS, pull_policy=None, node=node, namespace=namespace, claim=claim, labels=labels
+    )
+
+
+def numpy_pod(
+    *,
+    node: str | None = None,
+    namespace: str | None = "default",
+    claim: str = CLAIM,
+    labels: dict[str, str] | None = None,
+) -> JSON:
+    """The real workload on the local numpy image with the scaled CPU requests (``NUMPY_CPU_SCALE``); it needs the
+    ConfigMap of ``scripts_config_map(workload="numpy")``."""
+    return _real_pod(
+        image=NUMPY_IMAGE, specs=NUMPY_CONTAINERS, pull_policy="Never", node=node, namespace=namespace, claim=claim,
+        labels=labels,
+    )  # fmt: skip
+
+
+def scripts_config_map(
+    *, namespace: str | None = "default", labels: dict[str, str] | None = None, workload: str = "tensorflow"
+) -> JSON:
+    """The programs of a real workload variant (``REAL_WORKLOADS``), one key per container."""
+    if workload not in SCRIPTS_BY_WORKLOAD:
+        raise ValueError(f"workload {workload!r} runs no scripts: one of {', '.join(SCRIPTS_BY_WORKLOAD)} does")
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": _metadata(SCRIPTS_CONFIG_MAP, namespace, labels),
-        "data": dict(SCRIPTS),
+        "data": dict(SCRIPTS_BY_WORKLOAD[workload]),
     }
 
 
@@ -189,6 +252,8 @@ def workload_pod(
         return simulated_pod(node=node, namespace=namespace, claim=claim, complete_after=complete_after, labels=labels)
     if workload == "tensorflow":
         return tensorflow_pod(node=node, namespace=namespace, claim=claim, labels=labels)
+    if workload == "numpy":
+        return numpy_pod(node=node, namespace=namespace, claim=claim, labels=labels)
     raise ValueError(f"unknown workload {workload!r}: one of {', '.join(WORKLOADS)}")
 
 

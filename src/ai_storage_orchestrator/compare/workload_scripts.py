@@ -1,5 +1,7 @@
 """The programs of the certification workload, shipped in a ConfigMap and run by ``python3`` of the
-``tensorflow/tensorflow:2.13.0`` image (Python 3.8: no newer syntax here). k8s/workloads/ holds the same text."""
+``tensorflow/tensorflow:2.13.0`` image (Python 3.8: no newer syntax here). k8s/workloads/ holds the same text.
+The ``numpy`` variant (``numpy_scripts``) runs DATA_PROCESSOR and MODEL_MONITOR as they are: they need nothing but
+numpy and the standard library, and must stay so."""
 
 from __future__ import annotations
 

@@ -58,8 +58,28 @@ def test_every_flag_reaches_the_options() -> None:
     assert options.settings()["token"] == "set"
 
 
+@pytest.mark.parametrize("workload", ["auto", "simulated", "tensorflow", "numpy"])
+def test_every_workload_variant_is_a_choice(workload: str) -> None:
+    assert options_from_args(_parse(f"--workload={workload}")).workload == workload
+
+
+def test_the_help_names_the_numpy_image_and_its_cpu_scale() -> None:
+    parser = argparse.ArgumentParser()
+    configure(parser)
+    text = " ".join(parser.format_help().split())
+    assert "aiso.local/numpy-workload:1, never pulled; CPU requests x0.5" in text
+
+
 @pytest.mark.parametrize(
-    "argv", [["--samples=0"], ["--trim=-1"], ["--interval=0"], ["--window-start=later"], ["--source=guess"]]
+    "argv",
+    [
+        ["--samples=0"],
+        ["--trim=-1"],
+        ["--interval=0"],
+        ["--window-start=later"],
+        ["--source=guess"],
+        ["--workload=keras"],
+    ],
 )
 def test_bad_flags_are_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
