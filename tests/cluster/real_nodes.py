@@ -44,6 +44,15 @@ BRIDGE_PREFIX = "aiso-br"
 SANDBOX_IMAGE = "aiso.local/pause:3.10"
 KUBELET_PORT = 10250
 NODE_LABEL = "ai-storage.io/e2e-node"
+# Kernel settings a kubelet writes at start (protectKernelDefaults off): saved before, restored after the tier.
+KUBELET_SYSCTLS = (
+    "vm/overcommit_memory",
+    "vm/panic_on_oom",
+    "kernel/panic",
+    "kernel/panic_on_oops",
+    "kernel/keys/root_maxkeys",
+    "kernel/keys/root_maxbytes",
+)
 
 
 def node_binaries() -> Path:
@@ -337,6 +346,7 @@ class RealNodeTier:
     count: int = 2
     startup_timeout: float = 120.0
     nodes: list[RealNode] = field(default_factory=list)
+    saved_sysctls: dict[Path, str] = field(default_factory=dict)
 
     @property
     def exports(self) -> Path:
@@ -353,6 +363,7 @@ class RealNodeTier:
         for stale in leftover_cgroups():
             remove_cgroup(stale)
         binaries = node_binaries()
+        self.saved_sysctls = {p: p.read_text() for p in (Path("/proc/sys") / s for s in KUBELET_SYSCTLS) if p.exists()}
         self.exports.mkdir(parents=True, exist_ok=True)
         try:
             for index in range(1, self.count + 1):
@@ -371,6 +382,12 @@ class RealNodeTier:
             except ClusterError as error:
                 errors.append(str(error))
         self.nodes.clear()
+        for path, value in self.saved_sysctls.items():
+            try:
+                path.write_text(value)
+            except OSError as error:
+                errors.append(f"cannot restore {path}: {error}")
+        self.saved_sysctls.clear()
         if errors:
             raise ClusterError("; ".join(errors))
 
