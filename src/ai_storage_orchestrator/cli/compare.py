@@ -76,6 +76,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        # `--output json` (the other commands' flag) must not silently mean --output-dir json here.
+        allow_abbrev=False,
     )
     configure(parser)
     parser.set_defaults(handler=handler, command_coroutine=compare)
