@@ -49,9 +49,9 @@ class Descriptor:
 
 
 class _HashingWriter(io.RawIOBase):
-    """Write-only stream that counts and sha256-hashes what passes through to `sink` (None: count and hash only)."""
+    """Write-only stream that counts and sha256-hashes what passes through it to `sink`."""
 
-    def __init__(self, sink: io.BufferedIOBase | None) -> None:
+    def __init__(self, sink: io.BufferedIOBase) -> None:
         super().__init__()
         self._sink = sink
         self._sha256 = hashlib.sha256()
@@ -64,8 +64,7 @@ class _HashingWriter(io.RawIOBase):
         view = memoryview(data)
         self._sha256.update(view)
         self.size += view.nbytes
-        if self._sink is not None:
-            self._sink.write(view)
+        self._sink.write(view)
         return view.nbytes
 
     @property
@@ -82,16 +81,17 @@ def split_name(name: str) -> str:
     return tag
 
 
-def _entries(root: Path, relative: str = "") -> Iterator[tuple[str, os.stat_result]]:
+def _entries(root: Path, device: int, relative: str = "") -> Iterator[tuple[str, os.stat_result]]:
     """Every path below `root` (not `root` itself), depth first, names sorted at each level, parents before their
-    children; symbolic links are not followed."""
+    children; symbolic links are not followed, and a directory on another file system than `device` (a /proc left
+    mounted in a chroot) is listed but not entered."""
     directory = root / relative if relative else root
     for name in sorted(os.listdir(directory)):
         path = f"{relative}/{name}" if relative else name
         info = os.lstat(root / path)
         yield path, info
-        if stat.S_ISDIR(info.st_mode):
-            yield from _entries(root, path)
+        if stat.S_ISDIR(info.st_mode) and info.st_dev == device:
+            yield from _entries(root, device, path)
 
 
 def _tar_info(path: str, info: os.stat_result, mtime: int) -> tarfile.TarInfo:
@@ -103,11 +103,11 @@ def _tar_info(path: str, info: os.stat_result, mtime: int) -> tarfile.TarInfo:
     return entry
 
 
-def write_layer(rootfs: Path, sink: _HashingWriter, *, mtime: int = 0) -> str:
+def _write_layer(rootfs: Path, sink: _HashingWriter, mtime: int) -> str:
     """Tar `rootfs` into `sink` (uncompressed); returns the diff_id, the sha256 of exactly those bytes."""
     first_link: dict[tuple[int, int], str] = {}
     with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        for path, info in _entries(rootfs):
+        for path, info in _entries(rootfs, os.lstat(rootfs).st_dev):
             entry = _tar_info(path, info, mtime)
             if stat.S_ISDIR(info.st_mode):
                 entry.type = tarfile.DIRTYPE
@@ -159,7 +159,7 @@ def _pack_layer(rootfs: Path, layer_path: Path, mtime: int) -> tuple[Descriptor,
         compressed = _HashingWriter(layer_file)
         # mtime=0 and no file name in the gzip header keep the compressed bytes reproducible.
         with gzip.GzipFile(filename="", mode="wb", fileobj=compressed, compresslevel=6, mtime=0) as gz:
-            diff_id = write_layer(rootfs, _HashingWriter(gz), mtime=mtime)
+            diff_id = _write_layer(rootfs, _HashingWriter(gz), mtime)
     return Descriptor(LAYER_MEDIA_TYPE, compressed.digest, compressed.size), diff_id
 
 
