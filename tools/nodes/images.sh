@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# Builds the container images of the real-node tier as OCI image archives, without any registry, into a
+# version-keyed cache next to the binaries:
+#
+#   pause-3.10.oci.tar            aiso.local/pause:3.10           static tools/nodes/pause.c at /pause, the sandbox
+#   numpy-workload-1.oci.tar      aiso.local/numpy-workload:1     Debian bookworm minbase + python3 + python3-numpy
+#
+#   tools/nodes/images.sh            build whatever is missing, print the images directory
+#   tools/nodes/images.sh --print    only print the images directory (no build)
+#
+# A node loads them with `ctr -n k8s.io images import "$(tools/nodes/images.sh --print)/pause-3.10.oci.tar"`.
+# Bump PAUSE_VERSION / WORKLOAD_VERSION when pause.c or the workload's contents change: an existing archive is
+# never rebuilt. The workload needs root (debootstrap, chroot) and the Debian mirror; packing uses the system python3
+# (tests/cluster/oci_image.py is stdlib-only, so no virtual environment is needed).
+#
+# Environment: AISO_CACHE_DIR (default ~/.cache/ai-storage-orchestrator), AISO_DEBIAN_MIRROR (default
+# http://deb.debian.org/debian).
+set -euo pipefail
+
+PAUSE_VERSION=3.10
+WORKLOAD_VERSION=1
+DEBIAN_SUITE=bookworm
+DEBIAN_MIRROR="${AISO_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+WORKLOAD_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+cache="${AISO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ai-storage-orchestrator}"
+[[ "$cache" == /* ]] || cache="$PWD/$cache" # the packer runs from the repository root
+images="$cache/images"
+work="$cache/build/images"
+
+if [[ "${1:-}" == "--print" ]]; then
+  echo "$images"
+  exit 0
+fi
+
+log() { echo "[nodes-images] $*" >&2; }
+mkdir -p "$images" "$work"
+# One build at a time; what an interrupted build left behind (packer scratch, unfinished archives) goes.
+exec 9>"$images/.lock"
+flock 9
+rm -rf "$images"/.oci-* "$images"/*.tmp
+
+pack() { # ROOTFS ARCHIVE NAME [packer options...]: write ARCHIVE.tmp, move it into place once complete
+  local rootfs="$1" archive="$2" name="$3" digest start=$SECONDS
+  shift 3
+  log "packing $name"
+  digest="$(cd "$repo" && python3 -m tests.cluster.oci_image "$rootfs" "$archive.tmp" --name "$name" "$@")"
+  mv "$archive.tmp" "$archive"
+  log "$name $digest ($(du -h "$archive" | cut -f1), $((SECONDS - start)) s)"
+}
+
+remove_tree() { # a possibly half-built root filesystem: detach anything still mounted inside it, then delete it
+  [[ -e "$1" ]] || return 0
+  local dir mounts=() mount
+  dir="$(realpath "$1")"
+  mapfile -t mounts < <(awk -v dir="$dir" '$5 == dir || index($5, dir "/") == 1 { print $5 }' /proc/self/mountinfo |
+    sort -r)
+  for mount in "${mounts[@]}"; do
+    umount -l "$mount"
+  done
+  rm -rf --one-file-system "$dir"
+}
+
+build_pause() {
+  local archive="$images/pause-${PAUSE_VERSION}.oci.tar" dir="$work/pause-${PAUSE_VERSION}"
+  [[ -f "$archive" ]] && return
+  rm -rf "$dir"
+  mkdir -p "$dir/rootfs"
+  log "compiling pause"
+  gcc -static -Os -s -Wall -Wextra -Werror -o "$dir/rootfs/pause" "$here/pause.c"
+  chmod 0755 "$dir/rootfs/pause"
+  pack "$dir/rootfs" "$archive" "aiso.local/pause:${PAUSE_VERSION}" --cmd /pause
+  rm -rf "$dir"
+}
+
+# Debian's pyc files record their source's mtime; the packer fixes every mtime, which would make them all stale (each
+# container start would recompile numpy). Rewrite exactly the existing ones as checked-hash pycs, valid whatever the
+# mtime.
+rehash_pycs() {
+  chroot "$1" python3 -B - <<'EOF'
+import importlib.util, pathlib, py_compile, sys
+
+count = 0
+for pyc in pathlib.Path("/usr").rglob(f"__pycache__/*.{sys.implementation.cache_tag}.pyc"):
+    source = importlib.util.source_from_cache(str(pyc))
+    if pathlib.Path(source).is_file():
+        py_compile.compile(source, cfile=str(pyc), doraise=True,
+                           invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
+        count += 1
+print(f"{count} pyc files rewritten as checked-hash", file=sys.stderr)
+EOF
+}
+
+build_workload_rootfs() { # ROOTFS: debootstrap once; a rootfs without its .done stamp is a failed attempt
+  local rootfs="$1" start=$SECONDS
+  [[ -f "$rootfs.done" ]] && return
+  if [[ $(id -u) -ne 0 ]]; then
+    log "the workload image needs root (debootstrap, chroot)"
+    exit 1
+  fi
+  command -v debootstrap >/dev/null || "$here/install-deps.sh"
+  remove_tree "$rootfs"
+  log "debootstrap $DEBIAN_SUITE (minbase + python3, python3-numpy) from $DEBIAN_MIRROR, log in $rootfs.log"
+  if ! debootstrap --variant=minbase --include=python3,python3-numpy "$DEBIAN_SUITE" "$rootfs" "$DEBIAN_MIRROR" \
+    >"$rootfs.log" 2>&1; then
+    tail -n 20 "$rootfs.log" >&2
+    remove_tree "$rootfs"
+    log "debootstrap failed (full log: $rootfs.log)"
+    exit 1
+  fi
+  log "debootstrap done in $((SECONDS - start)) s"
+  # No package caches or indexes in the image (apt recreates them on `apt-get update`), and none of the host's
+  # resolv.conf and hostname that debootstrap copied: the runtime mounts the pod's own over those paths.
+  rm -rf "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+  rm -f "$rootfs/etc/resolv.conf" "$rootfs/etc/hostname"
+  mkdir -p "$rootfs/var/lib/apt/lists/partial"
+  rehash_pycs "$rootfs"
+  # -B: checking must not leave mtime-based pycs behind.
+  if ! chroot "$rootfs" /bin/sh -c 'cat /etc/debian_version >/dev/null && date >/dev/null' ||
+    ! chroot "$rootfs" python3 -B -c 'import numpy; numpy.arange(4).sum()'; then
+    log "the workload root filesystem lacks sh, cat, date or an importable numpy"
+    exit 1
+  fi
+  touch "$rootfs.done"
+}
+
+build_workload() {
+  local archive="$images/numpy-workload-${WORKLOAD_VERSION}.oci.tar" rootfs="$work/numpy-workload-${WORKLOAD_VERSION}"
+  [[ -f "$archive" ]] && return
+  build_workload_rootfs "$rootfs"
+  pack "$rootfs" "$archive" "aiso.local/numpy-workload:${WORKLOAD_VERSION}" --cmd python3 \
+    --env "PATH=$WORKLOAD_PATH" --env PYTHONUNBUFFERED=1
+}
+
+build_pause
+build_workload
+echo "$images"
