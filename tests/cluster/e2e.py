@@ -7,7 +7,8 @@ and memory are measured in real cgroups. Everything it started is torn down at t
 namespaces, bridges).
 
 E2E_OUTPUT_DIR: where the report goes (default: a directory in the system's temp dir, printed at the end);
-`make e2e E2E_OUTPUT_DIR=docs/results/e2e` publishes it. E2E_SAMPLES / E2E_KEEP_WORKDIR for debugging."""
+`make e2e E2E_OUTPUT_DIR=docs/results/e2e` publishes it. E2E_SAMPLES / E2E_TRIM (default 20 / 3) and
+E2E_KEEP_WORKDIR for shorter runs and debugging."""
 
 from __future__ import annotations
 
@@ -124,6 +125,7 @@ async def _compare(kubeconfig: Path, url: str, source: str, target: str, output:
         f"--nfs-server={NFS_SERVER}",
         f"--nfs-path={NFS_PATH}",
         f"--samples={os.environ.get('E2E_SAMPLES') or 20}",
+        f"--trim={os.environ.get('E2E_TRIM') or 3}",
         f"--output-dir={output}",
         "--timeout=300",
     ]

@@ -6,10 +6,12 @@ machine has a hybrid cgroup v1 layout), CNI bridge and subnet, and a private mou
 and kubelet, so /var/log/pods and every mount the node makes (volumes, overlay root filesystems, network namespaces)
 stay the node's own and vanish with it.
 
-Nodes are named after their loopback address (``127.0.1.1``, ``127.0.1.2``, …): a kubelet refuses a loopback
-``--node-ip`` but takes an IP given as its host name as the node's InternalIP, so the API server reaches each kubelet
-on 127.0.x.x with the kubelet's client certificate and verifies the kubelet's serving certificate; nothing binds
-outside loopback.
+Addresses: the API server's node proxy (``/api/v1/nodes/<node>/proxy/stats/summary``) refuses loopback addresses
+("address not allowed"), and a kubelet refuses a loopback ``--node-ip``. So the tier adds a host-only interface,
+``aiso-nodes`` (a bridge with no ports: this kernel has no dummy interfaces), with one /32 address per node in
+10.231.0.0/24; each kubelet binds only its own address. Packets to a local address never leave the machine. The
+API server reaches each kubelet there with its kubelet client certificate and verifies the kubelet's serving
+certificate.
 
 Shared storage: the kernel here has no NFS client. The PersistentVolume stays an ``nfs`` volume (the orchestrator
 sees exactly what a real cluster has); each kubelet's ``--experimental-mounter-path`` points at ``nfs-mounter.sh``,
@@ -38,7 +40,10 @@ from tests.cluster.processes import ManagedProcess
 CGROUP_V1 = Path("/sys/fs/cgroup")
 CNI_PLUGINS = Path("/usr/lib/cni")  # Debian's containernetworking-plugins
 NFS_MOUNTER = Path(__file__).with_name("nfs-mounter.sh")
-NODE_PREFIX = "127.0.1."
+NODE_PREFIX = "aiso-node-"
+ADDRESS_PREFIX = "10.231.0."
+HOST_INTERFACE = "aiso-nodes"
+LOG_MOUNT_POINTS = (Path("/var/log/pods"), Path("/var/log/containers"))
 CGROUP_PREFIX = "aiso-e2e-node-"
 BRIDGE_PREFIX = "aiso-br"
 SANDBOX_IMAGE = "aiso.local/pause:3.10"
@@ -127,6 +132,17 @@ def remove_link(name: str) -> None:
         subprocess.run(["ip", "link", "delete", name], check=False, capture_output=True)
 
 
+def _add_host_interface(addresses: list[str]) -> None:
+    remove_link(HOST_INTERFACE)
+    commands = [["ip", "link", "add", HOST_INTERFACE, "type", "bridge"]]
+    commands += [["ip", "address", "add", f"{address}/32", "dev", HOST_INTERFACE] for address in addresses]
+    commands.append(["ip", "link", "set", HOST_INTERFACE, "up"])
+    for command in commands:
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise ClusterError(f"{' '.join(command)}: {done.stderr.strip()}")
+
+
 def leftover_cgroups() -> list[str]:
     """Node cgroups of an earlier run that was killed before it could tear down."""
     names = {p.name for h in cgroup_hierarchies() for p in h.iterdir() if p.name.startswith(CGROUP_PREFIX)}
@@ -148,6 +164,7 @@ class RealNode:
 
     def __post_init__(self) -> None:
         self.name = f"{NODE_PREFIX}{self.index}"
+        self.address = f"{ADDRESS_PREFIX}{self.index}"
         self.dir = self.workdir / f"node-{self.index}"
         self.socket = self.dir / "containerd" / "containerd.sock"
         self.cgroup_root = f"{CGROUP_PREFIX}{self.index}"
@@ -217,10 +234,10 @@ state = "{base / "state"}"
         config = {
             "apiVersion": "kubelet.config.k8s.io/v1beta1",
             "kind": "KubeletConfiguration",
-            "address": self.name,
+            "address": self.address,
             "port": KUBELET_PORT,
             "readOnlyPort": 0,
-            "healthzBindAddress": self.name,
+            "healthzBindAddress": self.address,
             "healthzPort": 10248,
             "tlsCertFile": str(serving.serving_cert),
             "tlsPrivateKeyFile": str(serving.serving_key),
@@ -261,7 +278,7 @@ state = "{base / "state"}"
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         (self.dir / "containerd" / "config.toml").write_text(self._containerd_config())
         (self.dir / "cni" / "net.d" / "10-bridge.conflist").write_text(self._cni_config())
-        identity = certs.issue_node(cluster.pki, self.dir / "pki", name=self.name, address=self.name)
+        identity = certs.issue_node(cluster.pki, self.dir / "pki", name=self.name, address=self.address)
         (self.dir / "kubelet" / "config.yaml").write_text(self._kubelet_config(cluster.pki.ca_cert, identity))
         write_kubeconfig(
             self.dir / "kubelet" / "kubeconfig",
@@ -278,7 +295,7 @@ state = "{base / "state"}"
         # each node gets its own behind them (one kubelet's log GC would otherwise delete the other's logs).
         mounts = " ".join(
             f'mkdir -p {target} && mount --bind "{self.dir / "logs" / source}" {target} &&'
-            for source, target in (("pods", "/var/log/pods"), ("containers", "/var/log/containers"))
+            for source, target in zip(("pods", "containers"), LOG_MOUNT_POINTS, strict=True)
         )
         containerd = self._process(
             "containerd",
@@ -293,6 +310,7 @@ state = "{base / "state"}"
             f"--config={self.dir / 'kubelet' / 'config.yaml'}",
             f"--kubeconfig={self.dir / 'kubelet' / 'kubeconfig'}",
             f"--hostname-override={self.name}",
+            f"--node-ip={self.address}",
             f"--root-dir={self.dir / 'kubelet' / 'root'}",
             f"--cert-dir={self.dir / 'kubelet' / 'pki'}",
             f"--node-labels={NODE_LABEL}=true",
@@ -347,6 +365,7 @@ class RealNodeTier:
     startup_timeout: float = 120.0
     nodes: list[RealNode] = field(default_factory=list)
     saved_sysctls: dict[Path, str] = field(default_factory=dict)
+    created_dirs: list[Path] = field(default_factory=list)
 
     @property
     def exports(self) -> Path:
@@ -365,7 +384,10 @@ class RealNodeTier:
         binaries = node_binaries()
         self.saved_sysctls = {p: p.read_text() for p in (Path("/proc/sys") / s for s in KUBELET_SYSCTLS) if p.exists()}
         self.exports.mkdir(parents=True, exist_ok=True)
+        # Mount points of the nodes' own log directories (see RealNode.start): created on the host if missing.
+        self.created_dirs = [p for p in LOG_MOUNT_POINTS if not p.exists()]
         try:
+            _add_host_interface([f"{ADDRESS_PREFIX}{index}" for index in range(1, self.count + 1)])
             for index in range(1, self.count + 1):
                 node = RealNode(index, self.workdir, binaries)
                 self.nodes.append(node)
@@ -382,6 +404,10 @@ class RealNodeTier:
             except ClusterError as error:
                 errors.append(str(error))
         self.nodes.clear()
+        remove_link(HOST_INTERFACE)
+        for directory in self.created_dirs:
+            with contextlib.suppress(OSError):
+                directory.rmdir()  # only when empty
         for path, value in self.saved_sysctls.items():
             try:
                 path.write_text(value)

@@ -22,8 +22,9 @@ def _node(tmp_path: Path, index: int = 2) -> RealNode:
 
 def test_each_node_has_its_own_name_cgroup_bridge_and_subnet(tmp_path: Path) -> None:
     one, two = _node(tmp_path, 1), _node(tmp_path, 2)
-    assert (one.name, two.name) == ("127.0.1.1", "127.0.1.2")
-    for attribute in ("dir", "socket", "cgroup_root", "runtime_cgroup", "bridge", "subnet"):
+    assert (one.name, two.name) == ("aiso-node-1", "aiso-node-2")
+    assert (one.address, two.address) == ("10.231.0.1", "10.231.0.2")
+    for attribute in ("address", "dir", "socket", "cgroup_root", "runtime_cgroup", "bridge", "subnet"):
         assert getattr(one, attribute) != getattr(two, attribute), attribute
 
 
@@ -52,11 +53,11 @@ def test_cni_config_is_a_bridge_with_the_nodes_subnet(tmp_path: Path) -> None:
     assert plugin["ipam"]["dataDir"].startswith(str(node.dir))
 
 
-def test_kubelet_config_serves_on_the_nodes_loopback_address_with_webhook_auth(tmp_path: Path) -> None:
+def test_kubelet_config_serves_only_on_the_nodes_address_with_webhook_auth(tmp_path: Path) -> None:
     node = _node(tmp_path)
     serving = certs.NodeCerts(tmp_path / "c", tmp_path / "k", tmp_path / "s.crt", tmp_path / "s.key")
     config = yaml.safe_load(node._kubelet_config(tmp_path / "ca.crt", serving))
-    assert config["address"] == config["healthzBindAddress"] == "127.0.1.2"
+    assert config["address"] == config["healthzBindAddress"] == "10.231.0.2"
     assert config["authentication"]["anonymous"]["enabled"] is False
     assert config["authorization"]["mode"] == "Webhook"
     assert config["cgroupDriver"] == "cgroupfs"
@@ -69,12 +70,12 @@ def test_node_certificates_carry_the_node_identity_and_address(tmp_path: Path) -
     from cryptography import x509
 
     cluster = certs.generate(tmp_path / "pki")
-    node = certs.issue_node(cluster, tmp_path / "node", name="127.0.1.1", address="127.0.1.1")
+    node = certs.issue_node(cluster, tmp_path / "node", name="aiso-node-1", address="10.231.0.1")
     client = x509.load_pem_x509_certificate(node.client_cert.read_bytes())
-    assert client.subject.rfc4514_string() == "O=system:nodes,CN=system:node:127.0.1.1"
+    assert client.subject.rfc4514_string() == "O=system:nodes,CN=system:node:aiso-node-1"
     serving = x509.load_pem_x509_certificate(node.serving_cert.read_bytes())
     sans = serving.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)] == ["127.0.1.1"]
+    assert [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)] == ["10.231.0.1"]
 
 
 @pytest.fixture
