@@ -23,6 +23,8 @@ set (default 0: without end) it exits 0 once that many epochs are done."""
 import json
 import os
 import re
+import signal
+import sys
 import time
 
 import numpy as np
@@ -191,6 +193,8 @@ def main():
 
 
 if __name__ == "__main__":
+    # PID 1 of its container: without a handler the kernel drops SIGTERM and the pod waits out its grace period.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     main()
 '''
 

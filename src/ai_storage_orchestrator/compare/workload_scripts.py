@@ -13,6 +13,8 @@ checkpoint, so a pod recreated on another node continues where the old one stopp
 import json
 import os
 import re
+import signal
+import sys
 import time
 
 import numpy as np
@@ -106,6 +108,8 @@ def main():
 
 
 if __name__ == "__main__":
+    # PID 1 of its container: without a handler the kernel drops SIGTERM and the pod waits out its grace period.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     main()
 '''
 
@@ -118,6 +122,8 @@ $DATA_DIR/dataset/shard-NN.npz every $WRITE_SECONDS and at the end, then manifes
 results stay on the shared volume, so a pod that moves has no reason to run this again."""
 import json
 import os
+import signal
+import sys
 import time
 
 import numpy as np
@@ -191,6 +197,8 @@ def main():
 
 
 if __name__ == "__main__":
+    # PID 1 of its container: without a handler the kernel drops SIGTERM and the pod waits out its grace period.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     main()
 '''
 
@@ -198,6 +206,8 @@ MODEL_MONITOR = '''"""model-monitor: reports every new epoch the trainer records
 $DATA_DIR/metrics/trainer.json, and warns when none arrives for $STALL_SECONDS."""
 import json
 import os
+import signal
+import sys
 import time
 
 DATA_DIR = os.environ.get("DATA_DIR", "/data")
@@ -232,6 +242,8 @@ def main():
 
 
 if __name__ == "__main__":
+    # PID 1 of its container: without a handler the kernel drops SIGTERM and the pod waits out its grace period.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     main()
 '''
 

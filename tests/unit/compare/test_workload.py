@@ -305,3 +305,23 @@ def test_the_numpy_data_processor_redoes_its_work_on_every_start(numpy_python: s
     first = json.loads((dataset / "manifest.json").read_text())
     assert "done: 1 passes" in _run(numpy_python, "data-processor.py", data, **knobs)  # the marker is there: redone
     assert json.loads((dataset / "manifest.json").read_text())["finished"] > first["finished"]
+
+
+def test_programs_end_promptly_on_sigterm_as_pid_1_would_need(tmp_path: Path) -> None:
+    """PID 1 of a container gets no default SIGTERM action: each program installs its own handler (143 = 128 + 15).
+    model-monitor needs no numpy, so it runs here; the others carry the same two lines."""
+    import signal
+
+    from ai_storage_orchestrator.compare import numpy_scripts, workload_scripts
+
+    handler = "signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))"
+    programs = [workload_scripts.TRAINER, workload_scripts.DATA_PROCESSOR, workload_scripts.MODEL_MONITOR]
+    assert all(handler in program for program in [*programs, numpy_scripts.TRAINER])
+    script = tmp_path / "model-monitor.py"
+    script.write_text(workload_scripts.MODEL_MONITOR)
+    env = {"DATA_DIR": str(tmp_path), "MONITOR_INTERVAL": "60"}
+    with subprocess.Popen([sys.executable, "-u", str(script)], stdout=subprocess.PIPE, env=env, text=True) as child:
+        assert child.stdout is not None
+        assert child.stdout.readline().startswith("watching")  # past start-up: the handler is installed
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(timeout=10) == 143
