@@ -164,7 +164,9 @@ async def run(workdir: Path, output: Path) -> int:
             orchestrator.stop()
         await asyncio.to_thread(tier.stop)
         cluster.stop()
-        say("Everything the run started is stopped (processes, cgroups, mount namespaces, bridges).")
+        if leftovers := tier.leftovers():
+            raise RuntimeError(f"the tier left behind: {', '.join(leftovers)}")
+        say("Everything the run started is stopped: no process, cgroup, mount or interface of the tier is left.")
 
 
 def main() -> int:

@@ -22,6 +22,7 @@ stand-in for the NFS server; every other mount goes to the real mount(8).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -43,6 +44,7 @@ NFS_MOUNTER = Path(__file__).with_name("nfs-mounter.sh")
 NODE_PREFIX = "aiso-node-"
 ADDRESS_PREFIX = "10.231.0."
 HOST_INTERFACE = "aiso-nodes"
+LOCK_FILE = Path("/run/ai-storage-orchestrator-e2e.lock")
 LOG_MOUNT_POINTS = (Path("/var/log/pods"), Path("/var/log/containers"))
 CGROUP_PREFIX = "aiso-e2e-node-"
 BRIDGE_PREFIX = "aiso-br"
@@ -379,6 +381,7 @@ class RealNodeTier:
     def start(self) -> None:
         if os.geteuid() != 0:
             raise ClusterError("real nodes need root (kubelet, containerd, mounts, cgroups)")
+        self._lock()
         for stale in leftover_cgroups():
             remove_cgroup(stale)
         binaries = node_binaries()
@@ -395,6 +398,36 @@ class RealNodeTier:
         except BaseException:
             self.stop()
             raise
+
+    def _lock(self) -> None:
+        """One tier per machine: names, addresses and cgroups are fixed, and start-up removes leftovers."""
+        handle = LOCK_FILE.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            message = f"another real-node tier is running on this machine (pid {holder}, {LOCK_FILE})"
+            raise ClusterError(message) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._lock_handle = handle
+
+    def leftovers(self) -> list[str]:
+        """What a stopped tier must not leave behind: cgroups, interfaces, mounts, processes of its binaries."""
+        found = [f"cgroup {name}" for name in leftover_cgroups()]
+        found += [f"interface {p.name}" for p in Path("/sys/class/net").iterdir() if p.name.startswith("aiso-")]
+        mounts = Path("/proc/self/mountinfo").read_text().splitlines()
+        found += [f"mount {line.split()[4]}" for line in mounts if str(self.workdir) in line]
+        binaries = str(node_binaries())
+        for entry in Path("/proc").iterdir():
+            with contextlib.suppress(OSError):
+                if entry.name.isdigit() and os.readlink(entry / "exe").startswith(binaries):
+                    found.append(f"process {entry.name} ({os.readlink(entry / 'exe')})")
+        return found
 
     def stop(self) -> None:
         errors = []
@@ -414,6 +447,9 @@ class RealNodeTier:
             except OSError as error:
                 errors.append(f"cannot restore {path}: {error}")
         self.saved_sysctls.clear()
+        if handle := getattr(self, "_lock_handle", None):
+            handle.close()  # releases the lock
+            self._lock_handle = None
         if errors:
             raise ClusterError("; ".join(errors))
 
