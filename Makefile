@@ -29,7 +29,7 @@ cluster-bin:
 lint: venv
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
-	$(VENV)/bin/shellcheck -x scripts/*.sh tools/k8s/build.sh tools/nodes/*.sh tests/cluster/*.sh .ci/run
+	$(VENV)/bin/shellcheck -x scripts/*.sh tools/k8s/*.sh tools/nodes/*.sh tests/cluster/*.sh .ci/run
 
 format: venv
 	$(VENV)/bin/ruff format src tests

@@ -11,6 +11,8 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=tools/k8s/versions.env
 source "$here/versions.env"
+# shellcheck source=tools/k8s/stamps.sh
+source "$here/stamps.sh"
 
 cache="${AISO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ai-storage-orchestrator}"
 bin="$cache/bin/k8s-${KUBERNETES_VERSION}-kwok-${KWOK_VERSION}"
@@ -47,11 +49,11 @@ build_kubernetes() {
     awk '$2 == "v0.0.0" && $1 ~ /^k8s\.io\// { print "replace " $1 " => " $1 " '"$staging_version"'" }' "$upstream"
   } >"$dir/go.mod"
   local targets=()
-  [[ -x "$bin/kube-apiserver" ]] || targets+=(kube-apiserver)
-  [[ -x "$bin/kube-controller-manager" ]] || targets+=(kube-controller-manager)
+  is_current "$bin/kube-apiserver" || targets+=(kube-apiserver)
+  is_current "$bin/kube-controller-manager" || targets+=(kube-controller-manager)
   for t in "${targets[@]}"; do
     log "building $t ${KUBERNETES_VERSION}"
-    (cd "$dir" && go build -trimpath -ldflags="-s -w" -o "$bin/$t.tmp" "k8s.io/kubernetes/cmd/$t")
+    (cd "$dir" && go build -trimpath -ldflags="-s -w $(version_ldflags)" -o "$bin/$t.tmp" "k8s.io/kubernetes/cmd/$t")
     mv "$bin/$t.tmp" "$bin/$t"
   done
 }

@@ -11,6 +11,8 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=tools/k8s/versions.env
 source "$here/../k8s/versions.env"
+# shellcheck source=tools/k8s/stamps.sh
+source "$here/../k8s/stamps.sh"
 # shellcheck source=tools/nodes/versions.env
 source "$here/versions.env"
 
@@ -28,12 +30,12 @@ mkdir -p "$bin" "$work"
 log() { echo "[nodes-build] $*" >&2; }
 
 build_kubelet() {
-  [[ -x "$bin/kubelet" ]] && return
+  is_current "$bin/kubelet" && return
   # The control-plane build prepares the module that pins k8s.io/kubernetes and its staging modules.
   "$here/../k8s/build.sh" >/dev/null
   log "building kubelet ${KUBERNETES_VERSION} (cgo)"
   (cd "$work/kubernetes-${KUBERNETES_VERSION}" &&
-    CGO_ENABLED=1 go build -trimpath -ldflags="-s -w" -o "$bin/kubelet.tmp" k8s.io/kubernetes/cmd/kubelet)
+    CGO_ENABLED=1 go build -trimpath -ldflags="-s -w $(version_ldflags)" -o "$bin/kubelet.tmp" k8s.io/kubernetes/cmd/kubelet)
   mv "$bin/kubelet.tmp" "$bin/kubelet"
 }
 
