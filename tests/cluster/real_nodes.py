@@ -25,7 +25,6 @@ import contextlib
 import fcntl
 import json
 import os
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -35,10 +34,10 @@ from pathlib import Path
 import yaml
 
 from tests.cluster import certs
+from tests.cluster.cgroups_v1 import cgroup_hierarchies, leftover_cgroups, make_cgroup, remove_cgroup
 from tests.cluster.local_cluster import REPO_ROOT, ClusterError, LocalCluster, write_kubeconfig
 from tests.cluster.processes import ManagedProcess
 
-CGROUP_V1 = Path("/sys/fs/cgroup")
 CNI_PLUGINS = Path("/usr/lib/cni")  # Debian's containernetworking-plugins
 NFS_MOUNTER = Path(__file__).with_name("nfs-mounter.sh")
 NODE_PREFIX = "aiso-node-"
@@ -72,63 +71,6 @@ def node_binaries() -> Path:
     return Path(printed)
 
 
-def cgroup_hierarchies() -> list[Path]:
-    """The mounted cgroup v1 hierarchies (cpu, cpuacct, memory, …, and the named systemd one)."""
-    if (CGROUP_V1 / "cgroup.controllers").exists():
-        raise ClusterError("this host has a unified cgroup v2 layout; the node tier is written for cgroup v1")
-    return sorted(p for p in CGROUP_V1.iterdir() if p.is_dir() and p.name != "unified" and not p.is_symlink())
-
-
-def _make_cgroup(name: str) -> None:
-    for hierarchy in cgroup_hierarchies():
-        path = hierarchy / name
-        path.mkdir(exist_ok=True)
-        if hierarchy.name == "cpuset":
-            # A new cpuset cgroup starts with no CPUs and no memory nodes: inherit the parent's.
-            for knob in ("cpuset.cpus", "cpuset.mems"):
-                (path / knob).write_text((hierarchy / knob).read_text())
-
-
-def _cgroup_dirs(name: str) -> list[Path]:
-    """Every directory of cgroup `name` in every hierarchy, deepest first."""
-    found: list[Path] = []
-    for hierarchy in cgroup_hierarchies():
-        top = hierarchy / name
-        if top.is_dir():
-            found.extend(sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True))
-            found.append(top)
-    return found
-
-
-def _pids_in(name: str) -> set[int]:
-    pids: set[int] = set()
-    for directory in _cgroup_dirs(name):
-        with contextlib.suppress(OSError):
-            pids.update(int(line) for line in (directory / "cgroup.procs").read_text().split())
-    return pids
-
-
-def remove_cgroup(name: str, *, timeout: float = 30.0) -> None:
-    """Kill every process left in cgroup `name` (shims and containers escape their parents' process groups, not
-    their cgroups), then remove its directories bottom-up."""
-    deadline = time.monotonic() + timeout
-    while pids := _pids_in(name):
-        if time.monotonic() > deadline:
-            raise ClusterError(f"processes {sorted(pids)} survive in cgroup {name}")
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(0.1)  # the kernel empties cgroup.procs once the killed processes are reaped
-    for directory in _cgroup_dirs(name):
-        while directory.exists():
-            try:
-                directory.rmdir()
-            except OSError as error:
-                if time.monotonic() > deadline:
-                    raise ClusterError(f"cannot remove cgroup {directory}: {error}") from error
-                time.sleep(0.1)  # a cgroup whose last task just exited is busy for a moment
-
-
 def remove_link(name: str) -> None:
     if Path(f"/sys/class/net/{name}").exists():
         subprocess.run(["ip", "link", "delete", name], check=False, capture_output=True)
@@ -143,12 +85,6 @@ def _add_host_interface(addresses: list[str]) -> None:
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise ClusterError(f"{' '.join(command)}: {done.stderr.strip()}")
-
-
-def leftover_cgroups() -> list[str]:
-    """Node cgroups of an earlier run that was killed before it could tear down."""
-    names = {p.name for h in cgroup_hierarchies() for p in h.iterdir() if p.name.startswith(CGROUP_PREFIX)}
-    return sorted(names)
 
 
 def _enter_cgroup_script(name: str) -> str:
@@ -290,8 +226,8 @@ state = "{base / "state"}"
             key=identity.client_key,
             user=self.name,
         )
-        _make_cgroup(self.cgroup_root)
-        _make_cgroup(self.runtime_cgroup)
+        make_cgroup(self.cgroup_root)
+        make_cgroup(self.runtime_cgroup)
         path = f"{self.binaries}:{os.environ.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}"
         # The node's own mount namespace: /var/log/pods and /var/log/containers are fixed paths in the kubelet, so
         # each node gets its own behind them (one kubelet's log GC would otherwise delete the other's logs).
@@ -382,7 +318,7 @@ class RealNodeTier:
         if os.geteuid() != 0:
             raise ClusterError("real nodes need root (kubelet, containerd, mounts, cgroups)")
         self._lock()
-        for stale in leftover_cgroups():
+        for stale in leftover_cgroups(CGROUP_PREFIX):
             remove_cgroup(stale)
         binaries = node_binaries()
         self.saved_sysctls = {p: p.read_text() for p in (Path("/proc/sys") / s for s in KUBELET_SYSCTLS) if p.exists()}
@@ -418,7 +354,7 @@ class RealNodeTier:
 
     def leftovers(self) -> list[str]:
         """What a stopped tier must not leave behind: cgroups, interfaces, mounts, processes of its binaries."""
-        found = [f"cgroup {name}" for name in leftover_cgroups()]
+        found = [f"cgroup {name}" for name in leftover_cgroups(CGROUP_PREFIX)]
         found += [f"interface {p.name}" for p in Path("/sys/class/net").iterdir() if p.name.startswith("aiso-")]
         mounts = Path("/proc/self/mountinfo").read_text().splitlines()
         found += [f"mount {line.split()[4]}" for line in mounts if str(self.workdir) in line]

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import time
 import tomllib
 from pathlib import Path
 
@@ -11,6 +14,7 @@ import pytest
 import yaml
 
 from tests.cluster import certs
+from tests.cluster.cgroups_v1 import CGROUP_V1, cgroup_hierarchies, leftover_cgroups, make_cgroup, remove_cgroup
 from tests.cluster.real_nodes import NFS_MOUNTER, SANDBOX_IMAGE, RealNode, export_dir
 
 pytestmark = pytest.mark.unit
@@ -117,3 +121,25 @@ def test_mounter_passes_other_file_systems_to_mount_unchanged(tmp_path: Path, fa
     done = _mounter(["mount", *args], fake_bin=fake_mount, exports=tmp_path)
     assert done.returncode == 0
     assert done.stdout.split() == args
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not (CGROUP_V1 / "memory").is_dir(), reason="needs root and a cgroup v1 layout"
+)
+def test_remove_cgroup_kills_what_runs_inside_and_removes_it_everywhere() -> None:
+    name = f"aiso-unit-{os.getpid()}"
+    make_cgroup(name)
+    try:
+        assert name in leftover_cgroups("aiso-unit-")
+        enter = "".join(f'echo $$ > "{h / name}/cgroup.procs"; ' for h in cgroup_hierarchies())
+        # The child leaves its parent's process group, as containerd's shims do; only the cgroup holds it.
+        child = subprocess.Popen(["sh", "-c", f"{enter} exec sleep 300"], start_new_session=True)
+        deadline = time.monotonic() + 10
+        while str(child.pid) not in (CGROUP_V1 / "memory" / name / "cgroup.procs").read_text().split():
+            assert time.monotonic() < deadline, "the child never entered the cgroup"
+            time.sleep(0.01)  # the shell writes its pid before it execs
+    finally:
+        remove_cgroup(name)
+    assert child.wait(timeout=10) == -signal.SIGKILL
+    assert name not in leftover_cgroups("aiso-unit-")
+    assert not any((h / name).exists() for h in cgroup_hierarchies())
