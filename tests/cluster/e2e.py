@@ -6,6 +6,7 @@ orchestrator as its own process, and runs `ai-storage-orchestrator compare --wor
 and memory are measured in real cgroups. Everything it started is torn down at the end (processes, cgroups, mount
 namespaces, bridges).
 
+E2E_KEEP=1 keeps the cluster, the nodes and the orchestrator up after the comparison until Ctrl-C.
 E2E_OUTPUT_DIR: where the report goes (default: a directory in the system's temp dir, printed at the end);
 `make e2e E2E_OUTPUT_DIR=docs/results/e2e` publishes it. E2E_SAMPLES / E2E_TRIM (default 20 / 3) and
 E2E_KEEP_WORKDIR for shorter runs and debugging."""
@@ -158,7 +159,14 @@ async def run(workdir: Path, output: Path) -> int:
         orchestrator, url = await start_orchestrator(cluster.kubeconfig, workdir, port=free_port())
         say(f"Orchestrator ready at {url} (logs: {orchestrator.log_path})\n")
         source, target = tier.node_names
-        return await _compare(cluster.kubeconfig, url, source, target, output)
+        code = await _compare(cluster.kubeconfig, url, source, target, output)
+        if os.environ.get("E2E_KEEP"):
+            say("\nEverything stays up (E2E_KEEP is set; Ctrl-C tears it down):")
+            say(f"  kubectl --kubeconfig {cluster.kubeconfig} get nodes -o wide")
+            say(f"  kubectl --kubeconfig {cluster.kubeconfig} get --raw /api/v1/nodes/{source}/proxy/stats/summary")
+            say(f"  curl {url}/api/migrations   ·   curl {url}/metrics")
+            await asyncio.Event().wait()
+        return code
     finally:
         if orchestrator is not None:
             orchestrator.stop()
