@@ -27,14 +27,15 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import yaml
 
 from tests.cluster import certs
 from tests.cluster.cgroups_v1 import cgroup_hierarchies, leftover_cgroups, make_cgroup, remove_cgroup
+from tests.cluster.host_state import HostSnapshot
 from tests.cluster.local_cluster import REPO_ROOT, ClusterError, LocalCluster, write_kubeconfig
 from tests.cluster.processes import ManagedProcess
 
@@ -50,15 +51,6 @@ BRIDGE_PREFIX = "aiso-br"
 SANDBOX_IMAGE = "aiso.local/pause:3.10"
 KUBELET_PORT = 10250
 NODE_LABEL = "ai-storage.io/e2e-node"
-# Kernel settings a kubelet writes at start (protectKernelDefaults off): saved before, restored after the tier.
-KUBELET_SYSCTLS = (
-    "vm/overcommit_memory",
-    "vm/panic_on_oom",
-    "kernel/panic",
-    "kernel/panic_on_oops",
-    "kernel/keys/root_maxkeys",
-    "kernel/keys/root_maxbytes",
-)
 
 
 def node_binaries() -> Path:
@@ -302,7 +294,8 @@ class RealNodeTier:
     count: int = 2
     startup_timeout: float = 120.0
     nodes: list[RealNode] = field(default_factory=list)
-    saved_sysctls: dict[Path, str] = field(default_factory=dict)
+    host: HostSnapshot | None = None
+    lock_handle: TextIO | None = field(default=None, repr=False)
     created_dirs: list[Path] = field(default_factory=list)
 
     @property
@@ -321,7 +314,7 @@ class RealNodeTier:
         for stale in leftover_cgroups(CGROUP_PREFIX):
             remove_cgroup(stale)
         binaries = node_binaries()
-        self.saved_sysctls = {p: p.read_text() for p in (Path("/proc/sys") / s for s in KUBELET_SYSCTLS) if p.exists()}
+        self.host = HostSnapshot()
         self.exports.mkdir(parents=True, exist_ok=True)
         # Mount points of the nodes' own log directories (see RealNode.start): created on the host if missing.
         self.created_dirs = [p for p in LOG_MOUNT_POINTS if not p.exists()]
@@ -350,7 +343,7 @@ class RealNodeTier:
         handle.truncate()
         handle.write(str(os.getpid()))
         handle.flush()
-        self._lock_handle = handle
+        self.lock_handle = handle
 
     def leftovers(self) -> list[str]:
         """What a stopped tier must not leave behind: cgroups, interfaces, mounts, processes of its binaries."""
@@ -358,6 +351,7 @@ class RealNodeTier:
         found += [f"interface {p.name}" for p in Path("/sys/class/net").iterdir() if p.name.startswith("aiso-")]
         mounts = Path("/proc/self/mountinfo").read_text().splitlines()
         found += [f"mount {line.split()[4]}" for line in mounts if str(self.workdir) in line]
+        found += self.host.differences() if self.host is not None else []
         binaries = str(node_binaries())
         for entry in Path("/proc").iterdir():
             with contextlib.suppress(OSError):
@@ -377,26 +371,13 @@ class RealNodeTier:
         for directory in self.created_dirs:
             with contextlib.suppress(OSError):
                 directory.rmdir()  # only when empty
-        for path, value in self.saved_sysctls.items():
-            try:
-                path.write_text(value)
-            except OSError as error:
-                errors.append(f"cannot restore {path}: {error}")
-        self.saved_sysctls.clear()
-        if handle := getattr(self, "_lock_handle", None):
-            handle.close()  # releases the lock
-            self._lock_handle = None
+        if self.host is not None:
+            errors.extend(self.host.restore())
+        if self.lock_handle is not None:
+            self.lock_handle.close()  # releases the lock
+            self.lock_handle = None
         if errors:
             raise ClusterError("; ".join(errors))
-
-
-@contextlib.contextmanager
-def running(tier: RealNodeTier) -> Iterator[RealNodeTier]:
-    tier.start()
-    try:
-        yield tier
-    finally:
-        tier.stop()
 
 
 def export_dir(exports: Path, nfs_path: str) -> Path:
