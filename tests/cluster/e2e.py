@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -137,6 +138,9 @@ async def _compare(kubeconfig: Path, url: str, source: str, target: str, output:
 
 
 async def run(workdir: Path, output: Path) -> int:
+    main_task = asyncio.current_task()
+    if main_task is not None:  # `kill` tears down like Ctrl-C (the finally below), instead of orphaning containers
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     archives = image_archives()
     say("Starting a local control plane (etcd, kube-apiserver, kube-controller-manager) …")
     cluster = LocalCluster(workdir / "cluster", node_names=[], real_nodes=True)
@@ -168,10 +172,12 @@ async def run(workdir: Path, output: Path) -> int:
             await asyncio.Event().wait()
         return code
     finally:
+        stopping = time.monotonic()
         if orchestrator is not None:
             orchestrator.stop()
         await asyncio.to_thread(tier.stop)
         cluster.stop()
+        say(f"Torn down in {time.monotonic() - stopping:.1f} s.")
         if leftovers := tier.leftovers():
             raise RuntimeError(f"the tier left behind: {', '.join(leftovers)}")
         say("Everything the run started is stopped: no process, cgroup, mount or interface of the tier is left.")
@@ -183,7 +189,7 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="aiso-e2e-"))
     try:
         code = asyncio.run(run(workdir, output.resolve()))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         code = 130
     finally:
         if not keep:

@@ -311,8 +311,11 @@ class RealNodeTier:
         if os.geteuid() != 0:
             raise ClusterError("real nodes need root (kubelet, containerd, mounts, cgroups)")
         self._lock()
+        # Leftovers of a tier that was killed before it could stop.
         for stale in leftover_cgroups(CGROUP_PREFIX):
             remove_cgroup(stale)
+        for index in range(1, self.count + 1):
+            remove_link(f"{BRIDGE_PREFIX}{index}")
         binaries = node_binaries()
         self.host = HostSnapshot()
         self.exports.mkdir(parents=True, exist_ok=True)
