@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import os
 import shutil
 import signal
@@ -184,6 +185,7 @@ async def run(workdir: Path, output: Path) -> int:
 
 
 def main() -> int:
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1` prints every thread's stack: a run that seems stuck
     output = Path(os.environ.get("E2E_OUTPUT_DIR") or Path(tempfile.gettempdir()) / "ai-storage-orchestrator-e2e")
     keep = bool(os.environ.get("E2E_KEEP_WORKDIR"))
     workdir = Path(tempfile.mkdtemp(prefix="aiso-e2e-"))
