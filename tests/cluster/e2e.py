@@ -184,16 +184,27 @@ async def run(workdir: Path, output: Path) -> int:
         say("Everything the run started is stopped: no process, cgroup, mount or interface of the tier is left.")
 
 
+def print_log_tails(workdir: Path, lines: int = 25) -> None:
+    """A failed run's last words from every process it started (the work directory goes away with the run)."""
+    for log in sorted(workdir.rglob("*.log")):
+        tail = log.read_text(errors="replace").splitlines()[-lines:]
+        say(f"\n--- last {len(tail)} lines of {log.relative_to(workdir)} ---")
+        say("\n".join(tail))
+
+
 def main() -> int:
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1` prints every thread's stack: a run that seems stuck
     output = Path(os.environ.get("E2E_OUTPUT_DIR") or Path(tempfile.gettempdir()) / "ai-storage-orchestrator-e2e")
     keep = bool(os.environ.get("E2E_KEEP_WORKDIR"))
     workdir = Path(tempfile.mkdtemp(prefix="aiso-e2e-"))
+    code = 2
     try:
         code = asyncio.run(run(workdir, output.resolve()))
     except (KeyboardInterrupt, asyncio.CancelledError):
         code = 130
     finally:
+        if code not in (0, 130):
+            print_log_tails(workdir)
         if not keep:
             shutil.rmtree(workdir, ignore_errors=True)
     say(f"Report: {output.resolve()}" + (f"   (work directory kept: {workdir})" if keep else ""))
