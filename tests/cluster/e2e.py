@@ -19,7 +19,6 @@ import faulthandler
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +35,7 @@ from ai_storage_orchestrator.kube.client import create_api_client
 from ai_storage_orchestrator.kube.exec import KubeExec
 from ai_storage_orchestrator.kube.resources import PODS
 from tests.cluster.demo import say, start_orchestrator
-from tests.cluster.local_cluster import REPO_ROOT, LocalCluster
+from tests.cluster.local_cluster import LocalCluster, cache_dir
 from tests.cluster.nodes import wait_nodes_ready
 from tests.cluster.processes import ManagedProcess, free_port
 from tests.cluster.real_nodes import RealNodeTier, export_dir
@@ -48,12 +47,10 @@ NFS_PATH = "/exports/training-data"
 
 
 def image_archives() -> list[Path]:
-    printed = subprocess.run(
-        [str(REPO_ROOT / "tools/nodes/images.sh"), "--print"], check=True, capture_output=True, text=True
-    ).stdout.strip()
-    archives = sorted(Path(printed).glob("*.oci.tar"))
+    images = cache_dir("tools/nodes/images.sh")
+    archives = sorted(images.glob("*.oci.tar"))
     if not archives:
-        raise RuntimeError(f"no image archives in {printed}: run tools/nodes/images.sh")
+        raise RuntimeError(f"no image archives in {images}: run tools/nodes/images.sh")
     return archives
 
 

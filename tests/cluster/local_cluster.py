@@ -30,14 +30,17 @@ class ClusterError(RuntimeError):
     pass
 
 
-def binaries_dir() -> Path:
-    configured = os.environ.get("AISO_K8S_BIN")
+def cache_dir(script: str, *, override: str | None = None) -> Path:
+    """The cache directory a tools/ script prints with `--print` (nothing is built), unless env `override` names it."""
+    configured = os.environ.get(override) if override else None
     if configured:
         return Path(configured)
-    printed = subprocess.run(
-        [str(REPO_ROOT / "tools/k8s/build.sh"), "--print"], check=True, capture_output=True, text=True
-    ).stdout.strip()
-    return Path(printed)
+    printed = subprocess.run([str(REPO_ROOT / script), "--print"], check=True, capture_output=True, text=True)
+    return Path(printed.stdout.strip())
+
+
+def binaries_dir() -> Path:
+    return cache_dir("tools/k8s/build.sh", override="AISO_K8S_BIN")
 
 
 def write_kubeconfig(path: Path, *, server: str, ca: Path, cert: Path, key: Path, user: str = "admin") -> None:

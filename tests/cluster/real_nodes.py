@@ -36,7 +36,7 @@ import yaml
 from tests.cluster import certs
 from tests.cluster.cgroups_v1 import cgroup_hierarchies, leftover_cgroups, make_cgroup, remove_cgroup
 from tests.cluster.host_state import HostSnapshot
-from tests.cluster.local_cluster import REPO_ROOT, ClusterError, LocalCluster, write_kubeconfig
+from tests.cluster.local_cluster import ClusterError, LocalCluster, cache_dir, write_kubeconfig
 from tests.cluster.processes import ManagedProcess
 
 CNI_PLUGINS = Path("/usr/lib/cni")  # Debian's containernetworking-plugins
@@ -54,13 +54,7 @@ NODE_LABEL = "ai-storage.io/e2e-node"
 
 
 def node_binaries() -> Path:
-    configured = os.environ.get("AISO_NODE_BIN")
-    if configured:
-        return Path(configured)
-    printed = subprocess.run(
-        [str(REPO_ROOT / "tools/nodes/build.sh"), "--print"], check=True, capture_output=True, text=True
-    ).stdout.strip()
-    return Path(printed)
+    return cache_dir("tools/nodes/build.sh", override="AISO_NODE_BIN")
 
 
 def remove_link(name: str) -> None:
