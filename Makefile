@@ -58,6 +58,7 @@ node-bin: cluster-bin
 
 e2e: venv node-bin
 	AISO_K8S_BIN="$(K8S_BIN)" E2E_OUTPUT_DIR="$(E2E_OUTPUT_DIR)" $(PY) -m tests.cluster.e2e
+	AISO_K8S_BIN="$(K8S_BIN)" AISO_E2E=1 $(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
 bench: venv cluster-bin
 	AISO_K8S_BIN="$(K8S_BIN)" $(PY) -m bench $(BENCH_ARGS)

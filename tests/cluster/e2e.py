@@ -38,11 +38,10 @@ from tests.cluster.demo import say, start_orchestrator
 from tests.cluster.local_cluster import LocalCluster, cache_dir
 from tests.cluster.nodes import wait_nodes_ready
 from tests.cluster.processes import ManagedProcess, free_port
-from tests.cluster.real_nodes import RealNodeTier, export_dir
+from tests.cluster.real_nodes import NFS_SERVER_STAND_IN, RealNodeTier, export_dir
 
 NAMESPACE = "ai-e2e"
 PROBE_NAMESPACE = "default"
-NFS_SERVER = "127.0.0.1"
 NFS_PATH = "/exports/training-data"
 
 
@@ -122,7 +121,7 @@ async def _compare(kubeconfig: Path, url: str, source: str, target: str, output:
         f"--target-node={target}",
         "--workload=numpy",
         "--source=cgroup",
-        f"--nfs-server={NFS_SERVER}",
+        f"--nfs-server={NFS_SERVER_STAND_IN}",
         f"--nfs-path={NFS_PATH}",
         f"--samples={os.environ.get('E2E_SAMPLES') or 20}",
         f"--trim={os.environ.get('E2E_TRIM') or 3}",

@@ -44,6 +44,7 @@ NFS_MOUNTER = Path(__file__).with_name("nfs-mounter.sh")
 NODE_PREFIX = "aiso-node-"
 ADDRESS_PREFIX = "10.231.0."
 HOST_INTERFACE = "aiso-nodes"
+NFS_SERVER_STAND_IN = "127.0.0.1"  # what `nfs` PVs name as server; nfs-mounter.sh serves every export locally
 LOCK_FILE = Path("/run/ai-storage-orchestrator-e2e.lock")
 LOG_MOUNT_POINTS = (Path("/var/log/pods"), Path("/var/log/containers"))
 CGROUP_PREFIX = "aiso-e2e-node-"
@@ -229,7 +230,7 @@ state = "{base / "state"}"
         )  # fmt: skip
         self._wait(lambda: self.socket.is_socket(), containerd, timeout, "containerd socket")
         for image in images:
-            self._ctr(["images", "import", "--snapshotter", "overlayfs", str(image)])
+            self.ctr(["images", "import", "--snapshotter", "overlayfs", str(image)])
         kubelet_flags = [
             f"--config={self.dir / 'kubelet' / 'config.yaml'}",
             f"--kubeconfig={self.dir / 'kubelet' / 'kubeconfig'}",
@@ -248,7 +249,8 @@ state = "{base / "state"}"
              f'{_enter_cgroup_script(self.runtime_cgroup)} exec kubelet "$@"', "kubelet", *kubelet_flags],
         )  # fmt: skip
 
-    def _ctr(self, args: list[str]) -> str:
+    def ctr(self, args: list[str]) -> str:
+        """`ctr` against this node's containerd, in the namespace the kubelet uses."""
         result = subprocess.run(
             [str(self.binaries / "ctr"), f"--address={self.socket}", "--namespace=k8s.io", *args],
             capture_output=True,
