@@ -1,4 +1,5 @@
-"""Test tiers by directory: tests/unit (pure logic), tests/integration and tests/e2e (real control plane)."""
+"""Test tiers by directory: tests/unit (pure logic), tests/integration (real control plane, KWOK nodes) and tests/e2e
+(real kubelet + containerd nodes; `make e2e`)."""
 
 from __future__ import annotations
 
