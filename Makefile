@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell sha256sum setup.cfg | cut -c1-12)
 K8S_BIN = $(shell tools/k8s/build.sh --print)
 PYTEST_ARGS ?=
 
-.PHONY: all venv cluster-bin lint format typecheck test test-unit test-integration demo e2e node-bin bench cluster-up cluster-down clean
+.PHONY: all venv cluster-bin lint format typecheck test test-unit test-integration demo e2e e2e-tensorflow node-bin bench cluster-up cluster-down clean
 
 all: test
 
@@ -59,6 +59,11 @@ node-bin: cluster-bin
 e2e: venv node-bin
 	AISO_K8S_BIN="$(K8S_BIN)" E2E_OUTPUT_DIR="$(E2E_OUTPUT_DIR)" $(PY) -m tests.cluster.e2e
 	AISO_K8S_BIN="$(K8S_BIN)" AISO_E2E=1 $(PY) -m pytest tests/e2e $(PYTEST_ARGS)
+
+# The optional heavier run: the TensorFlow programs (tensorflow-cpu 2.13.1 from PyPI) instead of the numpy stand-in.
+e2e-tensorflow: venv node-bin
+	tools/nodes/images.sh --tensorflow >/dev/null
+	AISO_K8S_BIN="$(K8S_BIN)" E2E_WORKLOAD=tensorflow-local E2E_OUTPUT_DIR="$(E2E_OUTPUT_DIR)" $(PY) -m tests.cluster.e2e
 
 bench: venv cluster-bin
 	AISO_K8S_BIN="$(K8S_BIN)" $(PY) -m bench $(BENCH_ARGS)

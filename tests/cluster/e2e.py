@@ -6,7 +6,9 @@ orchestrator as its own process, and runs `ai-storage-orchestrator compare --wor
 and memory are measured in real cgroups. Everything it started is torn down at the end (processes, cgroups, mount
 namespaces, bridges).
 
-E2E_KEEP=1 keeps the cluster, the nodes and the orchestrator up after the comparison until Ctrl-C.
+E2E_WORKLOAD=tensorflow-local (`make e2e-tensorflow`) runs the TensorFlow programs on a locally built TensorFlow
+image instead of the numpy stand-in. E2E_KEEP=1 keeps the cluster, the nodes and the orchestrator up after the
+comparison until Ctrl-C.
 E2E_OUTPUT_DIR: where the report goes (default: a directory in the system's temp dir, printed at the end);
 `make e2e E2E_OUTPUT_DIR=docs/results/e2e` publishes it. E2E_SAMPLES / E2E_TRIM (default 20 / 3) and
 E2E_KEEP_WORKDIR for shorter runs and debugging."""
@@ -45,11 +47,21 @@ PROBE_NAMESPACE = "default"
 NFS_PATH = "/exports/training-data"
 
 
-def image_archives() -> list[Path]:
+IMAGE_ARCHIVES = {"numpy": "numpy-workload-1.oci.tar", "tensorflow-local": "tensorflow-workload-2.13.oci.tar"}
+
+
+def image_archives(workload: str = "numpy") -> list[Path]:
+    """The pause image, the numpy image (the probe pods use it) and the workload's own."""
     images = cache_dir("tools/nodes/images.sh")
-    archives = sorted(images.glob("*.oci.tar"))
-    if not archives:
-        raise RuntimeError(f"no image archives in {images}: run tools/nodes/images.sh")
+    archives = [
+        images / name
+        for name in dict.fromkeys(["pause-3.10.oci.tar", IMAGE_ARCHIVES["numpy"], IMAGE_ARCHIVES[workload]])
+    ]
+    missing = [a.name for a in archives if not a.is_file()]
+    if missing:
+        raise RuntimeError(
+            f"no {', '.join(missing)} in {images}: run tools/nodes/images.sh (--tensorflow for that one)"
+        )
     return archives
 
 
@@ -112,14 +124,14 @@ async def probe_nodes(kubeconfig: Path, nodes: list[str], *, timeout: float = 12
         await api_client.close()
 
 
-async def _compare(kubeconfig: Path, url: str, source: str, target: str, output: Path) -> int:
+async def _compare(kubeconfig: Path, url: str, source: str, target: str, output: Path, workload: str) -> int:
     argv = [
         f"--kubeconfig={kubeconfig}",
         f"--orchestrator-url={url}",
         f"--namespace={NAMESPACE}",
         f"--source-node={source}",
         f"--target-node={target}",
-        "--workload=numpy",
+        f"--workload={workload}",
         "--source=cgroup",
         f"--nfs-server={NFS_SERVER_STAND_IN}",
         f"--nfs-path={NFS_PATH}",
@@ -138,7 +150,8 @@ async def run(workdir: Path, output: Path) -> int:
     main_task = asyncio.current_task()
     if main_task is not None:  # `kill` tears down like Ctrl-C (the finally below), instead of orphaning containers
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
-    archives = image_archives()
+    workload = os.environ.get("E2E_WORKLOAD") or "numpy"
+    archives = image_archives(workload)
     say("Starting a local control plane (etcd, kube-apiserver, kube-controller-manager) …")
     cluster = LocalCluster(workdir / "cluster", node_names=[], real_nodes=True)
     await asyncio.to_thread(cluster.start)
@@ -160,7 +173,7 @@ async def run(workdir: Path, output: Path) -> int:
         orchestrator, url = await start_orchestrator(cluster.kubeconfig, workdir, port=free_port())
         say(f"Orchestrator ready at {url} (logs: {orchestrator.log_path})\n")
         source, target = tier.node_names
-        code = await _compare(cluster.kubeconfig, url, source, target, output)
+        code = await _compare(cluster.kubeconfig, url, source, target, output, workload)
         if os.environ.get("E2E_KEEP"):
             say("\nEverything stays up (E2E_KEEP is set; Ctrl-C tears it down):")
             say(f"  kubectl --kubeconfig {cluster.kubeconfig} get nodes -o wide")

@@ -5,8 +5,10 @@
 #   pause-3.10.oci.tar            aiso.local/pause:3.10           static tools/nodes/pause.c at /pause, the sandbox
 #   numpy-workload-1.oci.tar      aiso.local/numpy-workload:1     Debian bookworm minbase + python3 + python3-numpy
 #
-#   tools/nodes/images.sh            build whatever is missing, print the images directory
-#   tools/nodes/images.sh --print    only print the images directory (no build)
+#   tools/nodes/images.sh               build whatever is missing, print the images directory
+#   tools/nodes/images.sh --tensorflow  also tensorflow-workload-2.13.oci.tar (aiso.local/tensorflow-workload:2.13:
+#                                       the numpy image plus tensorflow-cpu 2.13.1 from PyPI, ≈ 1.5 GB unpacked)
+#   tools/nodes/images.sh --print       only print the images directory (no build)
 #
 # A node loads them with `ctr -n k8s.io images import "$(tools/nodes/images.sh --print)/pause-3.10.oci.tar"`.
 # Bump PAUSE_VERSION / WORKLOAD_VERSION when pause.c or the workload's contents change: an existing archive is
@@ -21,6 +23,8 @@ PAUSE_VERSION=3.10
 WORKLOAD_VERSION=1
 DEBIAN_SUITE=bookworm
 DEBIAN_MIRROR="${AISO_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+TENSORFLOW_TAG=2.13
+TENSORFLOW_PACKAGE=tensorflow-cpu==2.13.1 # the newest 2.13 release; its wheels cover Debian bookworm's Python 3.11
 WORKLOAD_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -134,6 +138,29 @@ build_workload() {
     --env "PATH=$WORKLOAD_PATH" --env PYTHONUNBUFFERED=1
 }
 
+build_tensorflow() { # the numpy root filesystem plus TensorFlow's wheels, compiled to checked-hash pycs in place
+  local archive="$images/tensorflow-workload-${TENSORFLOW_TAG}.oci.tar" rootfs="$work/tensorflow-workload-${TENSORFLOW_TAG}"
+  local base="$work/numpy-workload-${WORKLOAD_VERSION}" site=/usr/local/lib/python3.11/dist-packages
+  [[ -f "$archive" ]] && return
+  build_workload_rootfs "$base"
+  remove_tree "$rootfs"
+  cp -a "$base" "$rootfs"
+  log "pip: $TENSORFLOW_PACKAGE and its dependencies into the image (manylinux wheels for CPython 3.11)"
+  python3 -m pip install --quiet --no-cache-dir --no-compile --target "$rootfs$site" --implementation cp \
+    --python-version 3.11 --platform manylinux2014_x86_64 --only-binary=:all: "$TENSORFLOW_PACKAGE"
+  chroot "$rootfs" python3 -m compileall -q -j 0 --invalidation-mode checked-hash "$site" >/dev/null
+  if ! chroot "$rootfs" python3 -B -c 'import tensorflow as tf; tf.constant(1.0) + 1'; then
+    log "TensorFlow does not import in the image"
+    exit 1
+  fi
+  pack "$rootfs" "$archive" "aiso.local/tensorflow-workload:${TENSORFLOW_TAG}" --cmd python3 \
+    --env "PATH=$WORKLOAD_PATH" --env PYTHONUNBUFFERED=1 --env TF_CPP_MIN_LOG_LEVEL=1
+  remove_tree "$rootfs"
+}
+
 build_pause
 build_workload
+if [[ "${1:-}" == "--tensorflow" ]]; then
+  build_tensorflow
+fi
 echo "$images"

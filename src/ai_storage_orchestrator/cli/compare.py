@@ -18,7 +18,13 @@ from ai_storage_orchestrator.compare.orchestrating import OrchestratorClient
 from ai_storage_orchestrator.compare.results import EXIT_ERROR, WINDOW_RULES, Comparison
 from ai_storage_orchestrator.compare.sampling import PathApi
 from ai_storage_orchestrator.compare.scenario import Scenario
-from ai_storage_orchestrator.compare.workload import NUMPY_CPU_SCALE, NUMPY_IMAGE, PROCESS_SECONDS, WORKLOADS
+from ai_storage_orchestrator.compare.workload import (
+    NUMPY_CPU_SCALE,
+    NUMPY_IMAGE,
+    PROCESS_SECONDS,
+    TENSORFLOW_LOCAL_IMAGE,
+    WORKLOADS,
+)
 from ai_storage_orchestrator.kube.client import create_api_client
 from ai_storage_orchestrator.kube.exec import KubeExec
 from ai_storage_orchestrator.rest_client import DEFAULT_URL
@@ -99,8 +105,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         choices=["auto", *WORKLOADS],
         default="auto",
         help="tensorflow: the real manifest of k8s/workloads; numpy: real nodes of a small machine (local image "
-        f"{NUMPY_IMAGE}, never pulled; CPU requests x{float(NUMPY_CPU_SCALE):g}); simulated: for KWOK nodes "
-        "(default auto: simulated on KWOK nodes, else tensorflow)",
+        f"{NUMPY_IMAGE}, never pulled; CPU requests x{float(NUMPY_CPU_SCALE):g}); tensorflow-local: the tensorflow "
+        f"programs on those nodes (local image {TENSORFLOW_LOCAL_IMAGE}, same CPU scale); simulated: for KWOK "
+        "nodes (default auto: simulated on KWOK nodes, else tensorflow)",
     )
     nodes.add_argument(
         "--simulated-complete-after",

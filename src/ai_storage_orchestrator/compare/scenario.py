@@ -365,7 +365,8 @@ def choose_workload(requested: str, *, simulated: bool) -> str:
         raise CompareError(f"--workload must be auto or one of {', '.join(wl.WORKLOADS)}, not {workload!r}")
     if workload == "simulated" and not simulated:
         raise CompareError(
-            "--workload simulated needs simulated (KWOK) nodes; on real ones use --workload tensorflow or numpy"
+            "--workload simulated needs simulated (KWOK) nodes;"
+            " on real ones use --workload tensorflow, numpy or tensorflow-local"
         )
     if workload in wl.REAL_WORKLOADS and simulated:
         raise CompareError(f"--workload {workload} needs real nodes (simulated ones run no containers)")

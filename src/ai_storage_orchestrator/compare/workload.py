@@ -1,12 +1,15 @@
 """The certification workload as manifests: pod ``tensorflow-ai-workload`` with three containers on a shared RWX claim.
 
-Three variants with the same containers and volume:
+Four variants with the same containers and volume:
 
 * ``tensorflow`` -- the real one (image tensorflow/tensorflow:2.13.0, the programs of ``workload_scripts`` in a
   ConfigMap). ``k8s/workloads/`` holds the same objects for ``kubectl apply -k`` (a unit test keeps them in step).
 * ``numpy`` -- for real nodes of a small test machine (the ``make e2e`` tier): local image
   ``aiso.local/numpy-workload:1`` (Debian's python3 and numpy, no TensorFlow, never pulled), the programs of
   ``numpy_scripts`` in the same ConfigMap, the same memory and the CPU requests scaled by ``NUMPY_CPU_SCALE``.
+* ``tensorflow-local`` -- the ``tensorflow`` programs on those small real nodes: local image
+  ``aiso.local/tensorflow-workload:2.13`` (the numpy image plus tensorflow-cpu 2.13.1 from PyPI, built only on request
+  by ``tools/nodes/images.sh --tensorflow``, never pulled) and the ``numpy`` variant's scaled CPU requests.
 * ``simulated`` -- for simulated (KWOK) nodes, which run no containers: the annotations of
   tests/cluster/kwok-stages.yaml make ``data-processor`` end with exit 0 after ``complete_after`` (a Go duration)
   and keep the others running.
@@ -32,6 +35,7 @@ POD_NAME = "tensorflow-ai-workload"
 CLAIM = "training-data"
 IMAGE = "tensorflow/tensorflow:2.13.0"
 NUMPY_IMAGE = "aiso.local/numpy-workload:1"  # imported into each node's containerd, never pulled
+TENSORFLOW_LOCAL_IMAGE = "aiso.local/tensorflow-workload:2.13"  # likewise
 SCRIPTS_CONFIG_MAP = "tensorflow-ai-workload-scripts"
 DATA_MOUNT = "/data"
 SCRIPTS_MOUNT = "/scripts"
@@ -40,8 +44,9 @@ PROCESS_SECONDS = 45
 APP_LABEL = {"app": POD_NAME}
 SIM_COMPLETE_CONTAINERS = "sim.ai-storage.io/complete-containers"
 SIM_COMPLETE_AFTER = "sim.ai-storage.io/complete-after"
-WORKLOADS = ("simulated", "tensorflow", "numpy")
-REAL_WORKLOADS = ("tensorflow", "numpy")  # run containers, so they need real nodes and the scripts ConfigMap
+WORKLOADS = ("simulated", "tensorflow", "numpy", "tensorflow-local")
+REAL_WORKLOADS = ("tensorflow", "numpy", "tensorflow-local")  # run containers: real nodes and the scripts ConfigMap
+SCALED_WORKLOADS = ("numpy", "tensorflow-local")  # CPU requests scaled by NUMPY_CPU_SCALE for 2-core nodes
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,12 +75,13 @@ NUMPY_CONTAINERS = tuple(
 SCRIPTS_BY_WORKLOAD: Mapping[str, Mapping[str, str]] = {
     "tensorflow": workload_scripts.SCRIPTS,
     "numpy": numpy_scripts.SCRIPTS,
+    "tensorflow-local": workload_scripts.SCRIPTS,
 }
 
 
 def container_specs(workload: str) -> tuple[ContainerSpec, ...]:
     """The containers of a workload variant, with its requests."""
-    return NUMPY_CONTAINERS if workload == "numpy" else CONTAINERS
+    return NUMPY_CONTAINERS if workload in SCALED_WORKLOADS else CONTAINERS
 
 
 def _resources(spec: ContainerSpec) -> JSON:
@@ -231,6 +237,21 @@ def numpy_pod(
     )  # fmt: skip
 
 
+def tensorflow_local_pod(
+    *,
+    node: str | None = None,
+    namespace: str | None = "default",
+    claim: str = CLAIM,
+    labels: dict[str, str] | None = None,
+) -> JSON:
+    """The TensorFlow programs on the local TensorFlow image with the scaled CPU requests; it needs the ConfigMap of
+    ``scripts_config_map(workload="tensorflow-local")`` (the ``tensorflow`` programs)."""
+    return _real_pod(
+        image=TENSORFLOW_LOCAL_IMAGE, specs=NUMPY_CONTAINERS, pull_policy="Never", node=node, namespace=namespace,
+        claim=claim, labels=labels,
+    )  # fmt: skip
+
+
 def scripts_config_map(
     *, namespace: str | None = "default", labels: dict[str, str] | None = None, workload: str = "tensorflow"
 ) -> JSON:
@@ -254,6 +275,8 @@ def workload_pod(
         return tensorflow_pod(node=node, namespace=namespace, claim=claim, labels=labels)
     if workload == "numpy":
         return numpy_pod(node=node, namespace=namespace, claim=claim, labels=labels)
+    if workload == "tensorflow-local":
+        return tensorflow_local_pod(node=node, namespace=namespace, claim=claim, labels=labels)
     raise ValueError(f"unknown workload {workload!r}: one of {', '.join(WORKLOADS)}")
 
 

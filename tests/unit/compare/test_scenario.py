@@ -31,10 +31,10 @@ def test_real_variants_need_real_nodes(requested: str) -> None:
 
 
 def test_the_simulated_variant_needs_simulated_nodes() -> None:
-    with pytest.raises(CompareError, match="use --workload tensorflow or numpy"):
+    with pytest.raises(CompareError, match="use --workload tensorflow, numpy or tensorflow-local"):
         choose_workload("simulated", simulated=False)
 
 
 def test_an_unknown_variant_is_an_error_not_a_crash() -> None:
-    with pytest.raises(CompareError, match="one of simulated, tensorflow, numpy, not 'keras'"):
+    with pytest.raises(CompareError, match="one of simulated, tensorflow, numpy, tensorflow-local, not 'keras'"):
         choose_workload("keras", simulated=False)

@@ -325,3 +325,20 @@ def test_programs_end_promptly_on_sigterm_as_pid_1_would_need(tmp_path: Path) ->
         assert child.stdout.readline().startswith("watching")  # past start-up: the handler is installed
         child.send_signal(signal.SIGTERM)
         assert child.wait(timeout=10) == 143
+
+
+def test_the_tensorflow_local_pod_runs_the_tensorflow_programs_on_the_local_image_at_the_scaled_cpu() -> None:
+    pod = wl.workload_pod(
+        "tensorflow-local", node="n", namespace="ns", claim="training-data", complete_after="1s", labels={}
+    )
+    containers = pod["spec"]["containers"]
+    assert {c["image"] for c in containers} == {"aiso.local/tensorflow-workload:2.13"}
+    assert {c["imagePullPolicy"] for c in containers} == {"Never"}
+    assert [c["resources"]["requests"]["cpu"] for c in containers] == ["750m", "250m", "100m"]
+    assert wl.container_specs("tensorflow-local") == wl.container_specs("numpy")
+    numpy = wl.numpy_pod(node="n", namespace="ns")["spec"]
+    for field in ("volumes", "restartPolicy", "nodeName"):
+        assert pod["spec"][field] == numpy[field]
+    programs = wl.scripts_config_map(namespace="ns", workload="tensorflow-local")["data"]
+    assert programs == wl.scripts_config_map(namespace="ns", workload="tensorflow")["data"]
+    assert "import tensorflow as tf" in programs["tensorflow-trainer.py"]
