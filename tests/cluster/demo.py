@@ -47,24 +47,30 @@ async def _wait_ready(url: str, process: ManagedProcess, timeout: float = 60) ->
     raise RuntimeError("orchestrator not ready in time")
 
 
-async def _compare(kubeconfig: Path, url: str, source: str, target: str, output: Path, *, keep: bool) -> int:
-    argv = [
-        f"--kubeconfig={kubeconfig}",
-        f"--orchestrator-url={url}",
-        f"--namespace={NAMESPACE}",
-        f"--source-node={source}",
-        f"--target-node={target}",
-        "--workload=simulated",
-        f"--simulated-complete-after={os.environ.get('DEMO_COMPLETE_AFTER') or '10s'}",
-        "--allow-unmeasured",
-        f"--output-dir={output}",
-        "--timeout=120",
-        *(["--keep"] if keep else []),
-    ]
+async def run_compare(argv: list[str]) -> int:
+    """`ai-storage-orchestrator compare ARGV` in this process, the command line printed first."""
     say(f"$ ai-storage-orchestrator compare {' '.join(argv)}\n")
     parser = argparse.ArgumentParser(prog="ai-storage-orchestrator compare")
     compare_command.configure(parser)
     return await compare_command.compare(parser.parse_args(argv))
+
+
+async def _compare(kubeconfig: Path, url: str, source: str, target: str, output: Path, *, keep: bool) -> int:
+    return await run_compare(
+        [
+            f"--kubeconfig={kubeconfig}",
+            f"--orchestrator-url={url}",
+            f"--namespace={NAMESPACE}",
+            f"--source-node={source}",
+            f"--target-node={target}",
+            "--workload=simulated",
+            f"--simulated-complete-after={os.environ.get('DEMO_COMPLETE_AFTER') or '10s'}",
+            "--allow-unmeasured",
+            f"--output-dir={output}",
+            "--timeout=120",
+            *(["--keep"] if keep else []),
+        ]
+    )
 
 
 async def start_orchestrator(kubeconfig: Path, workdir: Path, *, port: int) -> tuple[ManagedProcess, str]:

@@ -15,8 +15,8 @@ E2E_KEEP_WORKDIR for shorter runs and debugging."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import contextlib
 import faulthandler
 import os
 import shutil
@@ -24,19 +24,20 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kubernetes_asyncio import client
 
-from ai_storage_orchestrator.cli import compare as compare_command
 from ai_storage_orchestrator.compare.measuring import CounterRead
 from ai_storage_orchestrator.compare.sampling import CgroupReader, KubeletReader, PathApi
 from ai_storage_orchestrator.compare.workload import NUMPY_IMAGE
 from ai_storage_orchestrator.kube.client import create_api_client
 from ai_storage_orchestrator.kube.exec import KubeExec
 from ai_storage_orchestrator.kube.resources import PODS
-from tests.cluster.demo import say, start_orchestrator
+from tests.cluster.demo import run_compare, say, start_orchestrator
 from tests.cluster.local_cluster import LocalCluster, cache_dir
 from tests.cluster.nodes import wait_nodes_ready
 from tests.cluster.processes import ManagedProcess, free_port
@@ -124,8 +125,8 @@ async def probe_nodes(kubeconfig: Path, nodes: list[str], *, timeout: float = 12
         await api_client.close()
 
 
-async def _compare(kubeconfig: Path, url: str, source: str, target: str, output: Path, workload: str) -> int:
-    argv = [
+def _compare_argv(kubeconfig: Path, url: str, source: str, target: str, output: Path, workload: str) -> list[str]:
+    return [
         f"--kubeconfig={kubeconfig}",
         f"--orchestrator-url={url}",
         f"--namespace={NAMESPACE}",
@@ -140,18 +141,20 @@ async def _compare(kubeconfig: Path, url: str, source: str, target: str, output:
         f"--output-dir={output}",
         "--timeout=300",
     ]
-    say(f"$ ai-storage-orchestrator compare {' '.join(argv)}\n")
-    parser = argparse.ArgumentParser(prog="ai-storage-orchestrator compare")
-    compare_command.configure(parser)
-    return await compare_command.compare(parser.parse_args(argv))
 
 
-async def run(workdir: Path, output: Path) -> int:
-    main_task = asyncio.current_task()
-    if main_task is not None:  # `kill` tears down like Ctrl-C (the finally below), instead of orphaning containers
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
-    workload = os.environ.get("E2E_WORKLOAD") or "numpy"
-    archives = image_archives(workload)
+@dataclass(frozen=True)
+class RunningTier:
+    cluster: LocalCluster
+    tier: RealNodeTier
+    orchestrator: ManagedProcess
+    url: str
+
+
+@contextlib.asynccontextmanager
+async def real_node_cluster(workdir: Path, archives: list[Path]) -> AsyncIterator[RunningTier]:
+    """Control plane, two real nodes Ready, and the orchestrator as its own process; all torn down on exit, which
+    fails if the tier left anything behind."""
     say("Starting a local control plane (etcd, kube-apiserver, kube-controller-manager) …")
     cluster = LocalCluster(workdir / "cluster", node_names=[], real_nodes=True)
     await asyncio.to_thread(cluster.start)
@@ -161,26 +164,15 @@ async def run(workdir: Path, output: Path) -> int:
         say(f"Starting two real nodes (kubelet + containerd), images {', '.join(a.name for a in archives)} …")
         started = time.monotonic()
         await asyncio.to_thread(tier.start)
-        export_dir(tier.exports, NFS_PATH).mkdir(parents=True, exist_ok=True)
         api_client = await create_api_client(str(cluster.kubeconfig))
         try:
             await wait_nodes_ready(client.CoreV1Api(api_client), tier.node_names, timeout=tier.startup_timeout)
         finally:
             await api_client.close()
         say(f"  nodes {', '.join(tier.node_names)} Ready after {time.monotonic() - started:.1f} s")
-        say("Checking exec and stats/summary through the API server on both nodes …")
-        await probe_nodes(cluster.kubeconfig, tier.node_names)
         orchestrator, url = await start_orchestrator(cluster.kubeconfig, workdir, port=free_port())
         say(f"Orchestrator ready at {url} (logs: {orchestrator.log_path})\n")
-        source, target = tier.node_names
-        code = await _compare(cluster.kubeconfig, url, source, target, output, workload)
-        if os.environ.get("E2E_KEEP"):
-            say("\nEverything stays up (E2E_KEEP is set; Ctrl-C tears it down):")
-            say(f"  kubectl --kubeconfig {cluster.kubeconfig} get nodes -o wide")
-            say(f"  kubectl --kubeconfig {cluster.kubeconfig} get --raw /api/v1/nodes/{source}/proxy/stats/summary")
-            say(f"  curl {url}/api/migrations   ·   curl {url}/metrics")
-            await asyncio.Event().wait()
-        return code
+        yield RunningTier(cluster, tier, orchestrator, url)
     finally:
         stopping = time.monotonic()
         if orchestrator is not None:
@@ -191,6 +183,27 @@ async def run(workdir: Path, output: Path) -> int:
         if leftovers := tier.leftovers():
             raise RuntimeError(f"the tier left behind: {', '.join(leftovers)}")
         say("Everything the run started is stopped: no process, cgroup, mount or interface of the tier is left.")
+
+
+async def run(workdir: Path, output: Path) -> int:
+    main_task = asyncio.current_task()
+    if main_task is not None:  # `kill` tears down like Ctrl-C (the finally below), instead of orphaning containers
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
+    workload = os.environ.get("E2E_WORKLOAD") or "numpy"
+    async with real_node_cluster(workdir, image_archives(workload)) as running:
+        kubeconfig, url = running.cluster.kubeconfig, running.url
+        export_dir(running.tier.exports, NFS_PATH).mkdir(parents=True, exist_ok=True)
+        say("Checking exec and stats/summary through the API server on both nodes …")
+        await probe_nodes(kubeconfig, running.tier.node_names)
+        source, target = running.tier.node_names
+        code = await run_compare(_compare_argv(kubeconfig, url, source, target, output, workload))
+        if os.environ.get("E2E_KEEP"):
+            say("\nEverything stays up (E2E_KEEP is set; Ctrl-C tears it down):")
+            say(f"  kubectl --kubeconfig {kubeconfig} get nodes -o wide")
+            say(f"  kubectl --kubeconfig {kubeconfig} get --raw /api/v1/nodes/{source}/proxy/stats/summary")
+            say(f"  curl {url}/api/migrations   ·   curl {url}/metrics")
+            await asyncio.Event().wait()
+        return code
 
 
 def print_log_tails(workdir: Path, lines: int = 25) -> None:

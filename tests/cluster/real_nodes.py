@@ -27,6 +27,7 @@ import json
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -261,10 +262,10 @@ state = "{base / "state"}"
             raise ClusterError(f"ctr {' '.join(args)} on node {self.name}: {result.stderr.strip()}")
         return result.stdout
 
-    def _wait(self, ready: object, process: ManagedProcess, timeout: float, what: str) -> None:
+    def _wait(self, ready: Callable[[], bool], process: ManagedProcess, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if callable(ready) and ready():
+            if ready():
                 return
             if not process.running():
                 raise ClusterError(f"{process.name} exited before its {what} appeared:\n{process.log_tail()}")
