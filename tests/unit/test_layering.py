@@ -11,12 +11,14 @@ import pytest
 pytestmark = pytest.mark.unit
 
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "ai_storage_orchestrator"
-CORE = {"models", "errors", "settings", "logging", "metrics", "rest_client", ""}
+# "conventions" (the ai-storage.io keys) imports only stdlib: every layer may import it, the pure planning one too.
+CORE = {"models", "errors", "settings", "logging", "metrics", "rest_client", "conventions", ""}
 ALLOWED: dict[str, set[str]] = {
+    "conventions": set(),  # stdlib only
     "kube": CORE | {"kube"},
     "watchers": CORE | {"kube", "watchers"},
     "checkpoint": CORE | {"kube", "checkpoint"},
-    "controller/planning": {"models", "errors", "controller/planning"},
+    "controller/planning": {"models", "errors", "conventions", "controller/planning"},
     "controller": CORE | {"kube", "watchers", "checkpoint", "controller", "controller/planning"},
     "compare": CORE | {"kube", "compare", "controller/planning"},
 }
