@@ -52,6 +52,18 @@ class Metrics:
         self.watch_reconnects = Counter(
             f"{PREFIX}_watch_reconnects_total", "Watch streams reconnected after an error.", ["resource"], registry=r
         )
+        self.listener_errors = Counter(
+            f"{PREFIX}_listener_errors_total",
+            "Cache change listeners that raised (the change was applied, the watch went on), by kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.task_restarts = Counter(
+            f"{PREFIX}_task_restarts_total",
+            "Supervised background tasks restarted after they crashed or ended, by task.",
+            ["task"],
+            registry=r,
+        )
         self.http_requests = Counter(
             f"{PREFIX}_http_requests_total",
             "HTTP requests, by route and status code.",

@@ -1,12 +1,13 @@
-"""ObjectStore: indexes, replace-as-relist, and our own writes racing watch events."""
+"""ObjectStore: indexes, replace-as-relist, our own writes racing watch events, and listeners that raise."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+import structlog
 
-from ai_storage_orchestrator.watchers.store import ObjectStore
+from ai_storage_orchestrator.watchers.store import JSON, ObjectStore
 
 pytestmark = pytest.mark.unit
 
@@ -58,3 +59,43 @@ def test_a_late_write_response_does_not_resurrect_a_deleted_object() -> None:
     assert store.get("ns/p") is None
     store.write_through(_pod("p", 7))  # recreated later: a newer object is welcome
     assert store.get("ns/p") is not None
+
+
+def _broken_listener(_kind: str, _old: JSON | None, _new: JSON | None) -> None:
+    raise KeyError("status")
+
+
+def test_a_listener_that_raises_is_logged_and_counted_and_the_change_and_other_listeners_go_on() -> None:
+    failed_kinds: list[str] = []
+    store = ObjectStore("Pod", on_listener_error=failed_kinds.append)
+    store.add_listener(_broken_listener)
+    seen: list[str] = []
+    store.add_listener(lambda kind, old, new: seen.append(f"{kind}:{(new or old)['metadata']['name']}"))
+    with structlog.testing.capture_logs() as logs:
+        store.apply("ADDED", _pod("p", 7))
+        store.apply("DELETED", _pod("p", 8))
+        store.apply("ADDED", _pod("q", 9))
+    assert seen == ["ADDED:p", "DELETED:p", "ADDED:q"], "the listeners after the broken one still hear every change"
+    assert store.keys() == ["ns/q"]
+    assert store.resource_version == "9", "the watch must resume after the last event, not replay it"
+    assert failed_kinds == ["Pod", "Pod", "Pod"]
+    failures = [entry for entry in logs if entry["event"] == "store.listener_failed"]
+    assert [(f["kind"], f["event_type"], f["key"]) for f in failures] == [
+        ("Pod", "ADDED", "ns/p"),
+        ("Pod", "DELETED", "ns/p"),
+        ("Pod", "ADDED", "ns/q"),
+    ]
+    assert failures[0]["log_level"] == "error"
+    assert failures[0]["listener"] == "_broken_listener"
+    assert isinstance(failures[0]["exc_info"], KeyError), "the traceback goes with the line"
+    assert failures[0]["error"] == "KeyError('status')"
+
+
+def test_a_relist_completes_and_syncs_despite_a_listener_that_raises() -> None:
+    store = ObjectStore("Node")
+    store.add_listener(_broken_listener)
+    with structlog.testing.capture_logs():
+        store.replace([_pod("a", 1), _pod("b", 2)], "2")
+    assert store.synced
+    assert sorted(store.keys()) == ["ns/a", "ns/b"]
+    assert store.resource_version == "2"

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
 from ai_storage_orchestrator.kube.resources import NODES, POD_MIGRATIONS, PODS, PVCS, PVS, KubeApi, Resource
-from ai_storage_orchestrator.watchers.store import JSON, Listener, ObjectStore
+from ai_storage_orchestrator.watchers.store import JSON, Listener, ListenerErrorHook, ObjectStore
 from ai_storage_orchestrator.watchers.streaming import Reflector
 
 T = TypeVar("T")
@@ -31,12 +31,12 @@ def _migration_pod(migration: JSON) -> Iterable[str]:
 
 
 class ClusterState:
-    def __init__(self) -> None:
-        self.pods = ObjectStore("Pod")
-        self.nodes = ObjectStore("Node")
-        self.claims = ObjectStore("PersistentVolumeClaim")
-        self.volumes = ObjectStore("PersistentVolume")
-        self.migrations = ObjectStore("PodMigration")
+    def __init__(self, *, on_listener_error: ListenerErrorHook | None = None) -> None:
+        self.pods = ObjectStore("Pod", on_listener_error=on_listener_error)
+        self.nodes = ObjectStore("Node", on_listener_error=on_listener_error)
+        self.claims = ObjectStore("PersistentVolumeClaim", on_listener_error=on_listener_error)
+        self.volumes = ObjectStore("PersistentVolume", on_listener_error=on_listener_error)
+        self.migrations = ObjectStore("PodMigration", on_listener_error=on_listener_error)
         self.pods.add_index(BY_NODE, _pod_node)
         self.migrations.add_index(BY_POD, _migration_pod)
         self.migrations.add_index(BY_NAME, lambda m: (m["metadata"]["name"],))

@@ -1,4 +1,8 @@
-"""An in-memory copy of one resource type, kept by a watch stream, with secondary indexes and change listeners."""
+"""An in-memory copy of one resource type, kept by a watch stream, with secondary indexes and change listeners.
+
+Listeners run inside the watch loop, after the change is applied. One that raises is logged
+(`store.listener_failed`) and reported to `on_listener_error`; the other listeners still run and the watch goes on:
+a bug in a consumer must never stop the cache that every consumer reads."""
 
 from __future__ import annotations
 
@@ -6,10 +10,15 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+import structlog
+
 JSON = dict[str, Any]
 _MAX_TOMBSTONES = 4096
 Listener = Callable[[str, JSON | None, JSON | None], None]  # (event type, old object, new object)
 IndexFunction = Callable[[JSON], Iterable[str]]
+ListenerErrorHook = Callable[[str], None]  # (kind): e.g. a Prometheus counter
+
+log = structlog.get_logger(__name__)
 
 
 def object_key(obj: JSON) -> str:
@@ -29,8 +38,9 @@ def _slim(obj: JSON) -> JSON:
 class ObjectStore:
     """Objects by key plus named indexes; every change is told to the listeners after it is applied."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, *, on_listener_error: ListenerErrorHook | None = None) -> None:
         self.kind = kind
+        self.on_listener_error = on_listener_error
         self._objects: dict[str, JSON] = {}
         self._index_functions: dict[str, IndexFunction] = {}
         self._indexes: dict[str, defaultdict[str, set[str]]] = {}
@@ -149,4 +159,20 @@ class ObjectStore:
 
     def _emit(self, event_type: str, old: JSON | None, new: JSON | None) -> None:
         for listener in self._listeners:
-            listener(event_type, old, new)
+            try:
+                listener(event_type, old, new)
+            except Exception as error:  # a listener's bug is its own: the store and the other listeners go on
+                self._listener_failed(listener, event_type, old if new is None else new, error)
+
+    def _listener_failed(self, listener: Listener, event_type: str, obj: JSON | None, error: Exception) -> None:
+        log.error(
+            "store.listener_failed",
+            kind=self.kind,
+            event_type=event_type,
+            key=object_key(obj) if obj else None,
+            listener=getattr(listener, "__qualname__", repr(listener)),
+            error=repr(error),
+            exc_info=error,
+        )
+        if self.on_listener_error is not None:
+            self.on_listener_error(self.kind)
