@@ -2,10 +2,10 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ai_storage_orchestrator.conventions import API_GROUP as API_GROUP
+from ai_storage_orchestrator.conventions import API_VERSION as API_VERSION
+
 try:
     __version__ = version("ai-storage-orchestrator")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
     __version__ = "0.0.0"
-
-API_GROUP = "ai-storage.io"
-API_VERSION = "v1alpha1"
