@@ -17,11 +17,10 @@ from ai_storage_orchestrator.controller.planning.quantities import (
     parse_quantity,
     pod_requests,
 )
-from ai_storage_orchestrator.controller.planning.strategy import CHECKPOINT_HOOK_PREFIX, resolve_strategy
+from ai_storage_orchestrator.controller.planning.strategy import resolve_strategy
 from ai_storage_orchestrator.controller.planning.targetpod import build_target_pod, requests_summary
 from ai_storage_orchestrator.controller.planning.validation import MigrationPlan, plan_migration
 from ai_storage_orchestrator.controller.planning.volumes import (
-    CHECKPOINT_VOLUME_ANNOTATION,
     CheckpointVolume,
     ClaimInfo,
     StaticVolumeCatalog,
@@ -32,6 +31,7 @@ from ai_storage_orchestrator.controller.planning.volumes import (
     classify_pod_volumes,
     pv_source_kind,
 )
+from ai_storage_orchestrator.conventions import CHECKPOINT_HOOK_PREFIX, CHECKPOINT_VOLUME_ANNOTATION
 
 __all__ = [
     "CHECKPOINT_HOOK_PREFIX",

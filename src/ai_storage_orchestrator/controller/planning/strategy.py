@@ -17,9 +17,8 @@ from typing import Any
 
 from ai_storage_orchestrator.controller.planning.containers import spec_containers
 from ai_storage_orchestrator.controller.planning.volumes import VolumeInfo, container_mounts
+from ai_storage_orchestrator.conventions import CHECKPOINT_HOOK_PREFIX
 from ai_storage_orchestrator.models import Strategy
-
-CHECKPOINT_HOOK_PREFIX = "ai-storage.io/checkpoint-hook."
 
 
 def checkpoint_hooks(pod: Mapping[str, Any]) -> list[str]:

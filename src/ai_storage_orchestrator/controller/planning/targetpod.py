@@ -11,13 +11,16 @@ from ai_storage_orchestrator.controller.planning.analysis import skipped
 from ai_storage_orchestrator.controller.planning.naming import target_pod_name
 from ai_storage_orchestrator.controller.planning.quantities import pod_requests
 from ai_storage_orchestrator.controller.planning.volumes import referenced_volumes
+from ai_storage_orchestrator.conventions import (
+    MIGRATE_TO_ANNOTATION,
+    MIGRATION_ID_ANNOTATION,
+    MIGRATION_ID_LABEL,
+    MIGRATION_STATUS_ANNOTATION,
+    SKIPPED_CONTAINERS_ANNOTATION,
+    SOURCE_NODE_ANNOTATION,
+    SOURCE_POD_ANNOTATION,
+)
 from ai_storage_orchestrator.models import Action, ContainerDecision, ContainerKind, Resources
-
-MIGRATION_ID_LABEL = "ai-storage.io/migration-id"
-MIGRATION_ID_ANNOTATION = "ai-storage.io/migration-id"
-SOURCE_POD_ANNOTATION = "ai-storage.io/source-pod"
-SOURCE_NODE_ANNOTATION = "ai-storage.io/source-node"
-SKIPPED_CONTAINERS_ANNOTATION = "ai-storage.io/skipped-containers"
 
 # Labels that let a controller adopt the copy, or that are a controller's own bookkeeping.
 DROPPED_LABELS = frozenset(
@@ -34,9 +37,9 @@ DROPPED_LABELS = frozenset(
 )
 DROPPED_ANNOTATIONS = frozenset(
     {
-        "ai-storage.io/migrate-to",
-        "ai-storage.io/migration-id",
-        "ai-storage.io/migration-status",
+        MIGRATE_TO_ANNOTATION,
+        MIGRATION_ID_ANNOTATION,
+        MIGRATION_STATUS_ANNOTATION,
         "kubectl.kubernetes.io/last-applied-configuration",
     }
 )

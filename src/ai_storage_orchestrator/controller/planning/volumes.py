@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 from ai_storage_orchestrator.controller.planning.containers import spec_containers
-
-CHECKPOINT_VOLUME_ANNOTATION = "ai-storage.io/checkpoint-volume"
+from ai_storage_orchestrator.conventions import CHECKPOINT_VOLUME_ANNOTATION
 
 RWX = "ReadWriteMany"
 RWO_MODES = frozenset({"ReadWriteOnce", "ReadWriteOncePod"})
