@@ -16,6 +16,14 @@ from ai_storage_orchestrator.controller.queue import WorkQueue
 from ai_storage_orchestrator.controller.reconciler import Reconciler, Result
 from ai_storage_orchestrator.controller.records import phase_of
 from ai_storage_orchestrator.controller.service import MigrationService
+from ai_storage_orchestrator.conventions import (
+    MIGRATE_TO_ANNOTATION,
+    MIGRATION_ID_ANNOTATION,
+    MIGRATION_STATUS_ANNOTATION,
+    MIGRATION_STRATEGY_ANNOTATION,
+    MIGRATION_TIMEOUT_ANNOTATION,
+    PRESERVE_PV_ANNOTATION,
+)
 from ai_storage_orchestrator.errors import Conflict, OrchestratorError, TemporaryError
 from ai_storage_orchestrator.kube.errors import KubeApiError
 from ai_storage_orchestrator.kube.events import EventRecorder
@@ -26,12 +34,10 @@ from ai_storage_orchestrator.watchers.store import JSON, object_key
 
 log = structlog.get_logger(__name__)
 
-MIGRATE_TO = "ai-storage.io/migrate-to"
-PRESERVE_PV = "ai-storage.io/preserve-pv"
-STRATEGY = "ai-storage.io/migration-strategy"
-TIMEOUT = "ai-storage.io/migration-timeout-seconds"
-MIGRATION_ID = "ai-storage.io/migration-id"
-MIGRATION_STATUS = "ai-storage.io/migration-status"
+# The old names, still imported by others (tests/integration); the keys are defined in conventions.
+MIGRATE_TO = MIGRATE_TO_ANNOTATION
+MIGRATION_ID = MIGRATION_ID_ANNOTATION
+MIGRATION_STATUS = MIGRATION_STATUS_ANNOTATION
 
 # Phases in which no pod has been touched yet: removing the annotation still cancels cleanly.
 _CANCELLABLE_BY_ANNOTATION = frozenset({Phase.PENDING, Phase.VALIDATING, Phase.CHECKPOINTING})
@@ -58,12 +64,12 @@ class AnnotationTrigger:
         state.pods.add_listener(self._on_pod)
 
     def _on_pod(self, _type: str, old: JSON | None, new: JSON | None) -> None:
-        if MIGRATE_TO in _annotations(new) or MIGRATE_TO in _annotations(old):
+        if MIGRATE_TO_ANNOTATION in _annotations(new) or MIGRATE_TO_ANNOTATION in _annotations(old):
             self.queue.add(object_key(new or old or {}))
 
     async def run(self) -> None:
         for pod in self.state.pods:
-            if MIGRATE_TO in _annotations(pod) or MIGRATION_ID in _annotations(pod):
+            if MIGRATE_TO_ANNOTATION in _annotations(pod) or MIGRATION_ID_ANNOTATION in _annotations(pod):
                 self.queue.add(object_key(pod))
         try:
             await self.reconciler.run()
@@ -75,15 +81,15 @@ class AnnotationTrigger:
         if pod is None:
             return Result.done()
         annotations = _annotations(pod)
-        node = annotations.get(MIGRATE_TO)
-        migration_id = annotations.get(MIGRATION_ID)
+        node = annotations.get(MIGRATE_TO_ANNOTATION)
+        migration_id = annotations.get(MIGRATION_ID_ANNOTATION)
         migration = self.state.find_migration(migration_id) if migration_id else None
         if node is None:
             await self._cancel_if_untouched(migration)
             return Result.done()
         if migration is not None and (migration.get("spec") or {}).get("targetNode") == node:
             return Result.done()  # this request was already turned into a migration
-        if annotations.get(MIGRATION_STATUS, "").startswith(refused_marker(node)):
+        if annotations.get(MIGRATION_STATUS_ANNOTATION, "").startswith(refused_marker(node)):
             return Result.done()  # refused before; changing the annotation asks again
         await self._start(pod, node, annotations)
         return Result.done()
@@ -96,9 +102,9 @@ class AnnotationTrigger:
                 pod_namespace=metadata["namespace"],
                 source_node=(pod.get("spec") or {}).get("nodeName") or "",
                 target_node=node,
-                preserve_pv=annotations.get(PRESERVE_PV, "false").lower() == "true",
-                strategy=Strategy(annotations.get(STRATEGY, Strategy.AUTO.value)),
-                timeout_seconds=int(annotations.get(TIMEOUT, "600")),
+                preserve_pv=annotations.get(PRESERVE_PV_ANNOTATION, "false").lower() == "true",
+                strategy=Strategy(annotations.get(MIGRATION_STRATEGY_ANNOTATION, Strategy.AUTO.value)),
+                timeout_seconds=int(annotations.get(MIGRATION_TIMEOUT_ANNOTATION, "600")),
                 triggered_by="annotation",
             )
         except ValueError as error:
@@ -123,7 +129,9 @@ class AnnotationTrigger:
             namespace=metadata["namespace"],
             migration_id=created["migration_id"],
         )
-        await self._annotate(pod, {MIGRATION_ID: created["migration_id"], MIGRATION_STATUS: "Pending"})
+        await self._annotate(
+            pod, {MIGRATION_ID_ANNOTATION: created["migration_id"], MIGRATION_STATUS_ANNOTATION: "Pending"}
+        )
 
     def _adoptable(self, error: Conflict, node: str) -> str | None:
         """A migration this trigger already created before a crash (same pod, same target, from an annotation)."""
@@ -137,7 +145,7 @@ class AnnotationTrigger:
     async def _refuse(self, pod: JSON, node: str, reason: str, message: str) -> None:
         log.info("trigger.refused", pod=pod["metadata"]["name"], reason=reason, message=message)
         self.recorder.record(pod, reason="MigrationRefused", message=f"{reason}: {message}", warning=True)
-        await self._annotate(pod, {MIGRATION_STATUS: f"{refused_marker(node)}: {reason}: {message}"[:1024]})
+        await self._annotate(pod, {MIGRATION_STATUS_ANNOTATION: f"{refused_marker(node)}: {reason}: {message}"[:1024]})
 
     async def _cancel_if_untouched(self, migration: JSON | None) -> None:
         if migration is None or phase_of(migration) not in _CANCELLABLE_BY_ANNOTATION:
