@@ -40,13 +40,13 @@ from ai_storage_orchestrator.compare.orchestrating import OrchestratorClient
 from ai_storage_orchestrator.compare.results import WINDOW_RULES, Comparison, MethodResult
 from ai_storage_orchestrator.compare.sampling import PathApi, PodMeter, SamplingPlan
 from ai_storage_orchestrator.controller.planning.quantities import format_resources, pod_requests
+from ai_storage_orchestrator.conventions import COMPARE_TEST_LABEL
 from ai_storage_orchestrator.kube.errors import KubeApiError
 from ai_storage_orchestrator.kube.exec import KubeExec
 from ai_storage_orchestrator.kube.resources import CONFIG_MAPS, NAMESPACES, NODES, PODS, PVCS, PVS, Resource
 
 JSON = dict[str, Any]
 Say = Callable[[str], None]
-TEST_LABEL = "ai-storage.io/compare-test"
 FIELD_MANAGER = "ai-storage-orchestrator-compare"
 T = TypeVar("T")
 
@@ -56,7 +56,7 @@ class Scenario:
         self.options = options
         self.kube, self.execs, self.api, self.say = kube, execs, api, say
         self.test_id = f"cmp-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(2)}"
-        self.labels = {TEST_LABEL: self.test_id}
+        self.labels = {COMPARE_TEST_LABEL: self.test_id}
         self.unmeasured: str | None = None
         plan = SamplingPlan(samples=options.samples, interval=options.interval, max_reads=options.reads_budget)
         self.meter = PodMeter(
@@ -301,7 +301,7 @@ class Scenario:
             return
         try:  # also any pod the run created that it lost track of (an orchestrator that failed half-way)
             labelled, _ = await self.kube.list(
-                PODS, namespace=o.namespace, label_selector=f"{TEST_LABEL}={self.test_id}"
+                PODS, namespace=o.namespace, label_selector=f"{COMPARE_TEST_LABEL}={self.test_id}"
             )
         except KubeApiError:
             labelled = []

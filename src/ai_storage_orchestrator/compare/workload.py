@@ -28,6 +28,7 @@ import yaml
 
 from ai_storage_orchestrator.compare import numpy_scripts, workload_scripts
 from ai_storage_orchestrator.controller.planning.quantities import cpu_millicores, format_cpu
+from ai_storage_orchestrator.conventions import SIM_COMPLETE_AFTER_ANNOTATION, SIM_COMPLETE_CONTAINERS_ANNOTATION
 
 JSON = dict[str, Any]
 
@@ -42,8 +43,6 @@ SCRIPTS_MOUNT = "/scripts"
 COMPLETING_CONTAINER = "data-processor"
 PROCESS_SECONDS = 45
 APP_LABEL = {"app": POD_NAME}
-SIM_COMPLETE_CONTAINERS = "sim.ai-storage.io/complete-containers"
-SIM_COMPLETE_AFTER = "sim.ai-storage.io/complete-after"
 WORKLOADS = ("simulated", "tensorflow", "numpy", "tensorflow-local")
 REAL_WORKLOADS = ("tensorflow", "numpy", "tensorflow-local")  # run containers: real nodes and the scripts ConfigMap
 SCALED_WORKLOADS = ("numpy", "tensorflow-local")  # CPU requests scaled by NUMPY_CPU_SCALE for 2-core nodes
@@ -147,7 +146,10 @@ def simulated_pod(
         for spec in CONTAINERS
     ]
     metadata = _metadata(POD_NAME, namespace, labels)
-    metadata["annotations"] = {SIM_COMPLETE_CONTAINERS: COMPLETING_CONTAINER, SIM_COMPLETE_AFTER: complete_after}
+    metadata["annotations"] = {
+        SIM_COMPLETE_CONTAINERS_ANNOTATION: COMPLETING_CONTAINER,
+        SIM_COMPLETE_AFTER_ANNOTATION: complete_after,
+    }
     return {
         "apiVersion": "v1",
         "kind": "Pod",
