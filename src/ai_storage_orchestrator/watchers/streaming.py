@@ -1,5 +1,8 @@
 """List → watch loops that keep an ObjectStore equal to the API server: bookmarks, relist on 410 Gone, reconnect
-with backoff on network errors. The loop is ours, not kubernetes_asyncio's, whose retry reuses a stale version."""
+with backoff on network errors. The loop is ours, not kubernetes_asyncio's, whose retry reuses a stale version.
+
+Anything else ends the loop (its supervisor restarts it) and marks the store unsynced: the error may have left it
+half-applied, so it reads as not ready until the restarted loop has listed afresh."""
 
 from __future__ import annotations
 
@@ -55,6 +58,13 @@ class Reflector:
     counters: StreamCounters = field(default_factory=StreamCounters)
 
     async def run(self) -> None:
+        try:
+            await self._run()
+        except Exception:
+            self.store.synced = False
+            raise
+
+    async def _run(self) -> None:
         backoff = Backoff()
         need_list = not self.store.synced  # a synced store resumes from its resourceVersion
         while True:
