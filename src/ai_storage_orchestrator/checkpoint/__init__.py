@@ -39,25 +39,22 @@ failed migration -- its state is already on the shared volume.
 """
 
 from ai_storage_orchestrator.checkpoint.annotations import (
-    ARTIFACTS_PREFIX,
-    HOOK_PREFIX,
-    HOOK_TIMEOUT_ANNOTATION,
     Artifact,
     CheckpointSpec,
     Hook,
     parse_checkpoint_annotations,
 )
 from ai_storage_orchestrator.checkpoint.errors import CheckpointError, InvalidCheckpointAnnotation
-from ai_storage_orchestrator.checkpoint.layout import (
-    CHECKPOINT_DIR_ENV,
-    CHECKPOINT_PATH_ANNOTATION,
-    MANIFEST_NAME,
-    checkpoint_dir,
-)
+from ai_storage_orchestrator.checkpoint.layout import CHECKPOINT_DIR_ENV, MANIFEST_NAME, checkpoint_dir
 from ai_storage_orchestrator.checkpoint.restoring import Location, prepare_target_pod, without_checkpoint
 from ai_storage_orchestrator.checkpoint.saving import EXEC_UNAVAILABLE, CheckpointJob, PVCheckpointer
 from ai_storage_orchestrator.checkpoint.transport import ExecSessionLike, ExecTransport
+from ai_storage_orchestrator.conventions import CHECKPOINT_ARTIFACTS_PREFIX as ARTIFACTS_PREFIX
+from ai_storage_orchestrator.conventions import CHECKPOINT_HOOK_PREFIX as HOOK_PREFIX
+from ai_storage_orchestrator.conventions import CHECKPOINT_HOOK_TIMEOUT_ANNOTATION as HOOK_TIMEOUT_ANNOTATION
+from ai_storage_orchestrator.conventions import CHECKPOINT_PATH_ANNOTATION
 
+# The keys (under their old names here) are defined in conventions; new code imports them from there.
 __all__ = [
     "ARTIFACTS_PREFIX",
     "CHECKPOINT_DIR_ENV",

@@ -23,16 +23,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from ai_storage_orchestrator.checkpoint.errors import InvalidCheckpointAnnotation
+from ai_storage_orchestrator.conventions import (
+    CHECKPOINT_ARTIFACTS_PREFIX,
+    CHECKPOINT_HOOK_PREFIX,
+    CHECKPOINT_HOOK_TIMEOUT_ANNOTATION,
+    SKIPPED_CONTAINERS_ANNOTATION,
+)
 
-HOOK_PREFIX = "ai-storage.io/checkpoint-hook."  # the same prefix planning's strategy reads
-HOOK_TIMEOUT_ANNOTATION = "ai-storage.io/checkpoint-hook-timeout"
-ARTIFACTS_PREFIX = "ai-storage.io/checkpoint-artifacts."
+# The old names, still imported by others; the keys are defined in conventions (planning reads the same hook prefix).
+HOOK_PREFIX = CHECKPOINT_HOOK_PREFIX
+HOOK_TIMEOUT_ANNOTATION = CHECKPOINT_HOOK_TIMEOUT_ANNOTATION
+ARTIFACTS_PREFIX = CHECKPOINT_ARTIFACTS_PREFIX
+
 DEFAULT_HOOK_TIMEOUT = 60.0
 MAX_HOOK_TIMEOUT = 3600.0
 MAX_ARGV_ITEMS = 256
 MAX_ARTIFACTS = 64
-# Written by planning on a migrated pod: annotations naming these containers (left out of this pod) are ignored.
-SKIPPED_CONTAINERS_ANNOTATION = "ai-storage.io/skipped-containers"
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +160,7 @@ def parse_paths(key: str, raw: object) -> tuple[str, ...]:
 
 
 def parse_timeout(raw: object) -> float:
-    key = HOOK_TIMEOUT_ANNOTATION
+    key = CHECKPOINT_HOOK_TIMEOUT_ANNOTATION
     try:
         seconds = float(str(raw).strip())
     except ValueError as error:
@@ -181,6 +187,8 @@ def parse_checkpoint_annotations(pod: Mapping[str, Any]) -> CheckpointSpec:
     InvalidCheckpointAnnotation (reason ``invalid_checkpoint_annotation``) for a malformed one."""
     annotations: Mapping[str, Any] = (pod.get("metadata") or {}).get("annotations") or {}
     containers = _container_names(pod)
+    # SKIPPED_CONTAINERS_ANNOTATION is written by planning on a migrated pod: annotations naming these containers (left
+    # out of this pod) are ignored.
     left_out = set(str(annotations.get(SKIPPED_CONTAINERS_ANNOTATION) or "").split(",")) - set(containers) - {""}
     order = {name: index for index, name in enumerate(containers)}
     hooks: list[Hook] = []
@@ -188,15 +196,15 @@ def parse_checkpoint_annotations(pod: Mapping[str, Any]) -> CheckpointSpec:
     timeout = DEFAULT_HOOK_TIMEOUT
     for key in sorted(annotations):
         raw = annotations[key]
-        prefix = next((p for p in (HOOK_PREFIX, ARTIFACTS_PREFIX) if key.startswith(p)), None)
+        prefix = next((p for p in (CHECKPOINT_HOOK_PREFIX, CHECKPOINT_ARTIFACTS_PREFIX) if key.startswith(p)), None)
         if prefix is not None and key[len(prefix) :] in left_out:
             continue
-        if key.startswith(HOOK_PREFIX):
-            hooks.append(Hook(_container_of(key, HOOK_PREFIX, containers), parse_argv(key, raw)))
-        elif key.startswith(ARTIFACTS_PREFIX):
-            container = _container_of(key, ARTIFACTS_PREFIX, containers)
+        if key.startswith(CHECKPOINT_HOOK_PREFIX):
+            hooks.append(Hook(_container_of(key, CHECKPOINT_HOOK_PREFIX, containers), parse_argv(key, raw)))
+        elif key.startswith(CHECKPOINT_ARTIFACTS_PREFIX):
+            container = _container_of(key, CHECKPOINT_ARTIFACTS_PREFIX, containers)
             artifacts += [Artifact(container, path) for path in parse_paths(key, raw)]
-        elif key == HOOK_TIMEOUT_ANNOTATION:
+        elif key == CHECKPOINT_HOOK_TIMEOUT_ANNOTATION:
             timeout = parse_timeout(raw)
     hooks.sort(key=lambda h: order[h.container])
     artifacts.sort(key=lambda a: order[a.container])

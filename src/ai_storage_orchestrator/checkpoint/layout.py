@@ -19,12 +19,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ai_storage_orchestrator.conventions import CHECKPOINT_PATH_ANNOTATION as CHECKPOINT_PATH_ANNOTATION
+
 CHECKPOINTS_DIR = ".ai-storage/checkpoints"
 MANIFEST_NAME = "manifest.json"
 MANIFEST_TMP_NAME = "manifest.json.tmp"
 ARTIFACTS_DIR = "artifacts"
 CHECKPOINT_DIR_ENV = "AI_STORAGE_CHECKPOINT_DIR"
-CHECKPOINT_PATH_ANNOTATION = "ai-storage.io/checkpoint-path"
 MIGRATION_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 

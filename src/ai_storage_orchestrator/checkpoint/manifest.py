@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ai_storage_orchestrator.checkpoint.layout import MANIFEST_NAME, MANIFEST_TMP_NAME
+from ai_storage_orchestrator.conventions import CHECKPOINT_MANIFEST_KIND as MANIFEST_KIND
 
 SCHEMA_VERSION = 1
-MANIFEST_KIND = "ai-storage.io/checkpoint"
 
 
 def canonical_json(value: Any) -> bytes:

@@ -26,11 +26,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ai_storage_orchestrator.checkpoint.annotations import ARTIFACTS_PREFIX, HOOK_PREFIX, CheckpointSpec
+from ai_storage_orchestrator.checkpoint.annotations import CheckpointSpec
 from ai_storage_orchestrator.checkpoint.layout import (
     ARTIFACTS_DIR,
     CHECKPOINT_DIR_ENV,
-    CHECKPOINT_PATH_ANNOTATION,
     Mount,
     container_spec,
     mount_covering,
@@ -39,6 +38,9 @@ from ai_storage_orchestrator.checkpoint.layout import (
     views_of,
     volume_path,
 )
+from ai_storage_orchestrator.conventions import CHECKPOINT_ARTIFACTS_PREFIX as ARTIFACTS_PREFIX
+from ai_storage_orchestrator.conventions import CHECKPOINT_HOOK_PREFIX as HOOK_PREFIX
+from ai_storage_orchestrator.conventions import CHECKPOINT_PATH_ANNOTATION
 
 RESTORE_CONTAINER_PREFIX = "ai-storage-restore-"
 RESTORE_SCRIPT = """set -eu

@@ -57,6 +57,7 @@ from ai_storage_orchestrator.checkpoint.quiescing import run_hooks
 from ai_storage_orchestrator.checkpoint.restoring import Location, prepare_target_pod
 from ai_storage_orchestrator.checkpoint.retention import CLEANUP_TIMEOUT, apply_retention
 from ai_storage_orchestrator.checkpoint.transport import CommandResult, ExecTransport, run
+from ai_storage_orchestrator.conventions import CHECKPOINT_ARTIFACTS_PREFIX
 from ai_storage_orchestrator.kube.exec import ExecError
 
 JSON = dict[str, Any]
@@ -146,7 +147,7 @@ class PVCheckpointer:
             container = container_spec(source_pod, artifact.container)
             mount = mount_covering(container, artifact.path) if container is not None else None
             if mount is not None and mount.volume == location.volume:
-                key = f"ai-storage.io/checkpoint-artifacts.{artifact.container}"
+                key = f"{CHECKPOINT_ARTIFACTS_PREFIX}{artifact.container}"
                 raise InvalidCheckpointAnnotation(
                     f"annotation {key}: {artifact.path} is on the shared volume '{mount.volume}' already;"
                     " list only paths the move would lose",
