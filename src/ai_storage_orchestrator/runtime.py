@@ -1,14 +1,16 @@
 """Wires one orchestrator process: API client, watch caches, controller (behind leader election) and the REST app.
 
-The controller and watchers live in the aiohttp app's cleanup context, so they start with the server and stop
-cleanly with it (SIGTERM: stop accepting, cancel the workers between steps, flush events)."""
+`build_app` returns the REST app with a cleanup context that starts the orchestrator when the app starts and stops
+it when the app stops (SIGTERM: stop accepting, cancel the workers between steps, flush events); the running
+orchestrator is `app[ORCHESTRATOR]`. Its root tasks (one watch per resource, leadership) run under a Supervisor:
+one that crashes is logged, restarted with backoff, and /readyz answers 503 naming it until it runs again."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from importlib import resources
 from typing import Any
 
@@ -23,16 +25,20 @@ from ai_storage_orchestrator.controller.controller import MigrationController
 from ai_storage_orchestrator.controller.leadership import LeaderElector
 from ai_storage_orchestrator.controller.service import MigrationService
 from ai_storage_orchestrator.controller.triggers import AnnotationTrigger
+from ai_storage_orchestrator.errors import NotReady
 from ai_storage_orchestrator.kube.client import create_api_client
 from ai_storage_orchestrator.kube.errors import KubeApiError
 from ai_storage_orchestrator.kube.events import EventRecorder
 from ai_storage_orchestrator.kube.exec import KubeExec
-from ai_storage_orchestrator.kube.resources import CRDS, KubeApi
+from ai_storage_orchestrator.kube.resources import CRDS, KubeApi, Resource
 from ai_storage_orchestrator.metrics import Metrics
+from ai_storage_orchestrator.models import MigrationRequest, Status
 from ai_storage_orchestrator.settings import AuthMode, Settings
+from ai_storage_orchestrator.supervision import RestartPolicy, Supervisor
 from ai_storage_orchestrator.watchers.state import ClusterState
 
 log = structlog.get_logger(__name__)
+JSON = dict[str, Any]
 
 
 def crd_manifest() -> dict[str, Any]:
@@ -54,11 +60,13 @@ async def install_crd(api: KubeApi) -> None:
 class Orchestrator:
     """Everything one process runs, started and stopped as a unit."""
 
-    def __init__(self, settings: Settings, *, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, metrics: Metrics | None = None, restarts: RestartPolicy | None = None
+    ) -> None:
         self.settings = settings
         self.metrics = metrics or Metrics()
-        self.state = ClusterState()
-        self._tasks: list[asyncio.Task[None]] = []
+        self.state = ClusterState(on_listener_error=self._count_listener_error)
+        self.supervisor = Supervisor(restarts, on_change=self.state.notify, on_restart=self._count_restart)
         self._api_client: Any = None
         self.api: KubeApi | None = None
         self.controller: MigrationController | None = None
@@ -68,6 +76,13 @@ class Orchestrator:
         self.recorder: EventRecorder | None = None
 
     async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()  # nothing half-started outlives a failed start
+            raise
+
+    async def _start(self) -> None:
         self._api_client = await create_api_client(self.settings.kubeconfig)
         self.api = api = KubeApi(self._api_client)
         if self.settings.install_crd:
@@ -97,12 +112,24 @@ class Orchestrator:
             on_relist=lambda r: self.metrics.watch_relists.labels(resource=r).inc(),
             on_reconnect=lambda r: self.metrics.watch_reconnects.labels(resource=r).inc(),
         ):
-            self._spawn(reflector.run(), f"watch-{reflector.resource.plural}")
-        self._spawn(self._lead_when_elected(), "leadership")
+            self.supervisor.spawn(f"watch-{reflector.resource.plural}", reflector.run)
+        self.supervisor.spawn("leadership", self._lead_when_elected)
         log.info("orchestrator.started", identity=self.settings.identity, namespace=self.settings.namespace or "*")
 
-    def _spawn(self, work: Any, name: str) -> None:
-        self._tasks.append(asyncio.get_running_loop().create_task(work, name=name))
+    def ready(self) -> tuple[bool, str]:
+        """Ready when every supervised task runs and every cache is synced; otherwise the reason names what is not."""
+        if self.service is None:
+            return False, "the orchestrator is starting"
+        checks = (self.supervisor.health(), self.service.ready())
+        if all(ok for ok, _ in checks):
+            return True, "; ".join(why for _, why in checks)
+        return False, "; ".join(why for ok, why in checks if not ok)
+
+    def _count_listener_error(self, kind: str) -> None:
+        self.metrics.listener_errors.labels(kind=kind).inc()
+
+    def _count_restart(self, task: str) -> None:
+        self.metrics.task_restarts.labels(task=task).inc()
 
     async def _lead(self) -> None:
         assert self.controller is not None
@@ -113,6 +140,12 @@ class Orchestrator:
             group.create_task(self.trigger.run(), name="annotation-trigger")
 
     async def _lead_when_elected(self) -> None:
+        try:
+            await self._elect_then_lead()
+        finally:
+            self.metrics.leader.set(0)  # crashed or stopped, this task leads no more
+
+    async def _elect_then_lead(self) -> None:
         assert self.api is not None
         if not self.settings.leader_election:
             self.metrics.leader.set(1)
@@ -135,61 +168,106 @@ class Orchestrator:
         self.state.notify()
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
+        await self.supervisor.stop()
         if self.recorder is not None:
             await self.recorder.flush()
         if self._api_client is not None:
-            await self._api_client.close()
+            client, self._api_client = self._api_client, None
+            await client.close()
         log.info("orchestrator.stopped")
 
     def authenticator(self) -> Authenticator:
+        """Callable before `start`: its reviews go to the API client once the orchestrator has started."""
         if self.settings.auth is AuthMode.KUBERNETES:
-            assert self.api is not None
-            return KubernetesAuthenticator(self.api)
+            return KubernetesAuthenticator(_StartedReviews(self))
         return AllowAll()
 
 
-async def build_app(settings: Settings) -> tuple[web.Application, Orchestrator]:
-    """The REST app with the orchestrator started; `Orchestrator.stop` runs on the app's cleanup."""
-    orchestrator = Orchestrator(settings)
-    await orchestrator.start()
-    assert orchestrator.service is not None
+class _StartedReviews:
+    """The API client of a started orchestrator, for the authenticator that the app holds from before the start."""
+
+    def __init__(self, orchestrator: Orchestrator) -> None:
+        self._orchestrator = orchestrator
+
+    async def create(self, resource: Resource, body: Mapping[str, Any], *, namespace: str | None = None) -> JSON:
+        if self._orchestrator.api is None:
+            raise NotReady("the orchestrator is starting")
+        return await self._orchestrator.api.create(resource, body, namespace=namespace)
+
+
+class _StartedService:
+    """The REST app's MigrationServiceProtocol: the service of the orchestrator once it has started (the app is
+    built, and its routes bound, before that), with the orchestrator's own readiness (caches and tasks)."""
+
+    def __init__(self, orchestrator: Orchestrator) -> None:
+        self._orchestrator = orchestrator
+
+    def _service(self) -> MigrationService:
+        if self._orchestrator.service is None:
+            raise NotReady("the orchestrator is starting")
+        return self._orchestrator.service
+
+    def ready(self) -> tuple[bool, str]:
+        return self._orchestrator.ready()
+
+    def dry_run(self, request: MigrationRequest) -> JSON:
+        return self._service().dry_run(request)
+
+    async def submit(self, request: MigrationRequest, *, request_id: str | None = None) -> JSON:
+        return await self._service().submit(request, request_id=request_id)
+
+    def get(self, migration_id: str) -> JSON:
+        return self._service().get(migration_id)
+
+    def list(self, *, status: Status | None = None, namespace: str | None = None, pod: str | None = None) -> list[JSON]:
+        return self._service().list(status=status, namespace=namespace, pod=pod)
+
+    async def cancel(self, migration_id: str) -> JSON:
+        return await self._service().cancel(migration_id)
+
+
+ORCHESTRATOR = web.AppKey("orchestrator", Orchestrator)
+
+
+def build_app(orchestrator: Orchestrator) -> web.Application:
+    """The REST app of `orchestrator`; nothing runs yet. Its cleanup context starts the orchestrator when the app
+    starts (`AppRunner.setup`) and stops it when the app is cleaned up (`AppRunner.cleanup`)."""
     app = create_app(
-        service=orchestrator.service,
+        service=_StartedService(orchestrator),
         metrics=orchestrator.metrics,
         authenticator=orchestrator.authenticator(),
-        max_body_bytes=settings.max_body_bytes,
+        max_body_bytes=orchestrator.settings.max_body_bytes,
     )
 
-    async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
-        yield
-        await orchestrator.stop()
+    async def run_orchestrator(app: web.Application) -> AsyncIterator[None]:
+        await orchestrator.start()
+        app[ORCHESTRATOR] = orchestrator
+        try:
+            yield
+        finally:
+            await orchestrator.stop()
 
-    app.cleanup_ctx.append(lifecycle)
-    return app, orchestrator
+    app.cleanup_ctx.append(run_orchestrator)
+    return app
 
 
 async def serve(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT."""
     settings.validate()
-    app, _orchestrator = await build_app(settings)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, shutdown_timeout=10)
-    await site.start()
-    log.info("http.listening", host=settings.host, port=settings.port, auth=settings.auth.value)
+    runner = web.AppRunner(build_app(Orchestrator(settings)), access_log=None, handle_signals=False)
+    await runner.setup()  # starts the orchestrator
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
     try:
+        site = web.TCPSite(runner, settings.host, settings.port, shutdown_timeout=10)
+        await site.start()
+        log.info("http.listening", host=settings.host, port=settings.port, auth=settings.auth.value)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
         await stop.wait()
         log.info("orchestrator.stopping")
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(signum)
-        await runner.cleanup()
+        await runner.cleanup()  # stops the orchestrator
