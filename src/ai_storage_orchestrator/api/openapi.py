@@ -122,7 +122,7 @@ def _service_paths() -> JSON:
         "/readyz": {
             "get": _operation(
                 "readyz",
-                "Readiness: caches synced and the API server reachable",
+                "Readiness: every cache synced and every background task running (the reason names what is not)",
                 {
                     **_ok(200, "Ready.", ref("Ready")),
                     "503": {"description": "Not ready (`not_ready`).", "content": _json_content(ref("Error"))},
