@@ -34,6 +34,9 @@ class Settings:
     lease_duration_seconds: float = 15.0
     identity: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     install_crd: bool = False
+    # Finished PodMigrations (each holds a whole pod spec) are deleted this long after they ended, like a Job's
+    # ttlSecondsAfterFinished; None keeps them forever.
+    finished_migration_ttl_seconds: float | None = 24 * 3600.0
     max_body_bytes: int = 64 * 1024
     log_format: str = "auto"  # json | console | auto (console on a TTY)
     log_level: str = "info"
@@ -50,3 +53,5 @@ class Settings:
             )
         if self.workers < 1 or self.max_active_migrations < 1 or self.max_active_per_node < 1:
             raise ValueError("workers and concurrency caps must be at least 1")
+        if self.finished_migration_ttl_seconds is not None and self.finished_migration_ttl_seconds < 0:
+            raise ValueError("--finished-migration-ttl must be 0 or more seconds (omit it to keep the default)")

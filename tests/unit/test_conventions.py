@@ -22,16 +22,7 @@ CONVENTIONS = PACKAGE / "conventions.py"
 
 # Modules that still write ai-storage.io keys as literals, relative to src/ai_storage_orchestrator. Their owners are
 # moving them to `conventions` imports; remove a file from this set once it is converted (and empty the set at last).
-NOT_YET_CONVERTED: set[str] = {
-    # controller: being rewritten by the controller owner, who switches them to conventions.
-    "controller/phases.py",  # RESTORED_BY_ANNOTATION, "ai-storage.io/migration-id" label lookups
-    "controller/context.py",  # MIGRATION_ID_ANNOTATION, MIGRATION_STATUS_ANNOTATION
-    "controller/records.py",  # MIGRATION_ID_LABEL, POD_LABEL (= conventions.MIGRATION_POD_LABEL)
-    "controller/controller.py",  # no literal at the time of writing; listed while it is rewritten
-    "controller/service.py",  # likewise
-    # kube: POD_MIGRATIONS = Resource("ai-storage.io", ...) -- conventions.API_GROUP / API_VERSION.
-    "kube/resources.py",
-}
+NOT_YET_CONVERTED: set[str] = set()  # every module converted; keep it empty
 
 _KEY = re.compile(r"ai-storage\.io/")  # any key: "ai-storage.io/...", "sim.ai-storage.io/...", in an f-string too
 _GROUP = re.compile(r"""^[A-Za-z]*("|')ai-storage\.io\1$""")  # the bare API group "ai-storage.io"

@@ -33,11 +33,26 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--lease-name", default=defaults.lease_name)
     parser.add_argument("--lease-namespace", default=defaults.lease_namespace)
     parser.add_argument("--lease-duration", type=float, default=defaults.lease_duration_seconds)
+    parser.add_argument(
+        "--finished-migration-ttl",
+        type=_seconds_or_never,
+        default=defaults.finished_migration_ttl_seconds,
+        help="seconds after which a finished PodMigration is deleted; 'never' keeps them (default %(default)s)",
+    )
     parser.add_argument("--identity", default=None, help="leader-election identity (default: host name and pid)")
     parser.add_argument("--install-crd", action="store_true", help="create the PodMigration CRD if it is missing")
     parser.add_argument("--log-format", choices=["auto", "json", "console"], default=defaults.log_format)
     parser.add_argument("--log-level", default=defaults.log_level)
     parser.set_defaults(handler=run)
+
+
+def _seconds_or_never(value: str) -> float | None:
+    if value.strip().lower() == "never":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds or 'never', got {value!r}") from None
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -57,6 +72,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "lease_namespace": args.lease_namespace,
         "lease_duration_seconds": args.lease_duration,
         "install_crd": args.install_crd,
+        "finished_migration_ttl_seconds": args.finished_migration_ttl,
         "log_format": args.log_format,
         "log_level": args.log_level,
     }

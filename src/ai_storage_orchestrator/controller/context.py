@@ -1,27 +1,69 @@
-"""One reconcile step's view of a migration: its record, the cluster, and the way to move it to another phase."""
+"""One reconcile step's view of a migration: its record, the cluster, and the way to move it to another phase.
+
+A step sees the world only through `MigrationController` (the Protocol below): the cluster writer (behind the
+leadership fence), the watch caches, the event sink, the checkpointer and the planner. The fast tests give it
+small fakes; the runtime gives it the real controller."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import structlog
 
+from ai_storage_orchestrator.controller.invariant import InvariantViolation, alive
+from ai_storage_orchestrator.controller.planner import Planner
+from ai_storage_orchestrator.controller.planning import MigrationPlan
+from ai_storage_orchestrator.controller.ports import Checkpointer, ClusterWriter, EventSink
 from ai_storage_orchestrator.controller.reconciler import Result
 from ai_storage_orchestrator.controller.records import now_iso, parse_time, phase_of, request_of
+from ai_storage_orchestrator.conventions import MIGRATION_ID_ANNOTATION, MIGRATION_STATUS_ANNOTATION
+from ai_storage_orchestrator.errors import TemporaryError
 from ai_storage_orchestrator.kube.errors import KubeApiError
 from ai_storage_orchestrator.kube.resources import POD_MIGRATIONS, PODS
 from ai_storage_orchestrator.models import MigrationRequest, Phase
-
-if TYPE_CHECKING:
-    from ai_storage_orchestrator.controller.controller import MigrationController
+from ai_storage_orchestrator.watchers.state import ClusterState
 
 JSON = dict[str, Any]
 log = structlog.get_logger("ai_storage_orchestrator.migration")
 
-MIGRATION_ID_ANNOTATION = "ai-storage.io/migration-id"
-MIGRATION_STATUS_ANNOTATION = "ai-storage.io/migration-status"
+
+class MigrationController(Protocol):
+    """What the phase steps need from the controller that runs them."""
+
+    @property
+    def api(self) -> ClusterWriter: ...
+
+    @property
+    def state(self) -> ClusterState: ...
+
+    @property
+    def recorder(self) -> EventSink: ...
+
+    @property
+    def checkpointer(self) -> Checkpointer: ...
+
+    @property
+    def planner(self) -> Planner: ...
+
+    @property
+    def admission(self) -> asyncio.Lock: ...
+
+    def older_active_migration(self, ctx: MigrationContext) -> str | None: ...
+
+    def capacity_blocker(self, ctx: MigrationContext) -> str | None: ...
+
+    def on_planned(self, plan: MigrationPlan) -> None: ...
+
+    def on_phase_changed(self, ctx: MigrationContext, previous: Phase, phase: Phase, message: str) -> None: ...
+
+    async def fault_point(self, point: str) -> None: ...
+
+    def ensure_leading(self, action: str) -> None:
+        """Raise NotLeader unless this replica can prove it holds the lease (controller/fencing.py)."""
+        ...
 
 
 @dataclass
@@ -55,7 +97,9 @@ class MigrationContext:
 
     @property
     def cancel_requested(self) -> bool:
-        return bool(self.spec.get("cancelRequested"))
+        """Cancelled through the API, or the PodMigration itself is being deleted (its finalizer keeps it until the
+        rollback has finished: deleting the record mid-move must not delete the only copy of the pod's spec)."""
+        return bool(self.spec.get("cancelRequested")) or bool(self.migration["metadata"].get("deletionTimestamp"))
 
     @property
     def source_pod(self) -> JSON | None:
@@ -89,7 +133,10 @@ class MigrationContext:
         self, phase: Phase, message: str, *, passed: Sequence[tuple[Phase, str, str]] = (), **fields: Any
     ) -> Result:
         """Record the next phase with its time stamp; the caller's step is done. `passed` lists phases the step went
-        through on the way (phase, time, message), so the history stays complete when one step does two."""
+        through on the way (phase, time, message), so the history stays complete when one step does two.
+
+        A terminal phase is recorded only with the pods that are alive right now (read from the API server):
+        after the source was touched, zero of them is refused (controller/invariant.py)."""
         await self.controller.fault_point(f"after:{self.phase.value}")
         now = now_iso()
         transitions = [
@@ -102,10 +149,31 @@ class MigrationContext:
             patch["startedAt"] = now
         if phase.is_terminal:
             patch["finishedAt"] = now
+            patch["podsAlive"] = await self._pods_alive_or_refuse(phase, fields)
         previous = self.phase
         await self._patch_status(patch)
         self.controller.on_phase_changed(self, previous, phase, message)
         return Result.done() if phase.is_terminal else Result.again()
+
+    async def _pods_alive_or_refuse(self, phase: Phase, fields: JSON) -> list[str]:
+        names = [self.spec["podName"], *([self.status["targetPod"]] if self.status.get("targetPod") else [])]
+        found = []
+        for name in dict.fromkeys(names):
+            try:
+                pod = await self.controller.api.get(PODS, name, namespace=self.namespace)
+            except KubeApiError as error:
+                if error.not_found:
+                    continue
+                raise
+            if alive(pod):
+                found.append(name)
+        touched = bool(fields.get("sourceStopped") or self.status.get("sourceStopped"))
+        if not found and touched:
+            log.error("invariant.violated", attempted_phase=phase.value, pods=names)
+            raise InvariantViolation(
+                f"refusing to record {phase.value}: none of {', '.join(names)} is alive after the source was stopped"
+            )
+        return found
 
     async def fail(self, reason: str, message: str, **fields: Any) -> Result:
         return await self.transition(Phase.FAILED, message, error={"reason": reason, "message": message}, **fields)
@@ -132,3 +200,5 @@ class MigrationContext:
         except KubeApiError as error:
             if not error.not_found:
                 log.warning("migration.annotate_failed", migration_id=self.name, error=str(error))
+        except TemporaryError as error:  # e.g. this replica is no longer leader: informative only, skip it
+            log.info("migration.annotate_skipped", migration_id=self.name, error=str(error))

@@ -1,53 +1,35 @@
-"""The migration controller: watch events in, keys on the queue, one phase step per reconcile."""
+"""The migration controller: watch events in, keys on the reactor's queue, one phase step per reconcile.
+
+A finished migration is reconciled too: its finalizer is removed (it protected the record while pods depended on
+it) and, after `Settings.finished_migration_ttl_seconds`, the record itself is deleted, like a Job's
+`ttlSecondsAfterFinished`."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
 from ai_storage_orchestrator.checkpoint import CheckpointJob, CheckpointSpec
 from ai_storage_orchestrator.controller.context import MigrationContext, log
+from ai_storage_orchestrator.controller.fencing import Fence, FencedWriter, always_leading
 from ai_storage_orchestrator.controller.phases import PHASES
 from ai_storage_orchestrator.controller.planner import Planner
 from ai_storage_orchestrator.controller.planning import MigrationPlan
-from ai_storage_orchestrator.controller.queue import WorkQueue
-from ai_storage_orchestrator.controller.reconciler import Reconciler, Result
-from ai_storage_orchestrator.controller.records import MIGRATION_ID_LABEL, is_active, parse_time, phase_of
-from ai_storage_orchestrator.kube.events import EventRecorder
-from ai_storage_orchestrator.kube.resources import KubeApi
+from ai_storage_orchestrator.controller.ports import Checkpointer, ClusterWriter, EventSink
+from ai_storage_orchestrator.controller.reactor import Reactor
+from ai_storage_orchestrator.controller.reconciler import Result
+from ai_storage_orchestrator.controller.records import is_active, now_iso, parse_time, phase_of
+from ai_storage_orchestrator.conventions import MIGRATION_FINALIZER, MIGRATION_ID_LABEL
+from ai_storage_orchestrator.kube.errors import KubeApiError
+from ai_storage_orchestrator.kube.resources import POD_MIGRATIONS
 from ai_storage_orchestrator.metrics import Metrics
 from ai_storage_orchestrator.models import Action, Phase
 from ai_storage_orchestrator.settings import Settings
 from ai_storage_orchestrator.watchers.state import ClusterState
 from ai_storage_orchestrator.watchers.store import JSON, object_key
-
-
-class Checkpointer(Protocol):
-    """Saves a pod's checkpoint before its source is touched; see ``checkpoint.saving.PVCheckpointer``."""
-
-    def declared(self, pod: JSON) -> CheckpointSpec:
-        """What the pod's annotations ask the checkpoint to run and copy (raises ``invalid_checkpoint_annotation``)."""
-        ...
-
-    def prepare(
-        self,
-        *,
-        source_pod: JSON,
-        target_pod: JSON,
-        migration_id: str,
-        pod_base: str,
-        volume: Mapping[str, Any] | None,
-        spec: CheckpointSpec,
-    ) -> tuple[JSON, JSON]:
-        """During Validating: (the target pod manifest that finds and restores the checkpoint, status.checkpoint)."""
-        ...
-
-    async def save(self, job: CheckpointJob) -> JSON:
-        """During Checkpointing: write it; the result is merged into status.checkpoint. Raises OrchestratorError."""
-        ...
 
 
 class LocationOnlyCheckpointer:
@@ -84,41 +66,42 @@ class MigrationController:
     def __init__(
         self,
         *,
-        api: KubeApi,
+        api: ClusterWriter,
         state: ClusterState,
         settings: Settings,
-        recorder: EventRecorder,
+        recorder: EventSink,
         metrics: Metrics,
         checkpointer: Checkpointer | None = None,
+        fence: Fence = always_leading,
     ) -> None:
-        self.api = api
+        self.writer = FencedWriter(api, fence)
         self.state = state
         self.settings = settings
         self.recorder = recorder
         self.metrics = metrics
         self.checkpointer: Checkpointer = checkpointer or LocationOnlyCheckpointer()
         self.planner = Planner(state, declared=self.checkpointer.declared)
-        self.queue = WorkQueue()
         self.admission = asyncio.Lock()
-        self.reconciler = Reconciler(self.queue, self.reconcile, workers=settings.workers, name="migrations")
+        self.reactor = Reactor(self.reconcile, workers=settings.workers, name="migrations")
         state.migrations.add_listener(self._on_migration)
         state.pods.add_listener(self._on_pod)
         state.nodes.add_listener(self._on_node)
 
+    @property
+    def api(self) -> ClusterWriter:
+        return self.writer
+
+    def ensure_leading(self, action: str) -> None:
+        self.writer.check(action)
+
     async def run(self) -> None:
-        """Reconcile until cancelled (only the leader calls this)."""
-        for migration in self.state.migrations:
-            if is_active(migration):
-                self.queue.add(object_key(migration))
-        try:
-            await self.reconciler.run()
-        finally:
-            self.queue.shut_down()
+        """Reconcile until cancelled: one term of leadership (only the leader calls this)."""
+        await self.reactor.run(lambda: [object_key(m) for m in self.state.migrations])
 
     # Event routing ----------------------------------------------------------------------------------------------
     def _on_migration(self, _type: str, old: JSON | None, new: JSON | None) -> None:
-        if new is not None and is_active(new):
-            self.queue.add(object_key(new))
+        if new is not None:
+            self.reactor.enqueue(object_key(new))  # active: its next step; finished: finalizer and TTL
         was, now = old is not None and is_active(old), new is not None and is_active(new)
         if was != now:  # keep the gauge by difference: a recount per event grows with the history kept
             self.metrics.active_migrations.inc(1 if now else -1)
@@ -129,16 +112,16 @@ class MigrationController:
         metadata = pod["metadata"]
         owner = (metadata.get("labels") or {}).get(MIGRATION_ID_LABEL)
         if owner:
-            self.queue.add(f"{metadata['namespace']}/{owner}")
+            self.reactor.enqueue(f"{metadata['namespace']}/{owner}")
         for migration in self.state.migrations_of_pod(metadata["namespace"], metadata["name"]):
             if is_active(migration):
-                self.queue.add(object_key(migration))
+                self.reactor.enqueue(object_key(migration))
 
     def _on_node(self, _type: str, old: JSON | None, new: JSON | None) -> None:
         node = (new or old or {}).get("metadata", {}).get("name")
         for migration in self.state.migrations:
             if is_active(migration) and (migration.get("spec") or {}).get("targetNode") == node:
-                self.queue.add(object_key(migration))
+                self.reactor.enqueue(object_key(migration))
 
     # Reconcile --------------------------------------------------------------------------------------------------
     async def reconcile(self, key: str) -> Result:
@@ -146,6 +129,8 @@ class MigrationController:
         if migration is None:
             return Result.done()
         phase = phase_of(migration)
+        if phase.is_terminal:
+            return await self._finish(migration)
         step = PHASES.get(phase)
         if step is None:
             return Result.done()
@@ -158,6 +143,38 @@ class MigrationController:
             phase=phase.value,
         ):
             return await step(context)
+
+    async def _finish(self, migration: JSON) -> Result:
+        """A finished migration: drop our finalizer (nothing depends on the record any more), then delete the
+        record once its time to live has passed."""
+        metadata = migration["metadata"]
+        finalizers = list(metadata.get("finalizers") or [])
+        if MIGRATION_FINALIZER in finalizers:
+            finalizers.remove(MIGRATION_FINALIZER)
+            patch = {"metadata": {"finalizers": finalizers, "resourceVersion": metadata["resourceVersion"]}}
+            updated = await self.api.merge_patch(
+                POD_MIGRATIONS, metadata["name"], patch, namespace=metadata["namespace"]
+            )
+            self.state.migrations.write_through(updated)
+            return Result.again()
+        ttl = self.settings.finished_migration_ttl_seconds
+        finished = parse_time((migration.get("status") or {}).get("finishedAt"))
+        if ttl is None or finished is None or metadata.get("deletionTimestamp"):
+            return Result.done()
+        now = parse_time(now_iso())
+        assert now is not None
+        left = ttl - (now - finished).total_seconds()
+        if left > 0:
+            return Result.after(left)
+        try:
+            await self.api.delete(
+                POD_MIGRATIONS, metadata["name"], namespace=metadata["namespace"], uid=metadata.get("uid")
+            )
+            log.info("migration.expired", migration_id=metadata["name"], ttl_seconds=ttl)
+        except KubeApiError as error:
+            if not (error.not_found or error.conflict):
+                raise
+        return Result.done()
 
     async def fault_point(self, point: str) -> None:
         """Block this worker forever at `point` when the crash-testing fault is armed there (see Settings)."""
@@ -218,7 +235,7 @@ class MigrationController:
                 self.metrics.migration_duration.labels(result=phase.status.value).observe((end - start).total_seconds())
             for migration in self.state.migrations:
                 if phase_of(migration) is Phase.PENDING:
-                    self.queue.add(object_key(migration))
+                    self.reactor.enqueue(object_key(migration))
             if phase is not Phase.COMPLETED:
                 self._annotate_later(ctx, phase)
         self.state.notify()  # waiters on "phase X and its metrics/events recorded" see both

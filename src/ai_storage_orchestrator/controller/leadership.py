@@ -44,12 +44,22 @@ class LeaderElector:
         self.on_change = on_change
         self.is_leader = False
         self._observed: tuple[str, float] | None = None  # (resourceVersion, monotonic time first seen)
+        self._renewed_at: float | None = None  # monotonic start of the last successful acquire or renew
+
+    def holds_lease(self) -> bool:
+        """True while no other replica can have taken the lease: we are leader and our last successful renewal
+        *started* less than the renew deadline ago (a renewal takes effect at some instant after it started, and
+        a standby waits a whole lease duration, longer than the deadline, after it saw that renewal)."""
+        if not self.is_leader or self._renewed_at is None:
+            return False
+        return asyncio.get_running_loop().time() - self._renewed_at < self.renew_deadline
 
     async def run(self, lead: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        """Forever: wait to acquire the lease, run `lead()` while renewing it, stop `lead` when the lease is lost."""
+        """Forever: wait to acquire the lease, run `lead()` while renewing it, stop `lead` when the lease is lost.
+        Each call of `lead()` is one term; a replica that loses and regains the lease starts a new one."""
         loop = asyncio.get_running_loop()
         while True:
-            if not await self._try_acquire_or_renew():
+            if not await self._attempt(timeout=self.renew_deadline):
                 await asyncio.sleep(self.retry_period)  # lease protocol: holders renew on a period, we re-check
                 continue
             self._set_leader(True)
@@ -57,22 +67,37 @@ class LeaderElector:
             try:
                 await self._keep_renewing(leading)
             finally:
+                self._set_leader(False)  # first: the fence closes before the work is even cancelled
                 leading.cancel()
                 await asyncio.gather(leading, return_exceptions=True)
-                self._set_leader(False)
 
     async def _keep_renewing(self, leading: asyncio.Task[None]) -> None:
         loop = asyncio.get_running_loop()
-        last_renew = loop.time()
         while not leading.done():
             await asyncio.wait({leading}, timeout=self.retry_period)
             if leading.done():
                 return
-            if await self._try_acquire_or_renew():
-                last_renew = loop.time()
-            elif loop.time() - last_renew > self.renew_deadline:
+            assert self._renewed_at is not None
+            left = self.renew_deadline - (loop.time() - self._renewed_at)
+            if left <= 0 or not await self._attempt(timeout=left):
+                if self.holds_lease():
+                    continue  # a failed renewal with time to spare: try again on the next period
                 log.warning("leader.lost", lease=self.name, identity=self.identity)
                 return
+
+    async def _attempt(self, *, timeout: float) -> bool:
+        """One acquire-or-renew, given at most `timeout` seconds: a renewal that cannot finish before the deadline
+        is worth nothing, however long one API call may otherwise take."""
+        started = asyncio.get_running_loop().time()
+        try:
+            async with asyncio.timeout(max(0.0, timeout)):
+                succeeded = await self._try_acquire_or_renew()
+        except TimeoutError:
+            log.info("leader.renew_timed_out", timeout=round(timeout, 3))
+            return False
+        if succeeded:
+            self._renewed_at = started
+        return succeeded
 
     def _set_leader(self, value: bool) -> None:
         if value != self.is_leader:

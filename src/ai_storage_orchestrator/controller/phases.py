@@ -6,10 +6,14 @@ checkpoint-restart:  Pending → Validating → Checkpointing → StoppingSource
                      → Completed
 Any failure or cancel before the point of no return → RollingBack → Failed / Cancelled.
 
-Rules that hold in every phase, also across restarts: the target pod has a deterministic name (creating it twice
-finds it already there), the source is deleted only with its recorded UID as precondition, and a checkpoint-restart
-source is stopped only after the checkpoint is on the shared volume; if its target then fails, the pod is recreated
-on the source node from the recorded spec."""
+Rules that hold in every phase, also across restarts (the invariant itself: controller/invariant.py): the target
+pod has a deterministic name (creating it twice finds it already there); the source is removed through the Eviction
+API (its PodDisruptionBudgets apply) with its recorded UID as precondition, only after `sourceStopped` is recorded
+(write-ahead: a cancel or crash at any instant knows a removal may be under way); a make-before-break source goes
+only while a live read shows the Ready target with the recorded UID; a checkpoint-restart source is stopped only
+after the checkpoint is on the shared volume, and if its target then fails, or the move is cancelled while the
+source is still terminating, the pod is recreated on the source node from the recorded spec once the old one is
+gone."""
 
 from __future__ import annotations
 
@@ -18,16 +22,18 @@ import posixpath
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ai_storage_orchestrator.checkpoint import (
-    CHECKPOINT_PATH_ANNOTATION,
-    CheckpointJob,
-    without_checkpoint,
-)
+from ai_storage_orchestrator.checkpoint import CheckpointJob, without_checkpoint
 from ai_storage_orchestrator.controller.context import MigrationContext
+from ai_storage_orchestrator.controller.invariant import is_ready, target_unfit_to_replace_source, terminating
 from ai_storage_orchestrator.controller.planning.naming import base_name
 from ai_storage_orchestrator.controller.reconciler import Result
 from ai_storage_orchestrator.controller.records import now_iso, phase_of
-from ai_storage_orchestrator.errors import OrchestratorError
+from ai_storage_orchestrator.conventions import (
+    CHECKPOINT_PATH_ANNOTATION,
+    MIGRATION_ID_LABEL,
+    RESTORED_BY_ANNOTATION,
+)
+from ai_storage_orchestrator.errors import OrchestratorError, TemporaryError
 from ai_storage_orchestrator.kube.errors import KubeApiError
 from ai_storage_orchestrator.kube.resources import PODS
 from ai_storage_orchestrator.models import Phase, Strategy
@@ -49,12 +55,7 @@ FATAL_WAITING_REASONS = frozenset(
     }
 )
 DELETE_WAIT_SECONDS = 30.0
-RESTORED_BY_ANNOTATION = "ai-storage.io/restored-by"
-
-
-def is_ready(pod: JSON) -> bool:
-    conditions = (pod.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+DISRUPTION_BUDGET_RETRY_SECONDS = 5.0  # PodDisruptionBudgets are not watched: look again on this period
 
 
 def _node_ready(node: JSON | None) -> bool:
@@ -192,6 +193,7 @@ async def checkpointing(ctx: MigrationContext) -> Result:
             and (path := (p["metadata"].get("annotations") or {}).get(CHECKPOINT_PATH_ANNOTATION))
         ),
     )
+    ctx.controller.ensure_leading("run the checkpoint")  # hooks and copies are not API writes: fence them here
     try:
         checkpoint = await ctx.controller.checkpointer.save(job)
     except OrchestratorError as error:
@@ -221,13 +223,15 @@ async def checkpointing(ctx: MigrationContext) -> Result:
 async def stopping_source(ctx: MigrationContext) -> Result:
     pod = ctx.source_pod
     if ctx.cancel_requested:
-        if pod is not None and not pod["metadata"].get("deletionTimestamp"):
+        if not ctx.status.get("sourceStopped"):
             return await ctx.transition(Phase.CANCELLED, "cancelled before the source was stopped")
-        return await ctx.transition(Phase.ROLLING_BACK, "cancelled while the source was stopping", sourceStopped=True)
+        # The removal may be under way: the rollback waits until the source is gone and recreates it.
+        return await ctx.transition(Phase.ROLLING_BACK, "cancelled while the source was stopping")
     if pod is not None and ctx.source_pod_is_ours:
-        if not pod["metadata"].get("deletionTimestamp"):
-            # No status write first: after a crash here the pod is gone and the step below records sourceStopped.
-            await _delete_pod(ctx, pod, uid=ctx.status.get("sourcePodUID"))
+        if not terminating(pod):
+            blocked = await _remove_source(ctx, pod)
+            if blocked is not None:
+                return blocked
         return Result.after(DELETE_WAIT_SECONDS)  # the pod's DELETED event wakes us
     # The source is gone: start the target in the same step, so the pod is down no longer than it must be.
     stopped = (Phase.CREATING_TARGET, now_iso(), "source pod stopped")
@@ -235,6 +239,35 @@ async def stopping_source(ctx: MigrationContext) -> Result:
     if rolled_back is not None:
         return rolled_back
     return await ctx.transition(Phase.WAITING_FOR_TARGET, _created_message(ctx), passed=[stopped], sourceStopped=True)
+
+
+async def _remove_source(ctx: MigrationContext, pod: JSON) -> Result | None:
+    """Ask for the source's removal; a Result when it cannot happen now (a disruption budget forbids it)."""
+    if not ctx.status.get("sourceStopped"):
+        await ctx.update_status(sourceStopped=True)  # write-ahead, see the module's rules
+    uid = ctx.status.get("sourcePodUID")
+    if ctx.spec.get("ignorePDB"):
+        await _delete_pod(ctx, pod, uid=uid)
+        return None
+    try:
+        await ctx.controller.api.evict(pod["metadata"]["name"], namespace=ctx.namespace, uid=uid)
+    except KubeApiError as error:
+        if error.not_found or (error.conflict and "Precondition" in error.message):
+            return None  # already gone, or replaced by a pod that is not ours
+        if not error.blocked_by_disruption_budget:
+            raise
+        message = f"blocked_by_disruption_budget: {error.message.split(': ', 1)[-1]}"
+        if ctx.seconds_left() <= 0:
+            return await _roll_back(
+                ctx,
+                "blocked_by_disruption_budget",
+                f"a PodDisruptionBudget kept the source pod for {ctx.request.timeout_seconds}s; "
+                "retry later or set ignore_pdb",
+            )
+        if ctx.status.get("message") != message:
+            await ctx.update_status(message=message)
+        return Result.after(min(DISRUPTION_BUDGET_RETRY_SECONDS, max(0.1, ctx.seconds_left())))
+    return None
 
 
 async def creating_target(ctx: MigrationContext) -> Result:
@@ -266,7 +299,7 @@ async def _create_target(ctx: MigrationContext, **fields: Any) -> Result | None:
         existing = ctx.controller.state.pod(ctx.namespace, name) or await ctx.controller.api.get(
             PODS, name, namespace=ctx.namespace
         )
-        owner = (existing["metadata"].get("labels") or {}).get("ai-storage.io/migration-id")
+        owner = (existing["metadata"].get("labels") or {}).get(MIGRATION_ID_LABEL)
         if owner != ctx.name:
             return await _roll_back(ctx, "target_name_taken", f"a pod named {name} exists and is not ours", **fields)
     return None
@@ -278,14 +311,23 @@ async def waiting_for_target(ctx: MigrationContext) -> Result:
     pod = ctx.target_pod
     if pod is None:
         return await ctx.transition(Phase.CREATING_TARGET, "target pod disappeared; creating it again")
+    left = ctx.seconds_left()
+    if terminating(pod):  # evicted or deleted by someone: create it again once it is gone, within the timeout
+        if left > 0:
+            return Result.after(min(DELETE_WAIT_SECONDS, left))
+        return await _roll_back(
+            ctx, "target_lost", f"target pod {pod['metadata']['name']} was removed and could not be recreated in time"
+        )
     problem = target_problem(pod, ctx.controller.state.node(ctx.spec["targetNode"]))
     if problem:
         return await _roll_back(ctx, *problem)
     if is_ready(pod) or (pod.get("status") or {}).get("phase") == "Succeeded":
+        uid = pod["metadata"].get("uid")
         if ctx.status.get("strategy") == Strategy.MAKE_BEFORE_BREAK:
-            return await ctx.transition(Phase.REMOVING_SOURCE, f"target pod {pod['metadata']['name']} is Ready")
-        return await ctx.transition(Phase.COMPLETED, f"target pod {pod['metadata']['name']} is Ready")
-    left = ctx.seconds_left()
+            return await ctx.transition(
+                Phase.REMOVING_SOURCE, f"target pod {pod['metadata']['name']} is Ready", targetPodUID=uid
+            )
+        return await ctx.transition(Phase.COMPLETED, f"target pod {pod['metadata']['name']} is Ready", targetPodUID=uid)
     if left <= 0:
         return await _roll_back(
             ctx,
@@ -297,23 +339,55 @@ async def waiting_for_target(ctx: MigrationContext) -> Result:
 
 async def removing_source(ctx: MigrationContext) -> Result:
     pod = ctx.source_pod
-    if pod is not None and ctx.source_pod_is_ours:
-        if not pod["metadata"].get("deletionTimestamp"):
-            await _delete_pod(ctx, pod, uid=ctx.status.get("sourcePodUID"))
+    source_there = pod is not None and ctx.source_pod_is_ours
+    if source_there and pod is not None and not terminating(pod):
+        unfit = await _target_unfit(ctx)
+        if unfit is not None:  # never remove the source on the word of a cache: the target was read just now
+            return await ctx.transition(Phase.WAITING_FOR_TARGET, f"{unfit}; the source pod stays")
+        blocked = await _remove_source(ctx, pod)
+        if blocked is not None:
+            return blocked
+        return Result.after(DELETE_WAIT_SECONDS)
+    unfit = await _target_unfit(ctx)
+    if unfit is not None:
+        # The source is going or gone and the target was lost after it was Ready: create it again, as after a
+        # checkpoint-restart stop; a rollback from here recreates the pod on the source node.
+        return await ctx.transition(
+            Phase.CREATING_TARGET, f"{unfit} after the source was removed; creating it again", sourceStopped=True
+        )
+    if source_there:
         return Result.after(DELETE_WAIT_SECONDS)
     return await ctx.transition(Phase.COMPLETED, f"source pod removed; {ctx.status.get('targetPod')} is Ready")
 
 
+async def _target_unfit(ctx: MigrationContext) -> str | None:
+    name = ctx.status.get("targetPod")
+    try:
+        target = await ctx.controller.api.get(PODS, name, namespace=ctx.namespace) if name else None
+    except KubeApiError as error:
+        if not error.not_found:
+            raise
+        target = None
+    unfit = target_unfit_to_replace_source(target, uid=ctx.status.get("targetPodUID"), node=str(ctx.spec["targetNode"]))
+    if unfit is None and not _node_ready(ctx.controller.state.node(ctx.spec["targetNode"])):
+        unfit = f"target node {ctx.spec['targetNode']} is gone or not Ready"
+    return unfit
+
+
 async def rolling_back(ctx: MigrationContext) -> Result:
     target = ctx.target_pod
-    if target is not None and (target["metadata"].get("labels") or {}).get("ai-storage.io/migration-id") == ctx.name:
-        if not target["metadata"].get("deletionTimestamp"):
+    if target is not None and (target["metadata"].get("labels") or {}).get(MIGRATION_ID_LABEL) == ctx.name:
+        if not terminating(target):
             await _delete_pod(ctx, target, uid=target["metadata"].get("uid"))
         return Result.after(DELETE_WAIT_SECONDS)
     restored = ""
-    if ctx.status.get("sourceStopped") and ctx.source_pod is None:
-        await _restore_source(ctx)
-        restored = f"; pod recreated on {ctx.spec['sourceNode']}"
+    if ctx.status.get("sourceStopped"):
+        source = ctx.source_pod
+        if source is not None and terminating(source):
+            return Result.after(DELETE_WAIT_SECONDS)  # still stopping: recreate it once it is gone
+        if source is None:
+            await _restore_source(ctx)
+            restored = f"; pod recreated on {ctx.spec['sourceNode']}"
     error = ctx.status.get("error")
     if error:
         return await ctx.transition(Phase.FAILED, f"{error.get('message')}; rolled back{restored}")
@@ -338,18 +412,22 @@ def restore_manifest(ctx: MigrationContext) -> JSON:
     manifest: JSON = copy.deepcopy(ctx.status["targetPodManifest"])
     manifest["metadata"]["name"] = ctx.spec["podName"]
     manifest["metadata"].setdefault("annotations", {})[RESTORED_BY_ANNOTATION] = ctx.name
-    manifest["metadata"].get("labels", {}).pop("ai-storage.io/migration-id", None)
+    manifest["metadata"].get("labels", {}).pop(MIGRATION_ID_LABEL, None)
     manifest["spec"]["nodeName"] = ctx.spec["sourceNode"]
     return manifest
 
 
 async def _restore_source(ctx: MigrationContext) -> None:
+    name = ctx.spec["podName"]
     try:
         created = await ctx.controller.api.create(PODS, restore_manifest(ctx), namespace=ctx.namespace)
         ctx.controller.state.pods.write_through(created)
     except KubeApiError as error:
         if not error.already_exists:
             raise
+        existing = await ctx.controller.api.get(PODS, name, namespace=ctx.namespace)
+        if terminating(existing):  # the old copy is still on its way out: our cache was behind
+            raise TemporaryError(f"pod {ctx.namespace}/{name} is still terminating; recreating it when gone") from None
 
 
 PHASES: dict[Phase, Step] = {

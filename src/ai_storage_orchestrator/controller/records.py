@@ -7,13 +7,13 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from ai_storage_orchestrator import API_GROUP, API_VERSION
+from ai_storage_orchestrator import API_GROUP, API_VERSION, conventions
 from ai_storage_orchestrator.models import MigrationRequest, Phase, Strategy
 
 JSON = dict[str, Any]
 
-MIGRATION_ID_LABEL = "ai-storage.io/migration-id"
-POD_LABEL = "ai-storage.io/pod"
+MIGRATION_ID_LABEL = conventions.MIGRATION_ID_LABEL  # re-exported: older imports name it here
+POD_LABEL = conventions.MIGRATION_POD_LABEL
 
 
 def new_migration_id() -> str:
@@ -50,6 +50,8 @@ def migration_resource(request: MigrationRequest, migration_id: str, *, request_
             "name": migration_id,
             "namespace": request.pod_namespace,
             "labels": {MIGRATION_ID_LABEL: migration_id, POD_LABEL: request.pod_name[:63]},
+            # Deleting the record mid-move cancels and rolls back; the controller removes this once it has ended.
+            "finalizers": [conventions.MIGRATION_FINALIZER],
         },
         "spec": spec,
     }

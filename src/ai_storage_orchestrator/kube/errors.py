@@ -31,6 +31,11 @@ class KubeApiError(Exception):
         return self.status == 410
 
     @property
+    def blocked_by_disruption_budget(self) -> bool:
+        """An eviction refused because a PodDisruptionBudget allows no disruption now."""
+        return self.status == 429 and "disruption budget" in self.message.lower()
+
+    @property
     def retriable(self) -> bool:
         return self.status in (0, 429) or self.status >= 500
 

@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 import aiohttp
 
+from ai_storage_orchestrator.conventions import API_GROUP, API_VERSION
 from ai_storage_orchestrator.kube.errors import KubeApiError, raise_for_status
 
 JSON = dict[str, Any]
@@ -52,7 +53,7 @@ EVENTS = Resource("", "v1", "events", "Event")
 CONFIG_MAPS = Resource("", "v1", "configmaps", "ConfigMap")
 NAMESPACES = Resource("", "v1", "namespaces", "Namespace", namespaced=False)
 LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease")
-POD_MIGRATIONS = Resource("ai-storage.io", "v1alpha1", "podmigrations", "PodMigration")
+POD_MIGRATIONS = Resource(API_GROUP, API_VERSION, "podmigrations", "PodMigration")
 CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", False)
 TOKEN_REVIEWS = Resource("authentication.k8s.io", "v1", "tokenreviews", "TokenReview", namespaced=False)
 SUBJECT_ACCESS_REVIEWS = Resource(
@@ -237,6 +238,18 @@ class KubeApi:
         if grace_period_seconds is not None:
             body["gracePeriodSeconds"] = grace_period_seconds
         return await self._json("DELETE", resource.path(namespace=namespace, name=name), body=body)
+
+    async def evict(self, name: str, *, namespace: str, uid: str | None = None) -> JSON:
+        """Ask to remove a pod through the Eviction API, which honours its PodDisruptionBudgets: 429 when a budget
+        forbids it now. The API server marks the pod with the DisruptionTarget condition, as `kubectl drain` does."""
+        body: JSON = {
+            "apiVersion": "policy/v1",
+            "kind": "Eviction",
+            "metadata": {"name": name, "namespace": namespace},
+        }
+        if uid:
+            body["deleteOptions"] = {"preconditions": {"uid": uid}}
+        return await self._json("POST", PODS.path(namespace=namespace, name=name, subresource="eviction"), body=body)
 
 
 def _watch_event(line: bytes) -> WatchEvent:

@@ -1,0 +1,61 @@
+"""The one rule of the whole product, stated once: **the pod's work is never lost.**
+
+At every instant at least one of {source, target} is alive, or the pod is restorable from the record: its spec is
+in ``status.targetPodManifest`` and its state on the shared volume (checkpoint-restart, after Checkpointing).
+Concretely:
+
+* the source is removed only when a Ready target with the recorded UID exists (make-before-break, checked live
+  against the API server right before, never from a cache) or the checkpoint step has finished (checkpoint-restart);
+* a rollback that finds the source stopping waits until it is gone and recreates it; it never declares the pod
+  safe while a copy it relies on is still terminating;
+* a terminal record never leaves zero pods after the orchestrator touched the source: `transition` checks the live
+  pods before every terminal phase and refuses (``InvariantViolation``, retried) instead of recording one.
+
+These functions are pure; the phases (controller/phases.py) and the context (controller/context.py) call them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ai_storage_orchestrator.errors import TemporaryError
+
+JSON = dict[str, Any]
+
+
+class InvariantViolation(TemporaryError):
+    """A step was about to leave the pod without a running copy: the step is retried, never recorded."""
+
+    default_reason = "pod_would_be_lost"
+
+
+def terminating(pod: JSON) -> bool:
+    return bool(pod["metadata"].get("deletionTimestamp"))
+
+
+def alive(pod: JSON | None) -> bool:
+    """Exists and is not being removed (a terminating pod is on its way out: it counts as gone)."""
+    if pod is None or terminating(pod):
+        return False
+    return (pod.get("status") or {}).get("phase") not in ("Failed",)
+
+
+def is_ready(pod: JSON) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def target_unfit_to_replace_source(target: JSON | None, *, uid: str | None, node: str) -> str | None:
+    """Why the source must not be removed yet because of the target (None: it may go). `target` must be a fresh
+    read from the API server: a Ready target in a cache may already have been evicted."""
+    if target is None:
+        return "the target pod is gone"
+    name = target["metadata"]["name"]
+    if uid and target["metadata"].get("uid") != uid:
+        return f"target pod {name} was replaced by another pod (uid changed)"
+    if terminating(target):
+        return f"target pod {name} is being removed"
+    if (target.get("spec") or {}).get("nodeName") != node:
+        return f"target pod {name} is not on node {node}"
+    if not is_ready(target) and (target.get("status") or {}).get("phase") != "Succeeded":
+        return f"target pod {name} is no longer Ready"
+    return None

@@ -1,0 +1,176 @@
+"""The phase table step by step against an in-memory API: the paths that could end with no pod at all."""
+
+from __future__ import annotations
+
+import pytest
+
+from ai_storage_orchestrator.controller.fencing import NotLeader
+from ai_storage_orchestrator.controller.invariant import InvariantViolation
+from ai_storage_orchestrator.controller.reconciler import Outcome
+from ai_storage_orchestrator.conventions import RESTORED_BY_ANNOTATION
+from ai_storage_orchestrator.kube.resources import POD_MIGRATIONS, PODS
+from ai_storage_orchestrator.models import Phase
+from tests.unit.controller.fakes import NAMESPACE, POD, SOURCE, World
+
+pytestmark = pytest.mark.unit
+
+CHECKPOINT_RESTART = "checkpoint-restart"
+MAKE_BEFORE_BREAK = "make-before-break"
+KEY = f"{NAMESPACE}/m1"
+
+
+async def _cancel(world: World) -> None:
+    await world.api.merge_patch(POD_MIGRATIONS, "m1", {"spec": {"cancelRequested": True}}, namespace=NAMESPACE)
+
+
+def _terminating(world: World, name: str) -> bool:
+    pod = world.state.pod(NAMESPACE, name)
+    return pod is not None and bool(pod["metadata"].get("deletionTimestamp"))
+
+
+async def test_cancel_while_the_source_is_stopping_recreates_it_once_gone() -> None:
+    world = World()
+    world.migration(phase=Phase.STOPPING_SOURCE.value, strategy=CHECKPOINT_RESTART)
+    result = await world.drive()
+    assert result.outcome is Outcome.REQUEUE_AFTER
+    assert _terminating(world, POD)
+
+    await _cancel(world)
+    result = await world.drive()
+    assert world.phase() == Phase.ROLLING_BACK.value
+    assert result.outcome is Outcome.REQUEUE_AFTER, "waits for the terminating source instead of ending"
+
+    world.api.finish_termination(POD)
+    await world.drive()
+    assert world.phase() == Phase.CANCELLED.value
+    restored = world.api.pod(POD)
+    assert restored is not None
+    assert restored["spec"]["nodeName"] == SOURCE
+    assert restored["metadata"]["annotations"][RESTORED_BY_ANNOTATION] == "m1"
+    assert world.record()["status"]["podsAlive"] == [POD]
+
+
+async def test_cancel_with_a_lagging_cache_still_knows_the_source_may_be_stopping() -> None:
+    world = World()
+    world.migration(phase=Phase.STOPPING_SOURCE.value, strategy=CHECKPOINT_RESTART)
+    world.api.reflect = False  # the eviction is accepted; the cache has not heard of it when the cancel comes
+    await world.controller.reconcile(KEY)
+    world.api.reflect = True
+    assert not _terminating(world, POD)
+    await _cancel(world)
+    with pytest.raises(InvariantViolation):  # the cache says alive; the live read says terminating
+        await world.drive()
+    assert world.phase() == Phase.ROLLING_BACK.value, "sourceStopped was recorded before the eviction"
+    world.api.catch_up()
+    assert (await world.drive()).outcome is Outcome.REQUEUE_AFTER
+    world.api.finish_termination(POD)
+    await world.drive()
+    assert world.phase() == Phase.CANCELLED.value
+    assert world.record()["status"]["podsAlive"] == [POD]
+
+
+async def test_cancel_before_the_source_was_touched_changes_nothing() -> None:
+    world = World()
+    world.migration(phase=Phase.STOPPING_SOURCE.value, strategy=CHECKPOINT_RESTART)
+    await _cancel(world)
+    before = len(world.api.writes())
+    await world.drive()
+    assert world.phase() == Phase.CANCELLED.value
+    assert world.api.writes()[before:] == ["patch PodMigration m1/status"]
+
+
+async def _make_before_break_at_removing_source(world: World) -> str:
+    world.migration(phase=Phase.CREATING_TARGET.value, strategy=MAKE_BEFORE_BREAK)
+    await world.drive()
+    target = str(world.record()["status"]["targetPod"])
+    world.api.make_ready(target)
+    assert (await world.controller.reconcile(KEY)).outcome is Outcome.REQUEUE
+    assert world.phase() == Phase.REMOVING_SOURCE.value
+    return target
+
+
+async def test_removing_source_reads_the_target_live_and_keeps_the_source_when_it_was_evicted() -> None:
+    world = World()
+    target = await _make_before_break_at_removing_source(world)
+    world.api.reflect = False  # the target is evicted; the cache still shows it Ready
+    await world.api.delete(PODS, target, namespace=NAMESPACE)
+    world.api.reflect = True
+    await world.controller.reconcile(KEY)
+    assert world.phase() == Phase.WAITING_FOR_TARGET.value
+    assert "being removed; the source pod stays" in world.record()["status"]["message"]
+    source = world.api.pod(POD)
+    assert source is not None
+    assert not source["metadata"].get("deletionTimestamp"), "the source stays"
+
+
+async def test_target_lost_after_the_source_was_removed_is_created_again() -> None:
+    world = World()
+    target = await _make_before_break_at_removing_source(world)
+    await world.drive()  # evicts the source
+    assert _terminating(world, POD)
+    await world.api.delete(PODS, target, namespace=NAMESPACE)
+    world.api.finish_termination(target)
+    await world.drive()
+    assert world.phase() == Phase.WAITING_FOR_TARGET.value, "a new target was created"
+    assert world.record()["status"]["sourceStopped"] is True
+    world.api.make_ready(target)
+    world.api.finish_termination(POD)
+    await world.drive()
+    assert world.phase() == Phase.COMPLETED.value
+    assert world.record()["status"]["podsAlive"] == [target]
+
+
+async def test_make_before_break_completes_with_the_target_alive() -> None:
+    world = World()
+    target = await _make_before_break_at_removing_source(world)
+    await world.drive()
+    world.api.finish_termination(POD)
+    await world.drive()
+    assert world.phase() == Phase.COMPLETED.value
+    assert world.record()["status"]["podsAlive"] == [target]
+    assert any(c == f"evict Pod {POD}" for c in world.api.calls), "removed through the Eviction API"
+
+
+async def test_a_disruption_budget_blocks_the_removal_and_the_move_rolls_back_at_the_timeout() -> None:
+    world = World()
+    target = await _make_before_break_at_removing_source(world)
+    world.api.disruption_budget_blocks = True
+    result = await world.drive()
+    assert result.outcome is Outcome.REQUEUE_AFTER
+    assert world.record()["status"]["message"].startswith("blocked_by_disruption_budget")
+    await world.api.merge_patch(POD_MIGRATIONS, "m1", {"spec": {"timeoutSeconds": 0}}, namespace=NAMESPACE)
+    await world.drive()
+    assert world.phase() == Phase.ROLLING_BACK.value
+    world.api.finish_termination(target)
+    await world.drive()
+    assert world.phase() == Phase.FAILED.value
+    assert world.record()["status"]["error"]["reason"] == "blocked_by_disruption_budget"
+    assert world.api.pod(POD) is not None
+    assert not _terminating(world, POD)
+
+
+async def test_deleting_the_record_mid_move_rolls_back_and_then_lets_it_go() -> None:
+    world = World()
+    world.migration(phase=Phase.STOPPING_SOURCE.value, strategy=CHECKPOINT_RESTART)
+    await world.drive()  # the source is stopping
+    await world.api.delete(POD_MIGRATIONS, "m1", namespace=NAMESPACE)
+    assert world.state.migrations.get(KEY) is not None, "the finalizer keeps the record"
+    await world.drive()
+    assert world.phase() == Phase.ROLLING_BACK.value
+    world.api.finish_termination(POD)
+    await world.drive()
+    assert world.phase() == Phase.CANCELLED.value
+    await world.drive()  # the terminal record's own event brings it back: its finalizer goes
+    assert world.api.pod(POD) is not None, "the pod was recreated from the record"
+    assert world.state.migrations.get(KEY) is None, "the finalizer went after the rollback"
+
+
+async def test_a_replica_that_cannot_prove_its_lease_writes_nothing() -> None:
+    world = World()
+    world.migration(phase=Phase.STOPPING_SOURCE.value, strategy=CHECKPOINT_RESTART)
+    world.leading = False
+    before = list(world.api.writes())
+    with pytest.raises(NotLeader):
+        await world.controller.reconcile(KEY)
+    assert world.api.writes() == before
+    assert not _terminating(world, POD)
