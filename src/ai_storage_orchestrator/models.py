@@ -77,6 +77,11 @@ _PHASE_STATUS = {
 }
 
 
+TIMEOUT_MIN = 1
+TIMEOUT_MAX = 86400
+DEFAULT_TIMEOUT = 600
+
+
 @dataclass(frozen=True, slots=True)
 class ContainerState:
     """One container of a pod as its status reports it."""
@@ -139,7 +144,8 @@ class Resources:
 
 @dataclass(frozen=True, slots=True)
 class MigrationRequest:
-    """A validated migration request, whatever triggered it (REST, annotation, CLI)."""
+    """A validated migration request, whatever triggered it (REST, annotation, CLI). `timeout_seconds` lies in
+    TIMEOUT_MIN..TIMEOUT_MAX (the PodMigration CRD enforces the same range)."""
 
     pod_name: str
     pod_namespace: str

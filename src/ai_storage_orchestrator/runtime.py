@@ -100,6 +100,7 @@ class Orchestrator:
             recorder=self.recorder,
             metrics=self.metrics,
             checkpointer=checkpointer,
+            fence=self._holds_lease,
         )
         self.service = MigrationService(
             api=api, state=self.state, metrics=self.metrics, planner=self.controller.planner
@@ -162,6 +163,12 @@ class Orchestrator:
             on_change=self._leadership_changed,
         )
         await self.elector.run(self._lead)
+
+    def _holds_lease(self) -> bool:
+        """The fence of every migration write (controller/fencing.py)."""
+        if not self.settings.leader_election:
+            return True
+        return self.elector is not None and self.elector.holds_lease()
 
     def _leadership_changed(self, leading: bool) -> None:
         self.metrics.leader.set(1 if leading else 0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ai_storage_orchestrator import models
 from ai_storage_orchestrator.api import schemas
 from ai_storage_orchestrator.models import Action, ContainerKind, Phase, Status, Strategy
 
@@ -63,9 +64,9 @@ def _name(pattern: str, max_length: int, description: str) -> JSON:
 def _timeout(description: str) -> JSON:
     return {
         "type": "integer",
-        "minimum": schemas.TIMEOUT_MIN,
-        "maximum": schemas.TIMEOUT_MAX,
-        "default": schemas.DEFAULT_TIMEOUT,
+        "minimum": models.TIMEOUT_MIN,
+        "maximum": models.TIMEOUT_MAX,
+        "default": models.DEFAULT_TIMEOUT,
         "description": description,
     }
 

@@ -14,7 +14,14 @@ from typing import Any
 from multidict import MultiMapping
 
 from ai_storage_orchestrator.errors import InvalidRequest, NotFound
-from ai_storage_orchestrator.models import MigrationRequest, Status, Strategy
+from ai_storage_orchestrator.models import (
+    DEFAULT_TIMEOUT,
+    TIMEOUT_MAX,
+    TIMEOUT_MIN,
+    MigrationRequest,
+    Status,
+    Strategy,
+)
 
 JSON = dict[str, Any]
 
@@ -25,9 +32,6 @@ MIGRATION_ID = re.compile(r"[a-z0-9-]{1,63}")
 
 LABEL_MAX = 63
 SUBDOMAIN_MAX = 253
-TIMEOUT_MIN = 1
-TIMEOUT_MAX = 86400
-DEFAULT_TIMEOUT = 600
 
 LABEL_PROBLEM = (
     "must be a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit,"

@@ -15,7 +15,7 @@ from ai_storage_orchestrator.controller.records import (
     phase_of,
     to_api,
 )
-from ai_storage_orchestrator.errors import Conflict, NotFound, NotReady, TemporaryError
+from ai_storage_orchestrator.errors import Conflict, InvalidRequest, NotFound, NotReady, TemporaryError
 from ai_storage_orchestrator.kube.errors import KubeApiError
 from ai_storage_orchestrator.kube.resources import POD_MIGRATIONS, KubeApi
 from ai_storage_orchestrator.metrics import Metrics
@@ -92,6 +92,10 @@ class MigrationService:
         try:
             created = await self.api.create(POD_MIGRATIONS, body, namespace=request.pod_namespace)
         except KubeApiError as error:
+            if error.status == 422:  # the CRD's schema refused it: retrying cannot help
+                raise InvalidRequest(
+                    f"the API server refused the migration record: {error.message}", reason="invalid_request"
+                ) from error
             raise TemporaryError(
                 f"could not record the migration: {error.message}", reason="api_unavailable"
             ) from error
@@ -118,8 +122,12 @@ class MigrationService:
         result.sort(key=lambda m: (m["created_at"] or "", m["migration_id"]), reverse=True)
         return result
 
-    async def cancel(self, migration_id: str) -> JSON:
-        migration = self.state.find_migration(migration_id)
+    async def cancel(self, migration_id: str, *, namespace: str | None = None) -> JSON:
+        """Ask the controller to stop and roll back; `namespace` confines the lookup (the annotation trigger)."""
+        if namespace is None:
+            migration = self.state.find_migration(migration_id)
+        else:
+            migration = self.state.migration(namespace, migration_id)
         if migration is None:
             raise NotFound(f"no migration with id {migration_id}", reason="migration_not_found")
         phase = phase_of(migration)

@@ -12,8 +12,8 @@ from typing import Any
 
 import structlog
 
-from ai_storage_orchestrator.controller.queue import WorkQueue
-from ai_storage_orchestrator.controller.reconciler import Reconciler, Result
+from ai_storage_orchestrator.controller.reactor import Reactor
+from ai_storage_orchestrator.controller.reconciler import Result
 from ai_storage_orchestrator.controller.records import phase_of
 from ai_storage_orchestrator.controller.service import MigrationService
 from ai_storage_orchestrator.conventions import (
@@ -28,7 +28,7 @@ from ai_storage_orchestrator.errors import Conflict, OrchestratorError, Temporar
 from ai_storage_orchestrator.kube.errors import KubeApiError
 from ai_storage_orchestrator.kube.events import EventRecorder
 from ai_storage_orchestrator.kube.resources import PODS, KubeApi
-from ai_storage_orchestrator.models import MigrationRequest, Phase, Strategy
+from ai_storage_orchestrator.models import TIMEOUT_MAX, TIMEOUT_MIN, MigrationRequest, Phase, Strategy
 from ai_storage_orchestrator.watchers.state import ClusterState
 from ai_storage_orchestrator.watchers.store import JSON, object_key
 
@@ -47,6 +47,15 @@ def _annotations(pod: JSON | None) -> dict[str, str]:
     return dict(((pod or {}).get("metadata") or {}).get("annotations") or {})
 
 
+def _timeout(annotations: dict[str, str]) -> int:
+    seconds = int(annotations.get(MIGRATION_TIMEOUT_ANNOTATION, "600"))
+    if not TIMEOUT_MIN <= seconds <= TIMEOUT_MAX:
+        raise ValueError(
+            f"{MIGRATION_TIMEOUT_ANNOTATION} must be between {TIMEOUT_MIN} and {TIMEOUT_MAX} seconds (got {seconds})"
+        )
+    return seconds
+
+
 def refused_marker(node: str) -> str:
     return f"Refused ({node})"
 
@@ -59,22 +68,29 @@ class AnnotationTrigger:
         self.state = state
         self.service = service
         self.recorder = recorder
-        self.queue = WorkQueue()
-        self.reconciler = Reconciler(self.queue, self.reconcile, workers=1, name="annotation-trigger")
+        self.reactor = Reactor(self.reconcile, workers=1, name="annotation-trigger")
         state.pods.add_listener(self._on_pod)
 
     def _on_pod(self, _type: str, old: JSON | None, new: JSON | None) -> None:
         if MIGRATE_TO_ANNOTATION in _annotations(new) or MIGRATE_TO_ANNOTATION in _annotations(old):
-            self.queue.add(object_key(new or old or {}))
+            self.reactor.enqueue(object_key(new or old or {}))
 
     async def run(self) -> None:
-        for pod in self.state.pods:
-            if MIGRATE_TO_ANNOTATION in _annotations(pod) or MIGRATION_ID_ANNOTATION in _annotations(pod):
-                self.queue.add(object_key(pod))
-        try:
-            await self.reconciler.run()
-        finally:
-            self.queue.shut_down()
+        """One term of leadership."""
+        await self.reactor.run(
+            lambda: [
+                object_key(pod)
+                for pod in self.state.pods
+                if MIGRATE_TO_ANNOTATION in _annotations(pod) or MIGRATION_ID_ANNOTATION in _annotations(pod)
+            ]
+        )
+
+    def _migration_of(self, pod: JSON, migration_id: str | None) -> JSON | None:
+        """The migration a pod's annotation names, looked up in the pod's own namespace only: an annotation is
+        written by whoever may patch the pod, and must never reach a migration of another namespace."""
+        if not migration_id:
+            return None
+        return self.state.migration(pod["metadata"]["namespace"], migration_id)
 
     async def reconcile(self, key: str) -> Result:
         pod = self.state.pods.get(key)
@@ -83,7 +99,7 @@ class AnnotationTrigger:
         annotations = _annotations(pod)
         node = annotations.get(MIGRATE_TO_ANNOTATION)
         migration_id = annotations.get(MIGRATION_ID_ANNOTATION)
-        migration = self.state.find_migration(migration_id) if migration_id else None
+        migration = self._migration_of(pod, migration_id)
         if node is None:
             await self._cancel_if_untouched(migration)
             return Result.done()
@@ -104,7 +120,7 @@ class AnnotationTrigger:
                 target_node=node,
                 preserve_pv=annotations.get(PRESERVE_PV_ANNOTATION, "false").lower() == "true",
                 strategy=Strategy(annotations.get(MIGRATION_STRATEGY_ANNOTATION, Strategy.AUTO.value)),
-                timeout_seconds=int(annotations.get(MIGRATION_TIMEOUT_ANNOTATION, "600")),
+                timeout_seconds=_timeout(annotations),
                 triggered_by="annotation",
             )
         except ValueError as error:
@@ -136,7 +152,7 @@ class AnnotationTrigger:
     def _adoptable(self, error: Conflict, node: str) -> str | None:
         """A migration this trigger already created before a crash (same pod, same target, from an annotation)."""
         other_id = error.details.get("migration_id") if error.reason == "migration_in_progress" else None
-        other = self.state.find_migration(str(other_id)) if other_id else None
+        other = self.state.find_migration(str(other_id)) if other_id else None  # same pod: same namespace
         spec = (other or {}).get("spec") or {}
         if other and spec.get("triggeredBy") == "annotation" and spec.get("targetNode") == node:
             return str(other_id)
@@ -153,7 +169,7 @@ class AnnotationTrigger:
         if (migration.get("spec") or {}).get("triggeredBy") != "annotation":
             return
         try:
-            await self.service.cancel(migration["metadata"]["name"])
+            await self.service.cancel(migration["metadata"]["name"], namespace=migration["metadata"]["namespace"])
             log.info("trigger.cancelled", migration_id=migration["metadata"]["name"])
         except OrchestratorError as error:
             log.info("trigger.cancel_refused", migration_id=migration["metadata"]["name"], reason=error.reason)
