@@ -43,6 +43,7 @@ class Settings:
     # Crash-testing aid, set only through the AISO_FAULT_POINT environment variable: "before:<Phase>" stops a
     # migration's worker before that phase's step, "after:<Phase>" after the step acted but before the next phase
     # is recorded. Tests SIGKILL the process there and check that a restarted orchestrator finishes correctly.
+    # "freeze:<point>" stops the whole process there with SIGSTOP; it goes on when continued (leader fencing tests).
     fault_point: str | None = field(default_factory=lambda: os.environ.get("AISO_FAULT_POINT") or None)
 
     def validate(self) -> None:

@@ -78,7 +78,30 @@ async def namespace(core: client.CoreV1Api) -> AsyncIterator[str]:
     try:
         yield name
     finally:
+        await _release_migrations(core.api_client, name)
         await core.delete_namespace(name)
+
+
+async def _release_migrations(api: client.ApiClient, namespace: str) -> None:
+    """Drop the controller's finalizer from PodMigrations a stopped orchestrator left behind, so the namespace can
+    go (a real cluster keeps them until its controller finishes them)."""
+    custom = client.CustomObjectsApi(api)
+    try:
+        listed = await custom.list_namespaced_custom_object("ai-storage.io", "v1alpha1", namespace, "podmigrations")
+    except client.ApiException as error:
+        if error.status == 404:  # the CRD is not installed in this run
+            return
+        raise
+    for item in listed.get("items", []):
+        if item["metadata"].get("finalizers"):
+            patch = {"metadata": {"finalizers": None}}
+            try:
+                await custom.patch_namespaced_custom_object(
+                    "ai-storage.io", "v1alpha1", namespace, "podmigrations", item["metadata"]["name"], patch
+                )
+            except client.ApiException as error:
+                if error.status != 404:
+                    raise
 
 
 @pytest.fixture

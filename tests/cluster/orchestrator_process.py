@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -16,7 +17,16 @@ from tests.cluster.processes import ManagedProcess, free_port
 
 
 class OrchestratorProcess:
-    def __init__(self, workdir: Path, *, kubeconfig: Path, namespace: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        kubeconfig: Path,
+        namespace: str,
+        env: dict[str, str] | None = None,
+        election: list[str] | None = None,
+    ) -> None:
+        """`election`: leader-election flags (e.g. --lease-name=…); without them the process leads alone."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = env or {}
@@ -25,7 +35,8 @@ class OrchestratorProcess:
             [
                 sys.executable, "-m", "ai_storage_orchestrator.cli", "serve",
                 f"--kubeconfig={kubeconfig}", "--host=127.0.0.1", f"--port={self.port}",
-                f"--namespace={namespace}", "--no-leader-election", "--log-format=json",
+                f"--namespace={namespace}", "--log-format=json",
+                *(["--leader-election", *election] if election else ["--no-leader-election"]),
             ],
             workdir,
         )  # fmt: skip
@@ -86,4 +97,10 @@ class OrchestratorProcess:
         self.process.process = None
 
     def stop(self) -> None:
+        if self.process.process is not None:
+            self.process.process.send_signal(signal.SIGCONT)  # a frozen process cannot act on SIGTERM
         self.process.stop()
+
+    def resume(self) -> None:
+        assert self.process.process is not None
+        self.process.process.send_signal(signal.SIGCONT)

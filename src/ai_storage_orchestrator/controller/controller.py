@@ -7,6 +7,9 @@ it) and, after `Settings.finished_migration_ttl_seconds`, the record itself is d
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import signal
 from collections.abc import Mapping
 from typing import Any
 
@@ -177,10 +180,19 @@ class MigrationController:
         return Result.done()
 
     async def fault_point(self, point: str) -> None:
-        """Block this worker forever at `point` when the crash-testing fault is armed there (see Settings)."""
-        if self.settings.fault_point == point:
+        """Crash-testing aid (see Settings.fault_point): armed at `point`, block this worker forever; armed at
+        `freeze:<point>`, stop the whole process there (SIGSTOP) and carry on when it is continued (SIGCONT), as
+        a leader frozen by the machine would."""
+        armed = self.settings.fault_point
+        if armed == point:
             log.warning("fault.reached", point=point)
             await asyncio.Event().wait()
+        elif armed == f"freeze:{point}":
+            log.warning("fault.freezing", point=point)
+            for handler in logging.getLogger().handlers:
+                handler.flush()
+            os.kill(os.getpid(), signal.SIGSTOP)
+            log.warning("fault.thawed", point=point)
 
     # Helpers for the phases -------------------------------------------------------------------------------------
     def older_active_migration(self, ctx: MigrationContext) -> str | None:
