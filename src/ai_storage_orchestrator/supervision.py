@@ -49,6 +49,11 @@ class Outage:
     restart_in: float
 
 
+def _being_cancelled() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 @dataclass(frozen=True)
 class _Ending:
     summary: str
@@ -118,17 +123,21 @@ class Supervisor:
                 self._on_restart(name)
 
     async def _run_once(self, work: Work) -> _Ending:
-        """Run `work` to its end and say how it ended; a cancellation of this task itself propagates."""
+        """Run `work` to its end and say how it ended. A task being stopped is never restarted: its cancellation
+        propagates, even when `work` swallowed it or ended with another error while it was cancelled."""
         try:
             await work()
         except asyncio.CancelledError as error:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
+            if _being_cancelled():
                 raise
             return _Ending(f"cancelled from inside: {error!r}", error)  # e.g. a cancelled future it awaited
         except Exception as error:
-            return _Ending(f"crashed: {error!r}", error)
-        return _Ending("returned, but it must run until stopped", None)
+            ending = _Ending(f"crashed: {error!r}", error)
+        else:
+            ending = _Ending("returned, but it must run until stopped", None)
+        if _being_cancelled():
+            raise asyncio.CancelledError
+        return ending
 
     def _set_down(self, name: str, outage: Outage | None) -> None:
         if outage is None:

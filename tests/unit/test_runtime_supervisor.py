@@ -194,6 +194,24 @@ async def test_stop_cancels_running_and_waiting_tasks_without_reporting_a_crash(
     assert supervisor.health()[0]
 
 
+async def test_stop_ends_a_task_that_swallows_its_cancellation(supervisor: Supervisor) -> None:
+    waiting, swallowed = asyncio.Event(), asyncio.Event()
+
+    async def stubborn() -> None:
+        waiting.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            swallowed.set()  # and returns as if nothing happened
+
+    supervisor.spawn("stubborn", stubborn)
+    await _within(waiting.wait())
+    with structlog.testing.capture_logs() as logs:
+        await _within(supervisor.stop())
+    assert swallowed.is_set()
+    assert [entry for entry in logs if entry["event"] == "task.crashed"] == [], "a stopped task is not restarted"
+
+
 async def test_names_are_unique(supervisor: Supervisor) -> None:
     work = Work()
     supervisor.spawn("leadership", work)
