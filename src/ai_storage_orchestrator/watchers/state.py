@@ -82,7 +82,15 @@ class ClusterState:
         on_relist: Callable[[str], None] | None = None,
         on_reconnect: Callable[[str], None] | None = None,
     ) -> list[Reflector]:
-        """One watch stream per resource (per namespace when the orchestrator is limited to some namespaces)."""
+        """One watch stream per resource (per namespace when the orchestrator is limited to some namespaces).
+
+        Every (re)list wakes the waiters: a LIST that changes nothing (an empty namespace) still syncs its store."""
+
+        def relisted(resource: str) -> None:
+            self.notify()
+            if on_relist is not None:
+                on_relist(resource)
+
         scoped: list[tuple[Resource, ObjectStore]] = [
             (PODS, self.pods),
             (PVCS, self.claims),
@@ -90,14 +98,14 @@ class ClusterState:
         ]
         cluster_wide: list[tuple[Resource, ObjectStore]] = [(NODES, self.nodes), (PVS, self.volumes)]
         result = [
-            Reflector(api, resource, store, on_relist=on_relist, on_reconnect=on_reconnect)
+            Reflector(api, resource, store, on_relist=relisted, on_reconnect=on_reconnect)
             for resource, store in cluster_wide
         ]
         if len(namespaces) > 1:
             raise ValueError("watching several namespaces: run one ClusterState per namespace or watch all")
         namespace = namespaces[0] if namespaces else None
         result += [
-            Reflector(api, resource, store, namespace=namespace, on_relist=on_relist, on_reconnect=on_reconnect)
+            Reflector(api, resource, store, namespace=namespace, on_relist=relisted, on_reconnect=on_reconnect)
             for resource, store in scoped
         ]
         return result
