@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from importlib import resources
 from typing import Any
 
@@ -61,9 +61,16 @@ class Orchestrator:
     """Everything one process runs, started and stopped as a unit."""
 
     def __init__(
-        self, settings: Settings, *, metrics: Metrics | None = None, restarts: RestartPolicy | None = None
+        self,
+        settings: Settings,
+        *,
+        metrics: Metrics | None = None,
+        restarts: RestartPolicy | None = None,
+        api_factory: Callable[[Any], KubeApi] = KubeApi,
     ) -> None:
+        """`api_factory` wraps the API client (the fault campaign, tests/chaos, injects errors and latency there)."""
         self.settings = settings
+        self._api_factory = api_factory
         self.metrics = metrics or Metrics()
         self.state = ClusterState(on_listener_error=self._count_listener_error)
         self.supervisor = Supervisor(restarts, on_change=self.state.notify, on_restart=self._count_restart)
@@ -84,7 +91,7 @@ class Orchestrator:
 
     async def _start(self) -> None:
         self._api_client = await create_api_client(self.settings.kubeconfig)
-        self.api = api = KubeApi(self._api_client)
+        self.api = api = self._api_factory(self._api_client)
         if self.settings.install_crd:
             await install_crd(api)
         self.recorder = EventRecorder(api, instance=self.settings.identity)
