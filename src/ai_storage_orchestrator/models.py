@@ -145,7 +145,8 @@ class Resources:
 @dataclass(frozen=True, slots=True)
 class MigrationRequest:
     """A validated migration request, whatever triggered it (REST, annotation, CLI). `timeout_seconds` lies in
-    TIMEOUT_MIN..TIMEOUT_MAX (the PodMigration CRD enforces the same range)."""
+    TIMEOUT_MIN..TIMEOUT_MAX (the PodMigration CRD enforces the same range). `ignore_pdb` removes the source pod with
+    a delete instead of an eviction, so no PodDisruptionBudget can hold the migration back."""
 
     pod_name: str
     pod_namespace: str
@@ -156,4 +157,5 @@ class MigrationRequest:
     strategy: Strategy = Strategy.AUTO
     dry_run: bool = False
     triggered_by: str = "api"
+    ignore_pdb: bool = False
     extra: dict[str, str] = field(default_factory=dict)

@@ -106,6 +106,15 @@ MIGRATION_REQUEST: JSON = object_schema(
             "default": False,
             "description": "Answer 200 with the plan and every check, without changing anything.",
         },
+        "ignore_pdb": {
+            "type": "boolean",
+            "default": False,
+            "description": (
+                "Remove the source pod with a delete instead of an eviction, so no PodDisruptionBudget applies."
+                " Without it, a migration a budget keeps blocked fails at its timeout with"
+                " `blocked_by_disruption_budget` (and rolls back)."
+            ),
+        },
     },
     required=list(schemas.NAME_FIELDS),
     additionalProperties=False,
@@ -124,6 +133,7 @@ MIGRATION = object_schema(
         "source_node": string(),
         "target_node": string(),
         "preserve_pv": {"type": "boolean"},
+        "ignore_pdb": {"type": "boolean", "description": "PodDisruptionBudgets are ignored: the source is deleted."},
         "timeout_seconds": {"type": "integer"},
         "strategy": string(enum=list(schemas.STRATEGIES), description="As requested."),
         "ordering": string(nullable=True, enum=_ORDERINGS, description="What `strategy` resolved to, once planned."),
@@ -197,6 +207,7 @@ MIGRATION_PLAN = object_schema(
                 "preserve_pv": {"type": "boolean"},
                 "timeout_seconds": {"type": "integer"},
                 "strategy": string(enum=list(schemas.STRATEGIES)),
+                "ignore_pdb": {"type": "boolean"},
             },
             additionalProperties=False,
         ),

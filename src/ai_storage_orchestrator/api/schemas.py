@@ -49,7 +49,7 @@ NAME_FIELDS: dict[str, tuple[re.Pattern[str], int, str]] = {
     "source_node": (DNS1123_SUBDOMAIN, SUBDOMAIN_MAX, SUBDOMAIN_PROBLEM),
     "target_node": (DNS1123_SUBDOMAIN, SUBDOMAIN_MAX, SUBDOMAIN_PROBLEM),
 }
-BOOL_FIELDS = ("preserve_pv", "dry_run")
+BOOL_FIELDS = ("preserve_pv", "dry_run", "ignore_pdb")
 TIMEOUT_FIELDS = ("timeout_seconds", "timeout")  # `timeout` is the alias
 REQUEST_FIELDS = (*NAME_FIELDS, *BOOL_FIELDS, *TIMEOUT_FIELDS, "strategy")
 STRATEGIES = tuple(s.value for s in Strategy)
@@ -104,6 +104,7 @@ def parse_migration_request(body: Mapping[str, Any]) -> MigrationRequest:
         strategy=strategy,
         dry_run=flags["dry_run"],
         triggered_by="api",
+        ignore_pdb=flags["ignore_pdb"],
     )
 
 

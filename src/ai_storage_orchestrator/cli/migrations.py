@@ -73,6 +73,14 @@ def add_migrate_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentP
     )
     parser.add_argument("--preserve-pv", action="store_true", help="keep its data on the shared persistent volume")
     parser.add_argument(
+        "--ignore-pdb",
+        action="store_true",
+        help=(
+            "delete the source pod instead of evicting it, so no PodDisruptionBudget can block the move"
+            " (without it, a blocked migration fails at its timeout: blocked_by_disruption_budget)"
+        ),
+    )
+    parser.add_argument(
         "--strategy",
         choices=[s.value for s in Strategy],
         default=Strategy.AUTO.value,
@@ -104,6 +112,8 @@ def migration_body(args: argparse.Namespace) -> JSON:
     }
     if args.timeout_seconds is not None:
         body["timeout_seconds"] = args.timeout_seconds
+    if args.ignore_pdb:  # sent only when set: an orchestrator that predates it refuses unknown fields
+        body["ignore_pdb"] = True
     if args.dry_run:
         body["dry_run"] = True
     return body

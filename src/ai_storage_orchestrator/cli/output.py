@@ -159,6 +159,11 @@ def _volume(volume: Mapping[str, Any]) -> str:
     return where
 
 
+def _ignore_pdb(fields: Mapping[str, Any]) -> list[tuple[str, object]]:
+    """The `Ignore PDB` line, only when set (most migrations respect disruption budgets)."""
+    return [("Ignore PDB", "yes: the source pod is deleted, not evicted")] if fields.get("ignore_pdb") else []
+
+
 def _resources(resources: object) -> str | None:
     if not isinstance(resources, Mapping):
         return None
@@ -191,6 +196,7 @@ def migration_lines(migration: Mapping[str, Any], *, transitions: bool = True) -
         ("Message", migration.get("message")),
         ("Strategy", _strategy(migration)),
         ("Preserve PV", "yes" if migration.get("preserve_pv") else "no"),
+        *_ignore_pdb(migration),
         ("Triggered by", migration.get("triggered_by")),
         ("New pod", migration.get("new_pod_name")),
         ("Created", migration.get("created_at")),
@@ -244,6 +250,7 @@ def plan_lines(plan: Mapping[str, Any]) -> list[str]:
         ("Strategy", strategy),
         ("New pod", plan.get("new_pod_name")),
         ("Preserve PV", "yes" if request.get("preserve_pv") else "no"),
+        *_ignore_pdb(request),
         ("Timeout", f"{request.get('timeout_seconds')}s"),
         ("Requests before", format_requests(resources.get("before"))),
         ("Requests after", format_requests(resources.get("after"))),

@@ -41,6 +41,8 @@ def migration_resource(request: MigrationRequest, migration_id: str, *, request_
         "strategy": request.strategy.value,
         "triggeredBy": request.triggered_by,
     }
+    if request.ignore_pdb:  # written only when set: records of older versions and clients stay as they were
+        spec["ignorePDB"] = True
     if request_id:
         spec["requestId"] = request_id[:128]
     return {
@@ -80,6 +82,7 @@ def request_of(migration: JSON) -> MigrationRequest:
         timeout_seconds=int(spec.get("timeoutSeconds", 600)),
         strategy=Strategy(spec.get("strategy") or Strategy.AUTO.value),
         triggered_by=str(spec.get("triggeredBy") or "api"),
+        ignore_pdb=bool(spec.get("ignorePDB", False)),
     )
 
 
@@ -108,6 +111,7 @@ def to_api(migration: JSON) -> JSON:
         "source_node": spec.get("sourceNode"),
         "target_node": spec.get("targetNode"),
         "preserve_pv": bool(spec.get("preservePV", False)),
+        "ignore_pdb": bool(spec.get("ignorePDB", False)),
         "timeout_seconds": int(spec.get("timeoutSeconds", 600)),
         "strategy": spec.get("strategy", Strategy.AUTO.value),
         "ordering": status.get("strategy"),

@@ -72,6 +72,7 @@ class MigrationService:
             "preserve_pv": request.preserve_pv,
             "timeout_seconds": request.timeout_seconds,
             "strategy": request.strategy.value,
+            "ignore_pdb": request.ignore_pdb,
         }
         return result
 

@@ -69,6 +69,7 @@ class FakeService:
             "preserve_pv": request.preserve_pv,
             "timeout_seconds": request.timeout_seconds,
             "strategy": request.strategy.value,
+            "ignore_pdb": request.ignore_pdb,
         }
         return result
 

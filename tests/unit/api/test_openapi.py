@@ -11,7 +11,7 @@ from aiohttp import web
 from ai_storage_orchestrator.api.app import create_app
 from ai_storage_orchestrator.api.auth import AllowAll
 from ai_storage_orchestrator.api.openapi import build_openapi
-from ai_storage_orchestrator.api.schemas import parse_migration_request
+from ai_storage_orchestrator.api.schemas import REQUEST_FIELDS, parse_migration_request
 from ai_storage_orchestrator.errors import Conflict, InvalidRequest, Unprocessable
 from ai_storage_orchestrator.metrics import Metrics
 from ai_storage_orchestrator.models import MigrationRequest, Phase
@@ -106,8 +106,15 @@ def test_request_schema_matches_the_fields_the_parser_accepts() -> None:
     schema = DOCUMENT["components"]["schemas"]["MigrationRequest"]
     assert schema["additionalProperties"] is False
     assert set(schema["required"]) == {"pod_name", "pod_namespace", "source_node", "target_node"}
-    full = {**SEED_BODY, "timeout_seconds": 30, "timeout": 30, "strategy": "make-before-break", "dry_run": True}
-    assert set(schema["properties"]) == set(full)
+    full = {
+        **SEED_BODY,
+        "timeout_seconds": 30,
+        "timeout": 30,
+        "strategy": "make-before-break",
+        "dry_run": True,
+        "ignore_pdb": True,
+    }
+    assert set(schema["properties"]) == set(full) == set(REQUEST_FIELDS)
 
 
 @pytest.mark.parametrize(
@@ -116,6 +123,8 @@ def test_request_schema_matches_the_fields_the_parser_accepts() -> None:
         SEED_BODY,
         {**SEED_BODY, "timeout": 1, "strategy": "checkpoint-restart", "dry_run": False},
         {**SEED_BODY, "pod_name": "a.b-c", "source_node": "x" * 253, "timeout_seconds": 86400},
+        {**SEED_BODY, "ignore_pdb": True},
+        {**SEED_BODY, "ignore_pdb": False},
     ],
 )
 def test_valid_bodies_pass_both(body: dict[str, Any]) -> None:
@@ -137,6 +146,9 @@ def test_valid_bodies_pass_both(body: dict[str, Any]) -> None:
         {**SEED_BODY, "timeout": 86401},
         {**SEED_BODY, "strategy": "fast"},
         {**SEED_BODY, "dry_run": None},
+        {**SEED_BODY, "ignore_pdb": "true"},
+        {**SEED_BODY, "ignore_pdb": 0},
+        {**SEED_BODY, "ignorePDB": True},
         {**SEED_BODY, "extra": 1},
         {key: value for key, value in SEED_BODY.items() if key != "target_node"},
     ],
@@ -165,6 +177,10 @@ async def test_real_responses_match_the_document(serve: Serve, service: FakeServ
     await check("POST", "/api/v1/migrations", "/api/v1/migrations", 202, json={**SEED_BODY, "timeout": 60})
     plan = await check("POST", COLLECTION, COLLECTION, 200, json={**SEED_BODY, "dry_run": True})
     assert plan["checkpoint_volume"] is not None
+    plan = await check("POST", COLLECTION, COLLECTION, 200, json={**SEED_BODY, "dry_run": True, "ignore_pdb": True})
+    assert plan["request"]["ignore_pdb"] is True
+    unbudgeted = await check("POST", COLLECTION, COLLECTION, 202, json={**SEED_BODY, "ignore_pdb": True})
+    assert unbudgeted["ignore_pdb"] is True
     await check("POST", COLLECTION, COLLECTION, 400, json={**SEED_BODY, "pod_name": 1})
     await check("POST", COLLECTION, COLLECTION, 400, data=b"{", headers={"Content-Type": "application/json"})
     await check("POST", COLLECTION, COLLECTION, 413, json={**SEED_BODY, "pad": "x" * 4096})
@@ -196,6 +212,7 @@ def test_validator_catches_mismatches() -> None:
     assert errors(migration, schema, DOCUMENT) == []
     assert errors({**migration, "status": "done"}, schema, DOCUMENT) != []
     assert errors({**migration, "preserve_pv": "no"}, schema, DOCUMENT) != []
+    assert errors({k: v for k, v in migration.items() if k != "ignore_pdb"}, schema, DOCUMENT) != []
     assert errors({k: v for k, v in migration.items() if k != "phase"}, schema, DOCUMENT) != []
     assert errors({**migration, "new_pod_name": None}, schema, DOCUMENT) == []
     assert errors({**migration, "migration_id": None}, schema, DOCUMENT) != []

@@ -49,6 +49,23 @@ async def test_seed_request_is_accepted(client: Client, service: FakeService, pa
     assert request_id == "req-1"
 
 
+async def test_ignore_pdb_reaches_the_service_and_the_migration_object(client: Client, service: FakeService) -> None:
+    response = await client.post("/api/migrations", json={**SEED_BODY, "ignore_pdb": True})
+    assert response.status == 202, await response.text()
+    assert (await response.json())["ignore_pdb"] is True
+    assert service.submitted[-1][0].ignore_pdb is True
+    default = await (await client.post("/api/migrations", json={**SEED_BODY, "pod_name": "other"})).json()
+    assert default["ignore_pdb"] is False
+    assert service.submitted[-1][0].ignore_pdb is False
+
+
+async def test_ignore_pdb_must_be_a_boolean(client: Client, service: FakeService) -> None:
+    response = await client.post("/api/migrations", json={**SEED_BODY, "ignore_pdb": "yes"})
+    body = await error_of(response, 400, "invalid_request")
+    assert set(body["details"]["fields"]) == {"ignore_pdb"}
+    assert service.submitted == []
+
+
 async def test_timeout_alias(client: Client, service: FakeService) -> None:
     response = await client.post("/api/migrations", json={**SEED_BODY, "timeout": 1200})
     assert response.status == 202
@@ -118,6 +135,7 @@ async def test_dry_run_returns_the_plan(client: Client, service: FakeService) ->
     plan = await response.json()
     assert plan["dry_run"] is True
     assert plan["request"]["pod_name"] == "tensorflow-ai-workload"
+    assert plan["request"]["ignore_pdb"] is False
     assert {c["name"]: c["action"] for c in plan["containers"]}["data-processor"] == "skip"
     assert service.submitted == []
 

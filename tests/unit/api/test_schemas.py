@@ -38,7 +38,13 @@ def test_seed_body_with_defaults() -> None:
         strategy=Strategy.AUTO,
         dry_run=False,
         triggered_by="api",
+        ignore_pdb=False,
     )
+
+
+@pytest.mark.parametrize("value", [True, False])
+def test_ignore_pdb_is_taken_as_given(value: bool) -> None:
+    assert parse_migration_request({**SEED_BODY, "ignore_pdb": value}).ignore_pdb is value
 
 
 def test_every_field_given() -> None:
@@ -91,6 +97,10 @@ def test_giving_both_names_is_refused() -> None:
         ("preserve_pv", None, "boolean"),
         ("dry_run", "false", "boolean"),
         ("dry_run", 0, "boolean"),
+        ("ignore_pdb", "true", "boolean"),
+        ("ignore_pdb", 1, "boolean"),
+        ("ignore_pdb", None, "boolean"),
+        ("ignorePDB", True, "unknown field"),
         ("timeout_seconds", True, "integer"),
         ("timeout_seconds", "600", "integer"),
         ("timeout_seconds", 600.0, "integer"),

@@ -220,6 +220,30 @@ async def test_dry_run_prints_the_plan(api: CannedApi, capsys: pytest.CaptureFix
     assert lines[-1] == "Result: the migration would be accepted"
 
 
+async def test_migrate_ignore_pdb_is_sent_only_when_asked(api: CannedApi) -> None:
+    api.answer(POST, (202, migration("Pending")))
+    assert await run_cli(migrate_argv(api, "--ignore-pdb")) == 0
+    assert await run_cli(migrate_argv(api)) == 0
+    with_flag, without = api.requests("POST")
+    assert with_flag.body["ignore_pdb"] is True
+    assert "ignore_pdb" not in without.body
+
+
+async def test_dry_run_with_ignore_pdb_shows_it_in_the_plan(api: CannedApi, capsys: pytest.CaptureFixture[str]) -> None:
+    api.answer(POST, (200, {**PLAN, "request": {**PLAN["request"], "ignore_pdb": True}}))
+    assert await run_cli(migrate_argv(api, "--dry-run", "--ignore-pdb")) == 0
+    assert api.requests("POST")[0].body["ignore_pdb"] is True
+    lines = capsys.readouterr().out.splitlines()
+    assert "Ignore PDB:      yes: the source pod is deleted, not evicted" in lines
+    assert "Strategy:        make-before-break (requested auto): the target node has room for both pods" in lines
+
+
+async def test_plan_without_ignore_pdb_has_no_such_line(api: CannedApi, capsys: pytest.CaptureFixture[str]) -> None:
+    api.answer(POST, (200, {**PLAN, "request": {**PLAN["request"], "ignore_pdb": False}}))
+    assert await run_cli(migrate_argv(api, "--dry-run")) == 0
+    assert not any(line.startswith("Ignore PDB") for line in capsys.readouterr().out.splitlines())
+
+
 async def test_dry_run_that_would_be_refused_exits_1(api: CannedApi, capsys: pytest.CaptureFixture[str]) -> None:
     refused = {
         **PLAN,
@@ -350,6 +374,14 @@ async def test_status_shows_the_migration(api: CannedApi, capsys: pytest.Capture
     assert "Duration:     12.5s" in lines
     assert "Phases:" in lines
     assert any(line.split()[:2] == ["2024-05-01T10:00:01Z", "Validating"] for line in lines)
+
+
+async def test_status_shows_ignore_pdb_only_when_set(api: CannedApi, capsys: pytest.CaptureFixture[str]) -> None:
+    api.answer(GET, (200, {**migration("RemovingSource"), "ignore_pdb": True}), (200, migration("RemovingSource")))
+    assert await run_cli(["status", MIGRATION_ID, "--url", api.url]) == 0
+    assert "Ignore PDB:   yes: the source pod is deleted, not evicted" in capsys.readouterr().out.splitlines()
+    assert await run_cli(["status", MIGRATION_ID, "--url", api.url]) == 0
+    assert "Ignore PDB" not in capsys.readouterr().out
 
 
 async def test_status_json_round_trips(api: CannedApi, capsys: pytest.CaptureFixture[str]) -> None:
