@@ -27,6 +27,10 @@ class Settings:
     max_active_migrations: int = 20
     max_active_per_node: int = 5
     checkpoint_retention: int = 3
+    # Checkpoints run beside the reconcile workers (controller/checkpointing.py): at most this many at once …
+    checkpoint_concurrency: int = 8
+    # … and this many on one source node.
+    checkpoint_concurrency_per_node: int = 2
     keep_failed_checkpoints: bool = False
     leader_election: bool = True
     lease_name: str = "ai-storage-orchestrator"
@@ -52,7 +56,14 @@ class Settings:
                 f"--auth=none is only allowed when binding to loopback; refusing to serve {self.host} without "
                 "authentication (use --auth=kubernetes)"
             )
-        if self.workers < 1 or self.max_active_migrations < 1 or self.max_active_per_node < 1:
+        caps = (
+            self.workers,
+            self.max_active_migrations,
+            self.max_active_per_node,
+            self.checkpoint_concurrency,
+            self.checkpoint_concurrency_per_node,
+        )
+        if min(caps) < 1:
             raise ValueError("workers and concurrency caps must be at least 1")
         if self.finished_migration_ttl_seconds is not None and self.finished_migration_ttl_seconds < 0:
             raise ValueError("--finished-migration-ttl must be 0 or more seconds (omit it to keep the default)")

@@ -29,6 +29,18 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--max-active-per-node", type=int, default=defaults.max_active_per_node)
     parser.add_argument("--checkpoint-retention", type=int, default=defaults.checkpoint_retention)
     parser.add_argument("--keep-failed-checkpoints", action="store_true")
+    parser.add_argument(
+        "--checkpoint-concurrency",
+        type=int,
+        default=defaults.checkpoint_concurrency,
+        help="checkpoints running at once, beside the reconcile workers (default %(default)s)",
+    )
+    parser.add_argument(
+        "--checkpoint-concurrency-per-node",
+        type=int,
+        default=defaults.checkpoint_concurrency_per_node,
+        help="checkpoints running at once on one source node (default %(default)s)",
+    )
     parser.add_argument("--leader-election", action=argparse.BooleanOptionalAction, default=defaults.leader_election)
     parser.add_argument("--lease-name", default=defaults.lease_name)
     parser.add_argument("--lease-namespace", default=defaults.lease_namespace)
@@ -67,6 +79,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "max_active_per_node": args.max_active_per_node,
         "checkpoint_retention": args.checkpoint_retention,
         "keep_failed_checkpoints": args.keep_failed_checkpoints,
+        "checkpoint_concurrency": args.checkpoint_concurrency,
+        "checkpoint_concurrency_per_node": args.checkpoint_concurrency_per_node,
         "leader_election": args.leader_election,
         "lease_name": args.lease_name,
         "lease_namespace": args.lease_namespace,

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from ai_storage_orchestrator.controller.checkpointing import CheckpointPool
 from ai_storage_orchestrator.controller.invariant import InvariantViolation, alive
 from ai_storage_orchestrator.controller.planner import Planner
 from ai_storage_orchestrator.controller.planning import MigrationPlan
@@ -50,6 +51,9 @@ class MigrationController(Protocol):
 
     @property
     def admission(self) -> asyncio.Lock: ...
+
+    @property
+    def checkpoints(self) -> CheckpointPool: ...
 
     def older_active_migration(self, ctx: MigrationContext) -> str | None: ...
 

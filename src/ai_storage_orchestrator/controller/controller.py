@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 
 from ai_storage_orchestrator.checkpoint import CheckpointJob, CheckpointSpec
+from ai_storage_orchestrator.controller.checkpointing import CheckpointPool
 from ai_storage_orchestrator.controller.context import MigrationContext, log
 from ai_storage_orchestrator.controller.fencing import Fence, FencedWriter, always_leading
 from ai_storage_orchestrator.controller.phases import PHASES
@@ -86,6 +87,12 @@ class MigrationController:
         self.planner = Planner(state, declared=self.checkpointer.declared)
         self.admission = asyncio.Lock()
         self.reactor = Reactor(self.reconcile, workers=settings.workers, name="migrations")
+        self.checkpoints = CheckpointPool(
+            self.checkpointer,
+            limit=settings.checkpoint_concurrency,
+            per_node=settings.checkpoint_concurrency_per_node,
+            wake=self.reactor.enqueue,
+        )
         state.migrations.add_listener(self._on_migration)
         state.pods.add_listener(self._on_pod)
         state.nodes.add_listener(self._on_node)
@@ -99,7 +106,10 @@ class MigrationController:
 
     async def run(self) -> None:
         """Reconcile until cancelled: one term of leadership (only the leader calls this)."""
-        await self.reactor.run(lambda: [object_key(m) for m in self.state.migrations])
+        try:
+            await self.reactor.run(lambda: [object_key(m) for m in self.state.migrations])
+        finally:
+            await self.checkpoints.stop()
 
     # Event routing ----------------------------------------------------------------------------------------------
     def _on_migration(self, _type: str, old: JSON | None, new: JSON | None) -> None:

@@ -164,14 +164,42 @@ async def validating(ctx: MigrationContext) -> Result:
 
 
 async def checkpointing(ctx: MigrationContext) -> Result:
+    pool = ctx.controller.checkpoints
+    key = f"{ctx.namespace}/{ctx.name}"
     if ctx.cancel_requested:
+        pool.cancel(key)
         return await ctx.transition(Phase.CANCELLED, "cancelled before the source was touched")
     pod = ctx.source_pod
     if pod is None or not ctx.source_pod_is_ours:
+        pool.cancel(key)
         return await ctx.fail("pod_not_found", f"pod {ctx.namespace}/{ctx.spec['podName']} is gone: nothing to save")
+    finished = pool.take(key)
+    if finished is None:
+        if not pool.running(key) and ctx.seconds_left() <= 0:
+            return await ctx.fail(
+                "checkpoint_timeout",
+                f"no checkpoint within {ctx.request.timeout_seconds}s; the source pod was not touched",
+            )
+        if not pool.running(key):
+            ctx.controller.ensure_leading("run the checkpoint")  # hooks and copies are not API writes: fence them
+            pool.start(key, _checkpoint_job(ctx, pod), node=ctx.spec["sourceNode"])
+        return Result.after(max(0.0, ctx.seconds_left()))  # the job's end wakes us
+    if finished.error is not None:
+        error = finished.error
+        if not isinstance(error, OrchestratorError) or isinstance(error, TemporaryError):
+            raise error  # retried with backoff: the next step starts the checkpoint again
+        failed = {**(ctx.status.get("checkpoint") or {}), "saved": False, **error.details}
+        return await ctx.fail(
+            error.reason, f"checkpoint failed, source pod untouched: {error.message}", checkpoint=failed
+        )
+    assert finished.checkpoint is not None
+    return await _checkpoint_recorded(ctx, finished.checkpoint)
+
+
+def _checkpoint_job(ctx: MigrationContext, pod: JSON) -> CheckpointJob:
     state = ctx.controller.state
     base = base_name(ctx.spec["podName"])
-    job = CheckpointJob(
+    return CheckpointJob(
         migration_id=ctx.name,
         namespace=ctx.namespace,
         pod=pod,
@@ -193,14 +221,9 @@ async def checkpointing(ctx: MigrationContext) -> Result:
             and (path := (p["metadata"].get("annotations") or {}).get(CHECKPOINT_PATH_ANNOTATION))
         ),
     )
-    ctx.controller.ensure_leading("run the checkpoint")  # hooks and copies are not API writes: fence them here
-    try:
-        checkpoint = await ctx.controller.checkpointer.save(job)
-    except OrchestratorError as error:
-        failed = {**(ctx.status.get("checkpoint") or {}), "saved": False, **error.details}
-        return await ctx.fail(
-            error.reason, f"checkpoint failed, source pod untouched: {error.message}", checkpoint=failed
-        )
+
+
+async def _checkpoint_recorded(ctx: MigrationContext, checkpoint: JSON) -> Result:
     extra: JSON = {}
     if checkpoint.get("skipped"):
         message = f"checkpoint skipped ({checkpoint['skipped']}): {checkpoint.get('message')}"

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import pytest
 
+from ai_storage_orchestrator.checkpoint import CheckpointJob
+from ai_storage_orchestrator.controller.controller import LocationOnlyCheckpointer
 from ai_storage_orchestrator.controller.fencing import NotLeader
 from ai_storage_orchestrator.controller.invariant import InvariantViolation
 from ai_storage_orchestrator.controller.reconciler import Outcome
@@ -17,6 +22,7 @@ pytestmark = pytest.mark.unit
 CHECKPOINT_RESTART = "checkpoint-restart"
 MAKE_BEFORE_BREAK = "make-before-break"
 KEY = f"{NAMESPACE}/m1"
+JSON = dict[str, Any]
 
 
 async def _cancel(world: World) -> None:
@@ -174,3 +180,53 @@ async def test_a_replica_that_cannot_prove_its_lease_writes_nothing() -> None:
         await world.controller.reconcile(KEY)
     assert world.api.writes() == before
     assert not _terminating(world, POD)
+
+
+class SlowCheckpointer(LocationOnlyCheckpointer):
+    """A checkpoint that takes as long as the test wants."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.started = 0
+
+    async def save(self, job: CheckpointJob) -> JSON:
+        self.started += 1
+        await self.release.wait()
+        return {"saved": True, "directory": f"/ckpt/{job.migration_id}"}
+
+
+async def test_a_slow_checkpoint_does_not_hold_a_worker_and_wakes_its_migration_when_done() -> None:
+    world = World()
+    slow = SlowCheckpointer()
+    world.controller.checkpointer = slow
+    world.controller.checkpoints.checkpointer = slow
+    woken: list[str] = []
+    woke = asyncio.Event()
+    world.controller.checkpoints.wake = lambda key: (woken.append(key), woke.set())[0]
+    world.migration(phase=Phase.CHECKPOINTING.value, strategy=CHECKPOINT_RESTART)
+    result = await world.controller.reconcile(KEY)
+    assert result.outcome is Outcome.REQUEUE_AFTER, "the step returned while the checkpoint runs"
+    assert (await world.controller.reconcile(KEY)).outcome is Outcome.REQUEUE_AFTER
+    assert world.controller.checkpoints.running(KEY)
+    slow.release.set()
+    async with asyncio.timeout(5):
+        await woke.wait()
+    assert slow.started == 1, "a second step did not start it again"
+    assert woken == [KEY]
+    await world.drive()
+    assert world.phase() != Phase.CHECKPOINTING.value
+    assert world.record()["status"]["checkpoint"]["directory"] == "/ckpt/m1"
+
+
+async def test_cancel_during_a_checkpoint_stops_it() -> None:
+    world = World()
+    slow = SlowCheckpointer()
+    world.controller.checkpoints.checkpointer = slow
+    world.migration(phase=Phase.CHECKPOINTING.value, strategy=CHECKPOINT_RESTART)
+    await world.controller.reconcile(KEY)
+    assert world.controller.checkpoints.running(KEY)
+    await _cancel(world)
+    await world.drive()
+    assert world.phase() == Phase.CANCELLED.value
+    assert not world.controller.checkpoints.running(KEY)
+    await world.controller.checkpoints.stop()
