@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell sha256sum setup.cfg | cut -c1-12)
 K8S_BIN = $(shell tools/k8s/build.sh --print)
 PYTEST_ARGS ?=
 
-.PHONY: all venv cluster-bin lint format typecheck test test-unit test-integration demo e2e e2e-tensorflow node-bin bench cluster-up cluster-down clean
+.PHONY: all venv cluster-bin lint format typecheck test test-unit test-integration demo e2e e2e-tensorflow node-bin bench chaos chaos-ci cluster-up cluster-down clean
 
 all: test
 
@@ -64,6 +64,16 @@ e2e: venv node-bin
 e2e-tensorflow: venv node-bin
 	tools/nodes/images.sh --tensorflow >/dev/null
 	AISO_K8S_BIN="$(K8S_BIN)" E2E_WORKLOAD=tensorflow-local E2E_OUTPUT_DIR="$(E2E_OUTPUT_DIR)" $(PY) -m tests.cluster.e2e
+
+# The fault campaign (docs/reliability.md): every fault kind at every phase boundary, seeded and reproducible.
+CHAOS_SEED ?= 1
+CHAOS_SCENARIOS ?= 520
+chaos: venv cluster-bin
+	AISO_K8S_BIN="$(K8S_BIN)" $(PY) -m tests.chaos --scenarios $(CHAOS_SCENARIOS) --seed $(CHAOS_SEED) $(CHAOS_ARGS)
+
+# Its CI form: one pass over the whole grid (104 scenarios).
+chaos-ci: venv cluster-bin
+	AISO_K8S_BIN="$(K8S_BIN)" $(PY) -m tests.chaos --scenarios 104 --seed $(CHAOS_SEED) $(CHAOS_ARGS)
 
 bench: venv cluster-bin
 	AISO_K8S_BIN="$(K8S_BIN)" $(PY) -m bench $(BENCH_ARGS)
