@@ -1,0 +1,123 @@
+"""Leader election against an in-memory Lease: renewals bounded by the renew deadline, and `holds_lease` (the fence)
+false as soon as another replica could have taken over."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from ai_storage_orchestrator.controller.leadership import LeaderElector
+from ai_storage_orchestrator.kube.errors import KubeApiError
+from ai_storage_orchestrator.kube.resources import Resource
+
+pytestmark = pytest.mark.unit
+
+JSON = dict[str, Any]
+
+
+class LeaseServer:
+    def __init__(self) -> None:
+        self.lease: JSON | None = None
+        self.version = 0
+        self.stalled = asyncio.Event()  # set: every call hangs (a cut connection, a stalled API server)
+        self.renewals = 0
+        self.changed = asyncio.Event()  # set on every stored write and leadership change
+
+    async def _maybe_stall(self) -> None:
+        if self.stalled.is_set():
+            await asyncio.Event().wait()
+
+    async def get(self, resource: Resource, name: str, *, namespace: str | None = None) -> JSON:
+        await self._maybe_stall()
+        if self.lease is None:
+            raise KubeApiError(404, "NotFound", "no lease")
+        return copy.deepcopy(self.lease)
+
+    async def create(self, resource: Resource, body: Mapping[str, Any], *, namespace: str | None = None) -> JSON:
+        await self._maybe_stall()
+        return self._store(dict(body))
+
+    async def replace(self, resource: Resource, obj: Mapping[str, Any]) -> JSON:
+        await self._maybe_stall()
+        assert self.lease is not None
+        if obj["metadata"].get("resourceVersion") != self.lease["metadata"]["resourceVersion"]:
+            raise KubeApiError(409, "Conflict", "stale")
+        self.renewals += 1
+        return self._store(dict(obj))
+
+    def _store(self, body: JSON) -> JSON:
+        self.version += 1
+        body = copy.deepcopy(body)
+        body["metadata"]["resourceVersion"] = str(self.version)
+        self.lease = body
+        self.changed.set()
+        return copy.deepcopy(body)
+
+
+def _elector(server: LeaseServer, changes: list[bool]) -> LeaderElector:
+    return LeaderElector(
+        server,  # type: ignore[arg-type]
+        name="lease",
+        namespace="ns",
+        identity="me",
+        lease_duration=0.6,
+        renew_deadline=0.4,
+        retry_period=0.05,
+        on_change=lambda leading: (changes.append(leading), server.changed.set()),
+    )
+
+
+async def _until(condition: Any, server: LeaseServer, seconds: float = 5.0) -> None:
+    async with asyncio.timeout(seconds):
+        while not condition():
+            server.changed.clear()
+            await server.changed.wait()
+
+
+async def test_a_stalled_api_ends_the_term_within_the_renew_deadline() -> None:
+    server, changes = LeaseServer(), []
+    elector = _elector(server, changes)
+    work_cancelled = asyncio.Event()
+
+    async def lead() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            work_cancelled.set()
+
+    runner = asyncio.get_running_loop().create_task(elector.run(lead))
+    try:
+        await _until(lambda: elector.is_leader and server.renewals > 0, server)
+        assert elector.holds_lease()
+        server.stalled.set()
+        stalled_at = asyncio.get_running_loop().time()
+        async with asyncio.timeout(5):
+            await work_cancelled.wait()
+        took = asyncio.get_running_loop().time() - stalled_at
+        assert took < elector.lease_duration, f"a stalled leader kept acting for {took:.2f}s"
+        assert not elector.holds_lease()
+        assert changes[:2] == [True, False]
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+
+
+async def test_the_fence_closes_when_the_last_renewal_is_too_old_even_before_the_loop_notices() -> None:
+    server, changes = LeaseServer(), []
+    elector = _elector(server, changes)
+    assert not elector.holds_lease(), "not leader: closed"
+    runner = asyncio.get_running_loop().create_task(elector.run(lambda: asyncio.Event().wait()))
+    try:
+        await _until(lambda: elector.is_leader, server)
+        assert elector.holds_lease()
+        # A frozen process: time went on, no renewal ran. The loop has not run yet; the fence must not wait for it.
+        elector._renewed_at = asyncio.get_running_loop().time() - elector.renew_deadline
+        assert elector.is_leader
+        assert not elector.holds_lease()
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
