@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ai_storage_orchestrator.api.auth import Authenticator
 from ai_storage_orchestrator.api.middlewares import USER_KEY, request_id_of
+from ai_storage_orchestrator.api.paging import cut_page
 from ai_storage_orchestrator.api.schemas import (
     parse_json_object,
     parse_list_filters,
@@ -85,7 +86,9 @@ class Handlers:
         filters = parse_list_filters(request.query)
         await self._authorize(request, verb="list", namespace=filters.namespace)
         migrations = self.service.list(status=filters.status, namespace=filters.namespace, pod=filters.pod)
-        return web.json_response({"migrations": migrations, "count": len(migrations)})
+        if not filters.paged:  # the whole listing, exactly as before paging existed
+            return web.json_response({"migrations": migrations, "count": len(migrations)})
+        return web.json_response(cut_page(migrations, limit=filters.limit, after=filters.after).to_json())
 
     async def get_migration(self, request: web.Request) -> web.Response:
         migration_id = require_migration_id(request.match_info["migration_id"])

@@ -87,10 +87,19 @@ def _migration_paths(collection: str, item: str, suffix: str) -> JSON:
     listing = _operation(
         f"listMigrations{suffix}",
         f"List migrations, newest first{legacy}",
-        _responses(400, 401, 403, 503, ok=_ok(200, "The matching migrations.", ref("MigrationList"))),
+        _responses(
+            400, 401, 403, 503, ok=_ok(200, "The matching migrations (one page with `limit`).", ref("MigrationList"))
+        ),
         secured=True,
-        parameters=[{"$ref": f"#/components/parameters/{name}"} for name in ("Status", "Namespace", "Pod")],
-        description="Needs `list` on pods in `namespace`, or cluster-wide without that filter.",
+        parameters=[
+            {"$ref": f"#/components/parameters/{name}"} for name in ("Status", "Namespace", "Pod", "Limit", "Continue")
+        ],
+        description=(
+            "Needs `list` on pods in `namespace`, or cluster-wide without that filter. Without `limit` every matching"
+            " migration is answered. With `limit`, at most that many; when more remain the answer carries a"
+            " `continue` token: repeat the request (same filters and limit) with `continue=<token>` for the next page."
+            " Paging is by key, not offset: migrations created meanwhile never repeat or hide one still to come."
+        ),
     )
     item_parameters = [{"$ref": "#/components/parameters/MigrationId"}]
     get = _operation(
@@ -195,6 +204,27 @@ def _parameters() -> JSON:
                 "type": "string",
                 "maxLength": schemas.SUBDOMAIN_MAX,
                 "pattern": f"^(?:{schemas.DNS1123_SUBDOMAIN.pattern})?$",
+            },
+        },
+        "Limit": {
+            "name": "limit",
+            "in": "query",
+            "required": False,
+            "description": "At most this many migrations in the answer; without it, all of them.",
+            "schema": {"type": "integer", "minimum": schemas.LIMIT_MIN, "maximum": schemas.LIMIT_MAX},
+        },
+        "Continue": {
+            "name": "continue",
+            "in": "query",
+            "required": False,
+            "description": (
+                "The `continue` token of the previous page (opaque; empty: the first page). A token this server did"
+                " not issue is answered 400 `invalid_continue`."
+            ),
+            "schema": {
+                "type": "string",
+                "maxLength": schemas.CONTINUE_MAX,
+                "pattern": f"^(?:{schemas.CONTINUE_ALPHABET.pattern})?$",
             },
         },
     }

@@ -14,7 +14,10 @@ JSON = dict[str, Any]
 
 _ORDERINGS = [Strategy.MAKE_BEFORE_BREAK.value, Strategy.CHECKPOINT_RESTART.value]
 ERROR_DESCRIPTIONS = {
-    400: "Malformed JSON (`invalid_json`) or invalid fields (`invalid_request`, `details.fields` names each problem).",
+    400: (
+        "Malformed JSON (`invalid_json`), invalid fields or query parameters (`invalid_request`), or a `continue`"
+        " token this server did not issue (`invalid_continue`); `details.fields` names each problem."
+    ),
     401: "No bearer token, or one the Kubernetes API server rejects (`unauthorized`). Only with --auth=kubernetes.",
     403: "The caller's RBAC does not allow the operation on pods in that namespace (`forbidden`).",
     404: "Unknown pod (`pod_not_found`) or migration (`migration_not_found`).",
@@ -215,7 +218,14 @@ MIGRATION_PLAN = object_schema(
 )
 
 MIGRATION_LIST = object_schema(
-    {"migrations": {"type": "array", "items": ref("Migration")}, "count": {"type": "integer"}}
+    {
+        "migrations": {"type": "array", "items": ref("Migration"), "description": "Newest first."},
+        "count": {"type": "integer", "description": "How many migrations this answer (page) holds."},
+        "continue": string(
+            description="Present when `limit` cut the listing short: pass it as `continue` for the next page."
+        ),
+    },
+    required=["migrations", "count"],
 )
 ERROR = object_schema(
     {

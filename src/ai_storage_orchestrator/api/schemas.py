@@ -5,6 +5,9 @@ JSON types are taken literally: ``"true"`` or ``1`` is not a boolean, ``true`` i
 
 from __future__ import annotations
 
+import base64
+import binascii
+import datetime as dt
 import json
 import re
 from collections.abc import Mapping
@@ -55,6 +58,15 @@ REQUEST_FIELDS = (*NAME_FIELDS, *BOOL_FIELDS, *TIMEOUT_FIELDS, "strategy")
 STRATEGIES = tuple(s.value for s in Strategy)
 STATUSES = tuple(s.value for s in Status)
 LIST_FILTERS = ("status", "namespace", "pod")
+LIST_PAGING = ("limit", "continue")
+LIST_PARAMETERS = (*LIST_FILTERS, *LIST_PAGING)
+LIMIT_MIN = 1
+LIMIT_MAX = 1000
+CONTINUE_MAX = 1024  # characters; a token this server issues is about a third of that
+CONTINUE_ALPHABET = re.compile(r"[A-Za-z0-9_-]+")  # URL-safe base64 without padding
+CONTINUE_VERSION = 1
+_CONTINUE_KEYS = frozenset({"v", "at", "id", "ns"})
+_TIMESTAMP_MAX = 64
 
 
 def parse_json_object(raw: bytes) -> JSON:
@@ -108,25 +120,93 @@ def parse_migration_request(body: Mapping[str, Any]) -> MigrationRequest:
     )
 
 
+@dataclass(frozen=True, order=True, slots=True)
+class ListKey:
+    """Where a migration sits in the listing, which is newest first: these three fields, compared in this order,
+    descending. The last one only separates two migrations created in the same second under the same id in
+    different namespaces."""
+
+    created_at: str
+    migration_id: str
+    namespace: str
+
+
+def encode_continue(key: ListKey) -> str:
+    """The opaque `continue` token that resumes the listing after `key`: URL-safe base64, without padding, of
+    compact JSON ``{"v": 1, "at": created_at, "id": migration_id, "ns": namespace}``."""
+    payload = {"v": CONTINUE_VERSION, "at": key.created_at, "id": key.migration_id, "ns": key.namespace}
+    raw = json.dumps(payload, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def decode_continue(token: str) -> ListKey:
+    """The key a token of ``encode_continue`` carries; ``ValueError`` (with the problem) for anything else."""
+    if len(token) > CONTINUE_MAX:
+        raise ValueError(f"is too long to be a continue token (at most {CONTINUE_MAX} characters)")
+    if not CONTINUE_ALPHABET.fullmatch(token):
+        raise ValueError("is not a continue token: expected the URL-safe base64 of a previous page")
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        payload = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except (binascii.Error, ValueError, RecursionError):
+        raise ValueError("is not a continue token this server issued (it does not decode)") from None
+    if not isinstance(payload, dict) or set(payload) != _CONTINUE_KEYS:
+        raise ValueError("is not a continue token this server issued (unexpected content)")
+    if type(payload["v"]) is not int or payload["v"] != CONTINUE_VERSION:
+        raise ValueError("is a continue token of another version: start the listing again without it")
+    created_at, migration_id, namespace = payload["at"], payload["id"], payload["ns"]
+    if not (isinstance(created_at, str) and _is_timestamp(created_at)):
+        raise ValueError("is not a continue token this server issued (bad creation time)")
+    if not (isinstance(migration_id, str) and MIGRATION_ID.fullmatch(migration_id)):
+        raise ValueError("is not a continue token this server issued (bad migration id)")
+    if not (isinstance(namespace, str) and (not namespace or _is_name(namespace, DNS1123_LABEL, LABEL_MAX))):
+        raise ValueError("is not a continue token this server issued (bad namespace)")
+    return ListKey(created_at, migration_id, namespace)
+
+
+def _is_timestamp(value: str) -> bool:
+    """Empty (a migration the API server has not stamped) or an ISO 8601 time such as creationTimestamp."""
+    if not value:
+        return True
+    if len(value) > _TIMESTAMP_MAX or not value.isascii():
+        return False
+    try:
+        dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class ListFilters:
+    """The query of GET /api/migrations: filters, and paging (`limit`; `after` is the key a `continue` token
+    carries). Without `limit` and `after` the whole listing is answered, as before paging existed."""
+
     status: Status | None = None
     namespace: str | None = None
     pod: str | None = None
+    limit: int | None = None
+    after: ListKey | None = None
+
+    @property
+    def paged(self) -> bool:
+        return self.limit is not None or self.after is not None
 
 
 def parse_list_filters(query: MultiMapping[str]) -> ListFilters:
-    """``?status=&namespace=&pod=``: an empty value means no filter; unknown or repeated parameters are refused."""
+    """``?status=&namespace=&pod=&limit=&continue=``: an empty filter (or `continue`) means none; unknown or repeated
+    parameters are refused. A malformed `continue` token is `invalid_continue`, any other problem
+    `invalid_request`; either way ``details.fields`` names every problem."""
     problems: dict[str, str] = {}
     values: dict[str, str | None] = {}
     for key in dict.fromkeys(query.keys()):
         given = query.getall(key)
-        if key not in LIST_FILTERS:
-            problems[key] = f"unknown query parameter (known: {', '.join(LIST_FILTERS)})"
+        if key not in LIST_PARAMETERS:
+            problems[key] = f"unknown query parameter (known: {', '.join(LIST_PARAMETERS)})"
         elif len(given) > 1:
             problems[key] = "given more than once"
         else:
-            values[key] = given[0] or None
+            values[key] = given[0] if key == "limit" else given[0] or None
     status, namespace, pod = values.get("status"), values.get("namespace"), values.get("pod")
     if status is not None and status not in STATUSES:
         problems["status"] = f"must be one of {', '.join(STATUSES)}"
@@ -134,13 +214,39 @@ def parse_list_filters(query: MultiMapping[str]) -> ListFilters:
         problems["namespace"] = LABEL_PROBLEM
     if pod is not None and not _is_name(pod, DNS1123_SUBDOMAIN, SUBDOMAIN_MAX):
         problems["pod"] = SUBDOMAIN_PROBLEM
+    limit = _limit(values.get("limit"), problems)
+    after: ListKey | None = None
+    bad_token = False
+    token = values.get("continue")
+    if token is not None:
+        try:
+            after = decode_continue(token)
+        except ValueError as error:
+            problems["continue"], bad_token = str(error), True
     if problems:
         raise InvalidRequest(
             f"invalid query: {'; '.join(f'{k} {v}' for k, v in problems.items())}",
-            reason="invalid_request",
+            reason="invalid_continue" if bad_token else "invalid_request",
             details={"fields": problems},
         )
-    return ListFilters(status=Status(status) if status else None, namespace=namespace, pod=pod)
+    return ListFilters(
+        status=Status(status) if status else None, namespace=namespace, pod=pod, limit=limit, after=after
+    )
+
+
+def _limit(value: str | None, problems: dict[str, str]) -> int | None:
+    if value is None:
+        return None
+    problem = f"must be an integer from {LIMIT_MIN} to {LIMIT_MAX}"
+    if not (value.isascii() and value.isdigit()):
+        problems["limit"] = f"{problem} (got {value[:20]!r})"
+        return None
+    # Leading zeros are harmless; the length cap keeps int() away from arbitrarily long strings.
+    digits = value.lstrip("0") or "0"
+    if len(digits) > len(str(LIMIT_MAX)) or not LIMIT_MIN <= int(digits) <= LIMIT_MAX:
+        problems["limit"] = f"{problem} (got {value[:20]})"
+        return None
+    return int(digits)
 
 
 def require_migration_id(value: str) -> str:

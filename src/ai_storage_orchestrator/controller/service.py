@@ -120,7 +120,11 @@ class MigrationService:
             if status and phase_of(migration).status is not status:
                 continue
             result.append(to_api(migration))
-        result.sort(key=lambda m: (m["created_at"] or "", m["migration_id"]), reverse=True)
+        # Newest first; the namespace only orders two records created in the same second under the same id. The
+        # REST API's `continue` tokens page through this order (api.paging.key_of): keep the two in step.
+        result.sort(
+            key=lambda m: (m["created_at"] or "", m["migration_id"] or "", m["pod_namespace"] or ""), reverse=True
+        )
         return result
 
     async def cancel(self, migration_id: str, *, namespace: str | None = None) -> JSON:

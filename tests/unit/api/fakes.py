@@ -73,11 +73,21 @@ class FakeService:
         }
         return result
 
-    def add(self, request: MigrationRequest, *, status: JSON | None = None, request_id: str | None = None) -> JSON:
+    def add(
+        self,
+        request: MigrationRequest,
+        *,
+        status: JSON | None = None,
+        request_id: str | None = None,
+        migration_id: str | None = None,
+        created: str | None = None,
+    ) -> JSON:
+        """Record a migration; its id and creation time count up unless given."""
         self._next += 1
-        migration_id = f"{self._next:012x}"
+        migration_id = migration_id or f"{self._next:012x}"
         obj = migration_resource(request, migration_id, request_id=request_id)
-        obj["metadata"].update(creationTimestamp=f"2024-05-01T10:00:{self._next % 60:02d}Z", resourceVersion="1")
+        created = created or f"2024-05-01T10:{self._next // 60 % 60:02d}:{self._next % 60:02d}Z"
+        obj["metadata"].update(creationTimestamp=created, resourceVersion="1")
         if status is not None:
             obj["status"] = status
         self.migrations[migration_id] = obj
@@ -97,13 +107,15 @@ class FakeService:
     def list(self, *, status: Status | None = None, namespace: str | None = None, pod: str | None = None) -> list[JSON]:
         self.listed.append({"status": status, "namespace": namespace, "pod": pod})
         result = [to_api(obj) for obj in self.migrations.values()]
-        return [
+        matching = [
             m
             for m in result
             if (status is None or m["status"] == status.value)
             and (namespace is None or m["pod_namespace"] == namespace)
             and (pod is None or m["pod_name"] == pod)
         ]
+        # Newest first, as MigrationService.list orders them.
+        return sorted(matching, key=lambda m: (m["created_at"], m["migration_id"], m["pod_namespace"]), reverse=True)
 
     async def cancel(self, migration_id: str) -> JSON:
         obj = self.migrations.get(migration_id)

@@ -11,7 +11,13 @@ from aiohttp import web
 from ai_storage_orchestrator.api.app import create_app
 from ai_storage_orchestrator.api.auth import AllowAll
 from ai_storage_orchestrator.api.openapi import build_openapi
-from ai_storage_orchestrator.api.schemas import REQUEST_FIELDS, parse_migration_request
+from ai_storage_orchestrator.api.schemas import (
+    LIMIT_MAX,
+    LIMIT_MIN,
+    LIST_PARAMETERS,
+    REQUEST_FIELDS,
+    parse_migration_request,
+)
 from ai_storage_orchestrator.errors import Conflict, InvalidRequest, Unprocessable
 from ai_storage_orchestrator.metrics import Metrics
 from ai_storage_orchestrator.models import MigrationRequest, Phase
@@ -117,6 +123,17 @@ def test_request_schema_matches_the_fields_the_parser_accepts() -> None:
     assert set(schema["properties"]) == set(full) == set(REQUEST_FIELDS)
 
 
+def test_list_parameters_are_the_ones_the_parser_knows() -> None:
+    for path in (COLLECTION, "/api/v1/migrations"):
+        parameters = [resolve(DOCUMENT, p["$ref"]) for p in DOCUMENT["paths"][path]["get"]["parameters"]]
+        assert {p["name"] for p in parameters if p["in"] == "query"} == set(LIST_PARAMETERS)
+    limit = DOCUMENT["components"]["parameters"]["Limit"]["schema"]
+    assert (limit["type"], limit["minimum"], limit["maximum"]) == ("integer", LIMIT_MIN, LIMIT_MAX)
+    listing = DOCUMENT["components"]["schemas"]["MigrationList"]
+    assert set(listing["required"]) == {"migrations", "count"}
+    assert errors({"migrations": [], "count": 0, "continue": 5}, listing, DOCUMENT) != []
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -190,6 +207,12 @@ async def test_real_responses_match_the_document(serve: Serve, service: FakeServ
     assert (await check("GET", f"{COLLECTION}/{failed['migration_id']}", ITEM, 200))["error"] is not None
     listing = await check("GET", f"{COLLECTION}?status=completed", COLLECTION, 200)
     assert listing["count"] == 1
+    paged = await check("GET", f"{COLLECTION}?limit=1", COLLECTION, 200)
+    assert paged["count"] == 1
+    last = await check("GET", f"{COLLECTION}?limit=1000&continue={paged['continue']}", COLLECTION, 200)
+    assert "continue" not in last
+    bad_token = await check("GET", f"{COLLECTION}?limit=1&continue=nope", COLLECTION, 400)
+    assert bad_token["error"] == "invalid_continue"
     await check("GET", f"{COLLECTION}?status=nope", COLLECTION, 400)
     await check("GET", f"{COLLECTION}/000000000fff", ITEM, 404)
     await check("DELETE", f"{COLLECTION}/{running['migration_id']}", ITEM, 202)

@@ -1,0 +1,307 @@
+"""Paging of GET /api/migrations: `limit` and `continue` tokens (keyset over the newest-first order), their
+validation, and the answer without `limit`, which stays exactly what it was."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from multidict import MultiDict, MultiDictProxy
+
+from ai_storage_orchestrator.api.app import create_app
+from ai_storage_orchestrator.api.auth import AllowAll
+from ai_storage_orchestrator.api.paging import cut_page, key_of
+from ai_storage_orchestrator.api.schemas import (
+    CONTINUE_MAX,
+    ListKey,
+    decode_continue,
+    encode_continue,
+    parse_list_filters,
+)
+from ai_storage_orchestrator.checkpoint import parse_checkpoint_annotations
+from ai_storage_orchestrator.controller.planner import Planner
+from ai_storage_orchestrator.controller.records import migration_resource
+from ai_storage_orchestrator.controller.service import MigrationService
+from ai_storage_orchestrator.errors import InvalidRequest
+from ai_storage_orchestrator.metrics import Metrics
+from ai_storage_orchestrator.models import MigrationRequest, Phase, Status
+from tests.unit.api.conftest import Client
+from tests.unit.api.fakes import FakeService
+from tests.unit.api.test_real_service import RecordingApi, seed_cluster
+from tests.unit.api.test_routes import ERROR_KEYS, error_of
+
+pytestmark = pytest.mark.unit
+
+JSON = dict[str, Any]
+KEY = ListKey("2024-05-01T10:00:07Z", "0123456789ab", "ml")
+
+
+def request(pod: str = "trainer", namespace: str = "ml") -> MigrationRequest:
+    return MigrationRequest(pod_name=pod, pod_namespace=namespace, source_node="a", target_node="b")
+
+
+def token_of(payload: Any) -> str:
+    """A token with any JSON payload, encoded the way the server encodes its own."""
+    raw = json.dumps(payload).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def query(*pairs: tuple[str, str]) -> MultiDictProxy[str]:
+    return MultiDictProxy(MultiDict(pairs))
+
+
+def ids(migrations: list[JSON]) -> list[str]:
+    return [m["migration_id"] for m in migrations]
+
+
+async def walk(client: Client, url: str, params: dict[str, str]) -> list[JSON]:
+    """Every page of a listing, following `continue` tokens; checks each page's shape on the way."""
+    pages: list[JSON] = []
+    token: str | None = None
+    while True:
+        response = await client.get(url, params={**params, **({"continue": token} if token else {})})
+        assert response.status == 200, await response.text()
+        page: JSON = await response.json()
+        assert page["count"] == len(page["migrations"])
+        pages.append(page)
+        token = page.get("continue")
+        if token is None:
+            return pages
+        assert len(page["migrations"]) == int(params["limit"]), "a page that is not the last one is full"
+        assert len(pages) < 100, "the tokens never end"
+
+
+# The token ------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "key",
+    [
+        KEY,
+        ListKey("", "a", ""),
+        ListKey("2024-05-01T10:00:07.123456+00:00", "9" * 63, "n" * 63),
+    ],
+)
+def test_token_round_trips_and_is_url_safe(key: ListKey) -> None:
+    token = encode_continue(key)
+    assert decode_continue(token) == key
+    assert token.replace("-", "").replace("_", "").isalnum()
+    assert "=" not in token
+
+
+def test_token_is_base64_of_the_documented_json() -> None:
+    raw = base64.urlsafe_b64decode(encode_continue(KEY) + "==")
+    assert json.loads(raw) == {"v": 1, "at": KEY.created_at, "id": KEY.migration_id, "ns": KEY.namespace}
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "!!!!",
+        "a",  # not a possible length of base64
+        "x" * (CONTINUE_MAX + 1),
+        "eyJ2Ijox",  # base64 of an unterminated JSON object
+        base64.urlsafe_b64encode(b"\xff\xfe\xfd").decode(),  # not UTF-8
+        token_of([1, 2]),
+        token_of("text"),
+        token_of({"v": 1, "at": "", "id": "a"}),  # a key missing
+        token_of({"v": 1, "at": "", "id": "a", "ns": "", "extra": 1}),
+        token_of({"v": 2, "at": "", "id": "a", "ns": ""}),
+        token_of({"v": True, "at": "", "id": "a", "ns": ""}),
+        token_of({"v": "1", "at": "", "id": "a", "ns": ""}),
+        token_of({"v": 1, "at": 5, "id": "a", "ns": ""}),
+        token_of({"v": 1, "at": "yesterday", "id": "a", "ns": ""}),
+        token_of({"v": 1, "at": "2" * 80, "id": "a", "ns": ""}),
+        token_of({"v": 1, "at": "", "id": "UPPER", "ns": ""}),
+        token_of({"v": 1, "at": "", "id": "", "ns": ""}),
+        token_of({"v": 1, "at": "", "id": None, "ns": ""}),
+        token_of({"v": 1, "at": "", "id": "a", "ns": "Bad_NS"}),
+        token_of({"v": 1, "at": "", "id": "a", "ns": ["ml"]}),
+        base64.urlsafe_b64encode(b"[" * 380 + b"]" * 380).decode().rstrip("="),  # deeply nested
+    ],
+)
+def test_anything_but_a_token_of_this_server_is_refused(token: str) -> None:
+    with pytest.raises(ValueError, match="continue token"):
+        decode_continue(token)
+    with pytest.raises(InvalidRequest) as caught:
+        parse_list_filters(query(("limit", "5"), ("continue", token)))
+    assert caught.value.reason == "invalid_continue"
+    assert set(caught.value.details["fields"]) == {"continue"}
+
+
+# The query ------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("given", "limit"), [("1", 1), ("1000", 1000), ("0010", 10), ("00000000000000000007", 7)])
+def test_valid_limits(given: str, limit: int) -> None:
+    filters = parse_list_filters(query(("limit", given)))
+    assert filters.limit == limit
+    assert filters.paged
+
+
+@pytest.mark.parametrize("given", ["0", "1001", "-1", "+5", " 5", "1.5", "1e3", "ten", "", "\u0665", "9" * 5000])
+def test_invalid_limits(given: str) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        parse_list_filters(query(("limit", given)))
+    assert caught.value.reason == "invalid_request"
+    assert set(caught.value.details["fields"]) == {"limit"}
+    assert "from 1 to 1000" in caught.value.details["fields"]["limit"]
+
+
+def test_continue_in_the_query() -> None:
+    assert parse_list_filters(query(("continue", encode_continue(KEY)))).after == KEY
+    empty = parse_list_filters(query(("limit", "3"), ("continue", "")))
+    assert (empty.limit, empty.after) == (3, None), "an empty token is the first page"
+    assert not parse_list_filters(query(("status", "running"))).paged
+
+
+def test_every_problem_is_named_and_a_bad_token_decides_the_reason() -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        parse_list_filters(query(("limit", "0"), ("continue", "%%"), ("status", "done")))
+    assert caught.value.reason == "invalid_continue"
+    assert set(caught.value.details["fields"]) == {"limit", "continue", "status"}
+    with pytest.raises(InvalidRequest) as caught:
+        parse_list_filters(query(("continue", encode_continue(KEY)), ("continue", encode_continue(KEY))))
+    assert caught.value.reason == "invalid_request"  # a token given twice is a query mistake, not a bad token
+
+
+# Cutting pages --------------------------------------------------------------------------------------------------------
+def item(created: str, migration_id: str, namespace: str = "ml") -> JSON:
+    return {"created_at": created, "migration_id": migration_id, "pod_namespace": namespace}
+
+
+def test_keyset_pages_survive_inserts_and_deletes_between_pages() -> None:
+    listing = [item(f"2024-05-01T10:00:{n:02d}Z", f"m{n:02d}") for n in range(10)]
+    first = cut_page(listing, limit=4, after=None)
+    assert ids(first.migrations) == ["m09", "m08", "m07", "m06"]
+    assert first.next_key == key_of(listing[6])
+    # Meanwhile: two newer migrations, one in the same second as the last served, and one still to come is deleted.
+    listing += [item("2024-05-01T10:00:30Z", "new1"), item("2024-05-01T10:00:06Z", "a-same-second")]
+    listing = [m for m in listing if m["migration_id"] != "m04"]
+    second = cut_page(listing, limit=4, after=first.next_key)
+    assert ids(second.migrations) == ["a-same-second", "m05", "m03", "m02"]
+    third = cut_page(listing, limit=4, after=second.next_key)
+    assert ids(third.migrations) == ["m01", "m00"]
+    assert third.next_key is None
+
+
+def test_a_page_that_reaches_the_end_exactly_has_no_token() -> None:
+    listing = [item(f"2024-05-01T10:00:{n:02d}Z", f"m{n}") for n in range(4)]
+    assert cut_page(listing, limit=4, after=None).next_key is None
+    assert cut_page(listing, limit=3, after=None).next_key is not None
+    assert cut_page([], limit=3, after=KEY).migrations == []
+
+
+def test_ties_are_ordered_by_id_then_namespace() -> None:
+    same = "2024-05-01T10:00:00Z"
+    listing = [item(same, "b", "ns1"), item(same, "a", "ns2"), item(same, "a", "ns1"), item("", "z")]
+    pages = [cut_page(listing, limit=1, after=None)]
+    while pages[-1].next_key is not None:
+        pages.append(cut_page(listing, limit=1, after=pages[-1].next_key))
+    served = [(m["migration_id"], m["pod_namespace"]) for page in pages for m in page.migrations]
+    assert served == [("b", "ns1"), ("a", "ns2"), ("a", "ns1"), ("z", "ml")]
+
+
+# Through the HTTP API -------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("prefix", ["/api/migrations", "/api/v1/migrations"])
+async def test_without_limit_the_answer_is_what_it_was(client: Client, service: FakeService, prefix: str) -> None:
+    for n in range(5):
+        service.add(request(pod=f"p{n}"))
+    response = await client.get(prefix)
+    body = await response.json()
+    assert body == {"migrations": service.list(), "count": 5}
+    assert list(body) == ["migrations", "count"]
+
+
+@pytest.mark.parametrize("limit", [1, 2, 3, 7, 8, 1000])
+async def test_pages_add_up_to_the_whole_listing(client: Client, service: FakeService, limit: int) -> None:
+    for n in range(7):
+        service.add(request(pod=f"p{n}"))
+    whole = service.list()
+    pages = await walk(client, "/api/migrations", {"limit": str(limit)})
+    assert [m for page in pages for m in page["migrations"]] == whole
+    assert len(pages) == max(1, -(-7 // limit))
+    assert "continue" not in pages[-1]
+
+
+async def test_paging_combines_with_the_filters(client: Client, service: FakeService) -> None:
+    for n in range(6):
+        service.add(request(namespace="ml" if n % 2 else "team"), status={"phase": Phase.WAITING_FOR_TARGET.value})
+    service.add(request(namespace="ml"), status={"phase": Phase.COMPLETED.value})
+    pages = await walk(client, "/api/migrations", {"limit": "2", "namespace": "ml", "status": "running"})
+    served = [m for page in pages for m in page["migrations"]]
+    assert served == service.list(namespace="ml", status=Status.RUNNING)
+    assert len(served) == 3
+    assert {(m["pod_namespace"], m["status"]) for m in served} == {("ml", "running")}
+
+
+async def test_migrations_created_between_pages_are_not_repeated_or_skipped(
+    client: Client, service: FakeService
+) -> None:
+    before = [service.add(request(pod=f"p{n}")) for n in range(5)]
+    first = await (await client.get("/api/migrations", params={"limit": "2"})).json()
+    assert ids(first["migrations"]) == ids(before[::-1][:2])
+    for n in range(3):
+        service.add(request(pod=f"later{n}"))
+    rest = await walk(client, "/api/migrations", {"limit": "2", "continue": first["continue"]})
+    assert ids([m for page in rest for m in page["migrations"]]) == ids(before[::-1][2:])
+
+
+async def test_continue_without_limit_answers_the_rest(client: Client, service: FakeService) -> None:
+    made = [service.add(request(pod=f"p{n}")) for n in range(4)]
+    first = await (await client.get("/api/migrations?limit=1")).json()
+    rest = await (await client.get("/api/migrations", params={"continue": first["continue"]})).json()
+    assert rest == {"migrations": made[::-1][1:], "count": 3}
+
+
+@pytest.mark.parametrize(
+    ("params", "reason"),
+    [
+        ({"limit": "0"}, "invalid_request"),
+        ({"limit": "1001"}, "invalid_request"),
+        ({"limit": "abc"}, "invalid_request"),
+        ({"limit": ""}, "invalid_request"),
+        ({"limit": "2", "continue": "not a token"}, "invalid_continue"),
+        ({"limit": "2", "continue": "eyJ2Ijox"}, "invalid_continue"),
+        ({"continue": token_of({"v": 9, "at": "", "id": "a", "ns": ""})}, "invalid_continue"),
+        ({"continue": "A" * 5000}, "invalid_continue"),
+    ],
+)
+async def test_bad_paging_is_a_400_in_the_error_shape(
+    client: Client, service: FakeService, params: dict[str, str], reason: str
+) -> None:
+    service.add(request())
+    body = await error_of(await client.get("/api/migrations", params=params), 400, reason)
+    assert set(body) == ERROR_KEYS
+    assert set(body["details"]["fields"]) <= {"limit", "continue"}
+
+
+async def test_the_real_service_pages_in_the_order_it_lists() -> None:
+    """MigrationService's order and the tokens' order agree, ties (same second, same id) included."""
+    state = seed_cluster()
+    records = []
+    for n, (namespace, migration_id, second) in enumerate(
+        [("ml", "aaaaaaaaaaaa", 1), ("team", "aaaaaaaaaaaa", 1), ("ml", "bbbbbbbbbbbb", 1), ("ml", "cccccccccccc", 0)]
+        + [("ml", f"{n:012x}", n % 3) for n in range(20)]
+    ):
+        record = migration_resource(request(pod=f"p{n}", namespace=namespace), migration_id)
+        record["metadata"]["creationTimestamp"] = f"2024-05-01T10:00:0{second}Z"
+        records.append(record)
+    state.migrations.replace(records, "2")
+    service = MigrationService(
+        api=RecordingApi(),
+        state=state,
+        metrics=Metrics(),
+        planner=Planner(state, declared=parse_checkpoint_annotations),
+    )
+    app = create_app(service=service, metrics=Metrics(), authenticator=AllowAll())
+    client: TestClient[web.Request, web.Application] = TestClient(TestServer(app, host="127.0.0.1"))
+    await client.start_server()
+    try:
+        whole = await (await client.get("/api/migrations")).json()
+        assert whole["count"] == 24
+        for limit in ("1", "5"):
+            pages = await walk(client, "/api/migrations", {"limit": limit})
+            assert [m for page in pages for m in page["migrations"]] == whole["migrations"]
+    finally:
+        await client.close()
