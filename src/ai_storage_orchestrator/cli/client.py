@@ -167,9 +167,22 @@ class ApiClient(RestSession):
         result: JSON = await self.request("GET", _item(migration_id))
         return result
 
-    async def list(self, *, status: str | None = None, namespace: str | None = None, pod: str | None = None) -> JSON:
-        filters = {"status": status, "namespace": namespace, "pod": pod}
-        result: JSON = await self.request("GET", MIGRATIONS_PATH, params={k: v for k, v in filters.items() if v})
+    async def list(
+        self,
+        *,
+        status: str | None = None,
+        namespace: str | None = None,
+        pod: str | None = None,
+        limit: int | None = None,
+        continue_token: str | None = None,
+    ) -> JSON:
+        """One answer of GET /api/migrations: every match, or with `limit` one page (its `continue` token, if any,
+        asks for the next)."""
+        query = {"status": status, "namespace": namespace, "pod": pod, "continue": continue_token}
+        params = {k: v for k, v in query.items() if v}
+        if limit is not None:
+            params["limit"] = str(limit)
+        result: JSON = await self.request("GET", MIGRATIONS_PATH, params=params)
         return result
 
     async def cancel(self, migration_id: str) -> JSON:

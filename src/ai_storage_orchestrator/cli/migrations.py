@@ -8,6 +8,7 @@ import sys
 import time
 from typing import Any
 
+from ai_storage_orchestrator.api.schemas import LIMIT_MAX, LIMIT_MIN
 from ai_storage_orchestrator.cli import output
 from ai_storage_orchestrator.cli.client import (
     EXIT_FAILED,
@@ -15,6 +16,7 @@ from ai_storage_orchestrator.cli.client import (
     JSON,
     ApiClient,
     ApiError,
+    CliError,
     UnreachableError,
     UsageError,
     add_connection_arguments,
@@ -236,23 +238,93 @@ async def status(args: argparse.Namespace) -> int:
 
 
 # list ---------------------------------------------------------------------------------------------------------------
+def page_limit(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not LIMIT_MIN <= value <= LIMIT_MAX:
+        raise argparse.ArgumentTypeError(f"must be from {LIMIT_MIN} to {LIMIT_MAX}: {text!r}")
+    return value
+
+
 def add_list_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("list", help="list migrations, newest first")
+    parser = subparsers.add_parser(
+        "list",
+        help="list migrations, newest first",
+        description=(
+            "List migrations, newest first. With --limit N the orchestrator answers in pages of N and the command"
+            " follows them to the end, printing each page as it arrives (--output json: one document with every"
+            " migration, as without --limit). With --continue TOKEN it fetches that one page only (--output json:"
+            " the page as the API answers it, with its `continue` token when more remain); an empty TOKEN is the"
+            " first page."
+        ),
+    )
     parser.add_argument("--status", choices=[s.value for s in Status], help="only migrations with this status")
     parser.add_argument("-n", "--namespace", help="only migrations of pods in this namespace")
     parser.add_argument("--pod", help="only migrations of pods with this name")
+    parser.add_argument(
+        "--limit", type=page_limit, metavar="N", help=f"ask for pages of at most N migrations ({LIMIT_MIN}-{LIMIT_MAX})"
+    )
+    parser.add_argument(
+        "--continue",
+        dest="continue_token",
+        metavar="TOKEN",
+        help="fetch only the page this token (from a previous page) points to",
+    )
     add_connection_arguments(parser)
     set_command(parser, list_migrations)
 
 
 async def list_migrations(args: argparse.Namespace) -> int:
+    as_json = args.output == "json"
+    filters = {"status": args.status, "namespace": args.namespace, "pod": args.pod}
     async with ApiClient.from_args(args) as api:
-        result = await api.list(status=args.status, namespace=args.namespace, pod=args.pod)
-    if args.output == "json":
+        if args.limit is not None and args.continue_token is None:
+            return await _list_every_page(api, args.limit, filters, as_json=as_json)
+        # Everything in one answer, or the one page --continue points to.
+        result = await api.list(**filters, limit=args.limit, continue_token=args.continue_token)
+    if as_json:
         print_json(result)
-    else:
-        _print(output.list_lines(result.get("migrations") or []))
+        return EXIT_OK
+    _print(output.list_lines(_items(result)))
+    following = result.get("continue")
+    if isinstance(following, str) and following:
+        print(f"more migrations: repeat with --continue {following}", file=sys.stderr)
     return EXIT_OK
+
+
+async def _list_every_page(api: ApiClient, limit: int, filters: dict[str, Any], *, as_json: bool) -> int:
+    """Follow the `continue` tokens to the last page; tables print as pages arrive, JSON once at the end."""
+    pages = output.ListPages()
+    collected: list[JSON] = []
+    seen: set[str] = set()
+    token: str | None = None
+    while True:
+        page = await api.list(**filters, limit=limit, continue_token=token)
+        items = _items(page)
+        if as_json:
+            collected += items
+        else:
+            _print(pages.lines(items))
+            sys.stdout.flush()
+        following = page.get("continue")
+        if not isinstance(following, str) or not following:
+            break
+        if following in seen:
+            raise CliError(f"the orchestrator answered the same continue token twice ({following[:40]}); stopped")
+        seen.add(following)
+        token = following
+    if as_json:
+        print_json({"migrations": collected, "count": len(collected)})
+    else:
+        _print(pages.closing_lines())
+    return EXIT_OK
+
+
+def _items(page: JSON) -> list[JSON]:
+    migrations = page.get("migrations")
+    return [m for m in migrations if isinstance(m, dict)] if isinstance(migrations, list) else []
 
 
 # cancel -------------------------------------------------------------------------------------------------------------

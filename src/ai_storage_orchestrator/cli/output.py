@@ -19,7 +19,11 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]
     """Columns padded to their widest cell, three spaces apart (as kubectl prints them)."""
     cells = [list(headers), *([_cell(v) for v in row] for row in rows)]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    return ["   ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip() for row in cells]
+    return [_row_line(row, widths) for row in cells]
+
+
+def _row_line(cells: Sequence[str], widths: Sequence[int]) -> str:
+    return "   ".join(value.ljust(width) for value, width in zip(cells, widths, strict=True)).rstrip()
 
 
 def _cell(value: object) -> str:
@@ -94,24 +98,49 @@ def format_requests(resources: object) -> str:
     return f"cpu {format_cpu(resources.get('cpu_millicores'))}, memory {format_memory(resources.get('memory_bytes'))}"
 
 
+NO_MIGRATIONS = "No migrations found."
+
+
+def _list_row(migration: Mapping[str, Any], now: dt.datetime) -> tuple[object, ...]:
+    return (
+        migration.get("migration_id"),
+        migration.get("pod_namespace"),
+        migration.get("pod_name"),
+        migration.get("source_node"),
+        migration.get("target_node"),
+        migration.get("status"),
+        migration.get("phase"),
+        age_of(migration.get("created_at"), now),
+    )
+
+
 def list_lines(migrations: Sequence[Mapping[str, Any]], *, now: dt.datetime | None = None) -> list[str]:
     if not migrations:
-        return ["No migrations found."]
+        return [NO_MIGRATIONS]
     moment = now or dt.datetime.now(dt.UTC)
-    rows = [
-        (
-            m.get("migration_id"),
-            m.get("pod_namespace"),
-            m.get("pod_name"),
-            m.get("source_node"),
-            m.get("target_node"),
-            m.get("status"),
-            m.get("phase"),
-            age_of(m.get("created_at"), moment),
-        )
-        for m in migrations
-    ]
-    return table(LIST_HEADERS, rows)
+    return table(LIST_HEADERS, [_list_row(m, moment) for m in migrations])
+
+
+class ListPages:
+    """The `list` table printed page by page as the pages arrive: the header once, above the first row; a column is
+    as wide as its widest cell so far (a later page may widen it, never narrow it). One page alone prints exactly
+    as ``list_lines``."""
+
+    def __init__(self, *, now: dt.datetime | None = None) -> None:
+        self.now = now or dt.datetime.now(dt.UTC)
+        self.widths: list[int] | None = None  # None until the header is out
+
+    def lines(self, migrations: Sequence[Mapping[str, Any]]) -> list[str]:
+        rows = [[_cell(value) for value in _list_row(m, self.now)] for m in migrations]
+        if not rows:
+            return []
+        cells = rows if self.widths is not None else [list(LIST_HEADERS), *rows]
+        widths = self.widths or [0] * len(LIST_HEADERS)
+        self.widths = [max(width, *(len(row[i]) for row in cells)) for i, width in enumerate(widths)]
+        return [_row_line(row, self.widths) for row in cells]
+
+    def closing_lines(self) -> list[str]:
+        return [NO_MIGRATIONS] if self.widths is None else []
 
 
 def container_lines(containers: object, *, indent: str = "  ") -> list[str]:

@@ -432,6 +432,106 @@ async def test_list_json_round_trips_through_main(api: CannedApi, capsys: pytest
     assert json.loads(capsys.readouterr().out) == body
 
 
+def page(*items: dict[str, Any], token: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"migrations": list(items), "count": len(items)}
+    if token is not None:
+        body["continue"] = token
+    return body
+
+
+def three_migrations() -> list[dict[str, Any]]:
+    return [
+        migration("CreatingTarget", migration_id="cccccccccccc"),
+        {**migration("Pending", migration_id="bbbbbbbbbbbb"), "pod_name": "a-much-longer-pod-name"},
+        finished("Completed", "done"),
+    ]
+
+
+async def test_list_limit_follows_every_page(api: CannedApi, capsys: pytest.CaptureFixture[str]) -> None:
+    first, second, third = three_migrations()
+    api.answer(LIST, (200, page(first, second, token="tok-1")), (200, page(third)))
+    assert await run_cli(["list", "--url", api.url, "--limit", "2", "-n", "ml", "--status", "running"]) == 0
+    queries = [seen.query for seen in api.requests("GET")]
+    assert queries == [
+        {"status": "running", "namespace": "ml", "limit": "2"},
+        {"status": "running", "namespace": "ml", "limit": "2", "continue": "tok-1"},
+    ]
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert lines[0].split() == ["ID", "NAMESPACE", "POD", "SOURCE", "TARGET", "STATUS", "PHASE", "AGE"]
+    assert [line.split()[0] for line in lines[1:]] == ["cccccccccccc", "bbbbbbbbbbbb", MIGRATION_ID]
+    assert lines[1].index("CreatingTarget") == lines[0].index("PHASE")
+    assert lines[3].index("node-a") == lines[0].index("SOURCE")  # the second page keeps the first page's columns
+    assert captured.err == ""
+
+
+async def test_list_limit_json_is_one_document_with_every_page(
+    api: CannedApi, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first, second, third = three_migrations()
+    api.answer(LIST, (200, page(first, token="a")), (200, page(second, token="b")), (200, page(third)))
+    assert await run_cli(["list", "--url", api.url, "--limit", "1", "-o", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"migrations": [first, second, third], "count": 3}
+    assert [seen.query.get("continue") for seen in api.requests("GET")] == [None, "a", "b"]
+
+
+async def test_list_continue_fetches_one_page(api: CannedApi, capsys: pytest.CaptureFixture[str]) -> None:
+    first, second, _ = three_migrations()
+    body = page(first, second, token="tok-2")
+    api.answer(LIST, (200, body))
+    assert await run_cli(["list", "--url", api.url, "--limit", "2", "--continue", "tok-1", "-o", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == body, "the raw page, its token included"
+    assert await run_cli(["list", "--url", api.url, "--limit", "2", "--continue", "tok-1"]) == 0
+    captured = capsys.readouterr()
+    assert [line.split()[0] for line in captured.out.splitlines()] == ["ID", "cccccccccccc", "bbbbbbbbbbbb"]
+    assert captured.err == "more migrations: repeat with --continue tok-2\n"
+    assert [seen.query for seen in api.requests("GET")] == [{"limit": "2", "continue": "tok-1"}] * 2
+
+
+async def test_list_continue_on_the_last_page(api: CannedApi, capsys: pytest.CaptureFixture[str]) -> None:
+    api.answer(LIST, (200, page()))
+    assert await run_cli(["list", "--url", api.url, "--limit", "5", "--continue", "tok-9"]) == 0
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("No migrations found.\n", "")
+
+
+async def test_list_limit_with_nothing_to_list(api: CannedApi, capsys: pytest.CaptureFixture[str]) -> None:
+    api.answer(LIST, (200, page()))
+    assert await run_cli(["list", "--url", api.url, "--limit", "10"]) == 0
+    assert capsys.readouterr().out == "No migrations found.\n"
+
+
+async def test_list_stops_when_a_token_comes_back(api: CannedApi, capsys: pytest.CaptureFixture[str]) -> None:
+    first, second, _ = three_migrations()
+    api.answer(LIST, (200, page(first, token="same")), (200, page(second, token="same")))
+    assert await run_cli(["list", "--url", api.url, "--limit", "1"]) == 2
+    captured = capsys.readouterr()
+    assert "answered the same continue token twice" in captured.err
+    assert len(api.requests("GET")) == 2
+    assert [line.split()[0] for line in captured.out.splitlines()] == ["ID", "cccccccccccc", "bbbbbbbbbbbb"]
+
+
+async def test_list_error_on_a_later_page(api: CannedApi, capsys: pytest.CaptureFixture[str]) -> None:
+    first, _, _ = three_migrations()
+    api.answer(
+        LIST,
+        (200, page(first, token="gone")),
+        (400, error_body("invalid_continue", "invalid query: continue is not a continue token this server issued")),
+    )
+    assert await run_cli(["list", "--url", api.url, "--limit", "1"]) == 2
+    captured = capsys.readouterr()
+    assert [line.split()[0] for line in captured.out.splitlines()] == ["ID", "cccccccccccc"]
+    assert captured.err.startswith("error: invalid query: continue is not a continue token this server issued")
+
+
+@pytest.mark.parametrize("limit", ["0", "1001", "-1", "ten", "1.5"])
+def test_list_limit_out_of_range_is_a_usage_error(limit: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        parse(["list", "--limit", limit])
+    assert exit_info.value.code == 2
+    assert "--limit" in capsys.readouterr().err
+
+
 # cancel ---------------------------------------------------------------------------------------------------------------
 async def test_cancel(api: CannedApi, capsys: pytest.CaptureFixture[str]) -> None:
     api.answer(DELETE, (202, migration("CreatingTarget", "cancel requested")))

@@ -84,3 +84,33 @@ def test_checkpoint_and_cancel_request_are_shown() -> None:
     lines = output.migration_lines(shown)
     assert "Checkpoint:   volume shared at /data; nothing saved; note: no artifacts" in lines
     assert "Cancel:       requested" in lines
+
+
+def test_one_page_prints_as_the_whole_list() -> None:
+    now = dt.datetime(2024, 5, 1, 10, 5, 0, tzinfo=dt.UTC)
+    items = [migration("Pending", migration_id="bbbbbbbbbbbb"), migration("Completed")]
+    pages = output.ListPages(now=now)
+    assert pages.lines(items) + pages.closing_lines() == output.list_lines(items, now=now)
+
+
+def test_pages_share_one_header_and_columns_only_widen() -> None:
+    now = dt.datetime(2024, 5, 1, 10, 5, 0, tzinfo=dt.UTC)
+    pages = output.ListPages(now=now)
+    first = pages.lines([migration("Pending")])
+    wide = {**migration("WaitingForTarget"), "pod_name": "a-much-longer-pod-name"}
+    second = pages.lines([wide])
+    third = pages.lines([migration("Completed")])
+    assert pages.lines([]) == []
+    assert pages.closing_lines() == []
+    assert first[0].split() == list(output.LIST_HEADERS)
+    assert len(first) == 2
+    assert (len(second), len(third)) == (1, 1), "no header after the first page"
+    # The wide pod name pushed SOURCE to the right for the pages after it, never back.
+    source_at = [line.index("node-a") for line in (first[1], second[0], third[0])]
+    assert source_at[0] < source_at[1] == source_at[2]
+
+
+def test_no_page_with_rows_prints_the_empty_message() -> None:
+    pages = output.ListPages()
+    assert pages.lines([]) == []
+    assert pages.closing_lines() == ["No migrations found."]
