@@ -4,6 +4,7 @@ DESIGN.md §3, the seed's exact curl body, metrics, and Kubernetes-native auth."
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -13,7 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ai_storage_orchestrator.api.app import create_app
 from ai_storage_orchestrator.api.auth import AllowAll, Authenticator, KubernetesAuthenticator
-from ai_storage_orchestrator.models import Phase
+from ai_storage_orchestrator.controller.records import migration_resource, new_migration_id
+from ai_storage_orchestrator.kube.resources import POD_MIGRATIONS
+from ai_storage_orchestrator.models import MigrationRequest, Phase
 from ai_storage_orchestrator.runtime import Orchestrator
 from tests.cluster.fixtures import ClusterHandle
 from tests.cluster.workloads import CERTIFICATION_POD, certification_pod, shared_volume
@@ -289,3 +292,67 @@ async def test_kubernetes_auth_401_403_202(
         await _wait_terminal(orchestrator, namespace, migration_id)
     finally:
         await http.close()
+
+
+async def _record_migrations(orchestrator: Orchestrator, namespace: str, count: int, **request: Any) -> list[str]:
+    """PodMigrations written straight to the API server (of pods that do not exist: the controller fails them, and
+    the records stay); returns their ids once the watch cache holds them."""
+    assert orchestrator.api is not None
+    ids = []
+    for n in range(count):
+        migration_id = new_migration_id()
+        wanted = MigrationRequest(
+            pod_name=f"absent-{migration_id}", pod_namespace=namespace, source_node="node-x", target_node="node-y"
+        )
+        body = migration_resource(replace(wanted, **request) if n == 0 else wanted, migration_id)
+        await orchestrator.api.create(POD_MIGRATIONS, body, namespace=namespace)
+        ids.append(migration_id)
+    await orchestrator.state.wait_for(lambda: all(orchestrator.state.migration(namespace, i) for i in ids), timeout=30)
+    return ids
+
+
+async def _ids_of_every_page(http: TestClient[Any, Any], params: dict[str, str]) -> list[str]:
+    served: list[str] = []
+    while True:
+        response = await http.get("/api/migrations", params=params)
+        assert response.status == 200, await response.text()
+        page = await response.json()
+        assert page["count"] == len(page["migrations"]) <= int(params["limit"])
+        served += [m["migration_id"] for m in page["migrations"]]
+        if "continue" not in page:
+            return served
+        params = {**params, "continue": page["continue"]}
+
+
+async def test_list_pages_and_ignore_pdb_against_the_real_api_server(
+    namespace: str, orchestrator: Orchestrator, http: TestClient[Any, Any]
+) -> None:
+    made = await _record_migrations(orchestrator, namespace, 5, ignore_pdb=True)
+    whole = await (await http.get(f"/api/migrations?namespace={namespace}")).json()
+    assert whole["count"] == 5
+    assert "continue" not in whole
+    order = [m["migration_id"] for m in whole["migrations"]]
+    assert sorted(order) == sorted(made)
+    # The API server kept spec.ignorePDB (the CRD declares it) and the migration object shows it.
+    shown = {m["migration_id"]: m["ignore_pdb"] for m in whole["migrations"]}
+    assert shown == {i: i == made[0] for i in made}
+    stored = orchestrator.state.migration(namespace, made[0]) or {}
+    assert stored["spec"]["ignorePDB"] is True
+
+    for limit in ("1", "2", "5"):
+        assert await _ids_of_every_page(http, {"namespace": namespace, "limit": limit}) == order
+
+    first = await (await http.get("/api/migrations", params={"namespace": namespace, "limit": "2"})).json()
+    assert [m["migration_id"] for m in first["migrations"]] == order[:2]
+    later = await _record_migrations(orchestrator, namespace, 2)
+    rest = await _ids_of_every_page(http, {"namespace": namespace, "limit": "2", "continue": first["continue"]})
+    # Keyset paging: the records created meanwhile neither repeat nor hide one of the first listing. (One created
+    # in the same second as the last served item, with a smaller id, is served after it: that is its place.)
+    assert [i for i in rest if i in order] == order[2:]
+    assert len(rest) == len(set(rest))
+    assert set(rest) - set(order) <= set(later)
+
+    bad = await http.get("/api/migrations", params={"limit": "2", "continue": "bm90LWEtdG9rZW4"})
+    assert (bad.status, (await _error(bad))["error"]) == (400, "invalid_continue")
+    too_many = await http.get("/api/migrations", params={"limit": "1001"})
+    assert (too_many.status, (await _error(too_many))["error"]) == (400, "invalid_request")
