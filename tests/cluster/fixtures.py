@@ -94,7 +94,7 @@ async def _release_migrations(api: client.ApiClient, namespace: str) -> None:
         raise
     for item in listed.get("items", []):
         if item["metadata"].get("finalizers"):
-            patch = {"metadata": {"finalizers": None}}
+            patch = [{"op": "remove", "path": "/metadata/finalizers"}]
             try:
                 await custom.patch_namespaced_custom_object(
                     "ai-storage.io", "v1alpha1", namespace, "podmigrations", item["metadata"]["name"], patch

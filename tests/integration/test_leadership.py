@@ -190,7 +190,7 @@ async def test_a_frozen_leader_does_not_act_after_its_lease_could_be_taken(
         tmp_path,
         kubeconfig=cluster.kubeconfig,
         namespace=namespace,
-        env={"AISO_FAULT_POINT": "freeze:before:RemovingSource"},
+        env={"AISO_FAULT_POINT": "freeze:after:WaitingForTarget"},  # about to record Ready
         election=election,
     )
     await frozen.start()

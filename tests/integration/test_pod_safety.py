@@ -26,13 +26,23 @@ JSON = dict[str, Any]
 HOLD_TERMINATION = "sim.ai-storage.io/hold-termination"  # tests/cluster/kwok-stages.yaml
 
 
-async def _setup(core: client.CoreV1Api, namespace: str, node: str, **annotations: str) -> None:
+async def _setup(
+    core: client.CoreV1Api, namespace: str, node: str, orchestrator: Orchestrator, **annotations: str
+) -> None:
+    """The certification pod on `node`, seen by the orchestrator with its data-processor completed."""
     pv, pvc = shared_volume(namespace)
     await core.create_persistent_volume(pv)
     await core.create_namespaced_persistent_volume_claim(namespace, pvc)
     await core.create_namespaced_pod(
-        namespace, certification_pod(node=node, complete_after="1s", annotations=annotations)
+        namespace, certification_pod(node=node, complete_after="0s", annotations=annotations)
     )
+
+    def data_processor_done() -> bool:
+        pod = orchestrator.state.pod(namespace, CERTIFICATION_POD) or {}
+        statuses = (pod.get("status") or {}).get("containerStatuses") or []
+        return any(s["name"] == "data-processor" and "terminated" in (s.get("state") or {}) for s in statuses)
+
+    await orchestrator.state.wait_for(data_processor_done, timeout=30)
 
 
 async def _wait_phase(orchestrator: Orchestrator, namespace: str, migration_id: str, *phases: Phase) -> JSON:
@@ -113,7 +123,7 @@ async def test_cancel_while_the_source_is_terminating_recreates_the_pod(
     cluster: ClusterHandle, core: client.CoreV1Api, namespace: str, orchestrator: Orchestrator
 ) -> None:
     source, target = cluster.node_names[0], cluster.node_names[1]
-    await _setup(core, namespace, source, **{HOLD_TERMINATION: "true"})
+    await _setup(core, namespace, source, orchestrator, **{HOLD_TERMINATION: "true"})
     migration_id = await _submit(orchestrator, namespace, target, strategy=Strategy.CHECKPOINT_RESTART)
     await orchestrator.state.wait_for(
         lambda: bool(
@@ -146,7 +156,7 @@ async def test_a_target_lost_after_it_was_ready_keeps_the_source(
     gates: Gates,
 ) -> None:
     source, target = cluster.node_names[0], cluster.node_names[1]
-    await _setup(core, namespace, source)
+    await _setup(core, namespace, source, orchestrator)
     removing = gates.hold(Phase.REMOVING_SOURCE)
     migration_id = await _submit(orchestrator, namespace, target, strategy=Strategy.MAKE_BEFORE_BREAK)
     ready = await _wait_phase(orchestrator, namespace, migration_id, Phase.REMOVING_SOURCE)
@@ -160,7 +170,8 @@ async def test_a_target_lost_after_it_was_ready_keeps_the_source(
     done = await _wait_phase(orchestrator, namespace, migration_id, Phase.COMPLETED, Phase.FAILED)
     assert done["status"]["phase"] == Phase.COMPLETED.value, done["status"]
     phases = [t["phase"] for t in done["status"]["phaseTransitions"]]
-    assert phases.count("WaitingForTarget") == 2, phases  # went back to wait instead of removing the source
+    removing = phases.index("RemovingSource")
+    assert phases[removing + 1] == "WaitingForTarget", phases  # went back to wait instead of removing the source
     assert done["status"]["targetPodUID"] != first_uid, "completed with the new target, not the lost one"
     await _wait_pod_gone(core, namespace, CERTIFICATION_POD, orchestrator)
     assert await _pods(core, namespace) == [(first_target, target, False)]
@@ -175,7 +186,7 @@ async def test_deleting_the_podmigration_mid_move_rolls_back(
     unready_target: str,
 ) -> None:
     source = cluster.node_names[0]
-    await _setup(core, namespace, source)
+    await _setup(core, namespace, source, orchestrator)
     migration_id = await _submit(orchestrator, namespace, unready_target, strategy=Strategy.CHECKPOINT_RESTART)
     await _wait_phase(orchestrator, namespace, migration_id, Phase.WAITING_FOR_TARGET)
     assert [name for name, _, _ in await _pods(core, namespace)] != [CERTIFICATION_POD], "source stopped"
@@ -197,7 +208,7 @@ async def test_a_disruption_budget_blocks_the_source_removal(
     cluster: ClusterHandle, core: client.CoreV1Api, api: client.ApiClient, namespace: str, orchestrator: Orchestrator
 ) -> None:
     source, target = cluster.node_names[0], cluster.node_names[1]
-    await _setup(core, namespace, source)
+    await _setup(core, namespace, source, orchestrator)
     pod = await core.read_namespaced_pod(CERTIFICATION_POD, namespace)
     budget = {
         "apiVersion": "policy/v1",
@@ -231,7 +242,6 @@ async def test_finished_migrations_expire(
     cluster: ClusterHandle, core: client.CoreV1Api, api: client.ApiClient, namespace: str, crd_installed: None
 ) -> None:
     source, target = cluster.node_names[0], cluster.node_names[1]
-    await _setup(core, namespace, source)
     settings = Settings(
         kubeconfig=str(cluster.kubeconfig),
         namespace=namespace,
@@ -243,6 +253,7 @@ async def test_finished_migrations_expire(
     await orchestrator.start()
     try:
         await orchestrator.state.wait_for(lambda: orchestrator.state.synced, timeout=30)
+        await _setup(core, namespace, source, orchestrator)
         migration_id = await _submit(orchestrator, namespace, target)
         await _wait_phase(orchestrator, namespace, migration_id, Phase.COMPLETED)
         await orchestrator.state.wait_for(
