@@ -218,13 +218,14 @@ def _parameters() -> JSON:
             "in": "query",
             "required": False,
             "description": (
-                "The `continue` token of the previous page (opaque; empty: the first page). A token this server did"
-                " not issue is answered 400 `invalid_continue`."
+                "The `continue` token of the previous page, passed back as it is (empty: the first page). Tokens are"
+                " opaque; the pattern only tells a well-formed one, and anything else is answered 400"
+                " `invalid_continue`."
             ),
             "schema": {
                 "type": "string",
                 "maxLength": schemas.CONTINUE_MAX,
-                "pattern": f"^(?:{schemas.CONTINUE_ALPHABET.pattern})?$",
+                "pattern": f"^(?:{schemas.CONTINUE_TOKEN.pattern})?$",
             },
         },
     }
