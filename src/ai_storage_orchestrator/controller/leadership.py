@@ -70,6 +70,11 @@ class LeaderElector:
                 self._set_leader(False)  # first: the fence closes before the work is even cancelled
                 leading.cancel()
                 await asyncio.gather(leading, return_exceptions=True)
+            crashed = None if leading.cancelled() else leading.exception()
+            if crashed is not None:
+                # A term that crashed is not retried at once while holding the lease: the caller's supervisor
+                # logs it and restarts the election with a backoff.
+                raise crashed
 
     async def _keep_renewing(self, leading: asyncio.Task[None]) -> None:
         loop = asyncio.get_running_loop()
