@@ -307,7 +307,7 @@ class Campaign:
                 mark = "ok " if outcome.verdict == "ok" else "BAD"
                 fired = "fired" if outcome.fired else "not reached"
                 self.say(
-                    f"  {mark} {scenario.label:<60} {fired:<11} → {outcome.result:<9} {outcome.seconds:5.1f}s"
+                    f"  {mark} {scenario.label:<60} {fired:<11} → {outcome.result:<40} {outcome.seconds:5.1f}s"
                     + (f"  {outcome.verdict}: {outcome.detail}" if outcome.verdict != "ok" else "")
                 )
 
@@ -341,6 +341,7 @@ class Campaign:
             triggered_by="chaos",
         )
         await admin.create(POD_MIGRATIONS, migration_resource(request, migration_id), namespace=self.namespace)
+        await self.observer.wait_for(lambda: self.observer.migration(self.namespace, migration_id), timeout=30)
         try:
             await self.observer.wait_for(lambda: self._settled(name, migration_id), timeout=SETTLE_TIMEOUT)
             settled = True
@@ -372,6 +373,9 @@ class Campaign:
     def _judge(self, name: str, migration_id: str, source: str, target: str, *, settled: bool) -> tuple[str, str, str]:
         record = self.observer.migration(self.namespace, migration_id)
         result = phase_of(record).value if record is not None else "deleted"
+        error = ((record or {}).get("status") or {}).get("error") or {}
+        if error.get("reason"):
+            result = f"{result} ({error['reason']})"
         copies = self._copies(name, migration_id)
         alive = [p for p in copies if not _terminating(p)]
         where = ", ".join(f"{p['metadata']['name']}@{p['spec'].get('nodeName')}" for p in alive) or "none"
@@ -385,7 +389,7 @@ class Campaign:
         copy_ = alive[0]
         is_target = (copy_["metadata"].get("labels") or {}).get(MIGRATION_ID_LABEL) == migration_id
         node = copy_["spec"].get("nodeName")
-        if result == Phase.COMPLETED.value:
+        if result.startswith(Phase.COMPLETED.value):
             if not (is_target and node == target):
                 return result, "wrong-copy", f"Completed but the live copy is {where}"
         elif is_target or node != source:

@@ -19,7 +19,7 @@ def table(outcomes: list[Outcome]) -> str:
     rows = [header, ["---"] * len(header)]
 
     def row(label: str, group: list[Outcome]) -> list[str]:
-        results = Counter(o.result for o in group)
+        results = Counter(o.result.split(" ")[0] for o in group)
         verdicts = Counter(o.verdict for o in group)
         return [
             label,
