@@ -1,8 +1,8 @@
 """`make chaos` / `make chaos-ci`: python -m tests.chaos [--scenarios N] [--seed S] [--parallel P].
 
-Starts the local control plane (or uses --kubeconfig with --nodes), runs the scenarios, prints one line per scenario
-and the table, and exits 1 if any scenario lost a pod, left two copies, kept the wrong one or got stuck. The
-replicas' logs go to the work directory (printed), not to the console."""
+Starts the local control plane (or uses --kubeconfig), creates two simulated nodes per parallel slot, runs the
+scenarios, prints one line per scenario and the table, and exits 1 if any scenario lost a pod, left two copies, kept
+the wrong one or got stuck. The replicas' logs go to the work directory (printed), not to the console."""
 
 from __future__ import annotations
 
@@ -37,15 +37,15 @@ async def run(args: argparse.Namespace, workdir: Path) -> int:
     _log_to(log_path)
     cluster: LocalCluster | None = None
     if args.kubeconfig:
-        kubeconfig, nodes = Path(args.kubeconfig), args.nodes.split(",")
+        kubeconfig = Path(args.kubeconfig)
     else:
         say("Starting a local control plane (etcd, kube-apiserver, kube-controller-manager, KWOK) …")
-        cluster = LocalCluster(workdir / "cluster")
+        cluster = LocalCluster(workdir / "cluster", node_names=[])
         await asyncio.to_thread(cluster.start)
-        kubeconfig, nodes = cluster.kubeconfig, cluster.node_names
+        kubeconfig = cluster.kubeconfig
     scenarios = plan(args.scenarios, args.seed)
     campaign = Campaign(
-        kubeconfig=kubeconfig, nodes=nodes, namespace=f"chaos-{args.seed}-{int(time.time())}", seed=args.seed,
+        kubeconfig=kubeconfig, namespace=f"chaos-{args.seed}-{int(time.time())}", seed=args.seed,
         parallel=args.parallel, say=say,
     )  # fmt: skip
     started = time.monotonic()
@@ -78,8 +78,9 @@ def main() -> int:
     parser.add_argument("--scenarios", type=int, default=len(GRID) * 5)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--parallel", type=int, default=8)
-    parser.add_argument("--kubeconfig", help="use this cluster instead of starting one (needs --nodes)")
-    parser.add_argument("--nodes", default="", help="two Ready nodes of that cluster, comma-separated")
+    parser.add_argument(
+        "--kubeconfig", help="use this cluster (with KWOK simulating nodes of type=kwok) instead of starting one"
+    )
     parser.add_argument("--report", help="also write the tables (markdown) to this file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="aiso-chaos-") as workdir:

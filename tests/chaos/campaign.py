@@ -36,6 +36,7 @@ from ai_storage_orchestrator.settings import Settings
 from ai_storage_orchestrator.watchers.state import ClusterState
 from tests.chaos.faults import FaultyKubeApi, NetworkFaults
 from tests.chaos.scenarios import Fault, Scenario
+from tests.cluster.nodes import create_simulated_nodes
 from tests.cluster.workloads import certification_pod, shared_volume
 
 JSON = dict[str, Any]
@@ -84,7 +85,6 @@ def _small(pod: JSON) -> JSON:
 @dataclass
 class Campaign:
     kubeconfig: Path
-    nodes: list[str]
     namespace: str
     seed: int
     parallel: int = 8
@@ -100,6 +100,9 @@ class Campaign:
         self._spawned = 0
         self._crashes: asyncio.Queue[Replica] = asyncio.Queue()
         self._saved_phases = dict(PHASES)
+        # Each slot runs one scenario at a time on its own two nodes, so a node fault stays within its scenario.
+        self.node_pairs = [(f"{self.namespace}-{i}-a", f"{self.namespace}-{i}-b") for i in range(self.parallel)]
+        self._slots: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         self.admin: KubeApi | None = None
         self._admin_client: Any = None
 
@@ -118,6 +121,9 @@ class Campaign:
         for reflector in self.observer.reflectors(admin, namespaces=(self.namespace,)):
             self._tasks.append(asyncio.get_running_loop().create_task(reflector.run()))
         await self.observer.wait_for(lambda: self.observer.synced, timeout=60)
+        await create_simulated_nodes(self.kubeconfig, [node for pair in self.node_pairs for node in pair])
+        for pair in self.node_pairs:
+            self._slots.put_nowait(pair)
         await self._wait_service_account()
         for step_phase, step in self._saved_phases.items():
             PHASES[step_phase] = self._hooked(step_phase, step)
@@ -146,6 +152,10 @@ class Campaign:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.admin is not None:
+            for node in (node for pair in self.node_pairs for node in pair):
+                with contextlib.suppress(KubeApiError):
+                    await self.admin.delete(NODES, node)
         if self._admin_client is not None:
             await self._admin_client.close()
 
@@ -297,30 +307,45 @@ class Campaign:
 
     # Scenarios --------------------------------------------------------------------------------------------------
     async def run_all(self, scenarios: list[Scenario]) -> list[Outcome]:
-        slots = asyncio.Semaphore(self.parallel)
         outcomes: list[Outcome] = []
 
         async def one(scenario: Scenario) -> None:
-            async with slots:
-                outcome = await self.run_one(scenario)
-                outcomes.append(outcome)
-                mark = "ok " if outcome.verdict == "ok" else "BAD"
-                fired = "fired" if outcome.fired else "not reached"
-                self.say(
-                    f"  {mark} {scenario.label:<60} {fired:<11} → {outcome.result:<40} {outcome.seconds:5.1f}s"
-                    + (f"  {outcome.verdict}: {outcome.detail}" if outcome.verdict != "ok" else "")
-                )
+            pair = await self._slots.get()
+            try:
+                outcome = await self.run_one(scenario, *pair)
+            finally:
+                await self._healthy(pair)
+                self._slots.put_nowait(pair)
+            outcomes.append(outcome)
+            mark = "ok " if outcome.verdict == "ok" else "BAD"
+            fired = "fired" if outcome.fired else "not reached"
+            self.say(
+                f"  {mark} {scenario.label:<60} {fired:<11} → {outcome.result:<40} {outcome.seconds:5.1f}s"
+                + (f"  {outcome.verdict}: {outcome.detail}" if outcome.verdict != "ok" else "")
+            )
 
         async with asyncio.TaskGroup() as group:
             for scenario in scenarios:
                 group.create_task(one(scenario))
         return sorted(outcomes, key=lambda o: o.scenario.number)
 
-    async def run_one(self, scenario: Scenario) -> Outcome:
+    async def _healthy(self, pair: tuple[str, str]) -> None:
+        """Both nodes Ready again and untainted by the lifecycle controller, before the next scenario uses them."""
+
+        def healthy(name: str) -> bool:
+            node = self.observer.node(name) or {}
+            conditions = (node.get("status") or {}).get("conditions") or []
+            taints = (node.get("spec") or {}).get("taints") or []
+            ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+            return ready and not any(str(t.get("key", "")).startswith("node.kubernetes.io/") for t in taints)
+
+        with contextlib.suppress(TimeoutError):
+            await self.observer.wait_for(lambda: all(healthy(n) for n in pair), timeout=120)
+
+    async def run_one(self, scenario: Scenario, source: str, target: str) -> Outcome:
         admin = self.admin
         assert admin is not None
         started = time.monotonic()
-        source, target = self.nodes[scenario.number % 2], self.nodes[(scenario.number + 1) % 2]
         name = f"w{scenario.number}"
         pod = _small(certification_pod(node=source, name=name, claim="chaos-data", complete_after="0s"))
         await admin.create(PODS, pod, namespace=self.namespace)
