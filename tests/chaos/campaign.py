@@ -75,6 +75,11 @@ def _terminating(obj: JSON) -> bool:
     return bool(obj["metadata"].get("deletionTimestamp"))
 
 
+def _data_processor_done(pod: JSON | None) -> bool:
+    statuses = ((pod or {}).get("status") or {}).get("containerStatuses") or []
+    return any(s["name"] == "data-processor" and "terminated" in (s.get("state") or {}) for s in statuses)
+
+
 def _small(pod: JSON) -> JSON:
     """The certification pod with tiny requests, so many scenarios fit on simulated nodes at once."""
     for container in pod["spec"]["containers"]:
@@ -114,7 +119,6 @@ class Campaign:
         with contextlib.suppress(KubeApiError):
             await admin.create(NAMESPACES, {"metadata": {"name": self.namespace}})
         pv, pvc = shared_volume(self.namespace, claim="chaos-data")
-        pv["metadata"]["name"] = f"{self.namespace}-data"
         for resource, body in ((PVS, pv), (PVCS, pvc)):
             with contextlib.suppress(KubeApiError):
                 await admin.create(resource, body, namespace=self.namespace)
@@ -349,10 +353,9 @@ class Campaign:
         name = f"w{scenario.number}"
         pod = _small(certification_pod(node=source, name=name, claim="chaos-data", complete_after="0s"))
         await admin.create(PODS, pod, namespace=self.namespace)
-        await self.observer.wait_for(
-            lambda: ((self.observer.pod(self.namespace, name) or {}).get("status") or {}).get("phase") == "Running",
-            timeout=60,
-        )
+        # Moved once its data-processor has completed, as the certification test does: that container is left
+        # out of the target, so the target can become Ready.
+        await self.observer.wait_for(lambda: _data_processor_done(self.observer.pod(self.namespace, name)), timeout=60)
         migration_id = new_migration_id()
         run = _Run(scenario, source_node=source)
         self.runs[migration_id] = run
