@@ -50,7 +50,7 @@ HEAL_AFTER = {Fault.API_ERRORS: 4.0, Fault.SOURCE_NODE_NOT_READY: 4.0}
 class Outcome:
     scenario: Scenario
     fired: bool
-    result: str  # the record's final phase, or "deleted"
+    result: str  # the record's final phase (and error reason), "deleted after <phase>" when it was deleted
     verdict: str  # ok | pod-lost | two-copies | wrong-copy | stuck
     detail: str
     seconds: float
@@ -105,11 +105,18 @@ class Campaign:
         self._spawned = 0
         self._crashes: asyncio.Queue[Replica] = asyncio.Queue()
         self._saved_phases = dict(PHASES)
+        self.last_seen: dict[str, JSON] = {}  # every record's last version, kept after it is deleted
+        self.observer.migrations.add_listener(self._remember)
         # Each slot runs one scenario at a time on its own two nodes, so a node fault stays within its scenario.
         self.node_pairs = [(f"{self.namespace}-{i}-a", f"{self.namespace}-{i}-b") for i in range(self.parallel)]
         self._slots: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         self.admin: KubeApi | None = None
         self._admin_client: Any = None
+
+    def _remember(self, _type: str, old: JSON | None, new: JSON | None) -> None:
+        record = new or old
+        if record is not None:
+            self.last_seen[record["metadata"]["name"]] = record
 
     # Set-up and tear-down ---------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -400,8 +407,11 @@ class Campaign:
 
     def _judge(self, name: str, migration_id: str, source: str, target: str, *, settled: bool) -> tuple[str, str, str]:
         record = self.observer.migration(self.namespace, migration_id)
-        result = phase_of(record).value if record is not None else "deleted"
-        error = ((record or {}).get("status") or {}).get("error") or {}
+        last = self.last_seen.get(migration_id)
+        result = phase_of(last).value if last is not None else "never seen"
+        if record is None:
+            result = f"deleted after {result}"
+        error = ((last or {}).get("status") or {}).get("error") or {}
         if error.get("reason"):
             result = f"{result} ({error['reason']})"
         copies = self._copies(name, migration_id)
@@ -412,12 +422,13 @@ class Campaign:
         if len(alive) > 1:
             return result, "two-copies", where
         if not settled:
-            phase = phase_of(record).value if record is not None else "deleted"
-            return result, "stuck", f"not settled after {SETTLE_TIMEOUT:.0f}s (phase {phase}; pods {where})"
+            return result, "stuck", f"not settled after {SETTLE_TIMEOUT:.0f}s ({result}; pods {where})"
+        if record is None and (last is None or not phase_of(last).is_terminal):
+            return result, "stuck", "the record vanished before its migration ended (finalizer bypassed)"
         copy_ = alive[0]
         is_target = (copy_["metadata"].get("labels") or {}).get(MIGRATION_ID_LABEL) == migration_id
         node = copy_["spec"].get("nodeName")
-        if result.startswith(Phase.COMPLETED.value):
+        if last is not None and phase_of(last) is Phase.COMPLETED:
             if not (is_target and node == target):
                 return result, "wrong-copy", f"Completed but the live copy is {where}"
         elif is_target or node != source:
@@ -433,3 +444,4 @@ class Campaign:
         with contextlib.suppress(KubeApiError):
             await admin.delete(POD_MIGRATIONS, migration_id, namespace=self.namespace)
         self.runs.pop(migration_id, None)
+        self.last_seen.pop(migration_id, None)

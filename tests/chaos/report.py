@@ -11,6 +11,11 @@ VIOLATIONS = ("pod-lost", "two-copies", "wrong-copy", "stuck")
 RESULTS = ("Completed", "Failed", "Cancelled", "deleted")
 
 
+def _ending(result: str) -> str:
+    """'Failed (reason)' → 'Failed'; 'deleted after Cancelled' → 'deleted'."""
+    return result.split(" ")[0]
+
+
 def table(outcomes: list[Outcome]) -> str:
     by_fault: dict[str, list[Outcome]] = defaultdict(list)
     for outcome in outcomes:
@@ -19,7 +24,7 @@ def table(outcomes: list[Outcome]) -> str:
     rows = [header, ["---"] * len(header)]
 
     def row(label: str, group: list[Outcome]) -> list[str]:
-        results = Counter(o.result.split(" ")[0] for o in group)
+        results = Counter(_ending(o.result) for o in group)
         verdicts = Counter(o.verdict for o in group)
         return [
             label,

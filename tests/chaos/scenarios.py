@@ -29,12 +29,12 @@ PHASES: dict[Strategy, tuple[Phase, ...]] = {
         Phase.REMOVING_SOURCE,
         Phase.ROLLING_BACK,
     ),
+    # No CreatingTarget: the StoppingSource step creates the target as soon as the source is gone (same step).
     Strategy.CHECKPOINT_RESTART: (
         Phase.PENDING,
         Phase.VALIDATING,
         Phase.CHECKPOINTING,
         Phase.STOPPING_SOURCE,
-        Phase.CREATING_TARGET,
         Phase.WAITING_FOR_TARGET,
         Phase.ROLLING_BACK,
     ),
