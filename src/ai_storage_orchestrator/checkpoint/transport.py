@@ -13,7 +13,17 @@ from typing import Protocol
 
 from ai_storage_orchestrator.kube.exec import STDOUT_CHANNEL, ExecError, ExecStatus
 
-__all__ = ["CommandResult", "ExecError", "ExecSessionLike", "ExecStatus", "ExecTransport", "Tail", "run"]
+__all__ = [
+    "CommandResult",
+    "ExecError",
+    "ExecSessionLike",
+    "ExecStatus",
+    "ExecTransport",
+    "Tail",
+    "drain",
+    "reading",
+    "run",
+]
 
 
 class ExecSessionLike(Protocol):
@@ -62,6 +72,28 @@ class CommandResult:
         detail = self.stderr.strip() or self.status.message
         code = "did not run" if self.status.exit_code is None else f"exit {self.status.exit_code}"
         return f"{code}: {detail}" if detail else code
+
+
+@contextlib.asynccontextmanager
+async def reading(session: ExecSessionLike) -> AsyncIterator[AsyncIterator[tuple[int, bytes]]]:
+    """``session.output()``, closed as soon as its reader stops -- on an error too -- rather than whenever the
+    abandoned generator is collected (its readers would hold the session's streams until then)."""
+    output = session.output()
+    try:
+        yield output
+    finally:
+        close = getattr(output, "aclose", None)
+        if close is not None:
+            await close()
+
+
+async def drain(session: ExecSessionLike, tail: Tail) -> ExecStatus:
+    """Read a session's output to its end, keeping the last bytes in ``tail``; its status."""
+    async with reading(session) as output:
+        async for _channel, data in output:
+            tail.add(data)
+    assert session.status is not None
+    return session.status
 
 
 async def run(
