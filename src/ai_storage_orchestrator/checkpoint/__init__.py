@@ -18,24 +18,32 @@ Contract (pod annotations read, all optional):
     which shared volume holds checkpoints (planning's ``choose_checkpoint_volume``; default: the first shared one).
 Malformed values are refused with 422 ``invalid_checkpoint_annotation`` (at request time, and again in Validating).
 
-Where: ``<mountPath>/.ai-storage/checkpoints/<pod>/<migration-id>/`` (``<pod>`` without ``-migrated-<id>``), holding
-``artifacts/<container>/<absolute path>`` and ``manifest.json`` (schema 1, see ``manifest``), which is written last and
-atomically: a directory without it is not a checkpoint.
+Where: ``<mountPath>/.ai-storage/namespaces/<namespace>/checkpoints/<pod>/<migration-id>/`` (``<pod>`` without
+``-migrated-<id>``), holding ``artifacts/<container>/<absolute path>``, ``checksums/<container>/<key>.sha256`` (per
+artifact, the ``sha256sum -c`` list of its files) and ``manifest.json`` (schema 1, see ``manifest``), which is written
+last and atomically: a directory without it is not a checkpoint. See ``layout`` for the layout before namespaces.
 
 The target pod gets annotation ``ai-storage.io/checkpoint-path: <dir>``, env ``AI_STORAGE_CHECKPOINT_DIR`` in every
 container, and per container with artifacts an init container ``ai-storage-restore-<container>`` that copies them back
-(see ``restoring``). Retention keeps the newest ``--checkpoint-retention`` checkpoints per pod (see ``retention``).
+and checks each file against the manifest's sha256, failing (and so holding the pod back) on any difference (see
+``restoring``). Retention keeps the newest ``--checkpoint-retention`` checkpoints per namespace and pod (see
+``retention``).
 
-Failure reasons: ``checkpoint_hook_failed``, ``checkpoint_copy_failed``, ``checkpoint_verify_failed``,
-``checkpoint_volume_full``, ``checkpoint_volume_read_only``, ``checkpoint_volume_permission_denied``,
-``checkpoint_write_failed``, ``checkpoint_exec_failed``, ``checkpoint_timeout``, ``checkpoint_no_running_container``.
-Each is raised before the source pod is touched, after the partial directory is removed.
+Limits (``tarstream.TarLimits``): at most 100,000 entries per checkpoint, names and link targets of at most 4096 bytes,
+pax headers of at most 64 KiB; the orchestrator's memory for a checkpoint stays bounded whatever its artifacts hold
+(per-file records spill to a temporary file past 16 MiB, see ``records``).
+
+Failure reasons: ``checkpoint_hook_failed``, ``checkpoint_copy_failed`` (also: an artifact stream that is not a valid
+tar archive), ``checkpoint_too_large`` (beyond the limits), ``checkpoint_verify_failed``, ``checkpoint_volume_full``,
+``checkpoint_volume_read_only``, ``checkpoint_volume_permission_denied``, ``checkpoint_write_failed``,
+``checkpoint_exec_failed``, ``checkpoint_timeout``, ``checkpoint_no_running_container``. Each is raised before the
+source pod is touched, after the partial directory is removed.
 
 Tools the checkpoint needs in the containers it execs into: ``tar``, ``mkdir``, ``rm``, ``mv``, ``ls``, ``find``, and
 ``sh`` + ``wc`` + ``sha256sum`` (verification); the restore init container needs ``sh``, ``cp``, ``mkdir``,
-``dirname``. A pod that declares neither hooks nor artifacts but cannot be exec'd into at all (the command never
-starts: no such executable, or a node without exec) gets no manifest and a ``CheckpointSkipped`` warning instead of a
-failed migration -- its state is already on the shared volume.
+``dirname``, ``sha256sum``. A pod that declares neither hooks nor artifacts but cannot be exec'd into at all (the
+command never starts: no such executable, or a node without exec) gets no manifest and a ``CheckpointSkipped`` warning
+instead of a failed migration -- its state is already on the shared volume.
 """
 
 from ai_storage_orchestrator.checkpoint.annotations import (

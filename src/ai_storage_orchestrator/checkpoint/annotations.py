@@ -10,7 +10,8 @@
     state, say): they are copied into the checkpoint and restored on the target.
 
 Anything else (a string instead of an array, a relative path, a container the pod does not have) is refused with
-reason ``invalid_checkpoint_annotation`` before the migration touches anything.
+reason ``invalid_checkpoint_annotation`` before the migration touches anything. So is an artifact on a ``subPathExpr``
+mount whose variables a restore container cannot be given (see ``subpath``): it would be restored to the wrong place.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ai_storage_orchestrator.checkpoint.errors import InvalidCheckpointAnnotation
+from ai_storage_orchestrator.checkpoint.layout import container_spec, mount_covering
+from ai_storage_orchestrator.checkpoint.subpath import SubPathExprUnsupported, restore_env
 from ai_storage_orchestrator.conventions import (
     CHECKPOINT_ARTIFACTS_PREFIX,
     CHECKPOINT_HOOK_PREFIX,
@@ -208,4 +211,23 @@ def parse_checkpoint_annotations(pod: Mapping[str, Any]) -> CheckpointSpec:
             timeout = parse_timeout(raw)
     hooks.sort(key=lambda h: order[h.container])
     artifacts.sort(key=lambda a: order[a.container])
+    for artifact in artifacts:
+        _check_restorable(pod, artifact)
     return CheckpointSpec(hooks=tuple(hooks), artifacts=tuple(artifacts), hook_timeout=timeout)
+
+
+def _check_restorable(pod: Mapping[str, Any], artifact: Artifact) -> None:
+    """Refuse an artifact on a subPathExpr mount whose variables a restore container cannot be given."""
+    container = container_spec(pod, artifact.container)
+    mount = mount_covering(container, artifact.path) if container is not None else None
+    if container is None or mount is None or not mount.expression:
+        return
+    try:
+        restore_env(container, [mount.sub_path_expr])
+    except SubPathExprUnsupported as error:
+        key = CHECKPOINT_ARTIFACTS_PREFIX + artifact.container
+        raise InvalidCheckpointAnnotation(
+            f"annotation {key}: {artifact.path} is on volume mount '{mount.volume}' with subPathExpr"
+            f" {mount.sub_path_expr!r}, which the restore could not expand as the kubelet does: {error}",
+            annotation=key,
+        ) from error

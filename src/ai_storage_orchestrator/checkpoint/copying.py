@@ -2,13 +2,17 @@
 
 The copy is two execs joined by the orchestrator: ``tar -c`` of the artifact in a container that can read it, piped
 chunk by chunk into ``tar -x`` in a container that mounts the shared volume. Each chunk is hashed on the way
-(``TarStreamHasher``) and forwarded; nothing holds more than one websocket frame, whatever the artifact's size.
+(``TarStreamHasher``, bounded by ``TarLimits``) and forwarded; every member goes to the spooled ``FileRecords``;
+nothing holds more than one batch of websocket frames, whatever the artifact's size or number of files. A stream that
+is not a tar archive fails the copy with ``checkpoint_copy_failed``, one beyond the limits with
+``checkpoint_too_large``.
 
 The receiving ``tar`` stops at the end-of-archive marker rather than at end-of-file (a kubelet may not propagate the
 close of stdin -- KWOK does not), so the stream is padded to a full tar record before stdin is closed.
 
-Verification re-reads every copied file on the volume (``wc -c`` and ``sha256sum`` through a fixed ``sh`` script whose
-only inputs are its arguments) and compares size and digest with what was streamed.
+Verification runs ``sha256sum -c`` on each artifact's checksum list in its store (``CHECK_FUNCTION``, a fixed ``sh``
+script whose only inputs are its arguments; the restore init container runs the same function on the restored files)
+and re-reads size and sha256 of single files (the lists themselves, the manifest) with ``verify_files``.
 """
 
 from __future__ import annotations
@@ -20,12 +24,26 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ai_storage_orchestrator.checkpoint.errors import COPY_FAILED, VERIFY_FAILED, CheckpointError, write_failure_reason
+from ai_storage_orchestrator.checkpoint.checksums import VERIFY_LIST_SCRIPT
+from ai_storage_orchestrator.checkpoint.errors import (
+    COPY_FAILED,
+    TOO_LARGE,
+    VERIFY_FAILED,
+    CheckpointError,
+    write_failure_reason,
+)
 from ai_storage_orchestrator.checkpoint.layout import ARTIFACTS_DIR
 from ai_storage_orchestrator.checkpoint.manifest import ArtifactFile
-from ai_storage_orchestrator.checkpoint.tarstream import RECORD, TarStreamError, TarStreamHasher
-from ai_storage_orchestrator.checkpoint.transport import ExecSessionLike, ExecTransport, Tail, run
-from ai_storage_orchestrator.kube.exec import STDOUT_CHANNEL, ExecError, ExecStatus
+from ai_storage_orchestrator.checkpoint.records import ArtifactSection, FileRecords
+from ai_storage_orchestrator.checkpoint.tarstream import (
+    RECORD,
+    TarLimits,
+    TarStreamError,
+    TarStreamHasher,
+    TarStreamLimitExceeded,
+)
+from ai_storage_orchestrator.checkpoint.transport import ExecSessionLike, ExecTransport, Tail, drain, reading, run
+from ai_storage_orchestrator.kube.exec import STDOUT_CHANNEL, ExecError
 
 VERIFY_SCRIPT = """set -eu
 for f do
@@ -50,13 +68,17 @@ class Endpoint:
 
 @dataclass(frozen=True, slots=True)
 class CopyStats:
-    files: list[ArtifactFile]
+    section: ArtifactSection
     stream_bytes: int
     seconds: float
 
     @property
+    def files(self) -> int:
+        return self.section.file_count
+
+    @property
     def file_bytes(self) -> int:
-        return sum(f.size for f in self.files if f.kind == "file")
+        return self.section.file_bytes
 
 
 def source_argv(path: str) -> list[str]:
@@ -69,30 +91,32 @@ def destination_argv(directory: str) -> list[str]:
     return ["tar", "-x", "-f", "-", "-C", directory]
 
 
-async def _drain(session: ExecSessionLike, tail: Tail) -> ExecStatus:
-    async for _channel, data in session.output():
-        tail.add(data)
-    assert session.status is not None
-    return session.status
-
-
-async def _pump(source: ExecSessionLike, destination: ExecSessionLike, hasher: TarStreamHasher, errors: Tail) -> bool:
+async def _pump(
+    source: ExecSessionLike, destination: ExecSessionLike, hasher: TarStreamHasher, errors: Tail, what: str
+) -> bool:
     """Forward the source's stdout to the destination's stdin a few frames at a time (never more than ``_BATCH``
     bytes held); False when the destination stopped taking it."""
     batch = bytearray()
-    async for channel, data in source.output():
-        if channel != STDOUT_CHANNEL:
-            errors.add(data)
-            continue
-        try:
-            hasher.feed(data)
-        except TarStreamError as error:
-            raise CheckpointError(
-                f"the artifact stream is not a valid tar archive: {error}", reason=COPY_FAILED
-            ) from error
-        batch += data
-        if len(batch) >= _BATCH and not await _send(destination, batch):
-            return False
+    async with reading(source) as output:
+        async for channel, data in output:
+            if channel != STDOUT_CHANNEL:
+                errors.add(data)
+                continue
+            try:
+                hasher.feed(data)
+            except TarStreamLimitExceeded as error:
+                raise CheckpointError(
+                    f"{what} is too large to checkpoint: {error}",
+                    reason=TOO_LARGE,
+                    details={"limit": error.limit, "allowed": error.allowed},
+                ) from error
+            except TarStreamError as error:
+                raise CheckpointError(
+                    f"the stream of {what} is not a valid tar archive: {error}", reason=COPY_FAILED
+                ) from error
+            batch += data
+            if len(batch) >= _BATCH and not await _send(destination, batch):
+                return False
     return await _send(destination, batch)
 
 
@@ -125,11 +149,15 @@ async def stream_artifact(
     destination: Endpoint,
     container: str,
     declared: str,
+    records: FileRecords,
+    limits: TarLimits,
 ) -> CopyStats:
-    """Copy ``source.path`` into the directory ``destination.path`` (which must exist); the files are reported as
-    ``container`` sees them under its ``declared`` artifact path, stored as ``artifacts/<container><path>`` relative
-    to the checkpoint directory."""
-    hasher = TarStreamHasher()
+    """Copy ``source.path`` into the directory ``destination.path`` (which must exist); its members go to ``records``
+    (a new section) as ``container`` sees them under its ``declared`` artifact path, stored as
+    ``artifacts/<container><path>`` relative to the checkpoint directory."""
+    section = records.begin(container, declared)
+    hasher = TarStreamHasher(lambda entry: records.add(section, entry), limits)
+    what = f"artifact {declared} of container {container}"
     source_errors, destination_output = Tail(), Tail()
     started = time.monotonic()
     async with (
@@ -144,9 +172,9 @@ async def stream_artifact(
             stdin=True,
         ) as dst,
     ):
-        drain = asyncio.create_task(_drain(dst, destination_output), name="checkpoint-copy-drain")
+        draining = asyncio.create_task(drain(dst, destination_output), name="checkpoint-copy-drain")
         try:
-            accepted = await _pump(src, dst, hasher, source_errors)
+            accepted = await _pump(src, dst, hasher, source_errors, what)
             if accepted:
                 status = src.status
                 assert status is not None
@@ -159,12 +187,12 @@ async def stream_artifact(
                 if not hasher.finished:
                     raise CheckpointError(f"the tar stream of {declared} ended early", reason=COPY_FAILED)
                 await _finish_stdin(dst, hasher.bytes_seen)
-            written = await drain
+            written = await draining
         finally:
-            if not drain.done():
-                drain.cancel()
+            if not draining.done():
+                draining.cancel()
                 with contextlib.suppress(asyncio.CancelledError, ExecError):
-                    await drain
+                    await draining
     if not written.success:
         text = destination_output.text().strip() or written.message
         raise CheckpointError(
@@ -173,36 +201,7 @@ async def stream_artifact(
         )
     if not accepted:
         raise CheckpointError(f"the checkpoint volume stopped accepting {declared}", reason=COPY_FAILED)
-    return CopyStats(
-        files=_artifact_files(hasher, container=container, declared=declared),
-        stream_bytes=hasher.bytes_seen,
-        seconds=time.monotonic() - started,
-    )
-
-
-def _artifact_files(hasher: TarStreamHasher, *, container: str, declared: str) -> list[ArtifactFile]:
-    parent = posixpath.dirname(declared)
-    files = []
-    for entry in hasher.entries:
-        relative = entry.name[2:] if entry.name.startswith("./") else entry.name.lstrip("/")
-        relative = relative.rstrip("/")
-        if not relative or relative == ".":
-            continue
-        path = posixpath.join(parent, relative)
-        stored = posixpath.join(ARTIFACTS_DIR, container) + path
-        files.append(
-            ArtifactFile(
-                container=container,
-                artifact=declared,
-                path=path,
-                kind=entry.kind,
-                size=entry.size,
-                sha256=entry.sha256,
-                stored=stored,
-                link=entry.link,
-            )
-        )
-    return files
+    return CopyStats(section=section, stream_bytes=hasher.bytes_seen, seconds=time.monotonic() - started)
 
 
 def _batches(paths: Sequence[str]) -> list[list[str]]:
@@ -259,3 +258,33 @@ async def verify_files(
                     reason=VERIFY_FAILED,
                     details={"path": file.path, "container": file.container},
                 )
+
+
+async def verify_artifact(
+    transport: ExecTransport,
+    *,
+    namespace: str,
+    pod: str,
+    container: str,
+    checkpoint_dir: str,
+    section: ArtifactSection,
+) -> None:
+    """``sha256sum -c`` of ``section``'s checksum list in its store on the volume; CheckpointError
+    (checkpoint_verify_failed) naming the first file that differs."""
+    if not section.file_count:
+        return
+    store = posixpath.join(checkpoint_dir, ARTIFACTS_DIR, section.container) + section.parent
+    result = await run(
+        transport,
+        namespace=namespace,
+        pod=pod,
+        container=container,
+        argv=["sh", "-c", VERIFY_LIST_SCRIPT, "verify-list", store, posixpath.join(checkpoint_dir, section.list_path)],
+    )
+    if not result.success:
+        raise CheckpointError(
+            f"artifact {section.artifact} of container {section.container} differs on the volume after copying:"
+            f" {result.stderr.strip() or result.describe()}",
+            reason=VERIFY_FAILED,
+            details={"path": section.artifact, "container": section.container},
+        )

@@ -8,7 +8,8 @@ from ai_storage_orchestrator.errors import OrchestratorError, Unprocessable
 
 INVALID_ANNOTATION = "invalid_checkpoint_annotation"
 HOOK_FAILED = "checkpoint_hook_failed"
-COPY_FAILED = "checkpoint_copy_failed"  # reading an artifact in the source container failed
+COPY_FAILED = "checkpoint_copy_failed"  # reading an artifact in the source container failed, or its stream is bad
+TOO_LARGE = "checkpoint_too_large"  # more entries, or longer names, than a checkpoint may hold (tarstream.TarLimits)
 VERIFY_FAILED = "checkpoint_verify_failed"  # what landed on the volume is not what was streamed
 VOLUME_READ_ONLY = "checkpoint_volume_read_only"  # EROFS
 VOLUME_PERMISSION_DENIED = "checkpoint_volume_permission_denied"  # EACCES

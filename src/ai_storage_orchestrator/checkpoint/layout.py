@@ -1,18 +1,27 @@
 """Where a checkpoint lives and how one path looks from different containers of a pod (pure).
 
-A checkpoint is the directory ``<mountPath>/.ai-storage/checkpoints/<pod>/<migration-id>/`` on the shared volume,
-``<mountPath>`` being where the container chosen by planning mounts it and ``<pod>`` the pod's name without a
-``-migrated-<id>`` suffix, so every migration of one workload lands next to the previous ones (retention counts them):
+A checkpoint is the directory ``<mountPath>/.ai-storage/namespaces/<namespace>/checkpoints/<pod>/<migration-id>/`` on
+the shared volume, ``<mountPath>`` being where the container chosen by planning mounts it and ``<pod>`` the pod's name
+without a ``-migrated-<id>`` suffix, so every migration of one workload lands next to the previous ones (retention
+counts them) and never next to a workload of another namespace that shares the export and the pod name:
 
     manifest.json                      written last, atomically: a directory without it is not a checkpoint
     artifacts/<container>/<path>       each declared artifact, under its absolute path inside <container>
+    checksums/<container>/<key>.sha256 per artifact, ``sha256sum -c`` lines for its regular files, named relative to
+                                       the artifact's parent directory (``<key>``: see ``checksum_list``)
+
+Before namespaces the layout was ``<mountPath>/.ai-storage/checkpoints/<pod>/<migration-id>/`` (``LEGACY_ROOT``): a
+migration prepared by an older orchestrator carries that directory in its status and target pod, and is saved and
+restored there; retention never runs over it (another namespace's checkpoints may sit next to it).
 
 Containers may mount one volume at different paths (and subPaths), so paths are translated through the volume:
-``(volume, path inside the volume)`` is the same file for every container.
+``(volume, path inside the volume)`` is the same file for every container. A ``subPathExpr`` mount is only known to the
+kubelet that expands it: no path is translated through one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import re
 from collections.abc import Iterable, Mapping
@@ -21,22 +30,37 @@ from typing import Any
 
 from ai_storage_orchestrator.conventions import CHECKPOINT_PATH_ANNOTATION as CHECKPOINT_PATH_ANNOTATION
 
-CHECKPOINTS_DIR = ".ai-storage/checkpoints"
+NAMESPACES_ROOT = ".ai-storage/namespaces"
+LEGACY_ROOT = ".ai-storage/checkpoints"
 MANIFEST_NAME = "manifest.json"
 MANIFEST_TMP_NAME = "manifest.json.tmp"
 ARTIFACTS_DIR = "artifacts"
+CHECKSUMS_DIR = "checksums"
 CHECKPOINT_DIR_ENV = "AI_STORAGE_CHECKPOINT_DIR"
 MIGRATION_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+NAMESPACE_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # a DNS label, as Kubernetes requires
 
 
-def pod_checkpoints_dir(mount_path: str, pod_base: str) -> str:
-    return posixpath.join(posixpath.normpath(mount_path), CHECKPOINTS_DIR, pod_base)
+def pod_checkpoints_dir(mount_path: str, namespace: str, pod_base: str) -> str:
+    """The directory holding every checkpoint of one workload (``namespace``/``pod_base``): retention's root."""
+    if not NAMESPACE_PATTERN.match(namespace):
+        raise ValueError(f"unexpected namespace {namespace!r}")
+    if not pod_base or "/" in pod_base or pod_base in (".", ".."):
+        raise ValueError(f"unexpected pod name {pod_base!r}")
+    return posixpath.join(posixpath.normpath(mount_path), NAMESPACES_ROOT, namespace, "checkpoints", pod_base)
 
 
-def checkpoint_dir(mount_path: str, pod_base: str, migration_id: str) -> str:
+def checkpoint_dir(mount_path: str, namespace: str, pod_base: str, migration_id: str) -> str:
     if not MIGRATION_ID_PATTERN.match(migration_id):
         raise ValueError(f"unexpected migration id {migration_id!r}")
-    return posixpath.join(pod_checkpoints_dir(mount_path, pod_base), migration_id)
+    return posixpath.join(pod_checkpoints_dir(mount_path, namespace, pod_base), migration_id)
+
+
+def checksum_list(container: str, artifact: str) -> str:
+    """Relative to the checkpoint directory: the ``sha256sum -c`` list of ``artifact``'s regular files. Named by a
+    digest of the artifact's path, so no two artifacts' lists collide whatever their paths."""
+    key = hashlib.sha256(artifact.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return posixpath.join(CHECKSUMS_DIR, container, f"{key}.sha256")
 
 
 def artifact_store_path(directory: str, container: str, path: str) -> str:
@@ -60,12 +84,18 @@ class Mount:
     mount_path: str
     sub_path: str = ""  # "" for the volume's root
     read_only: bool = False
-    expression: bool = False  # subPathExpr: the real path depends on the container's environment
+    sub_path_expr: str = ""  # subPathExpr: the real path depends on the container's environment
+
+    @property
+    def expression(self) -> bool:
+        return bool(self.sub_path_expr)
 
     def to_spec(self, *, read_only: bool | None = None) -> dict[str, Any]:
         spec: dict[str, Any] = {"name": self.volume, "mountPath": self.mount_path}
         if self.sub_path:
             spec["subPath"] = self.sub_path
+        if self.sub_path_expr:
+            spec["subPathExpr"] = self.sub_path_expr
         if read_only if read_only is not None else self.read_only:
             spec["readOnly"] = True
         return spec
@@ -82,7 +112,6 @@ def container_spec(pod: Mapping[str, Any], name: str) -> Mapping[str, Any] | Non
 def mounts_of(container: Mapping[str, Any]) -> list[Mount]:
     result = []
     for mount in container.get("volumeMounts") or []:
-        expression = bool(mount.get("subPathExpr"))
         result.append(
             Mount(
                 container=str(container.get("name")),
@@ -90,10 +119,23 @@ def mounts_of(container: Mapping[str, Any]) -> list[Mount]:
                 mount_path=posixpath.normpath(str(mount.get("mountPath") or "/")),
                 sub_path=str(mount.get("subPath") or "").strip("/"),
                 read_only=bool(mount.get("readOnly", False)),
-                expression=expression,
+                sub_path_expr=str(mount.get("subPathExpr") or ""),
             )
         )
     return result
+
+
+def plain_mount(pod: Mapping[str, Any], volume: str, preferred: str) -> Mount | None:
+    """A mount of ``volume`` whose path is known without the kubelet (no subPathExpr): ``preferred``'s, else the first
+    read-write one in spec order, else the first read-only one."""
+    found = [
+        mount
+        for container in all_containers(pod.get("spec") or {})
+        for mount in mounts_of(container)
+        if mount.volume == volume and not mount.expression
+    ]
+    found.sort(key=lambda m: (m.container != preferred, m.read_only))
+    return found[0] if found else None
 
 
 def mount_covering(container: Mapping[str, Any], path: str) -> Mount | None:
@@ -108,7 +150,10 @@ def mount_covering(container: Mapping[str, Any], path: str) -> Mount | None:
 
 
 def volume_path(mount: Mount, path: str) -> str:
-    """``path`` (seen by ``mount``'s container) as a path inside the volume, '' for the volume's root."""
+    """``path`` (seen by ``mount``'s container) as a path inside the volume, '' for the volume's root; ValueError when
+    it is not under the mount, or the mount's subPathExpr leaves the answer to the kubelet."""
+    if mount.expression:
+        raise ValueError(f"the mount at {mount.mount_path} uses subPathExpr {mount.sub_path_expr!r}")
     rest = _within(path, mount.mount_path)
     if rest is None:
         raise ValueError(f"{path} is not under {mount.mount_path}")

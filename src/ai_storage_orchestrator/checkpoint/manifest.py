@@ -2,7 +2,9 @@
 
 It is written last and atomically -- extracted as ``manifest.json.tmp`` next to the artifacts, then renamed -- so a
 directory with a ``manifest.json`` is a complete, verified checkpoint and anything else is not. Pure functions only;
-``saving`` does the I/O.
+``saving`` does the I/O. A checkpoint may list up to ``TarLimits.max_entries`` artifact entries, so the manifest is
+produced as a stream (``serialise_streaming``: the header, then the entries one at a time) rather than built in
+memory; ``serialise`` gives the same bytes for a manifest held as a dict.
 
     {
       "schemaVersion": 1,
@@ -16,18 +18,20 @@ directory with a ``manifest.json`` is a complete, verified checkpoint and anythi
                       "action", "actionReason"}],
       "hooks": [{"container", "command", "exitCode", "durationSeconds", "outputTail", "startedAt", "timedOut"}],
       "artifacts": [{"container", "artifact", "path", "kind", "size", "sha256", "stored"}],
+      "checksums": [{"container", "artifact", "list", "sha256", "size", "files"}],
       "totals": {"files", "bytes"}
     }
+
+``checksums`` names, per artifact, its ``sha256sum -c`` list in the checkpoint directory (``layout.checksum_list``):
+the ``sha256`` of ``artifacts`` in the form the restore init container checks the restored files with.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import posixpath
-import tarfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,7 +142,7 @@ def container_records(pod: Mapping[str, Any], decisions: Sequence[Mapping[str, A
     return records
 
 
-def build_manifest(
+def manifest_header(
     *,
     migration_id: str,
     pod: Mapping[str, Any],
@@ -147,13 +151,14 @@ def build_manifest(
     decisions: Sequence[Mapping[str, Any]],
     location: Mapping[str, Any],
     hooks: Sequence[HookResult],
-    artifacts: Sequence[ArtifactFile],
+    checksums: Sequence[Mapping[str, Any]],
+    totals: Mapping[str, int],
     created_at: str,
     finished_at: str,
     version: str,
 ) -> dict[str, Any]:
+    """Everything but ``artifacts`` (which ``serialise_streaming`` adds one entry at a time)."""
     metadata = pod.get("metadata") or {}
-    files = [a for a in artifacts if a.kind == "file"]
     return {
         "schemaVersion": SCHEMA_VERSION,
         "kind": MANIFEST_KIND,
@@ -172,14 +177,53 @@ def build_manifest(
         "location": dict(location),
         "containers": container_records(pod, decisions),
         "hooks": [h.to_json() for h in hooks],
-        "artifacts": [a.to_json() for a in artifacts],
-        "totals": {"files": len(files), "bytes": sum(a.size for a in files)},
+        "checksums": [dict(c) for c in checksums],
+        "totals": dict(totals),
     }
+
+
+def build_manifest(
+    *,
+    artifacts: Sequence[ArtifactFile],
+    checksums: Sequence[Mapping[str, Any]] = (),
+    **header: Any,
+) -> dict[str, Any]:
+    """The whole manifest as a dict (for a checkpoint small enough to hold): ``manifest_header`` + ``artifacts``."""
+    files = [a for a in artifacts if a.kind == "file"]
+    totals = {"files": len(files), "bytes": sum(a.size for a in files)}
+    return {
+        **manifest_header(checksums=checksums, totals=totals, **header),
+        "artifacts": [a.to_json() for a in artifacts],
+    }
+
+
+def _dumps(value: Any) -> bytes:
+    """Sorted keys, two-space indent, UTF-8; a name that is not valid UTF-8 (kept as surrogates) is written with
+    ``\\u`` escapes, which read back to the same string."""
+    text = json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(value, sort_keys=True, indent=2, ensure_ascii=True, allow_nan=False).encode()
+
+
+def serialise_streaming(header: Mapping[str, Any], artifacts: Iterable[Mapping[str, Any]]) -> Iterator[bytes]:
+    """``serialise({**header, "artifacts": list(artifacts)})``, produced chunk by chunk: memory holds one entry."""
+    marker = b'"artifacts": []'
+    head = _dumps({**header, "artifacts": []})
+    before, after = head.split(marker, 1)  # "artifacts" sorts first: the top-level key, never a string's content
+    yield before + b'"artifacts": ['
+    separator = b"\n"
+    for artifact in artifacts:
+        yield separator + b"\n".join(b"    " + line for line in _dumps(artifact).split(b"\n"))
+        separator = b",\n"
+    yield (b"]" if separator == b"\n" else b"\n  ]") + after + b"\n"
 
 
 def serialise(manifest: Mapping[str, Any]) -> bytes:
     """Stable, human-readable JSON (sorted keys, two-space indent, trailing newline)."""
-    return (json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode()
+    header = {key: value for key, value in manifest.items() if key != "artifacts"}
+    return b"".join(serialise_streaming(header, manifest.get("artifacts") or []))
 
 
 def parse(data: bytes) -> dict[str, Any]:
@@ -192,23 +236,6 @@ def parse(data: bytes) -> dict[str, Any]:
     return manifest
 
 
-def single_file_archive(name: str, data: bytes, *, mtime: float) -> bytes:
-    """A tar archive (record-padded) holding one regular file: how small files reach the volume through ``tar -x``,
-    the one tool the checkpoint already needs, without a shell and without relying on stdin end-of-file."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as archive:
-        info = tarfile.TarInfo(name)
-        info.size = len(data)
-        info.mode = 0o644
-        info.mtime = int(mtime)
-        archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
-def atomic_write_argv(directory: str) -> tuple[list[str], list[str]]:
-    """The two commands that put ``manifest.json`` in ``directory``: extract the archive from
-    ``single_file_archive(MANIFEST_TMP_NAME, ...)`` (stdin), then rename it over the final name (atomic on POSIX)."""
-    return (
-        ["tar", "-x", "-f", "-", "-C", directory],
-        ["mv", "-f", posixpath.join(directory, MANIFEST_TMP_NAME), posixpath.join(directory, MANIFEST_NAME)],
-    )
+def rename_argv(directory: str) -> list[str]:
+    """What makes the extracted ``manifest.json.tmp`` in ``directory`` its ``manifest.json`` (atomic on POSIX)."""
+    return ["mv", "-f", posixpath.join(directory, MANIFEST_TMP_NAME), posixpath.join(directory, MANIFEST_NAME)]

@@ -5,8 +5,13 @@
   do not mount the shared volume get the path as the checkpoint's own container sees it);
 * for each container with artifacts, an init container ``ai-storage-restore-<container>`` (its image, security context
   and resources; the shared volume read-only and the artifact's volumes at their original mount paths) copies the
-  artifacts back to their original paths before the main containers start. It runs a fixed POSIX ``sh`` script that
-  takes the paths as arguments (nothing user-supplied is ever parsed by a shell).
+  artifacts back to their original paths before the main containers start, then checks every restored file against
+  the sha256 the manifest records (the artifact's checksum list, ``checksums``): a missing checkpoint manifest, a
+  missing file or a different one fails the init container (status 1, the file named on stderr), so the pod never
+  starts on a wrong restore. It runs a fixed POSIX ``sh`` script that takes the paths as arguments (nothing
+  user-supplied is ever parsed by a shell); tools: ``sh``, ``dirname``, ``mkdir``, ``cp``, ``sha256sum``.
+* an artifact's mount with ``subPathExpr`` is given to the init container as it is, with the env entries the
+  expression needs (see ``subpath``), so the kubelet puts the restored files where the container will see them.
 
 * hook and artifact annotations of containers the target leaves out are removed; their artifacts are re-declared
   for a target container that mounts the same volume, so the next move carries them again.
@@ -27,10 +32,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from ai_storage_orchestrator.checkpoint.annotations import CheckpointSpec
+from ai_storage_orchestrator.checkpoint.checksums import CHECK_FUNCTION
+from ai_storage_orchestrator.checkpoint.errors import InvalidCheckpointAnnotation
 from ai_storage_orchestrator.checkpoint.layout import (
     ARTIFACTS_DIR,
     CHECKPOINT_DIR_ENV,
+    MANIFEST_NAME,
     Mount,
+    checksum_list,
     container_spec,
     mount_covering,
     mounts_of,
@@ -38,20 +47,41 @@ from ai_storage_orchestrator.checkpoint.layout import (
     views_of,
     volume_path,
 )
+from ai_storage_orchestrator.checkpoint.subpath import SubPathExprUnsupported, restore_env
 from ai_storage_orchestrator.conventions import CHECKPOINT_ARTIFACTS_PREFIX as ARTIFACTS_PREFIX
 from ai_storage_orchestrator.conventions import CHECKPOINT_HOOK_PREFIX as HOOK_PREFIX
 from ai_storage_orchestrator.conventions import CHECKPOINT_PATH_ANNOTATION
 
 RESTORE_CONTAINER_PREFIX = "ai-storage-restore-"
-RESTORE_SCRIPT = """set -eu
-src=$1
-shift
-for path do
+# argv: ai-storage-restore CHECKPOINT_DIR CONTAINER (PATH CHECKSUM_LIST)...; the lists relative to CHECKPOINT_DIR.
+RESTORE_SCRIPT = (
+    """set -eu
+dir=$1
+container=$2
+shift 2
+if [ ! -f "$dir/"""
+    + MANIFEST_NAME
+    + """" ]; then
+  echo "$0: $dir holds no """
+    + MANIFEST_NAME
+    + """: not a complete checkpoint" >&2
+  exit 1
+fi
+"""
+    + CHECK_FUNCTION
+    + """while [ $# -ge 2 ]; do
+  path=$1
+  list=$dir/$2
+  shift 2
   parent=$(dirname "$path")
   mkdir -p "$parent"
-  cp -R -P -p "$src$path" "$parent/"
+  cp -R -P -p "$dir/"""
+    + ARTIFACTS_DIR
+    + """/$container$path" "$parent/"
+  check "$parent" "$list"
 done
 """
+)
 _COPIED_FIELDS = ("imagePullPolicy", "securityContext")
 JSON = dict[str, Any]
 
@@ -90,7 +120,9 @@ class Location:
         container = container_spec(pod, self.container)
         if container is None:
             return None
-        return next((m for m in mounts_of(container) if m.volume == self.volume), None)
+        mounts = [m for m in mounts_of(container) if m.volume == self.volume]
+        at_path = [m for m in mounts if m.mount_path == posixpath.normpath(self.mount_path)]
+        return next(iter(at_path or mounts), None)
 
     def inside_volume(self, pod: Mapping[str, Any]) -> str:
         """The checkpoint directory as a path inside the shared volume."""
@@ -124,7 +156,7 @@ def _restore_container(
     name: str,
     checkpoint_mount: Mount,
     artifact_mounts: list[Mount],
-    store: str,
+    directory: str,
     paths: list[str],
     runs_on_target: bool,
 ) -> dict[str, Any]:
@@ -134,12 +166,16 @@ def _restore_container(
         if mount.mount_path not in seen:
             mounts.append(mount.to_spec(read_only=False))
             seen.add(mount.mount_path)
+    pairs = [item for path in paths for item in (path, checksum_list(name, path))]
     init: dict[str, Any] = {
         "name": restore_container_name(name),
         "image": source.get("image"),
-        "command": ["sh", "-c", RESTORE_SCRIPT, "ai-storage-restore", store, *paths],
+        "command": ["sh", "-c", RESTORE_SCRIPT, "ai-storage-restore", directory, name, *pairs],
         "volumeMounts": mounts,
     }
+    env = restore_env(source, [m.sub_path_expr for m in artifact_mounts if m.expression])
+    if env:
+        init["env"] = env
     for field in _COPIED_FIELDS:
         if source.get(field) is not None:
             init[field] = copy.deepcopy(source[field])
@@ -200,8 +236,8 @@ def prepare_target_pod(
         else:
             del target_spec["initContainers"]
     checkpoint_mount = location.mount(source_pod)
-    if checkpoint_mount is None:
-        raise ValueError(f"container {location.container} does not mount volume {location.volume}")
+    if checkpoint_mount is None or checkpoint_mount.expression:
+        raise ValueError(f"container {location.container} does not mount volume {location.volume} without subPathExpr")
     inside = location.inside_volume(source_pod)
     volumes = {str(v.get("name")): v for v in target_spec.get("volumes") or []}
     source_volumes = {str(v.get("name")): v for v in (source_pod.get("spec") or {}).get("volumes") or []}
@@ -235,18 +271,22 @@ def prepare_target_pod(
             mounts.append(mount)
             restored.append({"container": name, "path": path})
         if usable:
-            store = posixpath.join(location.directory, ARTIFACTS_DIR, name)
-            init_containers.append(
-                _restore_container(
+            try:
+                init = _restore_container(
                     source,
                     name=name,
                     checkpoint_mount=checkpoint_mount,
                     artifact_mounts=mounts,
-                    store=store,
+                    directory=location.directory,
                     paths=usable,
                     runs_on_target=name in target_containers,
                 )
-            )
+            except SubPathExprUnsupported as error:
+                key = ARTIFACTS_PREFIX + name
+                raise InvalidCheckpointAnnotation(
+                    f"annotation {key}: the restore cannot reproduce a subPathExpr mount: {error}", annotation=key
+                ) from error
+            init_containers.append(init)
 
     if init_containers:
         target_spec["initContainers"] = [*init_containers, *(target_spec.get("initContainers") or [])]

@@ -1,7 +1,9 @@
 """Which checkpoints of a workload to delete (pure), and the listing/deleting through exec.
 
-Run after every checkpoint is written, over ``<mountPath>/.ai-storage/checkpoints/<pod>/``, so it is level-based: a
-restart or a missed event only delays the clean-up to the next checkpoint of that workload. Rules, in order:
+Run after every checkpoint is written, over ``<mountPath>/.ai-storage/namespaces/<namespace>/checkpoints/<pod>/`` --
+the checkpoints of that namespace's workload and nothing else (the saver never runs it over a directory of the legacy
+layout, whose parent other namespaces share) -- so it is level-based: a restart or a missed event only delays the
+clean-up to the next checkpoint of that workload. Rules, in order:
 
 1. entries that are not migration ids are not ours: left alone;
 2. the checkpoint just written is kept (and counts towards the retention);

@@ -5,15 +5,19 @@ restores it; ``save`` (during Checkpointing) writes it, through exec into the so
 
 1. reset ``<dir>`` (``rm -rf``, ``mkdir -p <dir>/artifacts``) -- a re-run after a crash starts clean;
 2. run each quiesce hook in its container (argv, per-hook timeout); non-zero exit or timeout fails the checkpoint;
-3. stream each artifact with tar from a container that can read it into the directory, hashing on the way;
-4. re-read size and sha256 of every copied file on the volume and compare;
+3. stream each artifact with tar from a container that can read it into the directory, hashing on the way; what each
+   member is goes to a spool (``records``), so memory stays bounded whatever the artifacts hold (``TarLimits``);
+4. write each artifact's checksum list (``checksums/``), check the lists, then ``sha256sum -c`` every copied file on
+   the volume against them;
 5. write ``manifest.json`` last and atomically (extract ``manifest.json.tmp``, ``mv`` it), and check it too;
-6. apply retention to the workload's checkpoints.
+6. apply retention to the workload's checkpoints (only in the namespaced layout, see ``layout``).
 
 Any failure raises ``CheckpointError`` with a precise reason after removing the partial directory (unless
-``keep_failed``); the source pod is untouched at that point. When the pod declares no hooks and no artifacts the
-checkpoint is only its manifest: if the node cannot exec into the pod at all (the command never starts) that manifest
-is skipped with a warning rather than failing the migration -- the pod's state is already on the shared volume.
+``keep_failed``) -- a malformed or oversized artifact stream included (``checkpoint_copy_failed``,
+``checkpoint_too_large``); the source pod is untouched at that point. When the pod declares no hooks and no artifacts
+the checkpoint is only its manifest: if the node cannot exec into the pod at all (the command never starts) that
+manifest is skipped with a warning rather than failing the migration -- the pod's state is already on the shared
+volume.
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ import datetime as dt
 import hashlib
 import posixpath
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 import structlog
@@ -32,30 +37,29 @@ import structlog
 from ai_storage_orchestrator import __version__
 from ai_storage_orchestrator.checkpoint import errors as reasons
 from ai_storage_orchestrator.checkpoint.annotations import CheckpointSpec, parse_checkpoint_annotations
-from ai_storage_orchestrator.checkpoint.copying import Endpoint, stream_artifact, verify_files
+from ai_storage_orchestrator.checkpoint.archive import Member, write_archive
+from ai_storage_orchestrator.checkpoint.copying import Endpoint, stream_artifact, verify_artifact, verify_files
 from ai_storage_orchestrator.checkpoint.errors import CheckpointError, InvalidCheckpointAnnotation, write_failure_reason
 from ai_storage_orchestrator.checkpoint.layout import (
     ARTIFACTS_DIR,
+    CHECKSUMS_DIR,
     MANIFEST_NAME,
     MANIFEST_TMP_NAME,
     artifact_store_path,
     checkpoint_dir,
     container_spec,
     mount_covering,
+    plain_mount,
     running_containers,
     views_of,
     volume_path,
 )
-from ai_storage_orchestrator.checkpoint.manifest import (
-    ArtifactFile,
-    atomic_write_argv,
-    build_manifest,
-    serialise,
-    single_file_archive,
-)
+from ai_storage_orchestrator.checkpoint.manifest import ArtifactFile, manifest_header, rename_argv, serialise_streaming
 from ai_storage_orchestrator.checkpoint.quiescing import run_hooks
+from ai_storage_orchestrator.checkpoint.records import ArtifactSection, FileRecords
 from ai_storage_orchestrator.checkpoint.restoring import Location, prepare_target_pod
 from ai_storage_orchestrator.checkpoint.retention import CLEANUP_TIMEOUT, apply_retention
+from ai_storage_orchestrator.checkpoint.tarstream import TarLimits
 from ai_storage_orchestrator.checkpoint.transport import CommandResult, ExecTransport, run
 from ai_storage_orchestrator.conventions import CHECKPOINT_ARTIFACTS_PREFIX
 from ai_storage_orchestrator.kube.exec import ExecError
@@ -104,12 +108,16 @@ class PVCheckpointer:
         keep_failed: bool = False,
         version: str = __version__,
         clock: Callable[[], str] = now_iso,
+        limits: TarLimits | None = None,
+        spool_dir: str | None = None,
     ) -> None:
         self.transport = transport
         self.retention = retention
         self.keep_failed = keep_failed
         self.version = version
         self.clock = clock
+        self.limits = limits or TarLimits()
+        self.spool_dir = spool_dir  # where file records spill beyond memory (None: tempfile's default)
 
     # Validating -------------------------------------------------------------------------------------------------
     def declared(self, pod: Mapping[str, Any]) -> CheckpointSpec:
@@ -136,13 +144,7 @@ class PVCheckpointer:
                     reason=reasons.NO_SHARED_VOLUME,
                 )
             return dict(target_pod), status
-        location = Location(
-            volume=str(volume["volume"]),
-            container=str(volume["container"]),
-            mount_path=str(volume["mount_path"]),
-            directory=checkpoint_dir(str(volume["mount_path"]), pod_base, migration_id),
-            pod_base=pod_base,
-        )
+        location = self._location(source_pod, volume, pod_base, migration_id)
         for artifact in spec.artifacts:
             container = container_spec(source_pod, artifact.container)
             mount = mount_covering(container, artifact.path) if container is not None else None
@@ -156,6 +158,29 @@ class PVCheckpointer:
         target, restore = prepare_target_pod(source_pod=source_pod, target_pod=target_pod, spec=spec, location=location)
         status.update(location=location.to_json(), directory=location.directory, restore=restore)
         return target, status
+
+    @staticmethod
+    def _location(
+        source_pod: Mapping[str, Any], volume: Mapping[str, Any], pod_base: str, migration_id: str
+    ) -> Location:
+        """Planning's checkpoint volume, seen through a mount whose path is known here: planning's container, unless
+        it mounts the volume with subPathExpr (the path is the kubelet's to expand), then another container's."""
+        name = str(volume["volume"])
+        mount = plain_mount(source_pod, name, preferred=str(volume["container"]))
+        if mount is None:
+            raise CheckpointError(
+                f"the shared volume '{name}' is mounted only with subPathExpr, whose path only the kubelet knows:"
+                " there is no place to put the checkpoint that the target pod would find",
+                reason=reasons.NO_SHARED_VOLUME,
+            )
+        namespace = str((source_pod.get("metadata") or {}).get("namespace") or "default")
+        return Location(
+            volume=name,
+            container=mount.container,
+            mount_path=mount.mount_path,
+            directory=checkpoint_dir(mount.mount_path, namespace, pod_base, migration_id),
+            pod_base=pod_base,
+        )
 
     # Checkpointing ----------------------------------------------------------------------------------------------
     async def save(self, job: CheckpointJob) -> JSON:
@@ -181,7 +206,7 @@ class PVCheckpointer:
         except CheckpointError:
             await self._discard(job, writer)
             raise
-        result["retention"] = await self._apply_retention(job, writer)
+        result["retention"] = await self._apply_retention(job, location, writer)
         return result
 
     async def _within(self, seconds: float, work: Coroutine[Any, Any, T]) -> T:
@@ -257,37 +282,38 @@ class PVCheckpointer:
             job, writer.container, ["mkdir", "-p", posixpath.join(directory, ARTIFACTS_DIR)], f"creating {directory}"
         )
         hooks = await run_hooks(self.transport, namespace=job.namespace, pod=job.pod_name, spec=spec, clock=self.clock)
-        files, stream_bytes, copy_seconds = await self._copy_artifacts(job, spec, writer)
-        await verify_files(
-            self.transport,
-            namespace=job.namespace,
-            pod=job.pod_name,
-            container=writer.container,
-            checkpoint_dir=directory,
-            files=files,
-        )
-        manifest = build_manifest(
-            migration_id=job.migration_id,
-            pod=job.pod,
-            target_node=job.target_node,
-            strategy=job.strategy,
-            decisions=job.decisions,
-            location={**location.to_json(), "writtenBy": writer.container},
-            hooks=hooks,
-            artifacts=files,
-            created_at=created_at,
-            finished_at=self.clock(),
-            version=self.version,
-        )
-        digest = await self._write_manifest(job, writer, manifest)
-        regular = [f for f in files if f.kind == "file"]
-        copied = sum(f.size for f in regular)
-        summary: dict[tuple[str, str], JSON] = {}
-        for file in regular:
-            entry = summary.setdefault((file.container, file.artifact), {"files": 0, "bytes": 0})
-            entry["files"] += 1
-            entry["bytes"] += file.size
-        log.info("checkpoint.saved", directory=location.directory, files=len(regular), bytes=copied)
+        with FileRecords(max_entries=self.limits.max_entries, directory=self.spool_dir) as records:
+            stream_bytes, copy_seconds = await self._copy_artifacts(job, spec, writer, records)
+            checksums = await self._write_checksums(job, writer, records)
+            for section in records.sections:
+                await verify_artifact(
+                    self.transport,
+                    namespace=job.namespace,
+                    pod=job.pod_name,
+                    container=writer.container,
+                    checkpoint_dir=directory,
+                    section=section,
+                )
+            header = manifest_header(
+                migration_id=job.migration_id,
+                pod=job.pod,
+                target_node=job.target_node,
+                strategy=job.strategy,
+                decisions=job.decisions,
+                location={**location.to_json(), "writtenBy": writer.container},
+                hooks=hooks,
+                checksums=checksums,
+                totals={"files": records.file_count, "bytes": records.file_bytes},
+                created_at=created_at,
+                finished_at=self.clock(),
+                version=self.version,
+            )
+            digest = await self._write_manifest(job, writer, header, records)
+            summary = {
+                (s.container, s.artifact): {"files": s.file_count, "bytes": s.file_bytes} for s in records.sections
+            }
+            copied, files = records.file_bytes, records.file_count
+        log.info("checkpoint.saved", directory=location.directory, files=files, bytes=copied)
         return {
             "saved": True,
             "directory": location.directory,
@@ -309,13 +335,12 @@ class PVCheckpointer:
             "throughputBytesPerSecond": int(stream_bytes / copy_seconds) if copy_seconds > 0 else None,
             "durationSeconds": round(time.monotonic() - started, 3),
             "createdAt": created_at,
-            "finishedAt": manifest["finishedAt"],
+            "finishedAt": header["finishedAt"],
         }
 
     async def _copy_artifacts(
-        self, job: CheckpointJob, spec: CheckpointSpec, writer: Endpoint
-    ) -> tuple[list[ArtifactFile], int, float]:
-        files: list[ArtifactFile] = []
+        self, job: CheckpointJob, spec: CheckpointSpec, writer: Endpoint, records: FileRecords
+    ) -> tuple[int, float]:
         stream_bytes, seconds = 0, 0.0
         for artifact in spec.artifacts:
             reader = self._reader(job.pod, artifact.container, artifact.path)
@@ -335,28 +360,84 @@ class PVCheckpointer:
                 destination=Endpoint(writer.container, parent),
                 container=artifact.container,
                 declared=artifact.path,
+                records=records,
+                limits=self.limits,
             )
-            files += stats.files
             stream_bytes += stats.stream_bytes
             seconds += stats.seconds
             log.info(
                 "checkpoint.artifact_copied",
                 container=artifact.container,
                 path=artifact.path,
-                files=sum(1 for f in stats.files if f.kind == "file"),
+                files=stats.files,
                 bytes=stats.file_bytes,
                 seconds=round(stats.seconds, 3),
             )
-        return files, stream_bytes, seconds
+        return stream_bytes, seconds
 
-    async def _write_manifest(self, job: CheckpointJob, writer: Endpoint, manifest: JSON) -> str:
-        data = serialise(manifest)
-        digest = hashlib.sha256(data).hexdigest()
-        extract, rename = atomic_write_argv(writer.path)
-        archive = single_file_archive(MANIFEST_TMP_NAME, data, mtime=time.time())
-        await self._write(job, writer.container, extract, "writing manifest.json.tmp", stdin=archive)
-        await self._write(job, writer.container, rename, "renaming manifest.json.tmp to manifest.json")
-        check = ArtifactFile("", "", MANIFEST_NAME, "file", len(data), digest, MANIFEST_NAME)
+    async def _write_checksums(self, job: CheckpointJob, writer: Endpoint, records: FileRecords) -> list[JSON]:
+        """Every artifact's checksum list under ``checksums/``, checked; their entries for the manifest."""
+        sections = records.sections
+        if not sections:
+            return []
+        containers = dict.fromkeys(s.container for s in sections)
+        members = [
+            Member(CHECKSUMS_DIR),
+            *(Member(posixpath.join(CHECKSUMS_DIR, c)) for c in containers),
+            *(Member(s.list_path, s.list_size, partial(records.checksum_lines, s)) for s in sections),
+        ]
+        await write_archive(
+            self.transport,
+            namespace=job.namespace,
+            pod=job.pod_name,
+            container=writer.container,
+            directory=writer.path,
+            members=members,
+            mtime=time.time(),
+            what="writing the checksum lists",
+        )
+        await verify_files(
+            self.transport,
+            namespace=job.namespace,
+            pod=job.pod_name,
+            container=writer.container,
+            checkpoint_dir=writer.path,
+            files=[_list_file(s) for s in sections],
+        )
+        return [
+            {
+                "container": s.container,
+                "artifact": s.artifact,
+                "list": s.list_path,
+                "sha256": s.list_sha256,
+                "size": s.list_size,
+                "files": s.file_count,
+            }
+            for s in sections
+        ]
+
+    async def _write_manifest(self, job: CheckpointJob, writer: Endpoint, header: JSON, records: FileRecords) -> str:
+        """Stream ``manifest.json.tmp`` (sized and hashed by a first pass over the records), rename it, check it."""
+
+        def chunks() -> Iterator[bytes]:
+            return serialise_streaming(header, (f.to_json() for f in records.all_files()))
+
+        size, digest = 0, hashlib.sha256()
+        for chunk in chunks():
+            size += len(chunk)
+            digest.update(chunk)
+        await write_archive(
+            self.transport,
+            namespace=job.namespace,
+            pod=job.pod_name,
+            container=writer.container,
+            directory=writer.path,
+            members=[Member(MANIFEST_TMP_NAME, size, chunks)],
+            mtime=time.time(),
+            what="writing manifest.json.tmp",
+        )
+        await self._write(job, writer.container, rename_argv(writer.path), "renaming manifest.json.tmp")
+        check = ArtifactFile("", "", MANIFEST_NAME, "file", size, digest.hexdigest(), MANIFEST_NAME)
         await verify_files(
             self.transport,
             namespace=job.namespace,
@@ -365,7 +446,7 @@ class PVCheckpointer:
             checkpoint_dir=writer.path,
             files=[check],
         )
-        return digest
+        return digest.hexdigest()
 
     async def _discard(self, job: CheckpointJob, writer: Endpoint) -> None:
         """Remove a failed checkpoint's directory (best effort: it has no manifest, so it is never taken for one)."""
@@ -377,7 +458,13 @@ class PVCheckpointer:
         except (TimeoutError, ExecError) as error:
             log.warning("checkpoint.discard_failed", directory=writer.path, error=str(error))
 
-    async def _apply_retention(self, job: CheckpointJob, writer: Endpoint) -> JSON:
+    async def _apply_retention(self, job: CheckpointJob, location: Location, writer: Endpoint) -> JSON:
+        """Retention over this workload's checkpoints -- only in the namespaced layout: a directory of the legacy one
+        (a migration prepared before the upgrade) shares its parent with other namespaces' checkpoints."""
+        namespaced = checkpoint_dir(location.mount_path, job.namespace, location.pod_base, job.migration_id)
+        if location.directory != namespaced:
+            log.info("checkpoint.retention", kept=[], deleted=[], skipped="legacy layout", directory=location.directory)
+            return {"skipped": "legacy layout: not namespaced", "kept": [], "deleted": [], "limit": self.retention}
         return await apply_retention(
             self.transport,
             namespace=job.namespace,
@@ -390,3 +477,16 @@ class PVCheckpointer:
             retention=self.retention,
             keep_failed=self.keep_failed,
         )
+
+
+def _list_file(section: ArtifactSection) -> ArtifactFile:
+    """A checksum list as a file to re-read (size and sha256) on the volume."""
+    return ArtifactFile(
+        section.container,
+        section.artifact,
+        section.list_path,
+        "file",
+        section.list_size,
+        section.list_sha256,
+        section.list_path,
+    )

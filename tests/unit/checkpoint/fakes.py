@@ -116,6 +116,12 @@ class LocalExec:
         finally:
             if process.returncode is None:
                 process.kill()
+                # Read what is left to the end: a pipe paused by unread output would never close, and wait()
+                # waits for the pipes too.
+                for stream in (process.stdout, process.stderr):
+                    if stream is not None:
+                        with contextlib.suppress(Exception):
+                            await stream.read()
                 await process.wait()
 
     def argvs(self) -> list[tuple[str, ...]]:

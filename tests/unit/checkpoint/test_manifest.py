@@ -1,11 +1,9 @@
-"""The manifest: contents, canonical digest, serialisation and the atomic-write commands."""
+"""The manifest: contents, canonical digest, serialisation (whole or streamed) and the rename command."""
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import tarfile
 
 import pytest
 
@@ -101,6 +99,7 @@ def test_manifest_contents() -> None:
         }
     ]
     assert manifest["totals"] == {"files": 1, "bytes": 3}
+    assert manifest["checksums"] == []
     assert manifest["artifacts"][2]["link"] == "a"
     assert "sha256" not in manifest["artifacts"][0]
 
@@ -123,23 +122,30 @@ def test_serialise_round_trip_and_schema_check() -> None:
         m.parse(b"[]")
 
 
-def test_atomic_write_argv() -> None:
-    extract, rename = m.atomic_write_argv("/data/.ai-storage/checkpoints/p/abc")
-    assert extract == ["tar", "-x", "-f", "-", "-C", "/data/.ai-storage/checkpoints/p/abc"]
-    assert rename == [
+def test_streamed_manifest_is_the_serialised_one() -> None:
+    """The manifest is written from a stream of its entries; it must be the very bytes ``serialise`` gives."""
+    manifest = build()
+    header = {key: value for key, value in manifest.items() if key != "artifacts"}
+    chunks = list(m.serialise_streaming(header, iter(manifest["artifacts"])))
+    assert len(chunks) == 2 + len(manifest["artifacts"]), "one chunk per entry: nothing accumulates"
+    assert b"".join(chunks) == m.serialise(manifest)
+    assert json.loads(b"".join(chunks)) == manifest
+    empty = {**manifest, "artifacts": []}
+    assert b"".join(m.serialise_streaming(header, [])) == m.serialise(empty)
+    assert m.serialise(empty) == (json.dumps(empty, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+def test_a_name_that_is_not_utf8_is_escaped_and_reads_back() -> None:
+    name = b"/scratch/\xff.bin".decode("utf-8", "surrogateescape")  # as the tar follower decodes it
+    entry = ArtifactFile("trainer", "/scratch", name, "file", 1, "bb" * 32, "artifacts/trainer" + name)
+    data = m.serialise({"kind": m.MANIFEST_KIND, "schemaVersion": 1, "artifacts": [entry.to_json()]})
+    assert m.parse(data)["artifacts"][0]["path"] == name
+
+
+def test_rename_argv() -> None:
+    assert m.rename_argv("/data/.ai-storage/checkpoints/p/abc") == [
         "mv",
         "-f",
         "/data/.ai-storage/checkpoints/p/abc/manifest.json.tmp",
         "/data/.ai-storage/checkpoints/p/abc/manifest.json",
     ]
-
-
-def test_single_file_archive_is_record_padded_and_holds_only_the_file() -> None:
-    archive = m.single_file_archive("manifest.json.tmp", b'{"x": 1}\n', mtime=1_700_000_000)
-    assert len(archive) % (20 * 512) == 0
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        [member] = tar.getmembers()
-        assert (member.name, member.size, member.mode, member.isfile()) == ("manifest.json.tmp", 9, 0o644, True)
-        extracted = tar.extractfile(member)
-        assert extracted is not None
-        assert extracted.read() == b'{"x": 1}\n'

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +20,13 @@ from ai_storage_orchestrator.checkpoint import (
     without_checkpoint,
 )
 from ai_storage_orchestrator.checkpoint.errors import CheckpointError
+from ai_storage_orchestrator.checkpoint.layout import checksum_list
 from ai_storage_orchestrator.checkpoint.restoring import RESTORE_SCRIPT, restore_container_name
 from tests.unit.checkpoint.fakes import LocalExec
 from tests.unit.checkpoint.pods import target_of, volume, workload
 
 ROOT = Path("/work")
-DIRECTORY = "/work/shared/.ai-storage/checkpoints/trainer-pod/abc123"
+DIRECTORY = "/work/shared/.ai-storage/namespaces/ml/checkpoints/trainer-pod/abc123"
 
 
 def location() -> Location:
@@ -56,8 +55,10 @@ def test_env_annotation_and_one_restore_init_container_per_artifact_container() 
         "-c",
         RESTORE_SCRIPT,
         "ai-storage-restore",
-        f"{DIRECTORY}/artifacts/trainer",
+        DIRECTORY,
+        "trainer",
         "/work/scratch-trainer",
+        checksum_list("trainer", "/work/scratch-trainer"),
     ]
     assert trainer["volumeMounts"] == [
         {"name": "shared-data", "mountPath": "/work/shared", "readOnly": True},
@@ -100,7 +101,7 @@ def test_env_is_each_containers_own_view_of_the_directory() -> None:
         source_pod=pod, target_pod=target_of(pod), spec=parse_checkpoint_annotations(pod), location=location()
     )
     views = {c["name"]: env(c)[CHECKPOINT_DIR_ENV] for c in target["spec"]["containers"]}
-    assert views == {"trainer": DIRECTORY, "monitor": "/mnt/ckpt/checkpoints/trainer-pod/abc123"}
+    assert views == {"trainer": DIRECTORY, "monitor": "/mnt/ckpt/namespaces/ml/checkpoints/trainer-pod/abc123"}
     assert "initContainers" not in target["spec"], "no artifacts: nothing to restore"
 
 
@@ -143,36 +144,6 @@ def test_restore_container_names_fit_63_characters() -> None:
     assert long != restore_container_name("x" * 62 + "y")
 
 
-def test_restore_script_copies_back_to_the_original_paths(tmp_path: Path) -> None:
-    """Run the init container's command here (as the restore would run in the container)."""
-    store = tmp_path / "ckpt" / "artifacts" / "trainer"
-    saved = store / str(tmp_path / "scratch").lstrip("/")
-    (saved / "sub").mkdir(parents=True)
-    (saved / "opt.bin").write_bytes(os.urandom(1000))
-    (saved / "sub" / "f").write_text("x")
-    (saved / "link").symlink_to("opt.bin")
-    single = store / str(tmp_path / "rootfile.txt").lstrip("/")
-    single.write_text("state")
-    (tmp_path / "scratch").mkdir()  # the (empty) emptyDir on the target
-    command = [
-        "sh",
-        "-c",
-        RESTORE_SCRIPT,
-        "ai-storage-restore",
-        str(store),
-        str(tmp_path / "scratch"),
-        str(tmp_path / "rootfile.txt"),
-    ]
-    subprocess.run(command, check=True)
-    assert (tmp_path / "scratch" / "opt.bin").read_bytes() == (saved / "opt.bin").read_bytes()
-    assert (tmp_path / "scratch" / "sub" / "f").read_text() == "x"
-    assert os.readlink(tmp_path / "scratch" / "link") == "opt.bin"
-    assert (tmp_path / "rootfile.txt").read_text() == "state"
-    assert not (tmp_path / "scratch" / "scratch").exists(), "copied into the directory, not below it"
-    subprocess.run(command, check=True)  # idempotent: an init container may run again
-    assert (tmp_path / "scratch" / "opt.bin").read_bytes() == (saved / "opt.bin").read_bytes()
-
-
 def test_prepare_refuses_artifacts_on_the_shared_volume_and_artifacts_without_one() -> None:
     checkpointer = PVCheckpointer(LocalExec())
     pod = workload(ROOT, artifacts={"trainer": ["/work/shared/models"]})
@@ -213,3 +184,81 @@ def test_prepare_records_location_and_declared_spec() -> None:
     assert status["location"]["volume"] == "shared-data"
     assert status["declared"]["hooks"] == [{"container": "trainer", "command": ["true"]}]
     assert json.loads(json.dumps(status)) == status, "status is plain JSON"
+
+
+POD_NAME_ENV = {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+
+
+def with_sub_path_expr(pod: dict[str, Any], container: str, volume: str, expression: str) -> dict[str, Any]:
+    """Give ``container``'s mount of ``volume`` a subPathExpr (`workload` shares mount dicts: replaced, not changed)."""
+    spec = next(c for c in pod["spec"]["containers"] if c["name"] == container)
+    spec["volumeMounts"] = [
+        {**mount, "subPathExpr": expression} if mount["name"] == volume else mount for mount in spec["volumeMounts"]
+    ]
+    return spec
+
+
+def test_an_artifact_on_a_sub_path_expr_mount_is_restored_through_the_same_expression() -> None:
+    """The kubelet expands subPathExpr from the container's env: the init container gets the same expression and the
+    env entries it needs, so the artifact lands where the container sees it (not in the volume's root)."""
+    pod = workload(ROOT, artifacts={"trainer": ["/work/scratch-trainer"]})
+    trainer = with_sub_path_expr(pod, "trainer", "optimizer", "$(RUN)/opt")
+    trainer["env"] = [
+        {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+        POD_NAME_ENV,
+        {"name": "RUN", "value": "run-$(POD_NAME)"},
+    ]
+    target, summary = prepare_target_pod(
+        source_pod=pod, target_pod=target_of(pod), spec=parse_checkpoint_annotations(pod), location=location()
+    )
+    [init] = target["spec"]["initContainers"]
+    assert init["volumeMounts"][1] == {
+        "name": "optimizer",
+        "mountPath": "/work/scratch-trainer",
+        "subPathExpr": "$(RUN)/opt",
+    }
+    assert init["env"] == [
+        POD_NAME_ENV,
+        {"name": "RUN", "value": "run-$(POD_NAME)"},
+        {"name": CHECKPOINT_DIR_ENV, "value": DIRECTORY},
+    ]
+    assert summary["restored"] == [{"container": "trainer", "path": "/work/scratch-trainer"}]
+
+
+def test_a_sub_path_expr_the_restore_cannot_reproduce_is_refused_at_planning() -> None:
+    pod = workload(ROOT, artifacts={"trainer": ["/work/scratch-trainer"]})
+    trainer = with_sub_path_expr(pod, "trainer", "optimizer", "$(RUN)")
+    trainer["env"] = [{"name": "RUN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "run"}}}]
+    with pytest.raises(InvalidCheckpointAnnotation, match=r"subPathExpr '\$\(RUN\)'.*secretKeyRef") as refused:
+        parse_checkpoint_annotations(pod)
+    assert refused.value.details == {"annotation": "ai-storage.io/checkpoint-artifacts.trainer"}
+
+
+def test_a_checkpoint_volume_mounted_with_sub_path_expr_is_reached_through_another_container() -> None:
+    checkpointer = PVCheckpointer(LocalExec())
+    pod = workload(ROOT, artifacts={"trainer": ["/work/scratch-trainer"]})
+    with_sub_path_expr(pod, "trainer", "shared-data", "$(POD_NAME)")
+    target, status = checkpointer.prepare(
+        source_pod=pod,
+        target_pod=target_of(pod),
+        migration_id="abc123",
+        pod_base="trainer-pod",
+        volume=volume(ROOT),  # planning picked the trainer's mount
+        spec=checkpointer.declared(pod),
+    )
+    assert status["location"]["container"] == "processor"
+    assert status["directory"] == DIRECTORY
+    [init] = target["spec"]["initContainers"]
+    assert init["volumeMounts"][0] == {"name": "shared-data", "mountPath": "/work/shared", "readOnly": True}
+    for name in ("processor", "monitor"):
+        with_sub_path_expr(pod, name, "shared-data", "$(POD_NAME)")
+    with pytest.raises(CheckpointError, match="only with subPathExpr") as refused:
+        checkpointer.prepare(
+            source_pod=pod,
+            target_pod=target_of(pod),
+            migration_id="abc123",
+            pod_base="trainer-pod",
+            volume=volume(ROOT),
+            spec=checkpointer.declared(pod),
+        )
+    assert refused.value.reason == "no_shared_volume"

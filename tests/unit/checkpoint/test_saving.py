@@ -3,79 +3,31 @@ through the exec Protocol."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ai_storage_orchestrator.checkpoint import CheckpointError, CheckpointJob, PVCheckpointer
+from ai_storage_orchestrator.checkpoint import CheckpointError
 from ai_storage_orchestrator.checkpoint import errors as reasons
+from ai_storage_orchestrator.checkpoint.tarstream import TarLimits
 from ai_storage_orchestrator.kube.exec import ExecStatus
 from tests.unit.checkpoint.fakes import Call, LocalExec
-from tests.unit.checkpoint.pods import DECISIONS, target_of, volume, workload
+from tests.unit.checkpoint.pods import workload
+from tests.unit.checkpoint.saves import MIGRATION, checkpoint_root, save
+from tests.unit.checkpoint.tarblocks import END, member, pax_member
 
-MIGRATION = "abc123def456"
 JSON = dict[str, Any]
 
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    (tmp_path / "shared").mkdir()
-    scratch = tmp_path / "scratch-trainer"
-    (scratch / "nested").mkdir(parents=True)
-    (scratch / "optimizer.bin").write_bytes(os.urandom(300_000))
-    (scratch / "nested" / "step.txt").write_text("step 41\n")
-    (scratch / "latest").symlink_to("optimizer.bin")
-    (tmp_path / "scratch-processor").mkdir()
-    (tmp_path / "scratch-processor" / "features.npy").write_bytes(os.urandom(5000))
-    return tmp_path
-
-
-def checkpoint_root(root: Path) -> Path:
-    return root / "shared" / ".ai-storage" / "checkpoints" / "trainer-pod"
-
-
-async def save(
-    root: Path,
-    pod: JSON,
-    transport: LocalExec,
-    *,
-    migration: str = MIGRATION,
-    time_left: float = 60.0,
-    phases: dict[str, str] | None = None,
-    in_use: frozenset[str] = frozenset(),
-    **settings: Any,
-) -> JSON:
-    checkpointer = PVCheckpointer(transport, version="test", **settings)
-    spec = checkpointer.declared(pod)
-    _target, status = checkpointer.prepare(
-        source_pod=pod,
-        target_pod=target_of(pod),
-        migration_id=migration,
-        pod_base="trainer-pod",
-        volume=volume(root),
-        spec=spec,
-    )
-    job = CheckpointJob(
-        migration_id=migration,
-        namespace="ml",
-        pod=pod,
-        checkpoint=status,
-        decisions=DECISIONS,
-        target_node="node-b",
-        strategy="checkpoint-restart",
-        time_left=time_left,
-        phases=phases or {},
-        in_use=in_use,
-    )
-    return await checkpointer.save(job)
 
 
 def full_pod(root: Path, **kwargs: Any) -> JSON:
@@ -139,24 +91,42 @@ async def test_saves_hooks_artifacts_and_manifest_last(root: Path) -> None:
         c for c in transport.calls if c.argv[:2] == ("tar", "-c") and "scratch-processor" in c.argv[-1]
     )
     assert processor_copy.container == "trainer"
-    # Order: reset, hook, copies, verification, then the manifest (extract .tmp, rename) as the last write.
+    # Every copied file is listed, with its sha256, in its artifact's checksum list, which the manifest records.
+    for entry in manifest["checksums"]:
+        listed = directory / entry["list"]
+        assert (entry["sha256"], entry["size"]) == (sha256(listed), listed.stat().st_size)
+        assert entry["files"] == len(listed.read_text().splitlines())
+    assert sorted(c["artifact"] for c in manifest["checksums"]) == sorted(a["path"] for a in result["artifacts"])
+    # Order: reset, hook, copies, checksum lists, their check, verification of every file, then the manifest
+    # (extract .tmp, rename, check) as the last write, and retention after it.
     kinds = [_kind(c) for c in transport.calls]
-    assert kinds[:3] == ["rm", "mkdir", "hook"]
-    assert kinds.index("manifest-tmp") > max(i for i, k in enumerate(kinds) if k in ("copy", "verify-artifacts"))
-    assert kinds[kinds.index("manifest-tmp") + 1] == "rename"
-    assert kinds[-2:] == ["ls", "find"]  # retention, after the checkpoint is complete
+    assert kinds == [
+        "rm",
+        "mkdir",
+        "hook",
+        *["mkdir", "copy", "extract"] * 2,
+        "archive",
+        "verify-files",
+        "verify-list",
+        "verify-list",
+        "archive",
+        "rename",
+        "verify-files",
+        "ls",
+        "find",
+    ]
 
 
 def _kind(call: Call) -> str:
     argv = call.argv
-    if argv[0] == "sh" and len(argv) > 3 and argv[3] == "verify":
-        return "verify-manifest" if argv[-1].endswith("manifest.json") else "verify-artifacts"
+    if argv[0] == "sh" and len(argv) > 3 and argv[3] in ("verify", "verify-list"):
+        return "verify-files" if argv[3] == "verify" else "verify-list"
     if argv[0] == "sh":
         return "hook"
     if argv[:2] == ("tar", "-c"):
         return "copy"
     if argv[:2] == ("tar", "-x"):
-        return "manifest-tmp" if call.stdin and argv[-1].endswith(MIGRATION) else "extract"
+        return "archive" if call.stdin and argv[-1].endswith(MIGRATION) else "extract"
     if argv[0] == "mv":
         return "rename"
     return argv[0]
@@ -164,18 +134,18 @@ def _kind(call: Call) -> str:
 
 async def test_artifact_corrupted_after_copy_fails_verification_and_leaves_nothing(root: Path) -> None:
     def corrupt(call: Call) -> None:
-        if call.argv[0] == "sh" and len(call.argv) > 3 and call.argv[3] == "verify":
-            for name in call.argv[4:]:
-                if name.endswith("optimizer.bin"):
-                    with open(name, "r+b") as stored:
-                        stored.write(b"X")
+        if _kind(call) == "verify-list":
+            victim = Path(call.argv[4]) / "scratch-trainer" / "optimizer.bin"
+            if victim.exists():
+                with victim.open("r+b") as stored:
+                    stored.write(bytes([stored.read(1)[0] ^ 0xFF]))
         return
 
     transport = LocalExec(faults=[lambda call: corrupt(call)])
     with pytest.raises(CheckpointError) as failure:
         await save(root, full_pod(root), transport)
     assert failure.value.reason == reasons.VERIFY_FAILED
-    assert "optimizer.bin" in failure.value.message
+    assert "optimizer.bin has sha256" in failure.value.message
     assert "differs" in failure.value.message
     assert not (checkpoint_root(root) / MIGRATION).exists()
     assert not any(c.argv[0] == "mv" for c in transport.calls), "no manifest after a failed verification"
@@ -318,3 +288,84 @@ async def test_retention_after_a_save(root: Path) -> None:
     # running migration's are kept besides; old1 is older, failed1 failed, partial1 has no manifest.
     assert remaining == sorted([MIGRATION, "inuse1", "running1", "old3", "old2", "not-a-migration.txt"])
     assert sorted(result["retention"]["deleted"]) == ["failed1", "old1", "partial1"]
+
+
+class StreamingSource(LocalExec):
+    """The fake exec, except that the source container's ``tar -c`` writes the bytes of ``stream`` instead (a hostile
+    or broken container)."""
+
+    def __init__(self, stream: Path) -> None:
+        super().__init__()
+        self.stream = stream
+
+    def session(self, *, argv: Sequence[str], **kwargs: Any) -> AbstractAsyncContextManager[Any]:
+        if tuple(argv[:2]) == ("tar", "-c"):
+            argv = ["cat", str(self.stream)]
+        return super().session(argv=argv, **kwargs)
+
+
+def trainer_artifact(root: Path) -> JSON:
+    return workload(root, artifacts={"trainer": [str(root / "scratch-trainer")]})
+
+
+async def test_a_malformed_pax_header_is_a_copy_failure_and_leaves_nothing(root: Path) -> None:
+    """int() of a pax record's length used to escape as a bare ValueError: no reason, the step retried until the
+    migration timed out, the partial directory left behind."""
+    stream = root / "stream.tar"
+    stream.write_bytes(pax_member(b"abc path=./scratch-trainer/x\n", name="./scratch-trainer/x") + END)
+    with pytest.raises(CheckpointError) as failure:
+        await save(root, trainer_artifact(root), StreamingSource(stream))
+    assert failure.value.reason == reasons.COPY_FAILED
+    assert "not a valid tar archive" in failure.value.message
+    assert "pax" in failure.value.message
+    assert not (checkpoint_root(root) / MIGRATION).exists()
+
+
+async def test_a_name_longer_than_4096_bytes_is_too_large_and_leaves_nothing(root: Path) -> None:
+    stream = root / "stream.tar"
+    stream.write_bytes(member("./scratch-trainer/" + ("d" * 200 + "/") * 21 + "f", b"x") + END)
+    with pytest.raises(CheckpointError) as failure:
+        await save(root, trainer_artifact(root), StreamingSource(stream))
+    assert failure.value.reason == "checkpoint_too_large"
+    assert failure.value.details == {"limit": "name", "allowed": 4097}
+    assert not (checkpoint_root(root) / MIGRATION).exists()
+
+
+async def test_more_entries_than_the_limit_is_too_large_and_leaves_nothing(root: Path) -> None:
+    with pytest.raises(CheckpointError) as failure:
+        await save(root, full_pod(root), LocalExec(), limits=TarLimits(max_entries=4))
+    assert failure.value.reason == reasons.TOO_LARGE
+    assert "more than 4 entries" in failure.value.message
+    assert not (checkpoint_root(root) / MIGRATION).exists()
+
+
+async def test_namespaces_that_share_an_export_and_a_pod_name_keep_their_own_checkpoints(root: Path) -> None:
+    ours = full_pod(root)
+    theirs = copy.deepcopy(ours)
+    theirs["metadata"]["namespace"] = "other"
+    first = await save(root, ours, LocalExec(), migration="m1")
+    second = await save(root, theirs, LocalExec(), migration="m2", retention=1)
+    assert (Path(first["directory"]) / "manifest.json").is_file(), "the other namespace's retention left it alone"
+    assert second["retention"] == {"kept": ["m2"], "deleted": [], "limit": 1}
+    assert first["directory"] == str(checkpoint_root(root, "ml") / "m1")
+    assert second["directory"] == str(checkpoint_root(root, "other") / "m2")
+
+
+async def test_a_checkpoint_prepared_in_the_legacy_layout_is_saved_there_without_retention(root: Path) -> None:
+    """A migration prepared before the upgrade recorded a directory without namespace: its target pod restores from
+    there, so it is saved there -- but its parent may hold other namespaces' checkpoints: no retention."""
+    pod = full_pod(root)
+    legacy = root / "shared" / ".ai-storage" / "checkpoints" / "trainer-pod"
+    neighbour = legacy / "theirs1"
+    neighbour.mkdir(parents=True)
+    (neighbour / "manifest.json").write_text("{}")
+
+    def legacy_layout(status: JSON) -> JSON:
+        directory = str(legacy / MIGRATION)
+        return {**status, "directory": directory, "location": {**status["location"], "directory": directory}}
+
+    result = await save(root, pod, LocalExec(), rewrite=legacy_layout, retention=1)
+    assert result["directory"] == str(legacy / MIGRATION)
+    assert (legacy / MIGRATION / "manifest.json").is_file()
+    assert (neighbour / "manifest.json").is_file()
+    assert result["retention"]["skipped"] == "legacy layout: not namespaced"
