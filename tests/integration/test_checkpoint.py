@@ -22,6 +22,7 @@ import pytest
 from kubernetes_asyncio import client
 
 from ai_storage_orchestrator.checkpoint import PVCheckpointer
+from ai_storage_orchestrator.checkpoint.layout import checksum_list
 from ai_storage_orchestrator.checkpoint.manifest import spec_digest
 from ai_storage_orchestrator.checkpoint.restoring import RESTORE_SCRIPT
 from ai_storage_orchestrator.checkpoint.transport import ExecSessionLike, ExecTransport
@@ -90,11 +91,13 @@ async def start_orchestrator(
         started.append(running)
         if transport is not None:  # a fault injected into the exec channel
             assert running.controller is not None
-            running.controller.checkpointer = PVCheckpointer(
+            checkpointer = PVCheckpointer(
                 transport(KubeExec(running._api_client)),
                 retention=running.settings.checkpoint_retention,
                 keep_failed=running.settings.keep_failed_checkpoints,
             )
+            running.controller.checkpointer = checkpointer  # prepare (Validating)
+            running.controller.checkpoints.checkpointer = checkpointer  # save (the checkpoint pool's jobs)
         await running.state.wait_for(lambda: running.state.synced, timeout=30)
         return running
 
@@ -106,10 +109,11 @@ async def start_orchestrator(
 
 
 class Host:
-    """The test's host directories that stand in for the pod's volumes."""
+    """The test's host directories that stand in for the pod's volumes (of a pod in ``namespace``)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, namespace: str) -> None:
         self.root = root
+        self.namespace = namespace
         self.shared = root / "shared"
         self.optimizer = root / f"scratch-{TRAINER}"
         self.processed = root / f"scratch-{PROCESSOR}"
@@ -117,7 +121,7 @@ class Host:
             directory.mkdir(parents=True, exist_ok=True)
 
     def checkpoints(self) -> Path:
-        return self.shared / ".ai-storage" / "checkpoints" / CERTIFICATION_POD
+        return self.shared / ".ai-storage" / "namespaces" / self.namespace / "checkpoints" / CERTIFICATION_POD
 
     def checkpoint(self, migration_id: str) -> Path:
         return self.checkpoints() / migration_id
@@ -199,7 +203,7 @@ async def test_checkpoint_saves_verifies_and_the_target_restores(
     tmp_path: Path,
 ) -> None:
     source, target = cluster.node_names[0], cluster.node_names[1]
-    host = Host(tmp_path)
+    host = Host(tmp_path, exec_namespace)
     write_state(host)
     marker = host.optimizer / "hook-marker"
     hook = ["sh", "-c", f"echo quiescing the trainer; date +%s%N > {marker}"]
@@ -274,9 +278,14 @@ async def test_checkpoint_saves_verifies_and_the_target_restores(
         "-c",
         RESTORE_SCRIPT,
         "ai-storage-restore",
-        str(directory / "artifacts" / TRAINER),
+        str(directory),
+        TRAINER,
         str(host.optimizer),
+        checksum_list(TRAINER, str(host.optimizer)),
     ]
+    [listed] = [c for c in manifest["checksums"] if c["container"] == TRAINER]
+    assert listed["list"] == checksum_list(TRAINER, str(host.optimizer))
+    assert listed["sha256"] == sha256(directory / listed["list"])
     mounts = [m for m in restore["volumeMounts"] if not m["name"].startswith("kube-api-access-")]  # admission's
     assert [(m["name"], m["mountPath"], m.get("readOnly", False)) for m in mounts] == [
         ("shared-data", str(host.shared), True),
@@ -289,13 +298,31 @@ async def test_checkpoint_saves_verifies_and_the_target_restores(
 
     # What the restore init containers do, run here on the host: the emptyDirs on the target start empty.
     originals = {path: sha256(path) for _, path in expected}
-    for directory_to_empty in (host.optimizer, host.processed):
-        shutil.rmtree(directory_to_empty)
-        directory_to_empty.mkdir()
+    empty_the_emptydirs(host)
     for container in new_pod["spec"]["initContainers"]:
-        process = await asyncio.create_subprocess_exec(*container["command"])
-        assert await process.wait() == 0
+        code, stderr = await run_restore(container)
+        assert code == 0, stderr
     assert {path: sha256(path) for path in originals} == originals
+
+    # A stored artifact that no longer matches the manifest's sha256 fails the restore, naming the file.
+    with host.stored(migration_id, TRAINER, host.optimizer / "optimizer.bin").open("r+b") as stored:
+        stored.write(b"\0")
+    empty_the_emptydirs(host)
+    code, stderr = await run_restore(init[f"ai-storage-restore-{TRAINER}"])
+    assert code == 1
+    assert "optimizer.bin has sha256" in stderr
+
+
+def empty_the_emptydirs(host: Host) -> None:
+    for directory in (host.optimizer, host.processed):
+        shutil.rmtree(directory)
+        directory.mkdir()
+
+
+async def run_restore(container: JSON) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(*container["command"], stderr=asyncio.subprocess.PIPE)
+    _, stderr = await process.communicate()
+    return await process.wait(), stderr.decode()
 
 
 @pytest.mark.parametrize(
@@ -317,7 +344,7 @@ async def test_failing_hook_fails_before_the_source_is_touched(
     expect: str,
 ) -> None:
     source, target = cluster.node_names[0], cluster.node_names[1]
-    host = Host(tmp_path)
+    host = Host(tmp_path, exec_namespace)
     write_state(host)
     orchestrator = await start_orchestrator()
     await deploy(core, orchestrator, exec_namespace, workload(host, hook=hook, node=source, annotations=annotations))
@@ -370,7 +397,7 @@ async def test_full_or_read_only_volume_fails_before_the_source_is_touched(
     reason: str,
 ) -> None:
     source, target = cluster.node_names[0], cluster.node_names[1]
-    host = Host(tmp_path)
+    host = Host(tmp_path, exec_namespace)
     write_state(host, optimizer_bytes=4 * 1024 * 1024)  # larger than the 1 MiB tmpfs
     orchestrator = await start_orchestrator()
     await deploy(core, orchestrator, exec_namespace, workload(host, hook=None, node=source))
@@ -397,15 +424,14 @@ class CorruptAfterCopy:
     def session(
         self, *, namespace: str, pod: str, container: str, argv: Sequence[str], stdin: bool = False
     ) -> contextlib.AbstractAsyncContextManager[ExecSessionLike]:
-        if argv[:2] == ["sh", "-c"] and len(argv) > 3 and argv[3] == "verify":
-            for path in argv[4:]:
-                if path.endswith(self.victim):
-                    with open(path, "r+b") as stored:
-                        stored.seek(100)
-                        byte = stored.read(1)
-                        stored.seek(100)
-                        stored.write(bytes([byte[0] ^ 0xFF]))
-                    self.corrupted.append(path)
+        if list(argv[:2]) == ["sh", "-c"] and len(argv) > 4 and argv[3] == "verify-list":
+            for path in Path(argv[4]).rglob(self.victim):  # argv[4]: the artifact's store on the volume
+                with path.open("r+b") as stored:
+                    stored.seek(100)
+                    byte = stored.read(1)
+                    stored.seek(100)
+                    stored.write(bytes([byte[0] ^ 0xFF]))
+                self.corrupted.append(str(path))
         return self.inner.session(namespace=namespace, pod=pod, container=container, argv=argv, stdin=stdin)
 
 
@@ -417,12 +443,12 @@ async def test_artifact_corrupted_after_copy_fails_verification(
     tmp_path: Path,
 ) -> None:
     source, target = cluster.node_names[0], cluster.node_names[1]
-    host = Host(tmp_path)
+    host = Host(tmp_path, exec_namespace)
     write_state(host)
     transports: list[CorruptAfterCopy] = []
 
     def corrupting(inner: ExecTransport) -> ExecTransport:
-        transports.append(CorruptAfterCopy(inner, "/optimizer.bin"))
+        transports.append(CorruptAfterCopy(inner, "optimizer.bin"))
         return transports[-1]
 
     orchestrator = await start_orchestrator(transport=corrupting)
@@ -446,7 +472,7 @@ async def test_invalid_hook_annotation_is_refused(
     tmp_path: Path,
 ) -> None:
     source, target = cluster.node_names[0], cluster.node_names[1]
-    host = Host(tmp_path)
+    host = Host(tmp_path, exec_namespace)
     orchestrator = await start_orchestrator()
     shell_string = {f"ai-storage.io/checkpoint-hook.{TRAINER}": "python /scripts/save.py && sync"}
     await deploy(core, orchestrator, exec_namespace, workload(host, hook=None, node=source, annotations=shell_string))
@@ -469,7 +495,7 @@ async def test_retention_keeps_the_newest_n_checkpoints(
 ) -> None:
     retention = 2
     nodes = cluster.node_names[:2]
-    host = Host(tmp_path)
+    host = Host(tmp_path, exec_namespace)
     write_state(host, optimizer_bytes=100_000)
     orchestrator = await start_orchestrator(checkpoint_retention=retention)
     await deploy(core, orchestrator, exec_namespace, workload(host, hook=["true"], node=nodes[0]))
