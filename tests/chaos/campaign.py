@@ -40,6 +40,7 @@ from tests.cluster.nodes import create_simulated_nodes
 from tests.cluster.workloads import certification_pod, shared_volume
 
 JSON = dict[str, Any]
+HOLD_TERMINATION = "sim.ai-storage.io/hold-termination"  # tests/cluster/kwok-stages.yaml
 SERVICE_ACCOUNTS = Resource("", "v1", "serviceaccounts", "ServiceAccount")
 MIGRATION_TIMEOUT = 30  # seconds: a target that cannot become Ready is rolled back within a scenario's budget
 SETTLE_TIMEOUT = 120.0
@@ -107,11 +108,31 @@ class Campaign:
         self._saved_phases = dict(PHASES)
         self.last_seen: dict[str, JSON] = {}  # every record's last version, kept after it is deleted
         self.observer.migrations.add_listener(self._remember)
+        self.observer.pods.add_listener(self._grace_period)
         # Each slot runs one scenario at a time on its own two nodes, so a node fault stays within its scenario.
         self.node_pairs = [(f"{self.namespace}-{i}-a", f"{self.namespace}-{i}-b") for i in range(self.parallel)]
         self._slots: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self._stopping: set[str] = set()
         self.admin: KubeApi | None = None
         self._admin_client: Any = None
+
+    def _grace_period(self, _type: str, _old: JSON | None, new: JSON | None) -> None:
+        """A kubelet takes a while to stop a pod: a terminating workload pod stays for 0.2-1.5 s (seeded)."""
+        annotations = ((new or {}).get("metadata") or {}).get("annotations") or {}
+        if new is None or not _terminating(new) or HOLD_TERMINATION not in annotations:
+            return
+        name = new["metadata"]["name"]
+        if name in self._stopping:
+            return
+        self._stopping.add(name)
+        self._later(self.rng.uniform(0.2, 1.5), self._release(name))
+
+    async def _release(self, name: str) -> None:
+        assert self.admin is not None
+        patch = {"metadata": {"annotations": {HOLD_TERMINATION: None}}}
+        with contextlib.suppress(KubeApiError):
+            await self.admin.merge_patch(PODS, name, patch, namespace=self.namespace)
+        self._stopping.discard(name)
 
     def _remember(self, _type: str, old: JSON | None, new: JSON | None) -> None:
         record = new or old
@@ -358,7 +379,15 @@ class Campaign:
         assert admin is not None
         started = time.monotonic()
         name = f"w{scenario.number}"
-        pod = _small(certification_pod(node=source, name=name, claim="chaos-data", complete_after="0s"))
+        pod = _small(
+            certification_pod(
+                node=source,
+                name=name,
+                claim="chaos-data",
+                complete_after="0s",
+                annotations={HOLD_TERMINATION: "grace period"},
+            )
+        )
         await admin.create(PODS, pod, namespace=self.namespace)
         # Moved once its data-processor has completed, as the certification test does: that container is left
         # out of the target, so the target can become Ready.
