@@ -230,24 +230,30 @@ class Campaign:
         self, phase: Phase, step: Callable[[MigrationContext], Awaitable[Result]]
     ) -> Callable[[MigrationContext], Awaitable[Result]]:
         async def hooked(ctx: MigrationContext) -> Result:
-            early = await self._at_boundary(ctx, phase)
-            return early if early is not None else await step(ctx)
+            early = await self._at_boundary(ctx, phase, "before")
+            if early is not None:
+                return early
+            result = await step(ctx)
+            await self._at_boundary(ctx, phase, "after")
+            return result
 
         return hooked
 
-    async def _at_boundary(self, ctx: MigrationContext, phase: Phase) -> Result | None:
+    async def _at_boundary(self, ctx: MigrationContext, phase: Phase, when: str) -> Result | None:
         run = self.runs.get(ctx.name)
         replica = self._replica_of(ctx)
         if run is None or replica is None:
             return None
         scenario = run.scenario
-        if scenario.phase is Phase.ROLLING_BACK and phase is Phase.WAITING_FOR_TARGET and not run.precancelled:
+        reach_rollback = scenario.phase is Phase.ROLLING_BACK and phase is Phase.WAITING_FOR_TARGET
+        if reach_rollback and when == "before" and not run.precancelled:
             run.precancelled = True  # to reach RollingBack at all, cancel while waiting for the target
             return await self._cancel(ctx, replica)
-        if phase is not scenario.phase or run.fired:
+        if phase is not scenario.phase or when != scenario.when or run.fired:
             return None
         run.fired = True
-        return await self._strike(scenario.fault, ctx, replica)
+        early = await self._strike(scenario.fault, ctx, replica)
+        return early if when == "before" else None
 
     async def _strike(self, fault: Fault, ctx: MigrationContext, replica: Replica) -> Result | None:
         admin = self.admin
@@ -352,7 +358,7 @@ class Campaign:
             mark = "ok " if outcome.verdict == "ok" else "BAD"
             fired = "fired" if outcome.fired else "not reached"
             self.say(
-                f"  {mark} {scenario.label:<60} {fired:<11} → {outcome.result:<40} {outcome.seconds:5.1f}s"
+                f"  {mark} {scenario.label:<68} {fired:<11} → {outcome.result:<40} {outcome.seconds:5.1f}s"
                 + (f"  {outcome.verdict}: {outcome.detail}" if outcome.verdict != "ok" else "")
             )
 

@@ -41,11 +41,14 @@ def table(outcomes: list[Outcome]) -> str:
 
 
 def phase_coverage(outcomes: list[Outcome]) -> str:
-    fired = Counter((o.scenario.strategy.value, o.scenario.phase.value) for o in outcomes if o.fired)
-    planned = Counter((o.scenario.strategy.value, o.scenario.phase.value) for o in outcomes)
-    lines = ["| ordering | phase | scenarios | fault fired |", "| --- | --- | --- | --- |"]
-    for (strategy, phase), count in sorted(planned.items()):
-        lines.append(f"| {strategy} | {phase} | {count} | {fired[(strategy, phase)]} |")
+    def cell(o: Outcome) -> tuple[str, str, str]:
+        return (o.scenario.strategy.value, o.scenario.phase.value, o.scenario.when)
+
+    fired = Counter(cell(o) for o in outcomes if o.fired)
+    planned = Counter(cell(o) for o in outcomes)
+    lines = ["| ordering | phase | when | scenarios | fault fired |", "| --- | --- | --- | --- | --- |"]
+    for key, count in sorted(planned.items()):
+        lines.append(f"| {' | '.join(key)} | {count} | {fired[key]} |")
     return "\n".join(lines)
 
 

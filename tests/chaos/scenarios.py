@@ -40,26 +40,35 @@ PHASES: dict[Strategy, tuple[Phase, ...]] = {
     ),
 }
 
-GRID = [(strategy, phase, fault) for strategy, phases in PHASES.items() for phase in phases for fault in Fault]
+WHEN = ("before", "after")  # the fault strikes right before the phase's first step, or right after it acted
+
+GRID = [
+    (strategy, phase, when, fault)
+    for strategy, phases in PHASES.items()
+    for phase in phases
+    for when in WHEN
+    for fault in Fault
+]
 
 
 @dataclass(frozen=True)
 class Scenario:
     number: int
     strategy: Strategy
-    phase: Phase  # the fault strikes right before this phase's step runs (ROLLING_BACK: after a cancel got it there)
+    phase: Phase  # the phase whose first step the fault meets (ROLLING_BACK: after a cancel got it there)
+    when: str  # "before" that step runs, or "after" it acted (before its result is acted on)
     fault: Fault
 
     @property
     def label(self) -> str:
-        return f"#{self.number} {self.strategy.value} {self.fault.value} at {self.phase.value}"
+        return f"#{self.number} {self.strategy.value} {self.fault.value} {self.when} {self.phase.value}"
 
 
 def plan(count: int, seed: int) -> list[Scenario]:
     """`count` scenarios: whole passes over the grid, each pass in its own seeded order, so any count of at least
-    len(GRID) covers every (ordering, phase, fault) cell."""
+    len(GRID) covers every (ordering, phase, before/after, fault) cell."""
     rng = random.Random(seed)
-    cells: list[tuple[Strategy, Phase, Fault]] = []
+    cells: list[tuple[Strategy, Phase, str, Fault]] = []
     while len(cells) < count:
         shuffled = list(GRID)
         rng.shuffle(shuffled)
