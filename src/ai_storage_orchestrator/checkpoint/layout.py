@@ -12,7 +12,9 @@ counts them) and never next to a workload of another namespace that shares the e
 
 Before namespaces the layout was ``<mountPath>/.ai-storage/checkpoints/<pod>/<migration-id>/`` (``LEGACY_ROOT``): a
 migration prepared by an older orchestrator carries that directory in its status and target pod, and is saved and
-restored there; retention never runs over it (another namespace's checkpoints may sit next to it).
+restored there; retention never runs over it (another namespace's checkpoints may sit next to it), so legacy
+directories stay until an operator removes ``.ai-storage/checkpoints/`` -- safe once no pod's
+``checkpoint-path`` annotation points into it.
 
 Containers may mount one volume at different paths (and subPaths), so paths are translated through the volume:
 ``(volume, path inside the volume)`` is the same file for every container. A ``subPathExpr`` mount is only known to the
