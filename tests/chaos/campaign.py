@@ -251,6 +251,8 @@ class Campaign:
             return await self._cancel(ctx, replica)
         if phase is not scenario.phase or when != scenario.when or run.fired:
             return None
+        if ctx.phase.is_terminal:
+            return None  # the step ended the migration: a fault now hits a bare pod, not a migration
         run.fired = True
         early = await self._strike(scenario.fault, ctx, replica)
         return early if when == "before" else None
