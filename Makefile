@@ -30,6 +30,7 @@ lint: venv
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/shellcheck -x scripts/*.sh tools/k8s/*.sh tools/nodes/*.sh tests/cluster/*.sh .ci/run
+	$(VENV)/bin/lint-imports --no-cache
 
 format: venv
 	$(VENV)/bin/ruff format src tests
