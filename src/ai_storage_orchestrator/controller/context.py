@@ -16,10 +16,10 @@ import structlog
 from ai_storage_orchestrator.controller.checkpointing import CheckpointPool
 from ai_storage_orchestrator.controller.invariant import InvariantViolation, alive
 from ai_storage_orchestrator.controller.planner import Planner
-from ai_storage_orchestrator.controller.planning import MigrationPlan
 from ai_storage_orchestrator.controller.ports import Checkpointer, ClusterWriter, EventSink
 from ai_storage_orchestrator.controller.reconciler import Result
 from ai_storage_orchestrator.controller.records import now_iso, parse_time, phase_of, request_of
+from ai_storage_orchestrator.controller.reporting import PhaseReporter
 from ai_storage_orchestrator.conventions import MIGRATION_ID_ANNOTATION, MIGRATION_STATUS_ANNOTATION
 from ai_storage_orchestrator.errors import TemporaryError
 from ai_storage_orchestrator.kube.errors import KubeApiError
@@ -59,9 +59,8 @@ class MigrationController(Protocol):
 
     def capacity_blocker(self, ctx: MigrationContext) -> str | None: ...
 
-    def on_planned(self, plan: MigrationPlan) -> None: ...
-
-    def on_phase_changed(self, ctx: MigrationContext, previous: Phase, phase: Phase, message: str) -> None: ...
+    @property
+    def reporter(self) -> PhaseReporter: ...
 
     async def fault_point(self, point: str) -> None: ...
 
@@ -156,7 +155,14 @@ class MigrationContext:
             patch["podsAlive"] = await self._pods_alive_or_refuse(phase, fields)
         previous = self.phase
         await self._patch_status(patch)
-        self.controller.on_phase_changed(self, previous, phase, message)
+        self.controller.reporter.phase_changed(
+            migration=self.migration,
+            source_pod=self.source_pod,
+            previous=previous,
+            phase=phase,
+            message=message,
+            annotate_source=self.annotate_source,
+        )
         return Result.done() if phase.is_terminal else Result.again()
 
     async def _pods_alive_or_refuse(self, phase: Phase, fields: JSON) -> list[str]:

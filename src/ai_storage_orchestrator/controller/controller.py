@@ -21,11 +21,11 @@ from ai_storage_orchestrator.controller.context import MigrationContext, log
 from ai_storage_orchestrator.controller.fencing import Fence, FencedWriter, always_leading
 from ai_storage_orchestrator.controller.phases import PHASES
 from ai_storage_orchestrator.controller.planner import Planner
-from ai_storage_orchestrator.controller.planning import MigrationPlan
 from ai_storage_orchestrator.controller.ports import Checkpointer, ClusterWriter, EventSink
 from ai_storage_orchestrator.controller.reactor import Reactor
 from ai_storage_orchestrator.controller.reconciler import Result
 from ai_storage_orchestrator.controller.records import is_active, now_iso, parse_time, phase_of
+from ai_storage_orchestrator.controller.reporting import PhaseReporter
 from ai_storage_orchestrator.conventions import MIGRATION_FINALIZER, MIGRATION_ID_LABEL
 from ai_storage_orchestrator.kube.errors import KubeApiError
 from ai_storage_orchestrator.kube.resources import POD_MIGRATIONS
@@ -86,6 +86,7 @@ class MigrationController:
         self.checkpointer: Checkpointer = checkpointer or LocationOnlyCheckpointer()
         self.planner = Planner(state, declared=self.checkpointer.declared)
         self.admission = asyncio.Lock()
+        self.reporter = PhaseReporter(metrics=metrics, recorder=recorder, notify=state.notify)
         self.reactor = Reactor(self.reconcile, workers=settings.workers, name="migrations")
         self.checkpoints = CheckpointPool(
             self.checkpointer,
@@ -118,6 +119,10 @@ class MigrationController:
         was, now = old is not None and is_active(old), new is not None and is_active(new)
         if was != now:  # keep the gauge by difference: a recount per event grows with the history kept
             self.metrics.active_migrations.inc(1 if now else -1)
+        if was and not now:  # a slot under the concurrency caps is free: migrations queued in Pending may start
+            for migration in self.state.migrations:
+                if phase_of(migration) is Phase.PENDING:
+                    self.reactor.enqueue(object_key(migration))
 
     def _on_pod(self, _type: str, old: JSON | None, new: JSON | None) -> None:
         pod = new or old
@@ -228,44 +233,6 @@ class MigrationController:
             if busy >= per_node:
                 return f"queued: {busy} migrations in flight on node {node} (limit {per_node})"
         return None
-
-    def on_planned(self, plan: MigrationPlan) -> None:
-        for decision in plan.decisions:
-            self.metrics.containers_total.labels(action=decision.action.value).inc()
-        freed = plan.requests_before - plan.requests_after
-        self.metrics.cpu_requests_freed.inc(max(0, freed.cpu_millicores))
-        self.metrics.memory_requests_freed.inc(max(0, freed.memory_bytes))
-
-    def on_phase_changed(self, ctx: MigrationContext, previous: Phase, phase: Phase, message: str) -> None:
-        transitions = ctx.status.get("phaseTransitions") or []
-        if len(transitions) >= 2:
-            start, end = parse_time(transitions[-2].get("time")), parse_time(transitions[-1].get("time"))
-            if start and end:
-                self.metrics.phase_duration.labels(phase=previous.value).observe((end - start).total_seconds())
-        failed = phase in (Phase.FAILED, Phase.ROLLING_BACK)
-        log.info("migration.phase_changed", previous=previous.value, new_phase=phase.value, message=message)
-        reason = f"Migration{phase.value}"
-        self.recorder.record(ctx.migration, reason=reason, message=message, warning=failed)
-        source = ctx.source_pod
-        if source is not None:
-            self.recorder.record(source, reason=reason, message=f"migration {ctx.name}: {message}", warning=failed)
-        if phase.is_terminal:
-            self.metrics.migrations_total.labels(result=phase.status.value).inc()
-            start = parse_time(ctx.status.get("startedAt") or ctx.migration["metadata"].get("creationTimestamp"))
-            end = parse_time(ctx.status.get("finishedAt"))
-            if start and end:
-                self.metrics.migration_duration.labels(result=phase.status.value).observe((end - start).total_seconds())
-            for migration in self.state.migrations:
-                if phase_of(migration) is Phase.PENDING:
-                    self.reactor.enqueue(object_key(migration))
-            if phase is not Phase.COMPLETED:
-                self._annotate_later(ctx, phase)
-        self.state.notify()  # waiters on "phase X and its metrics/events recorded" see both
-
-    def _annotate_later(self, ctx: MigrationContext, phase: Phase) -> None:
-        error = (ctx.status.get("error") or {}).get("reason")
-        text = f"{phase.value}: {error}" if error else phase.value
-        self.recorder.run_in_background(ctx.annotate_source(text))
 
 
 __all__ = ["Action", "Checkpointer", "MigrationController"]

@@ -155,7 +155,7 @@ async def validating(ctx: MigrationContext) -> Result:
         for container in containers:
             if container["name"] in replaced:
                 container.update(action="skip", reason="restore init container of an earlier checkpoint: replaced")
-    ctx.controller.on_planned(plan)
+    ctx.controller.reporter.planned(plan)
     ctx.controller.recorder.run_in_background(ctx.annotate_source("Running"))  # informative: off the critical path
     following = Phase.CHECKPOINTING if needs_checkpoint else Phase.CREATING_TARGET
     skipped = [d.name for d in plan.decisions if d.action.value == "skip"]
