@@ -243,6 +243,11 @@ async def _wait_for_event(core: client.CoreV1Api, namespace: str, *, kind: str, 
                 return
 
 
+def created_pod_name(orchestrator: Orchestrator, namespace: str) -> str:
+    migrations = [m for m in orchestrator.state.migrations if m["metadata"]["namespace"] == namespace]
+    return str(migrations[0]["status"]["targetPod"])
+
+
 async def test_events_are_recorded_on_the_pod_and_the_migration(
     core: client.CoreV1Api, cluster: ClusterHandle, namespace: str, orchestrator: Orchestrator
 ) -> None:
@@ -261,8 +266,15 @@ async def test_events_are_recorded_on_the_pod_and_the_migration(
     on_pod = [
         e.reason for e in events if e.involved_object.kind == "Pod" and e.involved_object.name == CERTIFICATION_POD
     ]
-    assert "MigrationCompleted" in on_migration
-    assert {"MigrationValidating", "MigrationStoppingSource"} <= set(on_pod)
+    on_new_pod = [
+        e.reason
+        for e in events
+        if e.involved_object.kind == "Pod" and e.involved_object.name == created_pod_name(orchestrator, namespace)
+    ]
+    assert {"MigrationValidating", "MigrationStoppingSource", "MigrationCompleted"} <= set(on_migration)
+    # DESIGN §3: on the pod only start, completion, failure and rollback; completion on the pod that now runs.
+    assert on_pod == ["MigrationValidating"]
+    assert on_new_pod == ["MigrationCompleted"]
 
 
 async def test_per_node_cap_queues_the_second_migration(

@@ -158,6 +158,7 @@ class MigrationContext:
         self.controller.reporter.phase_changed(
             migration=self.migration,
             source_pod=self.source_pod,
+            target_pod=self.target_pod,
             previous=previous,
             phase=phase,
             message=message,

@@ -40,6 +40,7 @@ class PhaseReporter:
         *,
         migration: JSON,
         source_pod: JSON | None,
+        target_pod: JSON | None,
         previous: Phase,
         phase: Phase,
         message: str,
@@ -56,8 +57,10 @@ class PhaseReporter:
         reason = f"Migration{phase.value}"
         name = migration["metadata"]["name"]
         self.recorder.record(migration, reason=reason, message=message, warning=failed)
-        if source_pod is not None and phase in POD_EVENT_PHASES:
-            self.recorder.record(source_pod, reason=reason, message=f"migration {name}: {message}", warning=failed)
+        # Completion is told on the pod that now runs the work; everything else on the pod being moved.
+        pod = target_pod if phase is Phase.COMPLETED else source_pod
+        if pod is not None and phase in POD_EVENT_PHASES:
+            self.recorder.record(pod, reason=reason, message=f"migration {name}: {message}", warning=failed)
         if phase.is_terminal:
             self.metrics.migrations_total.labels(result=phase.status.value).inc()
             start = parse_time(status.get("startedAt") or migration["metadata"].get("creationTimestamp"))
