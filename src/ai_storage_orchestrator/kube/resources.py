@@ -1,7 +1,10 @@
 """Kubernetes resources as raw JSON: list, watch, get, create, patch and delete through the real API server.
 
 Objects stay plain dicts (the API server's camelCase JSON): no model classes, no deserialisation cost, and every
-field the server sends is kept. kubernetes_asyncio only provides the transport (TLS, auth, token refresh)."""
+field the server sends is kept. kubernetes_asyncio only provides the transport (TLS, auth, token refresh).
+
+Each method says whether it is ``Idempotency.SAFE`` to repeat after an unknown outcome; ``kube/retrying.py`` decides
+the rest (which failures, how long)."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import aiohttp
 
 from ai_storage_orchestrator.conventions import API_GROUP, API_VERSION
 from ai_storage_orchestrator.kube.errors import KubeApiError, raise_for_status
+from ai_storage_orchestrator.kube.retrying import DEFAULT_POLICY, Idempotency, RetryPolicy
 
 JSON = dict[str, Any]
 
@@ -28,6 +32,7 @@ class Resource:
     plural: str
     kind: str
     namespaced: bool = True
+    stored: bool = True  # False for reviews: a create only asks a question, nothing is kept
 
     @property
     def api_version(self) -> str:
@@ -55,9 +60,9 @@ NAMESPACES = Resource("", "v1", "namespaces", "Namespace", namespaced=False)
 LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease")
 POD_MIGRATIONS = Resource(API_GROUP, API_VERSION, "podmigrations", "PodMigration")
 CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", False)
-TOKEN_REVIEWS = Resource("authentication.k8s.io", "v1", "tokenreviews", "TokenReview", namespaced=False)
+TOKEN_REVIEWS = Resource("authentication.k8s.io", "v1", "tokenreviews", "TokenReview", namespaced=False, stored=False)
 SUBJECT_ACCESS_REVIEWS = Resource(
-    "authorization.k8s.io", "v1", "subjectaccessreviews", "SubjectAccessReview", namespaced=False
+    "authorization.k8s.io", "v1", "subjectaccessreviews", "SubjectAccessReview", namespaced=False, stored=False
 )
 
 MERGE_PATCH = "application/merge-patch+json"
@@ -72,11 +77,15 @@ class WatchEvent:
 
 
 class KubeApi:
-    """Raw-JSON access to the API server over a kubernetes_asyncio ApiClient."""
+    """Raw-JSON access to the API server over a kubernetes_asyncio ApiClient. Failed calls are repeated as
+    ``retry_policy`` says (``kube.retrying.NO_RETRIES`` turns that off); watches never are."""
 
-    def __init__(self, api_client: Any, *, request_timeout: float = 30.0) -> None:
+    def __init__(
+        self, api_client: Any, *, request_timeout: float = 30.0, retry_policy: RetryPolicy = DEFAULT_POLICY
+    ) -> None:
         self.api_client = api_client
         self.request_timeout = request_timeout
+        self.retry_policy = retry_policy
 
     async def _request(
         self,
@@ -100,22 +109,33 @@ class KubeApi:
                 _preload_content=False,
                 _request_timeout=timeout if timeout is not None else self.request_timeout,
             )
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as error:
+            raise KubeApiError(0, "ConnectionError", f"{method} {path}: {error!r}", sent=False) from error
         except (aiohttp.ClientError, TimeoutError, OSError) as error:
             raise KubeApiError(0, "ConnectionError", f"{method} {path}: {error!r}") from error
         return response
 
-    async def _json(self, method: str, path: str, **kwargs: Any) -> JSON:
+    async def _json(self, method: str, path: str, *, idempotency: Idempotency | None = None, **kwargs: Any) -> JSON:
+        """One call, repeated as the retry policy says. Without ``idempotency``, only a GET counts as SAFE."""
+        if idempotency is None:
+            idempotency = Idempotency.SAFE if method == "GET" else Idempotency.UNSAFE
+        return await self.retry_policy.call(
+            lambda: self._json_once(method, path, **kwargs), idempotency=idempotency, method=method, path=path
+        )
+
+    async def _json_once(self, method: str, path: str, **kwargs: Any) -> JSON:
         response = await self._request(method, path, **kwargs)
         async with response:
             try:
                 data = await response.read()
             except (aiohttp.ClientError, TimeoutError) as error:
                 raise KubeApiError(0, "ConnectionError", f"{method} {path}: {error!r}") from error
-            raise_for_status(response.status, data, f"{method} {path}")
+            raise_for_status(response.status, data, f"{method} {path}", headers=response.headers)
             parsed: JSON = json.loads(data) if data else {}
             return parsed
 
     async def get(self, resource: Resource, name: str, *, namespace: str | None = None) -> JSON:
+        """GET: SAFE."""
         return await self._json("GET", resource.path(namespace=namespace, name=name))
 
     async def list(
@@ -127,7 +147,8 @@ class KubeApi:
         field_selector: str | None = None,
         limit: int = 500,
     ) -> tuple[list[JSON], str]:
-        """All objects (paginated) and the list's resourceVersion."""
+        """All objects (paginated) and the list's resourceVersion. Each page is a GET (SAFE, repeated on its own);
+        an expired continue token is a 410 that reaches the caller, which lists afresh."""
         items: list[JSON] = []
         query: dict[str, str | int | bool] = {"limit": limit}
         if label_selector:
@@ -160,7 +181,8 @@ class KubeApi:
         """Events from `resource_version` on, with bookmarks, until the server closes the stream.
 
         Raises KubeApiError(410) when the version is too old; a silent connection longer than
-        `inactivity_timeout` raises KubeApiError(0) (bookmarks arrive about once a minute on a healthy stream)."""
+        `inactivity_timeout` raises KubeApiError(0) (bookmarks arrive about once a minute on a healthy stream).
+        Never repeated here: the reflector owns reconnects (a 429 carries the server's ``retry_after``)."""
         query: dict[str, str | int | bool] = {
             "watch": True,
             "resourceVersion": resource_version,
@@ -174,7 +196,7 @@ class KubeApi:
         response = await self._request("GET", path, query=query, timeout=timeout)
         async with response:
             if response.status != 200:
-                raise_for_status(response.status, await response.read(), f"WATCH {path}")
+                raise_for_status(response.status, await response.read(), f"WATCH {path}", headers=response.headers)
             buffer = b""
             try:
                 async for chunk in response.content.iter_any():
@@ -187,7 +209,16 @@ class KubeApi:
                 raise KubeApiError(0, "ConnectionError", f"WATCH {path}: {error!r}") from error
 
     async def create(self, resource: Resource, body: Mapping[str, Any], *, namespace: str | None = None) -> JSON:
-        return await self._json("POST", resource.path(namespace=namespace), body=dict(body))
+        """POST. SAFE when the object is named: a repeat after a lost success answers 409 AlreadyExists, which every
+        caller takes as "it exists" and checks it is theirs; SAFE for reviews (nothing is stored). UNSAFE for a
+        generateName create, whose repeat would make a second object."""
+        named = bool((body.get("metadata") or {}).get("name"))
+        return await self._json(
+            "POST",
+            resource.path(namespace=namespace),
+            body=dict(body),
+            idempotency=_safe_if(named or not resource.stored),
+        )
 
     async def merge_patch(
         self,
@@ -198,29 +229,44 @@ class KubeApi:
         namespace: str | None = None,
         subresource: str | None = None,
     ) -> JSON:
+        """JSON merge patch. SAFE only with ``metadata.resourceVersion`` in the patch (a repeat after a lost success
+        is a 409 the caller re-reads on); without it UNSAFE: a late repeat could undo another writer's change."""
         return await self._json(
             "PATCH",
             resource.path(namespace=namespace, name=name, subresource=subresource),
             body=dict(patch),
             content_type=MERGE_PATCH,
+            idempotency=_safe_if(_has_resource_version(patch)),
         )
 
     async def apply(
         self, resource: Resource, obj: Mapping[str, Any], *, field_manager: str, dry_run: bool = False
     ) -> JSON:
-        """Server-side apply (JSON is valid YAML); with `dry_run` the server validates and admits but stores nothing."""
+        """Server-side apply (JSON is valid YAML); with `dry_run` the server validates and admits but stores nothing.
+        SAFE only with ``metadata.resourceVersion`` (as merge_patch)."""
         metadata = obj["metadata"]
         query: dict[str, str | int | bool] = {"fieldManager": field_manager, "force": True}
         if dry_run:
             query["dryRun"] = "All"
         path = resource.path(namespace=metadata.get("namespace"), name=metadata["name"])
-        return await self._json("PATCH", path, query=query, body=dict(obj), content_type=APPLY_PATCH)
+        return await self._json(
+            "PATCH",
+            path,
+            query=query,
+            body=dict(obj),
+            content_type=APPLY_PATCH,
+            idempotency=_safe_if(_has_resource_version(obj)),
+        )
 
     async def replace(self, resource: Resource, obj: Mapping[str, Any]) -> JSON:
-        """PUT the whole object; its resourceVersion makes it fail with 409 on a stale read."""
+        """PUT the whole object; its resourceVersion makes it fail with 409 on a stale read. SAFE only with that
+        resourceVersion (as merge_patch)."""
         metadata = obj["metadata"]
         return await self._json(
-            "PUT", resource.path(namespace=metadata.get("namespace"), name=metadata["name"]), body=dict(obj)
+            "PUT",
+            resource.path(namespace=metadata.get("namespace"), name=metadata["name"]),
+            body=dict(obj),
+            idempotency=_safe_if(_has_resource_version(obj)),
         )
 
     async def delete(
@@ -232,16 +278,22 @@ class KubeApi:
         uid: str | None = None,
         grace_period_seconds: int | None = None,
     ) -> JSON:
+        """DELETE. SAFE only with a ``uid`` precondition: a repeat then answers 404 or a Precondition 409, never
+        removes a newer object of the same name; without one UNSAFE."""
         body: JSON = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background"}
         if uid:
             body["preconditions"] = {"uid": uid}
         if grace_period_seconds is not None:
             body["gracePeriodSeconds"] = grace_period_seconds
-        return await self._json("DELETE", resource.path(namespace=namespace, name=name), body=body)
+        return await self._json(
+            "DELETE", resource.path(namespace=namespace, name=name), body=body, idempotency=_safe_if(bool(uid))
+        )
 
     async def evict(self, name: str, *, namespace: str, uid: str | None = None) -> JSON:
         """Ask to remove a pod through the Eviction API, which honours its PodDisruptionBudgets: 429 when a budget
-        forbids it now. The API server marks the pod with the DisruptionTarget condition, as `kubectl drain` does."""
+        forbids it now. The API server marks the pod with the DisruptionTarget condition, as `kubectl drain` does.
+
+        UNSAFE even with a uid: a repeat after a lost success can be refused by the budget the first one consumed."""
         body: JSON = {
             "apiVersion": "policy/v1",
             "kind": "Eviction",
@@ -249,7 +301,16 @@ class KubeApi:
         }
         if uid:
             body["deleteOptions"] = {"preconditions": {"uid": uid}}
-        return await self._json("POST", PODS.path(namespace=namespace, name=name, subresource="eviction"), body=body)
+        path = PODS.path(namespace=namespace, name=name, subresource="eviction")
+        return await self._json("POST", path, body=body, idempotency=Idempotency.UNSAFE)
+
+
+def _safe_if(condition: bool) -> Idempotency:
+    return Idempotency.SAFE if condition else Idempotency.UNSAFE
+
+
+def _has_resource_version(obj: Mapping[str, Any]) -> bool:
+    return bool((obj.get("metadata") or {}).get("resourceVersion"))
 
 
 def _watch_event(line: bytes) -> WatchEvent:
