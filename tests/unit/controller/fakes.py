@@ -11,11 +11,12 @@ from typing import Any
 
 from ai_storage_orchestrator.controller.controller import MigrationController
 from ai_storage_orchestrator.controller.reconciler import Outcome, Result
-from ai_storage_orchestrator.controller.records import now_iso
+from ai_storage_orchestrator.controller.records import migration_resource, now_iso
 from ai_storage_orchestrator.conventions import MIGRATION_FINALIZER, MIGRATION_ID_LABEL
 from ai_storage_orchestrator.kube.errors import KubeApiError
 from ai_storage_orchestrator.kube.resources import POD_MIGRATIONS, PODS, Resource
 from ai_storage_orchestrator.metrics import Metrics
+from ai_storage_orchestrator.models import MigrationRequest, Strategy
 from ai_storage_orchestrator.settings import Settings
 from ai_storage_orchestrator.watchers.state import ClusterState
 from ai_storage_orchestrator.watchers.store import ObjectStore
@@ -197,8 +198,18 @@ def running_pod(name: str, node: str, **labels: str) -> JSON:
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": name, "namespace": NAMESPACE, "labels": dict(labels)},
-        "spec": {"nodeName": node, "containers": [{"name": "trainer", "image": "trainer:1"}]},
-        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
+        "spec": {
+            "nodeName": node,
+            "restartPolicy": "Never",
+            "containers": [
+                {"name": "trainer", "image": "trainer:1", "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}}}
+            ],
+        },
+        "status": {
+            "phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "containerStatuses": [{"name": "trainer", "ready": True, "state": {"running": {"startedAt": NOW}}}],
+        },
     }
 
 
@@ -207,7 +218,10 @@ def node(name: str) -> JSON:
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {"name": name, "resourceVersion": "1"},
-        "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+        "status": {
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "allocatable": {"cpu": "4", "memory": "16Gi", "pods": "110"},
+        },
     }
 
 
@@ -230,6 +244,25 @@ class World:
         for name in (SOURCE, TARGET):
             self.state.nodes.apply("ADDED", node(name))
         self.source = self.api.put(PODS, running_pod(POD, SOURCE))
+
+    def request(
+        self, *, strategy: str = "auto", migration_id: str = "m1", target: str = TARGET, pod: str = POD, **spec: Any
+    ) -> str:
+        """A new PodMigration as the service creates it (Pending, with the finalizer)."""
+        record = migration_resource(
+            MigrationRequest(
+                pod_name=pod,
+                pod_namespace=NAMESPACE,
+                source_node=SOURCE,
+                target_node=target,
+                strategy=Strategy(strategy),
+            ),
+            migration_id,
+        )
+        record["metadata"]["creationTimestamp"] = now_iso()
+        record["spec"].update(spec)
+        self.api.put(POD_MIGRATIONS, record)
+        return f"{NAMESPACE}/{migration_id}"
 
     def migration(self, *, phase: str, strategy: str, migration_id: str = "m1", **status: Any) -> str:
         """A PodMigration already in `phase`, planned as Validating would have planned it."""
@@ -266,7 +299,7 @@ class World:
         return migration
 
     def phase(self, key: str = f"{NAMESPACE}/m1") -> str:
-        return str(self.record(key)["status"]["phase"])
+        return str((self.record(key).get("status") or {}).get("phase") or "Pending")
 
     async def drive(self, key: str = f"{NAMESPACE}/m1", *, steps: int = 20) -> Result:
         """Run steps like one worker would, until the migration waits for an event or is done."""

@@ -1,0 +1,184 @@
+"""Whole moves through the phase table from Pending, step by step against the in-memory API: the happy paths of both
+orderings, the refusals, the rollbacks and the end of a record's life."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from ai_storage_orchestrator.controller.reconciler import Outcome
+from ai_storage_orchestrator.conventions import MIGRATION_FINALIZER
+from ai_storage_orchestrator.kube.resources import POD_MIGRATIONS, PODS
+from ai_storage_orchestrator.models import Phase
+from ai_storage_orchestrator.settings import Settings
+from tests.unit.controller.fakes import NAMESPACE, POD, SOURCE, TARGET, World, running_pod
+
+pytestmark = pytest.mark.unit
+KEY = f"{NAMESPACE}/m1"
+
+
+def _phases(world: World, key: str = KEY) -> list[str]:
+    return [t["phase"] for t in world.record(key)["status"]["phaseTransitions"]]
+
+
+async def test_make_before_break_from_pending_to_completed() -> None:
+    world = World()
+    world.request(strategy="make-before-break")
+    await world.drive()
+    status = world.record()["status"]
+    assert world.phase() == Phase.WAITING_FOR_TARGET.value
+    assert [c["name"] for c in status["containers"]] == ["trainer"]
+    assert status["sourcePodUID"] == world.source["metadata"]["uid"]
+    target = status["targetPod"]
+    assert world.api.pod(target)["spec"]["nodeName"] == TARGET  # type: ignore[index]
+    world.api.make_ready(target)
+    await world.drive()
+    world.api.finish_termination(POD)
+    await world.drive()
+    assert _phases(world) == ["Validating", "CreatingTarget", "WaitingForTarget", "RemovingSource", "Completed"]
+    assert world.record()["status"]["podsAlive"] == [target]
+    assert ("MigrationCompleted", f"migration m1: source pod removed; {target} is Ready") in world.events.recorded
+
+
+async def test_checkpoint_restart_from_pending_to_completed() -> None:
+    world = World()
+    world.request(strategy="checkpoint-restart")
+    result = await world.drive()
+    assert world.phase() == Phase.CHECKPOINTING.value
+    assert result.outcome is Outcome.REQUEUE_AFTER  # the checkpoint runs beside the workers
+    finished = await _checkpoint_done(world)
+    assert finished
+    await world.drive()
+    assert world.phase() == Phase.STOPPING_SOURCE.value
+    world.api.finish_termination(POD)
+    await world.drive()
+    target = world.record()["status"]["targetPod"]
+    world.api.make_ready(target)
+    await world.drive()
+    assert _phases(world) == [
+        "Validating",
+        "Checkpointing",
+        "StoppingSource",
+        "CreatingTarget",
+        "WaitingForTarget",
+        "Completed",
+    ]
+    assert world.api.pod(POD) is None
+
+
+async def _checkpoint_done(world: World) -> bool:
+    pool = world.controller.checkpoints
+    for task in list(pool._jobs.values()):
+        await task
+    return pool.running(KEY) is False
+
+
+async def test_a_second_migration_of_the_same_pod_fails_while_the_first_is_active() -> None:
+    world = World()
+    world.request(migration_id="m1")
+    await world.drive(f"{NAMESPACE}/m1")
+    world.request(migration_id="m2")
+    await world.drive(f"{NAMESPACE}/m2")
+    assert world.phase(f"{NAMESPACE}/m2") == Phase.FAILED.value
+    assert world.record(f"{NAMESPACE}/m2")["status"]["error"]["reason"] == "migration_in_progress"
+
+
+async def test_the_concurrency_cap_queues_a_migration_in_pending() -> None:
+    world = World(settings=Settings(leader_election=False, max_active_migrations=1))
+    world.api.put(PODS, running_pod("other", SOURCE))
+    world.request(migration_id="m1")
+    await world.drive(f"{NAMESPACE}/m1")
+    assert world.phase(f"{NAMESPACE}/m1") == Phase.WAITING_FOR_TARGET.value
+    world.request(migration_id="m2", pod="other")
+    result = await world.controller.reconcile(f"{NAMESPACE}/m2")
+    assert result.outcome is Outcome.REQUEUE_AFTER
+    assert world.phase(f"{NAMESPACE}/m2") == Phase.PENDING.value
+    assert world.record(f"{NAMESPACE}/m2")["status"]["message"].startswith("queued: 1 migrations in flight")
+
+
+async def test_validation_refuses_an_unknown_target_node() -> None:
+    world = World()
+    world.request(target="no-such-node")
+    await world.drive()
+    assert world.phase() == Phase.FAILED.value
+    assert world.record()["status"]["error"]["reason"] == "target_node_not_found"
+    assert world.record()["status"]["podsAlive"] == [POD]
+
+
+@pytest.mark.parametrize("phase", [Phase.PENDING, Phase.VALIDATING, Phase.CREATING_TARGET])
+async def test_cancel_before_the_source_is_touched_keeps_it(phase: Phase) -> None:
+    world = World()
+    world.request(strategy="make-before-break")
+    while world.phase() != phase.value:
+        assert (await world.controller.reconcile(KEY)).outcome is Outcome.REQUEUE
+    await world.api.merge_patch(POD_MIGRATIONS, "m1", {"spec": {"cancelRequested": True}}, namespace=NAMESPACE)
+    await world.drive()
+    assert world.phase() == Phase.CANCELLED.value
+    assert world.api.pod(POD) is not None
+    assert world.record()["status"]["podsAlive"] == [POD]
+
+
+async def test_a_target_that_cannot_pull_its_image_is_rolled_back_at_once() -> None:
+    world = World()
+    world.request(strategy="make-before-break")
+    await world.drive()
+    target = world.record()["status"]["targetPod"]
+    pod = world.api.objects[(PODS.plural, NAMESPACE, target)]
+    pod["status"] = {
+        "phase": "Pending",
+        "containerStatuses": [
+            {"name": "trainer", "state": {"waiting": {"reason": "ErrImagePull", "message": "not found"}}}
+        ],
+    }
+    world.api.put(PODS, pod)
+    await world.drive()
+    assert world.phase() == Phase.ROLLING_BACK.value
+    world.api.finish_termination(target)
+    await world.drive()
+    assert world.phase() == Phase.FAILED.value
+    assert world.record()["status"]["error"]["reason"] == "target_container_error"
+    assert world.api.pod(POD) is not None
+
+
+async def test_a_target_name_taken_by_a_foreign_pod_rolls_back() -> None:
+    world = World()
+    world.request(strategy="make-before-break")
+    await world.controller.reconcile(KEY)  # Pending → Validating
+    await world.controller.reconcile(KEY)  # Validating → CreatingTarget
+    target = world.record()["status"]["targetPod"]
+    world.api.put(PODS, running_pod(target, TARGET))  # someone else's pod, without our label
+    await world.drive()
+    assert world.phase() == Phase.FAILED.value
+    assert world.record()["status"]["error"]["reason"] == "target_name_taken"
+    assert world.api.pod(target) is not None, "a pod that is not ours is never deleted"
+
+
+async def test_waiting_past_the_timeout_rolls_back() -> None:
+    world = World()
+    world.request(strategy="make-before-break")
+    await world.drive()
+    await world.api.merge_patch(POD_MIGRATIONS, "m1", {"spec": {"timeoutSeconds": 0}}, namespace=NAMESPACE)
+    await world.drive()
+    assert world.phase() == Phase.ROLLING_BACK.value
+    world.api.finish_termination(world.record()["status"]["targetPod"])
+    await world.drive()
+    assert world.record()["status"]["error"]["reason"] == "target_not_ready_timeout"
+
+
+async def test_a_finished_record_loses_its_finalizer_then_expires() -> None:
+    world = World(settings=Settings(leader_election=False, finished_migration_ttl_seconds=60))
+    world.request(target="no-such-node")
+    await world.drive()
+    assert world.phase() == Phase.FAILED.value
+    assert MIGRATION_FINALIZER in world.record()["metadata"]["finalizers"]
+    result = await world.drive()
+    assert MIGRATION_FINALIZER not in (world.record()["metadata"].get("finalizers") or [])
+    assert result.outcome is Outcome.REQUEUE_AFTER
+    assert 0 < result.delay <= 60
+    long_ago = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    await world.api.merge_patch(
+        POD_MIGRATIONS, "m1", {"status": {"finishedAt": long_ago}}, namespace=NAMESPACE, subresource="status"
+    )
+    await world.drive()
+    assert world.state.migrations.get(KEY) is None
