@@ -5,8 +5,11 @@ Contract (pod annotations read, all optional):
 
 ``ai-storage.io/checkpoint-hook.<container>: '["python", "/scripts/save.py"]'``
     quiesce hook: a JSON argv array (never a shell string) run through exec in <container> before anything is copied;
-    exit code, duration and the last 2 KiB of output go into the migration's ``checkpoint.hooks``. A non-zero exit or
-    timeout fails the migration with ``checkpoint_hook_failed``.
+    exit code, duration and output size go into the migration's ``checkpoint.hooks``; the output itself (the
+    workload's: it may hold the pod's token) never goes into the status, Events or manifest, only -- redacted, at most
+    256 characters, when the hook failed -- into the orchestrator's log (``checkpoint.redaction``). A non-zero exit or
+    timeout fails the migration with ``checkpoint_hook_failed``. Setting a hook or artifacts annotation on an existing
+    pod needs ``create pods/exec`` in its namespace (the ValidatingAdmissionPolicy in ``k8s/admission``).
 ``ai-storage.io/checkpoint-hook-timeout: "60"``
     seconds per hook (default 60, at most 3600).
 ``ai-storage.io/checkpoint-artifacts.<container>: '["/scratch/optimizer"]'``

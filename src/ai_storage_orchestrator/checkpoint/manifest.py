@@ -16,7 +16,7 @@ memory; ``serialise`` gives the same bytes for a manifest held as a dict.
       "location": {"volume", "directory", "container"},
       "containers": [{"name", "kind", "state", "exitCode", "reason", "startedAt", "finishedAt", "restartCount",
                       "action", "actionReason"}],
-      "hooks": [{"container", "command", "exitCode", "durationSeconds", "outputTail", "startedAt", "timedOut"}],
+      "hooks": [{"container", "command", "exitCode", "durationSeconds", "outputBytes", "startedAt", "timedOut"}],
       "artifacts": [{"container", "artifact", "path", "kind", "size", "sha256", "stored"}],
       "checksums": [{"container", "artifact", "list", "sha256", "size", "files"}],
       "totals": {"files", "bytes"}
@@ -56,7 +56,7 @@ class HookResult:
     command: tuple[str, ...]
     exit_code: int | None
     duration_seconds: float
-    output_tail: str
+    output_bytes: int  # how much the hook wrote; never what (it is the workload's: see checkpoint.redaction)
     started_at: str
     timed_out: bool = False
     message: str = ""
@@ -71,7 +71,7 @@ class HookResult:
             "command": list(self.command),
             "exitCode": self.exit_code,
             "durationSeconds": round(self.duration_seconds, 3),
-            "outputTail": self.output_tail,
+            "outputBytes": self.output_bytes,
             "startedAt": self.started_at,
             "timedOut": self.timed_out,
         }

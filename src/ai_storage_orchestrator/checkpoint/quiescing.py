@@ -1,6 +1,10 @@
 """Quiesce hooks: each declared argv runs through exec in its container, one after the other, before anything is
-copied. Exit code, duration and the last 2 KiB of output are recorded; a non-zero exit, a timeout or an exec that
-cannot run fails the checkpoint (``checkpoint_hook_failed``) and the hooks after it do not run."""
+copied. Exit code, duration and the size of the output are recorded; a non-zero exit, a timeout or an exec that
+cannot run fails the checkpoint (``checkpoint_hook_failed``) and the hooks after it do not run.
+
+The output itself is the workload's (it may be the pod's service-account token) and is never recorded: not in the
+result (status, manifest), not in the error (status, Events). A failed hook's log line ``checkpoint.hook_failed``
+carries a short redacted summary of its end (``checkpoint.redaction``)."""
 
 from __future__ import annotations
 
@@ -13,10 +17,13 @@ import structlog
 from ai_storage_orchestrator.checkpoint.annotations import CheckpointSpec, Hook
 from ai_storage_orchestrator.checkpoint.errors import HOOK_FAILED, CheckpointError
 from ai_storage_orchestrator.checkpoint.manifest import HookResult
+from ai_storage_orchestrator.checkpoint.redaction import redact, summarise
 from ai_storage_orchestrator.checkpoint.transport import ExecTransport, Tail
 from ai_storage_orchestrator.kube.exec import ExecError
 
 log = structlog.get_logger(__name__)
+
+MESSAGE_LIMIT = 300  # characters of an exec's own failure message (not the hook's output) kept in the result
 
 
 async def run_hook(
@@ -24,6 +31,7 @@ async def run_hook(
 ) -> HookResult:
     started_at, started = clock(), time.monotonic()
     output = Tail()
+    received = 0
     exit_code: int | None = None
     message = ""
     timed_out = False
@@ -34,6 +42,7 @@ async def run_hook(
         ):
             async for _channel, data in session.output():
                 output.add(data)
+                received += len(data)
             assert session.status is not None
             exit_code = session.status.exit_code
             message = "" if session.status.success else session.status.message
@@ -41,16 +50,26 @@ async def run_hook(
         timed_out, message = True, f"timed out after {timeout:g}s"
     except ExecError as error:
         message = str(error)
-    return HookResult(
+    result = HookResult(
         container=hook.container,
         command=hook.argv,
         exit_code=exit_code,
         duration_seconds=time.monotonic() - started,
-        output_tail=output.text(),
+        output_bytes=received,
         started_at=started_at,
         timed_out=timed_out,
-        message=message,
+        message=redact(message)[:MESSAGE_LIMIT],
     )
+    if not result.success:
+        log.warning(
+            "checkpoint.hook_failed",
+            container=hook.container,
+            exit_code=exit_code,
+            timed_out=timed_out,
+            output_bytes=received,
+            output=summarise(output.text(), truncated=received > output.limit),
+        )
+    return result
 
 
 async def run_hooks(
@@ -70,6 +89,7 @@ async def run_hooks(
             exit_code=result.exit_code,
             timed_out=result.timed_out,
             seconds=round(result.duration_seconds, 3),
+            output_bytes=result.output_bytes,
         )
         if not result.success:
             if result.timed_out:
@@ -78,10 +98,14 @@ async def run_hooks(
                 why = f"exited with {result.exit_code}"
             else:
                 why = f"could not run: {result.message}"
-            tail = result.output_tail[-300:].strip()
             raise CheckpointError(
                 f"quiesce hook {list(hook.argv)} in container {hook.container} {why}"
-                + (f"; output: {tail}" if tail else ""),
+                + (
+                    f"; its output ({result.output_bytes} bytes) is not recorded here: the orchestrator's log has a"
+                    " redacted summary (checkpoint.hook_failed)"
+                    if result.output_bytes
+                    else ""
+                ),
                 reason=HOOK_FAILED,
                 details={"hooks": [r.to_json() for r in results]},
             )

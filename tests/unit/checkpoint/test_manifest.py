@@ -37,7 +37,7 @@ def build() -> dict[str, object]:
         strategy="checkpoint-restart",
         decisions=DECISIONS,
         location={"volume": "shared", "directory": "/data/.ai-storage/checkpoints/trainer-pod/abc123"},
-        hooks=[HookResult("trainer", ("python", "/save.py"), 0, 1.23456, "saved\n", "2024-05-01T10:06:00Z")],
+        hooks=[HookResult("trainer", ("python", "/save.py"), 0, 1.23456, 6, "2024-05-01T10:06:00Z")],
         artifacts=[
             ArtifactFile("trainer", "/scratch", "/scratch", "directory", 0, None, "artifacts/trainer/scratch"),
             ArtifactFile("trainer", "/scratch", "/scratch/a", "file", 3, "aa" * 32, "artifacts/trainer/scratch/a"),
@@ -93,7 +93,7 @@ def test_manifest_contents() -> None:
             "command": ["python", "/save.py"],
             "exitCode": 0,
             "durationSeconds": 1.235,
-            "outputTail": "saved\n",
+            "outputBytes": 6,
             "startedAt": "2024-05-01T10:06:00Z",
             "timedOut": False,
         }
