@@ -168,7 +168,9 @@ async def checkpointing(ctx: MigrationContext) -> Result:
     key = f"{ctx.namespace}/{ctx.name}"
     if ctx.cancel_requested:
         pool.cancel(key)
-        return await ctx.transition(Phase.CANCELLED, "cancelled before the source was touched")
+        return await ctx.transition(
+            Phase.CANCELLED, "cancelled before the source was touched", checkpoint={"running": None}
+        )
     pod = ctx.source_pod
     if pod is None or not ctx.source_pod_is_ours:
         pool.cancel(key)
@@ -183,12 +185,14 @@ async def checkpointing(ctx: MigrationContext) -> Result:
         if not pool.running(key):
             ctx.controller.ensure_leading("run the checkpoint")  # hooks and copies are not API writes: fence them
             pool.start(key, _checkpoint_job(ctx, pod), node=ctx.spec["sourceNode"])
+            progress = f"checkpoint running since {now_iso()} (source pod untouched)"
+            await ctx.update_status(message=progress, checkpoint={"running": True})
         return Result.after(max(0.0, ctx.seconds_left()))  # the job's end wakes us
     if finished.error is not None:
         error = finished.error
         if not isinstance(error, OrchestratorError) or isinstance(error, TemporaryError):
             raise error  # retried with backoff: the next step starts the checkpoint again
-        failed = {**(ctx.status.get("checkpoint") or {}), "saved": False, **error.details}
+        failed = {**(ctx.status.get("checkpoint") or {}), "saved": False, "running": None, **error.details}
         return await ctx.fail(
             error.reason, f"checkpoint failed, source pod untouched: {error.message}", checkpoint=failed
         )
@@ -240,7 +244,7 @@ async def _checkpoint_recorded(ctx: MigrationContext, checkpoint: JSON) -> Resul
     following = (
         Phase.STOPPING_SOURCE if ctx.status.get("strategy") == Strategy.CHECKPOINT_RESTART else Phase.CREATING_TARGET
     )
-    return await ctx.transition(following, message, checkpoint=checkpoint, **extra)
+    return await ctx.transition(following, message, checkpoint={**checkpoint, "running": None}, **extra)
 
 
 async def stopping_source(ctx: MigrationContext) -> Result:

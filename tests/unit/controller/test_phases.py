@@ -206,6 +206,8 @@ async def test_a_slow_checkpoint_does_not_hold_a_worker_and_wakes_its_migration_
     world.migration(phase=Phase.CHECKPOINTING.value, strategy=CHECKPOINT_RESTART)
     result = await world.controller.reconcile(KEY)
     assert result.outcome is Outcome.REQUEUE_AFTER, "the step returned while the checkpoint runs"
+    assert world.record()["status"]["message"].startswith("checkpoint running since")
+    assert world.record()["status"]["checkpoint"]["running"] is True
     assert (await world.controller.reconcile(KEY)).outcome is Outcome.REQUEUE_AFTER
     assert world.controller.checkpoints.running(KEY)
     slow.release.set()
@@ -216,6 +218,7 @@ async def test_a_slow_checkpoint_does_not_hold_a_worker_and_wakes_its_migration_
     await world.drive()
     assert world.phase() != Phase.CHECKPOINTING.value
     assert world.record()["status"]["checkpoint"]["directory"] == "/ckpt/m1"
+    assert "running" not in world.record()["status"]["checkpoint"]
 
 
 async def test_cancel_during_a_checkpoint_stops_it() -> None:
