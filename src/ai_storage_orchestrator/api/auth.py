@@ -2,13 +2,36 @@
 (``--auth=kubernetes``): a TokenReview authenticates the bearer token, a SubjectAccessReview checks that its user has
 the same rights on pods that the migration itself exercises.
 
-Positive TokenReviews are cached for 30 s and SubjectAccessReviews (either answer) for 10 s, keyed by the SHA-256 of
-the token, in bounded maps: the token itself is never stored. An unreachable API server is a 503 ``auth_unavailable``,
-never a 500 and never an open door."""
+Audience. The TokenReview asks for ``--token-audience`` (default ``ai-storage-orchestrator``) and the answer must
+confirm it in ``status.audiences``. A token minted for this service (``kubectl create token SA --audience
+ai-storage-orchestrator``, or a projected service-account token volume with that audience) is accepted here and is
+worthless against the API server; a token for the API server (a pod's default token, a kubeconfig's token) is refused
+here, so this service cannot be used to collect tokens that work elsewhere. The trade-off: clients that only hold
+default tokens must mint one for the audience. ``--token-audience=`` (empty) is the explicit opt-out: no audience is
+asked for, the API server's own audiences are accepted, and a token sent here is also valid against the API server
+(the start-up log warns).
+
+Caching. Positive TokenReviews are cached for 30 s, rejected tokens for 10 s and SubjectAccessReviews (either answer)
+for 10 s, keyed by the SHA-256 of the token, in bounded maps: the token itself is never stored. Concurrent requests
+with the same uncached token share one TokenReview.
+
+Failed attempts. Every request that fails authentication (no or malformed header, rejected token) costs its client
+address one unit of a token bucket (10 at once, one more every 2 s; IPv6 clients by /64); a TokenReview of an
+unknown token is paid for up front and refunded when it succeeds. An empty bucket is 429 ``auth_rate_limited`` with
+``Retry-After``, before any TokenReview: a stranger cannot turn requests into TokenReviews faster than that. Tokens
+already cached as valid pass even from a limited address (a shared NAT does not lock out its known users). The address
+is the TCP peer's; forwarded-for headers are not trusted.
+
+An unreachable API server is a 503 ``auth_unavailable``, never a 500 and never an open door (and not counted as the
+caller's failure)."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
+import ipaddress
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -19,16 +42,21 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from ai_storage_orchestrator.errors import Forbidden, TemporaryError, Unauthorized
+from ai_storage_orchestrator.errors import Forbidden, OrchestratorError, TemporaryError, Unauthorized
 from ai_storage_orchestrator.kube.errors import KubeApiError
 from ai_storage_orchestrator.kube.resources import SUBJECT_ACCESS_REVIEWS, TOKEN_REVIEWS, Resource
 
 JSON = dict[str, Any]
 ANONYMOUS = "anonymous"
 RESOURCE = "pods"  # rights are checked on pods: a migration creates and deletes them
+DEFAULT_AUDIENCE = "ai-storage-orchestrator"
 TOKEN_TTL_SECONDS = 30.0
+REJECTED_TTL_SECONDS = 10.0
 ACCESS_TTL_SECONDS = 10.0
 MAX_CACHE_ENTRIES = 1024
+FAILURE_BURST = 10
+FAILURES_PER_SECOND = 0.5
+MAX_TRACKED_CLIENTS = 4096
 
 log = structlog.get_logger(__name__)
 
@@ -126,8 +154,100 @@ def token_key(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+class AuthRateLimited(OrchestratorError):
+    """429: this client address failed authentication too often; ``retry_after`` whole seconds until the next try."""
+
+    http_status = 429
+    default_reason = "auth_rate_limited"
+
+    def __init__(self, client: str, retry_after: int) -> None:
+        super().__init__(
+            f"too many failed authentications from {client}; try again in {retry_after} s",
+            details={"retry_after_seconds": retry_after},
+        )
+        self.retry_after = retry_after
+
+
+def client_key(request: web.Request) -> str:
+    """Whose bucket a request drains: the peer's IPv4 address, or its IPv6 /64 (one host usually owns a /64)."""
+    remote = request.remote or "unknown"
+    try:
+        address = ipaddress.ip_address(remote)
+    except ValueError:
+        return remote
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+@dataclass(slots=True)
+class _Bucket:
+    tokens: float
+    updated: float
+
+
+class FailureLimiter:
+    """A token bucket per client: `burst` failures at once, then `rate` more per second. Bounded: the clients seen
+    longest ago are forgotten first (a full bucket is never stored at all)."""
+
+    def __init__(
+        self,
+        *,
+        burst: int = FAILURE_BURST,
+        rate: float = FAILURES_PER_SECOND,
+        max_clients: int = MAX_TRACKED_CLIENTS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.burst = burst
+        self.rate = rate
+        self.max_clients = max_clients
+        self.clock = clock
+        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def _refilled(self, client: str) -> _Bucket:
+        now = self.clock()
+        bucket = self._buckets.get(client)
+        if bucket is None:
+            return _Bucket(float(self.burst), now)
+        bucket.tokens = min(float(self.burst), bucket.tokens + (now - bucket.updated) * self.rate)
+        bucket.updated = now
+        return bucket
+
+    def _store(self, client: str, bucket: _Bucket) -> None:
+        if bucket.tokens >= self.burst:
+            self._buckets.pop(client, None)
+            return
+        self._buckets[client] = bucket
+        self._buckets.move_to_end(client)
+        while len(self._buckets) > self.max_clients:
+            self._buckets.popitem(last=False)
+
+    def take(self, client: str) -> None:
+        """Spend one attempt of `client`; ``AuthRateLimited`` (nothing spent) when none is left."""
+        bucket = self._refilled(client)
+        if bucket.tokens < 1:
+            self._store(client, bucket)
+            retry_after = max(1, math.ceil((1 - bucket.tokens) / self.rate))
+            log.info("auth.rate_limited", client=client, retry_after=retry_after)
+            raise AuthRateLimited(client, retry_after)
+        bucket.tokens -= 1
+        self._store(client, bucket)
+
+    def give_back(self, client: str) -> None:
+        """Refund an attempt that turned out well."""
+        bucket = self._refilled(client)
+        bucket.tokens = min(float(self.burst), bucket.tokens + 1)
+        self._store(client, bucket)
+
+
 class KubernetesAuthenticator:
-    """``--auth=kubernetes``: TokenReview for who, SubjectAccessReview for what, both cached briefly."""
+    """``--auth=kubernetes``: TokenReview for who (for our audience), SubjectAccessReview for what, both cached
+    briefly; failed attempts limited per client address."""
 
     requires_credentials = True
 
@@ -135,26 +255,31 @@ class KubernetesAuthenticator:
         self,
         api: ReviewApi,
         *,
+        audience: str = DEFAULT_AUDIENCE,
         token_ttl: float = TOKEN_TTL_SECONDS,
+        rejected_ttl: float = REJECTED_TTL_SECONDS,
         access_ttl: float = ACCESS_TTL_SECONDS,
         max_entries: int = MAX_CACHE_ENTRIES,
+        limiter: FailureLimiter | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`audience` "" asks for no audience: the API server's own tokens are accepted (see the module doc)."""
         self.api = api
+        self.audience = audience
         self.users: TtlCache[str, UserInfo] = TtlCache(ttl=token_ttl, max_entries=max_entries, clock=clock)
+        self.rejected: TtlCache[str, bool] = TtlCache(ttl=rejected_ttl, max_entries=max_entries, clock=clock)
         self.decisions: TtlCache[tuple[str, str, str], bool] = TtlCache(
             ttl=access_ttl, max_entries=max_entries, clock=clock
         )
+        self.limiter = limiter if limiter is not None else FailureLimiter(clock=clock)
+        self._reviews: dict[str, asyncio.Future[UserInfo]] = {}
 
     async def authenticate(self, request: web.Request) -> str:
-        token = bearer_token(request)
-        user = await self._user(token_key(token), token)
+        _key, user = await self._identify(request)
         return user.username
 
     async def authorize(self, request: web.Request, *, verb: str, namespace: str | None) -> str:
-        token = bearer_token(request)
-        key = token_key(token)
-        user = await self._user(key, token)
+        key, user = await self._identify(request)
         cache_key = (key, verb, namespace or "")
         allowed = self.decisions.get(cache_key)
         if allowed is None:
@@ -169,28 +294,78 @@ class KubernetesAuthenticator:
             )
         return user.username
 
-    async def _user(self, key: str, token: str) -> UserInfo:
+    async def _identify(self, request: web.Request) -> tuple[str, UserInfo]:
+        """The token's cache key and user. Every failure spends one attempt of the client's bucket."""
+        client = client_key(request)
+        try:
+            token = bearer_token(request)
+        except Unauthorized:
+            self.limiter.take(client)
+            raise
+        key = token_key(token)
         cached = self.users.get(key)
         if cached is not None:
-            return cached
+            return key, cached
+        review = self._reviews.get(key)
+        if review is None:
+            self.limiter.take(client)  # paid up front, refunded on success: a limited client gets no TokenReview
+            if self.rejected.get(key):
+                raise self._rejected()
+            review = asyncio.ensure_future(self._review_token(key, token, client))
+            self._reviews[key] = review
+            review.add_done_callback(functools.partial(self._review_done, key))
+        return key, await asyncio.shield(review)  # a caller that goes away does not cancel the others' review
+
+    def _review_done(self, key: str, review: asyncio.Future[UserInfo]) -> None:
+        self._reviews.pop(key, None)
+        if not review.cancelled():
+            review.exception()  # retrieved here: waiters that went away do not leave it unobserved
+
+    def _rejected(self) -> Unauthorized:
+        message = "the bearer token was not accepted by the Kubernetes API server"
+        if self.audience:
+            message += (
+                f" for audience {self.audience} (mint one with `kubectl create token <service-account>"
+                f" --audience {self.audience}`)"
+            )
+        return Unauthorized(message, reason="unauthorized")
+
+    async def _review_token(self, key: str, token: str, client: str) -> UserInfo:
+        try:
+            user = await self._token_review(token)
+        except Unauthorized:
+            self.rejected.put(key, True)
+            raise
+        except BaseException:
+            self.limiter.give_back(client)  # the API server failed, not the caller
+            raise
+        self.users.put(key, user)
+        self.limiter.give_back(client)
+        return user
+
+    async def _token_review(self, token: str) -> UserInfo:
+        spec: JSON = {"token": token}
+        if self.audience:
+            spec["audiences"] = [self.audience]
         review = await self._create(
-            TOKEN_REVIEWS,
-            {"apiVersion": TOKEN_REVIEWS.api_version, "kind": TOKEN_REVIEWS.kind, "spec": {"token": token}},
+            TOKEN_REVIEWS, {"apiVersion": TOKEN_REVIEWS.api_version, "kind": TOKEN_REVIEWS.kind, "spec": spec}
         )
         status = review.get("status") or {}
         user = status.get("user") or {}
         username = user.get("username")
         if status.get("authenticated") is not True or not isinstance(username, str) or not username:
             log.info("auth.token_rejected", error=status.get("error"))
-            raise Unauthorized("the bearer token was not accepted by the Kubernetes API server", reason="unauthorized")
-        info = UserInfo(
+            raise self._rejected()
+        # An audience-unaware authenticator answers without status.audiences: the token may be meant for anyone.
+        if self.audience and self.audience not in (status.get("audiences") or ()):
+            log.info("auth.token_rejected", error=f"audience {self.audience} not confirmed", user=username)
+            raise self._rejected()
+        return UserInfo(
             username=username,
             uid=user.get("uid") or None,
             groups=tuple(str(g) for g in user.get("groups") or ()),
             extra={str(k): [str(v) for v in vs] for k, vs in (user.get("extra") or {}).items()},
         )
-        self.users.put(key, info)
-        return info
 
     async def _review_access(self, user: UserInfo, *, verb: str, namespace: str | None) -> bool:
         attributes: JSON = {"verb": verb, "group": "", "resource": RESOURCE}

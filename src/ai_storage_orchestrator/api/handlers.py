@@ -1,11 +1,18 @@
 """The HTTP handlers of DESIGN.md §3 and the route table that binds them to paths.
 
 Calls with side effects or private data check the caller first: authentication before anything is read, then the
-same rights on pods that the migration exercises (create and delete to move a pod, get, list or delete to see or
-cancel a migration) in the namespace concerned."""
+same rights on pods that the migration exercises (create and delete to move a pod, get or list to see migrations,
+get and delete to cancel one) in the namespace concerned.
+
+No existence oracle: a migration's namespace is only known once it is looked up, so GET and DELETE of one the caller
+may not `get` pods of answer exactly what an unknown id answers (404 ``migration_not_found``, same message, same
+details), as the API server does for objects hidden from a user; an unknown id costs the same authorization work (a
+cluster-wide `get` review, its answer ignored). Only a caller who may see a migration learns that it cannot cancel it
+(403). Every migration object leaves through ``views.public_migration``."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -22,18 +29,25 @@ from ai_storage_orchestrator.api.schemas import (
     require_migration_id,
 )
 from ai_storage_orchestrator.api.service import MigrationServiceProtocol
-from ai_storage_orchestrator.errors import PayloadTooLarge, UnsupportedMediaType
+from ai_storage_orchestrator.api.views import public_migration
+from ai_storage_orchestrator.errors import Forbidden, NotFound, PayloadTooLarge, UnsupportedMediaType
 from ai_storage_orchestrator.metrics import Metrics
 
 JSON_MEDIA_TYPE = "application/json"
 MIGRATIONS_PATHS = ("/api/migrations", "/api/v1/migrations")
 MIGRATION_PATHS = tuple(f"{base}/{{migration_id}}" for base in MIGRATIONS_PATHS)
 
+JSON = dict[str, Any]
 HandlerMethod = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def location_of(migration_id: str) -> str:
     return f"{MIGRATIONS_PATHS[0]}/{migration_id}"
+
+
+def migration_not_found(migration_id: str) -> NotFound:
+    """The one answer for an id that does not exist and for a migration hidden from the caller."""
+    return NotFound(f"no migration with id {migration_id}", reason="migration_not_found")
 
 
 class Handlers:
@@ -79,30 +93,42 @@ class Handlers:
             await self._authorize(request, verb=verb, namespace=migration.pod_namespace)
         if migration.dry_run:
             return web.json_response(self.service.dry_run(migration), status=200)
-        created = await self.service.submit(migration, request_id=request_id_of(request))
+        created = public_migration(await self.service.submit(migration, request_id=request_id_of(request)))
         return web.json_response(created, status=202, headers={"Location": location_of(str(created["migration_id"]))})
 
     async def list_migrations(self, request: web.Request) -> web.Response:
         filters = parse_list_filters(request.query)
         await self._authorize(request, verb="list", namespace=filters.namespace)
-        migrations = self.service.list(status=filters.status, namespace=filters.namespace, pod=filters.pod)
+        listed = self.service.list(status=filters.status, namespace=filters.namespace, pod=filters.pod)
+        migrations = [public_migration(m) for m in listed]
         if not filters.paged:  # the whole listing, exactly as before paging existed
             return web.json_response({"migrations": migrations, "count": len(migrations)})
         return web.json_response(cut_page(migrations, limit=filters.limit, after=filters.after).to_json())
 
+    async def _visible_migration(self, request: web.Request, migration_id: str) -> JSON:
+        """The migration when the caller may `get` pods in its namespace; otherwise the very 404 of an unknown id."""
+        await self._authenticate(request)  # anonymous callers learn nothing, not even whether the id exists
+        try:
+            migration = self.service.get(migration_id)
+        except NotFound:
+            with contextlib.suppress(Forbidden):  # the same work as for a hidden one, and the same answer
+                await self._authorize(request, verb="get", namespace=None)
+            raise migration_not_found(migration_id) from None
+        try:
+            await self._authorize(request, verb="get", namespace=migration["pod_namespace"])
+        except Forbidden:
+            raise migration_not_found(migration_id) from None
+        return migration
+
     async def get_migration(self, request: web.Request) -> web.Response:
         migration_id = require_migration_id(request.match_info["migration_id"])
-        await self._authenticate(request)  # anonymous callers learn nothing, not even whether the id exists
-        migration = self.service.get(migration_id)
-        await self._authorize(request, verb="get", namespace=migration["pod_namespace"])
-        return web.json_response(migration)
+        return web.json_response(public_migration(await self._visible_migration(request, migration_id)))
 
     async def cancel_migration(self, request: web.Request) -> web.Response:
         migration_id = require_migration_id(request.match_info["migration_id"])
-        await self._authenticate(request)
-        migration = self.service.get(migration_id)
+        migration = await self._visible_migration(request, migration_id)
         await self._authorize(request, verb="delete", namespace=migration["pod_namespace"])
-        return web.json_response(await self.service.cancel(migration_id), status=202)
+        return web.json_response(public_migration(await self.service.cancel(migration_id)), status=202)
 
     async def healthz(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})

@@ -13,6 +13,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from aiohttp.web_urldispatcher import MatchInfoError
 
+from ai_storage_orchestrator.api.auth import AuthRateLimited
 from ai_storage_orchestrator.errors import OrchestratorError
 from ai_storage_orchestrator.metrics import Metrics
 
@@ -115,6 +116,8 @@ def errors_middleware(*, max_body_bytes: int) -> Middleware:
             response = web.json_response(error.to_json(), status=error.http_status)
             if error.http_status == 401:
                 response.headers["WWW-Authenticate"] = 'Bearer realm="ai-storage-orchestrator"'
+            if isinstance(error, AuthRateLimited):
+                response.headers["Retry-After"] = str(error.retry_after)
             return response
         except web.HTTPException as exc:
             if exc.status < 400:

@@ -24,6 +24,7 @@ from ai_storage_orchestrator.api.openapi_schemas import (
 )
 
 JSON = dict[str, Any]
+RETRY_AFTER: JSON = {"description": "Seconds to wait before trying again.", "schema": {"type": "integer"}}
 
 
 def _json_content(schema: JSON) -> JSON:
@@ -74,6 +75,7 @@ def _migration_paths(collection: str, item: str, suffix: str) -> JSON:
             413,
             415,
             422,
+            429,
             503,
             ok={
                 **_ok(200, "dry_run: the plan with every check; nothing was changed.", ref("MigrationPlan")),
@@ -88,7 +90,12 @@ def _migration_paths(collection: str, item: str, suffix: str) -> JSON:
         f"listMigrations{suffix}",
         f"List migrations, newest first{legacy}",
         _responses(
-            400, 401, 403, 503, ok=_ok(200, "The matching migrations (one page with `limit`).", ref("MigrationList"))
+            400,
+            401,
+            403,
+            429,
+            503,
+            ok=_ok(200, "The matching migrations (one page with `limit`).", ref("MigrationList")),
         ),
         secured=True,
         parameters=[
@@ -105,18 +112,25 @@ def _migration_paths(collection: str, item: str, suffix: str) -> JSON:
     get = _operation(
         f"getMigration{suffix}",
         f"One migration{legacy}",
-        _responses(401, 403, 404, 503, ok=_ok(200, "The migration object.", ref("Migration"))),
+        _responses(401, 404, 429, 503, ok=_ok(200, "The migration object.", ref("Migration"))),
         secured=True,
         parameters=item_parameters,
-        description="Needs `get` on pods in the migration's namespace.",
+        description=(
+            "Needs `get` on pods in the migration's namespace; without it the answer is the 404 of an unknown id."
+        ),
     )
     cancel = _operation(
         f"cancelMigration{suffix}",
         f"Cancel a migration; it rolls back to the source pod{legacy}",
-        _responses(401, 403, 404, 409, 503, ok=_ok(202, "Cancel requested: the migration object.", ref("Migration"))),
+        _responses(
+            401, 403, 404, 409, 429, 503, ok=_ok(202, "Cancel requested: the migration object.", ref("Migration"))
+        ),
         secured=True,
         parameters=item_parameters,
-        description="Needs `delete` on pods in the migration's namespace. 409 when it ended or is removing the source.",
+        description=(
+            "Needs `get` (else the 404 of an unknown id) and `delete` (else 403) on pods in the migration's namespace."
+            " 409 when it ended or is removing the source."
+        ),
     )
     return {collection: {"post": create, "get": listing}, item: {"get": get, "delete": cancel}}
 
@@ -264,7 +278,11 @@ def build_openapi(*, authenticated: bool = True) -> JSON:
                 "Ready": READY,
             },
             "responses": {
-                f"Error{code}": {"description": text, "content": _json_content(ref("Error"))}
+                f"Error{code}": {
+                    "description": text,
+                    "content": _json_content(ref("Error")),
+                    **({"headers": {"Retry-After": RETRY_AFTER}} if code == 429 else {}),
+                }
                 for code, text in ERROR_DESCRIPTIONS.items()
             },
             "parameters": _parameters(),
@@ -273,9 +291,11 @@ def build_openapi(*, authenticated: bool = True) -> JSON:
                     "type": "http",
                     "scheme": "bearer",
                     "description": (
-                        "A Kubernetes token (service account or user), checked with a TokenReview and"
-                        " SubjectAccessReviews on pods. Applies when the orchestrator runs with --auth=kubernetes;"
-                        " with --auth=none (loopback only) no credentials are needed."
+                        "A Kubernetes token minted for this service's audience (--token-audience, by default"
+                        " `ai-storage-orchestrator`: `kubectl create token <service-account> --audience"
+                        " ai-storage-orchestrator`), checked with a TokenReview and SubjectAccessReviews on pods."
+                        " Applies when the orchestrator runs with --auth=kubernetes; with --auth=none (loopback only)"
+                        " no credentials are needed. Clients send it only over HTTPS or to a loopback address."
                     ),
                 }
             },

@@ -18,9 +18,15 @@ ERROR_DESCRIPTIONS = {
         "Malformed JSON (`invalid_json`), invalid fields or query parameters (`invalid_request`), or a `continue`"
         " token this server did not issue (`invalid_continue`); `details.fields` names each problem."
     ),
-    401: "No bearer token, or one the Kubernetes API server rejects (`unauthorized`). Only with --auth=kubernetes.",
+    401: (
+        "No bearer token, or one the Kubernetes API server rejects or did not issue for this service's audience"
+        " (`unauthorized`). Only with --auth=kubernetes."
+    ),
     403: "The caller's RBAC does not allow the operation on pods in that namespace (`forbidden`).",
-    404: "Unknown pod (`pod_not_found`) or migration (`migration_not_found`).",
+    404: (
+        "Unknown pod (`pod_not_found`) or migration (`migration_not_found`). A migration in a namespace where the"
+        " caller may not `get` pods is answered exactly like an unknown one."
+    ),
     409: (
         "The pod is not on `source_node` or is terminating, a migration is already active for the pod"
         " (`migration_in_progress`, `details.migration_id`), or a migration can no longer be cancelled."
@@ -31,6 +37,10 @@ ERROR_DESCRIPTIONS = {
         "The cluster forbids the migration: target not Ready or cordoned, taints not tolerated, not enough"
         " allocatable resources, nothing left to run, a controller-owned pod, unsafe volumes, or `preserve_pv`"
         " without a shared volume. `details.failed_checks` lists every failed check."
+    ),
+    429: (
+        "Too many failed authentications from the caller's address (`auth_rate_limited`): `Retry-After` (and"
+        " `details.retry_after_seconds`) says when to try again. Only with --auth=kubernetes."
     ),
     503: (
         "The orchestrator is not ready (`not_ready`), the API server is unreachable (`api_unavailable`), or"

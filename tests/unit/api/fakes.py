@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -169,30 +170,65 @@ def finished_status(phase: Phase = Phase.COMPLETED) -> JSON:
     return status
 
 
+API_SERVER_AUDIENCE = "https://kubernetes.default.svc.cluster.local"
+ORCHESTRATOR_AUDIENCE = "ai-storage-orchestrator"
+
+
 class FakeReviewApi:
     """Answers TokenReviews from `users` (token -> user) and SubjectAccessReviews from `grants`.
 
+    Tokens are minted for `audiences` (token -> its audiences; default: the orchestrator's), and reviewed as the API
+    server does: with spec.audiences, a token is authenticated only for the ones it shares (status.audiences);
+    without, only for the API server's own audience. `audience_unaware` answers like an old webhook authenticator
+    that ignores audiences altogether. `hold`, when given, keeps every answer until it is set.
+
     A grant is (username, verb, namespace); namespace None is a cluster-wide grant that covers every namespace."""
 
-    def __init__(self, *, users: Mapping[str, JSON], grants: set[tuple[str, str, str | None]]) -> None:
+    def __init__(
+        self,
+        *,
+        users: Mapping[str, JSON],
+        grants: set[tuple[str, str, str | None]],
+        audiences: Mapping[str, list[str]] | None = None,
+    ) -> None:
         self.users = dict(users)
         self.grants = set(grants)
+        self.audiences = dict(audiences or {})
         self.calls: list[tuple[str, JSON]] = []
         self.down = False
+        self.audience_unaware = False
+        self.hold: asyncio.Event | None = None
+        self._called: dict[str, asyncio.Event] = {}
 
     def count(self, kind: str) -> int:
         return sum(1 for k, _ in self.calls if k == kind)
 
+    async def wait_for_call(self, kind: str) -> None:
+        """Until a review of `kind` has been asked for."""
+        await self._called.setdefault(kind, asyncio.Event()).wait()
+
     async def create(self, resource: Resource, body: Mapping[str, Any], *, namespace: str | None = None) -> JSON:
         assert namespace is None, "reviews are cluster-scoped"
         self.calls.append((resource.kind, dict(body)))
+        self._called.setdefault(resource.kind, asyncio.Event()).set()
+        if self.hold is not None:
+            await self.hold.wait()
         if self.down:
             raise KubeApiError(0, "ConnectionError", "POST /apis/...: connection refused")
         if resource == TOKEN_REVIEWS:
-            user = self.users.get(body["spec"]["token"])
+            token = body["spec"]["token"]
+            user = self.users.get(token)
             if user is None:
                 return {**body, "status": {"authenticated": False, "error": "invalid bearer token"}}
-            return {**body, "status": {"authenticated": True, "user": user}}
+            if self.audience_unaware:
+                return {**body, "status": {"authenticated": True, "user": user}}
+            minted_for = self.audiences.get(token, [ORCHESTRATOR_AUDIENCE])
+            wanted = body["spec"].get("audiences") or [API_SERVER_AUDIENCE]
+            shared = [a for a in wanted if a in minted_for]
+            if not shared:
+                return {**body, "status": {"authenticated": False, "error": "token audiences are invalid"}}
+            status: JSON = {"authenticated": True, "user": user, "audiences": shared}
+            return {**body, "status": status}
         if resource == SUBJECT_ACCESS_REVIEWS:
             spec = body["spec"]
             attributes = spec["resourceAttributes"]

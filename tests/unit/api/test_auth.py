@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import Any
 
 import pytest
 import structlog
 from aiohttp.test_utils import make_mocked_request
 
-from ai_storage_orchestrator.api.auth import AllowAll, KubernetesAuthenticator, TtlCache, bearer_token, token_key
+from ai_storage_orchestrator.api.auth import (
+    DEFAULT_AUDIENCE,
+    FAILURE_BURST,
+    AllowAll,
+    AuthRateLimited,
+    FailureLimiter,
+    KubernetesAuthenticator,
+    TtlCache,
+    bearer_token,
+    client_key,
+    token_key,
+)
 from ai_storage_orchestrator.errors import Unauthorized
 from ai_storage_orchestrator.models import MigrationRequest, Phase
+from ai_storage_orchestrator.settings import Settings
 from tests.unit.api.conftest import Client, Serve
-from tests.unit.api.fakes import SEED_BODY, FakeReviewApi, FakeService
+from tests.unit.api.fakes import API_SERVER_AUDIENCE, SEED_BODY, FakeReviewApi, FakeService
 
 pytestmark = pytest.mark.unit
 
@@ -108,13 +122,29 @@ async def test_malformed_header_is_401(client: Client, reviews: FakeReviewApi) -
     assert reviews.calls == []
 
 
-async def test_rejected_token_is_401_and_not_cached(client: Client, reviews: FakeReviewApi) -> None:
-    for _ in range(2):
+async def test_rejected_tokens_are_cached_briefly_by_their_hash(
+    client: Client, reviews: FakeReviewApi, authenticator: KubernetesAuthenticator, clock: Clock
+) -> None:
+    for _ in range(3):
         await error_of(
             await client.post("/api/migrations", json=SEED_BODY, headers=bearer("stolen")), 401, "unauthorized"
         )
-    assert reviews.count("TokenReview") == 2
+    assert reviews.count("TokenReview") == 1
     assert reviews.count("SubjectAccessReview") == 0
+    assert list(authenticator.rejected._entries) == [token_key("stolen")]
+    clock.now += 10  # a rejection is remembered for 10 s: the token is asked about again after that
+    await error_of(await client.post("/api/migrations", json=SEED_BODY, headers=bearer("stolen")), 401, "unauthorized")
+    assert reviews.count("TokenReview") == 2
+
+
+async def test_a_token_accepted_later_is_not_held_back_longer_than_the_negative_ttl(
+    client: Client, reviews: FakeReviewApi, clock: Clock
+) -> None:
+    await error_of(await client.post("/api/migrations", json=SEED_BODY, headers=bearer("new")), 401, "unauthorized")
+    reviews.users["new"] = ALICE
+    await error_of(await client.post("/api/migrations", json=SEED_BODY, headers=bearer("new")), 401, "unauthorized")
+    clock.now += 10
+    assert (await client.post("/api/migrations", json=SEED_BODY, headers=bearer("new"))).status == 202
 
 
 async def test_allowed_user_submits(client: Client, service: FakeService, reviews: FakeReviewApi) -> None:
@@ -125,7 +155,7 @@ async def test_allowed_user_submits(client: Client, service: FakeService, review
     assert token_review == {
         "apiVersion": "authentication.k8s.io/v1",
         "kind": "TokenReview",
-        "spec": {"token": "alice-token"},
+        "spec": {"token": "alice-token", "audiences": ["ai-storage-orchestrator"]},
     }
     access = [body for kind, body in reviews.calls if kind == "SubjectAccessReview"]
     assert [a["spec"]["resourceAttributes"]["verb"] for a in access] == ["create", "delete"]
@@ -191,16 +221,54 @@ async def test_get_and_cancel_check_the_migration_namespace(
     client: Client, service: FakeService, reviews: FakeReviewApi
 ) -> None:
     mine = service.add(MigrationRequest("p", "default", "a", "b"), status={"phase": Phase.CHECKPOINTING.value})
-    theirs = service.add(MigrationRequest("p", "secret", "a", "b"), status={"phase": Phase.CHECKPOINTING.value})
     assert (await client.get(f"/api/migrations/{mine['migration_id']}", headers=bearer("alice-token"))).status == 200
-    response = await client.get(f"/api/migrations/{theirs['migration_id']}", headers=bearer("alice-token"))
-    body = await error_of(response, 403, "forbidden")
-    assert (body["details"]["verb"], body["details"]["namespace"]) == ("get", "secret")
-    response = await client.delete(f"/api/migrations/{theirs['migration_id']}", headers=bearer("alice-token"))
-    assert (await error_of(response, 403, "forbidden"))["details"]["verb"] == "delete"
-    assert service.migrations[theirs["migration_id"]]["spec"].get("cancelRequested") is None
     response = await client.delete(f"/api/migrations/{mine['migration_id']}", headers=bearer("alice-token"))
     assert response.status == 202
+    assert service.migrations[mine["migration_id"]]["spec"]["cancelRequested"] is True
+
+
+async def _answer(response: Any) -> tuple[int, dict[str, Any], dict[str, str]]:
+    headers = {k: v for k, v in response.headers.items() if k not in ("X-Request-ID", "Date")}
+    return response.status, await response.json(), headers
+
+
+@pytest.mark.parametrize("method", ["GET", "DELETE"])
+async def test_a_hidden_migration_answers_like_an_unknown_one(
+    client: Client, service: FakeService, reviews: FakeReviewApi, method: str
+) -> None:
+    """bob may not get pods anywhere: a migration in `secret` and an id that does not exist look the same to him."""
+    theirs = service.add(MigrationRequest("p", "secret", "a", "b"), status={"phase": Phase.CHECKPOINTING.value})
+    hidden_id, unknown_id = theirs["migration_id"], "abcdef000000"
+    hidden = await _answer(await client.request(method, f"/api/migrations/{hidden_id}", headers=bearer("bob-token")))
+    unknown = await _answer(await client.request(method, f"/api/migrations/{unknown_id}", headers=bearer("bob-token")))
+    assert hidden[0] == unknown[0] == 404
+    assert hidden[1] == {**unknown[1], "message": unknown[1]["message"].replace(unknown_id, hidden_id)}
+    assert hidden[1]["error"] == "migration_not_found"
+    assert "secret" not in json.dumps(hidden[1])
+    assert hidden[2] == unknown[2]
+    assert service.migrations[hidden_id]["spec"].get("cancelRequested") is None
+    # The same authorization work either way: one `get` review each (the unknown id's is cluster-wide).
+    asked = [b["spec"]["resourceAttributes"] for k, b in reviews.calls if k == "SubjectAccessReview"]
+    assert [(a["verb"], a.get("namespace")) for a in asked] == [("get", "secret"), ("get", None)]
+
+
+async def test_an_unknown_id_is_404_for_a_cluster_wide_reader_too(client: Client, reviews: FakeReviewApi) -> None:
+    reviews.grants.add(("bob", "get", None))
+    response = await client.get("/api/migrations/abcdef000000", headers=bearer("bob-token"))
+    await error_of(response, 404, "migration_not_found")
+
+
+async def test_cancel_of_a_visible_migration_without_delete_is_403(
+    client: Client, service: FakeService, reviews: FakeReviewApi
+) -> None:
+    """Who may see a migration learns nothing new from a 403: its namespace is in what GET shows them."""
+    theirs = service.add(MigrationRequest("p", "secret", "a", "b"), status={"phase": Phase.CHECKPOINTING.value})
+    reviews.grants.add(("alice", "get", "secret"))
+    path = f"/api/migrations/{theirs['migration_id']}"
+    assert (await client.get(path, headers=bearer("alice-token"))).status == 200
+    body = await error_of(await client.delete(path, headers=bearer("alice-token")), 403, "forbidden")
+    assert (body["details"]["verb"], body["details"]["namespace"]) == ("delete", "secret")
+    assert service.migrations[theirs["migration_id"]]["spec"].get("cancelRequested") is None
 
 
 @pytest.mark.parametrize("method", ["GET", "DELETE"])
@@ -243,3 +311,166 @@ async def test_access_log_names_the_user(client: Client) -> None:
         await client.post("/api/migrations", json=SEED_BODY, headers=bearer("alice-token"))
     (line,) = [entry for entry in logs if entry["event"] == "http.request"]
     assert (line["user"], line["status"]) == ("alice", 202)
+
+
+# audiences ------------------------------------------------------------------------------------------------------------
+async def test_a_token_for_the_api_server_is_refused(client: Client, reviews: FakeReviewApi) -> None:
+    """The relay: a caller's default token (audience: the API server) must not be accepted, or this service could
+    collect tokens that work against the API server."""
+    reviews.audiences["alice-token"] = [API_SERVER_AUDIENCE]
+    response = await client.post("/api/migrations", json=SEED_BODY, headers=bearer("alice-token"))
+    body = await error_of(response, 401, "unauthorized")
+    assert "--audience ai-storage-orchestrator" in body["message"]
+    (review,) = [b for k, b in reviews.calls if k == "TokenReview"]
+    assert review["spec"]["audiences"] == ["ai-storage-orchestrator"]
+
+
+async def test_an_audience_the_answer_does_not_confirm_is_refused(client: Client, reviews: FakeReviewApi) -> None:
+    reviews.audience_unaware = True  # authenticated, but without status.audiences: meant for anyone
+    response = await client.post("/api/migrations", json=SEED_BODY, headers=bearer("alice-token"))
+    await error_of(response, 401, "unauthorized")
+
+
+async def test_a_configured_audience_is_asked_for(serve: Serve, reviews: FakeReviewApi, clock: Clock) -> None:
+    reviews.audiences["alice-token"] = ["orchestrator.example.com"]
+    client = await serve(authenticator=KubernetesAuthenticator(reviews, audience="orchestrator.example.com"))
+    assert (await client.post("/api/migrations", json=SEED_BODY, headers=bearer("alice-token"))).status == 202
+    (review,) = [b for k, b in reviews.calls if k == "TokenReview"]
+    assert review["spec"]["audiences"] == ["orchestrator.example.com"]
+
+
+async def test_no_audience_accepts_the_api_servers_own_tokens(serve: Serve, reviews: FakeReviewApi) -> None:
+    """--token-audience= (empty): the explicit opt-out for clients that only have default tokens."""
+    reviews.audiences["alice-token"] = [API_SERVER_AUDIENCE]
+    client = await serve(authenticator=KubernetesAuthenticator(reviews, audience=""))
+    assert (await client.post("/api/migrations", json=SEED_BODY, headers=bearer("alice-token"))).status == 202
+    (review,) = [b for k, b in reviews.calls if k == "TokenReview"]
+    assert review["spec"] == {"token": "alice-token"}
+
+
+def test_the_default_audience_is_the_settings_default() -> None:
+    assert DEFAULT_AUDIENCE == Settings().token_audience == "ai-storage-orchestrator"
+
+
+# failed attempts: negative cache and rate limit -----------------------------------------------------------------------
+async def test_failed_attempts_from_one_address_are_limited(
+    client: Client, reviews: FakeReviewApi, clock: Clock
+) -> None:
+    for n in range(FAILURE_BURST):
+        response = await client.post("/api/migrations", json=SEED_BODY, headers=bearer(f"guess-{n}"))
+        await error_of(response, 401, "unauthorized")
+    assert reviews.count("TokenReview") == FAILURE_BURST
+    response = await client.post("/api/migrations", json=SEED_BODY, headers=bearer("guess-more"))
+    body = await error_of(response, 429, "auth_rate_limited")
+    assert set(body) == {"error", "message", "details"}
+    assert response.headers["Retry-After"] == "2"
+    assert body["details"] == {"retry_after_seconds": 2}
+    assert "127.0.0.1" in body["message"]
+    assert reviews.count("TokenReview") == FAILURE_BURST  # a limited address gets no TokenReview
+    await error_of(await client.post("/api/migrations", json=SEED_BODY), 429, "auth_rate_limited")
+    clock.now += 2  # one more attempt every 2 s
+    await error_of(await client.post("/api/migrations", json=SEED_BODY, headers=bearer("x")), 401, "unauthorized")
+    await error_of(await client.post("/api/migrations", json=SEED_BODY, headers=bearer("y")), 429, "auth_rate_limited")
+
+
+async def test_a_limited_address_keeps_its_known_users(client: Client, reviews: FakeReviewApi) -> None:
+    """A NAT shared with a guesser: a token already reviewed as valid still passes, without a TokenReview."""
+    assert (await client.post("/api/migrations", json=SEED_BODY, headers=bearer("alice-token"))).status == 202
+    for n in range(FAILURE_BURST):
+        await error_of(await client.get("/api/migrations", headers=bearer(f"guess-{n}")), 401, "unauthorized")
+    await error_of(await client.get("/api/migrations", headers=bearer("guess")), 429, "auth_rate_limited")
+    before = reviews.count("TokenReview")
+    assert (await client.post("/api/migrations", json=SEED_BODY, headers=bearer("alice-token"))).status == 202
+    assert reviews.count("TokenReview") == before
+
+
+async def test_missing_and_malformed_credentials_count_as_failures(client: Client, reviews: FakeReviewApi) -> None:
+    for n in range(FAILURE_BURST):
+        headers = {"Authorization": "Basic YTpi"} if n % 2 else {}
+        await error_of(await client.get("/api/migrations", headers=headers), 401, "unauthorized")
+    await error_of(await client.get("/api/migrations"), 429, "auth_rate_limited")
+    assert reviews.calls == []
+
+
+async def test_successful_reviews_and_an_unreachable_api_server_cost_nothing(
+    client: Client, reviews: FakeReviewApi
+) -> None:
+    for n in range(2 * FAILURE_BURST):  # every token new, every TokenReview a success
+        reviews.users[f"token-{n}"] = ALICE
+        assert (await client.post("/api/migrations", json=SEED_BODY, headers=bearer(f"token-{n}"))).status == 202
+    reviews.down = True
+    for n in range(2 * FAILURE_BURST):
+        response = await client.get("/api/migrations", headers=bearer(f"other-{n}"))
+        await error_of(response, 503, "auth_unavailable")
+    reviews.down = False
+    await error_of(await client.get("/api/migrations", headers=bearer("guess")), 401, "unauthorized")
+
+
+async def test_concurrent_requests_with_one_new_token_share_one_review(client: Client, reviews: FakeReviewApi) -> None:
+    reviews.hold = asyncio.Event()
+    requests = [
+        asyncio.ensure_future(client.post("/api/migrations", json=SEED_BODY, headers=bearer("alice-token")))
+        for _ in range(3 * FAILURE_BURST)
+    ]
+    await reviews.wait_for_call("TokenReview")
+    reviews.hold.set()
+    statuses = [(await r).status for r in requests]
+    assert statuses == [202] * len(requests)
+    assert reviews.count("TokenReview") == 1
+
+
+async def test_a_caller_that_goes_away_does_not_cancel_the_shared_review(
+    authenticator: KubernetesAuthenticator, reviews: FakeReviewApi
+) -> None:
+    reviews.hold = asyncio.Event()
+    request = make_mocked_request("GET", "/", headers=bearer("alice-token"))
+    first = asyncio.ensure_future(authenticator.authenticate(request))
+    await reviews.wait_for_call("TokenReview")
+    second = asyncio.ensure_future(authenticator.authenticate(request))
+    first.cancel()
+    reviews.hold.set()
+    assert await second == "alice"
+    assert first.cancelled()
+    assert reviews.count("TokenReview") == 1
+
+
+def test_limiter_buckets_refill_and_stay_bounded(clock: Clock) -> None:
+    limiter = FailureLimiter(burst=2, rate=0.5, max_clients=3, clock=clock)
+    limiter.take("a")
+    limiter.take("a")
+    with pytest.raises(AuthRateLimited) as caught:
+        limiter.take("a")
+    assert caught.value.retry_after == 2
+    clock.now += 1  # half an attempt back: still limited, one more second to wait
+    with pytest.raises(AuthRateLimited) as caught:
+        limiter.take("a")
+    assert caught.value.retry_after == 1
+    clock.now += 1
+    limiter.take("a")
+    for client in "bcde":
+        limiter.take(client)
+    assert len(limiter) == 3  # "a", the client seen longest ago, was forgotten
+    limiter.give_back("e")
+    assert len(limiter) == 2  # a full bucket is not stored
+
+
+@pytest.mark.parametrize(
+    ("remote", "key"),
+    [
+        ("192.0.2.7", "192.0.2.7"),
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:ffff::1", "2001:db8:1:2::/64"),
+        ("::ffff:192.0.2.7", "192.0.2.7"),
+    ],
+)
+def test_client_key_groups_an_ipv6_host_by_its_64(remote: str, key: str) -> None:
+    request = make_mocked_request("GET", "/", transport=_Transport(remote))
+    assert client_key(request) == key
+
+
+class _Transport:
+    def __init__(self, host: str) -> None:
+        self.host = host
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return (self.host, 40000) if name == "peername" else default

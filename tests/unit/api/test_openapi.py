@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 
 from ai_storage_orchestrator.api.app import create_app
-from ai_storage_orchestrator.api.auth import AllowAll
+from ai_storage_orchestrator.api.auth import AllowAll, FailureLimiter, KubernetesAuthenticator
 from ai_storage_orchestrator.api.openapi import build_openapi
 from ai_storage_orchestrator.api.schemas import (
     LIMIT_MAX,
@@ -22,7 +22,7 @@ from ai_storage_orchestrator.errors import Conflict, InvalidRequest, Unprocessab
 from ai_storage_orchestrator.metrics import Metrics
 from ai_storage_orchestrator.models import MigrationRequest, Phase
 from tests.unit.api.conftest import Client, Serve
-from tests.unit.api.fakes import SEED_BODY, FakeService, finished_status
+from tests.unit.api.fakes import SEED_BODY, FakeReviewApi, FakeService, finished_status
 from tests.unit.api.schema_check import errors, resolve, response_schema, unsupported_keywords
 
 pytestmark = pytest.mark.unit
@@ -81,10 +81,10 @@ def test_every_schema_uses_only_supported_keywords() -> None:
 @pytest.mark.parametrize(
     ("method", "path", "codes"),
     [
-        ("POST", COLLECTION, {200, 202, 400, 401, 403, 404, 409, 413, 415, 422, 503}),
-        ("GET", COLLECTION, {200, 400, 401, 403, 503}),
-        ("GET", ITEM, {200, 401, 403, 404, 503}),
-        ("DELETE", ITEM, {202, 401, 403, 404, 409, 503}),
+        ("POST", COLLECTION, {200, 202, 400, 401, 403, 404, 409, 413, 415, 422, 429, 503}),
+        ("GET", COLLECTION, {200, 400, 401, 403, 429, 503}),
+        ("GET", ITEM, {200, 401, 404, 429, 503}),  # no 403: a hidden migration is answered 404, like an unknown one
+        ("DELETE", ITEM, {202, 401, 403, 404, 409, 429, 503}),
         ("GET", "/healthz", {200}),
         ("GET", "/readyz", {200, 503}),
         ("GET", "/metrics", {200}),
@@ -227,6 +227,20 @@ async def test_real_responses_match_the_document(serve: Serve, service: FakeServ
     service.is_ready = False
     await check("GET", "/readyz", "/readyz", 503)
     await check("POST", COLLECTION, COLLECTION, 503, json=SEED_BODY)
+
+
+async def test_a_real_429_matches_the_document(serve: Serve) -> None:
+    limiter = FailureLimiter(burst=1)
+    client: Client = await serve(
+        authenticator=KubernetesAuthenticator(FakeReviewApi(users={}, grants=set()), limiter=limiter)
+    )
+    assert (await client.get(COLLECTION)).status == 401
+    for method, url, path in (("GET", COLLECTION, COLLECTION), ("DELETE", f"{COLLECTION}/000000000fff", ITEM)):
+        response = await client.request(method, url)
+        assert response.status == 429
+        assert_valid(await response.json(), method=method, path=path, status=429)
+        assert int(response.headers["Retry-After"]) >= 1
+    assert "Retry-After" in DOCUMENT["components"]["responses"]["Error429"]["headers"]
 
 
 def test_validator_catches_mismatches() -> None:
