@@ -209,9 +209,9 @@ class KubeApi:
                 raise KubeApiError(0, "ConnectionError", f"WATCH {path}: {error!r}") from error
 
     async def create(self, resource: Resource, body: Mapping[str, Any], *, namespace: str | None = None) -> JSON:
-        """POST. SAFE when the object is named: a repeat after a lost success answers 409 AlreadyExists, which every
-        caller takes as "it exists" and checks it is theirs; SAFE for reviews (nothing is stored). UNSAFE for a
-        generateName create, whose repeat would make a second object."""
+        """POST. SAFE when the object is named: a repeat after a lost success answers 409 AlreadyExists, so callers
+        must read AlreadyExists as "perhaps our own create" (the pod creates check the migration label). SAFE for
+        reviews (nothing is stored). UNSAFE for a generateName create, whose repeat would make a second object."""
         named = bool((body.get("metadata") or {}).get("name"))
         return await self._json(
             "POST",

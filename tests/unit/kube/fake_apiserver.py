@@ -34,8 +34,8 @@ class SeenRequest:
 
 def status(code: int, reason: str, message: str, **details: Any) -> JSON:
     """A metav1.Status, as the API server sends with every error."""
-    return {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, "reason": reason,
-            "message": message, "details": details}  # fmt: skip
+    body: JSON = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, "reason": reason}
+    return body | {"message": message, "details": details}
 
 
 def watch_line(event_type: str, obj: JSON) -> bytes:
