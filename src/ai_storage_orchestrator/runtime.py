@@ -20,6 +20,7 @@ from aiohttp import web
 
 from ai_storage_orchestrator.api.app import create_app
 from ai_storage_orchestrator.api.auth import AllowAll, Authenticator, KubernetesAuthenticator
+from ai_storage_orchestrator.api.tls import reloader_for, site_for
 from ai_storage_orchestrator.checkpoint import PVCheckpointer
 from ai_storage_orchestrator.controller.controller import MigrationController
 from ai_storage_orchestrator.controller.leadership import LeaderElector
@@ -193,7 +194,7 @@ class Orchestrator:
     def authenticator(self) -> Authenticator:
         """Callable before `start`: its reviews go to the API client once the orchestrator has started."""
         if self.settings.auth is AuthMode.KUBERNETES:
-            return KubernetesAuthenticator(_StartedReviews(self))
+            return KubernetesAuthenticator(_StartedReviews(self), audience=self.settings.token_audience)
         return AllowAll()
 
 
@@ -266,16 +267,31 @@ def build_app(orchestrator: Orchestrator) -> web.Application:
 
 
 async def serve(settings: Settings) -> None:
-    """Run until SIGTERM or SIGINT."""
+    """Run until SIGTERM or SIGINT. HTTPS when `settings` has a certificate (reloaded when its files change), plain
+    HTTP only where api/tls.py allows it; both are checked before the orchestrator starts."""
     settings.validate()
-    runner = web.AppRunner(build_app(Orchestrator(settings)), access_log=None, handle_signals=False)
+    reloader = reloader_for(settings)  # refuses an insecure listener, loads the certificate
+    if settings.auth is AuthMode.KUBERNETES and not settings.token_audience:
+        log.warning("auth.no_token_audience", why="tokens for the API server itself are accepted (--token-audience=)")
+    runner = web.AppRunner(
+        build_app(Orchestrator(settings)), access_log=None, handle_signals=False, shutdown_timeout=10
+    )
     await runner.setup()  # starts the orchestrator
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    reloading: asyncio.Task[None] | None = None
     try:
-        site = web.TCPSite(runner, settings.host, settings.port, shutdown_timeout=10)
+        site = site_for(runner, settings, reloader)
         await site.start()
-        log.info("http.listening", host=settings.host, port=settings.port, auth=settings.auth.value)
+        if reloader is not None:
+            reloading = asyncio.create_task(reloader.watch(), name="tls-reloader")
+        log.info(
+            "http.listening",
+            host=settings.host,
+            port=settings.port,
+            auth=settings.auth.value,
+            scheme="https" if reloader is not None else "http",
+        )
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         await stop.wait()
@@ -284,4 +300,8 @@ async def serve(settings: Settings) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(signum)
+        if reloading is not None:
+            reloading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reloading
         await runner.cleanup()  # stops the orchestrator

@@ -42,6 +42,13 @@ class Settings:
     # ttlSecondsAfterFinished; None keeps them forever.
     finished_migration_ttl_seconds: float | None = 24 * 3600.0
     max_body_bytes: int = 64 * 1024
+    # HTTPS for the REST API (api/tls.py): a PEM certificate chain and its key, reloaded when the files change.
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    # Plain HTTP on a non-loopback address, for a TLS-terminating proxy in front of the port (api/tls.py says why).
+    insecure_http: bool = False
+    # The audience TokenReviews ask for (api/auth.py); "" accepts the API server's own audiences instead.
+    token_audience: str = "ai-storage-orchestrator"
     log_format: str = "auto"  # json | console | auto (console on a TTY)
     log_level: str = "info"
     # Crash-testing aid, set only through the AISO_FAULT_POINT environment variable: "before:<Phase>" stops a

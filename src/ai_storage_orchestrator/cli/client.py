@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import os
+import ssl
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -18,12 +19,13 @@ from urllib.parse import quote
 
 import aiohttp
 
-from ai_storage_orchestrator.rest_client import DEFAULT_URL, RestSession
+from ai_storage_orchestrator.rest_client import DEFAULT_URL, InsecureTokenTransport, RestSession
 
 JSON = dict[str, Any]
 
 URL_ENV = "AI_STORAGE_ORCHESTRATOR_URL"
 TOKEN_ENV = "AI_STORAGE_ORCHESTRATOR_TOKEN"
+CA_FILE_ENV = "AI_STORAGE_ORCHESTRATOR_CA_FILE"
 DEFAULT_HTTP_TIMEOUT = 30.0
 MIGRATIONS_PATH = "/api/migrations"
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -98,7 +100,19 @@ def add_connection_arguments(parser: argparse.ArgumentParser, *, output: bool = 
     group.add_argument(
         "--token",
         default=os.environ.get(TOKEN_ENV) or None,
-        help=f"bearer token, e.g. from `kubectl create token` (default: ${TOKEN_ENV})",
+        help=(
+            "bearer token minted for the orchestrator's audience, e.g. `kubectl create token SA --audience"
+            f" ai-storage-orchestrator`; sent only over https:// or to loopback (default: ${TOKEN_ENV})"
+        ),
+    )
+    group.add_argument(
+        "--ca-file",
+        default=os.environ.get(CA_FILE_ENV) or None,
+        metavar="PEM",
+        help=(
+            "trust this CA (or self-signed certificate) for an https:// --url, besides the system trust store"
+            f" (default: ${CA_FILE_ENV})"
+        ),
     )
     group.add_argument(
         "--timeout",
@@ -129,12 +143,23 @@ def positive_float(text: str) -> float:
 class ApiClient(RestSession):
     """The orchestrator's REST API over one aiohttp session; every call returns the decoded JSON body."""
 
-    def __init__(self, url: str, *, token: str | None = None, timeout: float = DEFAULT_HTTP_TIMEOUT) -> None:
-        super().__init__(url, token=token, timeout=timeout, agent="cli")
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        timeout: float = DEFAULT_HTTP_TIMEOUT,
+        ca_file: str | None = None,
+    ) -> None:
+        super().__init__(url, token=token, timeout=timeout, agent="cli", ca_file=ca_file)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ApiClient:
-        return cls(args.url, token=args.token, timeout=args.timeout)
+        ca_file = getattr(args, "ca_file", None)
+        try:
+            return cls(args.url, token=args.token, timeout=args.timeout, ca_file=ca_file)
+        except (OSError, ssl.SSLError) as error:
+            raise UsageError(f"cannot use --ca-file {ca_file}: {error.strerror or error}") from None
 
     async def request(
         self, method: str, path: str, *, body: JSON | None = None, params: Mapping[str, str] | None = None
@@ -146,6 +171,12 @@ class ApiClient(RestSession):
             )
         except aiohttp.InvalidURL:
             raise UsageError(f"invalid orchestrator URL: {self.url!r}") from None
+        except InsecureTokenTransport as error:
+            raise UsageError(str(error)) from None
+        except aiohttp.ClientConnectorCertificateError as error:
+            hint = "" if self.ca_file else " (give --ca-file when a private CA signed it)"
+            why = f"its certificate is not trusted: {error.certificate_error}{hint}"
+            raise UnreachableError(self.url, why) from None
         except TimeoutError:
             raise UnreachableError(self.url, f"no answer within {self.timeout:g}s (see --timeout)") from None
         except aiohttp.ClientError as error:

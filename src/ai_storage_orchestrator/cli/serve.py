@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ssl
 import sys
 
 from ai_storage_orchestrator import logging as logging_setup
+from ai_storage_orchestrator.api.tls import check_listener, server_context
 from ai_storage_orchestrator.runtime import serve
 from ai_storage_orchestrator.settings import AuthMode, Settings
 
@@ -15,13 +17,46 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser = subparsers.add_parser("serve", help="run the orchestrator (controller + REST API)")
     defaults = Settings()
     parser.add_argument("--kubeconfig", help="kubeconfig path (default: in-cluster service account)")
-    parser.add_argument("--host", default=defaults.host, help="address to bind (default %(default)s)")
+    parser.add_argument(
+        "--host",
+        default=defaults.host,
+        help=(
+            "address to bind (default %(default)s); any other than loopback needs --auth=kubernetes and HTTPS"
+            " (--tls-cert-file/--tls-key-file) or --insecure-http"
+        ),
+    )
     parser.add_argument("--port", type=int, default=defaults.port, help="port (default %(default)s)")
     parser.add_argument(
         "--auth",
         choices=[m.value for m in AuthMode],
         default=defaults.auth.value,
         help="kubernetes: TokenReview + SubjectAccessReview; none: only allowed on loopback (default %(default)s)",
+    )
+    parser.add_argument(
+        "--token-audience",
+        default=defaults.token_audience,
+        metavar="AUDIENCE",
+        help=(
+            "--auth=kubernetes accepts only tokens minted for this audience, e.g. `kubectl create token SA --audience"
+            " %(default)s` (such a token is useless against the API server itself). An empty value accepts the API"
+            " server's own tokens instead, which lets this service replay them: only for clients that cannot get"
+            " another token (default %(default)s)"
+        ),
+    )
+    tls = parser.add_argument_group("transport (HTTPS unless on loopback)")
+    tls.add_argument(
+        "--tls-cert-file",
+        metavar="PEM",
+        help="serve HTTPS with this certificate chain (reloaded when the file changes, e.g. a cert-manager Secret)",
+    )
+    tls.add_argument("--tls-key-file", metavar="PEM", help="the private key of --tls-cert-file")
+    tls.add_argument(
+        "--insecure-http",
+        action="store_true",
+        help=(
+            "serve plain HTTP on a non-loopback --host. Only when a TLS-terminating proxy in front of this port (a"
+            " sidecar in the same pod) encrypts the traffic; without TLS files any other address is refused"
+        ),
     )
     parser.add_argument("--namespace", help="watch and migrate pods of this namespace only (default: all)")
     parser.add_argument("--workers", type=int, default=defaults.workers)
@@ -73,6 +108,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "host": args.host,
         "port": args.port,
         "auth": AuthMode(args.auth),
+        "token_audience": args.token_audience.strip(),
+        "tls_cert_file": args.tls_cert_file or None,
+        "tls_key_file": args.tls_key_file or None,
+        "insecure_http": args.insecure_http,
         "namespace": args.namespace,
         "workers": args.workers,
         "max_active_migrations": args.max_active_migrations,
@@ -99,8 +138,18 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     try:
         settings.validate()
+        check_listener(settings)
+        if settings.tls_cert_file and settings.tls_key_file:
+            server_context(settings.tls_cert_file, settings.tls_key_file)
     except ValueError as error:
         print(f"ai-storage-orchestrator: {error}", file=sys.stderr)
+        return 2
+    except (ssl.SSLError, OSError) as error:
+        print(
+            f"ai-storage-orchestrator: cannot load the TLS certificate {settings.tls_cert_file} with key"
+            f" {settings.tls_key_file}: {error}",
+            file=sys.stderr,
+        )
         return 2
     logging_setup.configure(log_format=settings.log_format, level=settings.log_level)
     asyncio.run(serve(settings))
