@@ -125,7 +125,7 @@ class Campaign:
         if name in self._stopping:
             return
         self._stopping.add(name)
-        self._later(self.rng.uniform(0.2, 1.5), self._release(name))
+        self._later(self.rng.uniform(0.2, 1.5), lambda: self._release(name))
 
     async def _release(self, name: str) -> None:
         assert self.admin is not None
@@ -278,18 +278,18 @@ class Campaign:
             return None
         if fault is Fault.SOURCE_NODE_NOT_READY:
             await self._set_node_ready(ctx.spec["sourceNode"], ready=False)
-            self._later(HEAL_AFTER[fault], self._set_node_ready(ctx.spec["sourceNode"], ready=True))
+            self._later(HEAL_AFTER[fault], lambda: self._set_node_ready(ctx.spec["sourceNode"], ready=True))
             return None
         if fault is Fault.CRASH:
             await self._crashes.put(replica)
             await asyncio.Event().wait()  # dies here: the medic stops this replica, which cancels this step
         if fault is Fault.LEADER_SWITCH:
             replica.faults.partitioned = True  # its lease runs out, the other replica takes over
-            self._later(self.lease_seconds * 3, self._heal(replica))
+            self._later(self.lease_seconds * 3, lambda: self._heal(replica))
             return None
         if fault is Fault.API_ERRORS:
             replica.faults.error_rate, replica.faults.max_latency = 0.3, 0.2
-            self._later(HEAL_AFTER[fault], self._heal(replica))
+            self._later(HEAL_AFTER[fault], lambda: self._heal(replica))
             return None
         return None
 
@@ -338,10 +338,10 @@ class Campaign:
         with contextlib.suppress(KubeApiError):
             await self.admin.merge_patch(NODES, node, {"status": {"conditions": [condition]}}, subresource="status")
 
-    def _later(self, delay: float, work: Awaitable[None]) -> None:
+    def _later(self, delay: float, work: Callable[[], Awaitable[None]]) -> None:
         async def run() -> None:
             await asyncio.sleep(delay)  # a fault lasts this long, by design
-            await work
+            await work()
 
         self._tasks.append(asyncio.get_running_loop().create_task(run()))
 
