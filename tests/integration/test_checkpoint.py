@@ -559,3 +559,65 @@ async def test_manifest_only_checkpoint_is_skipped_where_exec_is_unavailable(
     await orchestrator.recorder.flush()
     events = await core.list_namespaced_event(namespace, field_selector="reason=CheckpointSkipped")
     assert [e.type for e in events.items] == ["Warning"]
+
+
+async def test_a_slow_checkpoint_does_not_stall_other_migrations(
+    cluster: ClusterHandle,
+    core: client.CoreV1Api,
+    exec_namespace: str,
+    start_orchestrator: StartOrchestrator,
+    tmp_path: Path,
+) -> None:
+    """One reconcile worker: a checkpoint hook that takes 20 s must not hold it (issue #13, item 5)."""
+    source, target = cluster.node_names[0], cluster.node_names[1]
+    host = Host(tmp_path, exec_namespace)
+    write_state(host)
+    orchestrator = await start_orchestrator(workers=1)
+    slow = workload(
+        host, hook=["sleep", "20"], node=source, annotations={"ai-storage.io/checkpoint-hook-timeout": "60"}
+    )
+    await deploy(core, orchestrator, exec_namespace, slow)
+    assert orchestrator.service is not None
+    checkpointing = await orchestrator.service.submit(
+        MigrationRequest(
+            pod_name=CERTIFICATION_POD,
+            pod_namespace=exec_namespace,
+            source_node=source,
+            target_node=target,
+            preserve_pv=True,
+        )
+    )
+
+    def checkpoint_running() -> bool:
+        migration = orchestrator.state.migration(exec_namespace, checkpointing["migration_id"]) or {}
+        return bool(((migration.get("status") or {}).get("checkpoint") or {}).get("running"))
+
+    await orchestrator.state.wait_for(checkpoint_running, timeout=30)
+    await core.create_namespaced_pod(
+        exec_namespace,
+        {"metadata": {"name": "other"}, "spec": {"nodeName": source, "containers": [{"name": "c", "image": IMAGE}]}},
+    )
+    await orchestrator.state.wait_for(
+        lambda: ((orchestrator.state.pod(exec_namespace, "other") or {}).get("status") or {}).get("phase") == "Running",
+        timeout=30,
+    )
+    other = await orchestrator.service.submit(
+        MigrationRequest(pod_name="other", pod_namespace=exec_namespace, source_node=source, target_node=target)
+    )
+
+    def completed() -> bool:
+        migration = orchestrator.state.migration(exec_namespace, other["migration_id"]) or {}
+        return (migration.get("status") or {}).get("phase") == Phase.COMPLETED.value
+
+    await orchestrator.state.wait_for(completed, timeout=15)  # the hook still has seconds to go
+    assert checkpoint_running(), "the other migration finished while the checkpoint was still running"
+    await orchestrator.service.cancel(checkpointing["migration_id"])
+    await orchestrator.state.wait_for(
+        lambda: (
+            (
+                (orchestrator.state.migration(exec_namespace, checkpointing["migration_id"]) or {}).get("status") or {}
+            ).get("phase")
+            == Phase.CANCELLED.value
+        ),
+        timeout=30,
+    )
