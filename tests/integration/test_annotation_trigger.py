@@ -1,16 +1,22 @@
-"""`ai-storage.io/migrate-to` on a pod starts a migration; a refused one leaves an Event and a status annotation;
-removing the annotation before the migration starts cancels it; no trigger fires twice."""
+"""`ai-storage.io/migrate-to` on a pod starts a migration in a namespace that opted in (label
+`ai-storage.io/migrations: enabled`); a refused one leaves an Event and a status annotation; removing the annotation
+before the migration starts cancels it; no trigger fires twice."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from kubernetes_asyncio import client
 
 from ai_storage_orchestrator.controller.triggers import MIGRATE_TO, MIGRATION_ID, MIGRATION_STATUS
+from ai_storage_orchestrator.conventions import NAMESPACE_OPT_IN_LABEL, NAMESPACE_OPT_IN_VALUE
+from ai_storage_orchestrator.kube.errors import KubeApiError
+from ai_storage_orchestrator.kube.resources import NAMESPACES, KubeApi
 from ai_storage_orchestrator.models import Phase
 from ai_storage_orchestrator.runtime import Orchestrator
 from tests.cluster.fixtures import ClusterHandle
+from tests.cluster.impersonation import impersonating, poll_until, service_account_user
 from tests.cluster.workloads import CERTIFICATION_POD, certification_pod, shared_volume
 
 JSON = dict[str, Any]
@@ -20,10 +26,16 @@ def _annotations(pod: JSON | None) -> dict[str, str]:
     return dict(((pod or {}).get("metadata") or {}).get("annotations") or {})
 
 
+async def _opt_in(core: client.CoreV1Api, namespace: str, value: str | None = NAMESPACE_OPT_IN_VALUE) -> None:
+    """Label the namespace so that annotations may trigger migrations in it (None: remove the label)."""
+    await core.patch_namespace(namespace, {"metadata": {"labels": {NAMESPACE_OPT_IN_LABEL: value}}})
+
+
 async def test_annotation_starts_a_migration_once(
     cluster: ClusterHandle, core: client.CoreV1Api, namespace: str, orchestrator: Orchestrator
 ) -> None:
     source, target = cluster.node_names[0], cluster.node_names[1]
+    await _opt_in(core, namespace)
     pv, pvc = shared_volume(namespace)
     await core.create_persistent_volume(pv)
     await core.create_namespaced_persistent_volume_claim(namespace, pvc)
@@ -57,6 +69,7 @@ async def test_refused_annotation_reports_event_and_status_and_cancel_by_removal
     cluster: ClusterHandle, core: client.CoreV1Api, namespace: str, orchestrator: Orchestrator
 ) -> None:
     source = cluster.node_names[0]
+    await _opt_in(core, namespace)
     pod = {"metadata": {"name": "lonely"}, "spec": {"nodeName": source, "containers": [{"name": "c", "image": "x"}]}}
     await core.create_namespaced_pod(namespace, pod)
     await core.patch_namespaced_pod("lonely", namespace, {"metadata": {"annotations": {MIGRATE_TO: "no-such-node"}}})
@@ -86,3 +99,81 @@ async def test_refused_annotation_reports_event_and_status_and_cancel_by_removal
     migration = orchestrator.state.migration(namespace, migration_id)
     assert migration is not None
     assert migration["spec"]["targetNode"] == cluster.node_names[1]
+
+
+async def test_a_namespace_that_did_not_opt_in_is_refused_until_it_does(
+    cluster: ClusterHandle, core: client.CoreV1Api, namespace: str, orchestrator: Orchestrator
+) -> None:
+    source, target = cluster.node_names[0], cluster.node_names[1]
+    await _opt_in(core, namespace, "disabled")
+    pod = {"metadata": {"name": "guarded"}, "spec": {"nodeName": source, "containers": [{"name": "c", "image": "x"}]}}
+    await core.create_namespaced_pod(namespace, pod)
+    await core.patch_namespaced_pod("guarded", namespace, {"metadata": {"annotations": {MIGRATE_TO: target}}})
+
+    def refused() -> str | None:
+        status = _annotations(orchestrator.state.pod(namespace, "guarded")).get(MIGRATION_STATUS, "")
+        return status if status.startswith("Refused") else None
+
+    status = await orchestrator.state.wait_for(refused, timeout=30)
+    assert status.startswith(f"Refused ({target}): namespace_not_opted_in: namespace {namespace} has not opted in")
+    assert f"{NAMESPACE_OPT_IN_LABEL}={NAMESPACE_OPT_IN_VALUE}" in status
+    assert orchestrator.recorder is not None
+    await orchestrator.recorder.flush()
+    events = (await core.list_namespaced_event(namespace, field_selector="involvedObject.name=guarded")).items
+    assert [e.message for e in events if e.reason == "MigrationRefused"] == [status.split(": ", 1)[1]], "once"
+    assert orchestrator.state.migrations_of_pod(namespace, "guarded") == []
+
+    # Opted in, the same request asked again (a changed annotation asks again) starts a migration.
+    await _opt_in(core, namespace)
+    await core.patch_namespaced_pod(
+        "guarded", namespace, {"metadata": {"annotations": {MIGRATE_TO: cluster.node_names[2]}}}
+    )
+
+    def started() -> str | None:
+        return _annotations(orchestrator.state.pod(namespace, "guarded")).get(MIGRATION_ID)
+
+    migration_id = await orchestrator.state.wait_for(started, timeout=30)
+    migration = orchestrator.state.migration(namespace, migration_id)
+    assert migration is not None
+    assert migration["spec"]["triggeredBy"] == "annotation"
+
+
+async def test_single_namespace_mode_reads_the_label_with_get_on_its_own_namespace_only(
+    api: client.ApiClient, cluster: ClusterHandle, core: client.CoreV1Api, namespace: str
+) -> None:
+    """An orchestrator limited to one namespace (--namespace, Roles instead of the ClusterRole) may be granted
+    `get namespaces` by a Role in that namespace: enough to read its own namespace's label, nothing else."""
+    rbac = client.RbacAuthorizationV1Api(api)
+    await core.create_namespaced_service_account(namespace, {"metadata": {"name": "orchestrator"}})
+    rule = {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]}
+    await rbac.create_namespaced_role(namespace, {"metadata": {"name": "read-own-namespace"}, "rules": [rule]})
+    await rbac.create_namespaced_role_binding(
+        namespace,
+        {
+            "metadata": {"name": "read-own-namespace"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "read-own-namespace"},
+            "subjects": [{"kind": "ServiceAccount", "name": "orchestrator", "namespace": namespace}],
+        },
+    )
+    await _opt_in(core, namespace)
+    async with impersonating(cluster.kubeconfig, service_account_user(namespace, "orchestrator")) as restricted:
+        kube = KubeApi(restricted)
+        found: list[JSON] = []
+
+        async def readable() -> bool:
+            try:
+                found.append(await kube.get(NAMESPACES, namespace))
+            except KubeApiError as error:
+                if error.status != 403:
+                    raise
+                return False
+            return True
+
+        await poll_until(readable, timeout=30, what="RBAC granting get on its own namespace")
+        assert found[-1]["metadata"]["labels"][NAMESPACE_OPT_IN_LABEL] == NAMESPACE_OPT_IN_VALUE
+        with pytest.raises(KubeApiError) as other:
+            await kube.get(NAMESPACES, "default")
+        assert other.value.status == 403, "the Role grants its own namespace only"
+        with pytest.raises(KubeApiError) as listing:
+            await kube.list(NAMESPACES)
+        assert listing.value.status == 403, "no list of namespaces"

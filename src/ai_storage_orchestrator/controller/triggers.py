@@ -4,7 +4,15 @@ The trigger validates like the REST API (same service). The pod remembers what h
 a trigger never fires twice, also across restarts:
   ai-storage.io/migration-id      the migration it started
   ai-storage.io/migration-status  Pending/Running/…, or `Refused (<node>): <reason>: <message>`
-Removing `migrate-to` while the migration has not touched any pod yet cancels it. Only the leader acts."""
+Removing `migrate-to` while the migration has not touched any pod yet cancels it. Only the leader acts.
+
+Only namespaces that opted in (label `ai-storage.io/migrations: enabled`) may trigger migrations by annotation; the
+others are refused once (`namespace_not_opted_in`), like any refusal. The label is read with one GET of the pod's
+namespace per trigger, not from a watch cache: triggers are rare (a refusal is remembered, a started migration too),
+a GET is always current (a namespace labelled a second ago is not refused on a stale cache), it needs only `get` on
+that one namespace (single-namespace mode with a Role works), and the orchestrator keeps no copy of every namespace.
+Who may write `migrate-to` and the checkpoint annotations is enforced by the ValidatingAdmissionPolicy in
+`k8s/admission` (the API server knows the author; the orchestrator does not). REST requests are not affected."""
 
 from __future__ import annotations
 
@@ -22,12 +30,15 @@ from ai_storage_orchestrator.conventions import (
     MIGRATION_STATUS_ANNOTATION,
     MIGRATION_STRATEGY_ANNOTATION,
     MIGRATION_TIMEOUT_ANNOTATION,
+    NAMESPACE_OPT_IN_LABEL,
+    NAMESPACE_OPT_IN_SELECTOR,
+    NAMESPACE_OPT_IN_VALUE,
     PRESERVE_PV_ANNOTATION,
 )
 from ai_storage_orchestrator.errors import Conflict, OrchestratorError, TemporaryError
 from ai_storage_orchestrator.kube.errors import KubeApiError
 from ai_storage_orchestrator.kube.events import EventRecorder
-from ai_storage_orchestrator.kube.resources import PODS, KubeApi
+from ai_storage_orchestrator.kube.resources import NAMESPACES, PODS, KubeApi
 from ai_storage_orchestrator.models import TIMEOUT_MAX, TIMEOUT_MIN, MigrationRequest, Phase, Strategy
 from ai_storage_orchestrator.watchers.state import ClusterState
 from ai_storage_orchestrator.watchers.store import JSON, object_key
@@ -38,6 +49,8 @@ log = structlog.get_logger(__name__)
 MIGRATE_TO = MIGRATE_TO_ANNOTATION
 MIGRATION_ID = MIGRATION_ID_ANNOTATION
 MIGRATION_STATUS = MIGRATION_STATUS_ANNOTATION
+
+NOT_OPTED_IN = "namespace_not_opted_in"
 
 # Phases in which no pod has been touched yet: removing the annotation still cancels cleanly.
 _CANCELLABLE_BY_ANNOTATION = frozenset({Phase.PENDING, Phase.VALIDATING, Phase.CHECKPOINTING})
@@ -112,6 +125,10 @@ class AnnotationTrigger:
 
     async def _start(self, pod: JSON, node: str, annotations: dict[str, str]) -> None:
         metadata = pod["metadata"]
+        not_opted_in = await self._opt_in_refusal(metadata["namespace"])
+        if not_opted_in is not None:
+            await self._refuse(pod, node, NOT_OPTED_IN, not_opted_in)
+            return
         try:
             request = MigrationRequest(
                 pod_name=metadata["name"],
@@ -147,6 +164,29 @@ class AnnotationTrigger:
         )
         await self._annotate(
             pod, {MIGRATION_ID_ANNOTATION: created["migration_id"], MIGRATION_STATUS_ANNOTATION: "Pending"}
+        )
+
+    async def _opt_in_refusal(self, namespace: str) -> str | None:
+        """Why `namespace` may not trigger migrations by annotation, or None when it opted in. An answer other than
+        the namespace itself or a refusal to show it (a connection error, a 5xx) raises: the reconcile is retried."""
+        opt_in = NAMESPACE_OPT_IN_SELECTOR
+        try:
+            found = await self.api.get(NAMESPACES, namespace)
+        except KubeApiError as error:
+            if error.status == 403:
+                return (
+                    f"the orchestrator may not read namespace {namespace} (grant it get on namespaces), so it cannot"
+                    f" tell whether the namespace opted in with label {opt_in}"
+                )
+            if error.not_found:
+                return f"namespace {namespace} does not exist"
+            raise
+        labels = (found.get("metadata") or {}).get("labels") or {}
+        if labels.get(NAMESPACE_OPT_IN_LABEL) == NAMESPACE_OPT_IN_VALUE:
+            return None
+        return (
+            f"namespace {namespace} has not opted in to annotation-triggered migrations: an administrator labels it"
+            f" {opt_in} (the REST API is not affected)"
         )
 
     def _adoptable(self, error: Conflict, node: str) -> str | None:
