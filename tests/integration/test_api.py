@@ -3,25 +3,36 @@ DESIGN.md §3, the seed's exact curl body, metrics, and Kubernetes-native auth."
 
 from __future__ import annotations
 
+import asyncio
+import json
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from kubernetes_asyncio import client
 from prometheus_client.parser import text_string_to_metric_families
 
 from ai_storage_orchestrator.api.app import create_app
-from ai_storage_orchestrator.api.auth import AllowAll, Authenticator, KubernetesAuthenticator
+from ai_storage_orchestrator.api.auth import DEFAULT_AUDIENCE, AllowAll, Authenticator, KubernetesAuthenticator
+from ai_storage_orchestrator.cli import build_parser
+from ai_storage_orchestrator.cli.client import ApiClient, UnreachableError, execute
 from ai_storage_orchestrator.controller.records import migration_resource, new_migration_id
 from ai_storage_orchestrator.kube.resources import POD_MIGRATIONS
 from ai_storage_orchestrator.models import MigrationRequest, Phase
+from ai_storage_orchestrator.rest_client import client_context
 from ai_storage_orchestrator.runtime import Orchestrator
+from tests.cluster.certs import generate
 from tests.cluster.fixtures import ClusterHandle
+from tests.cluster.processes import free_port
 from tests.cluster.workloads import CERTIFICATION_POD, certification_pod, shared_volume
 
 JSON = dict[str, Any]
+API_SERVER_AUDIENCE = "https://kubernetes.default.svc.cluster.local"  # the harness's --service-account-issuer
 
 
 async def _client(orchestrator: Orchestrator, authenticator: Authenticator) -> TestClient[Any, Any]:
@@ -238,10 +249,48 @@ async def test_error_reasons(
         await core.patch_node(third, {"spec": {"unschedulable": False}})
 
 
-async def _service_account_token(core: client.CoreV1Api, namespace: str, name: str) -> str:
-    await core.create_namespaced_service_account(namespace, {"metadata": {"name": name}})
-    token = await core.create_namespaced_service_account_token(name, namespace, {"spec": {"expirationSeconds": 600}})
+async def _service_account_token(
+    core: client.CoreV1Api, namespace: str, name: str, *, audiences: list[str] | None = None, create: bool = True
+) -> str:
+    """A token of ServiceAccount `name` (created unless `create` is False) for `audiences`; the orchestrator's by
+    default, as `kubectl create token NAME --audience ai-storage-orchestrator` mints it."""
+    if create:
+        await core.create_namespaced_service_account(namespace, {"metadata": {"name": name}})
+    spec = {"expirationSeconds": 600, "audiences": audiences or [DEFAULT_AUDIENCE]}
+    token = await core.create_namespaced_service_account_token(name, namespace, {"spec": spec})
     return str(token.status.token)
+
+
+async def _api_server_status(api: client.ApiClient, namespace: str, token: str) -> int:
+    """What the API server itself answers a bearer token (listing pods in `namespace`)."""
+    configuration = api.configuration
+    context = client_context(configuration.ssl_ca_cert)
+    url = f"{configuration.host}/api/v1/namespaces/{namespace}/pods"
+    async with aiohttp.ClientSession() as http, http.get(url, headers=_bearer(token), ssl=context) as response:
+        return response.status
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def _grant_pod_rights(api: client.ApiClient, namespace: str, account: str) -> None:
+    rbac = client.RbacAuthorizationV1Api(api)
+    await rbac.create_namespaced_role(
+        namespace,
+        {
+            "metadata": {"name": "pod-mover"},
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "create", "delete"]}],
+        },
+    )
+    await rbac.create_namespaced_role_binding(
+        namespace,
+        {
+            "metadata": {"name": f"{account}-moves-pods"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-mover"},
+            "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
+        },
+    )
 
 
 async def test_kubernetes_auth_401_403_202(
@@ -259,39 +308,62 @@ async def test_kubernetes_auth_401_403_202(
         body = _seed_body(namespace, source, target)
         anonymous = await http.post("/api/migrations", json=body)
         assert (anonymous.status, (await _error(anonymous))["error"]) == (401, "unauthorized")
-        bogus = await http.post("/api/migrations", json=body, headers={"Authorization": "Bearer not-a-token"})
+        bogus = await http.post("/api/migrations", json=body, headers=_bearer("not-a-token"))
         assert bogus.status == 401
 
         viewer = await _service_account_token(core, namespace, "viewer")
-        denied = await http.post("/api/migrations", json=body, headers={"Authorization": f"Bearer {viewer}"})
+        denied = await http.post("/api/migrations", json=body, headers=_bearer(viewer))
         assert (denied.status, (await _error(denied))["error"]) == (403, "forbidden")
 
-        rbac = client.RbacAuthorizationV1Api(api)
-        await rbac.create_namespaced_role(
-            namespace,
-            {
-                "metadata": {"name": "pod-mover"},
-                "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "create", "delete"]}],
-            },
-        )
         operator = await _service_account_token(core, namespace, "operator")
-        await rbac.create_namespaced_role_binding(
-            namespace,
-            {
-                "metadata": {"name": "operator-moves-pods"},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-mover"},
-                "subjects": [{"kind": "ServiceAccount", "name": "operator", "namespace": namespace}],
-            },
-        )
-        allowed = await http.post("/api/migrations", json=body, headers={"Authorization": f"Bearer {operator}"})
+        await _grant_pod_rights(api, namespace, "operator")
+        allowed = await http.post("/api/migrations", json=body, headers=_bearer(operator))
         assert allowed.status == 202, await allowed.text()
         migration_id = (await allowed.json())["migration_id"]
-        read = await http.get(f"/api/migrations/{migration_id}", headers={"Authorization": f"Bearer {viewer}"})
-        assert read.status == 403
+        # The viewer may not get pods here: the migration is as invisible to it as an id that does not exist.
+        hidden = await http.get(f"/api/migrations/{migration_id}", headers=_bearer(viewer))
+        unknown = await http.get("/api/migrations/0123456789ab", headers=_bearer(viewer))
+        assert hidden.status == unknown.status == 404
+        hidden_body, unknown_body = await _error(hidden), await _error(unknown)
+        assert hidden_body["message"].replace(migration_id, "0123456789ab") == unknown_body["message"]
+        assert (hidden_body["error"], hidden_body["details"]) == (unknown_body["error"], unknown_body["details"])
+        assert (await http.get(f"/api/migrations/{migration_id}", headers=_bearer(operator))).status == 200
         assert (await http.get("/healthz")).status == 200
         await _wait_terminal(orchestrator, namespace, migration_id)
     finally:
         await http.close()
+
+
+async def test_token_audiences_against_the_real_api_server(
+    api: client.ApiClient, core: client.CoreV1Api, namespace: str, orchestrator: Orchestrator
+) -> None:
+    """`kubectl create token operator --audience ai-storage-orchestrator` works here and not against the API server;
+    the operator's token for the API server works there and not here (no relay). `--token-audience=` is the opt-out."""
+    assert orchestrator.api is not None
+    http = await _client(orchestrator, KubernetesAuthenticator(orchestrator.api))
+    opted_out = await _client(orchestrator, KubernetesAuthenticator(orchestrator.api, audience=""))
+    try:
+        ours = await _service_account_token(core, namespace, "operator")
+        theirs = await _service_account_token(
+            core, namespace, "operator", audiences=[API_SERVER_AUDIENCE], create=False
+        )
+        await _grant_pod_rights(api, namespace, "operator")
+        listing = f"/api/migrations?namespace={namespace}"
+
+        assert (await http.get(listing, headers=_bearer(ours))).status == 200
+        assert await _api_server_status(api, namespace, ours) == 401
+
+        assert await _api_server_status(api, namespace, theirs) == 200
+        refused = await http.get(listing, headers=_bearer(theirs))
+        refusal = await _error(refused)
+        assert (refused.status, refusal["error"]) == (401, "unauthorized")
+        assert "--audience ai-storage-orchestrator" in refusal["message"]
+
+        assert (await opted_out.get(listing, headers=_bearer(theirs))).status == 200
+        assert (await opted_out.get(listing, headers=_bearer(ours))).status == 401
+    finally:
+        await http.close()
+        await opted_out.close()
 
 
 async def _record_migrations(orchestrator: Orchestrator, namespace: str, count: int, **request: Any) -> list[str]:
@@ -356,3 +428,107 @@ async def test_list_pages_and_ignore_pdb_against_the_real_api_server(
     assert (bad.status, (await _error(bad))["error"]) == (400, "invalid_continue")
     too_many = await http.get("/api/migrations", params={"limit": "1001"})
     assert (too_many.status, (await _error(too_many))["error"]) == (400, "invalid_request")
+
+
+class ServeProcess:
+    """`ai-storage-orchestrator serve ARGS` as a child process; `listening()` waits for its `http.listening` line
+    (read from its output as it comes, no polling)."""
+
+    def __init__(self, *args: str) -> None:
+        self.args = args
+        self.process: asyncio.subprocess.Process | None = None
+        self.lines: list[str] = []
+        self._reading: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "ai_storage_orchestrator.cli", "serve", *self.args, "--log-format=json",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+
+    @property
+    def stdout(self) -> asyncio.StreamReader:
+        assert self.process is not None, "not started"
+        assert self.process.stdout is not None
+        return self.process.stdout
+
+    async def listening(self, timeout: float = 60.0) -> JSON:
+        async with asyncio.timeout(timeout):
+            while line := (await self.stdout.readline()).decode(errors="replace"):
+                self.lines.append(line)
+                if line.startswith("{") and (event := json.loads(line)).get("event") == "http.listening":
+                    self._reading = asyncio.create_task(self._read_rest())
+                    return dict(event)
+        raise AssertionError("serve exited before listening:\n" + "".join(self.lines[-30:]))
+
+    async def _read_rest(self) -> None:
+        while line := await self.stdout.readline():
+            self.lines.append(line.decode(errors="replace"))
+
+    async def exit_code(self, timeout: float = 60.0) -> int:
+        async with asyncio.timeout(timeout):
+            output = await self.stdout.read()
+            self.lines += output.decode(errors="replace").splitlines(keepends=True)
+            assert self.process is not None
+            return await self.process.wait()
+
+    async def stop(self) -> None:
+        if self.process is None or self.process.returncode is not None:
+            return
+        self.process.terminate()
+        try:
+            async with asyncio.timeout(30):
+                await self.process.wait()
+        except TimeoutError:
+            self.process.kill()
+            await self.process.wait()
+        if self._reading is not None:
+            await self._reading
+
+
+async def test_serve_speaks_tls_and_refuses_plain_http_off_loopback(
+    api: client.ApiClient,
+    cluster: ClusterHandle,
+    core: client.CoreV1Api,
+    namespace: str,
+    crd_installed: None,
+    tmp_path: Path,
+) -> None:
+    """The real command line: HTTPS with a self-generated certificate and --auth=kubernetes on 127.0.0.1 (clients
+    verify it with --ca-file and send their audience token), while binding 0.0.0.0 without TLS is refused at once."""
+    refused = ServeProcess(f"--kubeconfig={cluster.kubeconfig}", "--host=0.0.0.0", "--auth=kubernetes")
+    await refused.start()
+    assert await refused.exit_code() == 2
+    assert "refusing to serve plain HTTP on 0.0.0.0" in "".join(refused.lines)
+
+    pki = generate(tmp_path / "pki")
+    port = free_port()
+    served = ServeProcess(
+        f"--kubeconfig={cluster.kubeconfig}", "--host=127.0.0.1", f"--port={port}", "--auth=kubernetes",
+        f"--tls-cert-file={pki.serving_cert}", f"--tls-key-file={pki.serving_key}",
+        f"--namespace={namespace}", "--no-leader-election", f"--identity=tls-{namespace}",
+    )  # fmt: skip
+    await served.start()
+    try:
+        listening = await served.listening()
+        assert (listening["scheme"], listening["port"]) == ("https", port)
+        url = f"https://127.0.0.1:{port}"
+        token = await _service_account_token(core, namespace, "operator")
+        await _grant_pod_rights(api, namespace, "operator")
+        async with ApiClient(url, token=token, ca_file=str(pki.ca_cert)) as orchestrator:
+            assert (await orchestrator.list(namespace=namespace))["migrations"] == []
+            status, _text, _headers = await orchestrator.send("GET", "/healthz")
+            assert status == 200
+        argv = ["list", "-n", namespace, "--url", url, "--ca-file", str(pki.ca_cert), "--token", token, "-o", "json"]
+        args = build_parser().parse_args(argv)
+        assert await execute(args.command_coroutine, args) == 0
+        async with ApiClient(url, token=token) as untrusting:  # the system trust store does not know the test CA
+            with pytest.raises(UnreachableError, match="certificate is not trusted"):
+                await untrusting.list(namespace=namespace)
+        async with aiohttp.ClientSession() as plain:
+            with pytest.raises(aiohttp.ClientError):
+                await plain.get(f"http://127.0.0.1:{port}/healthz")
+    finally:
+        await served.stop()
+    assert served.process is not None
+    assert served.process.returncode == 0, "".join(served.lines[-30:])  # SIGTERM: a clean stop
