@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import signal
 from collections.abc import AsyncIterator, Callable, Mapping
 from importlib import resources
@@ -32,6 +33,7 @@ from ai_storage_orchestrator.kube.errors import KubeApiError
 from ai_storage_orchestrator.kube.events import EventRecorder
 from ai_storage_orchestrator.kube.exec import KubeExec
 from ai_storage_orchestrator.kube.resources import CRDS, KubeApi, Resource
+from ai_storage_orchestrator.kube.retrying import DEFAULT_POLICY
 from ai_storage_orchestrator.metrics import Metrics
 from ai_storage_orchestrator.models import MigrationRequest, Status
 from ai_storage_orchestrator.settings import AuthMode, Settings
@@ -67,11 +69,11 @@ class Orchestrator:
         *,
         metrics: Metrics | None = None,
         restarts: RestartPolicy | None = None,
-        api_factory: Callable[[Any], KubeApi] = KubeApi,
+        api_factory: Callable[[Any], KubeApi] | None = None,
     ) -> None:
         """`api_factory` wraps the API client (the fault campaign, tests/chaos, injects errors and latency there)."""
         self.settings = settings
-        self._api_factory = api_factory
+        self._api_factory = api_factory or self._kube_api
         self.metrics = metrics or Metrics()
         self.state = ClusterState(on_listener_error=self._count_listener_error)
         self.supervisor = Supervisor(restarts, on_change=self.state.notify, on_restart=self._count_restart)
@@ -171,6 +173,13 @@ class Orchestrator:
             on_change=self._leadership_changed,
         )
         await self.elector.run(self._lead)
+
+    def _kube_api(self, api_client: Any) -> KubeApi:
+        """API calls are retried (kube/retrying.py) only while the lease would still be ours: a write the fence let
+        through must not be repeated past the margin between the renew deadline and the lease's expiry."""
+        margin = self.settings.lease_duration_seconds / 3  # lease duration minus the renew deadline
+        budget = max(0.0, min(DEFAULT_POLICY.time_budget, margin - 1.0))
+        return KubeApi(api_client, retry_policy=dataclasses.replace(DEFAULT_POLICY, time_budget=budget))
 
     def _holds_lease(self) -> bool:
         """The fence of every migration write (controller/fencing.py)."""

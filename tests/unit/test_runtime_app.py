@@ -12,6 +12,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from ai_storage_orchestrator import runtime
 from ai_storage_orchestrator.kube.errors import KubeApiError
+from ai_storage_orchestrator.kube.resources import KubeApi
+from ai_storage_orchestrator.kube.retrying import NO_RETRIES
 from ai_storage_orchestrator.runtime import ORCHESTRATOR, Orchestrator, build_app
 from ai_storage_orchestrator.settings import Settings
 from tests.cluster.processes import free_port
@@ -79,7 +81,10 @@ async def test_the_app_starts_the_orchestrator_and_stops_it(tmp_path: Path, clie
 
 
 async def test_a_failed_start_leaves_nothing_open(tmp_path: Path, clients: list[Any]) -> None:
-    orchestrator = Orchestrator(_settings(tmp_path, install_crd=True))  # the CRD cannot be installed: no server
+    orchestrator = Orchestrator(  # the CRD cannot be installed: no server (and no retries: nothing to wait for)
+        _settings(tmp_path, install_crd=True),
+        api_factory=lambda api_client: KubeApi(api_client, retry_policy=NO_RETRIES),
+    )
     server = TestServer(build_app(orchestrator), host="127.0.0.1")
     with pytest.raises(KubeApiError):
         await server.start_server()

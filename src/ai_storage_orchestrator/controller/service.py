@@ -91,7 +91,7 @@ class MigrationService:
             )
         body = migration_resource(request, migration_id, request_id=request_id)
         try:
-            created = await self.api.create(POD_MIGRATIONS, body, namespace=request.pod_namespace)
+            created = await self._record(body, request.pod_namespace)
         except KubeApiError as error:
             if error.status == 422:  # the CRD's schema refused it: retrying cannot help
                 raise InvalidRequest(
@@ -103,6 +103,16 @@ class MigrationService:
         self.state.migrations.write_through(created)
         self.metrics.migrations_started_total.labels(trigger=request.triggered_by).inc()
         return to_api(created)
+
+    async def _record(self, body: JSON, namespace: str) -> JSON:
+        """Create the PodMigration. Its name is a fresh random id, so AlreadyExists can only mean that a retried
+        create (kube/retrying.py) had already succeeded: read that record back."""
+        try:
+            return await self.api.create(POD_MIGRATIONS, body, namespace=namespace)
+        except KubeApiError as error:
+            if not error.already_exists:
+                raise
+            return await self.api.get(POD_MIGRATIONS, body["metadata"]["name"], namespace=namespace)
 
     def get(self, migration_id: str) -> JSON:
         migration = self.state.find_migration(migration_id)
