@@ -102,7 +102,7 @@ def test_token_layout() -> None:
     assert base64.urlsafe_b64decode(created_at + "=" * (-len(created_at) % 4)).decode() == KEY.created_at
 
 
-@settings(max_examples=150, deadline=None, derandomize=True)
+@settings(max_examples=50, deadline=None, derandomize=True)
 @given(st.from_regex(DOCUMENTED, fullmatch=True).filter(lambda t: len(t) <= CONTINUE_MAX))
 def test_every_token_the_document_calls_well_formed_is_accepted(token: str) -> None:
     """The API fuzzer sends such tokens and expects no 400: the pattern must describe exactly what decodes."""
@@ -110,7 +110,7 @@ def test_every_token_the_document_calls_well_formed_is_accepted(token: str) -> N
     assert filters.after is not None or token == ""
 
 
-@settings(max_examples=150, deadline=None, derandomize=True)
+@settings(max_examples=50, deadline=None, derandomize=True)
 @given(
     st.text(max_size=64),
     st.from_regex(MIGRATION_ID, fullmatch=True),
