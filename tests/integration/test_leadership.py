@@ -18,8 +18,9 @@ from ai_storage_orchestrator.models import MigrationRequest, Phase
 from ai_storage_orchestrator.runtime import Orchestrator
 from ai_storage_orchestrator.settings import Settings
 from tests.cluster.fixtures import ClusterHandle
+from tests.cluster.moves import deploy_certification_pod
 from tests.cluster.orchestrator_process import OrchestratorProcess
-from tests.cluster.workloads import CERTIFICATION_POD, certification_pod, shared_volume
+from tests.cluster.workloads import CERTIFICATION_POD
 
 LEASE_SECONDS = 3.0
 
@@ -69,10 +70,7 @@ async def test_one_leader_and_takeover(
     cluster: ClusterHandle, core: client.CoreV1Api, namespace: str, crd_installed: None
 ) -> None:
     source, target = cluster.node_names[0], cluster.node_names[1]
-    pv, pvc = shared_volume(namespace)
-    await core.create_persistent_volume(pv)
-    await core.create_namespaced_persistent_volume_claim(namespace, pvc)
-    await core.create_namespaced_pod(namespace, certification_pod(node=source, complete_after="0s"))
+    await deploy_certification_pod(core, namespace, source)
 
     first, second = _replica(cluster, namespace, "replica-a"), _replica(cluster, namespace, "replica-b")
     await first.start()
@@ -142,10 +140,7 @@ async def test_a_replica_that_loses_and_regains_the_lease_moves_migrations_again
     cluster: ClusterHandle, core: client.CoreV1Api, namespace: str, crd_installed: None
 ) -> None:
     source, target = cluster.node_names[0], cluster.node_names[1]
-    pv, pvc = shared_volume(namespace)
-    await core.create_persistent_volume(pv)
-    await core.create_namespaced_persistent_volume_claim(namespace, pvc)
-    await core.create_namespaced_pod(namespace, certification_pod(node=source, complete_after="0s"))
+    await deploy_certification_pod(core, namespace, source)
     replica = _replica(cluster, namespace, "replica-a")
     await replica.start()
     try:
@@ -176,10 +171,7 @@ async def test_a_frozen_leader_does_not_act_after_its_lease_could_be_taken(
     cluster: ClusterHandle, core: client.CoreV1Api, namespace: str, crd_installed: None, tmp_path: Path
 ) -> None:
     source, target = cluster.node_names[0], cluster.node_names[1]
-    pv, pvc = shared_volume(namespace)
-    await core.create_persistent_volume(pv)
-    await core.create_namespaced_persistent_volume_claim(namespace, pvc)
-    await core.create_namespaced_pod(namespace, certification_pod(node=source, complete_after="0s"))
+    await deploy_certification_pod(core, namespace, source)
     election = [
         "--lease-name=orchestrator-leader",
         f"--lease-namespace={namespace}",

@@ -14,45 +14,15 @@ from ai_storage_orchestrator.models import MigrationRequest, Phase, Strategy
 from ai_storage_orchestrator.runtime import Orchestrator
 from ai_storage_orchestrator.settings import Settings
 from tests.cluster.fixtures import ClusterHandle
+from tests.cluster.moves import container_state, deploy_certification_pod, wait_data_processor_completed, wait_phase
 from tests.cluster.nodes import create_simulated_nodes
-from tests.cluster.workloads import CERTIFICATION_POD, certification_pod, shared_volume
+from tests.cluster.workloads import CERTIFICATION_POD
 
 JSON = dict[str, Any]
 
 
 async def _certification_setup(core: client.CoreV1Api, namespace: str, node: str) -> None:
-    pv, pvc = shared_volume(namespace)
-    await core.create_persistent_volume(pv)
-    await core.create_namespaced_persistent_volume_claim(namespace, pvc)
-    await core.create_namespaced_pod(namespace, certification_pod(node=node, complete_after="1s"))
-
-
-def _container_state(pod: JSON | None, name: str) -> str | None:
-    for status in ((pod or {}).get("status") or {}).get("containerStatuses") or []:
-        if status["name"] == name:
-            return next(iter(status.get("state") or {"unknown": None}))
-    return None
-
-
-async def _wait_data_processor_completed(orchestrator: Orchestrator, namespace: str) -> None:
-    await orchestrator.state.wait_for(
-        lambda: (
-            _container_state(orchestrator.state.pod(namespace, CERTIFICATION_POD), "data-processor") == "terminated"
-        ),
-        timeout=30,
-    )
-
-
-async def _wait_phase(orchestrator: Orchestrator, namespace: str, migration_id: str, *phases: Phase) -> JSON:
-    wanted = {p.value for p in phases}
-
-    def reached() -> JSON | None:
-        migration = orchestrator.state.migration(namespace, migration_id)
-        if migration and (migration.get("status") or {}).get("phase") in wanted:
-            return migration
-        return None
-
-    return await orchestrator.state.wait_for(reached, timeout=60)
+    await deploy_certification_pod(core, namespace, node, complete_after="1s")
 
 
 def _request(namespace: str, source: str, target: str, **extra: Any) -> MigrationRequest:
@@ -75,12 +45,12 @@ async def test_certification_pod_migrates_with_two_containers(
 ) -> None:
     source, target = cluster.node_names[0], cluster.node_names[1]
     await _certification_setup(core, namespace, source)
-    await _wait_data_processor_completed(orchestrator, namespace)
+    await wait_data_processor_completed(orchestrator, namespace)
     assert orchestrator.service is not None
 
     created = await orchestrator.service.submit(_request(namespace, source, target, preserve_pv=True))
     assert created["status"] == "pending"
-    done = await _wait_phase(orchestrator, namespace, created["migration_id"], Phase.COMPLETED, Phase.FAILED)
+    done = await wait_phase(orchestrator, namespace, created["migration_id"], Phase.COMPLETED, Phase.FAILED)
 
     migration = orchestrator.service.get(created["migration_id"])
     assert migration["status"] == "completed", migration
@@ -117,11 +87,11 @@ async def test_target_never_ready_fails_after_timeout_and_keeps_source(
 ) -> None:
     source = cluster.node_names[0]
     await _certification_setup(core, namespace, source)
-    await _wait_data_processor_completed(orchestrator, namespace)
+    await wait_data_processor_completed(orchestrator, namespace)
     assert orchestrator.service is not None
     request = _request(namespace, source, unready_node, timeout_seconds=2, strategy=Strategy.MAKE_BEFORE_BREAK)
     created = await orchestrator.service.submit(request)
-    await _wait_phase(orchestrator, namespace, created["migration_id"], Phase.FAILED, Phase.COMPLETED)
+    await wait_phase(orchestrator, namespace, created["migration_id"], Phase.FAILED, Phase.COMPLETED)
     migration = orchestrator.service.get(created["migration_id"])
     assert migration["status"] == "failed"
     assert migration["error"]["reason"] == "target_not_ready_timeout"
@@ -135,11 +105,11 @@ async def test_checkpoint_restart_rollback_recreates_pod_on_source(
 ) -> None:
     source = cluster.node_names[0]
     await _certification_setup(core, namespace, source)
-    await _wait_data_processor_completed(orchestrator, namespace)
+    await wait_data_processor_completed(orchestrator, namespace)
     assert orchestrator.service is not None
     request = _request(namespace, source, unready_node, timeout_seconds=3, strategy=Strategy.CHECKPOINT_RESTART)
     created = await orchestrator.service.submit(request)
-    await _wait_phase(orchestrator, namespace, created["migration_id"], Phase.FAILED, Phase.COMPLETED)
+    await wait_phase(orchestrator, namespace, created["migration_id"], Phase.FAILED, Phase.COMPLETED)
     migration = orchestrator.service.get(created["migration_id"])
     assert migration["status"] == "failed"
     assert migration["error"]["reason"] == "target_not_ready_timeout"
@@ -156,13 +126,13 @@ async def test_cancel_while_waiting_rolls_back(
 ) -> None:
     source = cluster.node_names[0]
     await _certification_setup(core, namespace, source)
-    await _wait_data_processor_completed(orchestrator, namespace)
+    await wait_data_processor_completed(orchestrator, namespace)
     assert orchestrator.service is not None
     request = _request(namespace, source, unready_node, strategy=Strategy.MAKE_BEFORE_BREAK)
     created = await orchestrator.service.submit(request)
-    await _wait_phase(orchestrator, namespace, created["migration_id"], Phase.WAITING_FOR_TARGET)
+    await wait_phase(orchestrator, namespace, created["migration_id"], Phase.WAITING_FOR_TARGET)
     await orchestrator.service.cancel(created["migration_id"])
-    await _wait_phase(orchestrator, namespace, created["migration_id"], Phase.CANCELLED, Phase.FAILED)
+    await wait_phase(orchestrator, namespace, created["migration_id"], Phase.CANCELLED, Phase.FAILED)
     migration = orchestrator.service.get(created["migration_id"])
     assert migration["status"] == "cancelled"
     pods = await core.list_namespaced_pod(namespace)
@@ -177,7 +147,7 @@ async def test_refusals_carry_reasons(
 ) -> None:
     source, target = cluster.node_names[0], cluster.node_names[1]
     await _certification_setup(core, namespace, source)
-    await _wait_data_processor_completed(orchestrator, namespace)
+    await wait_data_processor_completed(orchestrator, namespace)
     service = orchestrator.service
     assert service is not None
     with pytest.raises(NotFound) as missing:
@@ -198,7 +168,7 @@ async def test_refusals_carry_reasons(
         await service.submit(_request(namespace, source, target))
     assert busy.value.reason == "migration_in_progress"
     assert busy.value.details["migration_id"] == first["migration_id"]
-    await _wait_phase(orchestrator, namespace, first["migration_id"], Phase.COMPLETED, Phase.FAILED)
+    await wait_phase(orchestrator, namespace, first["migration_id"], Phase.COMPLETED, Phase.FAILED)
 
 
 async def test_image_pull_error_on_target_rolls_back_early(
@@ -211,14 +181,14 @@ async def test_image_pull_error_on_target_rolls_back_early(
     }
     await core.create_namespaced_pod(namespace, pod)
     await orchestrator.state.wait_for(
-        lambda: _container_state(orchestrator.state.pod(namespace, "bad-image"), "main"), timeout=30
+        lambda: container_state(orchestrator.state.pod(namespace, "bad-image"), "main"), timeout=30
     )
     assert orchestrator.service is not None
     request = MigrationRequest(
         pod_name="bad-image", pod_namespace=namespace, source_node=source, target_node=target, timeout_seconds=600
     )
     created = await orchestrator.service.submit(request)
-    await _wait_phase(orchestrator, namespace, created["migration_id"], Phase.FAILED, Phase.COMPLETED)
+    await wait_phase(orchestrator, namespace, created["migration_id"], Phase.FAILED, Phase.COMPLETED)
     migration = orchestrator.service.get(created["migration_id"])
     assert migration["error"]["reason"] == "target_container_error"
     assert "ErrImagePull" in migration["error"]["message"]
@@ -253,11 +223,11 @@ async def test_events_are_recorded_on_the_pod_and_the_migration(
 ) -> None:
     source, target = cluster.node_names[0], cluster.node_names[1]
     await _certification_setup(core, namespace, source)
-    await _wait_data_processor_completed(orchestrator, namespace)
+    await wait_data_processor_completed(orchestrator, namespace)
     assert orchestrator.service is not None
     assert orchestrator.recorder is not None
     created = await orchestrator.service.submit(_request(namespace, source, target, preserve_pv=True))
-    await _wait_phase(orchestrator, namespace, created["migration_id"], Phase.COMPLETED)
+    await wait_phase(orchestrator, namespace, created["migration_id"], Phase.COMPLETED)
     # The cache may show Completed (watch event) before the step that wrote it has recorded its Events.
     await _wait_for_event(core, namespace, kind="PodMigration", reason="MigrationCompleted")
     await orchestrator.recorder.flush()
@@ -298,7 +268,7 @@ async def test_per_node_cap_queues_the_second_migration(
                 pod_name=name, pod_namespace=namespace, source_node=source, target_node=unready_node
             )
             migrations.append(await capped.service.submit(request))
-        await _wait_phase(capped, namespace, migrations[0]["migration_id"], Phase.WAITING_FOR_TARGET)
+        await wait_phase(capped, namespace, migrations[0]["migration_id"], Phase.WAITING_FOR_TARGET)
 
         def queued() -> bool:
             second = capped.state.migration(namespace, migrations[1]["migration_id"]) or {}
@@ -307,8 +277,8 @@ async def test_per_node_cap_queues_the_second_migration(
         await capped.state.wait_for(queued, timeout=30)
         assert capped.service.get(migrations[1]["migration_id"])["status"] == "pending"
         await capped.service.cancel(migrations[0]["migration_id"])
-        await _wait_phase(capped, namespace, migrations[1]["migration_id"], Phase.WAITING_FOR_TARGET)
+        await wait_phase(capped, namespace, migrations[1]["migration_id"], Phase.WAITING_FOR_TARGET)
         await capped.service.cancel(migrations[1]["migration_id"])
-        await _wait_phase(capped, namespace, migrations[1]["migration_id"], Phase.CANCELLED)
+        await wait_phase(capped, namespace, migrations[1]["migration_id"], Phase.CANCELLED)
     finally:
         await capped.stop()

@@ -19,8 +19,9 @@ from ai_storage_orchestrator.models import MigrationRequest, Phase, Strategy
 from ai_storage_orchestrator.runtime import Orchestrator
 from ai_storage_orchestrator.settings import Settings
 from tests.cluster.fixtures import ClusterHandle
+from tests.cluster.moves import deploy_certification_pod, wait_data_processor_completed, wait_phase
 from tests.cluster.nodes import create_simulated_nodes
-from tests.cluster.workloads import CERTIFICATION_POD, certification_pod, shared_volume
+from tests.cluster.workloads import CERTIFICATION_POD
 
 JSON = dict[str, Any]
 HOLD_TERMINATION = "sim.ai-storage.io/hold-termination"  # tests/cluster/kwok-stages.yaml
@@ -30,31 +31,8 @@ async def _setup(
     core: client.CoreV1Api, namespace: str, node: str, orchestrator: Orchestrator, **annotations: str
 ) -> None:
     """The certification pod on `node`, seen by the orchestrator with its data-processor completed."""
-    pv, pvc = shared_volume(namespace)
-    await core.create_persistent_volume(pv)
-    await core.create_namespaced_persistent_volume_claim(namespace, pvc)
-    await core.create_namespaced_pod(
-        namespace, certification_pod(node=node, complete_after="0s", annotations=annotations)
-    )
-
-    def data_processor_done() -> bool:
-        pod = orchestrator.state.pod(namespace, CERTIFICATION_POD) or {}
-        statuses = (pod.get("status") or {}).get("containerStatuses") or []
-        return any(s["name"] == "data-processor" and "terminated" in (s.get("state") or {}) for s in statuses)
-
-    await orchestrator.state.wait_for(data_processor_done, timeout=30)
-
-
-async def _wait_phase(orchestrator: Orchestrator, namespace: str, migration_id: str, *phases: Phase) -> JSON:
-    wanted = {p.value for p in phases}
-
-    def reached() -> JSON | None:
-        migration = orchestrator.state.migration(namespace, migration_id)
-        if migration and (migration.get("status") or {}).get("phase") in wanted:
-            return migration
-        return None
-
-    return await orchestrator.state.wait_for(reached, timeout=60)
+    await deploy_certification_pod(core, namespace, node, annotations=annotations)
+    await wait_data_processor_completed(orchestrator, namespace)
 
 
 async def _submit(orchestrator: Orchestrator, namespace: str, target: str, **extra: Any) -> str:
@@ -102,6 +80,17 @@ class Gates:
         return opened
 
 
+async def _only_the_source_left(orchestrator: Orchestrator, core: client.CoreV1Api, namespace: str, node: str) -> None:
+    await orchestrator.state.wait_for(
+        lambda: (
+            [p["metadata"]["name"] for p in orchestrator.state.pods if p["metadata"]["namespace"] == namespace]
+            == [CERTIFICATION_POD]
+        ),
+        timeout=30,
+    )
+    assert await _pods(core, namespace) == [(CERTIFICATION_POD, node, False)]
+
+
 @pytest.fixture
 async def gates(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Gates]:
     held = Gates(monkeypatch)
@@ -133,14 +122,14 @@ async def test_cancel_while_the_source_is_terminating_recreates_the_pod(
     )
     assert orchestrator.service is not None
     await orchestrator.service.cancel(migration_id)
-    await _wait_phase(orchestrator, namespace, migration_id, Phase.ROLLING_BACK)
+    await wait_phase(orchestrator, namespace, migration_id, Phase.ROLLING_BACK)
     assert await _pods(core, namespace) == [(CERTIFICATION_POD, source, True)]
 
     # The kubelet finishes the old pod only now: the rollback must still bring the pod back.
     await core.patch_namespaced_pod(
         CERTIFICATION_POD, namespace, {"metadata": {"annotations": {HOLD_TERMINATION: None}}}
     )
-    done = await _wait_phase(orchestrator, namespace, migration_id, Phase.CANCELLED, Phase.FAILED)
+    done = await wait_phase(orchestrator, namespace, migration_id, Phase.CANCELLED, Phase.FAILED)
     assert done["status"]["phase"] == Phase.CANCELLED.value
     assert done["status"]["podsAlive"] == [CERTIFICATION_POD]
     assert await _pods(core, namespace) == [(CERTIFICATION_POD, source, False)]
@@ -159,7 +148,7 @@ async def test_a_target_lost_after_it_was_ready_keeps_the_source(
     await _setup(core, namespace, source, orchestrator)
     removing = gates.hold(Phase.REMOVING_SOURCE)
     migration_id = await _submit(orchestrator, namespace, target, strategy=Strategy.MAKE_BEFORE_BREAK)
-    ready = await _wait_phase(orchestrator, namespace, migration_id, Phase.REMOVING_SOURCE)
+    ready = await wait_phase(orchestrator, namespace, migration_id, Phase.REMOVING_SOURCE)
     first_target = ready["status"]["targetPod"]
     first_uid = ready["status"]["targetPodUID"]
 
@@ -167,7 +156,7 @@ async def test_a_target_lost_after_it_was_ready_keeps_the_source(
     await _wait_pod_gone(core, namespace, first_target, orchestrator)
     removing.set()
 
-    done = await _wait_phase(orchestrator, namespace, migration_id, Phase.COMPLETED, Phase.FAILED)
+    done = await wait_phase(orchestrator, namespace, migration_id, Phase.COMPLETED, Phase.FAILED)
     assert done["status"]["phase"] == Phase.COMPLETED.value, done["status"]
     phases = [t["phase"] for t in done["status"]["phaseTransitions"]]
     removing = phases.index("RemovingSource")
@@ -188,7 +177,7 @@ async def test_deleting_the_podmigration_mid_move_rolls_back(
     source = cluster.node_names[0]
     await _setup(core, namespace, source, orchestrator)
     migration_id = await _submit(orchestrator, namespace, unready_target, strategy=Strategy.CHECKPOINT_RESTART)
-    await _wait_phase(orchestrator, namespace, migration_id, Phase.WAITING_FOR_TARGET)
+    await wait_phase(orchestrator, namespace, migration_id, Phase.WAITING_FOR_TARGET)
     assert [name for name, _, _ in await _pods(core, namespace)] != [CERTIFICATION_POD], "source stopped"
 
     custom = client.CustomObjectsApi(api)
@@ -226,7 +215,7 @@ async def test_a_disruption_budget_blocks_the_source_removal(
         return str(status.get("message", "")).startswith("blocked_by_disruption_budget")
 
     await orchestrator.state.wait_for(blocked, timeout=30)
-    done = await _wait_phase(orchestrator, namespace, migration_id, Phase.FAILED, Phase.COMPLETED)
+    done = await wait_phase(orchestrator, namespace, migration_id, Phase.FAILED, Phase.COMPLETED)
     assert done["status"]["error"]["reason"] == "blocked_by_disruption_budget"
     await orchestrator.state.wait_for(
         lambda: (
@@ -255,7 +244,7 @@ async def test_finished_migrations_expire(
         await orchestrator.state.wait_for(lambda: orchestrator.state.synced, timeout=30)
         await _setup(core, namespace, source, orchestrator)
         migration_id = await _submit(orchestrator, namespace, target)
-        await _wait_phase(orchestrator, namespace, migration_id, Phase.COMPLETED)
+        await wait_phase(orchestrator, namespace, migration_id, Phase.COMPLETED)
         await orchestrator.state.wait_for(
             lambda: orchestrator.state.migration(namespace, migration_id) is None, timeout=30
         )

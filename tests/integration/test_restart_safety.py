@@ -14,8 +14,9 @@ from ai_storage_orchestrator.models import Phase
 from ai_storage_orchestrator.runtime import Orchestrator
 from ai_storage_orchestrator.settings import Settings
 from tests.cluster.fixtures import ClusterHandle
+from tests.cluster.moves import deploy_certification_pod
 from tests.cluster.orchestrator_process import OrchestratorProcess
-from tests.cluster.workloads import CERTIFICATION_POD, certification_pod, shared_volume
+from tests.cluster.workloads import CERTIFICATION_POD
 
 # In checkpoint-restart the step that sees the source gone also creates the target (CreatingTarget is passed through).
 CHECKPOINT_RESTART_PHASES = ["Pending", "Validating", "Checkpointing", "StoppingSource", "WaitingForTarget"]
@@ -41,10 +42,7 @@ async def test_sigkill_at_every_phase_ends_with_one_ready_target(
     tmp_path: Path,
 ) -> None:
     source, target = cluster.node_names[0], cluster.node_names[1]
-    pv, pvc = shared_volume(namespace)
-    await core.create_persistent_volume(pv)
-    await core.create_namespaced_persistent_volume_claim(namespace, pvc)
-    await core.create_namespaced_pod(namespace, certification_pod(node=source, complete_after="0s"))
+    await deploy_certification_pod(core, namespace, source)
 
     doomed = OrchestratorProcess(
         tmp_path, kubeconfig=cluster.kubeconfig, namespace=namespace, env={"AISO_FAULT_POINT": fault}
