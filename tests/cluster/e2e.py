@@ -209,7 +209,10 @@ async def run(workdir: Path, output: Path) -> int:
 def print_log_tails(workdir: Path, lines: int = 25) -> None:
     """A failed run's last words from every process it started (the work directory goes away with the run)."""
     for log in sorted(workdir.rglob("*.log")):
-        tail = log.read_text(errors="replace").splitlines()[-lines:]
+        try:
+            tail = log.read_text(errors="replace").splitlines()[-lines:]
+        except OSError:  # a container log the kubelet removed with its pod, or a dangling symlink
+            continue
         say(f"\n--- last {len(tail)} lines of {log.relative_to(workdir)} ---")
         say("\n".join(tail))
 
