@@ -6,10 +6,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import ssl
 import sys
 from pathlib import Path
 
-from ai_storage_orchestrator.cli.client import positive_float
+from ai_storage_orchestrator.cli.client import CA_FILE_ENV, positive_float
 from ai_storage_orchestrator.compare import report
 from ai_storage_orchestrator.compare.cluster import CompareError
 from ai_storage_orchestrator.compare.measuring import iso_time
@@ -122,6 +123,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help=f"its REST API (default: ${URL_ENV} or {DEFAULT_URL})",
     )
     api.add_argument("--token", default=os.environ.get(TOKEN_ENV) or None, help=f"bearer token (default ${TOKEN_ENV})")
+    api.add_argument(
+        "--ca-file",
+        default=os.environ.get(CA_FILE_ENV) or None,
+        help=f"CA that signed an https:// orchestrator's certificate, besides the system's (default ${CA_FILE_ENV})",
+    )
     measure = parser.add_argument_group("measurement")
     measure.add_argument("--samples", type=_positive_int, default=20, help="interval rates per pod (default 20)")
     measure.add_argument("--trim", type=_non_negative_int, default=3, help="highest and lowest dropped (default 3)")
@@ -152,6 +158,7 @@ def options_from_args(args: argparse.Namespace) -> Options:
         target_node=args.target_node,
         orchestrator_url=args.orchestrator_url,
         token=args.token,
+        ca_file=args.ca_file,
         kubeconfig=args.kubeconfig,
         samples=args.samples,
         trim=args.trim,
@@ -192,7 +199,13 @@ async def compare(args: argparse.Namespace) -> int:
     except Exception as error:  # kubernetes_asyncio raises several unrelated types for bad or missing credentials
         print(f"error: cannot load Kubernetes credentials: {error}", file=sys.stderr)
         return EXIT_ERROR
-    async with api_client, OrchestratorClient(options.orchestrator_url, token=options.token) as orchestrator:
+    try:
+        orchestrator_client = OrchestratorClient(options.orchestrator_url, token=options.token, ca_file=options.ca_file)
+    except (OSError, ssl.SSLError) as error:
+        await api_client.close()
+        print(f"error: cannot use --ca-file {options.ca_file}: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    async with api_client, orchestrator_client as orchestrator:
         scenario = Scenario(options, kube=PathApi(api_client), execs=KubeExec(api_client), api=orchestrator, say=say)
         say(f"AI migration comparison {scenario.test_id}, {iso_time(scenario.comparison.started)}")
         comparison: Comparison = scenario.comparison

@@ -20,6 +20,7 @@ class Options:
     target_node: str | None = None
     orchestrator_url: str = DEFAULT_URL
     token: str | None = None
+    ca_file: str | None = None  # CA of an https:// orchestrator, besides the system trust store
     kubeconfig: str | None = None
     samples: int = 20
     trim: int = 3

@@ -20,8 +20,10 @@ POLL_INTERVAL = 0.05  # also the resolution of the client-observed migration tim
 
 
 class OrchestratorClient(RestSession):
-    def __init__(self, url: str, *, token: str | None = None, timeout: float = 30.0) -> None:
-        super().__init__(url, token=token, timeout=timeout, agent="compare")
+    def __init__(
+        self, url: str, *, token: str | None = None, timeout: float = 30.0, ca_file: str | None = None
+    ) -> None:
+        super().__init__(url, token=token, timeout=timeout, agent="compare", ca_file=ca_file)
 
     async def _call(self, method: str, path: str, body: JSON | None = None) -> tuple[int, Any]:
         try:

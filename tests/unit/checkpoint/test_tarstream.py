@@ -225,7 +225,7 @@ def test_more_entries_than_the_cap_are_refused() -> None:
 
 
 def test_memory_does_not_grow_with_the_number_of_members() -> None:
-    """2,000 members with 2,000-byte names (4 MB of names, 4 × the bound): the follower hands each over and keeps
+    """2,000 members with 2,000-byte names (4 MB of names, 4 times the bound): the follower hands each over and keeps
     none (tracemalloc makes every allocation slow: the count is kept small, the bound well below the total)."""
     hasher = TarStreamHasher()
     tracemalloc.start()
