@@ -27,4 +27,5 @@ RUN pip install --no-cache-dir --no-index /wheels/*.whl && rm -rf /wheels
 USER 10001:10001
 EXPOSE 8080
 ENTRYPOINT ["ai-storage-orchestrator"]
-CMD ["serve", "--host=0.0.0.0", "--port=8080", "--auth=kubernetes"]
+# TLS from a mounted Secret, as k8s/deploy/deployment.yaml does (plain HTTP off loopback is refused).
+CMD ["serve", "--host=0.0.0.0", "--port=8080", "--auth=kubernetes", "--tls-cert-file=/tls/tls.crt", "--tls-key-file=/tls/tls.key"]

@@ -4,12 +4,17 @@ set -euo pipefail
 
 usage() {
   cat <<'USAGE'
-Usage: scripts/deploy.sh [--kubeconfig PATH] [--image NAME:TAG] [--timeout 180s]
+Usage: scripts/deploy.sh [--kubeconfig PATH] [--image NAME:TAG] [--timeout 180s] [--ca-out FILE]
 
   --kubeconfig PATH   kubeconfig to use (default: kubectl's own resolution)
   --image NAME:TAG    image to run (default: the one in k8s/deploy/deployment.yaml)
   --timeout DURATION  how long to wait for the rollout (default 180s)
+  --ca-out FILE       where to write the CA that signed the API's certificate (default ./ai-storage-orchestrator-ca.crt)
   -h, --help          this help
+
+The API speaks TLS. Its certificate comes from the Secret kube-system/ai-storage-orchestrator-tls; when that Secret
+is missing, this script creates one signed by a new self-signed CA (openssl), for the Service's names and its
+cluster IP, and keeps the CA in the ConfigMap kube-system/ai-storage-orchestrator-ca for clients.
 USAGE
 }
 
@@ -17,21 +22,61 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 kubectl_args=()
 image=""
 timeout="180s"
+ca_out="$PWD/ai-storage-orchestrator-ca.crt"
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --kubeconfig) kubectl_args+=(--kubeconfig "$2"); shift 2 ;;
     --image) image="$2"; shift 2 ;;
     --timeout) timeout="$2"; shift 2 ;;
+    --ca-out) ca_out="$2"; shift 2 ;;
     -h | --help) usage; exit 0 ;;
     *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
   esac
 done
 
 command -v kubectl >/dev/null 2>&1 || { echo "kubectl is required" >&2; exit 1; }
-kubectl "${kubectl_args[@]}" apply -k "$root/k8s"
+k() { kubectl "${kubectl_args[@]}" "$@"; }
+secret="ai-storage-orchestrator-tls"
+ca_map="ai-storage-orchestrator-ca"
+
+# A certificate for the Service's names and cluster IP, signed by a CA made here, unless the Secret already exists.
+create_tls() {
+  command -v openssl >/dev/null 2>&1 || { echo "openssl is required to create the TLS certificate" >&2; exit 1; }
+  k apply -f "$root/k8s/deploy/service.yaml" >/dev/null  # its cluster IP goes into the certificate
+  local ip work svc="ai-storage-orchestrator"
+  ip="$(k -n kube-system get service "$svc" -o jsonpath='{.spec.clusterIP}')"
+  work="$(mktemp -d)"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 825 -subj "/CN=ai-storage-orchestrator CA" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    -keyout "$work/ca.key" -out "$work/ca.crt" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=$svc.kube-system.svc" \
+    -keyout "$work/tls.key" -out "$work/tls.csr" 2>/dev/null
+  printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n' \
+    "DNS:$svc,DNS:$svc.kube-system,DNS:$svc.kube-system.svc,DNS:$svc.kube-system.svc.cluster.local,DNS:localhost,IP:127.0.0.1,IP:$ip" \
+    >"$work/ext"
+  openssl x509 -req -in "$work/tls.csr" -CA "$work/ca.crt" -CAkey "$work/ca.key" -CAcreateserial -days 825 \
+    -extfile "$work/ext" -out "$work/tls.crt" 2>/dev/null
+  k -n kube-system create secret tls "$secret" --cert "$work/tls.crt" --key "$work/tls.key" >/dev/null
+  k -n kube-system create configmap "$ca_map" --from-file=ca.crt="$work/ca.crt" --dry-run=client -o yaml | k apply -f - >/dev/null
+  rm -rf "$work"  # the CA's key goes: a new certificate means a new CA (delete the Secret and run this again)
+  echo "✓ TLS certificate for $svc.kube-system.svc and $ip, signed by a new CA (Secret kube-system/$secret)"
+}
+
+if k -n kube-system get secret "$secret" >/dev/null 2>&1; then
+  echo "✓ TLS: using the existing Secret kube-system/$secret"
+else
+  create_tls
+fi
+k apply -k "$root/k8s"
 if [[ -n "$image" ]]; then
   kubectl "${kubectl_args[@]}" -n kube-system set image deployment/ai-storage-orchestrator "orchestrator=$image"
 fi
 kubectl "${kubectl_args[@]}" -n kube-system rollout status deployment/ai-storage-orchestrator --timeout "$timeout"
-ip="$(kubectl "${kubectl_args[@]}" -n kube-system get service ai-storage-orchestrator -o jsonpath='{.spec.clusterIP}')"
-echo "orchestrator: http://${ip}:8080 (in-cluster: http://ai-storage-orchestrator.kube-system.svc:8080)"
+ip="$(k -n kube-system get service ai-storage-orchestrator -o jsonpath='{.spec.clusterIP}')"
+if k -n kube-system get configmap "$ca_map" -o jsonpath='{.data.ca\.crt}' >"$ca_out" 2>/dev/null && [[ -s "$ca_out" ]]; then
+  echo "CA of the API's certificate: $ca_out (export AI_STORAGE_ORCHESTRATOR_CA_FILE=$ca_out)"
+else
+  rm -f "$ca_out"
+  echo "the certificate's CA is not in ConfigMap kube-system/$ca_map: pass your own with --ca-file"
+fi
+echo "orchestrator: https://${ip}:8080 (in-cluster: https://ai-storage-orchestrator.kube-system.svc:8080)"
