@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ai_storage_orchestrator.conventions import NAMESPACE_OPT_IN_LABEL, NAMESPACE_OPT_IN_VALUE
 from ai_storage_orchestrator.kube.client import create_api_client
 from ai_storage_orchestrator.kube.errors import KubeApiError
 from ai_storage_orchestrator.kube.resources import NAMESPACES, PODS, PVCS, PVS, KubeApi, Resource
@@ -53,7 +54,8 @@ async def poll_until(check: Callable[[], Awaitable[bool]], *, timeout: float, in
 async def create_namespace(api: KubeApi, name: str, *, timeout: float = 60.0) -> None:
     """The namespace, once the service-account controller has made its `default` account (pods need it)."""
     try:
-        await api.create(NAMESPACES, {"metadata": {"name": name, "labels": {"ai-storage.io/bench": "true"}}})
+        labels = {"ai-storage.io/bench": "true", NAMESPACE_OPT_IN_LABEL: NAMESPACE_OPT_IN_VALUE}  # triggers allowed
+        await api.create(NAMESPACES, {"metadata": {"name": name, "labels": labels}})
     except KubeApiError as error:
         if not error.already_exists:
             raise
