@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 
+from ai_storage_orchestrator.bodies import Body, Pod
 from ai_storage_orchestrator.checkpoint import CheckpointJob, CheckpointSpec
 from ai_storage_orchestrator.controller.checkpointing import CheckpointPool
 from ai_storage_orchestrator.controller.context import MigrationContext, log
@@ -128,7 +129,7 @@ class MigrationController:
         pod = new or old
         assert pod is not None
         metadata = pod["metadata"]
-        owner = (metadata.get("labels") or {}).get(MIGRATION_ID_LABEL)
+        owner = Pod(pod).labels.get(MIGRATION_ID_LABEL)
         if owner:
             self.reactor.enqueue(f"{metadata['namespace']}/{owner}")
         for migration in self.state.migrations_of_pod(metadata["namespace"], metadata["name"]):
@@ -136,9 +137,9 @@ class MigrationController:
                 self.reactor.enqueue(object_key(migration))
 
     def _on_node(self, _type: str, old: JSON | None, new: JSON | None) -> None:
-        node = (new or old or {}).get("metadata", {}).get("name")
+        node = Body(new or old or {}).name
         for migration in self.state.migrations:
-            if is_active(migration) and (migration.get("spec") or {}).get("targetNode") == node:
+            if is_active(migration) and Body(migration).spec.get("targetNode") == node:
                 self.reactor.enqueue(object_key(migration))
 
     # Reconcile --------------------------------------------------------------------------------------------------
@@ -156,7 +157,7 @@ class MigrationController:
         await self.fault_point(f"before:{phase.value}")
         with structlog.contextvars.bound_contextvars(
             migration_id=context.name,
-            pod=(migration.get("spec") or {}).get("podName"),
+            pod=Body(migration).spec.get("podName"),
             namespace=context.namespace,
             phase=phase.value,
         ):
@@ -176,7 +177,7 @@ class MigrationController:
             self.state.migrations.write_through(updated)
             return Result.again()
         ttl = self.settings.finished_migration_ttl_seconds
-        finished = parse_time((migration.get("status") or {}).get("finishedAt"))
+        finished = parse_time(Body(migration).status.get("finishedAt"))
         if ttl is None or finished is None or metadata.get("deletionTimestamp"):
             return Result.done()
         now = parse_time(now_iso())
@@ -227,9 +228,7 @@ class MigrationController:
         nodes = {ctx.spec["sourceNode"], ctx.spec["targetNode"]}
         per_node = self.settings.max_active_per_node
         for node in sorted(nodes):
-            busy = sum(
-                1 for m in running if node in ((m.get("spec") or {}).get("sourceNode"), m["spec"].get("targetNode"))
-            )
+            busy = sum(1 for m in running if node in (Body(m).spec.get("sourceNode"), Body(m).spec.get("targetNode")))
             if busy >= per_node:
                 return f"queued: {busy} migrations in flight on node {node} (limit {per_node})"
         return None

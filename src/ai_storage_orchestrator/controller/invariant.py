@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ai_storage_orchestrator.bodies import Pod
 from ai_storage_orchestrator.errors import TemporaryError
 
 JSON = dict[str, Any]
@@ -29,19 +30,19 @@ class InvariantViolation(TemporaryError):
 
 
 def terminating(pod: JSON) -> bool:
-    return bool(pod["metadata"].get("deletionTimestamp"))
+    return Pod(pod).terminating
 
 
 def alive(pod: JSON | None) -> bool:
     """Exists and is not being removed (a terminating pod is on its way out: it counts as gone)."""
-    if pod is None or terminating(pod):
+    if pod is None:
         return False
-    return (pod.get("status") or {}).get("phase") not in ("Failed",)
+    view = Pod(pod)
+    return not view.terminating and view.phase != "Failed"
 
 
 def is_ready(pod: JSON) -> bool:
-    conditions = (pod.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    return Pod(pod).ready
 
 
 def target_unfit_to_replace_source(target: JSON | None, *, uid: str | None, node: str) -> str | None:
@@ -49,13 +50,13 @@ def target_unfit_to_replace_source(target: JSON | None, *, uid: str | None, node
     read from the API server: a Ready target in a cache may already have been evicted."""
     if target is None:
         return "the target pod is gone"
-    name = target["metadata"]["name"]
-    if uid and target["metadata"].get("uid") != uid:
-        return f"target pod {name} was replaced by another pod (uid changed)"
-    if terminating(target):
-        return f"target pod {name} is being removed"
-    if (target.get("spec") or {}).get("nodeName") != node:
-        return f"target pod {name} is not on node {node}"
-    if not is_ready(target) and (target.get("status") or {}).get("phase") != "Succeeded":
-        return f"target pod {name} is no longer Ready"
+    pod = Pod(target)
+    if uid and pod.uid != uid:
+        return f"target pod {pod.name} was replaced by another pod (uid changed)"
+    if pod.terminating:
+        return f"target pod {pod.name} is being removed"
+    if pod.node_name != node:
+        return f"target pod {pod.name} is not on node {node}"
+    if not pod.ready and pod.phase != "Succeeded":
+        return f"target pod {pod.name} is no longer Ready"
     return None

@@ -22,6 +22,7 @@ import posixpath
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ai_storage_orchestrator.bodies import Body, Node, Pod
 from ai_storage_orchestrator.checkpoint import CheckpointJob, without_checkpoint
 from ai_storage_orchestrator.controller.context import MigrationContext
 from ai_storage_orchestrator.controller.invariant import is_ready, target_unfit_to_replace_source, terminating
@@ -59,26 +60,22 @@ DISRUPTION_BUDGET_RETRY_SECONDS = 5.0  # PodDisruptionBudgets are not watched: l
 
 
 def _node_ready(node: JSON | None) -> bool:
-    return node is not None and is_ready(node)
+    return node is not None and Node(node).ready
 
 
 def target_problem(pod: JSON, node: JSON | None) -> tuple[str, str] | None:
     """Why the target will never become Ready, or None while it still may."""
-    name = pod["metadata"]["name"]
-    status = pod.get("status") or {}
-    if status.get("phase") == "Failed":
-        return "target_failed", f"target pod {name} failed: {status.get('reason') or ''} {status.get('message') or ''}"
-    for container in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
+    target = Pod(pod)
+    if target.phase == "Failed":
+        reason, message = target.status.get("reason") or "", target.status.get("message") or ""
+        return "target_failed", f"target pod {target.name} failed: {reason} {message}"
+    for container in [*target.init_container_statuses, *target.container_statuses]:
         waiting = (container.get("state") or {}).get("waiting") or {}
         if waiting.get("reason") in FATAL_WAITING_REASONS:
-            message = waiting.get("message") or ""
-            return (
-                "target_container_error",
-                f"container {container.get('name')} of target pod {name} is {waiting['reason']}: {message}".strip(),
-            )
+            said = f"container {container.get('name')} of target pod {target.name} is {waiting['reason']}"
+            return "target_container_error", f"{said}: {waiting.get('message') or ''}".strip(" :")
     if not _node_ready(node):
-        node_name = (pod.get("spec") or {}).get("nodeName")
-        return "target_node_lost", f"target node {node_name} is gone or not Ready"
+        return "target_node_lost", f"target node {target.node_name} is gone or not Ready"
     return None
 
 
@@ -216,13 +213,13 @@ def _checkpoint_job(ctx: MigrationContext, pod: JSON) -> CheckpointJob:
             str(m["metadata"]["name"]): phase_of(m).value
             for m in state.migrations
             if m["metadata"].get("namespace") == ctx.namespace
-            and base_name(str((m.get("spec") or {}).get("podName") or "")) == base
+            and base_name(str(Body(m).spec.get("podName") or "")) == base
         },
         in_use=frozenset(
             posixpath.basename(str(path).rstrip("/"))
             for p in state.pods
             if p["metadata"].get("namespace") == ctx.namespace
-            and (path := (p["metadata"].get("annotations") or {}).get(CHECKPOINT_PATH_ANNOTATION))
+            and (path := Pod(p).annotations.get(CHECKPOINT_PATH_ANNOTATION))
         ),
     )
 
@@ -326,7 +323,7 @@ async def _create_target(ctx: MigrationContext, **fields: Any) -> Result | None:
         existing = ctx.controller.state.pod(ctx.namespace, name) or await ctx.controller.api.get(
             PODS, name, namespace=ctx.namespace
         )
-        owner = (existing["metadata"].get("labels") or {}).get(MIGRATION_ID_LABEL)
+        owner = Pod(existing).labels.get(MIGRATION_ID_LABEL)
         if owner != ctx.name:
             return await _roll_back(ctx, "target_name_taken", f"a pod named {name} exists and is not ours", **fields)
     return None
@@ -348,7 +345,7 @@ async def waiting_for_target(ctx: MigrationContext) -> Result:
     problem = target_problem(pod, ctx.controller.state.node(ctx.spec["targetNode"]))
     if problem:
         return await _roll_back(ctx, *problem)
-    if is_ready(pod) or (pod.get("status") or {}).get("phase") == "Succeeded":
+    if is_ready(pod) or Pod(pod).phase == "Succeeded":
         uid = pod["metadata"].get("uid")
         if ctx.status.get("strategy") == Strategy.MAKE_BEFORE_BREAK:
             return await ctx.transition(
@@ -403,7 +400,7 @@ async def _target_unfit(ctx: MigrationContext) -> str | None:
 
 async def rolling_back(ctx: MigrationContext) -> Result:
     target = ctx.target_pod
-    if target is not None and (target["metadata"].get("labels") or {}).get(MIGRATION_ID_LABEL) == ctx.name:
+    if target is not None and Pod(target).labels.get(MIGRATION_ID_LABEL) == ctx.name:
         if not terminating(target):
             await _delete_pod(ctx, target, uid=target["metadata"].get("uid"))
         return Result.after(DELETE_WAIT_SECONDS)
