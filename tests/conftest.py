@@ -1,5 +1,6 @@
-"""Test tiers by directory: tests/unit (pure logic), tests/integration (real control plane, KWOK nodes) and tests/e2e
-(real kubelet + containerd nodes; `make e2e`)."""
+"""Test tiers by directory: tests/unit (pure logic), tests/integration (real control plane, KWOK nodes), tests/e2e
+(real kubelet + containerd nodes; `make e2e`) and tests/security (the attack suite; its conftest also marks each case
+unit or integration)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 
 pytest_plugins = ["tests.cluster.fixtures"]
 
-_TIERS = ("unit", "integration", "e2e")
+_TIERS = ("unit", "integration", "e2e", "security")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
