@@ -20,7 +20,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ai_storage_orchestrator.api.auth import Authenticator
-from ai_storage_orchestrator.api.middlewares import USER_KEY, request_id_of
+from ai_storage_orchestrator.api.middlewares import USER_KEY, json_response, request_id_of
 from ai_storage_orchestrator.api.paging import cut_page
 from ai_storage_orchestrator.api.schemas import (
     parse_json_object,
@@ -92,9 +92,9 @@ class Handlers:
         for verb in ("create", "delete"):
             await self._authorize(request, verb=verb, namespace=migration.pod_namespace)
         if migration.dry_run:
-            return web.json_response(self.service.dry_run(migration), status=200)
+            return json_response(self.service.dry_run(migration), status=200)
         created = public_migration(await self.service.submit(migration, request_id=request_id_of(request)))
-        return web.json_response(created, status=202, headers={"Location": location_of(str(created["migration_id"]))})
+        return json_response(created, status=202, headers={"Location": location_of(str(created["migration_id"]))})
 
     async def list_migrations(self, request: web.Request) -> web.Response:
         filters = parse_list_filters(request.query)
@@ -102,8 +102,8 @@ class Handlers:
         listed = self.service.list(status=filters.status, namespace=filters.namespace, pod=filters.pod)
         migrations = [public_migration(m) for m in listed]
         if not filters.paged:  # the whole listing, exactly as before paging existed
-            return web.json_response({"migrations": migrations, "count": len(migrations)})
-        return web.json_response(cut_page(migrations, limit=filters.limit, after=filters.after).to_json())
+            return json_response({"migrations": migrations, "count": len(migrations)})
+        return json_response(cut_page(migrations, limit=filters.limit, after=filters.after).to_json())
 
     async def _visible_migration(self, request: web.Request, migration_id: str) -> JSON:
         """The migration when the caller may `get` pods in its namespace; otherwise the very 404 of an unknown id."""
@@ -122,28 +122,28 @@ class Handlers:
 
     async def get_migration(self, request: web.Request) -> web.Response:
         migration_id = require_migration_id(request.match_info["migration_id"])
-        return web.json_response(public_migration(await self._visible_migration(request, migration_id)))
+        return json_response(public_migration(await self._visible_migration(request, migration_id)))
 
     async def cancel_migration(self, request: web.Request) -> web.Response:
         migration_id = require_migration_id(request.match_info["migration_id"])
         migration = await self._visible_migration(request, migration_id)
         await self._authorize(request, verb="delete", namespace=migration["pod_namespace"])
-        return web.json_response(public_migration(await self.service.cancel(migration_id)), status=202)
+        return json_response(public_migration(await self.service.cancel(migration_id)), status=202)
 
     async def healthz(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+        return json_response({"status": "ok"})
 
     async def readyz(self, request: web.Request) -> web.Response:
         ready, why = self.service.ready()
         if not ready:
-            return web.json_response({"error": "not_ready", "message": why, "details": {}}, status=503)
-        return web.json_response({"status": "ready", "message": why})
+            return json_response({"error": "not_ready", "message": why, "details": {}}, status=503)
+        return json_response({"status": "ready", "message": why})
 
     async def metrics_text(self, request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(self.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def openapi_document(self, request: web.Request) -> web.Response:
-        return web.json_response(self.openapi)
+        return json_response(self.openapi)
 
     def routes(self) -> list[tuple[str, str, HandlerMethod]]:
         """(method, path, handler) of every route, the OpenAPI document describes exactly these."""

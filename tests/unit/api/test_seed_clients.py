@@ -1,0 +1,81 @@
+"""The seed's original clients work unchanged (DESIGN.md §3, "Compatibility with the seed's original clients"): they
+find fields with ``grep '"migration_id":"<id>"'``, poll ``/api/v1/migrations/<id>`` and ``.../status``, read a
+``details`` block, call ``/health``, and send ``force_restart`` and ``timeout: 0``."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from ai_storage_orchestrator.api.middlewares import compact_dumps
+from ai_storage_orchestrator.errors import Unprocessable
+from ai_storage_orchestrator.models import MigrationRequest
+from tests.unit.api.conftest import Client
+from tests.unit.api.fakes import SEED_BODY, FakeService
+
+pytestmark = pytest.mark.unit
+
+# What `grep '"key":'` needs: no whitespace anywhere outside strings.
+SPACE_OUTSIDE_STRINGS = re.compile(r'^(?:[^"\s]|"(?:[^"\\]|\\.)*")*\s')
+
+
+def is_compact(text: str) -> bool:
+    return SPACE_OUTSIDE_STRINGS.match(text) is None
+
+
+def test_the_space_detector_sees_spaces_only_outside_strings() -> None:
+    assert is_compact('{"a":"x y","b":[1,2]}')
+    assert not is_compact('{"a": 1}')
+    assert not is_compact('{"a":1, "b":2}')
+    assert not is_compact('{"a":"\\"", "b":2}')
+
+
+def test_compact_dumps_has_no_separating_spaces() -> None:
+    assert compact_dumps({"migration_id": "abc", "n": [1, 2], "o": {"k": None}}) == (
+        '{"migration_id":"abc","n":[1,2],"o":{"k":null}}'
+    )
+
+
+async def _text(response: Any, status: int) -> str:
+    text: str = await response.text()
+    assert response.status == status, text
+    assert response.content_type == "application/json"
+    assert is_compact(text), text
+    return text
+
+
+async def test_every_json_answer_is_compact(client: Client, service: FakeService) -> None:
+    created = await _text(await client.post("/api/v1/migrations", json=SEED_BODY), 202)
+    found = re.search(r'"migration_id":"([a-z0-9-]+)"', created)
+    assert found is not None, "the seed's grep finds the id"
+    migration_id = found.group(1)
+    assert json.loads(created)["migration_id"] == migration_id
+    await _text(await client.post("/api/migrations", json={**SEED_BODY, "dry_run": True}), 200)
+    for path in (
+        f"/api/v1/migrations/{migration_id}",
+        f"/api/migrations/{migration_id}",
+        "/api/migrations",
+        "/api/migrations?limit=1",
+        "/healthz",
+        "/readyz",
+        "/api/openapi.json",
+    ):
+        await _text(await client.get(path), 200)
+    await _text(await client.delete(f"/api/migrations/{migration_id}"), 202)
+    # Error answers of every origin: the validators, the service, aiohttp's own, and the readiness probe.
+    await _text(await client.post("/api/migrations", json={**SEED_BODY, "pod_name": "X"}), 400)
+    await _text(await client.get("/api/migrations/0123456789ab"), 404)
+    await _text(await client.get("/no/such/route"), 404)
+    await _text(await client.put("/api/migrations"), 405)
+    service.error = Unprocessable("target node b is cordoned", reason="target_node_cordoned")
+    await _text(await client.post("/api/migrations", json=SEED_BODY), 422)
+    service.is_ready = False
+    await _text(await client.get("/readyz"), 503)
+
+
+def request(**overrides: Any) -> MigrationRequest:
+    values: dict[str, Any] = {"pod_name": "trainer", "pod_namespace": "ml", "source_node": "a", "target_node": "b"}
+    return MigrationRequest(**{**values, **overrides})
