@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
-# Multi-stage: build wheels of the package and of its dependencies at the exact versions of constraints.txt, install
-# only those (no index) into a slim runtime as a non-root user.
+# Multi-stage: build the project's wheel, then install into a slim runtime, as a non-root user, exactly the
+# dependency files of requirements.lock (the versions of constraints.txt, each with its sha256: pip refuses another
+# file, a missing hash or an sdist) and the project's wheel without dependencies.
 #
 # Base image: an exact Python and Debian release, never a moving tag such as 3.11-slim. Pin its digest as well where
 # the build can look it up, e.g.
@@ -11,19 +12,25 @@
 ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
-ENV PIP_CONSTRAINT=/src/constraints.txt \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY constraints.txt setup.cfg pyproject.toml README.md ./
+COPY setup.cfg pyproject.toml README.md ./
 COPY src ./src
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+# Only the project's own code; its dependencies come from requirements.lock below. (The build backend, setuptools,
+# runs in this stage only and is not part of the image.)
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
 FROM ${PYTHON_IMAGE}
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN groupadd --gid 10001 orchestrator && useradd --uid 10001 --gid 10001 --no-create-home orchestrator
+COPY requirements.lock /wheels/requirements.lock
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir --no-index /wheels/*.whl && rm -rf /wheels
+# pip check: the locked set is complete (every dependency of every installed distribution is there).
+RUN pip install --no-cache-dir --require-hashes --only-binary=:all: --no-deps -r /wheels/requirements.lock \
+    && pip install --no-cache-dir --no-index --no-deps /wheels/*.whl \
+    && pip check \
+    && rm -rf /wheels
 USER 10001:10001
 EXPOSE 8080
 ENTRYPOINT ["ai-storage-orchestrator"]
