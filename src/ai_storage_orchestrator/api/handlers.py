@@ -36,6 +36,9 @@ from ai_storage_orchestrator.metrics import Metrics
 JSON_MEDIA_TYPE = "application/json"
 MIGRATIONS_PATHS = ("/api/migrations", "/api/v1/migrations")
 MIGRATION_PATHS = tuple(f"{base}/{{migration_id}}" for base in MIGRATIONS_PATHS)
+# The seed's clients poll `<migration>/status`: the same migration object, under the same authorization.
+MIGRATION_STATUS_PATHS = tuple(f"{path}/status" for path in MIGRATION_PATHS)
+HEALTH_PATHS = ("/healthz", "/health")  # `/health` is the seed's name
 
 JSON = dict[str, Any]
 HandlerMethod = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -152,8 +155,9 @@ class Handlers:
             table += [("POST", path, self.create_migration), ("GET", path, self.list_migrations)]
         for path in MIGRATION_PATHS:
             table += [("GET", path, self.get_migration), ("DELETE", path, self.cancel_migration)]
+        table += [("GET", path, self.get_migration) for path in MIGRATION_STATUS_PATHS]
+        table += [("GET", path, self.healthz) for path in HEALTH_PATHS]
         table += [
-            ("GET", "/healthz", self.healthz),
             ("GET", "/readyz", self.readyz),
             ("GET", "/metrics", self.metrics_text),
             ("GET", "/api/openapi.json", self.openapi_document),

@@ -9,7 +9,7 @@ from typing import Any
 
 from ai_storage_orchestrator import __version__
 from ai_storage_orchestrator.api import schemas
-from ai_storage_orchestrator.api.handlers import MIGRATION_PATHS, MIGRATIONS_PATHS
+from ai_storage_orchestrator.api.handlers import HEALTH_PATHS, MIGRATION_PATHS, MIGRATION_STATUS_PATHS, MIGRATIONS_PATHS
 from ai_storage_orchestrator.api.middlewares import REQUEST_ID_HEADER
 from ai_storage_orchestrator.api.openapi_schemas import (
     ERROR,
@@ -57,7 +57,7 @@ def _operation(operation_id: str, summary: str, responses: JSON, *, secured: boo
     }
 
 
-def _migration_paths(collection: str, item: str, suffix: str) -> JSON:
+def _migration_paths(collection: str, item: str, status_path: str, suffix: str) -> JSON:
     legacy = " (older path, same behaviour)" if suffix else ""
     location = {
         "description": "Where the migration object is: `/api/migrations/<id>`.",
@@ -119,6 +119,14 @@ def _migration_paths(collection: str, item: str, suffix: str) -> JSON:
             "Needs `get` on pods in the migration's namespace; without it the answer is the 404 of an unknown id."
         ),
     )
+    status = _operation(
+        f"getMigrationStatus{suffix}",
+        f"One migration, at the path the seed's clients poll{legacy}",
+        _responses(401, 404, 429, 503, ok=_ok(200, "The migration object.", ref("Migration"))),
+        secured=True,
+        parameters=item_parameters,
+        description="The same answer and authorization as `GET` of the migration itself.",
+    )
     cancel = _operation(
         f"cancelMigration{suffix}",
         f"Cancel a migration; it rolls back to the source pod{legacy}",
@@ -132,16 +140,34 @@ def _migration_paths(collection: str, item: str, suffix: str) -> JSON:
             " 409 when it ended or is removing the source."
         ),
     )
-    return {collection: {"post": create, "get": listing}, item: {"get": get, "delete": cancel}}
+    return {
+        collection: {"post": create, "get": listing},
+        item: {"get": get, "delete": cancel},
+        status_path: {"get": status},
+    }
+
+
+def _health_path(path: str) -> JSON:
+    seed = " (the seed's name; the same answer as `/healthz`)" if path != HEALTH_PATHS[0] else ""
+    operation_id = "".join(part.capitalize() if i else part for i, part in enumerate(path.strip("/").split("/")))
+    return {
+        path: {
+            "get": _operation(
+                operation_id,
+                f"Liveness: 200 while the process serves{seed}",
+                _ok(200, "Alive.", ref("Health")),
+                secured=False,
+            )
+        }
+    }
 
 
 def _service_paths() -> JSON:
+    paths: JSON = {}
+    for path in HEALTH_PATHS:
+        paths |= _health_path(path)
     return {
-        "/healthz": {
-            "get": _operation(
-                "healthz", "Liveness: 200 while the process serves", _ok(200, "Alive.", ref("Health")), secured=False
-            )
-        },
+        **paths,
         "/readyz": {
             "get": _operation(
                 "readyz",
@@ -248,8 +274,8 @@ def _parameters() -> JSON:
 def build_openapi(*, authenticated: bool = True) -> JSON:
     """The document of this server; with `authenticated=False` (--auth=none) no operation asks for credentials."""
     paths: JSON = {}
-    for collection, item in zip(MIGRATIONS_PATHS, MIGRATION_PATHS, strict=True):
-        paths |= _migration_paths(collection, item, "" if collection == MIGRATIONS_PATHS[0] else "V1")
+    for collection, item, status in zip(MIGRATIONS_PATHS, MIGRATION_PATHS, MIGRATION_STATUS_PATHS, strict=True):
+        paths |= _migration_paths(collection, item, status, "" if collection == MIGRATIONS_PATHS[0] else "V1")
     paths |= _service_paths()
     if not authenticated:
         for operations in paths.values():

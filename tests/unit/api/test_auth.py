@@ -300,7 +300,7 @@ async def test_api_server_down_is_503(client: Client, reviews: FakeReviewApi) ->
     await error_of(await client.get("/api/migrations", headers=bearer("alice-token")), 503, "auth_unavailable")
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics", "/api/openapi.json"])
+@pytest.mark.parametrize("path", ["/healthz", "/health", "/readyz", "/metrics", "/api/openapi.json"])
 async def test_service_endpoints_need_no_token(client: Client, reviews: FakeReviewApi, path: str) -> None:
     assert (await client.get(path)).status == 200
     assert reviews.calls == []

@@ -57,7 +57,7 @@ def walk(node: Any) -> list[str]:
 def test_every_route_is_documented_and_nothing_else() -> None:
     app = create_app(service=FakeService(), metrics=Metrics(), authenticator=AllowAll())
     assert app_routes(app) == operations(DOCUMENT)
-    assert len(operations(DOCUMENT)) == 12
+    assert len(operations(DOCUMENT)) == 15
 
 
 def test_document_is_plain_json_with_resolvable_references() -> None:
@@ -85,7 +85,9 @@ def test_every_schema_uses_only_supported_keywords() -> None:
         ("GET", COLLECTION, {200, 400, 401, 403, 429, 503}),
         ("GET", ITEM, {200, 401, 404, 429, 503}),  # no 403: a hidden migration is answered 404, like an unknown one
         ("DELETE", ITEM, {202, 401, 403, 404, 409, 429, 503}),
+        ("GET", f"{ITEM}/status", {200, 401, 404, 429, 503}),  # the seed's path: the same as GET of the migration
         ("GET", "/healthz", {200}),
+        ("GET", "/health", {200}),
         ("GET", "/readyz", {200, 503}),
         ("GET", "/metrics", {200}),
         ("GET", "/api/openapi.json", {200}),
@@ -99,7 +101,7 @@ def test_status_codes_of_each_operation(method: str, path: str, codes: set[int],
         return
     operation = DOCUMENT["paths"][path][method.lower()]
     assert {int(code) for code in operation["responses"]} == codes
-    public = path in ("/healthz", "/readyz", "/metrics", "/api/openapi.json")
+    public = path in ("/healthz", "/health", "/readyz", "/metrics", "/api/openapi.json")
     assert operation["security"] == ([] if public else [{"bearer": []}])
 
 
@@ -204,6 +206,7 @@ async def test_real_responses_match_the_document(serve: Serve, service: FakeServ
     await check("POST", COLLECTION, COLLECTION, 415, data=b"{}")
     for item in (completed, failed, running):
         await check("GET", f"{COLLECTION}/{item['migration_id']}", ITEM, 200)
+        await check("GET", f"/api/v1/migrations/{item['migration_id']}/status", f"/api/v1{ITEM[4:]}/status", 200)
     assert (await check("GET", f"{COLLECTION}/{failed['migration_id']}", ITEM, 200))["error"] is not None
     listing = await check("GET", f"{COLLECTION}?status=completed", COLLECTION, 200)
     assert listing["count"] == 1
@@ -218,6 +221,7 @@ async def test_real_responses_match_the_document(serve: Serve, service: FakeServ
     await check("DELETE", f"{COLLECTION}/{running['migration_id']}", ITEM, 202)
     await check("DELETE", f"{COLLECTION}/{completed['migration_id']}", ITEM, 409)
     await check("GET", "/healthz", "/healthz", 200)
+    await check("GET", "/health", "/health", 200)
     await check("GET", "/readyz", "/readyz", 200)
     await check("GET", "/api/openapi.json", "/api/openapi.json", 200)
     service.error = Conflict("migration 1 is active", reason="migration_in_progress", details={"migration_id": "1"})

@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
+from ai_storage_orchestrator.api.auth import KubernetesAuthenticator
 from ai_storage_orchestrator.api.middlewares import compact_dumps
 from ai_storage_orchestrator.errors import Unprocessable
-from ai_storage_orchestrator.models import MigrationRequest
-from tests.unit.api.conftest import Client
-from tests.unit.api.fakes import SEED_BODY, FakeService
+from ai_storage_orchestrator.models import MigrationRequest, Phase
+from tests.unit.api.conftest import Client, Serve
+from tests.unit.api.fakes import SEED_BODY, FakeReviewApi, FakeService, finished_status
 
 pytestmark = pytest.mark.unit
 
@@ -59,7 +60,9 @@ async def test_every_json_answer_is_compact(client: Client, service: FakeService
         f"/api/migrations/{migration_id}",
         "/api/migrations",
         "/api/migrations?limit=1",
+        f"/api/v1/migrations/{migration_id}/status",
         "/healthz",
+        "/health",
         "/readyz",
         "/api/openapi.json",
     ):
@@ -79,3 +82,44 @@ async def test_every_json_answer_is_compact(client: Client, service: FakeService
 def request(**overrides: Any) -> MigrationRequest:
     values: dict[str, Any] = {"pod_name": "trainer", "pod_namespace": "ml", "source_node": "a", "target_node": "b"}
     return MigrationRequest(**{**values, **overrides})
+
+
+async def test_health_is_healthz_under_the_seeds_name(client: Client) -> None:
+    health, healthz = await client.get("/health"), await client.get("/healthz")
+    assert (health.status, await health.read()) == (healthz.status, await healthz.read()) == (200, b'{"status":"ok"}')
+
+
+@pytest.mark.parametrize("prefix", ["/api/v1/migrations", "/api/migrations"])
+async def test_status_path_answers_the_migration_object(client: Client, service: FakeService, prefix: str) -> None:
+    created = service.add(request(), status=finished_status())
+    migration_id = created["migration_id"]
+    polled = await client.get(f"{prefix}/{migration_id}/status")
+    assert polled.status == 200
+    assert await polled.json() == await (await client.get(f"{prefix}/{migration_id}")).json() == created
+    assert created["status"] == "completed"
+    unknown = await client.get(f"{prefix}/0123456789ab/status")
+    assert (unknown.status, (await unknown.json())["error"]) == (404, "migration_not_found")
+    impossible = await client.get(f"{prefix}/NOT_AN_ID/status")
+    assert impossible.status == 404
+    refused = await client.delete(f"{prefix}/{migration_id}/status")
+    assert (refused.status, (await refused.json())["error"]) == (405, "method_not_allowed")
+
+
+async def test_status_path_has_the_authorization_of_get(serve: Serve, service: FakeService) -> None:
+    """alice may get pods in `ml`, bob nowhere: for bob the migration is as unknown as an id that does not exist."""
+    reviews = FakeReviewApi(
+        users={"alice-token": {"username": "alice"}, "bob-token": {"username": "bob"}},
+        grants={("alice", "get", "ml")},
+    )
+    client = await serve(authenticator=KubernetesAuthenticator(reviews))
+    migration_id = service.add(request(), status={"phase": Phase.CHECKPOINTING.value})["migration_id"]
+    path = f"/api/v1/migrations/{migration_id}/status"
+    assert (await client.get(path)).status == 401
+    assert (await client.get(path, headers={"Authorization": "Bearer alice-token"})).status == 200
+    hidden = await client.get(path, headers={"Authorization": "Bearer bob-token"})
+    unknown = await client.get("/api/v1/migrations/abcdef000000/status", headers={"Authorization": "Bearer bob-token"})
+    assert hidden.status == unknown.status == 404
+    hidden_body, unknown_body = await hidden.json(), await unknown.json()
+    assert hidden_body == {**unknown_body, "message": unknown_body["message"].replace("abcdef000000", migration_id)}
+    asked = [b["spec"]["resourceAttributes"] for k, b in reviews.calls if k == "SubjectAccessReview"]
+    assert [(a["verb"], a.get("namespace")) for a in asked] == [("get", "ml"), ("get", "ml"), ("get", None)]
