@@ -135,6 +135,28 @@ MIGRATION_REQUEST: JSON = object_schema(
 # `timeout` and `timeout_seconds` are one setting under two names: not both.
 MIGRATION_REQUEST["not"] = {"required": list(schemas.TIMEOUT_FIELDS)}
 
+CONTAINER_STATE_WORDS = ["running", "completed", "failed", "waiting", "unknown"]
+_SEED_DETAILS = object_schema(
+    {
+        "new_pod_name": string(nullable=True, description="As `new_pod_name`."),
+        "start_time": string(nullable=True, format="date-time", description="As `started_at`."),
+        "end_time": string(nullable=True, format="date-time", description="As `finished_at`."),
+        "duration": {"type": "number", "nullable": True, "description": "Seconds, as `duration_seconds`."},
+        "container_states": {
+            "type": "object",
+            "additionalProperties": string(enum=CONTAINER_STATE_WORDS),
+            "description": (
+                "Container name -> its state on the source as the analysis recorded it, in one word (`completed`:"
+                " exited 0; `failed`: exited otherwise). Empty until the migration is planned."
+            ),
+        },
+    },
+    description=(
+        "The seed's field names for what this object also says in its own (compatibility with the seed's original"
+        " clients). Not to be confused with the `details` of an error body."
+    ),
+)
+
 MIGRATION = object_schema(
     {
         "migration_id": string(),
@@ -185,6 +207,7 @@ MIGRATION = object_schema(
             nullable=True,
             description="Why the migration failed.",
         ),
+        "details": _SEED_DETAILS,
     }
 )
 

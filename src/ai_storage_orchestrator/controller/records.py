@@ -4,6 +4,7 @@ of the REST contract (DESIGN.md §3)."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from typing import Any
 
@@ -94,6 +95,34 @@ def _duration(status: JSON, created: str | None) -> float | None:
     return round((end - start).total_seconds(), 3)
 
 
+_COMPLETED = re.compile(r"terminated \(exit 0\b")
+
+
+def container_state_word(state: object) -> str:
+    """One word for a recorded container state (``ContainerState.describe``): running, completed (terminated with
+    exit 0), failed (terminated otherwise), waiting, or unknown."""
+    text = str(state or "")
+    word = text.split(" ", 1)[0]
+    if word == "terminated":
+        return "completed" if _COMPLETED.match(text) else "failed"
+    return word if word in ("running", "waiting") else "unknown"
+
+
+def seed_details(status: JSON, *, duration: float | None) -> JSON:
+    """The seed's ``details`` block: its field names for what the migration object also says in ours."""
+    states: JSON = {}
+    for container in status.get("containers") or []:
+        if isinstance(container, dict) and container.get("name"):
+            states[str(container["name"])] = container_state_word(container.get("state"))
+    return {
+        "new_pod_name": status.get("targetPod"),
+        "start_time": status.get("startedAt"),
+        "end_time": status.get("finishedAt"),
+        "duration": duration,
+        "container_states": states,
+    }
+
+
 def to_api(migration: JSON) -> JSON:
     """The public migration object (snake_case), as GET /api/migrations/<id> returns it."""
     metadata = migration.get("metadata") or {}
@@ -101,6 +130,7 @@ def to_api(migration: JSON) -> JSON:
     status = migration.get("status") or {}
     phase = phase_of(migration)
     error = status.get("error")
+    duration = _duration(status, metadata.get("creationTimestamp"))
     return {
         "migration_id": metadata.get("name"),
         "status": phase.status.value,
@@ -125,6 +155,7 @@ def to_api(migration: JSON) -> JSON:
         "created_at": metadata.get("creationTimestamp"),
         "started_at": status.get("startedAt"),
         "finished_at": status.get("finishedAt"),
-        "duration_seconds": _duration(status, metadata.get("creationTimestamp")),
+        "duration_seconds": duration,
         "error": {"reason": error.get("reason"), "message": error.get("message")} if error else None,
+        "details": seed_details(status, duration=duration),
     }

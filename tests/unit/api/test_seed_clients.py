@@ -16,6 +16,7 @@ from ai_storage_orchestrator.errors import Unprocessable
 from ai_storage_orchestrator.models import MigrationRequest, Phase
 from tests.unit.api.conftest import Client, Serve
 from tests.unit.api.fakes import SEED_BODY, FakeReviewApi, FakeService, finished_status
+from tests.unit.api.schema_check import errors
 
 pytestmark = pytest.mark.unit
 
@@ -123,3 +124,62 @@ async def test_status_path_has_the_authorization_of_get(serve: Serve, service: F
     assert hidden_body == {**unknown_body, "message": unknown_body["message"].replace("abcdef000000", migration_id)}
     asked = [b["spec"]["resourceAttributes"] for k, b in reviews.calls if k == "SubjectAccessReview"]
     assert [(a["verb"], a.get("namespace")) for a in asked] == [("get", "ml"), ("get", "ml"), ("get", None)]
+
+
+def test_details_block_of_a_finished_migration() -> None:
+    service = FakeService()
+    status = finished_status()
+    status["containers"] += [
+        {"name": "failed-one", "state": "terminated (exit 2, Error)"},
+        {"name": "killed", "state": "terminated (exit 137, OOMKilled)"},
+        {"name": "exit-0", "state": "terminated (exit 0, no reason)"},
+        {"name": "crashing", "state": "waiting (CrashLoopBackOff)"},
+        {"name": "new", "state": "unknown"},
+        {"name": "garbled", "state": None},
+    ]
+    migration = service.add(request(), status=status, created="2024-05-01T10:00:59Z")
+    assert migration["details"] == {
+        "new_pod_name": "tensorflow-ai-workload-migrated-0123456789ab",
+        "start_time": "2024-05-01T10:01:00.000000Z",
+        "end_time": "2024-05-01T10:01:03.500000Z",
+        "duration": 3.5,
+        "container_states": {
+            "trainer": "running",
+            "data-processor": "completed",
+            "failed-one": "failed",
+            "killed": "failed",
+            "exit-0": "completed",
+            "crashing": "waiting",
+            "new": "unknown",
+            "garbled": "unknown",
+        },
+    }
+    assert migration["details"]["duration"] == migration["duration_seconds"]
+    assert migration["details"]["new_pod_name"] == migration["new_pod_name"]
+
+
+def test_details_block_before_the_controller_wrote_anything() -> None:
+    migration = FakeService().add(request())
+    assert migration["details"] == {
+        "new_pod_name": None,
+        "start_time": None,
+        "end_time": None,
+        "duration": None,
+        "container_states": {},
+    }
+
+
+async def test_details_block_is_served_and_documented(client: Client, service: FakeService) -> None:
+    migration_id = service.add(request(), status=finished_status())["migration_id"]
+    text = await _text(await client.get(f"/api/v1/migrations/{migration_id}"), 200)
+    assert '"container_states":{"trainer":"running","data-processor":"completed"}' in text
+    assert '"duration":3.5' in text
+    document = await (await client.get("/api/openapi.json")).json()
+    migration = json.loads(text)
+    schema = document["components"]["schemas"]["Migration"]
+    assert errors(migration, schema, document) == []
+    assert errors({**migration, "details": {**migration["details"], "duration": "3.5"}}, schema, document) != []
+    assert errors({**migration, "details": {**migration["details"], "container_states": {"a": "x"}}}, schema, document)
+    # The error body keeps its own `details` (the problem's data): a different thing under the same name.
+    error = await (await client.get("/api/v1/migrations/0123456789ab/status")).json()
+    assert set(error) == {"error", "message", "details"}
