@@ -115,7 +115,14 @@ class Orchestrator:
         self.service = MigrationService(
             api=api, state=self.state, metrics=self.metrics, planner=self.controller.planner
         )
-        self.trigger = AnnotationTrigger(api=api, state=self.state, service=self.service, recorder=self.recorder)
+        self.trigger = AnnotationTrigger(
+            api=api,
+            state=self.state,
+            service=self.service,
+            recorder=self.recorder,
+            admission_binding=None if self.settings.trust_annotations else self.settings.admission_policy_binding,
+        )
+        await self._check_admission_policy(self.trigger)
         namespaces = (self.settings.namespace,) if self.settings.namespace else ()
         for reflector in self.state.reflectors(
             api,
@@ -126,6 +133,22 @@ class Orchestrator:
             self.supervisor.spawn(f"watch-{reflector.resource.plural}", reflector.run)
         self.supervisor.spawn("leadership", self._lead_when_elected)
         log.info("orchestrator.started", identity=self.settings.identity, namespace=self.settings.namespace or "*")
+
+    async def _check_admission_policy(self, trigger: AnnotationTrigger) -> None:
+        """Say at start-up whether annotation triggers will act (controller/triggers.py checks again at every
+        trigger: this is the operator's early warning, never a reason not to start)."""
+        if trigger.admission_binding is None:
+            log.warning("trigger.annotations_trusted", why="--trust-annotations: the admission policy is not checked")
+            return
+        try:
+            refusal = await trigger.admission_policy_refusal()
+        except KubeApiError as error:
+            log.warning("trigger.admission_policy_unknown", binding=trigger.admission_binding, error=str(error))
+            return
+        if refusal is None:
+            log.info("trigger.admission_policy_found", binding=trigger.admission_binding)
+        else:
+            log.warning("trigger.admission_policy_missing", binding=trigger.admission_binding, message=refusal)
 
     def ready(self) -> tuple[bool, str]:
         """Ready when every supervised task runs and every cache is synced; otherwise the reason names what is not."""
@@ -230,6 +253,22 @@ class _StartedService:
         if self._orchestrator.service is None:
             raise NotReady("the orchestrator is starting")
         return self._orchestrator.service
+
+    async def _check_admission_policy(self, trigger: AnnotationTrigger) -> None:
+        """Say at start-up whether annotation triggers will act (controller/triggers.py checks again at every
+        trigger: this is the operator's early warning, never a reason not to start)."""
+        if trigger.admission_binding is None:
+            log.warning("trigger.annotations_trusted", why="--trust-annotations: the admission policy is not checked")
+            return
+        try:
+            refusal = await trigger.admission_policy_refusal()
+        except KubeApiError as error:
+            log.warning("trigger.admission_policy_unknown", binding=trigger.admission_binding, error=str(error))
+            return
+        if refusal is None:
+            log.info("trigger.admission_policy_found", binding=trigger.admission_binding)
+        else:
+            log.warning("trigger.admission_policy_missing", binding=trigger.admission_binding, message=refusal)
 
     def ready(self) -> tuple[bool, str]:
         return self._orchestrator.ready()

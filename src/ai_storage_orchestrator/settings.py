@@ -14,6 +14,8 @@ class AuthMode(StrEnum):
 
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+# The ValidatingAdmissionPolicyBinding (and its policy) shipped in k8s/admission/annotation-policy.yaml.
+ADMISSION_POLICY_BINDING = "ai-storage-orchestrator-annotations"
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,11 @@ class Settings:
     insecure_http: bool = False
     # The audience TokenReviews ask for (api/auth.py); "" accepts the API server's own audiences instead.
     token_audience: str = "ai-storage-orchestrator"
+    # Annotation triggers act only while the ValidatingAdmissionPolicyBinding of k8s/admission, which decides who may
+    # write the annotations, is installed (controller/triggers.py): looked up by this name, the shipped one ...
+    admission_policy_binding: str = ADMISSION_POLICY_BINDING
+    # ... unless this is set (--trust-annotations): for clusters that enforce the same rule by other means.
+    trust_annotations: bool = False
     log_format: str = "auto"  # json | console | auto (console on a TTY)
     log_level: str = "info"
     # Crash-testing aid, set only through the AISO_FAULT_POINT environment variable: "before:<Phase>" stops a

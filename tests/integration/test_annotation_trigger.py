@@ -1,25 +1,89 @@
 """`ai-storage.io/migrate-to` on a pod starts a migration in a namespace that opted in (label
-`ai-storage.io/migrations: enabled`); a refused one leaves an Event and a status annotation; removing the annotation
-before the migration starts cancels it; no trigger fires twice."""
+`ai-storage.io/migrations: enabled`) while the admission policy of k8s/admission is installed; a refused one leaves an
+Event and a status annotation; removing the annotation before the migration starts cancels it; no trigger fires
+twice. Without the policy, triggers are refused (admission_policy_missing) unless annotations are trusted.
+
+The orchestrator of these tests runs with the shipped policy installed, renamed for the test and bound to its
+namespace only (test_admission_policy.py's helper), and looks for that binding by its test name."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from kubernetes_asyncio import client
 
-from ai_storage_orchestrator.controller.triggers import MIGRATE_TO, MIGRATION_ID, MIGRATION_STATUS
+from ai_storage_orchestrator.controller.triggers import (
+    ADMISSION_POLICY_MISSING,
+    MIGRATE_TO,
+    MIGRATION_ID,
+    MIGRATION_STATUS,
+)
 from ai_storage_orchestrator.conventions import NAMESPACE_OPT_IN_LABEL, NAMESPACE_OPT_IN_VALUE
 from ai_storage_orchestrator.kube.errors import KubeApiError
 from ai_storage_orchestrator.kube.resources import NAMESPACES, KubeApi
 from ai_storage_orchestrator.models import Phase
 from ai_storage_orchestrator.runtime import Orchestrator
+from ai_storage_orchestrator.settings import Settings
 from tests.cluster.fixtures import ClusterHandle
 from tests.cluster.impersonation import impersonating, poll_until, service_account_user
 from tests.cluster.workloads import CERTIFICATION_POD, certification_pod, shared_volume
+from tests.integration.test_admission_policy import _policy_objects
 
 JSON = dict[str, Any]
+
+
+def _settings(cluster: ClusterHandle, namespace: str, **overrides: Any) -> Settings:
+    """As the session's `orchestrator` fixture runs it (its namespace, no leader election), looking for the test's
+    binding of the admission policy."""
+    _policy, binding = _policy_objects(namespace)
+    settings = Settings(
+        kubeconfig=str(cluster.kubeconfig),
+        namespace=namespace,
+        leader_election=False,
+        identity=f"test-{namespace}",
+        admission_policy_binding=binding["metadata"]["name"],
+    )
+    return dataclasses.replace(settings, **overrides)
+
+
+@contextlib.asynccontextmanager
+async def _running(settings: Settings) -> AsyncIterator[Orchestrator]:
+    running = Orchestrator(settings)
+    await running.start()
+    try:
+        await running.state.wait_for(lambda: running.state.synced, timeout=30)
+        yield running
+    finally:
+        await running.stop()
+
+
+@contextlib.asynccontextmanager
+async def _admission_policy(api: client.ApiClient, namespace: str) -> AsyncIterator[None]:
+    """The shipped policy and binding, named and bound for this test's namespace."""
+    admission = client.AdmissionregistrationV1Api(api)
+    policy, binding = _policy_objects(namespace)
+    await admission.create_validating_admission_policy(policy)
+    try:
+        await admission.create_validating_admission_policy_binding(binding)
+        try:
+            yield
+        finally:
+            await admission.delete_validating_admission_policy_binding(binding["metadata"]["name"])
+    finally:
+        await admission.delete_validating_admission_policy(policy["metadata"]["name"])
+
+
+@pytest.fixture
+async def orchestrator(
+    api: client.ApiClient, cluster: ClusterHandle, namespace: str, crd_installed: None
+) -> AsyncIterator[Orchestrator]:
+    """The session fixture's orchestrator, on a cluster where the admission policy is installed."""
+    async with _admission_policy(api, namespace), _running(_settings(cluster, namespace)) as running:
+        yield running
 
 
 def _annotations(pod: JSON | None) -> dict[str, str]:
@@ -177,3 +241,82 @@ async def test_single_namespace_mode_reads_the_label_with_get_on_its_own_namespa
         with pytest.raises(KubeApiError) as listing:
             await kube.list(NAMESPACES)
         assert listing.value.status == 403, "no list of namespaces"
+
+
+async def _refusal_of(orchestrator: Orchestrator, namespace: str, pod: str) -> str:
+    def refused() -> str | None:
+        status = _annotations(orchestrator.state.pod(namespace, pod)).get(MIGRATION_STATUS, "")
+        return status if status.startswith("Refused") else None
+
+    return await orchestrator.state.wait_for(refused, timeout=30)
+
+
+async def test_without_the_admission_policy_a_trigger_is_refused_once_until_it_is_installed(
+    api: client.ApiClient, cluster: ClusterHandle, core: client.CoreV1Api, namespace: str, crd_installed: None
+) -> None:
+    """Fail closed: on a cluster without the policy, whoever may patch a pod could trigger with the orchestrator's
+    rights; the orchestrator refuses, once, and acts again on a changed annotation once the policy is there."""
+    source, target = cluster.node_names[0], cluster.node_names[1]
+    await _opt_in(core, namespace)
+    pod: JSON = {
+        "metadata": {"name": "unguarded"},
+        "spec": {"nodeName": source, "containers": [{"name": "c", "image": "x"}]},
+    }
+    await core.create_namespaced_pod(namespace, pod)
+    async with _running(_settings(cluster, namespace)) as orchestrator:
+        await core.patch_namespaced_pod("unguarded", namespace, {"metadata": {"annotations": {MIGRATE_TO: target}}})
+        status = await _refusal_of(orchestrator, namespace, "unguarded")
+        binding = _policy_objects(namespace)[1]["metadata"]["name"]
+        assert status.startswith(
+            f"Refused ({target}): {ADMISSION_POLICY_MISSING}: ValidatingAdmissionPolicyBinding {binding} is not"
+            " installed"
+        )
+        assert "--trust-annotations" in status
+        assert orchestrator.recorder is not None
+        await orchestrator.recorder.flush()
+        events = (await core.list_namespaced_event(namespace, field_selector="involvedObject.name=unguarded")).items
+        assert [e.message for e in events if e.reason == "MigrationRefused"] == [status.split(": ", 1)[1]], "once"
+        assert orchestrator.state.migrations_of_pod(namespace, "unguarded") == []
+
+        # Installed, the request asked again (a changed annotation asks again) starts a migration: checked per
+        # trigger, not once at start-up.
+        async with _admission_policy(api, namespace):
+            await core.patch_namespaced_pod(
+                "unguarded", namespace, {"metadata": {"annotations": {MIGRATE_TO: cluster.node_names[2]}}}
+            )
+
+            def started() -> str | None:
+                return _annotations(orchestrator.state.pod(namespace, "unguarded")).get(MIGRATION_ID)
+
+            migration_id = await orchestrator.state.wait_for(started, timeout=30)
+            migration = orchestrator.state.migration(namespace, migration_id)
+            assert migration is not None
+            assert migration["spec"]["targetNode"] == cluster.node_names[2]
+
+
+async def test_trusted_annotations_act_without_the_admission_policy(
+    cluster: ClusterHandle, core: client.CoreV1Api, namespace: str, crd_installed: None
+) -> None:
+    """--trust-annotations: for clusters that enforce the same rule by other means. The namespace opt-in stays."""
+    source, target = cluster.node_names[0], cluster.node_names[1]
+    await _opt_in(core, namespace)
+    pod: JSON = {
+        "metadata": {"name": "trusted"},
+        "spec": {"nodeName": source, "containers": [{"name": "c", "image": "x"}]},
+    }
+    await core.create_namespaced_pod(namespace, pod)
+    async with _running(_settings(cluster, namespace, trust_annotations=True)) as orchestrator:
+        await core.patch_namespaced_pod("trusted", namespace, {"metadata": {"annotations": {MIGRATE_TO: target}}})
+
+        def started() -> str | None:
+            return _annotations(orchestrator.state.pod(namespace, "trusted")).get(MIGRATION_ID)
+
+        migration_id = await orchestrator.state.wait_for(started, timeout=30)
+        migration = orchestrator.state.migration(namespace, migration_id)
+        assert migration is not None
+        assert migration["spec"]["triggeredBy"] == "annotation"
+        assert (
+            not _annotations(orchestrator.state.pod(namespace, "trusted"))
+            .get(MIGRATION_STATUS, "")
+            .startswith("Refused")
+        )

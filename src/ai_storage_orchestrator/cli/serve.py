@@ -59,6 +59,16 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         ),
     )
     parser.add_argument("--namespace", help="watch and migrate pods of this namespace only (default: all)")
+    parser.add_argument(
+        "--trust-annotations",
+        action="store_true",
+        help=(
+            "act on ai-storage.io/migrate-to even when the ValidatingAdmissionPolicyBinding"
+            f" {defaults.admission_policy_binding} (k8s/admission) is not installed. Without that policy anyone who may"
+            " patch a pod can make the orchestrator move it or exec hooks in it: only for clusters that enforce the"
+            " same rule by other means (default: such triggers are refused with admission_policy_missing)"
+        ),
+    )
     parser.add_argument("--workers", type=int, default=defaults.workers)
     parser.add_argument("--max-active-migrations", type=int, default=defaults.max_active_migrations)
     parser.add_argument("--max-active-per-node", type=int, default=defaults.max_active_per_node)
@@ -113,6 +123,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "tls_key_file": args.tls_key_file or None,
         "insecure_http": args.insecure_http,
         "namespace": args.namespace,
+        "trust_annotations": args.trust_annotations,
         "workers": args.workers,
         "max_active_migrations": args.max_active_migrations,
         "max_active_per_node": args.max_active_per_node,

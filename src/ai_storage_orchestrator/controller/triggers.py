@@ -12,7 +12,13 @@ namespace per trigger, not from a watch cache: triggers are rare (a refusal is r
 a GET is always current (a namespace labelled a second ago is not refused on a stale cache), it needs only `get` on
 that one namespace (single-namespace mode with a Role works), and the orchestrator keeps no copy of every namespace.
 Who may write `migrate-to` and the checkpoint annotations is enforced by the ValidatingAdmissionPolicy in
-`k8s/admission` (the API server knows the author; the orchestrator does not). REST requests are not affected."""
+`k8s/admission` (the API server knows the author; the orchestrator does not). Without it anyone who may patch a pod
+could make the orchestrator move it, or exec a hook in it, with the orchestrator's rights; so the trigger fails
+closed: before acting it GETs the policy's binding by its shipped name (and the policy the binding names), and when
+either is missing, or the binding does not deny, the trigger is refused once (`admission_policy_missing`). Like the
+namespace label, this is read per trigger, never cached: installing the policy takes effect at the next changed
+annotation, removing it at the next trigger. `--trust-annotations` (no binding name) skips the check, for clusters
+that enforce the same rule by other means. REST requests are not affected."""
 
 from __future__ import annotations
 
@@ -38,7 +44,14 @@ from ai_storage_orchestrator.conventions import (
 from ai_storage_orchestrator.errors import Conflict, OrchestratorError, TemporaryError
 from ai_storage_orchestrator.kube.errors import KubeApiError
 from ai_storage_orchestrator.kube.events import EventRecorder
-from ai_storage_orchestrator.kube.resources import NAMESPACES, PODS, KubeApi
+from ai_storage_orchestrator.kube.resources import (
+    NAMESPACES,
+    PODS,
+    VALIDATING_ADMISSION_POLICIES,
+    VALIDATING_ADMISSION_POLICY_BINDINGS,
+    KubeApi,
+    Resource,
+)
 from ai_storage_orchestrator.models import TIMEOUT_MAX, TIMEOUT_MIN, MigrationRequest, Phase, Strategy
 from ai_storage_orchestrator.watchers.state import ClusterState
 from ai_storage_orchestrator.watchers.store import JSON, object_key
@@ -51,6 +64,7 @@ MIGRATION_ID = MIGRATION_ID_ANNOTATION
 MIGRATION_STATUS = MIGRATION_STATUS_ANNOTATION
 
 NOT_OPTED_IN = "namespace_not_opted_in"
+ADMISSION_POLICY_MISSING = "admission_policy_missing"
 
 # Phases in which no pod has been touched yet: removing the annotation still cancels cleanly.
 _CANCELLABLE_BY_ANNOTATION = frozenset({Phase.PENDING, Phase.VALIDATING, Phase.CHECKPOINTING})
@@ -75,12 +89,22 @@ def refused_marker(node: str) -> str:
 
 class AnnotationTrigger:
     def __init__(
-        self, *, api: KubeApi, state: ClusterState, service: MigrationService, recorder: EventRecorder
+        self,
+        *,
+        api: KubeApi,
+        state: ClusterState,
+        service: MigrationService,
+        recorder: EventRecorder,
+        admission_binding: str | None = None,
     ) -> None:
+        """`admission_binding`: the ValidatingAdmissionPolicyBinding that must be installed for a trigger to act;
+        None trusts annotations without it (the runtime passes Settings.admission_policy_binding unless
+        --trust-annotations)."""
         self.api = api
         self.state = state
         self.service = service
         self.recorder = recorder
+        self.admission_binding = admission_binding
         self.reactor = Reactor(self.reconcile, workers=1, name="annotation-trigger")
         state.pods.add_listener(self._on_pod)
 
@@ -125,6 +149,10 @@ class AnnotationTrigger:
 
     async def _start(self, pod: JSON, node: str, annotations: dict[str, str]) -> None:
         metadata = pod["metadata"]
+        unguarded = await self.admission_policy_refusal()
+        if unguarded is not None:
+            await self._refuse(pod, node, ADMISSION_POLICY_MISSING, unguarded)
+            return
         not_opted_in = await self._opt_in_refusal(metadata["namespace"])
         if not_opted_in is not None:
             await self._refuse(pod, node, NOT_OPTED_IN, not_opted_in)
@@ -165,6 +193,53 @@ class AnnotationTrigger:
         await self._annotate(
             pod, {MIGRATION_ID_ANNOTATION: created["migration_id"], MIGRATION_STATUS_ANNOTATION: "Pending"}
         )
+
+    async def admission_policy_refusal(self) -> str | None:
+        """Why annotations may not be trusted now (the admission policy that checks their author is not in force), or
+        None. A missing binding or policy, or one the orchestrator may not read, refuses; an answer that is neither
+        (a connection error, a 5xx) raises: the reconcile is retried."""
+        name = self.admission_binding
+        if name is None:
+            return None
+        fix = (
+            "install k8s/admission (kubectl apply -k k8s/admission), or run the orchestrator with --trust-annotations"
+            " where the cluster enforces the same rule by other means; the REST API is not affected"
+        )
+        unguarded = (
+            "without an enforcing policy anyone who may patch a pod could make the orchestrator move it or run hooks in"
+            " it with the orchestrator's rights"
+        )
+        binding = await self._admission_object(VALIDATING_ADMISSION_POLICY_BINDINGS, name)
+        if isinstance(binding, str):
+            return f"{binding}: {unguarded}; {fix}"
+        spec = binding.get("spec") or {}
+        actions = list(spec.get("validationActions") or [])
+        if "Deny" not in actions:
+            return (
+                f"ValidatingAdmissionPolicyBinding {name} does not deny (validationActions {actions}): {unguarded};"
+                f" {fix}"
+            )
+        policy = await self._admission_object(VALIDATING_ADMISSION_POLICIES, str(spec.get("policyName") or ""))
+        if isinstance(policy, str):
+            return f"{policy} (named by binding {name}): {unguarded}; {fix}"
+        return None
+
+    async def _admission_object(self, resource: Resource, name: str) -> JSON | str:
+        """The object, or a sentence saying why it is not there for the orchestrator."""
+        if not name:
+            return f"no {resource.kind} is named"
+        try:
+            found: JSON = await self.api.get(resource, name)
+        except KubeApiError as error:
+            if error.not_found:
+                return f"{resource.kind} {name} is not installed"
+            if error.status == 403:
+                return (
+                    f"the orchestrator may not read {resource.kind} {name} (grant it get on {resource.plural} with"
+                    f" resourceNames [{name}]), so it cannot tell whether it is installed"
+                )
+            raise
+        return found
 
     async def _opt_in_refusal(self, namespace: str) -> str | None:
         """Why `namespace` may not trigger migrations by annotation, or None when it opted in. An answer other than
