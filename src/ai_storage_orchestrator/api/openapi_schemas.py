@@ -77,7 +77,7 @@ def _name(pattern: str, max_length: int, description: str) -> JSON:
 def _timeout(description: str) -> JSON:
     return {
         "type": "integer",
-        "minimum": models.TIMEOUT_MIN,
+        "minimum": 0,  # 0 = the default, as for the seed's clients
         "maximum": models.TIMEOUT_MAX,
         "default": models.DEFAULT_TIMEOUT,
         "description": description,
@@ -109,15 +109,31 @@ MIGRATION_REQUEST: JSON = object_schema(
         "preserve_pv": {
             "type": "boolean",
             "default": False,
-            "description": "Keep the pod's data on a shared persistent volume (refused when it has none).",
+            "description": (
+                "Keep the pod's data on its shared persistent volume. A pod without one is accepted with a warning"
+                " in `warnings` (nothing to preserve; completed containers whose results would be lost run again)."
+            ),
         },
-        "timeout_seconds": _timeout("Deadline of the whole migration."),
+        "timeout_seconds": _timeout(
+            f"Deadline of the whole migration, {models.TIMEOUT_MIN} to {models.TIMEOUT_MAX} seconds;"
+            f" 0 means the default ({models.DEFAULT_TIMEOUT})."
+        ),
         "timeout": _timeout("Alias of `timeout_seconds` (the seed's name); give one of the two, not both."),
         "strategy": string(enum=list(schemas.STRATEGIES), default=Strategy.AUTO.value),
         "dry_run": {
             "type": "boolean",
             "default": False,
             "description": "Answer 200 with the plan and every check, without changing anything.",
+        },
+        "force_restart": {
+            "type": "boolean",
+            "default": False,
+            "description": (
+                "The seed's field, accepted for its clients: recorded on the migration (`force_restart`) and without"
+                " effect on the plan. Every container's action follows the decision table, which already runs again"
+                " each container whose work or results the move would lose (running, waiting, failed, or completed"
+                " with results off shared storage) and leaves out only completed ones whose results are safe."
+            ),
         },
         "ignore_pdb": {
             "type": "boolean",
@@ -174,6 +190,12 @@ MIGRATION = object_schema(
         "ordering": string(nullable=True, enum=_ORDERINGS, description="What `strategy` resolved to, once planned."),
         "triggered_by": string(description="`api`, `annotation` or `cli`."),
         "cancel_requested": {"type": "boolean"},
+        "force_restart": {"type": "boolean", "description": "As requested (the seed's field; no effect on the plan)."},
+        "warnings": {
+            "type": "array",
+            "items": string(),
+            "description": "Sentences on what was accepted but cannot be done as asked (preserve_pv, nothing shared).",
+        },
         "new_pod_name": string(nullable=True),
         "containers": {"type": "array", "items": _DECISION},
         "checkpoint": object_schema(

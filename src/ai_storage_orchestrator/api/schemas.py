@@ -15,6 +15,7 @@ from typing import Any
 
 from multidict import MultiMapping
 
+from ai_storage_orchestrator.controller.records import FORCE_RESTART
 from ai_storage_orchestrator.errors import InvalidRequest, NotFound
 from ai_storage_orchestrator.models import (
     DEFAULT_TIMEOUT,
@@ -51,7 +52,8 @@ NAME_FIELDS: dict[str, tuple[re.Pattern[str], int, str]] = {
     "source_node": (DNS1123_SUBDOMAIN, SUBDOMAIN_MAX, SUBDOMAIN_PROBLEM),
     "target_node": (DNS1123_SUBDOMAIN, SUBDOMAIN_MAX, SUBDOMAIN_PROBLEM),
 }
-BOOL_FIELDS = ("preserve_pv", "dry_run", "ignore_pdb")
+# `force_restart` is the seed's: accepted, recorded and shown, without effect on the plan (see MIGRATION_REQUEST).
+BOOL_FIELDS = ("preserve_pv", "dry_run", "ignore_pdb", "force_restart")
 TIMEOUT_FIELDS = ("timeout_seconds", "timeout")  # `timeout` is the alias
 REQUEST_FIELDS = (*NAME_FIELDS, *BOOL_FIELDS, *TIMEOUT_FIELDS, "strategy")
 STRATEGIES = tuple(s.value for s in Strategy)
@@ -116,6 +118,7 @@ def parse_migration_request(body: Mapping[str, Any]) -> MigrationRequest:
         dry_run=flags["dry_run"],
         triggered_by="api",
         ignore_pdb=flags["ignore_pdb"],
+        extra={FORCE_RESTART: "true"} if flags["force_restart"] else {},
     )
 
 
@@ -262,14 +265,20 @@ def _boolean(body: Mapping[str, Any], field: str, problems: dict[str, str]) -> b
 
 
 def _integer(body: Mapping[str, Any], field: str, problems: dict[str, str]) -> int | None:
+    """The timeout given under `field`; 0 means the default, as it did for the seed's clients."""
     if field not in body:
         return None
     value = body[field]
     if type(value) is not int:
         problems[field] = f"must be an integer number of seconds (got {_json_type(value)})"
         return None
+    if value == 0:
+        return DEFAULT_TIMEOUT
     if not TIMEOUT_MIN <= value <= TIMEOUT_MAX:
-        problems[field] = f"must be between {TIMEOUT_MIN} and {TIMEOUT_MAX} seconds (got {value})"
+        problems[field] = (
+            f"must be between {TIMEOUT_MIN} and {TIMEOUT_MAX} seconds, or 0 for the default {DEFAULT_TIMEOUT}"
+            f" (got {value})"
+        )
         return None
     return value
 

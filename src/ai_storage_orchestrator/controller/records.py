@@ -4,8 +4,10 @@ of the REST contract (DESIGN.md §3)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from ai_storage_orchestrator import API_GROUP, API_VERSION, conventions
@@ -15,6 +17,11 @@ JSON = dict[str, Any]
 
 MIGRATION_ID_LABEL = conventions.MIGRATION_ID_LABEL  # re-exported: older imports name it here
 POD_LABEL = conventions.MIGRATION_POD_LABEL
+# On the PodMigration itself: written once, at creation, with the spec. Annotations because the CRD's spec schema
+# prunes fields it does not declare and the API server ignores `status` on create (status subresource).
+WARNINGS_ANNOTATION = f"{API_GROUP}/warnings"  # a JSON array of sentences
+FORCE_RESTART_ANNOTATION = f"{API_GROUP}/force-restart"  # "true" when the request said force_restart
+FORCE_RESTART = "force_restart"  # its key in MigrationRequest.extra ("true")
 
 
 def new_migration_id() -> str:
@@ -32,7 +39,9 @@ def parse_time(value: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def migration_resource(request: MigrationRequest, migration_id: str, *, request_id: str | None = None) -> JSON:
+def migration_resource(
+    request: MigrationRequest, migration_id: str, *, request_id: str | None = None, warnings: Sequence[str] = ()
+) -> JSON:
     spec: JSON = {
         "podName": request.pod_name,
         "sourceNode": request.source_node,
@@ -46,7 +55,12 @@ def migration_resource(request: MigrationRequest, migration_id: str, *, request_
         spec["ignorePDB"] = True
     if request_id:
         spec["requestId"] = request_id[:128]
-    return {
+    annotations: dict[str, str] = {}
+    if warnings:
+        annotations[WARNINGS_ANNOTATION] = json.dumps(list(warnings))
+    if request.extra.get(FORCE_RESTART) == "true":
+        annotations[FORCE_RESTART_ANNOTATION] = "true"
+    record: JSON = {
         "apiVersion": f"{API_GROUP}/{API_VERSION}",
         "kind": "PodMigration",
         "metadata": {
@@ -58,6 +72,19 @@ def migration_resource(request: MigrationRequest, migration_id: str, *, request_
         },
         "spec": spec,
     }
+    if annotations:  # only when there is something to say: records stay as they were otherwise
+        record["metadata"]["annotations"] = annotations
+    return record
+
+
+def warnings_of(metadata: JSON) -> list[str]:
+    """The warnings recorded at creation (none for a record without them or with an unreadable annotation)."""
+    raw = (metadata.get("annotations") or {}).get(WARNINGS_ANNOTATION)
+    try:
+        parsed = json.loads(raw) if isinstance(raw, str) else []
+    except ValueError:
+        return []
+    return [str(w) for w in parsed] if isinstance(parsed, list) else []
 
 
 _PHASES = {phase.value: phase for phase in Phase}
@@ -84,7 +111,12 @@ def request_of(migration: JSON) -> MigrationRequest:
         strategy=Strategy(spec.get("strategy") or Strategy.AUTO.value),
         triggered_by=str(spec.get("triggeredBy") or "api"),
         ignore_pdb=bool(spec.get("ignorePDB", False)),
+        extra={FORCE_RESTART: "true"} if _annotation(migration, FORCE_RESTART_ANNOTATION) == "true" else {},
     )
+
+
+def _annotation(migration: JSON, name: str) -> Any:
+    return ((migration.get("metadata") or {}).get("annotations") or {}).get(name)
 
 
 def _duration(status: JSON, created: str | None) -> float | None:
@@ -147,6 +179,8 @@ def to_api(migration: JSON) -> JSON:
         "ordering": status.get("strategy"),
         "triggered_by": spec.get("triggeredBy", "api"),
         "cancel_requested": bool(spec.get("cancelRequested", False)),
+        "force_restart": _annotation(migration, FORCE_RESTART_ANNOTATION) == "true",
+        "warnings": warnings_of(metadata),
         "new_pod_name": status.get("targetPod"),
         "containers": status.get("containers", []),
         "checkpoint": status.get("checkpoint"),

@@ -121,6 +121,7 @@ def test_request_schema_matches_the_fields_the_parser_accepts() -> None:
         "strategy": "make-before-break",
         "dry_run": True,
         "ignore_pdb": True,
+        "force_restart": True,
     }
     assert set(schema["properties"]) == set(full) == set(REQUEST_FIELDS)
 
@@ -144,6 +145,8 @@ def test_list_parameters_are_the_ones_the_parser_knows() -> None:
         {**SEED_BODY, "pod_name": "a.b-c", "source_node": "x" * 253, "timeout_seconds": 86400},
         {**SEED_BODY, "ignore_pdb": True},
         {**SEED_BODY, "ignore_pdb": False},
+        {**SEED_BODY, "force_restart": True, "timeout": 0},
+        {**SEED_BODY, "timeout_seconds": 0},
     ],
 )
 def test_valid_bodies_pass_both(body: dict[str, Any]) -> None:
@@ -161,7 +164,7 @@ def test_valid_bodies_pass_both(body: dict[str, Any]) -> None:
         {**SEED_BODY, "preserve_pv": "true"},
         {**SEED_BODY, "preserve_pv": 1},
         {**SEED_BODY, "timeout_seconds": True},
-        {**SEED_BODY, "timeout_seconds": 0},
+        {**SEED_BODY, "timeout_seconds": -1},
         {**SEED_BODY, "timeout": 86401},
         {**SEED_BODY, "strategy": "fast"},
         {**SEED_BODY, "dry_run": None},

@@ -101,10 +101,14 @@ def test_giving_both_names_is_refused() -> None:
         ("ignore_pdb", 1, "boolean"),
         ("ignore_pdb", None, "boolean"),
         ("ignorePDB", True, "unknown field"),
+        ("force_restart", "true", "boolean"),
+        ("force_restart", 1, "boolean"),
+        ("force_restart", None, "boolean"),
+        ("forceRestart", True, "unknown field"),
         ("timeout_seconds", True, "integer"),
         ("timeout_seconds", "600", "integer"),
         ("timeout_seconds", 600.0, "integer"),
-        ("timeout_seconds", 0, "between 1 and 86400"),
+        ("timeout_seconds", -1, "seconds, or 0 for the default 600"),
         ("timeout_seconds", 86401, "between 1 and 86400"),
         ("timeout", False, "integer"),
         ("timeout", -5, "between 1 and 86400"),
@@ -126,7 +130,7 @@ def test_missing_required_fields() -> None:
 
 
 def test_every_problem_is_listed_at_once() -> None:
-    body = {"pod_name": "X", "pod_namespace": "default", "preserve_pv": "yes", "timeout": 0, "strategy": "?", "z": 1}
+    body = {"pod_name": "X", "pod_namespace": "default", "preserve_pv": "yes", "timeout": -1, "strategy": "?", "z": 1}
     assert set(problems_of(body)) == {
         "pod_name",
         "source_node",

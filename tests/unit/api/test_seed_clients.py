@@ -7,13 +7,23 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 
 from ai_storage_orchestrator.api.auth import KubernetesAuthenticator
 from ai_storage_orchestrator.api.middlewares import compact_dumps
+from ai_storage_orchestrator.api.schemas import parse_migration_request
+from ai_storage_orchestrator.controller.records import (
+    FORCE_RESTART,
+    FORCE_RESTART_ANNOTATION,
+    WARNINGS_ANNOTATION,
+    migration_resource,
+    request_of,
+    to_api,
+)
 from ai_storage_orchestrator.errors import Unprocessable
-from ai_storage_orchestrator.models import MigrationRequest, Phase
+from ai_storage_orchestrator.models import DEFAULT_TIMEOUT, MigrationRequest, Phase
 from tests.unit.api.conftest import Client, Serve
 from tests.unit.api.fakes import SEED_BODY, FakeReviewApi, FakeService, finished_status
 from tests.unit.api.schema_check import errors
@@ -183,3 +193,49 @@ async def test_details_block_is_served_and_documented(client: Client, service: F
     # The error body keeps its own `details` (the problem's data): a different thing under the same name.
     error = await (await client.get("/api/v1/migrations/0123456789ab/status")).json()
     assert set(error) == {"error", "message", "details"}
+
+
+@pytest.mark.parametrize("field", ["timeout", "timeout_seconds"])
+async def test_timeout_zero_is_the_default(client: Client, service: FakeService, field: str) -> None:
+    response = await client.post("/api/v1/migrations", json={**SEED_BODY, field: 0})
+    assert response.status == 202, await response.text()
+    assert (await response.json())["timeout_seconds"] == DEFAULT_TIMEOUT == 600
+    assert service.submitted[-1][0].timeout_seconds == DEFAULT_TIMEOUT
+    both = await client.post("/api/v1/migrations", json={**SEED_BODY, "timeout": 0, "timeout_seconds": 0})
+    assert (both.status, (await both.json())["details"]["fields"]) == (400, {"timeout": ANY})
+
+
+async def test_force_restart_is_accepted_recorded_and_shown(client: Client, service: FakeService) -> None:
+    response = await client.post("/api/v1/migrations", json={**SEED_BODY, "force_restart": True, "timeout": 0})
+    assert response.status == 202, await response.text()
+    shown = await response.json()
+    assert shown["force_restart"] is True
+    record = service.migrations[shown["migration_id"]]
+    assert record["metadata"]["annotations"][FORCE_RESTART_ANNOTATION] == "true"
+    assert request_of(record).extra == {FORCE_RESTART: "true"}
+    polled = await (await client.get(f"/api/v1/migrations/{shown['migration_id']}/status")).json()
+    assert polled["force_restart"] is True
+    plain = await (await client.post("/api/migrations", json={**SEED_BODY, "force_restart": False})).json()
+    assert plain["force_restart"] is False
+    assert "annotations" not in service.migrations[plain["migration_id"]]["metadata"]
+    refused = await client.post("/api/migrations", json={**SEED_BODY, "force_restart": "yes"})
+    assert (refused.status, (await refused.json())["details"]["fields"]) == (400, {"force_restart": ANY})
+
+
+def test_force_restart_does_not_change_the_plan() -> None:
+    service = FakeService()
+    plain = service.dry_run(parse_migration_request(SEED_BODY))
+    forced = service.dry_run(parse_migration_request({**SEED_BODY, "force_restart": True}))
+    assert forced["containers"] == plain["containers"]
+    assert [c["action"] for c in plain["containers"]] == ["migrate", "skip", "migrate"]
+
+
+def test_warnings_are_recorded_and_shown() -> None:
+    said = ["preserve_pv was requested, but there is nothing shared."]
+    record = migration_resource(request(), "0123456789ab", warnings=said)
+    assert json.loads(record["metadata"]["annotations"][WARNINGS_ANNOTATION]) == said
+    assert to_api(record)["warnings"] == said
+    assert to_api(migration_resource(request(), "0123456789ab"))["warnings"] == []
+    for unreadable in ("[", '{"a": 1}', "3"):
+        record["metadata"]["annotations"][WARNINGS_ANNOTATION] = unreadable
+        assert to_api(record)["warnings"] == []
