@@ -221,3 +221,28 @@ def test_the_logged_summary_of_a_failed_hook_is_redacted(output: str) -> None:
     assert REDACTED in summary
     for secret in ("eyJhbGci", "MIIEvQIB", "hunter2", "wJalrXUtnFEMI"):
         assert secret not in summary
+
+
+async def test_a_trigger_without_the_admission_policy_installed_is_refused() -> None:
+    """Fail closed: where the shipped binding is missing, nobody checked who wrote the annotation -- refused, even in
+    a namespace that opted in."""
+    from ai_storage_orchestrator.controller.triggers import ADMISSION_POLICY_MISSING, AnnotationTrigger
+
+    world = World()
+    _namespace(world, labels={NAMESPACE_OPT_IN_LABEL: NAMESPACE_OPT_IN_VALUE})
+    service = FakeService()
+    trigger = AnnotationTrigger(
+        api=world.api,  # type: ignore[arg-type]
+        state=world.state,
+        service=service,  # type: ignore[arg-type]
+        recorder=world.events,  # type: ignore[arg-type]
+        admission_binding="ai-storage-orchestrator-annotations",
+    )
+    pod = running_pod(POD, "node-a")
+    pod["metadata"]["annotations"] = {MIGRATE_TO_ANNOTATION: TARGET}
+    pod["metadata"]["uid"] = world.source["metadata"]["uid"]
+    world.api.put(PODS, pod)
+    await trigger.reconcile(f"{NAMESPACE}/{POD}")
+    assert service.submitted == []
+    status = world.api.pod(POD)["metadata"]["annotations"][MIGRATION_STATUS_ANNOTATION]  # type: ignore[index]
+    assert status.startswith(f"Refused ({TARGET}): {ADMISSION_POLICY_MISSING}: ")
