@@ -35,8 +35,9 @@ ERROR_DESCRIPTIONS = {
     415: "The request body is not `application/json` (`unsupported_media_type`).",
     422: (
         "The cluster forbids the migration: target not Ready or cordoned, taints not tolerated, not enough"
-        " allocatable resources, nothing left to run, a controller-owned pod, unsafe volumes, or `preserve_pv`"
-        " without a shared volume. `details.failed_checks` lists every failed check."
+        " allocatable resources, nothing left to run, a controller-owned pod, or unsafe volumes."
+        " `details.failed_checks` lists every failed check. (`preserve_pv` without a shared volume is accepted with"
+        " a warning.)"
     ),
     429: (
         "Too many failed authentications from the caller's address (`auth_rate_limited`): `Retry-After` (and"
@@ -255,6 +256,11 @@ MIGRATION_PLAN = object_schema(
             ),
         },
         "ok": {"type": "boolean", "description": "True when a submit would be accepted."},
+        "warnings": {
+            "type": "array",
+            "items": string(),
+            "description": "What a submit would accept but not do as asked; recorded in the migration's `warnings`.",
+        },
         "active_migration": string(nullable=True, description="The id of a migration already active for the pod."),
         "request": object_schema(
             {

@@ -89,7 +89,8 @@ class MigrationService:
                 reason="migration_in_progress",
                 details={"migration_id": other, "phase": phase_of(active).value},
             )
-        body = migration_resource(request, migration_id, request_id=request_id)
+        # Warnings (preserve_pv with nothing shared...) are recorded with it, so every later GET shows them.
+        body = migration_resource(request, migration_id, request_id=request_id, warnings=plan.warnings)
         try:
             created = await self._record(body, request.pod_namespace)
         except KubeApiError as error:

@@ -4,16 +4,21 @@ find fields with ``grep '"migration_id":"<id>"'``, poll ``/api/v1/migrations/<id
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from typing import Any
 from unittest.mock import ANY
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
-from ai_storage_orchestrator.api.auth import KubernetesAuthenticator
+from ai_storage_orchestrator.api.app import create_app
+from ai_storage_orchestrator.api.auth import AllowAll, KubernetesAuthenticator
 from ai_storage_orchestrator.api.middlewares import compact_dumps
 from ai_storage_orchestrator.api.schemas import parse_migration_request
+from ai_storage_orchestrator.checkpoint import parse_checkpoint_annotations
+from ai_storage_orchestrator.controller.planner import Planner
 from ai_storage_orchestrator.controller.records import (
     FORCE_RESTART,
     FORCE_RESTART_ANNOTATION,
@@ -22,11 +27,14 @@ from ai_storage_orchestrator.controller.records import (
     request_of,
     to_api,
 )
+from ai_storage_orchestrator.controller.service import MigrationService
 from ai_storage_orchestrator.errors import Unprocessable
+from ai_storage_orchestrator.metrics import Metrics
 from ai_storage_orchestrator.models import DEFAULT_TIMEOUT, MigrationRequest, Phase
 from tests.unit.api.conftest import Client, Serve
 from tests.unit.api.fakes import SEED_BODY, FakeReviewApi, FakeService, finished_status
 from tests.unit.api.schema_check import errors
+from tests.unit.api.test_real_service import RecordingApi, seed_cluster
 
 pytestmark = pytest.mark.unit
 
@@ -239,3 +247,47 @@ def test_warnings_are_recorded_and_shown() -> None:
     for unreadable in ("[", '{"a": 1}', "3"):
         record["metadata"]["annotations"][WARNINGS_ANNOTATION] = unreadable
         assert to_api(record)["warnings"] == []
+
+
+async def test_preserve_pv_without_a_shared_volume_through_the_real_service() -> None:
+    """The seed's demo sends preserve_pv for a pod with no volume at all: 200/202 with the warning, which the
+    record keeps for every later GET (and /status)."""
+    api = RecordingApi()
+    state = seed_cluster()
+    pod = state.pod("default", "tensorflow-ai-workload")
+    assert pod is not None
+    bare = copy.deepcopy(pod)
+    bare["spec"]["volumes"] = [{"name": "shared-data", "emptyDir": {}}]
+    bare["metadata"]["resourceVersion"] = "4243"
+    state.pods.replace([bare], "2")
+    service = MigrationService(
+        api=api, state=state, metrics=Metrics(), planner=Planner(state, declared=parse_checkpoint_annotations)
+    )
+    app = create_app(service=service, metrics=Metrics(), authenticator=AllowAll())
+    client: Client = TestClient(TestServer(app, host="127.0.0.1"))
+    await client.start_server()
+    try:
+        dry = await client.post("/api/migrations", json={**SEED_BODY, "dry_run": True})
+        plan = json.loads(await _text(dry, 200))
+        assert plan["ok"] is True
+        (warning,) = plan["warnings"]
+        assert "has no shared persistent volume" in warning
+        assert warning.endswith("run again on the target: data-processor")
+        assert {c["name"]: c["action"] for c in plan["containers"]}["data-processor"] == "migrate"
+        created = json.loads(await _text(await client.post("/api/v1/migrations", json=SEED_BODY), 202))
+        assert created["warnings"] == [warning]
+        (record,) = api.created
+        state.migrations.replace([record], "3")
+        polled = json.loads(await _text(await client.get(f"/api/v1/migrations/{created['migration_id']}/status"), 200))
+        assert polled["warnings"] == [warning]
+        assert polled["preserve_pv"] is True
+    finally:
+        await client.close()
+    shared_state = seed_cluster()
+    shared = MigrationService(
+        api=RecordingApi(),
+        state=shared_state,
+        metrics=Metrics(),
+        planner=Planner(shared_state, declared=parse_checkpoint_annotations),
+    )
+    assert shared.dry_run(parse_migration_request(SEED_BODY))["warnings"] == []

@@ -225,7 +225,6 @@ RULES = [
         "one node at a time",
         id="rwo-make-before-break",
     ),
-    pytest.param(_emptydir_only, Unprocessable, "no_shared_volume", "preserve_pv was requested", id="no-shared"),
     pytest.param(_all_done, Unprocessable, "nothing_to_run", "nothing to run", id="nothing-to-run"),
 ]
 
@@ -341,3 +340,55 @@ def test_strategy(pod: dict[str, Any], requested: Strategy, expected: Strategy, 
     assert plan.ok, plan.failures
     assert plan.strategy is expected
     assert phrase in plan.strategy_reason
+
+
+def test_preserve_pv_without_a_shared_volume_is_accepted_with_a_warning() -> None:
+    """Nothing to preserve: the plan passes, says so once, and runs again the completed container whose results
+    (on the emptyDir now) the move would lose -- restarted, not skipped."""
+    scenario = Scenario()
+    _emptydir_only(scenario)
+    plan = scenario.plan()
+    plan.raise_for_failures()
+    assert plan.ok
+    assert [(d.name, d.action) for d in plan.decisions] == [
+        ("tensorflow-trainer", Action.MIGRATE),
+        ("data-processor", Action.MIGRATE),
+        ("model-monitor", Action.MIGRATE),
+    ]
+    (warning,) = plan.warnings
+    assert "preserve_pv was requested but pod ml/tensorflow-ai-workload has no shared persistent volume" in (
+        warning
+    )
+    assert warning.endswith(
+        "nothing to preserve; completed container(s) whose results would be lost run again on"
+        " the target: data-processor"
+    )
+    assert plan.to_json()["warnings"] == [warning]
+    (shared_check,) = [c for c in plan.checks if c.name == "shared_volume_present"]
+    assert shared_check.passed
+    assert "accepted with a warning" in shared_check.message
+
+
+def test_preserve_pv_on_a_pod_with_no_volume_at_all() -> None:
+    """The seed's zero-downtime demo: no volume anywhere. A completed container with no writable mount has no
+    results at stake (the decision table skips it); the warning says so."""
+    scenario = Scenario()
+    scenario.spec["volumes"] = []
+    for spec_container in scenario.spec["containers"]:
+        spec_container.pop("volumeMounts", None)
+    scenario.request = replace(scenario.request, preserve_pv=True)
+    plan = scenario.plan()
+    assert plan.ok
+    (warning,) = plan.warnings
+    assert warning.endswith("nothing to preserve; no completed container's results are at stake")
+
+
+@pytest.mark.parametrize("preserve_pv", [True, False])
+def test_no_warning_when_something_is_shared_or_preserve_pv_was_not_asked(preserve_pv: bool) -> None:
+    scenario = Scenario()
+    scenario.request = replace(scenario.request, preserve_pv=preserve_pv)
+    assert scenario.plan().warnings == []
+    _emptydir_only(scenario)
+    scenario.request = replace(scenario.request, preserve_pv=False)
+    plan = scenario.plan()
+    assert (plan.ok, plan.warnings) == (True, [])

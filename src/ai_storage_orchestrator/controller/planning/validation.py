@@ -11,7 +11,7 @@ declared, or a volume is a ReadWriteOnce PVC; ``make-before-break`` otherwise.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ai_storage_orchestrator.controller.planning import checks as codes
@@ -21,6 +21,7 @@ from ai_storage_orchestrator.controller.planning.analysis import (
     nothing_to_run,
 )
 from ai_storage_orchestrator.controller.planning.checks import Check, check
+from ai_storage_orchestrator.controller.planning.containers import container_states
 from ai_storage_orchestrator.controller.planning.fit import node_fit_checks
 from ai_storage_orchestrator.controller.planning.strategy import resolve_strategy, rwo_volumes
 from ai_storage_orchestrator.controller.planning.targetpod import build_target_pod, requests_summary
@@ -53,6 +54,8 @@ class MigrationPlan:
     checks: list[Check]
     checkpoint_volume: CheckpointVolume | None
     volumes: dict[str, VolumeInfo]
+    # Sentences on what is accepted but cannot be done as asked (the migration object's `warnings`).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def failures(self) -> list[Check]:
@@ -89,6 +92,7 @@ class MigrationPlan:
             "checkpoint_volume": self.checkpoint_volume._asdict() if self.checkpoint_volume else None,
             "checks": [c.to_json() for c in self.checks],
             "ok": self.ok,
+            "warnings": list(self.warnings),
         }
 
 
@@ -183,7 +187,6 @@ def _volume_checks(
     node_bound = [v for v in volumes.values() if v.node_bound]
     rwo = rwo_volumes(target_volumes) if strategy is Strategy.MAKE_BEFORE_BREAK else []
     shared = [v.name for v in volumes.values() if v.shared]
-    no_shared = request.preserve_pv and not shared
     return [
         check(
             "volumes_portable",
@@ -209,18 +212,43 @@ def _volume_checks(
             else "no ReadWriteOnce volume conflicts with the strategy",
             volumes=[v.name for v in rwo],
         ),
+        # Informative only: preserve_pv without a shared volume is accepted with a warning (see _warnings).
         check(
             "shared_volume_present",
             codes.NO_SHARED_VOLUME,
-            ok=not no_shared,
-            message=(
-                "preserve_pv was requested but the pod has no shared persistent volume"
-                " (NFS or ReadWriteMany PVC) to keep its data on"
-            )
-            if no_shared
-            else ("shared volume(s): " + ", ".join(shared) if shared else "preserve_pv not requested"),
+            ok=True,
+            message="shared volume(s): " + ", ".join(shared)
+            if shared
+            else (
+                "no shared persistent volume: nothing to preserve (accepted with a warning)"
+                if request.preserve_pv
+                else "preserve_pv not requested"
+            ),
             shared_volumes=shared,
         ),
+    ]
+
+
+def _warnings(
+    request: MigrationRequest,
+    pod: Mapping[str, Any],
+    volumes: Mapping[str, VolumeInfo],
+    decisions: Sequence[ContainerDecision],
+) -> list[str]:
+    """preserve_pv on a pod without a shared volume: accepted (the seed's clients send it for any pod), said here.
+    The decision table already runs again every completed container whose results are not on shared storage."""
+    if not request.preserve_pv or any(v.shared for v in volumes.values()):
+        return []
+    states = {state.name: state for state in container_states(pod)}
+    rerun = [d.name for d in decisions if d.action is not Action.SKIP and d.name in states and states[d.name].completed]
+    again = (
+        f"; completed container(s) whose results would be lost run again on the target: {', '.join(rerun)}"
+        if rerun
+        else "; no completed container's results are at stake"
+    )
+    return [
+        f"preserve_pv was requested but pod {_pod_ref(pod)} has no shared persistent volume (NFS or ReadWriteMany"
+        f" PVC): there is nothing to preserve{again}"
     ]
 
 
@@ -277,4 +305,5 @@ def plan_migration(
         checks=all_checks,
         checkpoint_volume=choose_checkpoint_volume(pod, volumes),
         volumes=volumes,
+        warnings=_warnings(request, pod, volumes, decisions),
     )
