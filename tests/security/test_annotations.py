@@ -110,11 +110,6 @@ def test_artifact_paths_that_leave_or_confuse_the_tree_are_refused(paths: object
     refused(error.value, ARTIFACTS)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: a hook or artifacts annotation nested deeper than the recursion limit raises RecursionError "
-    "out of checkpoint.annotations._json_value (it catches ValueError only) instead of invalid_checkpoint_annotation",
-)
 @pytest.mark.parametrize("key", [HOOK, ARTIFACTS])
 def test_a_deeply_nested_annotation_value_is_refused_not_a_crash(key: str) -> None:
     value = "[" * 5000 + "]" * 5000  # 10 KB, far below the 256 KiB the API server allows for annotations
@@ -123,11 +118,6 @@ def test_a_deeply_nested_annotation_value_is_refused_not_a_crash(key: str) -> No
     refused(error.value, key)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: the artifact path '//' is accepted -- posixpath.normpath keeps two leading slashes, so "
-    "normalise_path's root check (normal == '/') misses it and the whole container filesystem becomes an artifact",
-)
 def test_the_root_directory_spelled_with_two_slashes_is_refused() -> None:
     with pytest.raises(InvalidCheckpointAnnotation) as error:
         parse_checkpoint_annotations(pod_with(**{ARTIFACTS: json.dumps(["//"])}))

@@ -137,7 +137,10 @@ class TtlCache(Generic[K, V]):
 
 
 def bearer_token(request: web.Request) -> str:
-    header = request.headers.get("Authorization")
+    headers = request.headers.getall("Authorization", [])
+    if len(headers) > 1:  # a proxy that read the other one would authorize a different caller than we do
+        raise Unauthorized("more than one Authorization header: send exactly one", reason="unauthorized")
+    header = headers[0] if headers else None
     if not header:
         raise Unauthorized(
             "authentication required: send 'Authorization: Bearer <token>' with a Kubernetes token",

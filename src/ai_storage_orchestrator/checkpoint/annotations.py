@@ -102,6 +102,8 @@ def _json_value(key: str, raw: object) -> object:
         return json.loads(raw)
     except ValueError as error:
         raise InvalidCheckpointAnnotation(f"annotation {key} is not valid JSON: {error}", annotation=key) from error
+    except RecursionError:  # nested thousands deep: no hook argv or path list looks like that
+        raise InvalidCheckpointAnnotation(f"annotation {key} is nested too deeply", annotation=key) from None
 
 
 def parse_argv(key: str, raw: object) -> tuple[str, ...]:
@@ -137,7 +139,8 @@ def normalise_path(key: str, path: object) -> str:
     parts = path.split("/")
     if any(part in (".", "..") for part in parts):
         raise InvalidCheckpointAnnotation(f"annotation {key}: path {path!r} contains . or ..", annotation=key)
-    normal = posixpath.normpath(path)
+    # POSIX keeps a leading "//" apart from "/" (normpath too); no container path means anything by it.
+    normal = posixpath.normpath("/" + path.lstrip("/"))
     if normal == "/":
         raise InvalidCheckpointAnnotation(f"annotation {key}: the root directory cannot be an artifact", annotation=key)
     return normal
