@@ -356,9 +356,7 @@ def test_preserve_pv_without_a_shared_volume_is_accepted_with_a_warning() -> Non
         ("model-monitor", Action.MIGRATE),
     ]
     (warning,) = plan.warnings
-    assert "preserve_pv was requested but pod ml/tensorflow-ai-workload has no shared persistent volume" in (
-        warning
-    )
+    assert "preserve_pv was requested but pod ml/tensorflow-ai-workload has no shared persistent volume" in warning
     assert warning.endswith(
         "nothing to preserve; completed container(s) whose results would be lost run again on"
         " the target: data-processor"
