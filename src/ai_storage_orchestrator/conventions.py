@@ -34,6 +34,10 @@ SKIPPED_CONTAINERS_ANNOTATION: Final = "ai-storage.io/skipped-containers"  # pla
 CHECKPOINT_PATH_ANNOTATION: Final = "ai-storage.io/checkpoint-path"  # checkpoint.restoring on target; phases reads
 RESTORED_BY_ANNOTATION: Final = "ai-storage.io/restored-by"  # controller.phases: on a source pod recreated in rollback
 
+# PodMigration annotations we write (records.py): what the request said beyond the CRD's spec ----------------------
+WARNINGS_ANNOTATION: Final = "ai-storage.io/warnings"  # a JSON array of sentences, e.g. preserve_pv with no volume
+FORCE_RESTART_ANNOTATION: Final = "ai-storage.io/force-restart"  # "true" when the request said force_restart
+
 # Labels we write, and the selectors that read them ----------------------------------------------------------------
 MIGRATION_ID_LABEL: Final = "ai-storage.io/migration-id"  # planning on target pods, records on PodMigrations
 MIGRATION_POD_LABEL: Final = "ai-storage.io/pod"  # records on PodMigrations: the source pod's name (at most 63 chars)

@@ -19,8 +19,8 @@ MIGRATION_ID_LABEL = conventions.MIGRATION_ID_LABEL  # re-exported: older import
 POD_LABEL = conventions.MIGRATION_POD_LABEL
 # On the PodMigration itself: written once, at creation, with the spec. Annotations because the CRD's spec schema
 # prunes fields it does not declare and the API server ignores `status` on create (status subresource).
-WARNINGS_ANNOTATION = f"{API_GROUP}/warnings"  # a JSON array of sentences
-FORCE_RESTART_ANNOTATION = f"{API_GROUP}/force-restart"  # "true" when the request said force_restart
+WARNINGS_ANNOTATION = conventions.WARNINGS_ANNOTATION
+FORCE_RESTART_ANNOTATION = conventions.FORCE_RESTART_ANNOTATION
 FORCE_RESTART = "force_restart"  # its key in MigrationRequest.extra ("true")
 
 
