@@ -75,7 +75,7 @@ def parse_json_object(raw: bytes) -> JSON:
     if not raw.strip():
         raise InvalidRequest("the request body is empty: expected a JSON object", reason="invalid_json")
     try:
-        parsed = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        parsed = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
     except UnicodeDecodeError as error:
         raise InvalidRequest("the request body is not valid UTF-8", reason="invalid_json") from error
     except ValueError as error:
@@ -300,6 +300,16 @@ def _strategy(body: Mapping[str, Any], problems: dict[str, str]) -> Strategy:
         problems["strategy"] = f"must be one of {', '.join(STRATEGIES)}"
         return Strategy.AUTO
     return Strategy(value)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A key given twice is refused: a proxy or audit log that read the first value would see another request."""
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ValueError(f"duplicate key {key!r}")
+        seen[key] = value
+    return seen
 
 
 def _reject_constant(name: str) -> Any:
