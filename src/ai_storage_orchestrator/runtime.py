@@ -27,7 +27,7 @@ from ai_storage_orchestrator.controller.controller import MigrationController
 from ai_storage_orchestrator.controller.leadership import LeaderElector
 from ai_storage_orchestrator.controller.service import MigrationService
 from ai_storage_orchestrator.controller.triggers import AnnotationTrigger
-from ai_storage_orchestrator.errors import NotReady
+from ai_storage_orchestrator.errors import Forbidden, NotReady
 from ai_storage_orchestrator.kube.client import create_api_client
 from ai_storage_orchestrator.kube.errors import KubeApiError
 from ai_storage_orchestrator.kube.events import EventRecorder
@@ -122,21 +122,23 @@ class Orchestrator:
             recorder=self.recorder,
             admission_binding=None if self.settings.trust_annotations else self.settings.admission_policy_binding,
         )
-        await self._check_admission_policy(self.trigger)
-        namespaces = (self.settings.namespace,) if self.settings.namespace else ()
+        namespaces = self.settings.watched_namespaces
         for reflector in self.state.reflectors(
             api,
             namespaces=namespaces,
             on_relist=lambda r: self.metrics.watch_relists.labels(resource=r).inc(),
             on_reconnect=lambda r: self.metrics.watch_reconnects.labels(resource=r).inc(),
         ):
-            self.supervisor.spawn(f"watch-{reflector.resource.plural}", reflector.run)
+            # One watch per resource, or per resource and namespace when several namespaces are watched.
+            suffix = f"@{reflector.namespace}" if len(namespaces) > 1 and reflector.namespace else ""
+            self.supervisor.spawn(f"watch-{reflector.resource.plural}{suffix}", reflector.run)
         self.supervisor.spawn("leadership", self._lead_when_elected)
-        log.info("orchestrator.started", identity=self.settings.identity, namespace=self.settings.namespace or "*")
+        log.info("orchestrator.started", identity=self.settings.identity, namespace=",".join(namespaces) or "*")
 
     async def _check_admission_policy(self, trigger: AnnotationTrigger) -> None:
-        """Say at start-up whether annotation triggers will act (controller/triggers.py checks again at every
-        trigger: this is the operator's early warning, never a reason not to start)."""
+        """Say, when this process starts to act on triggers (a term of leadership begins), whether they will act:
+        controller/triggers.py checks again at every trigger; this is the operator's early warning, never a reason not
+        to lead (nor, being here and not in `start`, a wait for an unreachable API server before the app serves)."""
         if trigger.admission_binding is None:
             log.warning("trigger.annotations_trusted", why="--trust-annotations: the admission policy is not checked")
             return
@@ -169,6 +171,7 @@ class Orchestrator:
         assert self.controller is not None
         assert self.trigger is not None
         await self.state.wait_for(lambda: self.state.synced, timeout=float("inf"))
+        await self._check_admission_policy(self.trigger)
         async with asyncio.TaskGroup() as group:
             group.create_task(self.controller.run(), name="migration-controller")
             group.create_task(self.trigger.run(), name="annotation-trigger")
@@ -242,12 +245,30 @@ class _StartedReviews:
         return await self._orchestrator.api.create(resource, body, namespace=namespace)
 
 
+NAMESPACE_NOT_MANAGED = "namespace_not_managed"
+
+
 class _StartedService:
     """The REST app's MigrationServiceProtocol: the service of the orchestrator once it has started (the app is
-    built, and its routes bound, before that), with the orchestrator's own readiness (caches and tasks)."""
+    built, and its routes bound, before that), with the orchestrator's own readiness (caches and tasks).
+
+    In namespace-scoped mode a request naming another namespace is refused with 403 `namespace_not_managed`, after
+    the caller's authorization for that namespace and before any lookup: the same answer whether or not the pod or
+    the namespace exists, and without the list of managed namespaces. Reads by id need no check: the caches hold
+    the managed namespaces only, so another namespace's migration is the 404 of an unknown id."""
 
     def __init__(self, orchestrator: Orchestrator) -> None:
         self._orchestrator = orchestrator
+
+    def _check_managed(self, namespace: str | None) -> None:
+        managed = self._orchestrator.settings.watched_namespaces
+        if managed and namespace is not None and namespace not in managed:
+            raise Forbidden(
+                f"namespace {namespace} is not managed by this orchestrator: it runs in namespace-scoped mode and"
+                " neither watches nor migrates pods there",
+                reason=NAMESPACE_NOT_MANAGED,
+                details={"namespace": namespace},
+            )
 
     def _service(self) -> MigrationService:
         if self._orchestrator.service is None:
@@ -255,8 +276,9 @@ class _StartedService:
         return self._orchestrator.service
 
     async def _check_admission_policy(self, trigger: AnnotationTrigger) -> None:
-        """Say at start-up whether annotation triggers will act (controller/triggers.py checks again at every
-        trigger: this is the operator's early warning, never a reason not to start)."""
+        """Say, when this process starts to act on triggers (a term of leadership begins), whether they will act:
+        controller/triggers.py checks again at every trigger; this is the operator's early warning, never a reason not
+        to lead (nor, being here and not in `start`, a wait for an unreachable API server before the app serves)."""
         if trigger.admission_binding is None:
             log.warning("trigger.annotations_trusted", why="--trust-annotations: the admission policy is not checked")
             return
@@ -274,15 +296,18 @@ class _StartedService:
         return self._orchestrator.ready()
 
     def dry_run(self, request: MigrationRequest) -> JSON:
+        self._check_managed(request.pod_namespace)
         return self._service().dry_run(request)
 
     async def submit(self, request: MigrationRequest, *, request_id: str | None = None) -> JSON:
+        self._check_managed(request.pod_namespace)
         return await self._service().submit(request, request_id=request_id)
 
     def get(self, migration_id: str) -> JSON:
         return self._service().get(migration_id)
 
     def list(self, *, status: Status | None = None, namespace: str | None = None, pod: str | None = None) -> list[JSON]:
+        self._check_managed(namespace)
         return self._service().list(status=status, namespace=namespace, pod=pod)
 
     async def cancel(self, migration_id: str) -> JSON:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -16,6 +17,7 @@ class AuthMode(StrEnum):
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 # The ValidatingAdmissionPolicyBinding (and its policy) shipped in k8s/admission/annotation-policy.yaml.
 ADMISSION_POLICY_BINDING = "ai-storage-orchestrator-annotations"
+_NAMESPACE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")  # an RFC 1123 label
 
 
 @dataclass(frozen=True)
@@ -24,7 +26,10 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     auth: AuthMode = AuthMode.NONE
-    namespace: str | None = None  # watch one namespace; None watches all
+    namespace: str | None = None  # watch one namespace (--namespace, the old spelling of one --namespaces)
+    # Namespace-scoped mode (--namespaces a,b): pods, claims and PodMigrations are watched, and migrations accepted, in
+    # these namespaces only; nodes and volumes are still read cluster-wide. Empty (and no `namespace`): all.
+    namespaces: tuple[str, ...] = ()
     workers: int = 4
     max_active_migrations: int = 20
     max_active_per_node: int = 5
@@ -64,7 +69,21 @@ class Settings:
     # "freeze:<point>" stops the whole process there with SIGSTOP; it goes on when continued (leader fencing tests).
     fault_point: str | None = field(default_factory=lambda: os.environ.get("AISO_FAULT_POINT") or None)
 
+    @property
+    def watched_namespaces(self) -> tuple[str, ...]:
+        """The namespaces the orchestrator is limited to; () for all."""
+        if self.namespaces:
+            return self.namespaces
+        return (self.namespace,) if self.namespace else ()
+
     def validate(self) -> None:
+        if self.namespace and self.namespaces:
+            raise ValueError("--namespace is one namespace of --namespaces: give one of them")
+        for name in self.watched_namespaces:
+            if not _NAMESPACE_NAME.fullmatch(name):
+                raise ValueError(f"not a namespace name: {name!r}")
+        if len(set(self.watched_namespaces)) != len(self.watched_namespaces):
+            raise ValueError(f"a namespace is named twice: {','.join(self.watched_namespaces)}")
         if self.auth is AuthMode.NONE and self.host not in LOOPBACK_HOSTS:
             raise ValueError(
                 f"--auth=none is only allowed when binding to loopback; refusing to serve {self.host} without "

@@ -9,6 +9,7 @@ import sys
 
 from ai_storage_orchestrator import logging as logging_setup
 from ai_storage_orchestrator.api.tls import check_listener, server_context
+from ai_storage_orchestrator.conventions import MIGRATE_TO_ANNOTATION
 from ai_storage_orchestrator.runtime import serve
 from ai_storage_orchestrator.settings import AuthMode, Settings
 
@@ -58,12 +59,22 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
             " sidecar in the same pod) encrypts the traffic; without TLS files any other address is refused"
         ),
     )
-    parser.add_argument("--namespace", help="watch and migrate pods of this namespace only (default: all)")
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument(
+        "--namespaces",
+        type=_namespace_list,
+        metavar="NS[,NS...]",
+        help=(
+            "namespace-scoped mode: watch and migrate pods of these namespaces only, refusing REST requests for others"
+            " (403 namespace_not_managed); needs Roles in these namespaces only (k8s/namespaced). Default: all"
+        ),
+    )
+    scope.add_argument("--namespace", help="the same as --namespaces with one namespace")
     parser.add_argument(
         "--trust-annotations",
         action="store_true",
         help=(
-            "act on ai-storage.io/migrate-to even when the ValidatingAdmissionPolicyBinding"
+            f"act on {MIGRATE_TO_ANNOTATION} even when the ValidatingAdmissionPolicyBinding"
             f" {defaults.admission_policy_binding} (k8s/admission) is not installed. Without that policy anyone who may"
             " patch a pod can make the orchestrator move it or exec hooks in it: only for clusters that enforce the"
             " same rule by other means (default: such triggers are refused with admission_policy_missing)"
@@ -103,6 +114,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.set_defaults(handler=run)
 
 
+def _namespace_list(value: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in value.split(","))
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected namespaces separated by commas, got {value!r}")
+    return names
+
+
 def _seconds_or_never(value: str) -> float | None:
     if value.strip().lower() == "never":
         return None
@@ -123,6 +141,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "tls_key_file": args.tls_key_file or None,
         "insecure_http": args.insecure_http,
         "namespace": args.namespace,
+        "namespaces": args.namespaces or (),
         "trust_annotations": args.trust_annotations,
         "workers": args.workers,
         "max_active_migrations": args.max_active_migrations,

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
 from ai_storage_orchestrator.kube.resources import NODES, POD_MIGRATIONS, PODS, PVCS, PVS, KubeApi, Resource
-from ai_storage_orchestrator.watchers.store import JSON, Listener, ListenerErrorHook, ObjectStore
+from ai_storage_orchestrator.watchers.store import JSON, Listener, ListenerErrorHook, ObjectStore, object_key
 from ai_storage_orchestrator.watchers.streaming import Reflector
 
 T = TypeVar("T")
@@ -28,6 +28,49 @@ def _migration_pod(migration: JSON) -> Iterable[str]:
     spec = migration.get("spec") or {}
     namespace = (migration.get("metadata") or {}).get("namespace")
     return (f"{namespace}/{spec['podName']}",) if spec.get("podName") else ()
+
+
+class NamespaceShard(ObjectStore):
+    """The part of `whole` in one namespace, as that namespace's Reflector sees it, when the orchestrator watches
+    several namespaces into one store: its own resourceVersion and sync state (each namespace is its own watch), a
+    LIST replaces this namespace's objects only, and `whole` reads as synced once every shard is. Only what a
+    Reflector uses is implemented; everyone else reads `whole`."""
+
+    def __init__(self, whole: ObjectStore, namespace: str, shards: list[NamespaceShard]) -> None:
+        self._whole = whole
+        self.namespace = namespace
+        self._shards = shards
+        self._synced = False
+        shards.append(self)
+        super().__init__(f"{whole.kind}@{namespace}")
+
+    @property
+    def synced(self) -> bool:
+        return self._synced
+
+    @synced.setter
+    def synced(self, value: bool) -> None:
+        self._synced = value
+        self._whole.synced = all(shard._synced for shard in self._shards)
+
+    def replace(self, items: list[JSON], resource_version: str) -> None:
+        fresh = {object_key(item): item for item in items}
+        for obj in self._whole:
+            if (obj.get("metadata") or {}).get("namespace") == self.namespace and object_key(obj) not in fresh:
+                self._whole.remove(obj)
+        for key, item in fresh.items():
+            old = self._whole.get(key)
+            old_version = (old or {}).get("metadata", {}).get("resourceVersion")
+            if old is None or old_version != item.get("metadata", {}).get("resourceVersion"):
+                self._whole.upsert(item)
+        self.resource_version = resource_version
+        self.synced = True
+
+    def apply(self, event_type: str, obj: JSON) -> None:
+        self._whole.apply(event_type, obj)
+        version = (obj.get("metadata") or {}).get("resourceVersion")
+        if version:
+            self.resource_version = str(version)
 
 
 class ClusterState:
@@ -82,7 +125,9 @@ class ClusterState:
         on_relist: Callable[[str], None] | None = None,
         on_reconnect: Callable[[str], None] | None = None,
     ) -> list[Reflector]:
-        """One watch stream per resource (per namespace when the orchestrator is limited to some namespaces).
+        """One watch stream per resource; pods, claims and PodMigrations per namespace when the orchestrator is
+        limited to some namespaces (nodes and volumes stay cluster-wide). Several namespaces feed one store each,
+        through a NamespaceShard per namespace.
 
         Every (re)list wakes the waiters: a LIST that changes nothing (an empty namespace) still syncs its store."""
 
@@ -101,13 +146,21 @@ class ClusterState:
             Reflector(api, resource, store, on_relist=relisted, on_reconnect=on_reconnect)
             for resource, store in cluster_wide
         ]
-        if len(namespaces) > 1:
-            raise ValueError("watching several namespaces: run one ClusterState per namespace or watch all")
-        namespace = namespaces[0] if namespaces else None
-        result += [
-            Reflector(api, resource, store, namespace=namespace, on_relist=relisted, on_reconnect=on_reconnect)
-            for resource, store in scoped
-        ]
+        if len(set(namespaces)) != len(namespaces):
+            raise ValueError(f"a namespace is named twice: {list(namespaces)}")
+        if len(namespaces) <= 1:
+            namespace = namespaces[0] if namespaces else None
+            return result + [
+                Reflector(api, resource, store, namespace=namespace, on_relist=relisted, on_reconnect=on_reconnect)
+                for resource, store in scoped
+            ]
+        for resource, store in scoped:
+            shards: list[NamespaceShard] = []
+            for namespace in namespaces:
+                shard = NamespaceShard(store, namespace, shards)
+                result.append(
+                    Reflector(api, resource, shard, namespace=namespace, on_relist=relisted, on_reconnect=on_reconnect)
+                )
         return result
 
     # Readers ---------------------------------------------------------------------------------------------------
