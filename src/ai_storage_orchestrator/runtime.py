@@ -275,23 +275,6 @@ class _StartedService:
             raise NotReady("the orchestrator is starting")
         return self._orchestrator.service
 
-    async def _check_admission_policy(self, trigger: AnnotationTrigger) -> None:
-        """Say, when this process starts to act on triggers (a term of leadership begins), whether they will act:
-        controller/triggers.py checks again at every trigger; this is the operator's early warning, never a reason not
-        to lead (nor, being here and not in `start`, a wait for an unreachable API server before the app serves)."""
-        if trigger.admission_binding is None:
-            log.warning("trigger.annotations_trusted", why="--trust-annotations: the admission policy is not checked")
-            return
-        try:
-            refusal = await trigger.admission_policy_refusal()
-        except KubeApiError as error:
-            log.warning("trigger.admission_policy_unknown", binding=trigger.admission_binding, error=str(error))
-            return
-        if refusal is None:
-            log.info("trigger.admission_policy_found", binding=trigger.admission_binding)
-        else:
-            log.warning("trigger.admission_policy_missing", binding=trigger.admission_binding, message=refusal)
-
     def ready(self) -> tuple[bool, str]:
         return self._orchestrator.ready()
 
