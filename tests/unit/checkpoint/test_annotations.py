@@ -120,3 +120,11 @@ def test_annotations_of_containers_a_migration_left_out_are_ignored() -> None:
     assert parse_checkpoint_annotations(pod(annotations)) == CheckpointSpec()
     with pytest.raises(InvalidCheckpointAnnotation):
         parse_checkpoint_annotations(pod({**annotations, "ai-storage.io/skipped-containers": "other"}))
+
+
+def test_paths_with_a_common_prefix_are_not_nested() -> None:
+    """/workspace is not inside /work: both can be declared."""
+    spec = parse_checkpoint_annotations(pod({ARTIFACTS + "trainer": json.dumps(["/work", "/workspace"])}))
+    assert spec.checkpointed_paths() == {"trainer": ("/work", "/workspace")}
+    with pytest.raises(InvalidCheckpointAnnotation, match="/work/x lies inside /work"):
+        parse_checkpoint_annotations(pod({ARTIFACTS + "trainer": json.dumps(["/work", "/work/x"])}))

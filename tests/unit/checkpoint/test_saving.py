@@ -372,3 +372,20 @@ async def test_a_checkpoint_prepared_in_the_legacy_layout_is_saved_there_without
     assert (legacy / MIGRATION / "manifest.json").is_file()
     assert (neighbour / "manifest.json").is_file()
     assert result["retention"]["skipped"] == "legacy layout: not namespaced"
+
+
+async def test_a_manifest_that_differs_on_the_volume_after_writing_fails_the_save(root: Path) -> None:
+    """The manifest is re-read after its rename: a checkpoint whose manifest.json is not what was streamed (a short
+    write, a volume that lost it) is not complete and must not be used."""
+
+    def truncate_manifest(call: Call) -> None:
+        if _kind(call) == "verify-files" and call.argv[-1].endswith("/manifest.json"):
+            manifest = Path(call.argv[-1])
+            manifest.write_bytes(manifest.read_bytes()[:-2])
+
+    transport = LocalExec(faults=[lambda call: truncate_manifest(call)])
+    with pytest.raises(CheckpointError) as failure:
+        await save(root, full_pod(root), transport)
+    assert failure.value.reason == reasons.VERIFY_FAILED
+    assert "manifest.json" in failure.value.message
+    assert not (checkpoint_root(root) / MIGRATION).exists(), "the failed checkpoint is removed"

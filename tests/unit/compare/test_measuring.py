@@ -252,3 +252,23 @@ def test_saving_percent() -> None:
     assert saving_percent(1000.0, 1200.0) == pytest.approx(-20.0)
     assert saving_percent(0.0, 10.0) is None
     assert saving_percent(None, 10.0) is None
+
+
+def test_an_interval_without_a_memory_reading_has_no_memory_figure() -> None:
+    """A container whose end read reports no memory makes the pod's memory unknown: never 0 MiB for it."""
+    before = _snapshot(0, trainer=_read(0.0, 1.0), monitor=_read(0.0, 0.0))
+    unknown = CounterRead(T0 + 2 * S, S // 2, None, "kubelet")
+    interval = interval_between(before, _snapshot(1, trainer=_read(2.0, 2.0, 300), monitor=unknown))
+    assert interval.valid
+    assert interval.cpu_millicores == pytest.approx(750.0)
+    assert interval.memory_bytes is None
+    assert interval.to_json()["memory_mib"] is None
+
+
+def test_figures_give_no_memory_when_a_sample_lacks_it() -> None:
+    intervals = [_interval(n, 1000.0) for n in range(1, 6)]
+    intervals[2] = Interval(2, 3, 102.0, 103.0, 1.0, 1000.0, 1.0, None)
+    found = figures(intervals, samples=5, trim=1)
+    assert found.cpu_millicores == pytest.approx(1000.0)
+    assert found.memory_mib is None
+    assert found.memory_reason == "memory reported in 4 of 5 samples"

@@ -206,3 +206,23 @@ C = ContainerKind.CONTAINER
 )
 def test_nothing_to_run(decisions: list[ContainerDecision], expected: bool) -> None:
     assert nothing_to_run(decisions) is expected
+
+
+@pytest.mark.parametrize(
+    ("mount_path", "checkpointed", "action"),
+    [
+        pytest.param("/workspace", ["/work"], Action.MIGRATE, id="sibling-with-a-common-prefix"),
+        pytest.param("/workspace", ["/work/"], Action.MIGRATE, id="sibling-trailing-slash"),
+        pytest.param("/work", ["/workspace"], Action.MIGRATE, id="artifact-below-the-mount"),
+        pytest.param("/workspace", ["/workspace/"], Action.SKIP, id="same-path-trailing-slash"),
+        pytest.param("/workspace/", ["/workspace"], Action.SKIP, id="mount-path-trailing-slash"),
+        pytest.param("/workspace/run", ["/workspace"], Action.SKIP, id="mount-below-the-artifact"),
+    ],
+)
+def test_an_artifact_covers_only_its_own_subtree(mount_path: str, checkpointed: list[str], action: Action) -> None:
+    """An artifact `/work` does not copy an emptyDir at `/workspace`: counting it as covered would skip the finished
+    container and lose its results."""
+    decision = decide(terminated("c"), mounts=[mount("scratch", mount_path)], checkpointed={"c": checkpointed})
+    assert decision.action is action
+    if action is Action.MIGRATE:
+        assert "emptyDir 'scratch' would be lost" in decision.reason
