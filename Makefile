@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell sha256sum setup.cfg | cut -c1-12)
 K8S_BIN = $(shell tools/k8s/build.sh --print)
 PYTEST_ARGS ?=
 
-.PHONY: all venv cluster-bin lint format typecheck test test-unit test-integration demo e2e e2e-tensorflow node-bin bench chaos chaos-ci cluster-up cluster-down clean
+.PHONY: all venv cluster-bin lint format typecheck test test-unit test-integration demo e2e e2e-tensorflow node-bin bench chaos chaos-ci mutation cluster-up cluster-down clean
 
 all: test
 
@@ -78,6 +78,20 @@ chaos-ci: venv cluster-bin
 
 bench: venv cluster-bin
 	AISO_K8S_BIN="$(K8S_BIN)" $(PY) -m bench $(BENCH_ARGS)
+
+# Mutation testing, not in CI (docs/mutation.md): mutmut mutates planning/, compare's measuring, checkpoint's manifest,
+# records and saving, and api's schemas ([tool.mutmut] in pyproject.toml); each mutant runs against the unit tests
+# that call the function it changed. Work and results in mutants/ (git-ignored). About 30 min on 2 cores.
+MUTMUT_ARGS ?= --max-children 2
+mutation: venv
+	$(PY) -m pip install --quiet -e '.[mutation]'
+	rm -rf mutants
+	$(VENV)/bin/mutmut run $(MUTMUT_ARGS)
+	$(VENV)/bin/mutmut results
+	$(VENV)/bin/mutmut results --all true | sed -E 's/^ +//; s/\.x(_|ǁ).*: / /' | awk \
+	  '{ total[$$1]++; all++ } $$2 == "killed" { killed[$$1]++; dead++ } END { \
+	     for (m in total) printf "%-55s %5d / %5d killed  %5.1f %%\n", m, killed[m], total[m], 100 * killed[m] / total[m]; \
+	     printf "%-55s %5d / %5d killed  %5.1f %%\n", "overall", dead, all, 100 * dead / all }' | sort
 
 cluster-up: venv cluster-bin
 	scripts/local-cluster.sh up
