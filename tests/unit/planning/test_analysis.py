@@ -226,3 +226,79 @@ def test_an_artifact_covers_only_its_own_subtree(mount_path: str, checkpointed: 
     assert decision.action is action
     if action is Action.MIGRATE:
         assert "emptyDir 'scratch' would be lost" in decision.reason
+
+
+@pytest.mark.parametrize(
+    ("status", "options", "reason"),
+    [
+        pytest.param(
+            running("c"), {"kind": SIDECAR}, "sidecar: keeps running beside the main containers", id="sidecar"
+        ),
+        pytest.param(
+            running("c"),
+            {"kind": INIT},
+            "init container running: it runs again to completion on the target",
+            id="init-running",
+        ),
+        pytest.param(running("c"), {}, "running: its work continues on the target", id="running"),
+        pytest.param(
+            {"name": "c", "state": {"waiting": {}}}, {}, "waiting (no reason): kept, never dropped", id="waiting"
+        ),
+        pytest.param(
+            {"name": "c", "state": {"waiting": {}}},
+            {"kind": INIT},
+            "init container waiting (no reason): kept, never dropped",
+            id="init-waiting",
+        ),
+        pytest.param(None, {}, "no status reported yet: kept, never dropped", id="unknown"),
+        pytest.param(
+            {"name": "c", "state": {"terminated": {"exitCode": 3}}},
+            {},
+            "failed (exit 3, no reason): restarted on the target",
+            id="failed",
+        ),
+        pytest.param(
+            terminated("c"),
+            {"restart_policy": "Always"},
+            "completed (exit 0), but under restartPolicy Always the kubelet would run it again: kept on the target",
+            id="always",
+        ),
+        pytest.param(
+            terminated("c"),
+            {},
+            "completed (exit 0) and its results are safe (it has no writable volume mounts): left out of the target"
+            " pod",
+            id="no-mounts",
+        ),
+        pytest.param(
+            terminated("c"),
+            {"mounts": [mount("shared", "/data"), mount("scratch", "/scratch")], "checkpointed": {"c": ["/scratch"]}},
+            "completed (exit 0) and its results are safe ('shared' is shared persistent storage; 'scratch' at /scratch"
+            " is copied by the checkpoint): left out of the target pod",
+            id="two-safe",
+        ),
+        pytest.param(
+            terminated("c"),
+            {"mounts": [mount("scratch", "/scratch"), mount("host", "/host"), mount("ghost", "/ghost")]},
+            "completed (exit 0), but its results on emptyDir 'scratch', hostPath 'host', unknown volume 'ghost' would"
+            " be lost: it runs again",
+            id="three-lost",
+        ),
+        pytest.param(
+            terminated("c"),
+            {"mounts": [mount("config", "/etc/cfg", read_only=True), mount("scratch", "/scratch")]},
+            "completed (exit 0), but its results on emptyDir 'scratch' would be lost: it runs again",
+            id="read-only-mount-first",
+        ),
+    ],
+)
+def test_decision_reasons(status: dict[str, Any] | None, options: dict[str, Any], reason: str) -> None:
+    assert decide(status, **options).reason == reason
+
+
+def test_a_pod_without_a_restart_policy_restarts_always() -> None:
+    pod = make_pod(containers=[container("c")], statuses=[terminated("c")])
+    del pod["spec"]["restartPolicy"]
+    [decision] = analyse_containers(pod, {})
+    assert decision.action is Action.MIGRATE
+    assert "restartPolicy Always" in decision.reason

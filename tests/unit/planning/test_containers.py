@@ -53,3 +53,18 @@ def test_kinds_order_and_details() -> None:
     ]
     assert states[0].finished_at == "2024-05-01T11:00:00Z"
     assert (states[2].restart_count, states[2].ready) == (3, True)
+
+
+def test_restart_count_and_readiness_are_read_in_every_state() -> None:
+    statuses = [
+        {"name": "a", "state": {"terminated": {"exitCode": 0}}, "restartCount": 3, "ready": True},
+        {"name": "b", "state": {"running": {}}, "restartCount": 1, "ready": True},
+        {"name": "c", "state": {"waiting": {"reason": "CrashLoopBackOff"}}, "restartCount": 7},
+        {"name": "d", "state": {}, "restartCount": 2, "ready": True},
+        {"name": "e", "state": {"terminated": {}}},
+    ]
+    pod = make_pod(containers=[container(s["name"]) for s in statuses], statuses=statuses)
+    states = container_states(pod)
+    assert [(s.restart_count, s.ready) for s in states] == [(3, True), (1, True), (7, False), (2, True), (0, False)]
+    assert (states[4].exit_code, states[4].reason, states[4].finished_at) == (None, None, None)
+    assert not states[4].completed

@@ -113,3 +113,42 @@ def test_formatting() -> None:
         "3.5Gi",
         "100",
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (True, "not a quantity: True"),
+        (None, "not a quantity: None"),
+        ("1 Gi", "not a valid Kubernetes quantity: '1 Gi'"),
+        (str(2**63 + 1), f"quantity too large: '{2**63 + 1}'"),
+    ],
+)
+def test_refusals_name_the_value(value: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=r"quantit") as caught:
+        memory_bytes(value)
+    assert str(caught.value) == message
+
+
+def test_the_largest_quantity_is_two_to_the_63() -> None:
+    assert memory_bytes(str(2**63)) == 2**63
+
+
+@pytest.mark.parametrize(
+    ("num_bytes", "text"),
+    [(1023, "1023"), (1024, "1Ki"), (1536, "1.5Ki"), (GI, "1Gi"), (GI + GI // 100, "1.01Gi")],
+)
+def test_memory_is_formatted_in_the_largest_unit_it_fills(num_bytes: int, text: str) -> None:
+    assert format_memory(num_bytes) == text
+
+
+def test_every_earlier_sidecar_adds_to_a_later_init_container() -> None:
+    spec = {
+        "containers": [container("a", cpu="100m")],
+        "initContainers": [
+            container("s1", cpu="300m", restart_policy="Always"),
+            container("s2", cpu="200m", restart_policy="Always"),
+            container("init", cpu="1"),
+        ],
+    }
+    assert pod_requests(spec) == Resources(1500, 0)

@@ -133,3 +133,44 @@ def test_skipped_containers_and_their_volumes_are_removed() -> None:
     assert [c["name"] for c in target["spec"]["containers"]] == ["train"]
     assert [v["name"] for v in target["spec"]["volumes"]] == ["models", "both", "unused"]
     assert target["metadata"]["annotations"]["ai-storage.io/skipped-containers"] == "fetch,chown,prep"
+
+
+def test_a_volume_only_a_skipped_container_used_is_removed_whichever_kind_it_was() -> None:
+    pod = make_pod(
+        init_containers=[
+            container("fetch", mounts=[mount("cache", "/cache", read_only=True)]),
+            container("proxy", mounts=[mount("sock", "/run")], restart_policy="Always"),
+        ],
+        init_statuses=[terminated("fetch"), running("proxy")],
+        containers=[
+            container("a", mounts=[mount("v1", "/v1")]),
+            container("b", mounts=[mount("v2", "/v2", read_only=True)]),
+            container("c", mounts=[mount("v3", "/v3")]),
+        ],
+        statuses=[running("a"), terminated("b"), running("c")],
+        volumes=[{"name": name, "emptyDir": {}} for name in ("cache", "sock", "v1", "v2", "v3")],
+    )
+    target = build(pod)
+    assert [c["name"] for c in target["spec"]["initContainers"]] == ["proxy"], "the running sidecar stays"
+    assert [c["name"] for c in target["spec"]["containers"]] == ["a", "c"]
+    assert [v["name"] for v in target["spec"]["volumes"]] == ["sock", "v1", "v3"]
+
+
+def test_a_pod_as_the_cache_keeps_it_without_kind_namespace_or_node() -> None:
+    pod = make_pod(name="p", containers=[container("c")], statuses=[running("c")], node=None)
+    del pod["apiVersion"], pod["kind"], pod["metadata"]["namespace"]
+    target = build(pod)
+    assert (target["apiVersion"], target["kind"]) == ("v1", "Pod")
+    assert target["metadata"]["namespace"] == "default"
+    assert target["metadata"]["annotations"]["ai-storage.io/source-pod"] == "default/p"
+    assert target["metadata"]["annotations"]["ai-storage.io/source-node"] == ""
+
+
+def test_the_target_pod_shares_nothing_with_the_source() -> None:
+    source = certification_pod()
+    snapshot = copy.deepcopy(source)
+    target = build(source)
+    target["spec"]["containers"][0]["volumeMounts"].append(mount("restore", "/restore"))
+    target["spec"]["containers"][0]["env"] = [{"name": "X", "value": "1"}]
+    target["spec"]["volumes"][0]["persistentVolumeClaim"]["readOnly"] = True
+    assert source == snapshot

@@ -7,10 +7,13 @@ import pytest
 from ai_storage_orchestrator.controller.planning import (
     CheckpointVolume,
     ClaimInfo,
+    StaticVolumeCatalog,
+    VolumeInfo,
     choose_checkpoint_volume,
     claim_info_from_objects,
     classify_pod_volumes,
 )
+from ai_storage_orchestrator.controller.planning.volumes import Mount, container_mounts
 from tests.unit.planning.fixtures import (
     RWO_CSI,
     RWO_HOSTPATH,
@@ -118,3 +121,101 @@ def test_choose_checkpoint_volume(
 )
 def test_claim_info_from_objects(pvc_obj: dict[str, Any], pv_obj: dict[str, Any] | None, expected: ClaimInfo) -> None:
     assert claim_info_from_objects(pvc_obj, pv_obj) == expected
+
+
+@pytest.mark.parametrize(
+    ("pvc_obj", "pv_obj", "expected"),
+    [
+        pytest.param(
+            {
+                "spec": {"accessModes": ["ReadWriteOnce"]},
+                "status": {"phase": "Bound", "accessModes": ["ReadWriteMany"]},
+            },
+            {"spec": {"nfs": {}}},
+            ClaimInfo(("ReadWriteMany",), None, "nfs"),
+            id="bound-status-modes-win",
+        ),
+        pytest.param(
+            {"spec": {"accessModes": ["ReadWriteMany"]}},
+            {"spec": {"csi": {}}},
+            ClaimInfo(("ReadWriteMany",), None, "csi"),
+            id="no-status-yet",
+        ),
+        pytest.param(
+            {"spec": {"accessModes": ["ReadWriteMany"]}, "status": {"phase": "Lost"}},
+            {"spec": {"nfs": {}}},
+            ClaimInfo(("ReadWriteMany",)),
+            id="lost-is-not-bound",
+        ),
+        pytest.param({}, None, ClaimInfo(), id="empty"),
+    ],
+)
+def test_claim_info_edges(pvc_obj: dict[str, Any], pv_obj: dict[str, Any] | None, expected: ClaimInfo) -> None:
+    assert claim_info_from_objects(pvc_obj, pv_obj) == expected
+
+
+def test_an_unbound_claim_keeps_what_the_claim_says() -> None:
+    [info] = classify_pod_volumes(make_pod(volumes=[pvc("v", "unbound")]), CATALOG).values()
+    assert info == VolumeInfo("v", "pvc-unbound", ("ReadWriteMany",), "nfs-client", False, "unbound")
+    [missing] = classify_pod_volumes(make_pod(volumes=[pvc("v", "missing")]), CATALOG).values()
+    assert missing == VolumeInfo("v", "pvc-unbound", (), None, False, "missing")
+
+
+def test_claims_are_looked_up_in_the_pods_namespace_default_when_unset() -> None:
+    pod = make_pod(volumes=[pvc("v", "data")])
+    del pod["metadata"]["namespace"]
+    infos = classify_pod_volumes(pod, StaticVolumeCatalog({("default", "data"): RWX_NFS}))
+    assert infos["v"].shared
+
+
+def test_mounts_and_devices_with_their_defaults() -> None:
+    spec = {
+        "name": "c",
+        "volumeMounts": [{"name": "a"}, {"name": "b", "mountPath": "/b", "readOnly": True}],
+        "volumeDevices": [{"name": "d", "devicePath": "/dev/xvdb"}, {"name": "e"}],
+    }
+    assert container_mounts(spec) == [
+        Mount("a", "", False),
+        Mount("b", "/b", True),
+        Mount("d", "/dev/xvdb", False),
+        Mount("e", "", False),
+    ]
+
+
+def test_an_annotated_volume_mounted_only_read_only_is_still_chosen() -> None:
+    pod = make_pod(
+        containers=[
+            container("reader", mounts=[mount("c-nfs", "/ro", read_only=True)]),
+            container("writer", mounts=[mount("b-shared", "/ckpt")]),
+        ],
+        volumes=SHARED_VOLUMES,
+        annotations={"ai-storage.io/checkpoint-volume": "c-nfs"},
+    )
+    assert choose_checkpoint_volume(pod, classify_pod_volumes(pod, CATALOG)) == CheckpointVolume(
+        "c-nfs", "/ro", "reader"
+    )
+
+
+def test_an_annotated_volume_prefers_a_read_write_mount() -> None:
+    pod = make_pod(
+        containers=[
+            container("reader", mounts=[mount("c-nfs", "/ro", read_only=True)]),
+            container("writer", mounts=[mount("c-nfs", "/rw")]),
+        ],
+        volumes=SHARED_VOLUMES,
+        annotations={"ai-storage.io/checkpoint-volume": "c-nfs"},
+    )
+    assert choose_checkpoint_volume(pod, classify_pod_volumes(pod, CATALOG)) == CheckpointVolume(
+        "c-nfs", "/rw", "writer"
+    )
+
+
+def test_an_annotated_volume_no_container_mounts_falls_back_to_the_first_shared_one() -> None:
+    pod = make_pod(
+        containers=[container("writer", mounts=[mount("b-shared", "/ckpt")])],
+        volumes=SHARED_VOLUMES,
+        annotations={"ai-storage.io/checkpoint-volume": "c-nfs"},
+    )
+    assert choose_checkpoint_volume(pod, classify_pod_volumes(pod, CATALOG)) == CheckpointVolume(
+        "b-shared", "/ckpt", "writer"
+    )
