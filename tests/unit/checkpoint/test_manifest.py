@@ -149,3 +149,90 @@ def test_rename_argv() -> None:
         "/data/.ai-storage/checkpoints/p/abc/manifest.json.tmp",
         "/data/.ai-storage/checkpoints/p/abc/manifest.json",
     ]
+
+
+def _standard(value: object, *, ascii_only: bool = False) -> bytes:
+    return (json.dumps(value, sort_keys=True, indent=2, ensure_ascii=ascii_only) + "\n").encode()
+
+
+def test_the_serialised_manifest_is_standard_json_with_sorted_keys_and_two_space_indent() -> None:
+    manifest = build()
+    manifest["artifacts"].append(
+        ArtifactFile("trainer", "/scratch", "/scratch/é", "file", 1, "cc" * 32, "artifacts/trainer/scratch/é").to_json()
+    )
+    assert m.serialise(manifest) == _standard(manifest)
+    assert "é".encode() in m.serialise(manifest), "UTF-8, not escaped"
+
+
+def test_a_nested_artifacts_key_does_not_confuse_the_stream() -> None:
+    manifest = build()
+    manifest["location"] = {"artifacts": [], "volume": "shared", "zz": {"artifacts": []}}
+    assert m.serialise(manifest) == _standard(manifest)
+
+
+def test_an_entry_that_is_not_utf8_is_escaped_in_the_standard_way() -> None:
+    name = b"/scratch/\xff.bin".decode("utf-8", "surrogateescape")
+    entry = ArtifactFile("trainer", "/scratch", name, "file", 1, "bb" * 32, "artifacts/trainer" + name).to_json()
+    manifest = {"kind": m.MANIFEST_KIND, "schemaVersion": 1, "artifacts": [entry]}
+    assert m.serialise(manifest) == _standard(manifest, ascii_only=True)
+
+
+@pytest.mark.parametrize("ascii_name", [True, False])
+def test_numbers_that_are_not_numbers_are_refused(ascii_name: bool) -> None:
+    name = "/scratch/a" if ascii_name else b"/scratch/\xff".decode("utf-8", "surrogateescape")
+    entry = {"path": name, "size": float("nan")}
+    with pytest.raises(ValueError, match="JSON compliant"):
+        m.serialise({"kind": m.MANIFEST_KIND, "artifacts": [entry]})
+    with pytest.raises(ValueError, match="JSON compliant"):
+        m.canonical_json({"x": float("inf")})
+
+
+def test_header_fields_and_artifact_entries() -> None:
+    manifest = build()
+    assert (manifest["migrationId"], manifest["createdAt"], manifest["finishedAt"]) == (
+        "abc123",
+        "2024-05-01T10:06:00Z",
+        "2024-05-01T10:06:05Z",
+    )
+    assert manifest["target"] == {"node": "node-b", "strategy": "checkpoint-restart"}
+    assert manifest["location"] == {"volume": "shared", "directory": "/data/.ai-storage/checkpoints/trainer-pod/abc123"}
+    assert manifest["artifacts"][1] == {
+        "container": "trainer",
+        "artifact": "/scratch",
+        "path": "/scratch/a",
+        "kind": "file",
+        "size": 3,
+        "sha256": "aa" * 32,
+        "stored": "artifacts/trainer/scratch/a",
+    }
+
+
+def test_init_containers_and_containers_without_a_state_are_recorded() -> None:
+    pod = {
+        "metadata": {"name": "p"},
+        "status": {
+            "initContainerStatuses": [{"name": "fetch", "state": {"terminated": {"exitCode": 0}}, "restartCount": 1}],
+            "containerStatuses": [{"name": "main"}],
+        },
+    }
+    decisions = [{"name": "fetch", "kind": "init"}, {"name": "main", "kind": "container"}, {"name": "gone"}]
+    records = m.container_records(pod, decisions)
+    assert [(r["name"], r["state"], r["exitCode"], r["restartCount"]) for r in records] == [
+        ("fetch", "terminated", 0, 1),
+        ("main", "unknown", None, 0),
+        ("gone", "unknown", None, 0),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b'{"kind": "other"}', "not an ai-storage.io checkpoint manifest"),
+        (b'{"kind": "ai-storage.io/checkpoint", "schemaVersion": 2}', "unsupported manifest schema version 2"),
+        (b'{"kind": "ai-storage.io/checkpoint"}', "unsupported manifest schema version None"),
+    ],
+)
+def test_parse_says_why_it_refuses(data: bytes, message: str) -> None:
+    with pytest.raises(ValueError, match="manifest") as caught:
+        m.parse(data)
+    assert str(caught.value) == message

@@ -100,3 +100,64 @@ def test_checksum_lines_are_what_sha256sum_checks(tmp_path: Path) -> None:
     listing.write_bytes(b"".join(checksum_line(hashlib.sha256(n.encode()).hexdigest(), n) for n in names))
     done = subprocess.run(["sha256sum", "-c", str(listing)], cwd=tmp_path, capture_output=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_names_as_tar_may_write_them() -> None:
+    """``./x/f``, ``x/f`` and ``/x/f`` name the same member; the archive's own ``.`` entry is no member."""
+    with FileRecords() as records:
+        section = records.begin("c", "/data/x")
+        for name in [".", "./x", "x/a", "/x/b", "./x/sub/"]:
+            records.add(section, TarEntry(name, "directory" if name.endswith(("x", "/", ".")) else "file", 0, None))
+        assert [f.path for f in records.files(section)] == ["/data/x", "/data/x/a", "/data/x/b", "/data/x/sub"]
+
+
+@pytest.mark.parametrize("name", ["./x//f", "./x/./f", "./x/../x/f"])
+def test_members_with_empty_or_dot_components_are_refused(name: str) -> None:
+    with FileRecords() as records, pytest.raises(TarStreamError, match="outside"):
+        records.add(records.begin("a", "/data/x"), TarEntry(name, "file", 1, SUM))
+
+
+def test_a_section_without_members_reads_back_empty() -> None:
+    with FileRecords() as records:
+        first = records.begin("a", "/x")
+        records.add(first, TarEntry(".", "directory"))
+        second = records.begin("b", "/y")
+        records.add(second, TarEntry("./y", "file", 2, SUM))
+        assert list(records.files(first)) == []
+        assert list(records.checksum_lines(first)) == []
+        assert [f.path for f in records.all_files()] == ["/y"]
+
+
+def test_every_file_of_a_section_adds_up_and_only_files_are_listed() -> None:
+    with FileRecords() as records:
+        section = records.begin("a", "/x")
+        records.add(section, TarEntry("./x/a", "file", 3, SUM))
+        records.add(section, TarEntry("./x/b", "file", 4, SUM))
+        records.add(section, TarEntry("./x/h", "hardlink", 0, None, "x/a"))
+        assert (section.file_count, section.file_bytes, section.entry_count) == (2, 7, 3)
+        assert len(list(records.checksum_lines(section))) == 2
+
+
+def test_the_entry_cap_says_which_cap() -> None:
+    with FileRecords(max_entries=1) as records:
+        section = records.begin("a", "/x")
+        records.add(section, TarEntry("./x", "directory"))
+        with pytest.raises(TarStreamLimitExceeded) as caught:
+            records.add(section, TarEntry("./x/f", "file", 1, SUM))
+    assert (caught.value.limit, caught.value.allowed) == ("entries", 1)
+    assert str(caught.value) == "the checkpoint's artifacts hold more than 1 entries"
+
+
+def test_a_spool_that_cannot_spill_says_what_to_do(tmp_path: Path) -> None:
+    with (
+        FileRecords(memory=100, directory=str(tmp_path / "missing")) as records,
+        pytest.raises(CheckpointError) as failure,
+    ):
+        records.add(records.begin("a", "/x"), TarEntry("./x/" + "s" * 200, "file", 1, SUM))
+    assert failure.value.message.startswith(
+        "the list of the checkpoint's files outgrew the 100 bytes kept in memory and could not be spooled to a"
+        " temporary file ("
+    )
+    assert failure.value.message.endswith(
+        "); give the orchestrator a writable temporary directory (an emptyDir at /tmp, or $TMPDIR)"
+    )
