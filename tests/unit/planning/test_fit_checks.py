@@ -3,7 +3,6 @@ node selector requirements, taint values, allocatable defaults, the per-version 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -265,14 +264,6 @@ def test_every_running_pod_on_the_node_counts() -> None:
     ] == ["cpu", "memory"]
 
 
-@pytest.fixture
-def empty_cache() -> Iterator[None]:
-    fit._REQUESTS_BY_VERSION.clear()
-    yield
-    fit._REQUESTS_BY_VERSION.clear()
-
-
-@pytest.mark.usefixtures("empty_cache")
 def test_requests_are_remembered_per_object_version() -> None:
     pod = _pod(cpu="1")
     assert placed_requests(pod).cpu_millicores == 1000
@@ -284,7 +275,6 @@ def test_requests_are_remembered_per_object_version() -> None:
     assert len(fit._REQUESTS_BY_VERSION) == 2
 
 
-@pytest.mark.usefixtures("empty_cache")
 @pytest.mark.parametrize("missing", ["uid", "resourceVersion"])
 def test_objects_without_a_version_are_summed_every_time(missing: str) -> None:
     pod = _pod(cpu="1")
@@ -293,7 +283,6 @@ def test_objects_without_a_version_are_summed_every_time(missing: str) -> None:
     assert not fit._REQUESTS_BY_VERSION
 
 
-@pytest.mark.usefixtures("empty_cache")
 def test_the_requests_cache_forgets_the_oldest_beyond_its_size(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fit, "_REQUESTS_CACHE_SIZE", 2)
     pods = [_pod(f"p{n}") for n in range(3)]
@@ -305,7 +294,6 @@ def test_the_requests_cache_forgets_the_oldest_beyond_its_size(monkeypatch: pyte
     assert len(fit._REQUESTS_BY_VERSION) == 2
 
 
-@pytest.mark.usefixtures("empty_cache")
 def test_a_remembered_version_is_not_summed_again(monkeypatch: pytest.MonkeyPatch) -> None:
     summed: list[object] = []
 
