@@ -196,3 +196,9 @@ def test_an_unknown_id_is_quoted_at_most_80_characters_long() -> None:
     with pytest.raises(NotFound) as caught:
         require_migration_id("X" * 100)
     assert caught.value.message == f"no migration with id {'X' * 80!r}"
+
+
+def test_a_limit_that_is_not_a_number_is_quoted_at_most_20_characters_long() -> None:
+    assert _bad_query(("limit", "x" * 30)).details == {
+        "fields": {"limit": f"must be an integer from 1 to 1000 (got {'x' * 20!r})"}
+    }

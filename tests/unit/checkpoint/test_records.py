@@ -161,3 +161,26 @@ def test_a_spool_that_cannot_spill_says_what_to_do(tmp_path: Path) -> None:
     assert failure.value.message.endswith(
         "); give the orchestrator a writable temporary directory (an emptyDir at /tmp, or $TMPDIR)"
     )
+
+
+@pytest.mark.parametrize(
+    ("artifact", "name", "path"),
+    [
+        ("/data/x", "./x/MAX", "/data/x/MAX"),
+        ("/data/x", "./x/dir/", "/data/x/dir"),
+        ("/data/Xdir", "Xdir/f", "/data/Xdir/f"),
+        ("/data/Xdir", "/Xdir/f", "/data/Xdir/f"),
+    ],
+)
+def test_names_keep_every_character_of_their_own(artifact: str, name: str, path: str) -> None:
+    with FileRecords() as records:
+        section = records.begin("c", artifact)
+        records.add(section, TarEntry(name, "file", 1, SUM))
+        assert [f.path for f in records.files(section)] == [path]
+
+
+def test_a_member_outside_is_quoted_at_most_200_characters_long() -> None:
+    name = "./other/" + "n" * 300
+    with FileRecords() as records, pytest.raises(TarStreamError) as caught:
+        records.add(records.begin("a", "/data/x"), TarEntry(name, "file", 1, SUM))
+    assert str(caught.value) == f"the stream of /data/x holds a member outside it: {name[:200]!r}"

@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import itertools
 import json
+import os
 import subprocess
 import tempfile
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -151,6 +152,10 @@ async def test_a_save_reports_everything_it_did(root: Path) -> None:
         "writtenBy": "trainer",
     }
     assert manifest["totals"] == {"files": 4, "bytes": copied}
+    assert [(c["container"], c["artifact"], c["files"]) for c in manifest["checksums"]] == [
+        ("trainer", str(trainer), 3),
+        ("processor", str(processor), 1),
+    ]
     assert sorted(p.name for p in directory.iterdir()) == ["artifacts", "checksums", "manifest.json"]
     assert sorted(p.name for p in (directory / "checksums").iterdir()) == ["processor", "trainer"]
 
@@ -542,3 +547,64 @@ def test_now_is_utc_with_microseconds() -> None:
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", text)
     moment = dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
     assert abs((dt.datetime.now(dt.UTC) - moment).total_seconds()) < 60
+
+
+async def test_this_migration_s_checkpoint_is_kept_even_when_another_looks_newer(root: Path) -> None:
+    """Retention never deletes the checkpoint just written, whatever the volume's clock says about the others'."""
+    newer = checkpoint_root(root) / "newer1"
+    newer.mkdir(parents=True)
+    (newer / "manifest.json").write_text("{}")
+    os.utime(newer, (4_000_000_000, 4_000_000_000))  # written by a node whose clock runs ahead
+    result = await save(root, workload(root), Recording(), retention=1)
+    assert result["retention"] == {"kept": ["newer1", MIGRATION], "deleted": [], "limit": 1}
+    assert (checkpoint_root(root) / MIGRATION / "manifest.json").is_file()
+
+
+async def test_the_writer_uses_its_own_mount_path(root: Path) -> None:
+    """Two running containers mount the shared volume at different paths: every write uses the writer's."""
+    pod = workload(root, hooks={"trainer": ["true"]})
+    elsewhere = root / "monitor-view"
+    pod["spec"]["containers"][2]["volumeMounts"] = [{"name": SHARED, "mountPath": str(elsewhere)}]
+    result = await save(root, pod, Recording())
+    assert result["writtenBy"] == "trainer"
+    manifest = checkpoint_root(root) / MIGRATION / "manifest.json"
+    assert result["manifest"] == str(manifest)
+    assert manifest.is_file()
+    assert not elsewhere.exists()
+
+
+async def test_an_artifact_only_its_stopped_container_mounts_cannot_be_read(root: Path) -> None:
+    pod = workload(root, artifacts={"processor": [str(root / "scratch-processor")]})
+    trainer = pod["spec"]["containers"][0]
+    trainer["volumeMounts"] = [m for m in trainer["volumeMounts"] if m["name"] != "processed"]
+    transport = Recording()
+    with pytest.raises(CheckpointError) as failure:
+        await save(root, pod, transport)
+    assert failure.value.reason == reasons.NO_RUNNING_CONTAINER
+    assert failure.value.message == (
+        f"no running container of pod trainer-pod can read artifact {root / 'scratch-processor'} of container processor"
+    )
+    assert {container for _, _, container in transport.targets} == {"trainer"}, "the clean-up too"
+
+
+async def test_a_container_that_cannot_run_commands_is_named(root: Path) -> None:
+    def no_exec(call: Call) -> tuple[ExecStatus, bytes] | None:
+        return ExecStatus(None, 'no exec found for container "trainer"'), b""
+
+    with pytest.raises(CheckpointError) as failure:
+        await save(root, full_pod(root), Recording(faults=[no_exec]))
+    assert failure.value.message == 'cannot run commands in container trainer: no exec found for container "trainer"'
+
+
+def test_now_is_utc_whatever_the_local_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    import datetime as dt
+    import time
+
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        moment = dt.datetime.strptime(saving.now_iso(), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
+        assert abs((dt.datetime.now(dt.UTC) - moment).total_seconds()) < 60
+    finally:
+        monkeypatch.undo()
+        time.tzset()

@@ -253,3 +253,18 @@ def test_rates_need_a_time_stamp_for_every_counter() -> None:
     with pytest.raises(ValueError, match="time stamp") as caught:
         rates_from_counters([0, 1], [0])
     assert str(caught.value) == "every counter needs its time stamp"
+
+
+def test_a_lone_time_stamp_label_is_no_time_stamp() -> None:
+    with pytest.raises(ParseError) as caught:
+        parse_cgroup_read(V2.replace("timestamp_ns 1700000001123456789", "timestamp_ns"))
+    assert str(caught.value) == "`date +%s%N` gave no nanosecond time stamp: ''"
+
+
+def test_an_rfc3339_time_without_a_zone_is_utc() -> None:
+    assert parse_rfc3339_ns("2023-11-14T22:13:20.25") == T0 + S // 4
+
+
+def test_report_figures_keep_three_decimals() -> None:
+    interval = Interval(0, 1, 0.0, 1.0, 1.0, 1234.56789, 1.23456789, 3 * MIB)
+    assert (interval.to_json()["cpu_millicores"], interval.to_json()["cpu_seconds"]) == (1234.568, 1.234568)
