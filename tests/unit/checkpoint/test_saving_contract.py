@@ -29,6 +29,7 @@ from ai_storage_orchestrator.checkpoint import (
     saving,
 )
 from ai_storage_orchestrator.checkpoint import errors as reasons
+from ai_storage_orchestrator.checkpoint.tarstream import TarLimits
 from ai_storage_orchestrator.kube.exec import ExecError, ExecStatus
 from tests.unit.checkpoint.fakes import Call, LocalExec
 from tests.unit.checkpoint.pods import DECISIONS, SHARED, target_of, volume, workload
@@ -608,3 +609,11 @@ def test_now_is_utc_whatever_the_local_zone(monkeypatch: pytest.MonkeyPatch) -> 
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+async def test_the_configured_name_limit_applies_to_the_copy(root: Path) -> None:
+    pod = workload(root, artifacts={"trainer": [str(root / "scratch-trainer")]})
+    with pytest.raises(CheckpointError) as failure:
+        await save(root, pod, Recording(), limits=TarLimits(max_name_bytes=20))
+    assert failure.value.reason == reasons.TOO_LARGE
+    assert failure.value.details == {"limit": "name", "allowed": 20}
