@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Deploy the orchestrator into kube-system (kubectl apply -k k8s/), wait for the rollout, print the Service URL.
+# Its output ends as the certification procedure's does: the objects kubectl created, then
+# `✓ AI Storage Orchestrator deployed to kube-system` once the Deployment has rolled out.
 set -euo pipefail
 
 usage() {
   cat <<'USAGE'
-Usage: scripts/deploy.sh [--kubeconfig PATH] [--image NAME:TAG] [--timeout 180s] [--ca-out FILE]
+Usage: scripts/deploy.sh [--kubeconfig PATH] [--kustomize DIR] [--image NAME:TAG] [--timeout 180s] [--ca-out FILE]
 
   --kubeconfig PATH   kubeconfig to use (default: kubectl's own resolution)
+  --kustomize DIR     the kustomization to apply (default k8s/; k8s/overlays/control-plane runs the orchestrator on
+                      the control-plane node, as the certification procedure's set-up has it)
   --image NAME:TAG    image to run (default: the one in k8s/deploy/deployment.yaml)
   --timeout DURATION  how long to wait for the rollout (default 180s)
   --ca-out FILE       where to write the CA that signed the API's certificate (default ./ai-storage-orchestrator-ca.crt)
@@ -20,12 +24,14 @@ USAGE
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 kubectl_args=()
+kustomization="$root/k8s"
 image=""
 timeout="180s"
 ca_out="$PWD/ai-storage-orchestrator-ca.crt"
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --kubeconfig) kubectl_args+=(--kubeconfig "$2"); shift 2 ;;
+    --kustomize) kustomization="$2"; shift 2 ;;
     --image) image="$2"; shift 2 ;;
     --timeout) timeout="$2"; shift 2 ;;
     --ca-out) ca_out="$2"; shift 2 ;;
@@ -34,7 +40,9 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-command -v kubectl >/dev/null 2>&1 || { echo "kubectl is required" >&2; exit 1; }
+command -v kubectl >/dev/null 2>&1 || { echo "kubectl is required (it was not found on PATH)" >&2; exit 1; }
+[[ -f "$kustomization/kustomization.yaml" ]] || { echo "no kustomization.yaml in $kustomization" >&2; exit 2; }
+echo "Deploying AI Storage Orchestrator to Kubernetes..."
 k() { kubectl "${kubectl_args[@]}" "$@"; }
 secret="ai-storage-orchestrator-tls"
 ca_map="ai-storage-orchestrator-ca"
@@ -42,7 +50,7 @@ ca_map="ai-storage-orchestrator-ca"
 # A certificate for the Service's names and cluster IP, signed by a CA made here, unless the Secret already exists.
 create_tls() {
   command -v openssl >/dev/null 2>&1 || { echo "openssl is required to create the TLS certificate" >&2; exit 1; }
-  k apply -f "$root/k8s/deploy/service.yaml" >/dev/null  # its cluster IP goes into the certificate
+  k apply -f "$root/k8s/deploy/service.yaml"  # first: its cluster IP goes into the certificate
   local ip work svc="ai-storage-orchestrator"
   ip="$(k -n kube-system get service "$svc" -o jsonpath='{.spec.clusterIP}')"
   work="$(mktemp -d)"
@@ -67,11 +75,15 @@ if k -n kube-system get secret "$secret" >/dev/null 2>&1; then
 else
   create_tls
 fi
-k apply -k "$root/k8s"
+k apply -k "$kustomization"
 if [[ -n "$image" ]]; then
-  kubectl "${kubectl_args[@]}" -n kube-system set image deployment/ai-storage-orchestrator "orchestrator=$image"
+  k -n kube-system set image deployment/ai-storage-orchestrator "orchestrator=$image"
 fi
-kubectl "${kubectl_args[@]}" -n kube-system rollout status deployment/ai-storage-orchestrator --timeout "$timeout"
+if ! k -n kube-system rollout status deployment/ai-storage-orchestrator --timeout "$timeout"; then
+  echo "the Deployment kube-system/ai-storage-orchestrator did not roll out within $timeout:" >&2
+  k -n kube-system get pods -l app.kubernetes.io/name=ai-storage-orchestrator -o wide >&2 || true
+  exit 1
+fi
 ip="$(k -n kube-system get service ai-storage-orchestrator -o jsonpath='{.spec.clusterIP}')"
 if k -n kube-system get configmap "$ca_map" -o jsonpath='{.data.ca\.crt}' >"$ca_out" 2>/dev/null && [[ -s "$ca_out" ]]; then
   echo "CA of the API's certificate: $ca_out (export AI_STORAGE_ORCHESTRATOR_CA_FILE=$ca_out)"
@@ -80,3 +92,4 @@ else
   echo "the certificate's CA is not in ConfigMap kube-system/$ca_map: pass your own with --ca-file"
 fi
 echo "orchestrator: https://${ip}:8080 (in-cluster: https://ai-storage-orchestrator.kube-system.svc:8080)"
+echo "✓ AI Storage Orchestrator deployed to kube-system"

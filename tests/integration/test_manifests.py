@@ -55,7 +55,9 @@ def _kustomize(directory: Path) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
 
 
-@pytest.mark.parametrize("directory", ["k8s", "k8s/nfs", "k8s/workloads", "k8s/namespaced"])
+@pytest.mark.parametrize(
+    "directory", ["k8s", "k8s/nfs", "k8s/workloads", "k8s/namespaced", "k8s/overlays/control-plane"]
+)
 async def test_manifests_pass_server_side_dry_run(api: client.ApiClient, directory: str) -> None:
     objects = _kustomize(ROOT / directory)
     assert objects, f"{directory} renders nothing"
@@ -119,6 +121,31 @@ def test_the_deployment_is_hardened() -> None:
     [egress] = policy["spec"]["egress"]
     assert sorted(p["port"] for p in egress["ports"]) == [443, 6443]
     assert all(p["protocol"] == "TCP" for p in egress["ports"])
+
+
+def test_the_control_plane_overlay_runs_the_same_deployment_on_the_control_plane() -> None:
+    default, overlay = _kustomize(ROOT / "k8s"), _kustomize(ROOT / "k8s" / "overlays" / "control-plane")
+    assert sorted((o["kind"], o["metadata"]["name"]) for o in overlay) == sorted(
+        (o["kind"], o["metadata"]["name"]) for o in default
+    )
+    pod = _one(overlay, "Deployment")["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"node-role.kubernetes.io/control-plane": ""}
+    assert pod["tolerations"] == [
+        {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+    unchanged = _one(default, "Deployment")["spec"]["template"]["spec"]
+    assert {k: v for k, v in pod.items() if k not in ("nodeSelector", "tolerations")} == unchanged
+
+
+def test_the_comparison_client_has_no_rights_of_its_own() -> None:
+    objects = _kustomize(ROOT / "k8s")
+    [client_account] = [
+        o for o in objects if o["kind"] == "ServiceAccount" and o["metadata"]["name"] == "ai-migration-compare"
+    ]
+    assert client_account["metadata"]["namespace"] == "kube-system"
+    assert client_account["automountServiceAccountToken"] is False
+    subjects = [s for o in objects if o["kind"].endswith("Binding") for s in o.get("subjects", [])]
+    assert all(s.get("name") != "ai-migration-compare" for s in subjects)
 
 
 def test_the_admission_policy_is_shipped_and_bound_everywhere() -> None:
