@@ -18,7 +18,7 @@ Four variants with the same containers and volume:
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
@@ -76,6 +76,32 @@ SCRIPTS_BY_WORKLOAD: Mapping[str, Mapping[str, str]] = {
     "numpy": numpy_scripts.SCRIPTS,
     "tensorflow-local": workload_scripts.SCRIPTS,
 }
+
+
+# `--workload auto` on real nodes, in order of preference: the certification's own image, then the local stand-ins
+# that tools/nodes/images.sh imports into a node's containerd (never pulled).
+_BY_IMAGE = (("tensorflow", IMAGE), ("tensorflow-local", TENSORFLOW_LOCAL_IMAGE), ("numpy", NUMPY_IMAGE))
+
+
+def node_images(node: Mapping[str, Any]) -> frozenset[str]:
+    """The image names a node's kubelet reports (status.images: up to its nodeStatusMaxImages)."""
+    images = (node.get("status") or {}).get("images") or []
+    return frozenset(str(name) for image in images for name in image.get("names") or [])
+
+
+def workload_for_images(images_per_node: Sequence[frozenset[str]]) -> tuple[str, str]:
+    """The real workload variant for `--workload auto` and why: the first of the certification's image and the
+    local stand-ins that every one of the nodes already has; none of them anywhere → the certification's, pulled."""
+    for workload, image in _BY_IMAGE:
+        if images_per_node and all(_has(images, image) for images in images_per_node):
+            scaled = f", CPU requests x{NUMPY_CPU_SCALE} to fit 2-core nodes" if workload in SCALED_WORKLOADS else ""
+            return workload, f"{image} is on both nodes{scaled}"
+    return "tensorflow", f"no node has {IMAGE} or a local stand-in yet: the kubelets pull {IMAGE}"
+
+
+def _has(images: frozenset[str], image: str) -> bool:
+    # The kubelet reports names as the runtime normalised them (docker.io/tensorflow/tensorflow:2.13.0).
+    return image in images or f"docker.io/{image}" in images
 
 
 def container_specs(workload: str) -> tuple[ContainerSpec, ...]:
