@@ -1,5 +1,6 @@
-"""OCI image archives for the real-node tier: every descriptor matches its blob, the layer keeps what the image needs
-and nothing host-specific, and the same tree always gives the same bytes."""
+"""OCI image archives (tools/image/oci_image.py: the real-node tier's images, scripts/build.sh's): every descriptor
+matches its blob, the layers keep what the image needs and nothing host-specific, and the same tree always gives the
+same bytes."""
 
 from __future__ import annotations
 
@@ -13,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from tests.cluster import oci_image
-from tests.cluster.oci_image import write_oci_archive
+from tools.image import oci_image
+from tools.image.oci_image import write_oci_archive
 
 pytestmark = pytest.mark.unit
 
@@ -216,3 +216,108 @@ def test_cli_prints_the_manifest_digest(rootfs: Path, tmp_path: Path, capsys: py
 def test_cli_reports_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert oci_image.main([str(tmp_path / "missing"), str(tmp_path / "image.oci.tar"), "--name", NAME]) == 1
     assert "not a directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("name", "full"),
+    [
+        ("ai-storage-orchestrator:0.1.0", "docker.io/library/ai-storage-orchestrator:0.1.0"),
+        ("user/app:1", "docker.io/user/app:1"),
+        ("docker.io/app:1", "docker.io/library/app:1"),
+        ("docker.io/library/app:1", "docker.io/library/app:1"),
+        ("aiso.local/pause:3.10", "aiso.local/pause:3.10"),
+        ("localhost/app:1", "localhost/app:1"),
+        ("localhost:5000/app:1", "localhost:5000/app:1"),
+    ],
+)
+def test_containerd_name_is_the_reference_the_kubelet_asks_for(name: str, full: str) -> None:
+    assert oci_image.full_name(name) == full
+
+
+def test_short_name_is_annotated_fully_qualified(rootfs: Path, tmp_path: Path) -> None:
+    archive = tmp_path / "image.oci.tar"
+    write_oci_archive(rootfs, archive, name="ai-storage-orchestrator:0.1.0", cmd=[], env=[])
+    [entry] = Layout(archive).json("index.json")["manifests"]
+    assert entry["annotations"] == {
+        "io.containerd.image.name": "docker.io/library/ai-storage-orchestrator:0.1.0",
+        "org.opencontainers.image.ref.name": "0.1.0",
+    }
+
+
+def test_base_layers_below_the_top_one(rootfs: Path, tmp_path: Path) -> None:
+    base = oci_image.pack_layer(rootfs, tmp_path / "base.tar.gz")
+    assert oci_image.read_layer(base.path) == base, "a layer file read back has the digests it was written with"
+    top = tmp_path / "top"
+    (top / "etc").mkdir(parents=True)
+    (top / "etc" / "hello").write_text("replaced\n")
+    archive = tmp_path / "image.oci.tar"
+    write_oci_archive(
+        top,
+        archive,
+        name=NAME,
+        cmd=["serve", "--port=8080"],
+        env=ENV,
+        base_layers=[oci_image.read_layer(base.path)],
+        entrypoint=["ai-storage-orchestrator"],
+        user="10001:10001",
+        exposed_ports=["8080/tcp"],
+    )
+    layout = Layout(archive)
+    manifest = json.loads(layout.blob(layout.json("index.json")["manifests"][0]))
+    lower, upper = manifest["layers"]
+    assert lower == base.descriptor.to_json()
+    assert layout.blob(lower) == base.path.read_bytes()
+    with tarfile.open(fileobj=io.BytesIO(layout.blob(upper)), mode="r:gz") as tar:
+        assert tar.getnames() == ["etc", "etc/hello"]
+    config = json.loads(layout.blob(manifest["config"]))
+    assert config["config"] == {
+        "Entrypoint": ["ai-storage-orchestrator"],
+        "Cmd": ["serve", "--port=8080"],
+        "Env": ENV,
+        "WorkingDir": "/",
+        "User": "10001:10001",
+        "ExposedPorts": {"8080/tcp": {}},
+    }
+    diff_ids = [f"sha256:{hashlib.sha256(gzip.decompress(layout.blob(d))).hexdigest()}" for d in (lower, upper)]
+    assert config["rootfs"]["diff_ids"] == diff_ids
+
+
+def test_refuses_an_exposed_port_without_a_protocol(rootfs: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="PORT/tcp"):
+        write_oci_archive(rootfs, tmp_path / "image.oci.tar", name=NAME, cmd=[], env=[], exposed_ports=["8080"])
+    assert list(tmp_path.glob("*.tar*")) == []
+
+
+def test_cli_layer_only_then_an_image_above_it(
+    rootfs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    layer = tmp_path / "base.tar.gz"
+    assert oci_image.main(["--layer-only", str(rootfs), str(layer)]) == 0
+    digest, diff_id = capsys.readouterr().out.split()
+    assert oci_image.read_layer(layer).descriptor.digest == digest
+    assert oci_image.read_layer(layer).diff_id == diff_id
+
+    archive = tmp_path / "image.oci.tar"
+    argv = [str(rootfs / "etc"), str(archive), "--name", "app:1", "--base-layer", str(layer)]
+    argv += ["--entrypoint", "app", "--cmd=serve", "--user", "10001:10001", "--expose", "8080/tcp"]
+    assert oci_image.main(argv) == 0
+    layout = Layout(archive)
+    manifest = json.loads(layout.blob(layout.json("index.json")["manifests"][0]))
+    assert manifest["layers"][0]["digest"] == digest
+    assert len(manifest["layers"]) == 2
+
+
+def test_cli_needs_a_name_for_an_image(rootfs: Path, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        oci_image.main([str(rootfs), str(tmp_path / "image.oci.tar")])
+
+
+def test_cli_reports_a_layer_file_that_is_not_gzip(
+    rootfs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "broken.tar.gz"
+    broken.write_bytes(b"not gzip")
+    argv = [str(rootfs), str(tmp_path / "image.oci.tar"), "--name", NAME, "--base-layer", str(broken)]
+    assert oci_image.main(argv) == 1
+    assert "oci_image:" in capsys.readouterr().err
+    assert not (tmp_path / "image.oci.tar").exists()

@@ -13,7 +13,7 @@
 # A node loads them with `ctr -n k8s.io images import "$(tools/nodes/images.sh --print)/pause-3.10.oci.tar"`.
 # Bump PAUSE_VERSION / WORKLOAD_VERSION when pause.c or the workload's contents change: an existing archive is
 # never rebuilt. The workload needs root (debootstrap, chroot) and the Debian mirror; packing uses the system python3
-# (tests/cluster/oci_image.py is stdlib-only, so no virtual environment is needed).
+# (tools/image/oci_image.py is stdlib-only, so no virtual environment is needed).
 #
 # Environment: AISO_CACHE_DIR (default ~/.cache/ai-storage-orchestrator), AISO_DEBIAN_MIRROR (default
 # http://deb.debian.org/debian).
@@ -30,7 +30,7 @@ WORKLOAD_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 cache="${AISO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ai-storage-orchestrator}"
-[[ "$cache" == /* ]] || cache="$PWD/$cache" # the packer runs from the repository root
+[[ "$cache" == /* ]] || cache="$PWD/$cache" # absolute, whatever directory a step runs in
 images="$cache/images"
 work="$cache/build/images"
 
@@ -50,7 +50,7 @@ pack() { # ROOTFS ARCHIVE NAME [packer options...]: write ARCHIVE.tmp, move it i
   local rootfs="$1" archive="$2" name="$3" digest start=$SECONDS
   shift 3
   log "packing $name"
-  digest="$(cd "$repo" && python3 -m tests.cluster.oci_image "$rootfs" "$archive.tmp" --name "$name" "$@")"
+  digest="$(python3 "$repo/tools/image/oci_image.py" "$rootfs" "$archive.tmp" --name "$name" "$@")"
   mv "$archive.tmp" "$archive"
   log "$name $digest ($(du -h "$archive" | cut -f1), $((SECONDS - start)) s)"
 }
