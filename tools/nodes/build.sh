@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the binaries of the real-node tier from the Go module proxy into the same version-keyed cache as the control
-# plane: kubelet (k8s.io/kubernetes, cgo on) and containerd v2 with its runc shim and ctr.
+# plane: kubelet (k8s.io/kubernetes, cgo on), kubectl (the same module, the client scripts/deploy.sh needs) and
+# containerd v2 with its runc shim and ctr. Adding a binary keeps the directory's key: what is already built stays.
 #
 #   tools/nodes/build.sh            build whatever is missing, print the bin directory
 #   tools/nodes/build.sh --print    only print the bin directory (no build)
@@ -39,6 +40,20 @@ build_kubelet() {
   mv "$bin/kubelet.tmp" "$bin/kubelet"
 }
 
+# kubectl has no --version: `kubectl version --client` says which release it is.
+kubectl_is_current() {
+  [[ -x "$1" ]] && "$1" version --client 2>/dev/null | grep -qxF "Client Version: ${KUBERNETES_VERSION}"
+}
+
+build_kubectl() {
+  kubectl_is_current "$bin/kubectl" && return
+  "$here/../k8s/build.sh" >/dev/null
+  log "building kubectl ${KUBERNETES_VERSION}"
+  (cd "$work/kubernetes-${KUBERNETES_VERSION}" &&
+    CGO_ENABLED=0 go build -trimpath -ldflags="-s -w $(version_ldflags)" -o "$bin/kubectl.tmp" k8s.io/kubernetes/cmd/kubectl)
+  mv "$bin/kubectl.tmp" "$bin/kubectl"
+}
+
 build_containerd() {
   local dir="$work/containerd-${CONTAINERD_VERSION}" cmd
   mkdir -p "$dir"
@@ -54,5 +69,6 @@ build_containerd() {
 }
 
 build_kubelet
+build_kubectl
 build_containerd
 echo "$bin"
