@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from bench.render import labelled, value
 from bench.stage import Stage
 
 
@@ -56,11 +57,13 @@ async def run_api(
     for name, args in plans.items():
         cpu_before = stage.orchestrator.cpu_seconds()
         results[name] = await load(args, limit=duration + 60)
-        results[name]["server_cpu_s"] = round(stage.orchestrator.cpu_seconds() - cpu_before, 2)
-        latency = results[name].get("latency_ms") or {}
+        cpu_after = stage.orchestrator.cpu_seconds()
+        measured = None if cpu_before is None or cpu_after is None else round(cpu_after - cpu_before, 2)
+        results[name]["server_cpu_s"] = measured  # None: the orchestrator was gone, not 0 s
+        latency = results[name].get("latency_ms")
         say(
-            f"  {name:<15} {results[name].get('achieved_rps')} req/s, p50 {latency.get('median')} ms, "
-            f"p99 {latency.get('p99')} ms, errors {results[name].get('error_count', results[name].get('error'))}"
+            f"  {name:<15} {value(results[name].get('achieved_rps'), 'req/s')}, {labelled(latency)}, "
+            f"errors {results[name].get('error_count', results[name].get('error'))}"
         )
     await stage.clean(probe)
     return results

@@ -7,7 +7,8 @@ size is migrated with preserve_pv by an orchestrator running in this process. Th
 ``tar -c`` (exec) -> kube-apiserver -> this process (hashing) -> kube-apiserver -> ``tar -x`` (exec) onto the "shared
 volume" directory. Reported: the copy's throughput (from the checkpoint status), the whole checkpoint phase, and this
 process's resident memory before and at its peak during the migration (sampled every 10 ms from /proc/self/status).
-If streaming holds no more than a frame at a time, the peak does not grow with the artifact.
+If streaming holds no more than a frame at a time, the peak does not grow with the artifact. A figure the migration
+did not produce is null in the JSON, with the reason next to it (``<figure>_reason``), never 0.
 """
 
 from __future__ import annotations
@@ -47,13 +48,14 @@ def rss_mib() -> float:
 class PeakSampler(threading.Thread):
     def __init__(self) -> None:
         super().__init__(daemon=True)
-        self.peak = 0.0
+        self.peak: float | None = None  # None until the first sample
         self.running = threading.Event()
         self.running.set()
 
     def run(self) -> None:
         while self.running.is_set():
-            self.peak = max(self.peak, rss_mib())
+            now = rss_mib()
+            self.peak = now if self.peak is None else max(self.peak, now)
             time.sleep(0.01)  # a sampler, not a test: nothing to wait on
 
 
@@ -134,22 +136,51 @@ async def measure(cluster: LocalCluster, root: Path, size: int, index: int) -> d
         migration = orchestrator.service.get(created["migration_id"])
     finally:
         await orchestrator.stop()
-    checkpoint = migration.get("checkpoint") or {}
-    stored = Path(checkpoint["directory"]) / "artifacts" / "tensorflow-trainer"
-    stored_file = Path(str(stored) + str(case / "scratch" / "optimizer.bin"))
-    transitions = {t["phase"]: t["time"] for t in migration["phase_transitions"]}
+    transitions = {t["phase"]: t["time"] for t in migration.get("phase_transitions") or []}
     return {
         "artifact_mib": size // MIB,
-        "status": migration["status"],
+        "status": migration.get("status"),
         "error": migration.get("error"),
-        "copy_seconds": checkpoint.get("copySeconds"),
-        "throughput_mib_s": round((checkpoint.get("throughputBytesPerSecond") or 0) / MIB, 1),
-        "checkpoint_seconds": checkpoint.get("durationSeconds"),
-        "identical": file_sha256(stored_file) == expected,
-        "rss_before_mib": round(before, 1),
-        "rss_peak_mib": round(sampler.peak, 1),
-        "rss_growth_mib": round(sampler.peak - before, 1),
+        **figures(migration.get("checkpoint") or {}, case / "scratch" / "optimizer.bin", expected),
+        **memory(before, sampler.peak),
         "phases": list(transitions),
+    }
+
+
+def figures(checkpoint: dict[str, Any], artifact: Path, expected: str) -> dict[str, Any]:
+    """What the checkpoint status reports, and whether the stored copy is the artifact; null and the reason for
+    whatever it does not report (a failed or skipped checkpoint), never a 0."""
+    found: dict[str, Any] = {
+        "copy_seconds": checkpoint.get("copySeconds"),
+        "checkpoint_seconds": checkpoint.get("durationSeconds"),
+    }
+    rate = checkpoint.get("throughputBytesPerSecond")
+    found["throughput_mib_s"] = None if rate is None else round(rate / MIB, 1)
+    if rate is None:
+        found["throughput_reason"] = "the checkpoint status has no throughput" + (
+            "" if checkpoint else " (no checkpoint status)"
+        )
+    if not checkpoint.get("directory"):
+        found["identical"] = None
+        found["identical_reason"] = "no checkpoint directory in the status"
+        return found
+    stored = Path(str(Path(checkpoint["directory"]) / "artifacts" / "tensorflow-trainer") + str(artifact))
+    if not stored.exists():
+        found["identical"] = None
+        found["identical_reason"] = f"no stored copy at {stored}"
+    else:
+        found["identical"] = file_sha256(stored) == expected
+    return found
+
+
+def memory(before: float, peak: float | None) -> dict[str, Any]:
+    if peak is None:
+        reason = "the sampler took no sample during the migration"
+        return {"rss_before_mib": round(before, 1), "rss_peak_mib": None, "rss_growth_mib": None, "rss_reason": reason}
+    return {
+        "rss_before_mib": round(before, 1),
+        "rss_peak_mib": round(peak, 1),
+        "rss_growth_mib": round(peak - before, 1),
     }
 
 

@@ -28,11 +28,11 @@ def _memory_gib() -> float | None:
     return None
 
 
-def _nproc() -> int:
+def _nproc() -> int | None:
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 0
+        return os.cpu_count()  # None when unknown, not 0
 
 
 def describe(binaries: Path | None = None) -> dict[str, Any]:
@@ -47,8 +47,9 @@ def describe(binaries: Path | None = None) -> dict[str, Any]:
 
 
 def one_line(machine: dict[str, Any]) -> str:
+    cpus = "CPUs not measured" if machine.get("nproc") is None else f"{machine['nproc']} CPUs"
+    memory = "RAM not measured" if machine.get("memory_gib") is None else f"{machine['memory_gib']} GiB RAM"
     return (
-        f"{machine['nproc']} CPUs ({machine['cpu_model']}), {machine['memory_gib']} GiB RAM, "
-        f"Python {machine['python']}, Linux {machine['kernel']}"
+        f"{cpus} ({machine.get('cpu_model')}), {memory}, Python {machine.get('python')}, Linux {machine.get('kernel')}"
         + (f", control plane {machine['control_plane_build']}" if machine.get("control_plane_build") else "")
     )

@@ -53,7 +53,7 @@ async def run_rounds(
 
 
 def _ms(value: float | None) -> str:
-    return "   n/a" if value is None else f"{value * 1000:6.0f} ms"
+    return "not measured" if value is None else f"{value * 1000:6.0f} ms"
 
 
 def _values(results: Sequence[RunResult], method: str, attribute: str) -> list[float]:

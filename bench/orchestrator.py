@@ -21,12 +21,12 @@ from tests.cluster.processes import ManagedProcess, free_port
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (0 when it is gone)."""
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (None when it is gone: not measured, not 0)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
-        return 0.0
+        return None
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
@@ -39,21 +39,28 @@ def machine_ticks() -> dict[str, int]:
 
 class CpuMeter:
     """CPU seconds each named process (and this one, "bench") used between construction and `used()`, and how the
-    whole machine spent the same window: busy, idle, stolen, and busy time none of those processes account for."""
+    whole machine spent the same window: busy, idle, stolen, and busy time none of those processes account for.
+    A process gone before either reading is None (not measured), and then so is the unattributed time."""
 
     def __init__(self, pids: Mapping[str, int]) -> None:
         self.pids = {**pids, "bench": os.getpid()}
         self.before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
         self.machine_before = machine_ticks()
 
-    def used(self) -> dict[str, float]:
-        used = {name: round(cpu_seconds(pid) - self.before[name], 2) for name, pid in self.pids.items()}
-        now = machine_ticks()
-        machine = {key: (now[key] - self.machine_before[key]) / CLOCK_TICKS for key in now}
+    def used(self) -> dict[str, float | None]:
+        used: dict[str, float | None] = {}
+        for name, pid in self.pids.items():
+            now, before = cpu_seconds(pid), self.before[name]
+            used[name] = None if now is None or before is None else round(now - before, 2)
+        ticks = machine_ticks()
+        machine = {key: (ticks[key] - self.machine_before[key]) / CLOCK_TICKS for key in ticks}
         used["machine_busy"] = round(machine["busy"], 2)
         used["machine_idle"] = round(machine["idle"], 2)
         used["machine_steal"] = round(machine["steal"], 2)
-        used["unattributed"] = round(machine["busy"] - sum(used[name] for name in self.pids), 2)
+        processes = [used[name] for name in self.pids]
+        used["unattributed"] = (
+            None if None in processes else round(machine["busy"] - sum(v for v in processes if v is not None), 2)
+        )
         return used
 
 
@@ -126,7 +133,7 @@ class OrchestratorChild:
                 found[key] = round(int(value.split()[0]) / 1024, 1)
         return {"rss_mib": found["VmRSS"], "hwm_mib": found["VmHWM"]}
 
-    def cpu_seconds(self) -> float:
+    def cpu_seconds(self) -> float | None:
         return cpu_seconds(self.pid)
 
     def log_events(self, event: str) -> list[dict[str, Any]]:

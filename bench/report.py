@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.machine import one_line
+from bench.publish import run_scale
+from bench.render import NOT_MEASURED, cell, labelled, missing, pairs, value
 from bench.targets import dig, rows
 
 JSON = dict[str, Any]
@@ -19,13 +21,10 @@ def reproduce(scenario: str, *, quick: bool) -> str:
     return f'`make bench BENCH_ARGS="--only {scenario}{extra}"`'
 
 
-def _met(value: bool | None) -> str:
-    return {True: "yes", False: "**no**", None: "—"}[value]
-
-
-def _table(header: list[str], body: list[list[Any]]) -> list[str]:
+def _table(header: list[str], body: list[list[Any]], *, absent: str = NOT_MEASURED) -> list[str]:
+    """`absent` stands in for None: "not measured" unless the table says what else an empty cell means."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join("—" if cell is None else str(cell) for cell in row) + " |" for row in body]
+    lines += ["| " + " | ".join(absent if item is None else str(item) for item in row) + " |" for row in body]
     return [*lines, ""]
 
 
@@ -37,7 +36,7 @@ def _targets(results: JSON) -> list[str]:
             row.figure,
             row.measured,
             row.target,
-            _met(row.met),
+            row.verdict,
             reproduce(row.scenario, quick=bool(dig(scenarios, row.scenario, "quick"))),
         ]
         for row in rows(scenarios)
@@ -54,13 +53,18 @@ def _migration_details(migration: JSON) -> list[str]:
         for figure in ("wall_ms", "to_ready_ms", "downtime_ms", "to_target_created_ms", "ready_to_completed_ms"):
             values = entry.get(figure)
             if values:
-                body.append([name, figure.removesuffix("_ms")] + [values.get(k) for k in ("n", "median", "p90", "p99",
-                                                                                         "max")])  # fmt: skip
+                cells = [cell(values, k) for k in ("median", "p90", "p99")]
+                body.append([name, figure.removesuffix("_ms"), values.get("n"), *cells, values.get("max")])
     lines += _table(["method", "figure (ms)", "n", "median", "p90", "p99", "max"], body)
+    lines += [_THIN_NOTE, ""]
     phases = {name: entry.get("phases_median_ms") or {} for name, entry in methods.items() if name != "native"}
     names = list(dict.fromkeys(p for values in phases.values() for p in values))
-    lines += ["Per-phase breakdown (median ms, from `phase_transitions`; Pending = POST sent → Validating):", ""]
-    lines += _table(["phase", *phases], [[p, *(phases[m].get(p) for m in phases)] for p in names])
+    lines += [
+        "Per-phase breakdown (median ms, from `phase_transitions`; Pending = POST sent → Validating; — = the"
+        " method has no such phase):",
+        "",
+    ]
+    lines += _table(["phase", *phases], [[p, *(phases[m].get(p) for m in phases)] for p in names], absent="—")
     errors = [e for entry in methods.values() for e in entry.get("errors") or []]
     lines += [f"Runs that did not complete: {len(errors)}" + (f" ({'; '.join(errors[:5])})" if errors else ""), ""]
     return lines
@@ -68,55 +72,72 @@ def _migration_details(migration: JSON) -> list[str]:
 
 def _api_details(api: JSON) -> list[str]:
     results = api.get("results") or {}
+    if not results and api.get("error"):
+        return ["### REST API load (bench.api_load, separate process)", "", missing(str(api["error"])[:300]), ""]
     body = []
     for name, entry in results.items():
         latency = entry.get("latency_ms") or {}
+        lag = entry.get("send_lag_ms") or {}
+        mode = {"open": entry.get("target_rps"), "closed": f"closed, {entry.get('concurrency')} clients"}
         body.append(
             [
                 name,
-                entry.get("target_rps") or f"closed, {entry.get('concurrency')} clients",
+                mode.get(entry.get("mode"), missing(str(entry.get("error", ""))[:200] or None)),
                 entry.get("achieved_rps"),
                 entry.get("ok"),
                 entry.get("error_count", entry.get("error")),
-                latency.get("median"),
-                latency.get("p90"),
-                latency.get("p99"),
+                latency.get("n"),
+                cell(latency, "median"),
+                cell(latency, "p90"),
+                cell(latency, "p99"),
                 latency.get("max"),
-                dig(entry, "send_lag_ms", "p99"),
+                f"{cell(lag, 'p99')} (n={lag.get('n')})" if lag.get("n") else "— (closed loop)",
                 entry.get("server_cpu_s"),
             ]
         )
-    header = ["load", "target req/s", "achieved req/s", "ok", "errors", "p50 ms", "p90 ms", "p99 ms", "max ms",
+    header = ["load", "target req/s", "achieved req/s", "ok", "errors", "n", "p50 ms", "p90 ms", "p99 ms", "max ms",
               "client send lag p99 ms", "server CPU s"]  # fmt: skip
-    return ["### REST API load (bench.api_load, separate process)", "", *_table(header, body)]
+    return ["### REST API load (bench.api_load, separate process)", "", *_table(header, body), _THIN_NOTE, ""]
 
 
-def _pairs(values: Any, unit: str = "") -> str:
-    if not isinstance(values, dict):
-        return str(values)
-    return ", ".join(f"{key} {value}{unit}" for key, value in values.items()) or "none"
+_THIN_NOTE = (
+    "n = samples per figure; a percentile marked ≈ max rests on fewer samples than it needs (p99 100, p90 10,"
+    " see bench/stats.py) and is in fact about the largest of them."
+)
+
+
+def events_duration(events: JSON) -> float | None:
+    """Seconds the orchestrator took to absorb the events: measured (absorbed_s), or derived from the count and the
+    measured rate; None when either is missing (no made-up divisor)."""
+    if events.get("absorbed_s") is not None:
+        return float(events["absorbed_s"])
+    count, rate = events.get("events"), events.get("absorbed_per_s")
+    if count is None or not rate:
+        return None
+    return float(count) / float(rate)
 
 
 def _burst(name: str, burst: JSON) -> list[str]:
     if not burst:
         return []
-    post, server = burst.get("post_ms") or {}, burst.get("post_server_side_ms") or {}
-    duration = burst.get("migration_duration_s") or {}
-    accepted = f"{burst.get('accepted')}/{burst.get('requested')} accepted"
-    outcomes = f"outcomes {_pairs(burst.get('outcomes'))}, rejected {_pairs(burst.get('rejected'))}"
+    reasons = burst.get("not_measured") or {}
+    cpu_per_migration = burst.get("orchestrator_cpu_ms_per_migration")
+    accepted = f"{value(burst.get('accepted'))}/{value(burst.get('requested'))} accepted"
+    outcomes = f"outcomes {pairs(burst.get('outcomes'))}, rejected {pairs(burst.get('rejected'))}"
     posts = (
-        f"POST latency p50 {post.get('median')} / p99 {post.get('p99')} ms at the client,"
-        f" {server.get('median')} / {server.get('p99')} ms in the server's log"
+        f"POST latency {labelled(burst.get('post_ms'))} at the client,"
+        f" {labelled(burst.get('post_server_side_ms'))} in the server's log"
     )
     return [
-        f"- {name}: {accepted}, {outcomes}; all POSTs answered after {burst.get('all_posted_s')} s ({posts});"
-        f" all done after {burst.get('all_done_s')} s",
-        f"  - startedAt → finishedAt p50 {duration.get('median')} / p99 {duration.get('p99')} s; median time per"
-        f" phase: {_pairs(burst.get('phases_median_ms'), ' ms')}",
+        f"- {name}: {accepted}, {outcomes}; all POSTs answered after {value(burst.get('all_posted_s'), 's')}"
+        f" ({posts}); all done after {value(burst.get('all_done_s'), 's', reason=reasons.get('all_done_s'))}",
+        f"  - startedAt → finishedAt {labelled(burst.get('migration_duration_s'), unit='s')}; median time per"
+        f" phase: {pairs(burst.get('phases_median_ms'), 'ms')}",
         f"  - CPU seconds during the burst (the machine has CPUs times wall time; unattributed = machine busy minus the"
-        f" listed processes): {_pairs(burst.get('cpu_s_by_process'))};"
-        f" orchestrator {burst.get('orchestrator_cpu_ms_per_migration')} ms per migration",
-        f"  - API server requests per migration (all clients): {_pairs(burst.get('apiserver_requests_per_migration'))}",
+        f" listed processes): {pairs(burst.get('cpu_s_by_process'))};"
+        f" orchestrator {value(cpu_per_migration, 'ms', reason=reasons.get('orchestrator_cpu_ms_per_migration'))}"
+        " per migration",
+        f"  - API server requests per migration (all clients): {pairs(burst.get('apiserver_requests_per_migration'))}",
     ]
 
 
@@ -127,14 +148,15 @@ def _scale_details(scale: JSON) -> list[str]:
     lines = [
         "### Scale",
         "",
-        f"- population: {population.get('pods')} pods created in {population.get('create_s')} s "
-        f"({population.get('create_per_s')}/s, errors {_pairs(population.get('create_errors'))}); all Running after "
-        f"{population.get('all_running_s')} s",
+        f"- population: {value(population.get('pods'))} pods created in {value(population.get('create_s'), 's')}"
+        f" ({value(population.get('create_per_s'), '/s')}, errors {pairs(population.get('create_errors'))}); all"
+        f" Running after {value(population.get('all_running_s'), 's')}",
         f"- orchestrator: `{outcome.get('orchestrator_command')}`",
-        f"- memory: after the sync {_pairs(outcome.get('memory_after_sync'))}; at the end"
-        f" {_pairs(outcome.get('memory_at_end'))}",
-        f"- events: {events.get('events')} in {events.get('events', 0) / (events.get('absorbed_per_s') or 1):.1f} s;"
-        f" CPU seconds meanwhile: {_pairs(events.get('cpu_s_by_process'))}",
+        f"- memory: after the sync {pairs(outcome.get('memory_after_sync'))}; at the end"
+        f" {pairs(outcome.get('memory_at_end'))}",
+        f"- events: {value(events.get('events'), reason=events.get('error'))} in"
+        f" {value(events_duration(events), 's', 1, reason=events.get('error'))};"
+        f" CPU seconds meanwhile: {pairs(events.get('cpu_s_by_process'))}",
         *_burst("migrations", outcome.get("migrations") or {}),
         *_burst(
             f"migrations with --workers={dig(outcome, 'migrations_more_workers', 'workers')}",
@@ -150,7 +172,8 @@ def _profiles(results: JSON) -> list[str]:
     lines = []
     for name, profile in (results.get("profiles") or {}).items():
         if not profile or "by_own_time" not in profile:
-            lines += [f"### Profile: {name}", "", f"not measured: {profile}", ""]
+            reason = profile.get("error") if isinstance(profile, dict) else None
+            lines += [f"### Profile: {name}", "", missing(str(reason) if reason else None), ""]
             continue
         lines += [
             f"### Profile: {name}",
@@ -167,11 +190,18 @@ def _profiles(results: JSON) -> list[str]:
     return lines
 
 
-def markdown(results: JSON) -> str:
+def markdown(results: JSON, *, unpublished: list[str] | None = None) -> str:
+    """The page of a run; `unpublished`: why it is below the published scale (said at the top, and never written
+    into docs/BENCHMARKS.md, see bench.runner)."""
     scenarios = results.get("scenarios") or {}
-    lines = [
+    lines = []
+    if unpublished:
+        lines += [f"**Not at the published scale** ({'; '.join(unpublished)}): not a published result.", ""]
+    lines += [
         f"Generated {results.get('finished_at')} by `{results.get('command')}`"
         f" on {one_line(results.get('machine') or {})}.",
+        "",
+        "Scale of this run (from its own parameters): " + ("; ".join(run_scale(results)) or "no scenario ran") + ".",
         "",
         *_targets(results),
     ]

@@ -1,5 +1,9 @@
 """`make bench`: every scenario in turn, each on its own local control plane, then the results file, its Markdown
-and the generated part of docs/BENCHMARKS.md. With --only, earlier results of the other scenarios are kept."""
+and the generated part of docs/BENCHMARKS.md. With --only, earlier results of the other scenarios are kept.
+
+Only a run at the published scale (bench.publish) writes bench/results/ and docs/BENCHMARKS.md; a --quick run, or
+any smaller one, writes its results and page to its output directory only (default out/bench/, git-ignored) and says
+where."""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from typing import Any
 from bench import profiles
 from bench.decision import profile_plan, run_decision
 from bench.machine import describe
+from bench.publish import PUBLISHED_ROUNDS, smaller_than_published
 from bench.report import markdown, reproduce, update_docs
 from bench.scale import run_scale
 from bench.scale_plan import FULL, QUICK, node_names
@@ -27,7 +32,9 @@ from tests.cluster.local_cluster import REPO_ROOT, LocalCluster, binaries_dir
 
 JSON = dict[str, Any]
 SCENARIOS = ("decision", "migration", "api", "scale", "checkpoint")
-RESULTS = REPO_ROOT / "bench" / "results"
+RESULTS = REPO_ROOT / "bench" / "results"  # the published results
+DOCS = REPO_ROOT / "docs" / "BENCHMARKS.md"  # the published page
+SMALLER_OUT = REPO_ROOT / "out" / "bench"  # --quick and other runs below the published scale
 
 
 def now_iso() -> str:
@@ -48,8 +55,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", nargs="+", choices=SCENARIOS, help="run only these scenarios")
     parser.add_argument("--rounds", type=int, help="migration rounds (default 50, quick 5)")
     parser.add_argument("--no-profile", action="store_true", help="skip the cProfile passes")
-    parser.add_argument("--results", type=Path, default=RESULTS / "latest.json")
-    parser.add_argument("--docs", type=Path, default=REPO_ROOT / "docs" / "BENCHMARKS.md")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="directory of latest.json, latest.md and the profile listings (default: bench/results/ for a run at the"
+        " published scale, which also rewrites the docs page; out/bench/ for --quick or any smaller run)",
+    )
+    parser.add_argument("--docs", type=Path, default=DOCS, help="the published page (written only from bench/results/)")
     parser.add_argument("--workdir", type=Path, help="parent of the temporary directory (clusters, logs)")
     return parser.parse_args(argv)
 
@@ -59,11 +71,55 @@ def _tagged(data: JSON, *, scenario: str, quick: bool) -> JSON:
 
 
 def _profile_entry(path: Path, name: str, what: str) -> JSON:
+    """The top entries; the full listing travels in "listing_text" until write_outputs puts it in the output dir."""
     if not path.exists():
         return {"error": f"no profile written at {path.name}"}
-    listing = RESULTS / f"profile-{name}.txt"
-    listing.write_text(profiles.text_report(path))
-    return {"what": what, "listing": str(listing.relative_to(REPO_ROOT)), **profiles.top_entries(path)}
+    return {"what": what, "listing_text": profiles.text_report(path), **profiles.top_entries(path)}
+
+
+def smaller_by_arguments(args: argparse.Namespace) -> bool:
+    """Known before the run: --quick or fewer rounds than published (the results are checked again at the end)."""
+    return bool(args.quick or (args.rounds is not None and args.rounds < PUBLISHED_ROUNDS))
+
+
+def output_dir(args: argparse.Namespace) -> Path:
+    out: Path = args.out or (SMALLER_OUT if smaller_by_arguments(args) else RESULTS)
+    return out
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(REPO_ROOT.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def write_outputs(results: JSON, *, out: Path, docs: Path, say: Callable[[str], None]) -> bool:
+    """latest.json, latest.md and the profile listings into `out`; the generated part of `docs` only when the run is
+    at the published scale and `out` is the published results directory. True when published."""
+    unpublished = smaller_than_published(results)
+    if unpublished and out.resolve() == RESULTS.resolve():
+        out = SMALLER_OUT
+    publish = not unpublished and out.resolve() == RESULTS.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    for name, profile in (results.get("profiles") or {}).items():
+        if isinstance(profile, dict) and "listing_text" in profile:
+            listing = out / f"profile-{name}.txt"
+            listing.write_text(profile.pop("listing_text"))
+            profile["listing"] = _shown(listing)
+    (out / "latest.json").write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
+    generated = markdown(results, unpublished=unpublished)
+    (out / "latest.md").write_text(generated)
+    if publish:
+        update_docs(docs, generated)
+        say(f"results: {_shown(out / 'latest.json')}, {_shown(docs)}")
+    else:
+        why = "; ".join(unpublished) if unpublished else f"--out {_shown(out)} is not {_shown(RESULTS)}"
+        say(
+            f"not the published scale or place ({why}): results in {_shown(out / 'latest.json')}, page in"
+            f" {_shown(out / 'latest.md')}; {_shown(docs)} and {_shown(RESULTS)} left as they were"
+        )
+    return publish
 
 
 def run_checkpoint(*, quick: bool, say: Callable[[str], None]) -> JSON:
@@ -153,7 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     selected = set(args.only or SCENARIOS)
     say = Say()
-    previous: JSON = json.loads(args.results.read_text()) if args.only and args.results.exists() else {}
+    out = output_dir(args)
+    earlier = out / "latest.json"
+    previous: JSON = json.loads(earlier.read_text()) if args.only and earlier.exists() else {}
     results: JSON = {
         "schema": 1,
         "command": "make bench" + (f' BENCH_ARGS="{" ".join(sys.argv[1:])}"' if sys.argv[1:] else ""),
@@ -162,7 +220,6 @@ def main(argv: list[str] | None = None) -> int:
         "scenarios": dict(previous.get("scenarios") or {}),
         "profiles": dict(previous.get("profiles") or {}),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="aiso-bench-", dir=args.workdir) as tmp:
         if "decision" in selected:
             say("decision latency (in process, timeit)")
@@ -180,11 +237,7 @@ def main(argv: list[str] | None = None) -> int:
             results["scenarios"]["checkpoint"] = _tagged(checkpoint, scenario="checkpoint", quick=args.quick)
     results["finished_at"] = now_iso()
     results["duration_s"] = round(time.monotonic() - say.started, 1)
-    args.results.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
-    generated = markdown(results)
-    (args.results.parent / "latest.md").write_text(generated)
-    update_docs(args.docs, generated)
-    say(f"results: {args.results}, {args.docs}")
+    write_outputs(results, out=out, docs=args.docs, say=say)
     return 0
 
 

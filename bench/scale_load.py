@@ -145,16 +145,20 @@ async def absorb_events(ctx: ScaleContext, orchestrator: OrchestratorChild, *, m
     cpu = by_process["orchestrator"]
     absorbed_at = log_time(seen[0])
     events = len(names) + 1
-    return {
+    found: JSON = {
         "events": events,
         "patch_errors": dict(errors),
         "patch_rate_per_s": round(len(names) / (last_ack - first_sent), 1),
+        "absorbed_s": round(absorbed_at - first_sent, 3),
         "absorbed_per_s": round(events / (absorbed_at - first_sent), 1),
         "lag_after_last_patch_ms": round((absorbed_at - last_ack) * 1000, 1),
         "cpu_s_by_process": by_process,
-        "cpu_us_per_event": round(cpu / events * 1e6, 1),
-        "cpu_bound_capacity_per_s": round(events / cpu, 1) if cpu > 0 else None,
+        "cpu_us_per_event": None if cpu is None else round(cpu / events * 1e6, 1),
+        "cpu_bound_capacity_per_s": round(events / cpu, 1) if cpu else None,
     }
+    if cpu is None:
+        found["not_measured"] = {"cpu_us_per_event": "the orchestrator's /proc entry was gone"}
+    return found
 
 
 async def migrate_all(ctx: ScaleContext, orchestrator: OrchestratorChild, plan: list[tuple[str, str, str]]) -> JSON:
@@ -213,6 +217,16 @@ async def migrate_all(ctx: ScaleContext, orchestrator: OrchestratorChild, plan: 
     durations = [d for s in done.values() if (d := _duration(s.obj)) is not None]
     unfinished = len([i for i in ids if i not in done])
     failed = sum(n for phase, n in phases.items() if phase != "Completed")
+    orchestrator_cpu = cpu["orchestrator"]
+    # "all done" only when all did end: the last of those that did is not when all were done
+    all_done = max(finished) if finished and not unfinished else None
+    not_measured: dict[str, str] = {}
+    if unfinished:
+        not_measured["all_done_s"] = f"{unfinished} of {len(ids)} migrations never ended within the wait"
+    elif not finished:
+        not_measured["all_done_s"] = "no migration was accepted"
+    if orchestrator_cpu is None:
+        not_measured["orchestrator_cpu_ms_per_migration"] = "the orchestrator's /proc entry was gone"
     return {
         "requested": len(plan),
         "accepted": len(ids),
@@ -225,12 +239,15 @@ async def migrate_all(ctx: ScaleContext, orchestrator: OrchestratorChild, plan: 
         "post_ms": stats.summary(stats.scaled(posts, 1000), digits=1),
         "post_server_side_ms": stats.summary(server_posts, digits=1),
         "phases_median_ms": phase_medians([s.obj for s in done.values()]),
-        "all_done_s": round(max(finished), 3) if finished else None,
-        "throughput_per_s": round(len(finished) / max(finished), 2) if finished else None,
+        "all_done_s": None if all_done is None else round(all_done, 3),
+        "throughput_per_s": round(len(finished) / all_done, 2) if all_done else None,
         "cpu_s_by_process": cpu,
         "apiserver_requests_per_migration": api_requests,
-        "orchestrator_cpu_ms_per_migration": round(cpu["orchestrator"] / len(ids) * 1000, 1) if ids else None,
+        "orchestrator_cpu_ms_per_migration": (
+            round(orchestrator_cpu / len(ids) * 1000, 1) if ids and orchestrator_cpu is not None else None
+        ),
         "migration_duration_s": stats.summary(durations, digits=3),
+        "not_measured": not_measured,
     }
 
 

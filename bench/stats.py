@@ -1,4 +1,9 @@
-"""Order statistics of measured samples (no invented numbers: an empty sample gives None)."""
+"""Order statistics of measured samples (no invented numbers: an empty sample gives None).
+
+The sample-size rule, the one place it is defined: the q-quantile (p99: q = 0.99) rests on enough samples when
+n >= 1 / (1 - q), i.e. p99 needs 100 samples, p95 20, p90 10, the median 2. Below that fewer than one sample lies
+above the estimate, so it is (an interpolation between) the largest samples: reports print it marked ``≈ max``, and
+every percentile they print carries the n it rests on (bench.render)."""
 
 from __future__ import annotations
 
@@ -16,6 +21,15 @@ def percentile(values: Sequence[float], fraction: float) -> float | None:
     lower = int(position)
     upper = min(lower + 1, len(ordered) - 1)
     return ordered[lower] + (ordered[upper] - ordered[lower]) * (position - lower)
+
+
+def min_samples(fraction: float) -> int:
+    """Samples the `fraction`-quantile needs before it is more than the largest samples (the rule above)."""
+    return round(1 / (1 - fraction))
+
+
+def enough_samples(n: int, fraction: float) -> bool:
+    return n >= min_samples(fraction)
 
 
 def median(values: Sequence[float]) -> float | None:
