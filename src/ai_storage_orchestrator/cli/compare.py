@@ -13,11 +13,19 @@ from pathlib import Path
 from ai_storage_orchestrator.cli.client import CA_FILE_ENV, positive_float
 from ai_storage_orchestrator.compare import report
 from ai_storage_orchestrator.compare.cluster import CompareError
+from ai_storage_orchestrator.compare.discovery import (
+    CLIENT_IDENTITY,
+    SERVICE_NAME,
+    SYSTEM_NAMESPACE,
+    DiscoveryApi,
+    DiscoveryError,
+    discover,
+    orchestrator_client,
+    resolve_kubeconfig,
+)
 from ai_storage_orchestrator.compare.measuring import iso_time
 from ai_storage_orchestrator.compare.options import SOURCES, Options
-from ai_storage_orchestrator.compare.orchestrating import OrchestratorClient
 from ai_storage_orchestrator.compare.results import EXIT_ERROR, WINDOW_RULES, Comparison
-from ai_storage_orchestrator.compare.sampling import PathApi
 from ai_storage_orchestrator.compare.scenario import Scenario
 from ai_storage_orchestrator.compare.workload import (
     NUMPY_CPU_SCALE,
@@ -53,8 +61,20 @@ Window start (--window-start):
 
 Simulated (KWOK) nodes run no containers and have no cgroups: CPU and memory are reported as "not measured", the
 saving as n/a, and the run needs --allow-unmeasured. Migration times, containers started, requests freed and the
-orchestrator's decisions are real either way.""".format(
-    ready=WINDOW_RULES["ready"], migration_start=WINDOW_RULES["migration-start"]
+orchestrator's decisions are real either way.
+
+Without flags, compare finds what it needs and prints one line per value found, naming the flag that overrides it:
+the orchestrator (Service {system}/{service}: its cluster IP, else a ready endpoint address that answers /readyz,
+TLS verified as {service}.{system}.svc with the CA of ConfigMap {system}/{service}-ca), a one-hour token for
+ServiceAccount {client} (audience {service}; granted get, create and delete on pods in the comparison's namespace
+only), the nodes (where the workload pod runs, else the usable node with the most allocatable CPU, and the next
+one) and the shared volume (claim training-data in the namespace, else the export of an NFS PersistentVolume of
+storageClass nfs). A missing piece is one sentence each, and exit code 2.""".format(
+    system=SYSTEM_NAMESPACE,
+    service=SERVICE_NAME,
+    client=CLIENT_IDENTITY,
+    ready=WINDOW_RULES["ready"],
+    migration_start=WINDOW_RULES["migration-start"],
 )
 EPILOG = """\
 exit codes: 0 the CPU saving meets --threshold (or, with --allow-unmeasured, a run without CPU figures finished);
@@ -92,14 +112,25 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     nodes = parser.add_argument_group("cluster")
-    nodes.add_argument("--source-node", metavar="NODE", help="where the pod starts (default: first Ready node)")
-    nodes.add_argument("--target-node", metavar="NODE", help="where TEST 1 moves it (default: the next Ready node)")
+    nodes.add_argument(
+        "--source-node",
+        metavar="NODE",
+        help="where the pod starts (default: where it runs, else the usable node with the most allocatable CPU)",
+    )
+    nodes.add_argument("--target-node", metavar="NODE", help="where TEST 1 moves it (default: the next usable node)")
     nodes.add_argument(
         "-n", "--namespace", default="ai-migration-compare", help="created unless it exists (%(default)s)"
     )
     nodes.add_argument("--kubeconfig", help="default: $KUBECONFIG, ~/.kube/config, else in-cluster credentials")
-    nodes.add_argument("--pvc", metavar="CLAIM", help="an existing ReadWriteMany claim (default: create PV + PVC)")
-    nodes.add_argument("--nfs-server", help="NFS server of the PV created without --pvc (real nodes need it)")
+    nodes.add_argument(
+        "--pvc",
+        metavar="CLAIM",
+        help="an existing ReadWriteMany claim (default: training-data if it exists, else PV + PVC for --nfs-server)",
+    )
+    nodes.add_argument(
+        "--nfs-server",
+        help="NFS server of the PV created without --pvc (default: the export of an NFS PV of storageClass nfs)",
+    )
     nodes.add_argument("--nfs-path", default="/exports/training-data", help="its export (default %(default)s)")
     nodes.add_argument(
         "--workload",
@@ -119,10 +150,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     api = parser.add_argument_group("orchestrator")
     api.add_argument(
         "--orchestrator-url",
-        default=os.environ.get(URL_ENV) or DEFAULT_URL,
-        help=f"its REST API (default: ${URL_ENV} or {DEFAULT_URL})",
+        default=os.environ.get(URL_ENV) or None,
+        help=f"its REST API (default: ${URL_ENV}, else found through Service {SYSTEM_NAMESPACE}/{SERVICE_NAME})",
     )
-    api.add_argument("--token", default=os.environ.get(TOKEN_ENV) or None, help=f"bearer token (default ${TOKEN_ENV})")
+    api.add_argument(
+        "--token",
+        default=os.environ.get(TOKEN_ENV) or None,
+        help=f"bearer token (default: ${TOKEN_ENV}, else one minted for ServiceAccount {CLIENT_IDENTITY})",
+    )
     api.add_argument(
         "--ca-file",
         default=os.environ.get(CA_FILE_ENV) or None,
@@ -156,7 +191,7 @@ def options_from_args(args: argparse.Namespace) -> Options:
         namespace=args.namespace,
         source_node=args.source_node,
         target_node=args.target_node,
-        orchestrator_url=args.orchestrator_url,
+        orchestrator_url=args.orchestrator_url or DEFAULT_URL,
         token=args.token,
         ca_file=args.ca_file,
         kubeconfig=args.kubeconfig,
@@ -178,14 +213,9 @@ def options_from_args(args: argparse.Namespace) -> Options:
     )
 
 
-def _kubeconfig(given: str | None) -> str | None:
-    if given:
-        return given
-    from_env = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
-    if from_env:
-        return from_env
-    default = Path.home() / ".kube" / "config"
-    return str(default) if default.exists() else None
+def _server(api_client: object) -> str | None:
+    host = getattr(getattr(api_client, "configuration", None), "host", None)
+    return str(host) if host else None
 
 
 def say(text: str) -> None:
@@ -194,19 +224,38 @@ def say(text: str) -> None:
 
 async def compare(args: argparse.Namespace) -> int:
     options = options_from_args(args)
+    kubeconfig, source = resolve_kubeconfig(options.kubeconfig)
     try:
-        api_client = await create_api_client(_kubeconfig(options.kubeconfig))
+        api_client = await create_api_client(kubeconfig)
     except Exception as error:  # kubernetes_asyncio raises several unrelated types for bad or missing credentials
-        print(f"error: cannot load Kubernetes credentials: {error}", file=sys.stderr)
+        print(f"error: cannot load Kubernetes credentials ({source}): {error}; pass --kubeconfig", file=sys.stderr)
         return EXIT_ERROR
+    kube = DiscoveryApi(api_client)
     try:
-        orchestrator_client = OrchestratorClient(options.orchestrator_url, token=options.token, ca_file=options.ca_file)
+        options, found = await discover(
+            options, kube, url_given=args.orchestrator_url is not None, server=_server(api_client)
+        )
+    except DiscoveryError as error:
+        await api_client.close()
+        for line in error.found:
+            say(line)
+        print("error: the comparison cannot start:", file=sys.stderr)
+        for problem in error.problems:
+            print(f"  ✗ {problem}", file=sys.stderr)
+        return EXIT_ERROR
+    except BaseException:
+        await api_client.close()
+        raise
+    for line in found:
+        say(line)
+    try:
+        rest = orchestrator_client(options)
     except (OSError, ssl.SSLError) as error:
         await api_client.close()
-        print(f"error: cannot use --ca-file {options.ca_file}: {error}", file=sys.stderr)
+        print(f"error: cannot use the orchestrator's CA ({options.ca_file or 'discovered'}): {error}", file=sys.stderr)
         return EXIT_ERROR
-    async with api_client, orchestrator_client as orchestrator:
-        scenario = Scenario(options, kube=PathApi(api_client), execs=KubeExec(api_client), api=orchestrator, say=say)
+    async with api_client, rest as orchestrator:
+        scenario = Scenario(options, kube=kube, execs=KubeExec(api_client), api=orchestrator, say=say)
         say(f"AI migration comparison {scenario.test_id}, {iso_time(scenario.comparison.started)}")
         comparison: Comparison = scenario.comparison
         try:

@@ -21,6 +21,9 @@ class Options:
     orchestrator_url: str = DEFAULT_URL
     token: str | None = None
     ca_file: str | None = None  # CA of an https:// orchestrator, besides the system trust store
+    ca_data: str | None = None  # the same as PEM text (discovered: ConfigMap kube-system/ai-storage-orchestrator-ca)
+    server_name: str | None = None  # TLS name to verify when the URL names an address (discovered orchestrator)
+    minted_for: str | None = None  # "namespace/name" of the ServiceAccount whose token was minted: grant it access
     kubeconfig: str | None = None
     samples: int = 20
     trim: int = 3
@@ -58,5 +61,6 @@ class Options:
         values = asdict(self)
         values.pop("token")
         values["token"] = "set" if self.token else None
+        values["ca_data"] = "set" if self.ca_data else None
         values["max_reads"] = self.reads_budget
         return values
