@@ -1,4 +1,4 @@
-"""The comparison's report: the console table in the certification's shape, Markdown, JSON and the PNG chart."""
+"""The comparison's report: the console summary in the certification's shape, Markdown, JSON and the PNG chart."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ai_storage_orchestrator.compare import spec_output as spec
 from ai_storage_orchestrator.compare.chart import line_chart
 from ai_storage_orchestrator.compare.measuring import iso_time
 from ai_storage_orchestrator.compare.results import INSUFFICIENT, NOT_MEASURED, WINDOW_RULES, Comparison, MethodResult
@@ -63,7 +64,9 @@ def _freed(native: int, orchestrator: int, text: str) -> str:
     return f"{percent} ({text} freed)" if native != orchestrator else percent
 
 
-def rows(comparison: Comparison) -> list[Row]:
+def rows(comparison: Comparison, *, memory_unit: str = "MiB") -> list[Row]:
+    """The specification's rows (CPU Usage, Memory Usage) first, then ours. ``memory_unit``: the label of MiB values
+    (the console prints the specification's ``MB``, meaning MiB)."""
     native, orchestrator = comparison.native, comparison.orchestrator
     if native is None or orchestrator is None:
         return []
@@ -78,7 +81,7 @@ def rows(comparison: Comparison) -> list[Row]:
         time_saving = f"{abs(difference):.2f}s {direction} ({share:.1f}% {amount} time)"
     return [
         _figure(native, orchestrator, "cpu", "m"),
-        _figure(native, orchestrator, "memory", "MiB"),
+        _figure(native, orchestrator, "memory", memory_unit),
         _figure(native, orchestrator, "cpu_seconds", "s", 2),
         Row(
             "CPU requests",
@@ -115,16 +118,48 @@ def table_lines(table: Sequence[Row]) -> list[str]:
     return [line(HEADERS, header=True), rule, *(line(r) for r in cells[1:])]
 
 
+def node_migration_lines(comparison: Comparison) -> list[str]:
+    """``NODE MIGRATION:`` and its four bullets: where the pod started and where each method left it (as read from the
+    new pods), and whether both reached their targets."""
+    native, orchestrator = comparison.native, comparison.orchestrator
+    original = native.from_node if native else (comparison.source_node.name if comparison.source_node else "unknown")
+    native_node = (native.final_node or "unknown") if native else "not run"
+    orchestrator_node = (orchestrator.final_node or "unknown") if orchestrator else "not run"
+    missed = [
+        f"{m.title} ended on {m.final_node or 'an unknown node'}, not {m.to_node}"
+        for m in comparison.methods
+        if m.final_node != m.to_node
+    ]
+    if native is None or orchestrator is None:
+        missed.append("the comparison did not finish")
+    achievement = "COMPLETE" if not missed else f"INCOMPLETE ({'; '.join(missed)})"
+    return [
+        "NODE MIGRATION:",
+        f"• Original Location: {original}",
+        f"• K8s Native Result: {native_node}",
+        f"• AI Orchestrator Result: {orchestrator_node}",
+        f"• Target Achievement: {achievement}",
+    ]
+
+
 def console_lines(comparison: Comparison, *, threshold: float, allow_unmeasured: bool) -> list[str]:
-    lines = [f"\n[6/7] Summary of {comparison.test_id}"]
-    table = rows(comparison)
+    """The specification's summary: banner, NODE MIGRATION, the METRIC table (its two rows first, then ours), a
+    footnote, and the RESULT line (our verdict and facts on the ``#`` line after it)."""
+    lines = ["", spec.RULE, spec.SUMMARY_TITLE, spec.RULE, *node_migration_lines(comparison), ""]
+    table = rows(comparison, memory_unit="MB")
     if table:
         lines += table_lines(table)
-        window = comparison.settings.get("window_start", "ready")
+        note = f"# {spec.MB_NOTE}"
         if any(m.measurement.status != NOT_MEASURED for m in comparison.methods):
-            lines.append(f"(CPU and memory: trimmed means; window starts at {window}: {WINDOW_RULES.get(window)})")
+            window = comparison.settings.get("window_start", "ready")
+            samples, trim = comparison.settings.get("samples"), comparison.settings.get("trim")
+            note += (
+                f". CPU Usage and Memory Usage: trimmed means of {samples} samples ({trim} highest and {trim} lowest"
+                f" dropped); window starts at {window}: {WINDOW_RULES.get(str(window))}"
+            )
+        lines += [note, ""]
     verdict = comparison.verdict(threshold=threshold, allow_unmeasured=allow_unmeasured)
-    lines.append(verdict.line)
+    lines += verdict.console_lines
     return lines
 
 

@@ -79,6 +79,43 @@ class Measurement:
 
 
 @dataclass(slots=True)
+class Probe:
+    """The specification's quick measurement of the pod just before it moves: ``samples`` real samples through the
+    same sampler and source; its CPU figure is their minimum (the specification's rule), its memory their mean. It
+    does not enter the comparison's figures (those are the windows after the migrations)."""
+
+    status: str
+    pod: str
+    samples: int
+    reason: str | None = None
+    minimum_cpu_millicores: float | None = None
+    memory_mib: float | None = None
+    memory_reason: str | None = None
+    log: SamplingLog | None = None
+
+    def to_json(self) -> JSON:
+        log = self.log
+        return {
+            "status": self.status,
+            "reason": self.reason,
+            "pod": self.pod,
+            "requested_samples": self.samples,
+            "valid_samples": log.valid_count if log else 0,
+            "cpu_rule": f"minimum of {self.samples} samples",
+            "minimum_cpu_millicores": _round(self.minimum_cpu_millicores, 1),
+            "memory_rule": f"mean of {self.samples} samples",
+            "memory_mib": _round(self.memory_mib, 1),
+            "memory_reason": self.memory_reason,
+            "samples": [i.to_json() for i in log.intervals] if log else [],
+            "reads": [s.to_json() for s in log.snapshots] if log else [],
+        }
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+@dataclass(slots=True)
 class MethodResult:
     key: str  # "native" | "orchestrator"
     title: str
@@ -94,6 +131,8 @@ class MethodResult:
     requests: Resources
     measurement: Measurement
     migration: JSON | None = None
+    final_node: str | None = None  # spec.nodeName of the new pod, read after its window
+    probe: Probe | None = None  # the pre-migration probe of the pod it moved
 
     def to_json(self, *, samples: int, trim: int, interval: float) -> JSON:
         return {
@@ -116,6 +155,8 @@ class MethodResult:
             },
             "measurement": self.measurement.to_json(samples=samples, trim=trim, interval=interval),
             "orchestrator_migration": self.migration,
+            "final_node": self.final_node,
+            "pre_migration_probe": self.probe.to_json() if self.probe else None,
         }
 
 
@@ -124,6 +165,12 @@ class Verdict:
     exit_code: int
     passed: bool | None
     line: str
+    headline: str = ""  # the specification's RESULT line, when the run has one; ``line`` = headline + detail
+    detail: str = ""
+
+    @property
+    def console_lines(self) -> list[str]:
+        return [self.headline, f"# {self.detail}"] if self.headline else [self.line]
 
 
 @dataclass(slots=True)
@@ -187,11 +234,12 @@ class Comparison:
         memory = self.memory_saving()
         memory_text = f"{memory:.1f}% memory reduction" if memory is not None else "no memory figure"
         passed = cpu >= threshold
-        line = (
-            f"RESULT: AI Orchestrator achieved {cpu:.1f}% CPU reduction and {memory_text}"
-            f" ({'PASS' if passed else 'FAIL'}: threshold {threshold:g}% CPU); {facts}"
+        headline = f"RESULT: AI Orchestrator achieved {cpu:.1f}% CPU reduction and {memory_text}"
+        outcome = f"{'PASS' if passed else 'FAIL'}: threshold {threshold:g}% CPU"
+        line = f"{headline} ({outcome}); {facts}"
+        return Verdict(
+            EXIT_PASS if passed else EXIT_BELOW_THRESHOLD, passed, line, headline=headline, detail=f"{outcome}; {facts}"
         )
-        return Verdict(EXIT_PASS if passed else EXIT_BELOW_THRESHOLD, passed, line)
 
     def _facts(self) -> str:
         assert self.native is not None

@@ -5,11 +5,13 @@ The maths lives in ``measuring``; this module only gathers snapshots on a fixed 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ai_storage_orchestrator.compare import spec_output as spec
 from ai_storage_orchestrator.compare.cluster import CompareError, container_states
 from ai_storage_orchestrator.compare.measuring import (
     CGROUP_READ_ARGV,
@@ -29,7 +31,7 @@ from ai_storage_orchestrator.compare.measuring import (
     parse_kubelet_summary,
     zero_baseline,
 )
-from ai_storage_orchestrator.compare.results import INSUFFICIENT, MEASURED, NOT_MEASURED, Measurement
+from ai_storage_orchestrator.compare.results import INSUFFICIENT, MEASURED, NOT_MEASURED, Measurement, Probe
 from ai_storage_orchestrator.kube.errors import KubeApiError
 from ai_storage_orchestrator.kube.exec import STDOUT_CHANNEL, ExecError, KubeExec
 from ai_storage_orchestrator.kube.resources import NODES, PODS, KubeApi
@@ -238,35 +240,87 @@ class PodMeter:
         raise CompareError("cannot read CPU counters: " + "; ".join(problems))
 
     def _show(self, number: int, interval: Interval) -> None:
-        if not interval.valid:
-            self.say(f"    sample {number:>3}  not valid: {interval.reason}")
-            return
-        memory = f"{interval.memory_bytes / MIB:8.1f}MiB" if interval.memory_bytes is not None else "-"
-        self.say(
-            f"    sample {number:>3}  {interval.duration_seconds or 0:6.3f}s"
-            f"  CPU {interval.cpu_millicores or 0:8.1f}m  memory {memory}"
-        )
+        self.say(spec.sample_line(number, interval))
 
-    async def measure(self, pod: str, *, node: str, started_wall: float, containers: Sequence[str]) -> Measurement:
-        """The window of ``pod``: from its first read (``ready``) or from the migration's start with zero counters
-        (``migration-start``), until ``plan.samples`` valid intervals; too few give INSUFFICIENT and no figure."""
+    def _memory(
+        self, pod: str, containers: Sequence[str], log: SamplingLog | None, total: float | None, *, samples: int,
+        trim: int, restarted: Collection[str], reason: str | None,
+    ) -> None:  # fmt: skip
+        memory = (
+            spec.container_memory(log, containers, samples=samples, trim=trim) if log and total is not None else None
+        )
+        self.say("")
+        for line in spec.memory_block(pod, containers, memory, total, restarted=restarted, total_reason=reason):
+            self.say(line)
+
+    async def probe(
+        self, pod: str, *, node: str, containers: Sequence[str], samples: int = spec.PROBE_SAMPLES
+    ) -> Probe:
+        """The specification's quick measurement before a migration: ``samples`` samples of ``pod`` through the chosen
+        source, every ``plan.interval``; CPU is their minimum, memory their mean. Fewer valid samples: no figure."""
+        self.say(spec.cpu_block_head(pod, len(containers), samples))
         if self.unmeasured or self.source is None:
             reason = self.unmeasured or "no counter source chosen"
-            self.say(f"  CPU and memory: not measured: {reason}")
+            self.say(spec.samples_not_measured_line(reason))
+            self.say(spec.minimum_line(samples, f"{spec.NOT_MEASURED_TEXT}: {reason}"))
+            self._memory(pod, containers, None, None, samples=samples, trim=0, restarted=(), reason=reason)
+            return Probe(NOT_MEASURED, pod, samples, reason=reason)
+        plan = SamplingPlan(samples=samples, interval=self.plan.interval, max_reads=2 * (samples + 1))
+        reader = self.reader(self.source, pod=pod, node=node, containers=containers)
+        log = await sample(reader, plan, on_interval=self._show)
+        valid = [i for i in log.intervals if i.valid][:samples]
+        cpu = [i.cpu_millicores for i in valid if i.cpu_millicores is not None]
+        if len(cpu) < samples:
+            reason = f"{len(cpu)} of {samples} valid samples (after {len(log.snapshots)} reads)"
+            self.say(spec.minimum_line(samples, f"insufficient: {reason}"))
+            self._memory(pod, containers, None, None, samples=samples, trim=0, restarted=(), reason=reason)
+            return Probe(INSUFFICIENT, pod, samples, reason=reason, log=log)
+        memory_values = [i.memory_bytes / MIB for i in valid if i.memory_bytes is not None]
+        memory = math.fsum(memory_values) / len(memory_values) if len(memory_values) == len(valid) else None
+        memory_reason = (
+            None if memory is not None else f"memory reported in {len(memory_values)} of {len(valid)} samples"
+        )
+        self.say(spec.minimum_line(samples, spec.cpu_text(min(cpu))))
+        self._memory(pod, containers, log, memory, samples=samples, trim=0, restarted=(), reason=memory_reason)
+        return Probe(MEASURED, pod, samples, None, min(cpu), memory, memory_reason, log)
+
+    async def measure(
+        self, pod: str, *, node: str, started_wall: float, containers: Sequence[str], restarted: Collection[str] = ()
+    ) -> Measurement:
+        """The window of ``pod``: from its first read (``ready``) or from the migration's start with zero counters
+        (``migration-start``), until ``plan.samples`` valid intervals; too few give INSUFFICIENT and no figure.
+        ``restarted``: containers that had completed before the migration and run again in ``pod``."""
+        samples, trim = self.plan.samples, self.trim
+        self.say(spec.cpu_block_head(pod, len(containers), samples))
+        if self.unmeasured or self.source is None:
+            reason = self.unmeasured or "no counter source chosen"
+            self.say(spec.samples_not_measured_line(reason))
+            self.say(spec.trimmed_mean_line(samples, trim, f"{spec.NOT_MEASURED_TEXT}: {reason}"))
+            self._memory(pod, containers, None, None, samples=samples, trim=trim, restarted=restarted, reason=reason)
             return Measurement(NOT_MEASURED, reason=reason, window_rule=self.window_rule)
         baseline = zero_baseline(containers, started_wall) if self.window_rule == "migration-start" else None
         self.say(
-            f"  measuring {pod} on {node} through {self.source}: {self.plan.samples} samples every"
-            f" {self.plan.interval:g}s, trimmed mean without the {self.trim} highest and {self.trim} lowest"
+            f"  through {self.source} on {node}: one sample every {self.plan.interval:g}s (CPU = change of the"
+            f" counter / change of its time stamp); window starts at {self.window_rule}"
         )
         reader = self.reader(self.source, pod=pod, node=node, containers=containers)
         log = await sample(reader, self.plan, baseline=baseline, on_interval=self._show)
         start = baseline.wall_time if baseline else (log.snapshots[0].wall_time if log.snapshots else None)
         end = log.snapshots[-1].wall_time if log.snapshots else None
         try:
-            found = figures(log.intervals, samples=self.plan.samples, trim=self.trim)
+            found = figures(log.intervals, samples=samples, trim=trim)
         except InsufficientSamples as error:
-            self.say(f"  INSUFFICIENT: {error} (after {len(log.snapshots)} reads): no figure for {pod}")
+            reason = f"{error} (after {len(log.snapshots)} reads)"
+            self.say(spec.trimmed_mean_line(samples, trim, f"insufficient: {reason}"))
+            self._memory(pod, containers, None, None, samples=samples, trim=trim, restarted=restarted, reason=reason)
             return Measurement(INSUFFICIENT, str(error), self.source, self.window_rule, start, end, None, log)
-        self.say(f"  {pod}: CPU {found.cpu_millicores:.1f}m, {found.cpu_seconds:.2f} CPU-seconds over the window")
+        self.say(spec.trimmed_mean_line(samples, trim, spec.cpu_text(found.cpu_millicores)))
+        self.say(
+            f"  {pod}: CPU {found.cpu_millicores:.1f}m, {found.cpu_seconds:.2f} CPU-seconds over the"
+            f" {found.window_seconds:.1f}s window"
+        )
+        self._memory(
+            pod, containers, log, found.memory_mib, samples=samples, trim=trim, restarted=restarted,
+            reason=found.memory_reason,
+        )  # fmt: skip
         return Measurement(MEASURED, None, self.source, self.window_rule, start, end, found, log)

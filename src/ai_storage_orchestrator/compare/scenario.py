@@ -1,24 +1,29 @@
-"""The certification comparison, step by step (docs: certification-test.md):
+"""The certification comparison, step by step (docs: certification-test.md), printing the specification's console
+lines (``spec_output``) in its order, with our own detail as indented lines between them:
 
-1. preflight: the cluster, the two nodes (simulated or real), the orchestrator's /readyz;
+1. header (Test ID, Date), preflight: the cluster, the two nodes (simulated or real), the orchestrator's /readyz;
 2. set-up: namespace, shared RWX claim (created unless --pvc names one), the scripts ConfigMap;
 3. deploy pod tensorflow-ai-workload on the source node; wait until Ready and data-processor Completed;
-4. TEST 1, Kubernetes native source→target: delete the pod, recreate the same spec with nodeName=target, wait Ready
-   (timed), measure; then wait for the re-run data-processor to complete;
-5. TEST 2, the orchestrator target→source: POST /api/migrations, poll GET until completed (timed), measure;
+4. TEST 1, Kubernetes native source→target: the pre-migration probe (3 quick samples), delete the pod, recreate the
+   same spec with nodeName=target, wait Ready (timed), measure; then wait for the re-run data-processor to complete;
+5. TEST 2, the orchestrator target→source: the pre-migration probe, POST /api/migrations, poll GET until completed
+   (timed), measure;
 6. summary (the caller prints it), then clean-up unless --keep.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import platform
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any, TypeVar
 
 from ai_storage_orchestrator import __version__
+from ai_storage_orchestrator.compare import spec_output as spec
 from ai_storage_orchestrator.compare import workload as wl
 from ai_storage_orchestrator.compare.cluster import (
     SERVICE_ACCOUNTS,
@@ -37,7 +42,7 @@ from ai_storage_orchestrator.compare.cluster import (
 )
 from ai_storage_orchestrator.compare.options import Options
 from ai_storage_orchestrator.compare.orchestrating import OrchestratorClient
-from ai_storage_orchestrator.compare.results import WINDOW_RULES, Comparison, MethodResult
+from ai_storage_orchestrator.compare.results import WINDOW_RULES, Comparison, MethodResult, Probe
 from ai_storage_orchestrator.compare.sampling import PathApi, PodMeter, SamplingPlan
 from ai_storage_orchestrator.controller.planning.quantities import format_resources, pod_requests
 from ai_storage_orchestrator.conventions import COMPARE_TEST_LABEL
@@ -55,7 +60,7 @@ class Scenario:
     def __init__(self, options: Options, *, kube: PathApi, execs: KubeExec, api: OrchestratorClient, say: Say) -> None:
         self.options = options
         self.kube, self.execs, self.api, self.say = kube, execs, api, say
-        self.test_id = f"cmp-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(2)}"
+        self.test_id = f"AI-MIGRATION-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{secrets.token_hex(2)}"
         self.labels = {COMPARE_TEST_LABEL: self.test_id}
         self.unmeasured: str | None = None
         plan = SamplingPlan(samples=options.samples, interval=options.interval, max_reads=options.reads_budget)
@@ -69,11 +74,15 @@ class Scenario:
         self.workload = options.workload
         self.claim = options.pvc or wl.CLAIM
         self.comparison = Comparison(self.test_id, time.time(), options.settings(), namespace=options.namespace)
+        self.deployed: JSON = {}  # the pod as deployed, data-processor completed
 
     # phases ----------------------------------------------------------------------------------------------------------
     async def run(self) -> Comparison:
         """Every phase up to the summary; a CompareError ends the run and is recorded as the comparison's error."""
         c = self.comparison
+        date = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(c.started))
+        for line in spec.header_lines(self.test_id, date):
+            self.say(line)
         try:
             self.options.validate()
             source, target = await self._preflight()
@@ -81,7 +90,7 @@ class Scenario:
             containers = await self._deploy(source)
             await self._choose_source(source, containers)
             c.native = await self._native(source, target)
-            self.say(f"  waiting for the re-run {wl.COMPLETING_CONTAINER} to complete again before TEST 2 …")
+            self.say(f"\n  waiting for the re-run {wl.COMPLETING_CONTAINER} to complete again before TEST 2 …")
             await self._wait_pod(wl.POD_NAME, container_completed(wl.COMPLETING_CONTAINER), "re-run data-processor")
             c.orchestrator = await self._orchestrated(target, source)
         except CompareError as error:
@@ -92,7 +101,7 @@ class Scenario:
 
     async def _preflight(self) -> tuple[str, str]:
         o, c = self.options, self.comparison
-        self._header(1, "Preflight: cluster, nodes, orchestrator")
+        self.say("\n# Preflight: cluster, nodes, orchestrator")
         version = await self._kube("read the API server version", self.kube.get_path("/version"))
         nodes, _ = await self._kube("list nodes", self.kube.list(NODES))
         infos = [node_info(n) for n in nodes]
@@ -131,7 +140,8 @@ class Scenario:
 
     async def _set_up(self) -> None:
         o = self.options
-        self._header(2, f"Set-up: namespace {o.namespace}, shared volume, workload {self.workload}")
+        self.say("\n• Setting up test environment...")
+        self.say(f"  namespace {o.namespace}, shared volume, workload {self.workload}")
         try:
             await self.kube.get(NAMESPACES, o.namespace)
             self.say(f"  namespace {o.namespace} exists: using it (it stays)")
@@ -190,7 +200,8 @@ class Scenario:
 
     async def _deploy(self, node: str) -> list[str]:
         o = self.options
-        self._header(3, f"Deploy pod {wl.POD_NAME} on {node}")
+        self.say("• Deploying TensorFlow AI workload...")
+        self.say(f"  pod {wl.POD_NAME} on {node}, workload {self.workload}")
         if await self._exists(PODS, wl.POD_NAME, o.namespace):
             raise CompareError(
                 f"pod {wl.POD_NAME} already exists in {o.namespace}: delete it or use another --namespace"
@@ -198,18 +209,26 @@ class Scenario:
         pod = self._manifest(node)
         await self._kube("create the pod", self.kube.create(PODS, pod, namespace=o.namespace))
         self.pods.append(wl.POD_NAME)
-        for spec in wl.container_specs(self.workload):
-            self.say(f"    {spec.name:<20} {spec.cpu:>6} CPU {spec.memory:>7}  {spec.role}")
-        await self._wait_pod(wl.POD_NAME, pod_ready, f"pod {wl.POD_NAME} Ready on {node}")
-        self.say(f"  Ready; waiting for {wl.COMPLETING_CONTAINER} to complete (its results go to the shared volume) …")
+        for container in wl.container_specs(self.workload):
+            self.say(f"    {container.name:<20} {container.cpu:>6} CPU {container.memory:>7}  {container.role}")
+        await self._wait_ready(wl.POD_NAME, f"pod {wl.POD_NAME} Ready on {node}")
+        self.say(f"  waiting for {wl.COMPLETING_CONTAINER} to complete (its results go to the shared volume) …")
         live = await self._wait_pod(wl.POD_NAME, container_completed(wl.COMPLETING_CONTAINER), "data-processor done")
         for name, state in container_states(live).items():
             self.say(f"    {name:<20} {state}")
+        self.deployed = live
         return spec_container_names(live)
 
     async def _native(self, source: str, target: str) -> MethodResult:
         o = self.options
-        self._header(4, f"TEST 1: Kubernetes native migration {source} -> {target} (delete, recreate with nodeName)")
+        original = _node_of(self.deployed) or source
+        self.say("\nTEST 1: Kubernetes Native Migration")
+        self.say(f"Original Pod location: {original}")
+        self.say(f"K8s Native Target: {original} → {target}")
+        self.say("  the Kubernetes way: delete the pod, recreate the same spec with nodeName set to the target")
+        self.say("")
+        probe = await self._probe(wl.POD_NAME, original, spec_container_names(self.deployed))
+        self.say("Deleting pod...")
         self.say(f"  $ kubectl delete pod -n {o.namespace} {wl.POD_NAME}")
         started_wall, started = time.time(), time.monotonic()
         await self._kube("delete the pod", self.kube.delete(PODS, wl.POD_NAME, namespace=o.namespace))
@@ -217,18 +236,37 @@ class Scenario:
             self.kube, PODS, name=wl.POD_NAME, namespace=o.namespace, condition=lambda pod: pod is None,
             timeout=o.timeout, what=f"pod {wl.POD_NAME} deleted", describe=describe_pod,
         )  # fmt: skip
-        self.say(f"  [{time.monotonic() - started:6.2f}s] deleted; recreating the same spec with nodeName={target}")
+        self.say(f"  [{time.monotonic() - started:6.2f}s] deleted")
+        self.say(f"Recreating pod on target node: {target}")
         await self._kube("recreate the pod", self.kube.create(PODS, self._manifest(target), namespace=o.namespace))
-        pod = await self._wait_pod(wl.POD_NAME, pod_ready, f"recreated pod Ready on {target}")
+        pod = await self._wait_ready(wl.POD_NAME, f"recreated pod Ready on {target}")
         ready = time.monotonic()
         self.say(f"  [{ready - started:6.2f}s] pod {wl.POD_NAME} Ready on {target}: every container cold-started")
-        return await self._result(
-            "native", "K8S NATIVE", source, target, wl.POD_NAME, started_wall, ready - started, pod
-        )
+        containers = spec_container_names(pod)
+        self._requests(pod)
+        was_completed = {n for n, state in container_states(self.deployed).items() if state.startswith("terminated")}
+        self.say(f"\n# Post-migration measurement (all {len(containers)} containers restarted)")
+        result = await self._result(
+            "native", "K8S NATIVE", source, target, wl.POD_NAME, started_wall, ready - started, pod,
+            restarted=was_completed & set(containers),
+        )  # fmt: skip
+        result.probe = probe
+        self._after("✓ K8s Migration", result)
+        return result
 
     async def _orchestrated(self, source: str, target: str) -> MethodResult:
         o = self.options
-        self._header(5, f"TEST 2: AI orchestrator migration {source} -> {target} (REST API)")
+        self.say("\nTEST 2: AI Orchestrator Migration (Optimized)")
+        self.say(f"Using pod: {wl.POD_NAME}")
+        self.say("\n# Pre-migration measurement")
+        live = await self._kube("read the pod", self.kube.get(PODS, wl.POD_NAME, namespace=o.namespace))
+        current = _node_of(live) or source
+        probe = await self._probe(wl.POD_NAME, current, spec_container_names(live))
+        original = _node_of(self.deployed)
+        back = " (back to original for comparison)" if target == original else ""
+        self.say("")
+        self.say(f"AI Orchestrator Migration: {current} -> {target}{back}")
+        self.say("Starting AI migration...")
         body = {
             "pod_name": wl.POD_NAME,
             "pod_namespace": o.namespace,
@@ -240,37 +278,66 @@ class Scenario:
         started_wall, started = time.time(), time.monotonic()
         created = await self.api.create(body)
         self.say(f"  -> 202 migration_id={created.get('migration_id')}")
+        status_lines = spec.MigrationStatusLines(self.say)
 
         def show(migration: JSON) -> None:
             elapsed = time.monotonic() - started
+            status_lines.observe(str(migration.get("status")), elapsed)
             self.say(
                 f"  [{elapsed:6.2f}s] {migration.get('status'):<9} {migration.get('phase')}: {migration.get('message')}"
             )
 
-        final, done = await self.api.wait(created, timeout=o.timeout, on_change=show)
+        async def heartbeat() -> None:  # the specification's ".# [3s] Migration status: running" while nothing changes
+            while True:
+                await asyncio.sleep(max(0.1, status_lines.due_in(time.monotonic() - started)))
+                status_lines.tick(time.monotonic() - started)
+
+        ticker = asyncio.ensure_future(heartbeat())
+        try:
+            final, done = await self.api.wait(created, timeout=o.timeout, on_change=show)
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
         new_pod = str(final.get("new_pod_name") or "")
         if new_pod:
             self.pods.append(new_pod)
         if final.get("status") != "completed" or not new_pod:
             error = final.get("error") or {}
+            self.say(f"✗ Migration {final.get('status')}: {error.get('message')}")
             raise CompareError(f"migration {final.get('migration_id')} {final.get('status')}: {error.get('message')}")
+        self.say("✓ Migration completed!")
         for decision in final.get("containers") or []:
             self.say(f"    {decision.get('name'):<20} {decision.get('action'):<8} {decision.get('reason')}")
         pod = await self._wait_pod(new_pod, pod_ready, f"migrated pod {new_pod} Ready")
+        containers = spec_container_names(pod)
+        self._requests(pod)
+        left_out = len(spec_container_names(live)) - len(containers)
+        if left_out > 0:
+            what = "completed container" + (" excluded" if left_out == 1 else f"s excluded ({left_out})")
+            self.say(f"\n# Post-migration measurement (only {len(containers)} containers - {what})")
+        else:
+            self.say(f"\n# Post-migration measurement (all {len(containers)} containers)")
+        self.say(f"Measuring post-migration metrics for pod: {new_pod}")
+        self.say("")
         result = await self._result(
             "orchestrator", "AI ORCHESTRATOR", source, target, new_pod, started_wall, done - started, pod
         )
         result.migration = final
+        result.probe = probe
+        self._after("✓ AI Migration", result)
         return result
 
     async def _result(
-        self, key: str, title: str, source: str, target: str, name: str, started_wall: float, wall: float, pod: JSON
-    ) -> MethodResult:
+        self, key: str, title: str, source: str, target: str, name: str, started_wall: float, wall: float, pod: JSON,
+        *, restarted: Collection[str] = (),
+    ) -> MethodResult:  # fmt: skip
         containers = spec_container_names(pod)
         ready_at = started_wall + wall
         requests = pod_requests(pod.get("spec") or {})
-        self.say(f"  requests of the new pod: {format_resources(requests)}; containers: {', '.join(containers)}")
-        measurement = await self.meter.measure(name, node=target, started_wall=started_wall, containers=containers)
+        measurement = await self.meter.measure(
+            name, node=target, started_wall=started_wall, containers=containers, restarted=restarted
+        )
         live = await self._kube("read the pod", self.kube.get(PODS, name, namespace=self.options.namespace))
         restarts = sum(
             int(s.get("restartCount") or 0) for s in (live.get("status") or {}).get("containerStatuses") or []
@@ -278,8 +345,28 @@ class Scenario:
         return MethodResult(
             key=key, title=title, from_node=source, to_node=target, pod=name, started_at=started_wall,
             wall_seconds=wall, ready_at=ready_at, containers=containers, started=containers_started(live),
-            restarts=restarts, requests=requests, measurement=measurement,
+            restarts=restarts, requests=requests, measurement=measurement, final_node=_node_of(live),
         )  # fmt: skip
+
+    async def _probe(self, pod: str, node: str, containers: list[str]) -> Probe:
+        """The specification's pre-migration quick measurement, then its ``Pre-migration:`` line."""
+        probe = await self.meter.probe(pod, node=node, containers=containers)
+        self.say("")
+        self.say(spec.figures_line("Pre-migration", probe.minimum_cpu_millicores, probe.memory_mib))
+        return probe
+
+    def _requests(self, pod: JSON) -> None:
+        requests = pod_requests(pod.get("spec") or {})
+        names = ", ".join(spec_container_names(pod))
+        self.say(f"  requests of the new pod: {format_resources(requests)}; containers: {names}")
+
+    def _after(self, timed: str, result: MethodResult) -> None:
+        """``✓ K8s Migration: 8.12s``, ``Post-migration: CPU …, Memory …``, ``Final Pod location: …``."""
+        m = result.measurement
+        self.say("")
+        self.say(f"{timed}: {result.wall_seconds:.2f}s")
+        self.say(spec.figures_line("Post-migration", m.cpu_millicores, m.memory_mib))
+        self.say(f"Final Pod location: {result.final_node or 'unknown'}")
 
     async def _choose_source(self, node: str, containers: list[str]) -> None:
         c = self.comparison
@@ -294,7 +381,7 @@ class Scenario:
     # clean-up --------------------------------------------------------------------------------------------------------
     async def clean_up(self) -> None:
         o, c = self.options, self.comparison
-        self._header(7, "Clean-up")
+        self.say("\n• Cleaning up...")
         if o.keep:
             c.cleanup.append("kept (--keep)")
             self.say(f"  --keep: everything stays; kubectl get pods,pvc -n {o.namespace}")
@@ -322,15 +409,20 @@ class Scenario:
                     self.say(f"  could not delete {resource.kind} {name}: {error}")
 
     # helpers ---------------------------------------------------------------------------------------------------------
-    def _header(self, number: int, title: str) -> None:
-        self.say(f"\n[{number}/7] {title}")
-
     def _manifest(self, node: str) -> JSON:
         o = self.options
         return wl.workload_pod(
             self.workload, node=node, namespace=o.namespace, claim=self.claim,
             complete_after=o.complete_after, labels=self.labels,
         )  # fmt: skip
+
+    async def _wait_ready(self, name: str, what: str) -> JSON:
+        """The specification's ``Waiting for Pod … to be ready (timeout: 300s)...`` and what ``kubectl wait`` says."""
+        self.say(spec.waiting_line(name, self.options.timeout))
+        pod = await self._wait_pod(name, pod_ready, what)
+        for line in spec.ready_lines(name):
+            self.say(line)
+        return pod
 
     async def _wait_pod(self, name: str, condition: Callable[[JSON | None], bool], what: str) -> JSON:
         pod = await wait_for(
@@ -371,6 +463,11 @@ def choose_workload(requested: str, *, simulated: bool) -> str:
     if workload in wl.REAL_WORKLOADS and simulated:
         raise CompareError(f"--workload {workload} needs real nodes (simulated ones run no containers)")
     return workload
+
+
+def _node_of(pod: JSON) -> str | None:
+    node = (pod.get("spec") or {}).get("nodeName")
+    return str(node) if node else None
 
 
 def _compact(body: JSON) -> str:
