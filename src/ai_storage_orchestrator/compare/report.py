@@ -210,6 +210,17 @@ def _method_markdown(method: MethodResult) -> list[str]:
     ]
     if m.window_start is not None:
         out.append(f"- window: {iso_time(m.window_start)} to {iso_time(m.window_end or m.window_start)}")
+    if method.probe is not None:
+        p = method.probe
+        found = (
+            f"minimum CPU {p.minimum_cpu_millicores:.1f}m"
+            + (f", mean memory {p.memory_mib:.1f} MiB" if p.memory_mib is not None else "")
+            if p.minimum_cpu_millicores is not None
+            else f"{p.status}" + (f" ({p.reason})" if p.reason else "")
+        )
+        out.append(f"- pre-migration probe of `{p.pod}` ({p.samples} samples): {found}")
+    if method.final_node:
+        out.append(f"- final pod location: {method.final_node}")
     out.append("")
     if m.log and m.log.intervals:
         out += ["| sample | end | seconds | CPU (m) | memory (MiB) | note |", "|---:|---|---:|---:|---:|---|"]

@@ -245,3 +245,39 @@ async def test_migration_start_window_begins_at_the_migration_with_zero_counters
     assert measured.log is not None
     assert measured.log.snapshots[0].synthetic
     assert measured.log.intervals[0].duration_seconds == pytest.approx(3.0)
+
+
+async def test_the_probe_is_the_minimum_of_three_real_samples_or_no_figure() -> None:
+    plan = SamplingPlan(samples=20, interval=0.0, max_reads=42)
+    varied = [
+        {"a": CounterRead(T0 + i * S, sum((1000, 900, 1100)[:i]) * 1_000_000, 10 * (1 << 20), "cgroup v2")}
+        for i in range(4)
+    ]
+    meter = ScriptedMeter({"cgroup": ScriptedReader(varied)}, plan=plan, trim=3, window_rule="ready")
+    meter.source = "cgroup"
+    probe = await meter.probe("p", node="n", containers=["a"])
+    assert (probe.status, probe.minimum_cpu_millicores, probe.memory_mib) == (MEASURED, 900.0, 10.0)
+    assert meter.lines[:5] == [
+        "# Pod p: measuring 1 containers (3 samples)",
+        "# Sample 1: 1000m",
+        "# Sample 2: 900m",
+        "# Sample 3: 1100m",
+        "# Minimum CPU usage (of 3 samples): 900m",
+    ]
+    assert meter.lines[5:] == [
+        "",
+        "# Pod p: measuring 1 containers",
+        "# Container a: 10MB",
+        "# Total Memory usage: 10MB",
+    ]
+
+    stuck = ScriptedMeter({"cgroup": ScriptedReader(_steady(1))}, plan=plan, trim=3, window_rule="ready")
+    stuck.source = "cgroup"
+    short = await stuck.probe("p", node="n", containers=["a"])
+    assert (short.status, short.minimum_cpu_millicores, short.reason) == (
+        INSUFFICIENT,
+        None,
+        "0 of 3 valid samples (after 8 reads)",
+    )
+    assert "# Minimum CPU usage (of 3 samples): insufficient: 0 of 3 valid samples (after 8 reads)" in stuck.lines
+    assert "# Total Memory usage: not measured: 0 of 3 valid samples (after 8 reads)" in stuck.lines

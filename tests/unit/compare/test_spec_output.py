@@ -281,6 +281,8 @@ async def test_a_whole_run_prints_every_line_of_the_specification_in_order() -> 
     document = comparison.to_json(threshold=20, allow_unmeasured=False)
     assert document["methods"]["native"]["pre_migration_probe"]["minimum_cpu_millicores"] == min(samples)
     assert document["methods"]["orchestrator"]["final_node"] == "node-a"
+    markdown = report.markdown(comparison, threshold=20, allow_unmeasured=False)
+    assert f"- pre-migration probe of `tensorflow-ai-workload` (3 samples): minimum CPU {min(samples):.1f}m" in markdown
 
 
 async def test_the_checker_names_what_is_missing_or_out_of_order() -> None:
