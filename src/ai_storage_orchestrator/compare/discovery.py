@@ -290,11 +290,12 @@ def _candidates(service: JSON, slices: Iterable[JSON]) -> list[tuple[str, str]]:
         for endpoint in endpoint_slice.get("endpoints") or []:
             if (endpoint.get("conditions") or {}).get("ready") is False:  # unset means ready
                 continue
-            pod = ((endpoint.get("targetRef") or {}).get("name")) or "an endpoint"
+            pod = (endpoint.get("targetRef") or {}).get("name")
+            how = f"ready endpoint of pod {pod}" if pod else "ready endpoint"
             for address in endpoint.get("addresses") or []:
                 url = _url(str(address), int(slice_port["port"]))
                 if url not in (u for u, _ in found):
-                    found.append((url, f"endpoint of {pod}"))
+                    found.append((url, how))
     return found
 
 
@@ -638,7 +639,7 @@ async def discover(
         sentence = f"The Kubernetes API server{at} {why}: check the kubeconfig or pass --kubeconfig"
         raise DiscoveryError([f"{sentence}; nothing else was checked."]) from None
     found.lines.append(
-        f"• Cluster: {server or 'the API server'}, Kubernetes {version.get('gitVersion')} (kubeconfig {source});"
+        f"• Cluster: {server or 'the API server'}, Kubernetes {version.get('gitVersion')} (credentials of {source});"
         " override: --kubeconfig"
     )
     if options.namespace == Options().namespace:

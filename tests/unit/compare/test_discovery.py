@@ -246,11 +246,11 @@ async def test_the_bare_command_finds_every_piece_and_says_which_flag_overrides_
     assert path == "/api/v1/namespaces/kube-system/serviceaccounts/ai-migration-compare/token"
     assert body["spec"] == {"audiences": ["ai-storage-orchestrator"], "expirationSeconds": 3600}
     assert lines == [
-        "• Cluster: https://10.0.0.1:6443, Kubernetes v1.30.2 (kubeconfig $KUBECONFIG /home/auditor/.kube/config);"
+        "• Cluster: https://10.0.0.1:6443, Kubernetes v1.30.2 (credentials of $KUBECONFIG /home/auditor/.kube/config);"
         " override: --kubeconfig",
         "• Namespace: ai-migration-compare (created unless it exists); override: --namespace",
-        "• Orchestrator: https://10.244.1.7:8443 (Service kube-system/ai-storage-orchestrator, endpoint of orch-0;"
-        " GET /readyz: 200; TLS verified as ai-storage-orchestrator.kube-system.svc with the CA from ConfigMap"
+        "• Orchestrator: https://10.244.1.7:8443 (Service kube-system/ai-storage-orchestrator, ready endpoint of pod"
+        " orch-0; GET /readyz: 200; TLS verified as ai-storage-orchestrator.kube-system.svc with the CA from ConfigMap"
         " kube-system/ai-storage-orchestrator-ca); override: --orchestrator-url, --ca-file",
         "• Token: minted for ServiceAccount kube-system/ai-migration-compare (audience ai-storage-orchestrator,"
         " expires 2030-01-01T01:00:00Z; rights granted at set-up: get, create, delete pods in namespace"
@@ -324,8 +324,8 @@ async def test_a_service_that_answers_nowhere_lists_what_was_tried() -> None:
         await d.discover(Options(), kube, prober=FakeProber(set()))
     assert raised.value.problems == [
         "The orchestrator Service kube-system/ai-storage-orchestrator answers at none of its addresses"
-        " (https://10.96.12.4:8080 (cluster IP): no connection within 2s; https://10.244.1.7:8443 (endpoint of"
-        " orch-0): no connection within 2s): check its pods (kubectl -n kube-system get pods -l"
+        " (https://10.96.12.4:8080 (cluster IP): no connection within 2s; https://10.244.1.7:8443 (ready endpoint"
+        " of pod orch-0): no connection within 2s): check its pods (kubectl -n kube-system get pods -l"
         " app.kubernetes.io/name=ai-storage-orchestrator), or pass --orchestrator-url URL."
     ]
 
