@@ -33,7 +33,7 @@ class Tally:
 
     def to_json(self, *, sent: int, dropped: int, elapsed: float) -> dict[str, Any]:
         ok = len(self.latencies)
-        window = max(self.last_done - self.first_sent, 1e-9) if ok else None
+        window = self.last_done - self.first_sent if ok else None  # no answer: no rate (not a made-up window)
         return {
             "sent": sent,
             "ok": ok,
@@ -41,7 +41,7 @@ class Tally:
             "error_count": sum(self.errors.values()) + dropped,
             "dropped_over_in_flight_cap": dropped,
             "elapsed_s": round(elapsed, 3),
-            "achieved_rps": round(ok / window, 1) if window else None,
+            "achieved_rps": round(ok / window, 1) if window is not None and window > 0 else None,
             "latency_ms": summary(scaled(self.latencies, 1000), digits=3),
             "send_lag_ms": summary(scaled(self.lags, 1000), digits=3),
         }

@@ -47,7 +47,7 @@ def _targets(results: JSON) -> list[str]:
 def _migration_details(migration: JSON) -> list[str]:
     summary = migration.get("summary") or {}
     methods = summary.get("methods") or {}
-    lines = [f"### Migration runs ({migration.get('rounds')} rounds, order rotated every round)", ""]
+    lines = [f"### Migration runs ({value(migration.get('rounds'))} rounds, order rotated every round)", ""]
     body = []
     for name, entry in methods.items():
         for figure in ("wall_ms", "to_ready_ms", "downtime_ms", "to_target_created_ms", "ready_to_completed_ms"):

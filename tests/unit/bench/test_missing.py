@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from bench import orchestrator, report, targets
+from bench.api_load import Tally
 from bench.checkpoint_throughput import figures, memory
 from bench.machine import one_line
 from bench.render import missing, pairs, value
@@ -163,3 +164,12 @@ def test_an_api_load_that_failed_is_not_judged_and_says_why() -> None:
     assert get_open.measured == "not measured: load generator did not finish within 75.0s"
     assert (get_open.met, get_open.verdict) == (None, "not judged: no p99 measured")
     assert (dry_run.met, dry_run.verdict) == (None, "not judged: errors not counted")  # was judged False
+
+
+def test_a_load_without_answers_has_no_rate() -> None:
+    tally = Tally()
+    tally.errors["ClientConnectorError"] = 3
+    found = tally.to_json(sent=3, dropped=0, elapsed=1.0)
+    assert found["achieved_rps"] is None
+    assert found["latency_ms"]["n"] == 0
+    assert found["latency_ms"]["p99"] is None
