@@ -19,7 +19,7 @@ import json
 import platform
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any, TypeVar
 
 from ai_storage_orchestrator import __version__
@@ -124,14 +124,15 @@ class Scenario:
                     " Pass --allow-unmeasured to run the comparison anyway: migration times, containers started and"
                     " requests freed are real"
                 )
-        self.workload = choose_workload(o.workload, simulated=bool(simulated))
+        images = [wl.node_images(n) for n in nodes if node_info(n).name in (source, target)]
+        self.workload, why = choose_workload(o.workload, simulated=bool(simulated), node_images=images)
         c.workload = self.workload
         ready, detail = await self.api.ready()
         if not ready:
             raise CompareError(f"the orchestrator at {o.orchestrator_url} is not ready: {detail}")
         c.versions["orchestrator"] = await self.api.version()
         self.say(f"  orchestrator {o.orchestrator_url} ready (version {c.versions['orchestrator']})")
-        self.say(f"  workload {self.workload}")
+        self.say(f"  workload {self.workload}: {why}")
         if self.unmeasured:
             self.say(f"  CPU and memory: not measured: {self.unmeasured}; everything else is measured for real")
         else:
@@ -449,10 +450,17 @@ class Scenario:
             raise CompareError(f"{what}: {error}") from error
 
 
-def choose_workload(requested: str, *, simulated: bool) -> str:
-    """The workload variant for --workload on nodes of this kind: ``auto`` is ``simulated`` on simulated nodes and
-    ``tensorflow`` on real ones; a variant that cannot run on them is an error."""
-    workload = requested if requested != "auto" else ("simulated" if simulated else "tensorflow")
+def choose_workload(requested: str, *, simulated: bool, node_images: Sequence[frozenset[str]] = ()) -> tuple[str, str]:
+    """The workload variant for --workload on nodes of this kind, and why: ``auto`` is ``simulated`` on simulated
+    nodes and on real ones the first of the certification's image and its local stand-ins that both nodes already
+    have (``workload_for_images``); a variant that cannot run on them is an error."""
+    if requested == "auto":
+        workload, reason = (
+            ("simulated", "the nodes are simulated") if simulated else wl.workload_for_images(node_images)
+        )
+        reason = f"{reason} (--workload overrides)"
+    else:
+        workload, reason = requested, "--workload"
     if workload not in wl.WORKLOADS:
         raise CompareError(f"--workload must be auto or one of {', '.join(wl.WORKLOADS)}, not {workload!r}")
     if workload == "simulated" and not simulated:
@@ -462,7 +470,7 @@ def choose_workload(requested: str, *, simulated: bool) -> str:
         )
     if workload in wl.REAL_WORKLOADS and simulated:
         raise CompareError(f"--workload {workload} needs real nodes (simulated ones run no containers)")
-    return workload
+    return workload, reason
 
 
 def _node_of(pod: JSON) -> str | None:

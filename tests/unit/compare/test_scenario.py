@@ -6,6 +6,7 @@ import pytest
 
 from ai_storage_orchestrator.compare.cluster import CompareError
 from ai_storage_orchestrator.compare.scenario import choose_workload
+from ai_storage_orchestrator.compare.workload import NUMPY_IMAGE
 
 pytestmark = pytest.mark.unit
 
@@ -21,7 +22,15 @@ pytestmark = pytest.mark.unit
     ],
 )
 def test_a_variant_that_runs_on_the_nodes_is_chosen(requested: str, simulated: bool, chosen: str) -> None:
-    assert choose_workload(requested, simulated=simulated) == chosen
+    assert choose_workload(requested, simulated=simulated)[0] == chosen
+
+
+def test_auto_on_real_nodes_takes_the_image_both_nodes_have_and_says_so() -> None:
+    images = [frozenset({NUMPY_IMAGE}), frozenset({NUMPY_IMAGE, "pause:3.10"})]
+    workload, why = choose_workload("auto", simulated=False, node_images=images)
+    assert workload == "numpy"
+    assert why == f"{NUMPY_IMAGE} is on both nodes, CPU requests x1/2 to fit 2-core nodes (--workload overrides)"
+    assert choose_workload("tensorflow", simulated=False, node_images=images) == ("tensorflow", "--workload")
 
 
 @pytest.mark.parametrize("requested", ["tensorflow", "numpy"])
