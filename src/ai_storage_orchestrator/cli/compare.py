@@ -23,7 +23,6 @@ from ai_storage_orchestrator.compare.discovery import (
     orchestrator_client,
     resolve_kubeconfig,
 )
-from ai_storage_orchestrator.compare.measuring import iso_time
 from ai_storage_orchestrator.compare.options import SOURCES, Options
 from ai_storage_orchestrator.compare.results import EXIT_ERROR, WINDOW_RULES, Comparison
 from ai_storage_orchestrator.compare.scenario import Scenario
@@ -246,8 +245,6 @@ async def compare(args: argparse.Namespace) -> int:
     except BaseException:
         await api_client.close()
         raise
-    for line in found:
-        say(line)
     try:
         rest = orchestrator_client(options)
     except (OSError, ssl.SSLError) as error:
@@ -255,8 +252,7 @@ async def compare(args: argparse.Namespace) -> int:
         print(f"error: cannot use the orchestrator's CA ({options.ca_file or 'discovered'}): {error}", file=sys.stderr)
         return EXIT_ERROR
     async with api_client, rest as orchestrator:
-        scenario = Scenario(options, kube=kube, execs=KubeExec(api_client), api=orchestrator, say=say)
-        say(f"AI migration comparison {scenario.test_id}, {iso_time(scenario.comparison.started)}")
+        scenario = Scenario(options, kube=kube, execs=KubeExec(api_client), api=orchestrator, say=say, discovered=found)
         comparison: Comparison = scenario.comparison
         try:
             comparison = await scenario.run()

@@ -40,6 +40,7 @@ from ai_storage_orchestrator.compare.cluster import (
     spec_container_names,
     wait_for,
 )
+from ai_storage_orchestrator.compare.discovery import grant_comparison_access, revoke_comparison_access
 from ai_storage_orchestrator.compare.options import Options
 from ai_storage_orchestrator.compare.orchestrating import OrchestratorClient
 from ai_storage_orchestrator.compare.results import WINDOW_RULES, Comparison, MethodResult, Probe
@@ -57,8 +58,18 @@ T = TypeVar("T")
 
 
 class Scenario:
-    def __init__(self, options: Options, *, kube: PathApi, execs: KubeExec, api: OrchestratorClient, say: Say) -> None:
+    def __init__(
+        self,
+        options: Options,
+        *,
+        kube: PathApi,
+        execs: KubeExec,
+        api: OrchestratorClient,
+        say: Say,
+        discovered: Sequence[str] = (),
+    ) -> None:
         self.options = options
+        self.discovered = list(discovered)  # what discovery found, printed under the header
         self.kube, self.execs, self.api, self.say = kube, execs, api, say
         self.test_id = f"AI-MIGRATION-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{secrets.token_hex(2)}"
         self.labels = {COMPARE_TEST_LABEL: self.test_id}
@@ -70,6 +81,7 @@ class Scenario:
         )  # fmt: skip
         self.created: list[tuple[Resource, str, str | None]] = []  # (resource, name, namespace), in creation order
         self.namespace_created = False
+        self.access_granted = False  # the minted token's Role in a namespace the run did not create
         self.pods: list[str] = []
         self.workload = options.workload
         self.claim = options.pvc or wl.CLAIM
@@ -81,7 +93,7 @@ class Scenario:
         """Every phase up to the summary; a CompareError ends the run and is recorded as the comparison's error."""
         c = self.comparison
         date = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(c.started))
-        for line in spec.header_lines(self.test_id, date):
+        for line in [*spec.header_lines(self.test_id, date), *self.discovered]:
             self.say(line)
         try:
             self.options.validate()
@@ -157,6 +169,10 @@ class Scenario:
             self.kube, SERVICE_ACCOUNTS, name="default", namespace=o.namespace, condition=lambda sa: sa is not None,
             timeout=60, what="the namespace's default service account",
         )  # fmt: skip
+        if o.minted_for:  # the token discovery minted may act in this namespace only, and only from now on
+            for line in await grant_comparison_access(self.kube, o.namespace, labels=self.labels):
+                self.say(line)
+            self.access_granted = not self.namespace_created
         await self._claim()
         if self.workload in wl.REAL_WORKLOADS:
             existed = await self._exists(CONFIG_MAPS, wl.SCRIPTS_CONFIG_MAP, o.namespace)
@@ -399,6 +415,10 @@ class Scenario:
             targets += [(NAMESPACES, o.namespace, None)] + [t for t in self.created if t[2] is None]
         else:
             targets += list(reversed(self.created))
+        if self.access_granted:
+            for line in await revoke_comparison_access(self.kube, o.namespace):
+                c.cleanup.append(line.strip())
+                self.say(line)
         for resource, name, namespace in targets:
             try:
                 await self.kube.delete(resource, name, namespace=namespace)
