@@ -57,12 +57,14 @@ def token_refusal(url: str) -> InsecureTokenTransport | None:
     return InsecureTokenTransport(parsed.host)
 
 
-def client_context(ca_file: str | None = None) -> ssl.SSLContext:
-    """Certificate and host name verified, against the system trust store plus `ca_file` (``OSError`` or
-    ``ssl.SSLError`` when that file is missing or holds no certificate)."""
+def client_context(ca_file: str | None = None, ca_data: str | None = None) -> ssl.SSLContext:
+    """Certificate and host name verified, against the system trust store plus `ca_file` and `ca_data` (PEM text)
+    (``OSError`` or ``ssl.SSLError`` when that file is missing or either holds no certificate)."""
     context = ssl.create_default_context()
     if ca_file:
         context.load_verify_locations(cafile=ca_file)
+    if ca_data:
+        context.load_verify_locations(cadata=ca_data)
     return context
 
 
@@ -75,14 +77,19 @@ class RestSession:
         timeout: float = 30.0,
         agent: str = "client",
         ca_file: str | None = None,
+        ca_data: str | None = None,
+        server_name: str | None = None,
     ) -> None:
-        """A bad `ca_file` fails here (``OSError``/``ssl.SSLError``), before any request."""
+        """A bad `ca_file` or `ca_data` fails here (``OSError``/``ssl.SSLError``), before any request.
+        `server_name`: the name the server's certificate is verified for instead of the URL's host (a client that
+        dials a Service's endpoint address but checks the Service's DNS name)."""
         self.url = url.rstrip("/")
         self.token = token
         self.timeout = timeout
         self.agent = agent
         self.ca_file = ca_file
-        self._ssl = client_context(ca_file) if ca_file else None
+        self.server_name = server_name
+        self._ssl = client_context(ca_file, ca_data) if ca_file or ca_data else None
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Self:
@@ -119,6 +126,12 @@ class RestSession:
         if self.token and (refusal := token_refusal(self.url)) is not None:
             raise refusal
         async with self._session.request(
-            method, self.url + path, json=body, params=params, headers=headers, allow_redirects=False
+            method,
+            self.url + path,
+            json=body,
+            params=params,
+            headers=headers,
+            allow_redirects=False,
+            server_hostname=self.server_name,
         ) as response:
             return response.status, await response.text(errors="replace"), dict(response.headers)

@@ -32,7 +32,7 @@ from ai_storage_orchestrator.controller.planning.quantities import cpu_millicore
 from ai_storage_orchestrator.kube.errors import KubeApiError
 from ai_storage_orchestrator.kube.resources import CONFIG_MAPS, NODES, PODS, PVCS, PVS, Resource
 from ai_storage_orchestrator.kube.retrying import Idempotency
-from ai_storage_orchestrator.rest_client import client_context, is_loopback_host, token_refusal
+from ai_storage_orchestrator.rest_client import client_context, is_loopback_host
 
 JSON = dict[str, Any]
 
@@ -145,68 +145,19 @@ def resolve_kubeconfig(given: str | None) -> tuple[str | None, str]:
 # the orchestrator's client -------------------------------------------------------------------------------------------
 def ssl_context(*, ca_file: str | None, ca_data: str | None) -> ssl.SSLContext:
     """The system trust store plus ``ca_file`` and ``ca_data`` (PEM); ``OSError``/``ssl.SSLError`` when unusable."""
-    context = client_context(ca_file)
-    if ca_data:
-        context.load_verify_locations(cadata=ca_data)
-    return context
-
-
-class PinnedOrchestratorClient(OrchestratorClient):
-    """An ``OrchestratorClient`` that connects to the URL's address (an IP) but verifies the certificate for
-    ``server_name`` (the Service's DNS name, one of the certificate's SANs), with a CA given as PEM text."""
-
-    def __init__(
-        self,
-        url: str,
-        *,
-        server_name: str,
-        token: str | None = None,
-        timeout: float = 30.0,
-        ca_file: str | None = None,
-        ca_data: str | None = None,
-    ) -> None:
-        super().__init__(url, token=token, timeout=timeout, ca_file=ca_file)
-        self.server_name = server_name
-        self._ssl = ssl_context(ca_file=ca_file, ca_data=ca_data)
-
-    async def send(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: Any = None,
-        params: Mapping[str, str] | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> tuple[int, str, Mapping[str, str]]:
-        """As ``RestSession.send``, with the TLS server name pinned."""
-        if self._session is None:
-            raise RuntimeError(f"{type(self).__name__} is used outside `async with`")
-        if self.token and (refusal := token_refusal(self.url)) is not None:
-            raise refusal
-        async with self._session.request(
-            method,
-            self.url + path,
-            json=body,
-            params=params,
-            headers=headers,
-            allow_redirects=False,
-            server_hostname=self.server_name,
-        ) as response:
-            return response.status, await response.text(errors="replace"), dict(response.headers)
+    return client_context(ca_file, ca_data)
 
 
 def orchestrator_client(options: Options) -> OrchestratorClient:
     """The REST client for these options: pinned to ``server_name`` when discovery found the orchestrator by
     address. A CA that cannot be used raises ``OSError``/``ssl.SSLError`` here, before any request."""
-    if options.server_name or options.ca_data:
-        return PinnedOrchestratorClient(
-            options.orchestrator_url,
-            server_name=options.server_name or str(urlsplit(options.orchestrator_url).hostname),
-            token=options.token,
-            ca_file=options.ca_file,
-            ca_data=options.ca_data,
-        )
-    return OrchestratorClient(options.orchestrator_url, token=options.token, ca_file=options.ca_file)
+    return OrchestratorClient(
+        options.orchestrator_url,
+        token=options.token,
+        ca_file=options.ca_file,
+        ca_data=options.ca_data,
+        server_name=options.server_name,
+    )
 
 
 def _error_text(error: BaseException) -> str:

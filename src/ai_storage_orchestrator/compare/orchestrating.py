@@ -21,9 +21,24 @@ POLL_INTERVAL = 0.05  # also the resolution of the client-observed migration tim
 
 class OrchestratorClient(RestSession):
     def __init__(
-        self, url: str, *, token: str | None = None, timeout: float = 30.0, ca_file: str | None = None
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        timeout: float = 30.0,
+        ca_file: str | None = None,
+        ca_data: str | None = None,
+        server_name: str | None = None,
     ) -> None:
-        super().__init__(url, token=token, timeout=timeout, agent="compare", ca_file=ca_file)
+        super().__init__(
+            url,
+            token=token,
+            timeout=timeout,
+            agent="compare",
+            ca_file=ca_file,
+            ca_data=ca_data,
+            server_name=server_name,
+        )
 
     async def _call(self, method: str, path: str, body: JSON | None = None) -> tuple[int, Any]:
         try:
