@@ -304,6 +304,13 @@ class RealNodeTier:
     def node_names(self) -> list[str]:
         return [node.name for node in self.nodes]
 
+    def import_image(self, archive: Path) -> None:
+        """An OCI archive (scripts/build.sh's dist/ai-storage-orchestrator-<version>.oci.tar) into every running node's
+        containerd, namespace k8s.io, under the name the archive gives it: what `scripts/build.sh --containerd-address
+        <node>/containerd/containerd.sock`, once per node, does."""
+        for node in self.nodes:
+            node.ctr(["images", "import", "--snapshotter", "overlayfs", str(archive)])
+
     def start(self) -> None:
         if os.geteuid() != 0:
             raise ClusterError("real nodes need root (kubelet, containerd, mounts, cgroups)")
