@@ -280,6 +280,11 @@ build_image() {
   step image "$name $digest ($(du -h "$archive" | cut -f1), $((SECONDS - start)) s)"
 }
 
+top_layer() { # MANIFEST_DIGEST: the archive's top layer, as its manifest lists it
+  tar -xOf "$archive" "blobs/sha256/${1#sha256:}" | "$python" -c 'import json, sys
+print(json.load(sys.stdin)["layers"][-1]["digest"], "(diff_id: last of the config)")'
+}
+
 write_report() { # DIGEST
   {
     echo "image: $name"
@@ -291,7 +296,7 @@ write_report() { # DIGEST
     echo "  base $(cat "$base/layer.tar.gz.txt")  $(basename "$base")"
     echo "  deps $(cat "$deps/layer.tar.gz.txt")  requirements.lock sha256:$(sha256sum "$repo/requirements.lock" |
       cut -d' ' -f1)"
-    echo "  app  (in the manifest)  $(basename "$wheel") sha256:$(sha256sum "$wheel" | cut -d' ' -f1)"
+    echo "  app  $(top_layer "$1")  $(basename "$wheel") sha256:$(sha256sum "$wheel" | cut -d' ' -f1)"
     echo
     echo "Debian base:"
     sed 's/^/  /' "$base/debian.txt"
