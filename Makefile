@@ -27,17 +27,18 @@ cluster-bin:
 	tools/k8s/build.sh >/dev/null
 
 lint: venv
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
-	$(VENV)/bin/shellcheck -x scripts/*.sh tools/k8s/*.sh tools/nodes/*.sh tests/cluster/*.sh .ci/run
+	$(VENV)/bin/ruff check src tests bench tools
+	$(VENV)/bin/ruff format --check src tests bench tools
+	$(VENV)/bin/shellcheck -x scripts/*.sh tools/k8s/*.sh tools/nodes/*.sh tools/image/*.sh tests/cluster/*.sh .ci/run
 	$(VENV)/bin/lint-imports --no-cache
 
 format: venv
-	$(VENV)/bin/ruff format src tests
-	$(VENV)/bin/ruff check --fix src tests
+	$(VENV)/bin/ruff format src tests bench tools
+	$(VENV)/bin/ruff check --fix src tests bench tools
 
 typecheck: venv
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --strict tools/image/*.py
 
 test: venv cluster-bin lint typecheck
 	AISO_K8S_BIN="$(K8S_BIN)" $(PY) -m pytest $(PYTEST_ARGS)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from tools.image.dockerfile_config import final_stage_options, main
 
 pytestmark = pytest.mark.unit

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from tools.image import oci_image
 from tools.image.oci_image import write_oci_archive
 
