@@ -7,10 +7,13 @@ The "orchestrator" is a TLS server on 127.0.0.1 whose certificate names only ai-
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
+import os
 import socket
 import ssl
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -34,6 +37,7 @@ from tests.cluster.fixtures import ClusterHandle
 from tests.cluster.impersonation import poll_until, service_account_user
 
 pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
 
 JSON = dict[str, Any]
 SA_USER = service_account_user("kube-system", "ai-migration-compare")
@@ -331,3 +335,28 @@ async def test_nothing_deployed_is_one_sentence_per_missing_piece(
         "No CA for the orchestrator's certificate",
         "No ServiceAccount kube-system/ai-migration-compare to mint the orchestrator's token for",
     ]  # the KWOK nodes are there, and simulated nodes need no shared volume
+
+
+async def test_the_bare_script_with_nothing_deployed_names_every_missing_piece(cluster: ClusterHandle) -> None:
+    """What the auditor sees typing `./scripts/ai_migration_compare.sh` before build.sh and deploy.sh."""
+    environment = {
+        **os.environ,
+        "KUBECONFIG": str(cluster.kubeconfig),
+        "AISO_CLI": f"{sys.executable} -m ai_storage_orchestrator.cli",
+    }
+    environment.pop("AI_STORAGE_ORCHESTRATOR_URL", None)
+    process = await asyncio.create_subprocess_exec(
+        str(ROOT / "scripts" / "ai_migration_compare.sh"), env=environment,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    errors = stderr.decode()
+    assert process.returncode == 2, (stdout.decode(), errors)
+    assert "Traceback" not in errors + stdout.decode()
+    problems = [line.strip() for line in errors.splitlines() if line.strip().startswith("✗")]
+    assert [p.split(":")[0] for p in problems] == [
+        "✗ No orchestrator Service kube-system/ai-storage-orchestrator",
+        "✗ No CA for the orchestrator's certificate",
+        "✗ No ServiceAccount kube-system/ai-migration-compare to mint the orchestrator's token for",
+    ]
+    assert all(p.endswith(".") or "pass --" in p for p in problems)
