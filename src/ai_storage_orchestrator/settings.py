@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -18,6 +19,13 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 # The ValidatingAdmissionPolicyBinding (and its policy) shipped in k8s/admission/annotation-policy.yaml.
 ADMISSION_POLICY_BINDING = "ai-storage-orchestrator-annotations"
 _NAMESPACE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")  # an RFC 1123 label
+
+
+def default_identity() -> str:
+    """The leader-election identity when --identity is not given: the pod's name (POD_NAME, from the downward API) or
+    the host name, plus a random suffix, as client-go's controllers do. Host name and pid alone are not unique: two
+    replicas with hostNetwork on one machine share the host name, and a container's pid is its namespace's, often 1."""
+    return f"{os.environ.get('POD_NAME') or socket.gethostname()}_{uuid.uuid4()}"
 
 
 @dataclass(frozen=True)
@@ -43,7 +51,7 @@ class Settings:
     lease_name: str = "ai-storage-orchestrator"
     lease_namespace: str = "kube-system"
     lease_duration_seconds: float = 15.0
-    identity: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    identity: str = field(default_factory=lambda: default_identity())
     install_crd: bool = False
     # Finished PodMigrations (each holds a whole pod spec) are deleted this long after they ended, like a Job's
     # ttlSecondsAfterFinished; None keeps them forever.

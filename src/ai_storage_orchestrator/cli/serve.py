@@ -107,7 +107,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default=defaults.finished_migration_ttl_seconds,
         help="seconds after which a finished PodMigration is deleted; 'never' keeps them (default %(default)s)",
     )
-    parser.add_argument("--identity", default=None, help="leader-election identity (default: host name and pid)")
+    parser.add_argument(
+        "--identity",
+        default=None,
+        help="leader-election identity, unique per process (default: $POD_NAME or the host name, plus a random suffix)",
+    )
     parser.add_argument("--install-crd", action="store_true", help="create the PodMigration CRD if it is missing")
     parser.add_argument("--log-format", choices=["auto", "json", "console"], default=defaults.log_format)
     parser.add_argument("--log-level", default=defaults.log_level)
