@@ -1,0 +1,1 @@
+"""The PodMigration CRD, shipped as package data (podmigrations.yaml) for `serve --install-crd`."""
