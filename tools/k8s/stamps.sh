@@ -15,5 +15,5 @@ version_ldflags() {
 
 # A binary of the cache that was built without version stamps is built again.
 is_current() {
-  [[ -x "$1" ]] && "$1" --version 2>/dev/null | grep -qF "Kubernetes ${KUBERNETES_VERSION}"
+  [[ -x "$1" ]] && [[ "$("$1" --version 2>/dev/null)" == *"Kubernetes ${KUBERNETES_VERSION}"* ]]
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the binaries of the real-node tier from the Go module proxy into the same version-keyed cache as the control
-# plane: kubelet (k8s.io/kubernetes, cgo on), kubectl (the same module, the client scripts/deploy.sh needs) and
-# containerd v2 with its runc shim and ctr. Adding a binary keeps the directory's key: what is already built stays.
+# plane: kubelet (k8s.io/kubernetes, cgo on), kube-scheduler, kubectl (the same module, the client scripts/deploy.sh
+# needs) and containerd v2 with its runc shim and ctr. Adding a binary keeps the directory's key: what is already built stays.
 #
 #   tools/nodes/build.sh            build whatever is missing, print the bin directory
 #   tools/nodes/build.sh --print    only print the bin directory (no build)
@@ -42,7 +42,8 @@ build_kubelet() {
 
 # kubectl has no --version: `kubectl version --client` says which release it is.
 kubectl_is_current() {
-  [[ -x "$1" ]] && "$1" version --client 2>/dev/null | grep -qxF "Client Version: ${KUBERNETES_VERSION}"
+  # Not `| grep -q`: grep quits at the match, kubectl dies of SIGPIPE on its next line, and pipefail says "stale".
+  [[ -x "$1" ]] && [[ "$("$1" version --client 2>/dev/null)" == *"Client Version: ${KUBERNETES_VERSION}"* ]]
 }
 
 build_kubectl() {
@@ -68,7 +69,19 @@ build_containerd() {
   done
 }
 
+# A Deployment's pods need a scheduler: the certification deploys the orchestrator as one (tests/cluster/certification.py).
+build_scheduler() {
+  is_current "$bin/kube-scheduler" && return
+  "$here/../k8s/build.sh" >/dev/null
+  log "building kube-scheduler ${KUBERNETES_VERSION}"
+  (cd "$work/kubernetes-${KUBERNETES_VERSION}" &&
+    CGO_ENABLED=0 go build -trimpath -ldflags="-s -w $(version_ldflags)" -o "$bin/kube-scheduler.tmp" \
+      k8s.io/kubernetes/cmd/kube-scheduler)
+  mv "$bin/kube-scheduler.tmp" "$bin/kube-scheduler"
+}
+
 build_kubelet
 build_kubectl
+build_scheduler
 build_containerd
 echo "$bin"
