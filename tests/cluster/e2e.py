@@ -1,17 +1,18 @@
-"""`make e2e`: the certification comparison on two real nodes of this machine (tests/cluster/real_nodes.py).
+"""`make e2e`: the certification procedure, as the auditor types it, on two real nodes of this machine
+(tests/cluster/real_nodes.py).
 
 Starts the local control plane with real-node support, two kubelet + containerd nodes with the locally built images
-imported, checks that exec and the kubelet's stats/summary work through the API server on both nodes, starts the
-orchestrator as its own process, and runs `ai-storage-orchestrator compare --workload numpy --source cgroup`: CPU
-and memory are measured in real cgroups. Everything it started is torn down at the end (processes, cgroups, mount
-namespaces, bridges).
+imported, checks that exec and the kubelet's stats/summary work through the API server on both nodes, then types the
+procedure's three commands (tests/cluster/certification.py): `./scripts/build.sh`, `./scripts/deploy.sh` (the
+orchestrator as a Deployment in kube-system, with its Service and TLS) and a bare `./scripts/ai_migration_compare.sh`,
+which discovers the rest and measures CPU and memory in real cgroups. Everything it started is torn down at the end
+(processes, cgroups, mount namespaces, bridges).
 
 E2E_WORKLOAD=tensorflow-local (`make e2e-tensorflow`) runs the TensorFlow programs on a locally built TensorFlow
 image instead of the numpy stand-in. E2E_KEEP=1 keeps the cluster, the nodes and the orchestrator up after the
 comparison until Ctrl-C.
-E2E_OUTPUT_DIR: where the report goes (default: a directory in the system's temp dir, printed at the end);
-`make e2e E2E_OUTPUT_DIR=docs/results/e2e` publishes it. E2E_SAMPLES / E2E_TRIM (default 20 / 3) and
-E2E_KEEP_WORKDIR for shorter runs and debugging."""
+E2E_OUTPUT_DIR: where the report and console.log go (default: a directory in the system's temp dir, printed at the
+end); `make e2e E2E_OUTPUT_DIR=docs/results/e2e-real-nodes` publishes it. E2E_KEEP_WORKDIR for debugging."""
 
 from __future__ import annotations
 
@@ -37,13 +38,13 @@ from ai_storage_orchestrator.compare.workload import NUMPY_IMAGE
 from ai_storage_orchestrator.kube.client import create_api_client
 from ai_storage_orchestrator.kube.exec import KubeExec
 from ai_storage_orchestrator.kube.resources import PODS
-from tests.cluster.demo import run_compare, say, start_orchestrator
+from tests.cluster.certification import SERVICE_NETWORK, UnreachableServiceNetwork, certify, kubectl_dir
+from tests.cluster.demo import say, start_orchestrator
 from tests.cluster.local_cluster import LocalCluster, cache_dir
 from tests.cluster.nodes import wait_nodes_ready
 from tests.cluster.processes import ManagedProcess, free_port
-from tests.cluster.real_nodes import NFS_SERVER_STAND_IN, RealNodeTier, export_dir
+from tests.cluster.real_nodes import RealNodeTier, export_dir
 
-NAMESPACE = "ai-e2e"
 PROBE_NAMESPACE = "default"
 NFS_PATH = "/exports/training-data"
 
@@ -125,36 +126,20 @@ async def probe_nodes(kubeconfig: Path, nodes: list[str], *, timeout: float = 12
         await api_client.close()
 
 
-def _compare_argv(kubeconfig: Path, url: str, source: str, target: str, output: Path, workload: str) -> list[str]:
-    return [
-        f"--kubeconfig={kubeconfig}",
-        f"--orchestrator-url={url}",
-        f"--namespace={NAMESPACE}",
-        f"--source-node={source}",
-        f"--target-node={target}",
-        f"--workload={workload}",
-        "--source=cgroup",
-        f"--nfs-server={NFS_SERVER_STAND_IN}",
-        f"--nfs-path={NFS_PATH}",
-        f"--samples={os.environ.get('E2E_SAMPLES') or 20}",
-        f"--trim={os.environ.get('E2E_TRIM') or 3}",
-        f"--output-dir={output}",
-        "--timeout=300",
-    ]
-
-
 @dataclass(frozen=True)
 class RunningTier:
     cluster: LocalCluster
     tier: RealNodeTier
-    orchestrator: ManagedProcess
-    url: str
+    orchestrator: ManagedProcess | None
+    url: str | None
 
 
 @contextlib.asynccontextmanager
-async def real_node_cluster(workdir: Path, archives: list[Path]) -> AsyncIterator[RunningTier]:
-    """Control plane, two real nodes Ready, and the orchestrator as its own process; all torn down on exit, which
-    fails if the tier left anything behind."""
+async def real_node_cluster(
+    workdir: Path, archives: list[Path], *, orchestrator_process: bool = True
+) -> AsyncIterator[RunningTier]:
+    """Control plane, two real nodes Ready, and (unless told not to) the orchestrator as its own process; all torn
+    down on exit, which fails if the tier left anything behind."""
     say("Starting a local control plane (etcd, kube-apiserver, kube-controller-manager) …")
     cluster = LocalCluster(workdir / "cluster", node_names=[], real_nodes=True)
     await asyncio.to_thread(cluster.start)
@@ -170,8 +155,10 @@ async def real_node_cluster(workdir: Path, archives: list[Path]) -> AsyncIterato
         finally:
             await api_client.close()
         say(f"  nodes {', '.join(tier.node_names)} Ready after {time.monotonic() - started:.1f} s")
-        orchestrator, url = await start_orchestrator(cluster.kubeconfig, workdir, port=free_port())
-        say(f"Orchestrator ready at {url} (logs: {orchestrator.log_path})\n")
+        url = None
+        if orchestrator_process:
+            orchestrator, url = await start_orchestrator(cluster.kubeconfig, workdir, port=free_port())
+            say(f"Orchestrator ready at {url} (logs: {orchestrator.log_path})\n")
         yield RunningTier(cluster, tier, orchestrator, url)
     finally:
         stopping = time.monotonic()
@@ -189,19 +176,25 @@ async def run(workdir: Path, output: Path) -> int:
     main_task = asyncio.current_task()
     if main_task is not None:  # `kill` tears down like Ctrl-C (the finally below), instead of orphaning containers
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
-    workload = os.environ.get("E2E_WORKLOAD") or "numpy"
-    async with real_node_cluster(workdir, image_archives(workload)) as running:
-        kubeconfig, url = running.cluster.kubeconfig, running.url
+    with UnreachableServiceNetwork():
+        code = await _certify_on_tier(workdir, output, os.environ.get("E2E_WORKLOAD") or "numpy")
+    if UnreachableServiceNetwork.left():
+        raise RuntimeError(f"the route for {SERVICE_NETWORK} was left behind")
+    return code
+
+
+async def _certify_on_tier(workdir: Path, output: Path, workload: str) -> int:
+    async with real_node_cluster(workdir, image_archives(workload), orchestrator_process=False) as running:
+        kubeconfig = running.cluster.kubeconfig
         export_dir(running.tier.exports, NFS_PATH).mkdir(parents=True, exist_ok=True)
         say("Checking exec and stats/summary through the API server on both nodes …")
         await probe_nodes(kubeconfig, running.tier.node_names)
-        source, target = running.tier.node_names
-        code = await run_compare(_compare_argv(kubeconfig, url, source, target, output, workload))
+        say()
+        code = await certify(running.cluster, running.tier, workdir, output)
         if os.environ.get("E2E_KEEP"):
             say("\nEverything stays up (E2E_KEEP is set; Ctrl-C tears it down):")
-            say(f"  kubectl --kubeconfig {kubeconfig} get nodes -o wide")
-            say(f"  kubectl --kubeconfig {kubeconfig} get --raw /api/v1/nodes/{source}/proxy/stats/summary")
-            say(f"  curl {url}/api/migrations   ·   curl {url}/metrics")
+            say(f"  export KUBECONFIG={kubeconfig} PATH={kubectl_dir()}:$PATH")
+            say("  kubectl get nodes -o wide; kubectl -n kube-system get pods -o wide")
             await asyncio.Event().wait()
         return code
 
@@ -209,6 +202,8 @@ async def run(workdir: Path, output: Path) -> int:
 def print_log_tails(workdir: Path, lines: int = 25) -> None:
     """A failed run's last words from every process it started (the work directory goes away with the run)."""
     for log in sorted(workdir.rglob("*.log")):
+        if any("snapshotter" in part for part in log.parts):
+            continue  # a container image's own files (dpkg.log …), not a process of the run
         try:
             tail = log.read_text(errors="replace").splitlines()[-lines:]
         except OSError:  # a container log the kubelet removed with its pod, or a dangling symlink

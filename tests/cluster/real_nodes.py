@@ -38,7 +38,7 @@ from tests.cluster import certs
 from tests.cluster.cgroups_v1 import cgroup_hierarchies, leftover_cgroups, make_cgroup, remove_cgroup
 from tests.cluster.host_state import HostSnapshot
 from tests.cluster.local_cluster import ClusterError, LocalCluster, cache_dir, write_kubeconfig
-from tests.cluster.processes import ManagedProcess
+from tests.cluster.processes import ManagedProcess, free_port
 
 CNI_PLUGINS = Path("/usr/lib/cni")  # Debian's containernetworking-plugins
 NFS_MOUNTER = Path(__file__).with_name("nfs-mounter.sh")
@@ -294,6 +294,7 @@ class RealNodeTier:
     host: HostSnapshot | None = None
     lock_handle: TextIO | None = field(default=None, repr=False)
     created_dirs: list[Path] = field(default_factory=list)
+    scheduler: ManagedProcess | None = None
 
     @property
     def exports(self) -> Path:
@@ -327,6 +328,7 @@ class RealNodeTier:
         self.created_dirs = [p for p in LOG_MOUNT_POINTS if not p.exists()]
         try:
             _add_host_interface([f"{ADDRESS_PREFIX}{index}" for index in range(1, self.count + 1)])
+            self._start_scheduler(binaries)
             for index in range(1, self.count + 1):
                 node = RealNode(index, self.workdir, binaries)
                 self.nodes.append(node)
@@ -334,6 +336,17 @@ class RealNodeTier:
         except BaseException:
             self.stop()
             raise
+
+    def _start_scheduler(self, binaries: Path) -> None:
+        """Pods without a nodeName (a Deployment's: the orchestrator's own, in the certification) need a scheduler."""
+        argv = [
+            str(binaries / "kube-scheduler"), f"--kubeconfig={self.cluster.kubeconfig}",
+            f"--authentication-kubeconfig={self.cluster.kubeconfig}",
+            f"--authorization-kubeconfig={self.cluster.kubeconfig}",
+            "--leader-elect=false", "--bind-address=127.0.0.1", f"--secure-port={free_port()}",
+        ]  # fmt: skip
+        self.scheduler = ManagedProcess("kube-scheduler", argv, self.workdir)
+        self.scheduler.start()
 
     def _lock(self) -> None:
         """One tier per machine: names, addresses and cgroups are fixed, and start-up removes leftovers."""
@@ -374,6 +387,9 @@ class RealNodeTier:
             except ClusterError as error:
                 errors.append(str(error))
         self.nodes.clear()
+        if self.scheduler is not None:
+            self.scheduler.stop()
+            self.scheduler = None
         remove_link(HOST_INTERFACE)
         for directory in self.created_dirs:
             with contextlib.suppress(OSError):
