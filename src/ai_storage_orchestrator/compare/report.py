@@ -11,6 +11,7 @@ from ai_storage_orchestrator.compare import spec_output as spec
 from ai_storage_orchestrator.compare.chart import line_chart
 from ai_storage_orchestrator.compare.measuring import iso_time
 from ai_storage_orchestrator.compare.results import INSUFFICIENT, NOT_MEASURED, WINDOW_RULES, Comparison, MethodResult
+from ai_storage_orchestrator.compare.workload import scale_note
 from ai_storage_orchestrator.controller.planning.quantities import format_cpu, format_memory
 
 HEADERS = ("METRIC", "K8S NATIVE", "AI ORCHESTRATOR", "IMPROVEMENT")
@@ -157,7 +158,10 @@ def console_lines(comparison: Comparison, *, threshold: float, allow_unmeasured:
                 f". CPU Usage and Memory Usage: trimmed means of {samples} samples ({trim} highest and {trim} lowest"
                 f" dropped); window starts at {window}: {WINDOW_RULES.get(str(window))}"
             )
-        lines += [note, ""]
+        lines.append(note)
+        if scaled := scale_note(comparison.workload):
+            lines.append(f"# {scaled}")
+        lines.append("")
     verdict = comparison.verdict(threshold=threshold, allow_unmeasured=allow_unmeasured)
     lines += verdict.console_lines
     return lines
@@ -184,6 +188,8 @@ def markdown(comparison: Comparison, *, threshold: float, allow_unmeasured: bool
         out += ["| " + " | ".join(HEADERS) + " |", "|---|---:|---:|---:|"]
         out += [f"| {r.metric} | {r.native} | {r.orchestrator} | {r.improvement} |" for r in table]
         out.append("")
+        if scaled := scale_note(c.workload):
+            out += [f"*{scaled}*", ""]
     out += [f"**{verdict.line}**", ""]
     for method in c.methods:
         out += _method_markdown(method)

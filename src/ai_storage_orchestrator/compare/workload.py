@@ -104,6 +104,19 @@ def _has(images: frozenset[str], image: str) -> bool:
     return image in images or f"docker.io/{image}" in images
 
 
+def scale_note(workload: str) -> str | None:
+    """What a published table of this variant must say next to it: its CPU is not the certification's."""
+    if workload not in SCALED_WORKLOADS:
+        return None
+    certified = sum(cpu_millicores(spec.cpu) for spec in CONTAINERS)
+    scaled = sum(cpu_millicores(spec.cpu) for spec in NUMPY_CONTAINERS)
+    return (
+        f"workload {workload}: the certification's CPU requests and limits scaled x{NUMPY_CPU_SCALE}"
+        f" ({format_cpu(certified)} -> {format_cpu(scaled)}) so the pod fits 2-core nodes; memory as certified,"
+        " the share of requests the orchestrator frees unchanged"
+    )
+
+
 def container_specs(workload: str) -> tuple[ContainerSpec, ...]:
     """The containers of a workload variant, with its requests."""
     return NUMPY_CONTAINERS if workload in SCALED_WORKLOADS else CONTAINERS

@@ -105,6 +105,18 @@ def test_table_in_the_certifications_shape_and_the_result_line() -> None:
     assert report.rows(comparison)[1].native == "989MiB"  # Markdown keeps MiB
 
 
+def test_a_scaled_workload_says_so_next_to_both_tables() -> None:
+    comparison = _comparison(_measured(1000.0, 110.0), _measured(760.0, 51.0))
+    note = "the certification's CPU requests and limits scaled x1/2 (2200m -> 1100m) so the pod fits 2-core nodes"
+    assert not any(note in line for line in report.console_lines(comparison, threshold=20, allow_unmeasured=False))
+    comparison.workload = "numpy"
+    lines = report.console_lines(comparison, threshold=20, allow_unmeasured=False)
+    [said] = [line for line in lines if note in line]
+    assert said.startswith("# workload numpy: ")
+    assert lines.index(said) < lines.index(next(line for line in lines if line.startswith("RESULT:")))
+    assert f"*workload numpy: {note}" in report.markdown(comparison, threshold=20, allow_unmeasured=False)
+
+
 def test_the_summary_names_where_each_method_left_the_pod() -> None:
     comparison = _comparison(_measured(2500.0, 989.0), _measured(1800.0, 710.0))
     assert comparison.native is not None
