@@ -183,6 +183,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     run.add_argument("--keep", action="store_true", help="leave namespace, volume and pods in place afterwards")
     run.add_argument("--timeout", type=positive_float, default=900.0, help="seconds per wait (default 900)")
+    run.add_argument(
+        "--timing-pairs",
+        type=_non_negative_int,
+        default=0,
+        metavar="N",
+        help="after TEST 2, move the pod N more times each way (native, then orchestrator; no CPU sampling) and print"
+        " the medians of request -> Ready and trainer downtime side by side (default 0: off)",
+    )
 
 
 def options_from_args(args: argparse.Namespace) -> Options:
@@ -209,6 +217,7 @@ def options_from_args(args: argparse.Namespace) -> Options:
         complete_after=args.simulated_complete_after,
         timeout=args.timeout,
         max_reads=args.max_reads,
+        timing_pairs=args.timing_pairs,
     )
 
 

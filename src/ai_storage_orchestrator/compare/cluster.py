@@ -180,10 +180,17 @@ async def wait_for(
     what: str,
     trouble: Callable[[JSON], str | None] | None = None,
     describe: Callable[[JSON | None], str] = lambda obj: "gone" if obj is None else "present",
+    observe: Callable[[JSON | None], None] | None = None,
 ) -> JSON | None:
     """The object (None: it does not exist) once ``condition`` holds: list, then watch from that version, until
-    ``timeout``. ``trouble`` names a state that will not resolve by itself, which ends the wait at once."""
+    ``timeout``. ``trouble`` names a state that will not resolve by itself, which ends the wait at once. ``observe``
+    sees every state of the object the wait saw, in order: each listed object (None: not there), each watched one,
+    and a deleted object's last state (then None)."""
     last: JSON | None = None
+
+    def seen(obj: JSON | None) -> None:
+        if observe is not None:
+            observe(obj)
 
     def settled(obj: JSON | None) -> bool:
         if condition(obj):
@@ -198,6 +205,7 @@ async def wait_for(
             while True:
                 items, version = await kube.list(resource, namespace=namespace, field_selector=f"metadata.name={name}")
                 last = items[0] if items else None
+                seen(last)
                 if settled(last):
                     return last
                 try:
@@ -206,12 +214,16 @@ async def wait_for(
                     ):
                         if event.type == "BOOKMARK" or (event.object.get("metadata") or {}).get("name") != name:
                             continue
+                        seen(event.object)
                         last = None if event.type == "DELETED" else event.object
+                        if event.type == "DELETED":
+                            seen(None)
                         if settled(last):
                             return last
                 except KubeApiError as error:
                     if not (error.gone or error.retriable):
                         raise
+                await asyncio.sleep(0)  # a watch that ended at once must not starve the other tasks
     except TimeoutError:
         raise CompareError(f"{what}: not reached within {timeout:g}s (last seen: {describe(last)})") from None
     except KubeApiError as error:

@@ -40,6 +40,7 @@ class Options:
     complete_after: str = f"{PROCESS_SECONDS}s"
     timeout: float = 900.0
     max_reads: int | None = None
+    timing_pairs: int = 0  # after TEST 2: this many more native + orchestrator migrations, timed only
 
     def validate(self) -> None:
         if self.samples < 1:
@@ -50,6 +51,8 @@ class Options:
             raise CompareError("--interval must be greater than 0")
         if self.window_start not in WINDOW_RULES:
             raise CompareError(f"--window-start must be one of {', '.join(WINDOW_RULES)}")
+        if self.timing_pairs < 0:
+            raise CompareError("--timing-pairs must not be negative")
         if self.source not in SOURCES:
             raise CompareError(f"--source must be one of {', '.join(SOURCES)}")
 

@@ -11,6 +11,7 @@ from ai_storage_orchestrator.compare import spec_output as spec
 from ai_storage_orchestrator.compare.chart import line_chart
 from ai_storage_orchestrator.compare.measuring import iso_time
 from ai_storage_orchestrator.compare.results import INSUFFICIENT, NOT_MEASURED, WINDOW_RULES, Comparison, MethodResult
+from ai_storage_orchestrator.compare.timing import RESOLUTION_NOTE, Span
 from ai_storage_orchestrator.compare.workload import scale_note
 from ai_storage_orchestrator.controller.planning.quantities import format_cpu, format_memory
 
@@ -65,6 +66,13 @@ def _freed(native: int, orchestrator: int, text: str) -> str:
     return f"{percent} ({text} freed)" if native != orchestrator else percent
 
 
+def _times(native: Span, orchestrator: Span) -> str:
+    """The orchestrator's figure as a multiple of the native one (both measured, the native one not 0)."""
+    if native.seconds is None or orchestrator.seconds is None or native.seconds == 0:
+        return NA
+    return f"{orchestrator.seconds / native.seconds:.2f} x native"
+
+
 def rows(comparison: Comparison, *, memory_unit: str = "MiB") -> list[Row]:
     """The specification's rows (CPU Usage, Memory Usage) first, then ours. ``memory_unit``: the label of MiB values
     (the console prints the specification's ``MB``, meaning MiB)."""
@@ -103,7 +111,29 @@ def rows(comparison: Comparison, *, memory_unit: str = "MiB") -> list[Row]:
             f"{fewer} fewer" if fewer > 0 else (f"{-fewer} more" if fewer < 0 else "same"),
         ),
         Row("Migration time", f"{native.wall_seconds:.2f}s", f"{orchestrator.wall_seconds:.2f}s", time_saving),
+        Row(
+            "Trainer downtime",
+            native.downtime.text(),
+            orchestrator.downtime.text(),
+            _times(native.downtime, orchestrator.downtime),
+        ),
+        Row(
+            "Request → Ready",
+            native.request_to_ready.text(),
+            orchestrator.request_to_ready.text(),
+            _times(native.request_to_ready, orchestrator.request_to_ready),
+        ),
     ]
+
+
+def timing_notes(comparison: Comparison) -> list[str]:
+    """Where Trainer downtime and Request → Ready come from, and why a figure was not measured."""
+    notes = [f"Trainer downtime and Request → Ready: kubelet time stamps; {RESOLUTION_NOTE}"]
+    for method in comparison.methods:
+        for span, what in ((method.downtime, "Trainer downtime"), (method.request_to_ready, "Request → Ready")):
+            if span.reason:
+                notes.append(f"{what} ({method.title}) not measured: {span.reason}")
+    return notes
 
 
 def table_lines(table: Sequence[Row]) -> list[str]:
@@ -161,9 +191,12 @@ def console_lines(comparison: Comparison, *, threshold: float, allow_unmeasured:
         lines.append(note)
         if scaled := scale_note(comparison.workload):
             lines.append(f"# {scaled}")
+        lines += [f"# {note}" for note in timing_notes(comparison)]
         lines.append("")
     verdict = comparison.verdict(threshold=threshold, allow_unmeasured=allow_unmeasured)
     lines += verdict.console_lines
+    if comparison.timing is not None:
+        lines += ["", *comparison.timing.lines()]
     return lines
 
 
@@ -190,7 +223,10 @@ def markdown(comparison: Comparison, *, threshold: float, allow_unmeasured: bool
         out.append("")
         if scaled := scale_note(c.workload):
             out += [f"*{scaled}*", ""]
+        out += [*(f"- {note}" for note in timing_notes(c)), ""]
     out += [f"**{verdict.line}**", ""]
+    if c.timing is not None:
+        out += c.timing.markdown()
     for method in c.methods:
         out += _method_markdown(method)
     if c.orchestrator and c.orchestrator.migration:
@@ -213,6 +249,8 @@ def _method_markdown(method: MethodResult) -> list[str]:
         f"- containers started: {len(method.started)} ({', '.join(method.started)}), restarts {method.restarts}",
         f"- requests: {format_cpu(method.requests.cpu_millicores)} CPU, {format_memory(method.requests.memory_bytes)}",
         f"- measurement: {m.status}" + (f" ({m.reason})" if m.reason else ""),
+        f"- trainer downtime: {_span_markdown(method.downtime)}",
+        f"- request → Ready: {_span_markdown(method.request_to_ready)}",
     ]
     if m.window_start is not None:
         out.append(f"- window: {iso_time(m.window_start)} to {iso_time(m.window_end or m.window_start)}")
@@ -237,6 +275,12 @@ def _method_markdown(method: MethodResult) -> list[str]:
             out.append(f"| {number} | {iso_time(i.end_wall_time)} | {seconds} | {cpu} | {memory} | {i.reason or ''} |")
         out.append("")
     return out
+
+
+def _span_markdown(span: Span) -> str:
+    if span.seconds is None:
+        return f"not measured: {span.reason}"
+    return f"{span.text()} ({span.start} → {span.end})"
 
 
 def chart_png(comparison: Comparison) -> bytes:

@@ -7,6 +7,7 @@ from typing import Any
 
 from ai_storage_orchestrator.compare.cluster import NodeInfo
 from ai_storage_orchestrator.compare.measuring import MIB, Figures, SamplingLog, iso_time, saving_percent
+from ai_storage_orchestrator.compare.timing import DOWNTIME_RULE, READY_RULE, Span, TimingRun, not_measured
 from ai_storage_orchestrator.controller.planning.quantities import format_cpu, format_memory
 from ai_storage_orchestrator.models import Resources
 
@@ -133,6 +134,9 @@ class MethodResult:
     migration: JSON | None = None
     final_node: str | None = None  # spec.nodeName of the new pod, read after its window
     probe: Probe | None = None  # the pre-migration probe of the pod it moved
+    # From the kubelet's time stamps (compare/timing.py): the trainer's downtime, request sent → new pod Ready.
+    downtime: Span = field(default_factory=lambda: not_measured("not timed"))
+    request_to_ready: Span = field(default_factory=lambda: not_measured("not timed"))
 
     def to_json(self, *, samples: int, trim: int, interval: float) -> JSON:
         return {
@@ -157,6 +161,8 @@ class MethodResult:
             "orchestrator_migration": self.migration,
             "final_node": self.final_node,
             "pre_migration_probe": self.probe.to_json() if self.probe else None,
+            "trainer_downtime": {**self.downtime.to_json(), "rule": DOWNTIME_RULE},
+            "request_to_ready": {**self.request_to_ready.to_json(), "rule": READY_RULE},
         }
 
 
@@ -190,6 +196,7 @@ class Comparison:
     error: str | None = None
     cleanup: list[str] = field(default_factory=list)
     finished: float | None = None
+    timing: TimingRun | None = None  # --timing-pairs
 
     @property
     def methods(self) -> list[MethodResult]:
@@ -279,6 +286,8 @@ class Comparison:
                 "memory_requests_freed_bytes": freed.memory_bytes if freed else None,
                 "containers_started": {m.key: len(m.started) for m in self.methods},
                 "migration_seconds": {m.key: round(m.wall_seconds, 3) for m in self.methods},
+                "trainer_downtime_seconds": {m.key: _round(m.downtime.seconds, 3) for m in self.methods},
+                "request_to_ready_seconds": {m.key: _round(m.request_to_ready.seconds, 3) for m in self.methods},
                 "cpu_seconds": {
                     m.key: round(m.measurement.figures.cpu_seconds, 3) if m.measurement.figures else None
                     for m in self.methods
@@ -291,5 +300,6 @@ class Comparison:
                 "line": verdict.line,
                 "error": self.error,
             },
+            "timing": self.timing.to_json() if self.timing else None,
             "cleanup": self.cleanup,
         }

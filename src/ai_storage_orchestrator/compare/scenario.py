@@ -8,7 +8,12 @@ lines (``spec_output``) in its order, with our own detail as indented lines betw
    same spec with nodeName=target, wait Ready (timed), measure; then wait for the re-run data-processor to complete;
 5. TEST 2, the orchestrator target→source: the pre-migration probe, POST /api/migrations, poll GET until completed
    (timed), measure;
-6. summary (the caller prints it), then clean-up unless --keep.
+6. with --timing-pairs N: N more pairs of migrations of the same pod, native there and the orchestrator back, timed
+   only (request → Ready, trainer downtime, wall; compare/timing.py), one line each;
+7. summary (the caller prints it, with the TIMING block), then clean-up unless --keep.
+
+Each migration's trainer downtime and request → Ready come from the kubelet's time stamps (compare/timing.py): the
+source pod is watched while it goes, and the last status that shows its trainer terminated is kept.
 """
 
 from __future__ import annotations
@@ -45,6 +50,17 @@ from ai_storage_orchestrator.compare.options import Options
 from ai_storage_orchestrator.compare.orchestrating import OrchestratorClient
 from ai_storage_orchestrator.compare.results import WINDOW_RULES, Comparison, MethodResult, Probe
 from ai_storage_orchestrator.compare.sampling import PathApi, PodMeter, SamplingPlan
+from ai_storage_orchestrator.compare.timing import (
+    NATIVE,
+    ORCHESTRATOR,
+    Span,
+    TimedMigration,
+    TimingRun,
+    TrainerWatch,
+    not_measured,
+    request_to_ready,
+    trainer_downtime,
+)
 from ai_storage_orchestrator.controller.planning.quantities import format_resources, pod_requests
 from ai_storage_orchestrator.conventions import COMPARE_TEST_LABEL
 from ai_storage_orchestrator.kube.errors import KubeApiError
@@ -105,6 +121,8 @@ class Scenario:
             self.say(f"\n  waiting for the re-run {wl.COMPLETING_CONTAINER} to complete again before TEST 2 …")
             await self._wait_pod(wl.POD_NAME, container_completed(wl.COMPLETING_CONTAINER), "re-run data-processor")
             c.orchestrator = await self._orchestrated(target, source)
+            if self.options.timing_pairs > 0:
+                c.timing = await self._timing(c.orchestrator.pod, here=source, there=target)
         except CompareError as error:
             c.error = str(error)
             self.say(f"error: {error}")
@@ -247,12 +265,10 @@ class Scenario:
         probe = await self._probe(wl.POD_NAME, original, spec_container_names(self.deployed))
         self.say("Deleting pod...")
         self.say(f"  $ kubectl delete pod -n {o.namespace} {wl.POD_NAME}")
+        watch = TrainerWatch(wl.POD_NAME)
         started_wall, started = time.time(), time.monotonic()
         await self._kube("delete the pod", self.kube.delete(PODS, wl.POD_NAME, namespace=o.namespace))
-        await wait_for(
-            self.kube, PODS, name=wl.POD_NAME, namespace=o.namespace, condition=lambda pod: pod is None,
-            timeout=o.timeout, what=f"pod {wl.POD_NAME} deleted", describe=describe_pod,
-        )  # fmt: skip
+        await self._wait_gone(wl.POD_NAME, watch)
         self.say(f"  [{time.monotonic() - started:6.2f}s] deleted")
         self.say(f"Recreating pod on target node: {target}")
         await self._kube("recreate the pod", self.kube.create(PODS, self._manifest(target), namespace=o.namespace))
@@ -268,6 +284,7 @@ class Scenario:
             restarted=was_completed & set(containers),
         )  # fmt: skip
         result.probe = probe
+        result.downtime, result.request_to_ready = trainer_downtime(watch, pod), request_to_ready(started_wall, pod)
         self._after("✓ K8s Migration", result)
         return result
 
@@ -292,6 +309,21 @@ class Scenario:
             "preserve_pv": True,
         }
         self.say(f"  $ curl -X POST {o.orchestrator_url}/api/migrations -d '{_compact(body)}'")
+        watch = TrainerWatch(wl.POD_NAME)
+        going = asyncio.ensure_future(self._wait_gone(wl.POD_NAME, watch))
+        try:
+            return await self._orchestrated_from(body, live, probe, going, watch)
+        finally:
+            if not going.done():
+                going.cancel()
+            with contextlib.suppress(asyncio.CancelledError, CompareError):
+                await going
+
+    async def _orchestrated_from(
+        self, body: JSON, live: JSON, probe: Probe, going: asyncio.Future[None], watch: TrainerWatch
+    ) -> MethodResult:
+        o = self.options
+        source, target = str(body["source_node"]), str(body["target_node"])
         started_wall, started = time.time(), time.monotonic()
         created = await self.api.create(body)
         self.say(f"  -> 202 migration_id={created.get('migration_id')}")
@@ -342,8 +374,98 @@ class Scenario:
         )
         result.migration = final
         result.probe = probe
+        result.downtime = await self._downtime_after(going, watch, pod)
+        result.request_to_ready = request_to_ready(started_wall, pod)
         self._after("✓ AI Migration", result)
         return result
+
+    # timing ----------------------------------------------------------------------------------------------------------
+    async def _timing(self, pod: str, *, here: str, there: str) -> TimingRun:
+        """``--timing-pairs`` pairs: the pod moved native to ``there``, then back with the orchestrator; timed only.
+        A failure stops the pairs (recorded in the run), not the comparison."""
+        run = TimingRun(self.options.timing_pairs)
+        total = 2 * run.pairs
+        self.say(
+            f"\n# Timing: {run.pairs} pairs of migrations of the same pod (native {here} → {there}, orchestrator"
+            f" {there} → {here}), no CPU sampling"
+        )
+        try:
+            for _ in range(run.pairs):
+                for method, source, target in ((NATIVE, here, there), (ORCHESTRATOR, there, here)):
+                    move = self._timed_native if method == NATIVE else self._timed_orchestrated
+                    timed = await move(len(run.migrations) + 1, pod, source, target)
+                    run.migrations.append(timed)
+                    self.say(timed.line(total))
+                    pod = timed.pod
+        except CompareError as error:
+            run.error = str(error)
+            self.say(f"  timing stopped: {error}")
+        return run
+
+    async def _timed_native(self, number: int, pod: str, source: str, target: str) -> TimedMigration:
+        """Delete the pod, recreate it on ``target``: the workload's manifest with the containers the pod has."""
+        o = self.options
+        live = await self._kube("read the pod", self.kube.get(PODS, pod, namespace=o.namespace))
+        manifest = self._manifest(target)
+        keep = set(spec_container_names(live))
+        manifest["metadata"]["name"] = pod
+        manifest["spec"]["containers"] = [c for c in manifest["spec"]["containers"] if c.get("name") in keep]
+        watch = TrainerWatch(pod)
+        requested, started = time.time(), time.monotonic()
+        await self._kube("delete the pod", self.kube.delete(PODS, pod, namespace=o.namespace))
+        await self._wait_gone(pod, watch)
+        await self._kube("recreate the pod", self.kube.create(PODS, manifest, namespace=o.namespace))
+        if pod not in self.pods:
+            self.pods.append(pod)
+        new = await self._wait_pod(pod, pod_ready, f"recreated pod {pod} Ready on {target}")
+        wall = time.monotonic() - started
+        return TimedMigration(
+            number, NATIVE, source, target, pod, request_to_ready(requested, new), trainer_downtime(watch, new), wall
+        )
+
+    async def _timed_orchestrated(self, number: int, pod: str, source: str, target: str) -> TimedMigration:
+        o = self.options
+        body = {"pod_name": pod, "pod_namespace": o.namespace, "source_node": source, "target_node": target,
+                "preserve_pv": True}  # fmt: skip
+        watch = TrainerWatch(pod)
+        going = asyncio.ensure_future(self._wait_gone(pod, watch))
+        try:
+            requested, started = time.time(), time.monotonic()
+            final, done = await self.api.wait(await self.api.create(body), timeout=o.timeout)
+            new_pod = str(final.get("new_pod_name") or "")
+            if new_pod:
+                self.pods.append(new_pod)
+            if final.get("status") != "completed" or not new_pod:
+                error = final.get("error") or {}
+                raise CompareError(
+                    f"migration {final.get('migration_id')} {final.get('status')}: {error.get('message')}"
+                )
+            new = await self._wait_pod(new_pod, pod_ready, f"migrated pod {new_pod} Ready")
+            downtime = await self._downtime_after(going, watch, new)
+        finally:
+            if not going.done():
+                going.cancel()
+            with contextlib.suppress(asyncio.CancelledError, CompareError):
+                await going
+        return TimedMigration(
+            number, ORCHESTRATOR, source, target, new_pod, request_to_ready(requested, new), downtime, done - started
+        )
+
+    async def _wait_gone(self, pod: str, watch: TrainerWatch) -> None:
+        """Until the pod is gone, every state of it seen on the way fed to ``watch``."""
+        await wait_for(
+            self.kube, PODS, name=pod, namespace=self.options.namespace, condition=lambda obj: obj is None,
+            timeout=self.options.timeout, what=f"pod {pod} deleted", describe=describe_pod, observe=watch.observe,
+        )  # fmt: skip
+
+    async def _downtime_after(self, going: asyncio.Future[None], watch: TrainerWatch, new_pod: JSON) -> Span:
+        """The trainer's downtime once the watch of the source pod has seen it go (it may still be terminating when
+        the orchestrator reports completed); a watch that failed is a figure not measured, with its reason."""
+        try:
+            await going
+        except CompareError as error:
+            return not_measured(f"{watch.why_not()}; {error}")
+        return trainer_downtime(watch, new_pod)
 
     async def _result(
         self, key: str, title: str, source: str, target: str, name: str, started_wall: float, wall: float, pod: JSON,

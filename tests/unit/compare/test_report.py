@@ -21,6 +21,7 @@ from ai_storage_orchestrator.compare.results import (
     Measurement,
     MethodResult,
 )
+from ai_storage_orchestrator.compare.timing import Span
 from ai_storage_orchestrator.models import Resources
 
 pytestmark = pytest.mark.unit
@@ -63,6 +64,8 @@ def _method(
         migration={"containers": [{"name": "data-processor", "action": "skip", "reason": "completed"}]}
         if key == "orchestrator"
         else None,
+        downtime=Span(8.0 if key == "native" else 2.0, 1.0, "2023-11-14T22:13:30Z", "2023-11-14T22:13:38Z"),
+        request_to_ready=Span(8.5 if key == "native" else 5.5, 0.5, "2023-11-14T22:13:20Z", "2023-11-14T22:13:28Z"),
     )
 
 
@@ -83,7 +86,7 @@ def test_table_in_the_certifications_shape_and_the_result_line() -> None:
     comparison = _comparison(_measured(2500.0, 989.0), _measured(1800.0, 710.0))
     lines = report.console_lines(comparison, threshold=20, allow_unmeasured=False)
     table = "\n".join(lines)
-    assert "METRIC             │ K8S NATIVE │ AI ORCHESTRATOR │ IMPROVEMENT" in table
+    assert "METRIC             │ K8S NATIVE  │ AI ORCHESTRATOR │ IMPROVEMENT" in table
     rows = {line.split("│")[0].strip(): [c.strip() for c in line.split("│")[1:]] for line in lines if "│" in line}
     assert rows["CPU Usage"] == ["2500m", "1800m", "28.0%"]
     assert rows["Memory Usage"] == ["989MB", "710MB", "28.2%"]  # the specification's label; the note says MiB
@@ -91,6 +94,8 @@ def test_table_in_the_certifications_shape_and_the_result_line() -> None:
     assert rows["Memory requests"] == ["5Gi", "3.5Gi", "30.0% (1.5Gi freed)"]
     assert rows["Containers started"] == ["3", "2", "1 fewer"]
     assert rows["Migration time"] == ["8.12s", "7.50s", "0.62s faster (7.6% less time)"]
+    assert rows["Trainer downtime"] == ["8s ± 1s", "2s ± 1s", "0.25 x native"]
+    assert rows["Request → Ready"] == ["8.5s ± 0.5s", "5.5s ± 0.5s", "0.65 x native"]
     metrics = [line.split("│")[0].strip() for line in lines if "│" in line]
     assert metrics[:3] == ["METRIC", "CPU Usage", "Memory Usage"]  # the specification's rows first, then ours
     assert any(line.startswith("# MB = MiB (1024 x 1024 bytes)") for line in lines)
