@@ -9,7 +9,8 @@ medians of ``--timing-pairs`` migrations (pure: no I/O; the scenario feeds it th
   old one stopped.
 * Request → Ready = the new pod's ``Ready`` condition ``lastTransitionTime`` (kubelet's clock, whole seconds) minus
   the moment the request was sent (this machine's clock: native, the DELETE of the pod; orchestrator, the POST). The
-  true moment of Ready is in [t, t + 1 s): the figure is the middle of that interval, ± 0.5 s. The API has no finer
+  true moment of Ready is in [t, t + 1 s) and not before the request: the figure is the middle of that interval,
+  ± half its width (0.5 s, less when the request fell inside that second). The API has no finer
   time stamp of it (the containers' ``startedAt`` is whole seconds too). When the kubelet runs on another machine,
   the two clocks' skew adds in.
 """
@@ -34,13 +35,14 @@ DOWNTIME_RULE = (
 )
 READY_RULE = (
     "new pod's Ready condition lastTransitionTime (kubelet) minus the moment the request was sent (this machine:"
-    " native the DELETE, orchestrator the POST); the middle of the 1 s the time stamp rounds down"
+    " native the DELETE, orchestrator the POST); the middle of the 1 s the time stamp rounds down (not before the"
+    " request)"
 )
 WALL_RULE = (
     "this machine's monotonic clock, request sent to the new pod seen Ready (native) or completed (orchestrator)"
 )
 RESOLUTION_NOTE = (
-    "time stamps from the API have whole seconds: Trainer downtime is ± 1s, Request → Ready ± 0.5s"
+    "time stamps from the API have whole seconds: Trainer downtime is ± 1s, Request → Ready ± 0.5s at most"
     " (request on this machine's clock, Ready on the kubelet's)"
 )
 
@@ -161,9 +163,16 @@ def request_to_ready(requested: float, new_pod: Mapping[str, Any]) -> Span:
         ready_ns = parse_rfc3339_ns(stamp)
     except ParseError as error:
         return not_measured(str(error))
-    half = _resolution_seconds(stamp) / 2
-    seconds = ready_ns / NS_PER_SECOND + half - requested
-    return Span(seconds, half, start=iso_time(requested), end=stamp)
+    # Ready happened in [stamp, stamp + resolution) and not before the request: the figure is the middle of that.
+    low = ready_ns / NS_PER_SECOND - requested
+    high = low + _resolution_seconds(stamp)
+    if high <= 0:
+        return not_measured(
+            f"Ready at {stamp} is before the request at {iso_time(requested)}: the kubelet's clock is behind this"
+            " machine's"
+        )
+    low = max(low, 0.0)
+    return Span((low + high) / 2, (high - low) / 2, start=iso_time(requested), end=stamp)
 
 
 # The pairs -----------------------------------------------------------------------------------------------------------
@@ -271,7 +280,7 @@ class TimingRun:
 
     def _table(self) -> list[tuple[str, str, str, str]]:
         rows = []
-        for figure in (REQUEST_TO_READY, DOWNTIME, WALL):
+        for figure in (DOWNTIME, REQUEST_TO_READY, WALL):  # the summary table's order
             value = self.ratio(figure)
             rows.append(
                 (
