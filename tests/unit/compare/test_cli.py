@@ -79,6 +79,7 @@ def test_the_help_names_the_numpy_image_and_its_cpu_scale() -> None:
         ["--window-start=later"],
         ["--source=guess"],
         ["--workload=keras"],
+        ["--timing-pairs=-1"],
     ],
 )
 def test_bad_flags_are_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -91,6 +92,13 @@ def test_samples_must_survive_the_trim() -> None:
     with pytest.raises(CompareError, match="need samples > 2 x trim"):
         Options(samples=6, trim=3).validate()
     Options(samples=7, trim=3).validate()
+
+
+def test_timing_pairs_are_off_unless_asked_for() -> None:
+    assert options_from_args(_parse()).timing_pairs == 0
+    assert options_from_args(_parse("--timing-pairs", "10")).timing_pairs == 10
+    with pytest.raises(CompareError, match="--timing-pairs must not be negative"):
+        Options(timing_pairs=-1).validate()
 
 
 def test_compare_is_a_command_of_the_cli() -> None:
