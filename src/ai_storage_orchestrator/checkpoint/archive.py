@@ -13,9 +13,19 @@ from dataclasses import dataclass
 
 from ai_storage_orchestrator.checkpoint.errors import WRITE_FAILED, CheckpointError, write_failure_reason
 from ai_storage_orchestrator.checkpoint.tarstream import BLOCK, RECORD
-from ai_storage_orchestrator.checkpoint.transport import ExecError, ExecTransport, Tail, drain
+from ai_storage_orchestrator.checkpoint.transport import (
+    CommandResult,
+    ExecError,
+    ExecSessionLike,
+    ExecStatus,
+    ExecTransport,
+    Tail,
+    reading,
+)
+from ai_storage_orchestrator.kube.exec import STDOUT_CHANNEL
 
 BATCH = 256 * 1024  # bytes per stdin frame (the API server's stdin path costs per frame)
+MAX_STDOUT = 4 * 1024 * 1024  # bytes of a command's stdout kept (like ``transport.run``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,25 +80,38 @@ def batched(chunks: Iterable[bytes], size: int = BATCH) -> Iterator[bytes]:
         yield bytes(batch)
 
 
-async def write_archive(
+async def stream_archive(
     transport: ExecTransport,
     *,
     namespace: str,
     pod: str,
     container: str,
-    directory: str,
+    argv: Sequence[str],
     members: Sequence[Member],
     mtime: float,
     what: str,
-) -> None:
-    """Extract ``members`` into ``directory`` (which must exist) through ``container``; CheckpointError with the
-    precise write reason when ``tar -x`` fails."""
-    output = Tail()
+    max_stdout: int = MAX_STDOUT,
+) -> tuple[CommandResult, bool]:
+    """Run ``argv`` with the tar archive holding ``members`` on its stdin, read its output as it comes (stdout up to
+    ``max_stdout`` bytes, the last bytes of stderr and of both): (its result, whether it took the whole archive).
+    CheckpointError(checkpoint_write_failed) when a member's data is not the size it announced."""
+    stdout = bytearray()
+    stderr, output = Tail(), Tail()
+
+    async def collect(session: ExecSessionLike) -> ExecStatus:
+        async with reading(session) as chunks:
+            async for channel, data in chunks:
+                output.add(data)
+                if channel == STDOUT_CHANNEL:
+                    stdout.extend(data[: max(0, max_stdout - len(stdout))])
+                else:
+                    stderr.add(data)
+        assert session.status is not None
+        return session.status
+
     accepted = True
-    async with transport.session(
-        namespace=namespace, pod=pod, container=container, argv=["tar", "-x", "-f", "-", "-C", directory], stdin=True
-    ) as session:
-        draining = asyncio.create_task(drain(session, output), name="checkpoint-archive-drain")
+    async with transport.session(namespace=namespace, pod=pod, container=container, argv=argv, stdin=True) as session:
+        draining = asyncio.create_task(collect(session), name="checkpoint-archive-drain")
         try:
             for batch in batched(archive_chunks(members, mtime=mtime)):
                 try:
@@ -106,8 +129,42 @@ async def write_archive(
                 draining.cancel()
                 with contextlib.suppress(asyncio.CancelledError, ExecError):
                     await draining
+    return CommandResult(status, bytes(stdout), stderr.text(), output.text()), accepted
+
+
+async def write_archive(
+    transport: ExecTransport,
+    *,
+    namespace: str,
+    pod: str,
+    container: str,
+    directory: str,
+    members: Sequence[Member],
+    mtime: float,
+    what: str,
+) -> None:
+    """Extract ``members`` into ``directory`` (which must exist) through ``container``; CheckpointError with the
+    precise write reason when ``tar -x`` fails."""
+    result, accepted = await stream_archive(
+        transport,
+        namespace=namespace,
+        pod=pod,
+        container=container,
+        argv=["tar", "-x", "-f", "-", "-C", directory],
+        members=members,
+        mtime=mtime,
+        what=what,
+        max_stdout=0,
+    )
+    archive_failure(result, accepted, what)
+
+
+def archive_failure(result: CommandResult, accepted: bool, what: str, *, text: str | None = None) -> None:
+    """CheckpointError with the precise write reason when the extraction of an archive failed (``text``: its error
+    output, by default the last bytes of everything it wrote) or did not take the whole archive."""
+    status = result.status
     if not status.success:
-        text = output.text().strip() or status.message
+        text = (result.output if text is None else text).strip() or status.message
         raise CheckpointError(f"{what} failed ({status.describe()}): {text}", reason=write_failure_reason(text))
     if not accepted:
         raise CheckpointError(f"{what}: the checkpoint volume stopped accepting data", reason=WRITE_FAILED)

@@ -42,7 +42,15 @@ from ai_storage_orchestrator.checkpoint.tarstream import (
     TarStreamHasher,
     TarStreamLimitExceeded,
 )
-from ai_storage_orchestrator.checkpoint.transport import ExecSessionLike, ExecTransport, Tail, drain, reading, run
+from ai_storage_orchestrator.checkpoint.transport import (
+    CommandResult,
+    ExecSessionLike,
+    ExecTransport,
+    Tail,
+    drain,
+    reading,
+    run,
+)
 from ai_storage_orchestrator.kube.exec import STDOUT_CHANNEL, ExecError
 
 VERIFY_SCRIPT = """set -eu
@@ -238,26 +246,32 @@ async def verify_files(
             container=container,
             argv=["sh", "-c", VERIFY_SCRIPT, "verify", *batch],
         )
-        if not result.success:
+        check_reread(expected, result)
+
+
+def check_reread(files: Sequence[ArtifactFile], result: CommandResult) -> None:
+    """``VERIFY_SCRIPT``'s answer (one ``<size> <sha256>`` line per file) against ``files``;
+    CheckpointError(checkpoint_verify_failed) at the first difference."""
+    if not result.success:
+        raise CheckpointError(
+            f"could not re-read the copied artifacts ({result.describe()})",
+            reason=VERIFY_FAILED,
+        )
+    lines = result.stdout.decode(errors="replace").splitlines()
+    if len(lines) != len(files):
+        raise CheckpointError(
+            f"re-reading the copied artifacts gave {len(lines)} results for {len(files)} files",
+            reason=VERIFY_FAILED,
+        )
+    for file, line in zip(files, lines, strict=True):
+        size_text, _, digest = line.strip().partition(" ")
+        if size_text != str(file.size) or digest != file.sha256:
             raise CheckpointError(
-                f"could not re-read the copied artifacts ({result.describe()})",
+                f"artifact {file.path} of container {file.container} differs on the volume after copying:"
+                f" streamed {file.size} bytes sha256 {file.sha256}, found {size_text} bytes sha256 {digest}",
                 reason=VERIFY_FAILED,
+                details={"path": file.path, "container": file.container},
             )
-        lines = result.stdout.decode(errors="replace").splitlines()
-        if len(lines) != len(batch):
-            raise CheckpointError(
-                f"re-reading the copied artifacts gave {len(lines)} results for {len(batch)} files",
-                reason=VERIFY_FAILED,
-            )
-        for file, line in zip(expected, lines, strict=True):
-            size_text, _, digest = line.strip().partition(" ")
-            if size_text != str(file.size) or digest != file.sha256:
-                raise CheckpointError(
-                    f"artifact {file.path} of container {file.container} differs on the volume after copying:"
-                    f" streamed {file.size} bytes sha256 {file.sha256}, found {size_text} bytes sha256 {digest}",
-                    reason=VERIFY_FAILED,
-                    details={"path": file.path, "container": file.container},
-                )
 
 
 async def verify_artifact(

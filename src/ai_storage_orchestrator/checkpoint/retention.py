@@ -1,6 +1,7 @@
 """Which checkpoints of a workload to delete (pure), and the listing/deleting through exec.
 
-Run after every checkpoint is written, over ``<mountPath>/.ai-storage/namespaces/<namespace>/checkpoints/<pod>/`` --
+Run after every checkpoint is written (its listing by the same exec that writes the manifest, see ``batch``; the
+deletion, when there is one, by one more), over ``<mountPath>/.ai-storage/namespaces/<namespace>/checkpoints/<pod>/`` --
 the checkpoints of that namespace's workload and nothing else (the saver never runs it over a directory of the legacy
 layout, whose parent other namespaces share) -- so it is level-based: a restart or a missed event only delays the
 clean-up to the next checkpoint of that workload. Rules, in order:
@@ -83,6 +84,27 @@ def select_for_deletion(
     return RetentionDecision(keep, delete)
 
 
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """A workload's checkpoint directories: their names, newest first, and those holding a manifest -- or why they
+    could not be listed."""
+
+    names: list[str]
+    complete: set[str]
+    error: str | None = None
+
+
+def parse_listing(ls_stdout: bytes, find_stdout: bytes) -> Listing:
+    """``ls -1t <root>`` and ``find <root> -mindepth 2 -maxdepth 2 -type f -name manifest.json`` as a Listing."""
+    names = [line.strip() for line in ls_stdout.decode(errors="replace").splitlines() if line.strip()]
+    complete = {
+        posixpath.basename(posixpath.dirname(line.strip()))
+        for line in find_stdout.decode(errors="replace").splitlines()
+        if line.strip()
+    }
+    return Listing(names, complete)
+
+
 async def list_checkpoints(
     transport: ExecTransport, *, namespace: str, pod: str, container: str, root: str
 ) -> tuple[list[str], set[str]]:
@@ -90,7 +112,6 @@ async def list_checkpoints(
     listing = await run(transport, namespace=namespace, pod=pod, container=container, argv=["ls", "-1t", root])
     if not listing.success:
         return [], set()
-    names = [line.strip() for line in listing.stdout.decode(errors="replace").splitlines() if line.strip()]
     found = await run(
         transport,
         namespace=namespace,
@@ -98,12 +119,8 @@ async def list_checkpoints(
         container=container,
         argv=["find", root, "-mindepth", "2", "-maxdepth", "2", "-type", "f", "-name", MANIFEST_NAME],
     )
-    complete = {
-        posixpath.basename(posixpath.dirname(line.strip()))
-        for line in found.stdout.decode(errors="replace").splitlines()
-        if line.strip()
-    }
-    return names, complete
+    parsed = parse_listing(listing.stdout, found.stdout)
+    return parsed.names, parsed.complete
 
 
 async def apply_retention(
@@ -118,14 +135,21 @@ async def apply_retention(
     in_use: Collection[str],
     retention: int,
     keep_failed: bool,
+    listing: Listing | None = None,
 ) -> dict[str, Any]:
-    """List ``root`` through ``container``, delete what ``select_for_deletion`` says; best effort (a failure is
-    logged and reported, the checkpoint just written stays valid)."""
+    """List ``root`` through ``container`` (unless ``listing`` is what the saver's last exec listed already),
+    delete what ``select_for_deletion`` says; best effort (a failure is logged and reported, the checkpoint just
+    written stays valid)."""
     try:
         async with asyncio.timeout(CLEANUP_TIMEOUT):
-            names, complete = await list_checkpoints(
-                transport, namespace=namespace, pod=pod, container=container, root=root
-            )
+            if listing is None:
+                names, complete = await list_checkpoints(
+                    transport, namespace=namespace, pod=pod, container=container, root=root
+                )
+            elif listing.error is not None:
+                raise ExecError(listing.error)
+            else:
+                names, complete = listing.names, listing.complete
             decision = select_for_deletion(
                 newest_first=names,
                 complete=complete,
