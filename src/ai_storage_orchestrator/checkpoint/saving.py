@@ -35,10 +35,18 @@ from typing import Any, TypeVar
 import structlog
 
 from ai_storage_orchestrator import __version__
+from ai_storage_orchestrator.checkpoint import batch
 from ai_storage_orchestrator.checkpoint import errors as reasons
 from ai_storage_orchestrator.checkpoint.annotations import CheckpointSpec, parse_checkpoint_annotations
-from ai_storage_orchestrator.checkpoint.archive import Member, write_archive
-from ai_storage_orchestrator.checkpoint.copying import Endpoint, stream_artifact, verify_artifact, verify_files
+from ai_storage_orchestrator.checkpoint.archive import Member, archive_failure, stream_archive, write_archive
+from ai_storage_orchestrator.checkpoint.batch import Steps
+from ai_storage_orchestrator.checkpoint.copying import (
+    Endpoint,
+    check_reread,
+    stream_artifact,
+    verify_artifact,
+    verify_files,
+)
 from ai_storage_orchestrator.checkpoint.errors import CheckpointError, InvalidCheckpointAnnotation, write_failure_reason
 from ai_storage_orchestrator.checkpoint.layout import (
     ARTIFACTS_DIR,
@@ -54,13 +62,13 @@ from ai_storage_orchestrator.checkpoint.layout import (
     views_of,
     volume_path,
 )
-from ai_storage_orchestrator.checkpoint.manifest import ArtifactFile, manifest_header, rename_argv, serialise_streaming
+from ai_storage_orchestrator.checkpoint.manifest import ArtifactFile, manifest_header, serialise_streaming
 from ai_storage_orchestrator.checkpoint.quiescing import run_hooks
 from ai_storage_orchestrator.checkpoint.records import ArtifactSection, FileRecords
 from ai_storage_orchestrator.checkpoint.restoring import Location, prepare_target_pod
-from ai_storage_orchestrator.checkpoint.retention import CLEANUP_TIMEOUT, apply_retention
+from ai_storage_orchestrator.checkpoint.retention import CLEANUP_TIMEOUT, Listing, apply_retention, parse_listing
 from ai_storage_orchestrator.checkpoint.tarstream import TarLimits
-from ai_storage_orchestrator.checkpoint.transport import CommandResult, ExecTransport, run
+from ai_storage_orchestrator.checkpoint.transport import CommandResult, ExecStatus, ExecTransport, run
 from ai_storage_orchestrator.conventions import CHECKPOINT_ARTIFACTS_PREFIX
 from ai_storage_orchestrator.kube.exec import ExecError
 
@@ -69,6 +77,7 @@ T = TypeVar("T")
 log = structlog.get_logger(__name__)
 
 EXEC_UNAVAILABLE = "exec_unavailable"
+WRITING_MANIFEST = "writing manifest.json.tmp"
 
 
 def now_iso() -> str:
@@ -200,13 +209,13 @@ class PVCheckpointer:
                 return self._skipped(job, message)
             raise CheckpointError(message, reason=reasons.NO_RUNNING_CONTAINER)
         try:
-            result = await self._within(job.time_left, self._save(job, spec, location, writer))
+            result, listing = await self._within(job.time_left, self._save(job, spec, location, writer))
         except _ExecUnavailable as error:
             return self._skipped(job, str(error))
         except CheckpointError:
             await self._discard(job, writer)
             raise
-        result["retention"] = await self._apply_retention(job, location, writer)
+        result["retention"] = await self._apply_retention(job, location, writer, listing)
         return result
 
     async def _within(self, seconds: float, work: Coroutine[Any, Any, T]) -> T:
@@ -263,24 +272,25 @@ class PVCheckpointer:
             text = result.stderr.strip() or result.status.message
             raise CheckpointError(f"{what} failed ({result.describe()})", reason=write_failure_reason(text))
 
-    async def _save(self, job: CheckpointJob, spec: CheckpointSpec, location: Location, writer: Endpoint) -> JSON:
+    async def _save(
+        self, job: CheckpointJob, spec: CheckpointSpec, location: Location, writer: Endpoint
+    ) -> tuple[JSON, Listing | None]:
+        """Write the checkpoint; (the save's result, the listing retention needs -- None in the legacy layout).
+
+        Exec round-trips into the source pod: one script resets the directory (``batch``), then each hook, each
+        artifact copy (two execs at once), the checksum lists, each artifact's check, and one script writes, renames
+        and re-reads the manifest and lists the workload's checkpoints. When nothing is declared (no hook, no
+        artifact) the reset is part of that last script: the whole checkpoint is one exec."""
         started, created_at = time.monotonic(), self.clock()
         directory = writer.path
-        reset = await self._exec(job, writer.container, ["rm", "-rf", directory])
-        if reset.status.exit_code is None:
-            if spec.empty:
-                raise _ExecUnavailable(f"cannot run commands in container {writer.container}: {reset.status.message}")
-            raise CheckpointError(
-                f"cannot run commands in container {writer.container}: {reset.status.message}",
-                reason=reasons.EXEC_FAILED,
-            )
-        if not reset.success:
-            raise CheckpointError(
-                f"clearing {directory} failed ({reset.describe()})", reason=write_failure_reason(reset.stderr)
-            )
-        await self._write(
-            job, writer.container, ["mkdir", "-p", posixpath.join(directory, ARTIFACTS_DIR)], f"creating {directory}"
-        )
+        mkdirs = [
+            posixpath.join(directory, ARTIFACTS_DIR),
+            *dict.fromkeys(
+                artifact_store_path(directory, a.container, posixpath.dirname(a.path)) for a in spec.artifacts
+            ),
+        ]
+        if not spec.empty:
+            self._reset_failure(await self._script(job, writer, mkdirs=mkdirs), writer, mkdirs, empty=False)
         hooks = await run_hooks(self.transport, namespace=job.namespace, pod=job.pod_name, spec=spec, clock=self.clock)
         with FileRecords(max_entries=self.limits.max_entries, directory=self.spool_dir) as records:
             stream_bytes, copy_seconds = await self._copy_artifacts(job, spec, writer, records)
@@ -308,7 +318,14 @@ class PVCheckpointer:
                 finished_at=self.clock(),
                 version=self.version,
             )
-            digest = await self._write_manifest(job, writer, header, records)
+            digest, listing = await self._write_manifest(
+                job,
+                writer,
+                header,
+                records,
+                mkdirs=mkdirs if spec.empty else None,
+                root=self._retention_root(job, location, writer),
+            )
             summary = {
                 (s.container, s.artifact): {"files": s.file_count, "bytes": s.file_bytes} for s in records.sections
             }
@@ -336,7 +353,68 @@ class PVCheckpointer:
             "durationSeconds": round(time.monotonic() - started, 3),
             "createdAt": created_at,
             "finishedAt": header["finishedAt"],
-        }
+        }, listing
+
+    async def _script(
+        self,
+        job: CheckpointJob,
+        writer: Endpoint,
+        *,
+        mkdirs: Sequence[str] | None = None,
+        manifest: Member | None = None,
+        root: str | None = None,
+    ) -> tuple[Steps, bool]:
+        """Run ``batch.SCRIPT`` in the writer: the reset (``mkdirs`` given) and/or the manifest's write (``manifest``
+        given, extracted from stdin) and the listing of ``root``; (its steps, whether it took all of stdin)."""
+        argv = batch.argv(
+            directory=writer.path,
+            mkdirs=mkdirs,
+            manifest=(posixpath.join(writer.path, MANIFEST_TMP_NAME), posixpath.join(writer.path, MANIFEST_NAME))
+            if manifest is not None
+            else None,
+            root=root,
+            name=MANIFEST_NAME,
+        )
+        if manifest is None:
+            return batch.Steps.read(await self._exec(job, writer.container, argv)), True
+        result, accepted = await stream_archive(
+            self.transport,
+            namespace=job.namespace,
+            pod=job.pod_name,
+            container=writer.container,
+            argv=argv,
+            members=[manifest],
+            mtime=time.time(),
+            what=WRITING_MANIFEST,
+        )
+        return batch.Steps.read(result), accepted
+
+    def _reset_failure(
+        self, outcome: tuple[Steps, bool], writer: Endpoint, mkdirs: Sequence[str], *, empty: bool
+    ) -> None:
+        """CheckpointError (``_ExecUnavailable`` for a checkpoint with nothing declared, when the writer cannot run
+        commands at all) if the reset's steps failed: clearing the directory, or creating one of ``mkdirs``."""
+        steps, _ = outcome
+        status, directory = steps.status, writer.path
+        failed = steps.failed
+        if failed is None and not steps.result.success:
+            if status.exit_code is None:
+                message = f"cannot run commands in container {writer.container}: {status.message}"
+                if empty:
+                    raise _ExecUnavailable(message)
+                raise CheckpointError(message, reason=reasons.EXEC_FAILED)
+            failed = batch.RESET  # the script ended before its first step: say so as its first step's failure
+        if failed == batch.RESET:
+            reset = steps.alone(batch.RESET)
+            raise CheckpointError(
+                f"clearing {directory} failed ({reset.describe()})", reason=write_failure_reason(reset.stderr)
+            )
+        for index, target in enumerate(mkdirs):
+            if failed == batch.mkdir_step(index):
+                created = steps.alone(failed)
+                what = f"creating {directory}" if index == 0 else f"creating {target}"
+                text = created.stderr.strip() or created.status.message
+                raise CheckpointError(f"{what} failed ({created.describe()})", reason=write_failure_reason(text))
 
     async def _copy_artifacts(
         self, job: CheckpointJob, spec: CheckpointSpec, writer: Endpoint, records: FileRecords
@@ -351,7 +429,6 @@ class PVCheckpointer:
                     reason=reasons.NO_RUNNING_CONTAINER,
                 )
             parent = artifact_store_path(writer.path, artifact.container, posixpath.dirname(artifact.path))
-            await self._write(job, writer.container, ["mkdir", "-p", parent], f"creating {parent}")
             stats = await stream_artifact(
                 self.transport,
                 namespace=job.namespace,
@@ -416,8 +493,19 @@ class PVCheckpointer:
             for s in sections
         ]
 
-    async def _write_manifest(self, job: CheckpointJob, writer: Endpoint, header: JSON, records: FileRecords) -> str:
-        """Stream ``manifest.json.tmp`` (sized and hashed by a first pass over the records), rename it, check it."""
+    async def _write_manifest(
+        self,
+        job: CheckpointJob,
+        writer: Endpoint,
+        header: JSON,
+        records: FileRecords,
+        *,
+        mkdirs: Sequence[str] | None,
+        root: str | None,
+    ) -> tuple[str, Listing | None]:
+        """Stream ``manifest.json.tmp`` (sized and hashed by a first pass over the records), rename it, check it, list
+        ``root`` for retention -- one exec, which resets the directory first when ``mkdirs`` is given; (the
+        manifest's sha256, the listing: None without ``root``)."""
 
         def chunks() -> Iterator[bytes]:
             return serialise_streaming(header, (f.to_json() for f in records.all_files()))
@@ -426,27 +514,36 @@ class PVCheckpointer:
         for chunk in chunks():
             size += len(chunk)
             digest.update(chunk)
-        await write_archive(
-            self.transport,
-            namespace=job.namespace,
-            pod=job.pod_name,
-            container=writer.container,
-            directory=writer.path,
-            members=[Member(MANIFEST_TMP_NAME, size, chunks)],
-            mtime=time.time(),
-            what="writing manifest.json.tmp",
+        outcome = await self._script(
+            job, writer, mkdirs=mkdirs, manifest=Member(MANIFEST_TMP_NAME, size, chunks), root=root
         )
-        await self._write(job, writer.container, rename_argv(writer.path), "renaming manifest.json.tmp")
+        steps, accepted = outcome
+        if mkdirs is not None:
+            self._reset_failure(outcome, writer, mkdirs, empty=True)
+        if steps.failed in (None, batch.EXTRACT) and not steps.result.success:
+            archive_failure(steps.result, accepted, WRITING_MANIFEST, text=steps.result.stderr)
+        if not accepted:
+            archive_failure(steps.result, accepted, WRITING_MANIFEST)
+        if steps.failed == batch.RENAME:
+            renamed = steps.alone(batch.RENAME)
+            text = renamed.stderr.strip() or renamed.status.message
+            raise CheckpointError(
+                f"renaming manifest.json.tmp failed ({renamed.describe()})", reason=write_failure_reason(text)
+            )
+        verified = steps.alone(batch.VERIFY)
+        if steps.failed in (batch.LIST, batch.FOUND):  # the manifest is written and read back: retention's problem
+            verified = CommandResult(ExecStatus(0), verified.stdout, "", "")
         check = ArtifactFile("", "", MANIFEST_NAME, "file", size, digest.hexdigest(), MANIFEST_NAME)
-        await verify_files(
-            self.transport,
-            namespace=job.namespace,
-            pod=job.pod_name,
-            container=writer.container,
-            checkpoint_dir=writer.path,
-            files=[check],
-        )
-        return digest.hexdigest()
+        check_reread([check], verified)
+        if root is None:
+            return digest.hexdigest(), None
+        if steps.failed is not None:
+            return digest.hexdigest(), Listing(
+                [], set(), f"listing {root} failed ({steps.alone(steps.failed).describe()})"
+            )
+        if not steps.ran(batch.FOUND):  # ls failed: no such directory, nothing to retain
+            return digest.hexdigest(), Listing([], set())
+        return digest.hexdigest(), parse_listing(steps.output(batch.LIST), steps.output(batch.FOUND))
 
     async def _discard(self, job: CheckpointJob, writer: Endpoint) -> None:
         """Remove a failed checkpoint's directory (best effort: it has no manifest, so it is never taken for one)."""
@@ -458,11 +555,20 @@ class PVCheckpointer:
         except (TimeoutError, ExecError) as error:
             log.warning("checkpoint.discard_failed", directory=writer.path, error=str(error))
 
-    async def _apply_retention(self, job: CheckpointJob, location: Location, writer: Endpoint) -> JSON:
-        """Retention over this workload's checkpoints -- only in the namespaced layout: a directory of the legacy one
-        (a migration prepared before the upgrade) shares its parent with other namespaces' checkpoints."""
+    @staticmethod
+    def _retention_root(job: CheckpointJob, location: Location, writer: Endpoint) -> str | None:
+        """The directory of this workload's checkpoints retention works on, as the writer sees it -- None in the
+        legacy layout (a migration prepared before the upgrade), whose parent other namespaces' checkpoints share."""
         namespaced = checkpoint_dir(location.mount_path, job.namespace, location.pod_base, job.migration_id)
-        if location.directory != namespaced:
+        return posixpath.dirname(writer.path) if location.directory == namespaced else None
+
+    async def _apply_retention(
+        self, job: CheckpointJob, location: Location, writer: Endpoint, listing: Listing | None
+    ) -> JSON:
+        """Retention over this workload's checkpoints, from the listing the manifest's exec took -- only in the
+        namespaced layout: a directory of the legacy one shares its parent with other namespaces' checkpoints."""
+        root = self._retention_root(job, location, writer)
+        if root is None:
             log.info("checkpoint.retention", kept=[], deleted=[], skipped="legacy layout", directory=location.directory)
             return {"skipped": "legacy layout: not namespaced", "kept": [], "deleted": [], "limit": self.retention}
         return await apply_retention(
@@ -470,12 +576,13 @@ class PVCheckpointer:
             namespace=job.namespace,
             pod=job.pod_name,
             container=writer.container,
-            root=posixpath.dirname(writer.path),
+            root=root,
             current=job.migration_id,
             phases=job.phases,
             in_use=job.in_use,
             retention=self.retention,
             keep_failed=self.keep_failed,
+            listing=listing,
         )
 
 

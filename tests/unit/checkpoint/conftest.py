@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.unit.checkpoint.shims import Shims
+
 
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
@@ -21,3 +23,9 @@ def root(tmp_path: Path) -> Path:
     (tmp_path / "scratch-processor").mkdir()
     (tmp_path / "scratch-processor" / "features.npy").write_bytes(os.urandom(5000))
     return tmp_path
+
+
+@pytest.fixture
+def shims(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Shims:
+    """Stand-in tools first on PATH, for the commands the combined checkpoint script runs."""
+    return Shims(tmp_path / "shims", monkeypatch)

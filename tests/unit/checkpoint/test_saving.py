@@ -21,6 +21,7 @@ from ai_storage_orchestrator.kube.exec import ExecStatus
 from tests.unit.checkpoint.fakes import Call, LocalExec
 from tests.unit.checkpoint.pods import workload
 from tests.unit.checkpoint.saves import MIGRATION, checkpoint_root, save
+from tests.unit.checkpoint.shims import Shims
 from tests.unit.checkpoint.tarblocks import END, member, pax_member
 
 JSON = dict[str, Any]
@@ -98,28 +99,26 @@ async def test_saves_hooks_artifacts_and_manifest_last(root: Path) -> None:
         assert (entry["sha256"], entry["size"]) == (sha256(listed), listed.stat().st_size)
         assert entry["files"] == len(listed.read_text().splitlines())
     assert sorted(c["artifact"] for c in manifest["checksums"]) == sorted(a["path"] for a in result["artifacts"])
-    # Order: reset, hook, copies, checksum lists, their check, verification of every file, then the manifest
-    # (extract .tmp, rename, check) as the last write, and retention after it.
+    # Order: reset (rm, mkdir of artifacts/ and of each artifact's parent: one script), hook, copies, checksum lists,
+    # their check, verification of every file, then the manifest (extract .tmp, rename, check) as the last write,
+    # with retention's listing in the same script.
     kinds = [_kind(c) for c in transport.calls]
     assert kinds == [
-        "rm",
-        "mkdir",
+        "reset",
         "hook",
-        *["mkdir", "copy", "extract"] * 2,
+        *["copy", "extract"] * 2,
         "archive",
         "verify-files",
         "verify-list",
         "verify-list",
-        "archive",
-        "rename",
-        "verify-files",
-        "ls",
-        "find",
+        "manifest",
     ]
 
 
 def _kind(call: Call) -> str:
     argv = call.argv
+    if argv[0] == "sh" and len(argv) > 5 and argv[3] == "checkpoint":
+        return {("1", "0"): "reset", ("0", "1"): "manifest", ("1", "1"): "reset+manifest"}[argv[4], argv[5]]
     if argv[0] == "sh" and len(argv) > 3 and argv[3] in ("verify", "verify-list"):
         return "verify-files" if argv[3] == "verify" else "verify-list"
     if argv[0] == "sh":
@@ -211,13 +210,9 @@ async def test_destination_write_errors_have_precise_reasons(root: Path, stderr:
     assert not (checkpoint_root(root) / MIGRATION).exists()
 
 
-async def test_read_only_volume_fails_at_the_first_write(root: Path) -> None:
-    def read_only(call: Call) -> tuple[ExecStatus, bytes] | None:
-        if call.argv[0] == "mkdir":
-            return ExecStatus(1), b"mkdir: cannot create directory '/x': Read-only file system\n"
-        return None
-
-    transport = LocalExec(faults=[read_only])
+async def test_read_only_volume_fails_at_the_first_write(root: Path, shims: Shims) -> None:
+    shims.fail_once("mkdir", "mkdir: cannot create directory '/x': Read-only file system")
+    transport = LocalExec()
     with pytest.raises(CheckpointError) as failure:
         await save(root, full_pod(root), transport)
     assert failure.value.reason == reasons.VOLUME_READ_ONLY
@@ -374,18 +369,13 @@ async def test_a_checkpoint_prepared_in_the_legacy_layout_is_saved_there_without
     assert result["retention"]["skipped"] == "legacy layout: not namespaced"
 
 
-async def test_a_manifest_that_differs_on_the_volume_after_writing_fails_the_save(root: Path) -> None:
+async def test_a_manifest_that_differs_on_the_volume_after_writing_fails_the_save(root: Path, shims: Shims) -> None:
     """The manifest is re-read after its rename: a checkpoint whose manifest.json is not what was streamed (a short
     write, a volume that lost it) is not complete and must not be used."""
 
-    def truncate_manifest(call: Call) -> None:
-        if _kind(call) == "verify-files" and call.argv[-1].endswith("/manifest.json"):
-            manifest = Path(call.argv[-1])
-            manifest.write_bytes(manifest.read_bytes()[:-2])
-
-    transport = LocalExec(faults=[lambda call: truncate_manifest(call)])
+    shims.after("mv", 'head -c -2 "$last" > "$last.short" && REAL "$last.short" "$last"')  # truncated
     with pytest.raises(CheckpointError) as failure:
-        await save(root, full_pod(root), transport)
+        await save(root, full_pod(root), LocalExec())
     assert failure.value.reason == reasons.VERIFY_FAILED
     assert "manifest.json" in failure.value.message
     assert not (checkpoint_root(root) / MIGRATION).exists(), "the failed checkpoint is removed"

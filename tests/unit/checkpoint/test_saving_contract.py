@@ -34,6 +34,7 @@ from ai_storage_orchestrator.kube.exec import ExecError, ExecStatus
 from tests.unit.checkpoint.fakes import Call, LocalExec
 from tests.unit.checkpoint.pods import DECISIONS, SHARED, target_of, volume, workload
 from tests.unit.checkpoint.saves import MIGRATION, checkpoint_root, prepare_and_save, save
+from tests.unit.checkpoint.shims import Shims
 
 JSON = dict[str, Any]
 COPY_STEP = 0.12345  # seconds each artifact stream takes on the fixed clock
@@ -406,73 +407,67 @@ def _fail(match: Any, stderr: bytes = b"disk error\n") -> Any:
     return fault
 
 
-@pytest.mark.parametrize(
-    ("step", "match", "message"),
-    [
-        pytest.param(
-            "reset", lambda c: c.argv[:2] == ("rm", "-rf"), "clearing {directory} failed (exit 1: disk error)", id="rm"
-        ),
-        pytest.param(
-            "mkdir",
-            lambda c: c.argv[0] == "mkdir" and c.argv[-1].endswith("/artifacts"),
-            "creating {directory} failed (exit 1: disk error)",
-            id="mkdir",
-        ),
-        pytest.param(
-            "parent",
-            lambda c: c.argv[0] == "mkdir" and not c.argv[-1].endswith("/artifacts"),
-            "creating {directory}/artifacts/trainer{root} failed (exit 1: disk error)",
-            id="artifact-parent",
-        ),
-        pytest.param(
-            "checksums",
-            lambda c: (
-                c.argv[:2] == ("tar", "-x")
-                and c.stdin
-                and "artifacts" not in c.argv[-1]
-                and c.argv[-1].endswith(MIGRATION)
-                and not any("manifest" in a for a in c.argv)
-            ),
-            "writing the checksum lists failed (exit 1 (command terminated with exit code 1)): disk error",
-            id="checksum-lists",
-        ),
-        pytest.param(
-            "rename", lambda c: c.argv[0] == "mv", "renaming manifest.json.tmp failed (exit 1: disk error)", id="mv"
-        ),
-    ],
-)
-async def test_each_write_that_fails_says_which(root: Path, step: str, match: Any, message: str) -> None:
+# The reset and the manifest's write are steps of one sh script (checkpoint.batch); a fault is the tool of a step
+# failing inside it (shims), and each says which step failed exactly as that command run alone would.
+SCRIPT_STEPS = [
+    pytest.param("rm", "true", "clearing {directory} failed (exit 1: disk error)", id="rm"),
+    pytest.param(
+        "mkdir",
+        "case $last in */artifacts) ;; *) false ;; esac",
+        "creating {directory} failed (exit 1: disk error)",
+        id="mkdir",
+    ),
+    pytest.param(
+        "mkdir",
+        "case $last in */artifacts/*) ;; *) false ;; esac",
+        "creating {directory}/artifacts/trainer{root} failed (exit 1: disk error)",
+        id="artifact-parent",
+    ),
+    pytest.param("mv", "true", "renaming manifest.json.tmp failed (exit 1: disk error)", id="mv"),
+]
+
+
+@pytest.mark.parametrize(("tool", "when", "message"), SCRIPT_STEPS)
+async def test_each_write_that_fails_says_which(root: Path, shims: Shims, tool: str, when: str, message: str) -> None:
+    shims.fail_once(tool, when=when)
     pod = workload(root, artifacts={"trainer": [str(root / "scratch-trainer")]})
     with pytest.raises(CheckpointError) as failure:
-        await save(root, pod, Recording(faults=[_fail(match)]))
+        await save(root, pod, Recording())
     directory = checkpoint_root(root) / MIGRATION
     assert failure.value.message == message.format(directory=directory, root=root)
     assert failure.value.reason == reasons.WRITE_FAILED
+    assert not directory.exists()
 
 
-async def test_a_manifest_write_that_fails_says_so(root: Path) -> None:
-    writes: list[Call] = []
-
-    def second_archive(call: Call) -> tuple[ExecStatus, bytes] | None:
-        if call.argv[:2] == ("tar", "-x") and call.stdin and call.argv[-1].endswith(MIGRATION):
-            writes.append(call)
-            if len(writes) == 2:
-                return ExecStatus(1, "command terminated with exit code 1"), b"tar: manifest.json.tmp: Cannot write\n"
-        return None
+async def test_a_checksum_list_write_that_fails_says_so(root: Path) -> None:
+    def checksum_lists(call: Call) -> bool:
+        return call.argv[:2] == ("tar", "-x") and call.stdin and call.argv[-1].endswith(MIGRATION)
 
     pod = workload(root, artifacts={"trainer": [str(root / "scratch-trainer")]})
     with pytest.raises(CheckpointError) as failure:
-        await save(root, pod, Recording(faults=[second_archive]))
+        await save(root, pod, Recording(faults=[_fail(checksum_lists)]))
+    assert failure.value.message == (
+        "writing the checksum lists failed (exit 1 (command terminated with exit code 1)): disk error"
+    )
+    assert failure.value.reason == reasons.WRITE_FAILED
+
+
+async def test_a_manifest_write_that_fails_says_so(root: Path, shims: Shims) -> None:
+    # The checksum lists are extracted first, by their own tar; the manifest's tar finds them there.
+    shims.fail_once("tar", "tar: manifest.json.tmp: Cannot write", when='[ -d "$last/checksums" ]')
+    pod = workload(root, artifacts={"trainer": [str(root / "scratch-trainer")]})
+    with pytest.raises(CheckpointError) as failure:
+        await save(root, pod, Recording())
     assert failure.value.message == (
         "writing manifest.json.tmp failed (exit 1 (command terminated with exit code 1)): tar: manifest.json.tmp:"
         " Cannot write"
     )
 
 
-async def test_clearing_a_read_only_directory_has_the_volume_s_reason(root: Path) -> None:
-    fault = _fail(lambda c: c.argv[:2] == ("rm", "-rf"), b"rm: cannot remove 'x': Read-only file system\n")
+async def test_clearing_a_read_only_directory_has_the_volume_s_reason(root: Path, shims: Shims) -> None:
+    shims.fail_once("rm", "rm: cannot remove 'x': Read-only file system")
     with pytest.raises(CheckpointError) as failure:
-        await save(root, full_pod(root), Recording(faults=[fault]))
+        await save(root, full_pod(root), Recording())
     assert failure.value.reason == reasons.VOLUME_READ_ONLY
 
 
@@ -491,13 +486,10 @@ async def test_a_checksum_list_that_differs_on_the_volume_names_it(root: Path) -
     assert failure.value.message.startswith(f"artifact {listed} of container trainer differs on the volume")
 
 
-async def test_a_manifest_that_differs_on_the_volume_names_it(root: Path) -> None:
-    def truncate_manifest(call: Call) -> None:
-        if call.argv[0] == "sh" and call.argv[-1].endswith("/manifest.json"):
-            Path(call.argv[-1]).write_bytes(b"{}")
-
+async def test_a_manifest_that_differs_on_the_volume_names_it(root: Path, shims: Shims) -> None:
+    shims.after("mv", "printf '{}' > \"$last\"")  # the rename leaves a manifest.json that is not what was streamed
     with pytest.raises(CheckpointError) as failure:
-        await save(root, workload(root), Recording(faults=[lambda call: truncate_manifest(call)]))
+        await save(root, workload(root), Recording())
     assert failure.value.details == {"path": "manifest.json", "container": ""}
     assert failure.value.message.startswith("artifact manifest.json of container  differs on the volume")
 
