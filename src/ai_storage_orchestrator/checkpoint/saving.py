@@ -3,7 +3,8 @@
 ``prepare`` (during Validating, pure) decides where the checkpoint goes and rewrites the target pod so it finds and
 restores it; ``save`` (during Checkpointing) writes it, through exec into the source pod:
 
-1. reset ``<dir>`` (``rm -rf``, ``mkdir -p <dir>/artifacts``) -- a re-run after a crash starts clean;
+1. reset ``<dir>`` (``rm -rf``, ``mkdir -p <dir>/artifacts`` and each artifact's parent in it) -- a re-run after a
+   crash starts clean;
 2. run each quiesce hook in its container (argv, per-hook timeout); non-zero exit or timeout fails the checkpoint;
 3. stream each artifact with tar from a container that can read it into the directory, hashing on the way; what each
    member is goes to a spool (``records``), so memory stays bounded whatever the artifacts hold (``TarLimits``);
@@ -11,6 +12,10 @@ restores it; ``save`` (during Checkpointing) writes it, through exec into the so
    the volume against them;
 5. write ``manifest.json`` last and atomically (extract ``manifest.json.tmp``, ``mv`` it), and check it too;
 6. apply retention to the workload's checkpoints (only in the namespaced layout, see ``layout``).
+
+Steps 1 and 5 (with 6's listing) are plain file operations: each runs as one ``sh`` script exec (``batch``), and when
+nothing is declared they are the same exec -- the whole checkpoint is one round-trip into the pod, two when retention
+deletes. Each exec is a round-trip through the API server and the kubelet on the migration's critical path.
 
 Any failure raises ``CheckpointError`` with a precise reason after removing the partial directory (unless
 ``keep_failed``) -- a malformed or oversized artifact stream included (``checkpoint_copy_failed``,
