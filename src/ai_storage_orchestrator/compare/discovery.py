@@ -336,6 +336,25 @@ async def _orchestrator(kube: DiscoveryKube, found: _Found, *, prober: Prober | 
     )
 
 
+async def _ca_for_given_url(kube: DiscoveryKube, found: _Found) -> None:
+    """An https --orchestrator-url without --ca-file: trust the deploy's CA too (ConfigMap kube-system/
+    ai-storage-orchestrator-ca), besides the system store, when it exists. A courtesy: nothing is missing without it."""
+    o = found.options
+    if o.ca_file or o.ca_data or urlsplit(o.orchestrator_url).scheme != "https":
+        return
+    try:
+        config_map = await _get_optional(kube, CONFIG_MAPS, CA_CONFIG_MAP, SYSTEM_NAMESPACE)
+    except KubeApiError:
+        return  # the system trust store alone, as with no cluster at all
+    ca_data = str(((config_map or {}).get("data") or {}).get(CA_KEY) or "") or None
+    if ca_data is not None:
+        found.options = replace(o, ca_data=ca_data)
+        found.lines.append(
+            f"• CA: ConfigMap {SYSTEM_NAMESPACE}/{CA_CONFIG_MAP} (besides the system trust store), for"
+            f" {o.orchestrator_url}; override: --ca-file"
+        )
+
+
 async def _token(kube: DiscoveryKube, found: _Found, *, required: bool) -> None:
     """Mint a token for the comparison's ServiceAccount. ``required``: the orchestrator was discovered, so a missing
     ServiceAccount is a missing piece; otherwise (a URL given without --token) minting is a courtesy."""
@@ -597,6 +616,8 @@ async def discover(
         found.lines.append(f"• Namespace: {options.namespace} (created unless it exists); override: --namespace")
     if not url_given:
         await _orchestrator(kube, found, prober=prober, connect_timeout=connect_timeout)
+    else:
+        await _ca_for_given_url(kube, found)
     if options.token is None:
         await _token(kube, found, required=not url_given)
     simulated: bool | None = None

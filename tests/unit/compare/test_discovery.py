@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -362,11 +363,18 @@ async def test_flags_override_and_nothing_is_looked_up_for_them() -> None:
         pvc="data",
     )
     prober = FakeProber(set())
-    options, lines = await d.discover(given, kube, url_given=True, prober=prober)
-    assert options == given
+    options, lines = await d.discover(replace(given, ca_file="/etc/ca.pem"), kube, url_given=True, prober=prober)
+    assert options == replace(given, ca_file="/etc/ca.pem")
     assert prober.asked == []
     assert kube.token_requests == []
     assert [line.split(":")[0] for line in lines] == ["• Cluster"]
+    # Without --ca-file, an https URL also trusts the deploy's CA: a value no flag gave.
+    options, lines = await d.discover(given, kube, url_given=True, prober=prober)
+    assert options == replace(given, ca_data=CA)
+    assert lines[-1] == (
+        "• CA: ConfigMap kube-system/ai-storage-orchestrator-ca (besides the system trust store), for"
+        " https://orchestrator.example:8080; override: --ca-file"
+    )
 
 
 async def test_a_given_url_gets_a_token_only_when_the_service_account_exists() -> None:
