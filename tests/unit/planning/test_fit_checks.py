@@ -40,6 +40,10 @@ def test_a_node_that_fits_passes_every_check_and_says_so() -> None:
         "node_selector_matches",
         "node_affinity_matches",
         "resources_fit",
+        "extended_resources_fit",
+        "ephemeral_storage_fit",
+        "host_ports_free",
+        "volume_node_affinity",
     ]
     assert checks["target_node_ready"] == {
         "name": "target_node_ready",
@@ -113,7 +117,8 @@ def test_a_node_that_does_not_fit_says_why_in_every_check() -> None:
         "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}}
     }
     checks = _checks(node, pod, [_pod("a", cpu="1", memory="1536Mi"), _pod("b", cpu="0", memory="0")])
-    assert not any(c["passed"] for c in checks.values())
+    node_rules = ("target_node_ready", "target_node_schedulable", "taints_tolerated", "node_selector_matches")
+    assert not any(checks[name]["passed"] for name in (*node_rules, "node_affinity_matches", "resources_fit"))
     assert checks["target_node_ready"]["message"] == "node node-b is not Ready (Ready=False)"
     assert checks["target_node_ready"]["details"] == {"ready": "False"}
     assert checks["target_node_schedulable"]["message"] == "node node-b is cordoned (spec.unschedulable)"

@@ -23,6 +23,8 @@ TAINTS_NOT_TOLERATED = "taints_not_tolerated"
 NODE_SELECTOR_MISMATCH = "node_selector_mismatch"
 NODE_AFFINITY_MISMATCH = "node_affinity_mismatch"
 INSUFFICIENT_RESOURCES = "insufficient_resources"
+HOST_PORT_CONFLICT = "host_port_conflict"
+VOLUME_NODE_AFFINITY = "volume_node_affinity"
 UNSAFE_VOLUME = "unsafe_volume"
 RWO_VOLUME_REQUIRES_CHECKPOINT_RESTART = "rwo_volume_requires_checkpoint_restart"
 NO_SHARED_VOLUME = "no_shared_volume"
@@ -43,7 +45,9 @@ REASON_PRIORITY: tuple[str, ...] = (
     NODE_SELECTOR_MISMATCH,
     NODE_AFFINITY_MISMATCH,
     INSUFFICIENT_RESOURCES,
+    HOST_PORT_CONFLICT,
     UNSAFE_VOLUME,
+    VOLUME_NODE_AFFINITY,
     RWO_VOLUME_REQUIRES_CHECKPOINT_RESTART,
     NO_SHARED_VOLUME,
     NOTHING_TO_RUN,

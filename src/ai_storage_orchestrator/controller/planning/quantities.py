@@ -123,3 +123,65 @@ def pod_requests(pod_spec: Mapping[str, Any]) -> Resources:
         else:
             init_peak = _max(init_peak, request + sidecars)
     return _max(total, init_peak) + _resource_list(pod_spec.get("overhead"))
+
+
+EPHEMERAL_STORAGE = "ephemeral-storage"
+_HUGEPAGES_PREFIX = "hugepages-"
+
+
+def is_extended_resource(name: str) -> bool:
+    """A scalar resource the scheduler checks besides cpu/memory/ephemeral-storage/pods (``IsScalarResourceName``):
+    a domain-prefixed name (``nvidia.com/gpu``, a device plugin's, ``kubernetes.io/...``) or ``hugepages-<size>``."""
+    return ("/" in name and not name.startswith("requests.")) or name.startswith(_HUGEPAGES_PREFIX)
+
+
+def is_byte_resource(name: str) -> bool:
+    """Measured in bytes (shown with binary units): ephemeral-storage and huge pages."""
+    return name == EPHEMERAL_STORAGE or name.startswith(_HUGEPAGES_PREFIX)
+
+
+def format_scalar(name: str, value: int) -> str:
+    return format_memory(value) if is_byte_resource(name) else str(value)
+
+
+def _scalar_list(values: Mapping[str, Any] | None) -> dict[str, int]:
+    return {
+        str(name): quantity_int(value)
+        for name, value in (values or {}).items()
+        if name == EPHEMERAL_STORAGE or is_extended_resource(str(name))
+    }
+
+
+def container_scalar_requests(container: Mapping[str, Any]) -> dict[str, int]:
+    """A container's ephemeral-storage and extended-resource requests; a limit without a request requests the limit
+    (for extended resources the API requires requests equal to limits anyway)."""
+    resources = container.get("resources") or {}
+    return _scalar_list({**(resources.get("limits") or {}), **(resources.get("requests") or {})})
+
+
+def _add(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:
+    return {name: a.get(name, 0) + b.get(name, 0) for name in {*a, *b}}
+
+
+def _max_each(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:
+    return {name: max(a.get(name, 0), b.get(name, 0)) for name in {*a, *b}}
+
+
+def pod_scalar_requests(pod_spec: Mapping[str, Any]) -> dict[str, int]:
+    """``pod_requests`` for ephemeral-storage and extended resources (same formula, per resource name); names whose
+    request is 0 are left out."""
+    total: dict[str, int] = {}
+    for container in pod_spec.get("containers") or []:
+        total = _add(total, container_scalar_requests(container))
+    sidecars: dict[str, int] = {}
+    init_peak: dict[str, int] = {}
+    for container in pod_spec.get("initContainers") or []:
+        request = container_scalar_requests(container)
+        if is_sidecar(container):
+            total = _add(total, request)
+            sidecars = _add(sidecars, request)
+            init_peak = _max_each(init_peak, sidecars)
+        else:
+            init_peak = _max_each(init_peak, _add(request, sidecars))
+    result = _add(_max_each(total, init_peak), _scalar_list(pod_spec.get("overhead")))
+    return {name: value for name, value in sorted(result.items()) if value}

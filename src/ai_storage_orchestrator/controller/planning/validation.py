@@ -162,6 +162,7 @@ def _node_checks(
     node: Mapping[str, Any] | None,
     target_pod: Mapping[str, Any],
     pods_on_target: Iterable[Mapping[str, Any]],
+    target_volumes: Mapping[str, VolumeInfo],
 ) -> list[Check]:
     name = request.target_node
     if node is None:
@@ -175,7 +176,7 @@ def _node_checks(
             )
         ]
     exists = check("target_node_exists", codes.TARGET_NODE_NOT_FOUND, ok=True, message=f"node {name} exists")
-    return [exists, *node_fit_checks(node, target_pod, pods_on_target)]
+    return [exists, *node_fit_checks(node, target_pod, pods_on_target, target_volumes.values())]
 
 
 def _volume_checks(
@@ -283,7 +284,7 @@ def plan_migration(
     still_to_run = not nothing_to_run(decisions)
     all_checks = [
         *_pod_checks(request, pod),
-        *_node_checks(request, target_node, target_pod, pods_on_target),
+        *_node_checks(request, target_node, target_pod, pods_on_target, target_volumes),
         *_volume_checks(request, volumes, target_volumes, strategy),
         check(
             "something_to_run",

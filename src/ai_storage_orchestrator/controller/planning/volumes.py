@@ -7,7 +7,7 @@ whose access modes include ``ReadWriteMany`` and whose PV is not node-bound (``h
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 from ai_storage_orchestrator.controller.planning.containers import spec_containers
@@ -22,11 +22,17 @@ _PV_KINDS = ("nfs", "csi", "hostPath", "local")
 
 @dataclass(frozen=True, slots=True)
 class ClaimInfo:
-    """What the planner needs to know about a PVC; ``pv_kind`` is None while the claim is unbound."""
+    """What the planner needs to know about a PVC; ``pv_kind`` is None while the claim is unbound.
+
+    ``node_affinity`` is the bound PV's ``spec.nodeAffinity.required.nodeSelectorTerms`` (None when the PV does not
+    restrict the nodes that can reach it), ``pv_name`` the bound PV's name.
+    """
 
     access_modes: tuple[str, ...] = ()
     storage_class: str | None = None
     pv_kind: str | None = None
+    node_affinity: tuple[Mapping[str, Any], ...] | None = field(default=None, compare=False)
+    pv_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +45,9 @@ class VolumeInfo:
     storage_class: str | None = None
     shared: bool = False
     claim_name: str | None = None
+    # The bound PV's required node affinity terms (ORed) and name: which nodes can reach the volume at all.
+    node_affinity: tuple[Mapping[str, Any], ...] | None = field(default=None, compare=False)
+    pv_name: str | None = None
 
     @property
     def is_claim(self) -> bool:
@@ -87,6 +96,19 @@ def pv_source_kind(pv: Mapping[str, Any] | None) -> str | None:
     return next((kind for kind in _PV_KINDS if spec.get(kind) is not None), "other")
 
 
+def pv_node_affinity(pv: Mapping[str, Any] | None) -> tuple[Mapping[str, Any], ...] | None:
+    """A PV's ``spec.nodeAffinity.required.nodeSelectorTerms``, None when it sets no required node affinity."""
+    required = (((pv or {}).get("spec") or {}).get("nodeAffinity") or {}).get("required")
+    if required is None:
+        return None
+    return tuple(required.get("nodeSelectorTerms") or ())
+
+
+def _pv_name(pv: Mapping[str, Any] | None) -> str | None:
+    name = ((pv or {}).get("metadata") or {}).get("name")
+    return None if name is None else str(name)
+
+
 def claim_info_from_objects(pvc: Mapping[str, Any], pv: Mapping[str, Any] | None) -> ClaimInfo:
     """Build a ClaimInfo from raw PVC and (bound) PV objects; the PVC's status access modes win when bound."""
     spec = pvc.get("spec") or {}
@@ -98,6 +120,8 @@ def claim_info_from_objects(pvc: Mapping[str, Any], pv: Mapping[str, Any] | None
         access_modes=tuple(str(mode) for mode in modes),
         storage_class=None if storage_class is None else str(storage_class),
         pv_kind=pv_source_kind(pv) if bound else None,
+        node_affinity=pv_node_affinity(pv) if bound else None,
+        pv_name=_pv_name(pv) if bound else None,
     )
 
 
@@ -111,7 +135,16 @@ def _classify(namespace: str, volume: Mapping[str, Any], catalog: VolumeCatalog)
             modes = claim.access_modes if claim else ()
             return VolumeInfo(name, "pvc-unbound", modes, claim.storage_class if claim else None, False, claim_name)
         shared = RWX in claim.access_modes and claim.pv_kind not in NODE_BOUND_KINDS
-        return VolumeInfo(name, claim.pv_kind, claim.access_modes, claim.storage_class, shared, claim_name)
+        return VolumeInfo(
+            name,
+            claim.pv_kind,
+            claim.access_modes,
+            claim.storage_class,
+            shared,
+            claim_name,
+            node_affinity=claim.node_affinity,
+            pv_name=claim.pv_name,
+        )
     kind = next((kind for kind in _INLINE_KINDS if volume.get(kind) is not None), "other")
     return VolumeInfo(name, kind, shared=kind == "nfs")
 
