@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -86,12 +87,19 @@ async def _release_migrations(api: client.ApiClient, namespace: str) -> None:
     """Drop the controller's finalizer from PodMigrations a stopped orchestrator left behind, so the namespace can
     go (a real cluster keeps them until its controller finishes them)."""
     custom = client.CustomObjectsApi(api)
-    try:
-        listed = await custom.list_namespaced_custom_object("ai-storage.io", "v1alpha1", namespace, "podmigrations")
-    except client.ApiException as error:
-        if error.status == 404:  # the CRD is not installed in this run
-            return
-        raise
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            listed = await custom.list_namespaced_custom_object("ai-storage.io", "v1alpha1", namespace, "podmigrations")
+            break
+        except client.ApiException as error:
+            if error.status == 404:  # the CRD is not installed in this run
+                return
+            # A test that restarted kube-apiserver: a custom resource's storage can still be initializing after
+            # /readyz answers (429 "storage is (re)initializing", with Retry-After).
+            if error.status != 429 or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(float((error.headers or {}).get("Retry-After") or 1))
     for item in listed.get("items", []):
         if item["metadata"].get("finalizers"):
             patch = [{"op": "remove", "path": "/metadata/finalizers"}]
