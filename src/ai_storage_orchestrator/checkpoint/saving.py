@@ -382,16 +382,24 @@ class PVCheckpointer:
         )
         if manifest is None:
             return batch.Steps.read(await self._exec(job, writer.container, argv)), True
-        result, accepted = await stream_archive(
-            self.transport,
-            namespace=job.namespace,
-            pod=job.pod_name,
-            container=writer.container,
-            argv=argv,
-            members=[manifest],
-            mtime=time.time(),
-            what=WRITING_MANIFEST,
-        )
+        try:
+            result, accepted = await stream_archive(
+                self.transport,
+                namespace=job.namespace,
+                pod=job.pod_name,
+                container=writer.container,
+                argv=argv,
+                members=[manifest],
+                mtime=time.time(),
+                what=WRITING_MANIFEST,
+            )
+        except ExecError as error:
+            if mkdirs is None:
+                raise
+            # The checkpoint's only exec (nothing declared) could not be carried out -- a node without exec may
+            # refuse an exec with stdin this way instead of reporting a status: a command that never started, as
+            # the exec without stdin this script replaced reported it (skipped, the save's documented fallback).
+            return batch.Steps.read(CommandResult(ExecStatus(None, f"exec failed: {error}"), b"", "", "")), False
         return batch.Steps.read(result), accepted
 
     def _reset_failure(

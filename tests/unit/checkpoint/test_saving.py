@@ -3,11 +3,12 @@ through the exec Protocol."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import pytest
 from ai_storage_orchestrator.checkpoint import CheckpointError
 from ai_storage_orchestrator.checkpoint import errors as reasons
 from ai_storage_orchestrator.checkpoint.tarstream import TarLimits
-from ai_storage_orchestrator.kube.exec import ExecStatus
+from ai_storage_orchestrator.kube.exec import ExecError, ExecStatus
 from tests.unit.checkpoint.fakes import Call, LocalExec
 from tests.unit.checkpoint.pods import workload
 from tests.unit.checkpoint.saves import MIGRATION, checkpoint_root, save
@@ -244,6 +245,28 @@ async def test_exec_unavailable_skips_a_manifest_only_checkpoint(root: Path) -> 
     assert result["saved"] is False
     assert result["skipped"] == "exec_unavailable"
     assert "no exec found" in result["message"]
+
+
+async def test_an_exec_with_stdin_refused_outright_skips_a_manifest_only_checkpoint(root: Path) -> None:
+    """A node without exec may break an exec that streams stdin instead of answering with a status (KWOK did, in
+    the fault campaign): for a checkpoint with nothing declared that is still "exec unavailable", not a failure."""
+
+    class RefusingStdin(LocalExec):
+        @contextlib.asynccontextmanager
+        async def session(self, **kwargs: Any) -> AsyncIterator[Any]:
+            if kwargs.get("stdin"):
+                raise ExecError("HTTP 500 Invalid response status")
+            async with super().session(**kwargs) as session:
+                yield session
+
+    result = await save(root, workload(root), RefusingStdin())
+    assert result["skipped"] == "exec_unavailable"
+    assert result["message"] == (
+        "cannot run commands in container trainer: exec failed: HTTP 500 Invalid response status"
+    )
+    with pytest.raises(CheckpointError) as failure:  # declared work: a refused exec is a failure, as before
+        await save(root, full_pod(root), RefusingStdin())
+    assert failure.value.reason == reasons.EXEC_FAILED
 
 
 async def test_exec_unavailable_fails_when_hooks_or_artifacts_are_declared(root: Path) -> None:
