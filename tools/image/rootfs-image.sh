@@ -81,17 +81,8 @@ exec 9>"$store/.lock"
 flock 9
 rm -rf "$store"/app.*
 
-remove_tree() { # a possibly half-built tree: detach anything still mounted inside it, then delete it
-  [[ -e "$1" ]] || return 0
-  local dir mounts=() mount
-  dir="$(realpath "$1")"
-  mapfile -t mounts < <(awk -v dir="$dir" '$5 == dir || index($5, dir "/") == 1 { print $5 }' /proc/self/mountinfo |
-    sort -r)
-  for mount in "${mounts[@]}"; do
-    umount -l "$mount"
-  done
-  rm -rf --one-file-system "$dir"
-}
+# shellcheck source=tools/image/trees.sh
+source "$here/trees.sh"
 
 # in_overlay DIR LOWERS MNT SCRIPT: SCRIPT (sh -e, root, in a chroot) on an overlay of DIR/upper over LOWERS (colon
 # list, top first), with MNT read-only at /mnt, /proc, the host's /dev and a tmpfs /tmp (none of them in the layer).

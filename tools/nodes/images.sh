@@ -55,17 +55,8 @@ pack() { # ROOTFS ARCHIVE NAME [packer options...]: write ARCHIVE.tmp, move it i
   log "$name $digest ($(du -h "$archive" | cut -f1), $((SECONDS - start)) s)"
 }
 
-remove_tree() { # a possibly half-built root filesystem: detach anything still mounted inside it, then delete it
-  [[ -e "$1" ]] || return 0
-  local dir mounts=() mount
-  dir="$(realpath "$1")"
-  mapfile -t mounts < <(awk -v dir="$dir" '$5 == dir || index($5, dir "/") == 1 { print $5 }' /proc/self/mountinfo |
-    sort -r)
-  for mount in "${mounts[@]}"; do
-    umount -l "$mount"
-  done
-  rm -rf --one-file-system "$dir"
-}
+# shellcheck source=tools/image/trees.sh
+source "$here/../image/trees.sh"
 
 build_pause() {
   local archive="$images/pause-${PAUSE_VERSION}.oci.tar" dir="$work/pause-${PAUSE_VERSION}"
