@@ -129,22 +129,6 @@ pack_layer() { # TREE LAYER: LAYER (gzip) and LAYER.txt ("digest diff_id")
   mv "$2.txt.tmp" "$2.txt"
 }
 
-# Debian's pyc files record their source's mtime, which the packer sets to 0 for every file: rewrite exactly the
-# existing ones as checked-hash pycs, valid whatever the mtime (as tools/nodes/images.sh does for its workload).
-rehash_pycs() {
-  chroot "$1" python3 -B - <<'EOF'
-import importlib.util, pathlib, py_compile, sys
-
-count = 0
-for pyc in pathlib.Path("/usr").rglob(f"__pycache__/*.{sys.implementation.cache_tag}.pyc"):
-    source = importlib.util.source_from_cache(str(pyc))
-    if pathlib.Path(source).is_file():
-        py_compile.compile(source, cfile=str(pyc), doraise=True,
-                           invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
-        count += 1
-print(f"{count} pyc files rewritten as checked-hash", file=sys.stderr)
-EOF
-}
 
 build_base() {
   local rootfs="$base/rootfs" start=$SECONDS release

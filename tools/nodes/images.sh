@@ -70,23 +70,6 @@ build_pause() {
   rm -rf "$dir"
 }
 
-# Debian's pyc files record their source's mtime; the packer fixes every mtime, which would make them all stale (each
-# container start would recompile numpy). Rewrite exactly the existing ones as checked-hash pycs, valid whatever the
-# mtime.
-rehash_pycs() {
-  chroot "$1" python3 -B - <<'EOF'
-import importlib.util, pathlib, py_compile, sys
-
-count = 0
-for pyc in pathlib.Path("/usr").rglob(f"__pycache__/*.{sys.implementation.cache_tag}.pyc"):
-    source = importlib.util.source_from_cache(str(pyc))
-    if pathlib.Path(source).is_file():
-        py_compile.compile(source, cfile=str(pyc), doraise=True,
-                           invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
-        count += 1
-print(f"{count} pyc files rewritten as checked-hash", file=sys.stderr)
-EOF
-}
 
 build_workload_rootfs() { # ROOTFS: debootstrap once; a rootfs without its .done stamp is a failed attempt
   local rootfs="$1" start=$SECONDS
