@@ -6,9 +6,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha256sum setup.cfg | cut -c1-12)
 K8S_BIN = $(shell tools/k8s/build.sh --print)
+# Test tools built from the Go module proxy (helm, promtool), cached like the control plane.
+TOOLS_BIN = $(shell tools/testtools/build.sh --print)
 PYTEST_ARGS ?=
 
-.PHONY: all venv cluster-bin lint format typecheck test test-unit test-integration demo e2e e2e-tensorflow node-bin bench chaos chaos-ci mutation cluster-up cluster-down clean
+.PHONY: all venv cluster-bin tools-bin lint format typecheck test test-unit test-integration demo e2e e2e-tensorflow node-bin bench chaos chaos-ci mutation cluster-up cluster-down clean
 
 all: test
 
@@ -26,10 +28,13 @@ cluster-bin:
 	@command -v go >/dev/null || { echo "need Go (>= 1.26) to build the local control plane" >&2; exit 1; }
 	tools/k8s/build.sh >/dev/null
 
+tools-bin:
+	tools/testtools/build.sh >/dev/null
+
 lint: venv
 	$(VENV)/bin/ruff check src tests bench tools
 	$(VENV)/bin/ruff format --check src tests bench tools
-	$(VENV)/bin/shellcheck -x scripts/*.sh tools/k8s/*.sh tools/nodes/*.sh tools/image/*.sh tests/cluster/*.sh .ci/run
+	$(VENV)/bin/shellcheck -x scripts/*.sh tools/k8s/*.sh tools/nodes/*.sh tools/image/*.sh tools/testtools/*.sh tests/cluster/*.sh .ci/run
 	$(VENV)/bin/lint-imports --no-cache
 
 format: venv
@@ -40,8 +45,8 @@ typecheck: venv
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy --strict tools/image/*.py
 
-test: venv cluster-bin lint typecheck
-	AISO_K8S_BIN="$(K8S_BIN)" $(PY) -m pytest $(PYTEST_ARGS)
+test: venv cluster-bin tools-bin lint typecheck
+	AISO_K8S_BIN="$(K8S_BIN)" AISO_TOOLS_BIN="$(TOOLS_BIN)" $(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: venv
 	$(PY) -m pytest -m unit $(PYTEST_ARGS)
