@@ -47,6 +47,9 @@ class Settings:
     # … and this many on one source node.
     checkpoint_concurrency_per_node: int = 2
     keep_failed_checkpoints: bool = False
+    # A checkpoint-restart move starts its target, held by a gate, before the source stops (controller/planning/
+    # gate.py); off (--no-prewarm): the source stops first and the target is created after, as before.
+    prewarm: bool = True
     leader_election: bool = True
     lease_name: str = "ai-storage-orchestrator"
     lease_namespace: str = "kube-system"

@@ -86,6 +86,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--checkpoint-retention", type=int, default=defaults.checkpoint_retention)
     parser.add_argument("--keep-failed-checkpoints", action="store_true")
     parser.add_argument(
+        "--no-prewarm",
+        dest="prewarm",
+        action="store_false",
+        help="stop the source before creating the target of a checkpoint-restart move (default: pre-warm it)",
+    )
+    parser.add_argument(
         "--checkpoint-concurrency",
         type=int,
         default=defaults.checkpoint_concurrency,
@@ -152,6 +158,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "max_active_per_node": args.max_active_per_node,
         "checkpoint_retention": args.checkpoint_retention,
         "keep_failed_checkpoints": args.keep_failed_checkpoints,
+        "prewarm": args.prewarm,
         "checkpoint_concurrency": args.checkpoint_concurrency,
         "checkpoint_concurrency_per_node": args.checkpoint_concurrency_per_node,
         "leader_election": args.leader_election,
