@@ -7,10 +7,11 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ai_storage_orchestrator import __version__
-from ai_storage_orchestrator.cli import compare, logs, migrations, serve
+from ai_storage_orchestrator.cli import compare, completion, logs, migrations, serve
+from ai_storage_orchestrator.cli.client import PROGRAM
 
 # Each command module offers `add_parser(subparsers)` and sets `handler` on its parser.
-COMMAND_MODULES: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
+COMMAND_MODULES: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], object]] = [
     serve.add_parser,
     migrations.add_migrate_parser,
     migrations.add_status_parser,
@@ -23,13 +24,14 @@ COMMAND_MODULES: list[Callable[[argparse._SubParsersAction[argparse.ArgumentPars
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="ai-storage-orchestrator",
+        prog=PROGRAM,
         description="Move AI-training pods between Kubernetes nodes without re-running finished containers.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in COMMAND_MODULES:
         add(subparsers)
+    completion.add_parser(subparsers, root=parser, program=PROGRAM)
     return parser
 
 

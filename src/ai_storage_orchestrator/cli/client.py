@@ -30,6 +30,8 @@ DEFAULT_HTTP_TIMEOUT = 30.0
 MIGRATIONS_PATH = "/api/migrations"
 REQUEST_ID_HEADER = "X-Request-ID"
 
+PROGRAM = "ai-storage-orchestrator"  # how hints name this command; the kubectl plugin sets "kubectl migrate"
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -257,6 +259,11 @@ def set_command(parser: argparse.ArgumentParser, command: Command) -> None:
         return run(command, args)
 
     parser.set_defaults(handler=handler, command_coroutine=command)
+
+
+def program_of(args: argparse.Namespace) -> str:
+    """The command as the user typed it, for the hints that suggest the next one."""
+    return str(getattr(args, "program", None) or PROGRAM)
 
 
 def print_json(value: Any) -> None:

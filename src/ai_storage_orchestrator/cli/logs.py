@@ -11,7 +11,7 @@ import json
 import os
 import stat
 import sys
-from collections.abc import AsyncGenerator, Collection, Mapping
+from collections.abc import AsyncGenerator, Collection, Mapping, Sequence
 from typing import IO, Any
 
 from ai_storage_orchestrator.cli.client import EXIT_OK, CliError, UsageError, set_command
@@ -25,14 +25,22 @@ _MULTILINE = ("exception", "stack")
 _BOUND = ("migration_id", "pod", "namespace", "request_id")
 
 
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+# Where scripts/deploy.sh and k8s/ run the orchestrator: what `kubectl migrate logs` reads when nothing is piped in.
+DEPLOYED_POD = "kube-system/deploy/ai-storage-orchestrator"
+
+
+def add_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], *, plugin: bool = False
+) -> argparse.ArgumentParser:
+    """``plugin``: as `kubectl migrate logs` has it -- without --file and with nothing piped in, it reads
+    `kubectl logs` of the deployed orchestrator (``DEPLOYED_POD``)."""
     parser = subparsers.add_parser(
         "logs",
         help="read the orchestrator's log, one readable line per entry",
         description=(
             "Print the orchestrator's JSON log lines as `HH:MM:SS.mmm  LEVEL  event  phase  key=value ...`"
             " (times in UTC; lines that are not JSON are printed unchanged). Reads stdin unless --file or --from-pod"
-            " says otherwise."
+            " says otherwise" + (f"; with neither and nothing piped in, --from-pod {DEPLOYED_POD}." if plugin else ".")
         ),
     )
     parser.add_argument("--migration", metavar="ID", help="only the lines of this migration (their migration_id)")
@@ -54,7 +62,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     # Hidden: how often --follow looks for new data in a file (tests make it short).
     parser.add_argument("--poll-interval", type=float, default=FILE_POLL_INTERVAL, help=argparse.SUPPRESS)
+    parser.set_defaults(default_pod=DEPLOYED_POD if plugin else None)
     set_command(parser, logs)
+    return parser
 
 
 # Formatting ---------------------------------------------------------------------------------------------------------
@@ -226,10 +236,12 @@ def split_pod(value: str) -> tuple[str, str]:
     return namespace, name
 
 
-async def kubectl_lines(kubectl: str, target: str, *, follow: bool) -> AsyncGenerator[str, None]:
-    """The stdout of `kubectl logs`; its stderr goes straight to ours."""
+async def kubectl_lines(
+    kubectl: str, target: str, *, follow: bool, flags: Sequence[str] = ()
+) -> AsyncGenerator[str, None]:
+    """The stdout of `kubectl [flags] logs`; its stderr goes straight to ours. ``flags``: e.g. --kubeconfig."""
     namespace, name = split_pod(target)
-    command = [kubectl, "logs", *(["-f"] if follow else []), "-n", namespace, name]
+    command = [kubectl, *flags, "logs", *(["-f"] if follow else []), "-n", namespace, name]
     try:
         process = await asyncio.create_subprocess_exec(
             *command, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE
@@ -255,10 +267,19 @@ async def kubectl_lines(kubectl: str, target: str, *, follow: bool) -> AsyncGene
         raise CliError(f"`{' '.join(command)}` exited with code {code}")
 
 
+def _kubectl_flags(args: argparse.Namespace) -> list[str]:
+    """The kubectl plugin's --kubeconfig and --context, for the kubectl it runs (absent in the plain CLI)."""
+    kubeconfig, context = getattr(args, "kubeconfig", None), getattr(args, "context", None)
+    return [*(["--kubeconfig", kubeconfig] if kubeconfig else []), *(["--context", context] if context else [])]
+
+
 def open_source(args: argparse.Namespace) -> AsyncGenerator[str, None]:
-    if args.from_pod:
-        split_pod(args.from_pod)  # a usage error before anything runs
-        return kubectl_lines(args.kubectl, args.from_pod, follow=args.follow)
+    from_pod = args.from_pod
+    if not from_pod and args.file is None and getattr(args, "default_pod", None) and sys.stdin.isatty():
+        from_pod = args.default_pod
+    if from_pod:
+        split_pod(from_pod)  # a usage error before anything runs
+        return kubectl_lines(args.kubectl, from_pod, follow=args.follow, flags=_kubectl_flags(args))
     if args.file and args.file != "-":
         handle = _open(args.file)
         return file_lines(handle, path=args.file, follow=args.follow, poll_interval=args.poll_interval)

@@ -14,6 +14,7 @@ from ai_storage_orchestrator.cli.client import (
     EXIT_FAILED,
     EXIT_OK,
     JSON,
+    PROGRAM,
     ApiClient,
     ApiError,
     CliError,
@@ -21,8 +22,10 @@ from ai_storage_orchestrator.cli.client import (
     UsageError,
     add_connection_arguments,
     print_json,
+    program_of,
     set_command,
 )
+from ai_storage_orchestrator.cli.progress import Progress
 from ai_storage_orchestrator.models import Status, Strategy
 
 POLL_INTERVAL = 0.5
@@ -54,24 +57,36 @@ def _emit(as_json: bool, value: JSON, lines: list[str]) -> None:
 
 
 # migrate ------------------------------------------------------------------------------------------------------------
-def add_migrate_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_migrate_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], *, plugin: bool = False, **extra: Any
+) -> argparse.ArgumentParser:
+    """``plugin``: as `kubectl migrate` has it -- the namespace defaults to the kubeconfig context's and the source
+    node to the pod's (the caller resolves both); ``extra`` goes to ``add_parser`` (e.g. ``prog``)."""
     parser = subparsers.add_parser(
         "migrate",
         help="move a pod to another node",
+        **extra,
         description=(
             "Ask the orchestrator to move POD to another node. Exit codes: 0 accepted (with --wait: completed;"
             " with --dry-run: would be accepted), 1 failed or cancelled (with --dry-run: would be refused),"
             " 2 usage or HTTP error, 130 interrupted."
         ),
     )
-    parser.add_argument("pod", metavar="POD", help="the pod to move")
-    parser.add_argument("-n", "--namespace", required=True, help="the pod's namespace")
+    parser.add_argument("pod", metavar="POD", help="the pod to move" + (" (NAME or pod/NAME)" if plugin else ""))
+    if plugin:
+        parser.add_argument("-n", "--namespace", help="the pod's namespace (default: the kubeconfig context's)")
+    else:
+        parser.add_argument("-n", "--namespace", required=True, help="the pod's namespace")
     parser.add_argument("--to", dest="target_node", required=True, metavar="NODE", help="the node to move it to")
     parser.add_argument(
         "--from",
         dest="source_node",
         metavar="NODE",
-        help="the node it runs on now (required: the orchestrator refuses a pod that is not there)",
+        help=(
+            "the node it runs on now (default: read from the pod through the API server)"
+            if plugin
+            else "the node it runs on now (required: the orchestrator refuses a pod that is not there)"
+        ),
     )
     parser.add_argument("--preserve-pv", action="store_true", help="keep its data on the shared persistent volume")
     parser.add_argument(
@@ -92,6 +107,7 @@ def add_migrate_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentP
     _add_wait_arguments(parser, "show progress until the migration ends, then a summary", exclusive_with_dry_run=True)
     add_connection_arguments(parser)
     set_command(parser, migrate)
+    return parser
 
 
 def _node_hint(args: argparse.Namespace) -> str:
@@ -131,11 +147,13 @@ async def migrate(args: argparse.Namespace) -> int:
             return EXIT_OK if output.plan_accepted(plan) else EXIT_FAILED
         migration = await api.create(body)
         if not args.wait:
-            _emit(as_json, migration, output.accepted_lines(migration))
+            _emit(as_json, migration, output.accepted_lines(migration, program=program_of(args)))
             return EXIT_OK
         if not as_json:
             print(output.accepted_lines(migration)[0])
-        final = await wait_for(api, migration, poll_interval=args.poll_interval, quiet=as_json)
+        final = await wait_for(
+            api, migration, poll_interval=args.poll_interval, quiet=as_json, program=program_of(args)
+        )
     return _report_final(final, as_json=as_json)
 
 
@@ -147,38 +165,11 @@ def _report_final(migration: JSON, *, as_json: bool) -> int:
     return EXIT_OK if migration.get("status") == Status.COMPLETED.value else EXIT_FAILED
 
 
-class _Progress:
-    """Progress lines on stdout: one per phase or message change; on a terminal the last line also ticks."""
-
-    def __init__(self, *, quiet: bool) -> None:
-        self.quiet = quiet
-        self.live = not quiet and sys.stdout.isatty()
-        self.started = time.monotonic()
-        self.last: tuple[Any, Any] | None = None
-
-    def show(self, migration: JSON) -> None:
-        if self.quiet:
-            return
-        key = (migration.get("phase"), migration.get("message"))
-        line = output.progress_line(migration, time.monotonic() - self.started)
-        if self.live:
-            prefix = "\n" if self.last is not None and key != self.last else ""
-            sys.stdout.write(f"{prefix}\r\x1b[K{line}")
-            sys.stdout.flush()
-        elif key != self.last:
-            print(line, flush=True)
-        self.last = key
-
-    def break_line(self) -> None:
-        if self.live and self.last is not None:
-            sys.stdout.write("\n")
-            sys.stdout.flush()
-            self.last = None
-
-
-async def wait_for(api: ApiClient, migration: JSON, *, poll_interval: float, quiet: bool = False) -> JSON:
+async def wait_for(
+    api: ApiClient, migration: JSON, *, poll_interval: float, quiet: bool = False, program: str = PROGRAM
+) -> JSON:
     """Poll the migration until its status is completed, failed or cancelled; return the last object."""
-    progress = _Progress(quiet=quiet)
+    progress = Progress(quiet=quiet)
     migration_id = str(migration.get("migration_id"))
     current = migration
     failing_since: float | None = None
@@ -205,15 +196,14 @@ async def wait_for(api: ApiClient, migration: JSON, *, poll_interval: float, qui
     except asyncio.CancelledError:  # Ctrl-C: the migration goes on without us
         progress.break_line()
         print(
-            f"stopped waiting; migration {migration_id} goes on"
-            f" (cancel it with: ai-storage-orchestrator cancel {migration_id})",
+            f"stopped waiting; migration {migration_id} goes on (cancel it with: {program} cancel {migration_id})",
             file=sys.stderr,
         )
         raise
 
 
 # status -------------------------------------------------------------------------------------------------------------
-def add_status_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_status_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "status",
         help="show one migration",
@@ -223,6 +213,7 @@ def add_status_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
     _add_wait_arguments(parser, "show progress until the migration ends", exclusive_with_dry_run=False)
     add_connection_arguments(parser)
     set_command(parser, status)
+    return parser
 
 
 async def status(args: argparse.Namespace) -> int:
@@ -230,7 +221,9 @@ async def status(args: argparse.Namespace) -> int:
     async with ApiClient.from_args(args) as api:
         migration = await api.get(args.migration_id)
         if args.wait:
-            migration = await wait_for(api, migration, poll_interval=args.poll_interval, quiet=as_json)
+            migration = await wait_for(
+                api, migration, poll_interval=args.poll_interval, quiet=as_json, program=program_of(args)
+            )
     if args.wait:
         return _report_final(migration, as_json=as_json)
     _emit(as_json, migration, output.migration_lines(migration))
@@ -248,7 +241,10 @@ def page_limit(text: str) -> int:
     return value
 
 
-def add_list_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_list_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], *, plugin: bool = False
+) -> argparse.ArgumentParser:
+    """``plugin``: as `kubectl list` has it -- the kubeconfig context's namespace unless -A (the caller resolves it)."""
     parser = subparsers.add_parser(
         "list",
         help="list migrations, newest first",
@@ -261,7 +257,16 @@ def add_list_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
         ),
     )
     parser.add_argument("--status", choices=[s.value for s in Status], help="only migrations with this status")
-    parser.add_argument("-n", "--namespace", help="only migrations of pods in this namespace")
+    if plugin:
+        scope = parser.add_mutually_exclusive_group()
+        scope.add_argument(
+            "-n", "--namespace", help="only migrations of pods in this namespace (default: the kubeconfig context's)"
+        )
+        scope.add_argument(
+            "-A", "--all-namespaces", action="store_true", help="migrations of every namespace the orchestrator sees"
+        )
+    else:
+        parser.add_argument("-n", "--namespace", help="only migrations of pods in this namespace")
     parser.add_argument("--pod", help="only migrations of pods with this name")
     parser.add_argument(
         "--limit", type=page_limit, metavar="N", help=f"ask for pages of at most N migrations ({LIMIT_MIN}-{LIMIT_MAX})"
@@ -274,6 +279,7 @@ def add_list_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
     )
     add_connection_arguments(parser)
     set_command(parser, list_migrations)
+    return parser
 
 
 async def list_migrations(args: argparse.Namespace) -> int:
@@ -328,13 +334,14 @@ def _items(page: JSON) -> list[JSON]:
 
 
 # cancel -------------------------------------------------------------------------------------------------------------
-def add_cancel_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_cancel_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "cancel", help="cancel a migration (it rolls back to the source pod)", description="Cancel a migration."
     )
     parser.add_argument("migration_id", metavar="ID")
     add_connection_arguments(parser)
     set_command(parser, cancel)
+    return parser
 
 
 async def cancel(args: argparse.Namespace) -> int:
@@ -347,5 +354,5 @@ async def cancel(args: argparse.Namespace) -> int:
             f"Cancel requested for migration {migration.get('migration_id')}"
             f" (status {migration.get('status')}, phase {migration.get('phase')}); it rolls back to the source pod."
         )
-        print(f"Follow it with: ai-storage-orchestrator status {migration.get('migration_id')} --wait")
+        print(f"Follow it with: {program_of(args)} status {migration.get('migration_id')} --wait")
     return EXIT_OK

@@ -250,12 +250,12 @@ def migration_lines(migration: Mapping[str, Any], *, transitions: bool = True) -
     return lines
 
 
-def accepted_lines(migration: Mapping[str, Any]) -> list[str]:
+def accepted_lines(migration: Mapping[str, Any], *, program: str = "ai-storage-orchestrator") -> list[str]:
     ident = migration.get("migration_id")
     return [
         f"Migration {ident} accepted: {migration.get('pod_namespace')}/{migration.get('pod_name')}"
         f" {migration.get('source_node')} -> {migration.get('target_node')} (status {migration.get('status')})",
-        f"Follow it with: ai-storage-orchestrator status {ident} --wait",
+        f"Follow it with: {program} status {ident} --wait",
     ]
 
 

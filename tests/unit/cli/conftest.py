@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -132,3 +133,30 @@ async def run_cli(argv: Sequence[str]) -> int:
     """Run a command in the test's event loop (``main`` would start its own with asyncio.run)."""
     args = parse(argv)
     return await execute(args.command_coroutine, args)
+
+
+_TERMINAL_TOKEN = re.compile(r"(\x1b\[[0-9;?]*[A-Za-z]|\r|\n)")
+
+
+def screen(text: str) -> list[str]:
+    """The non-empty lines a terminal shows after ``text``: carriage returns, line erasing (CSI K), cursor up (CSI
+    A) applied; colours and cursor visibility dropped."""
+    lines, row, col = [""], 0, 0
+    for token in filter(None, _TERMINAL_TOKEN.split(text)):
+        if token == "\n":
+            row, col = row + 1, 0
+            if row == len(lines):
+                lines.append("")
+        elif token == "\r":
+            col = 0
+        elif token.startswith("\x1b["):
+            argument, final = token[2:-1], token[-1]
+            if final == "K":
+                lines[row] = "" if argument == "2" else lines[row][:col]
+            elif final == "A":
+                row = max(0, row - int(argument or 1))
+        else:
+            line = lines[row].ljust(col)
+            lines[row] = line[:col] + token + line[col + len(token) :]
+            col += len(token)
+    return [line.rstrip() for line in lines if line.strip()]

@@ -22,6 +22,7 @@ from tests.unit.cli.conftest import (
     migration,
     parse,
     run_cli,
+    screen,
 )
 
 pytestmark = pytest.mark.unit
@@ -170,12 +171,17 @@ async def test_migrate_wait_on_a_terminal_redraws_the_progress_line(
 
     terminal = Terminal()
     monkeypatch.setattr(sys, "stdout", terminal)
+    monkeypatch.setenv("TERM", "xterm-256color")
     api.answer(POST, (202, migration("Pending")))
     api.answer(GET, (200, migration("CreatingTarget")), (200, finished("Completed", "done")))
     assert await run_cli(migrate_argv(api, "--wait", *FAST)) == 0
     text = terminal.getvalue()
-    assert text.count("\r\x1b[K[") >= 3
-    assert "\n\r\x1b[K[" in text  # a new phase keeps the previous line
+    # rich's live line: the cursor hidden while it is drawn, each redraw erasing the line, the cursor back at the end.
+    assert text.count("\r\x1b[2K") >= 3
+    assert text.index("\x1b[?25l") < text.rindex("\x1b[?25h")
+    # What stays on the screen once the escapes have done their work: one line per phase, then the summary.
+    kept = [line for line in screen(text) if line.startswith("[")]
+    assert [line.split()[2] for line in kept] == ["Pending", "CreatingTarget", "Completed"]
     assert "completed in 12.5s" in text
 
 
