@@ -177,8 +177,11 @@ async def test_the_chart_installs_and_its_deployment_becomes_available(
     await core.create_namespaced_secret(namespace, _tls_secret(namespace))
 
     # The chart's default values, in the test's namespace (the leader-election Role and --lease-namespace follow it).
-    await helm("install", RELEASE, CHART, "--namespace", namespace)
+    installed = await helm("install", RELEASE, CHART, "--namespace", namespace)
     try:
+        # NOTES.txt, as helm prints it.
+        assert f"ai-storage-orchestrator 0.1.0 is installed in namespace {namespace}." in installed
+        assert "--audience ai-storage-orchestrator" in installed
         binder = asyncio.create_task(_bind_pods(core, namespace, cluster.node_names[:2]))
         try:
             async with asyncio.timeout(TIMEOUT):
