@@ -32,6 +32,7 @@ SOURCE_POD_ANNOTATION: Final = "ai-storage.io/source-pod"  # planning on the tar
 SOURCE_NODE_ANNOTATION: Final = "ai-storage.io/source-node"  # planning on the target pod: the source's node
 SKIPPED_CONTAINERS_ANNOTATION: Final = "ai-storage.io/skipped-containers"  # planning on target; checkpoint reads
 CHECKPOINT_PATH_ANNOTATION: Final = "ai-storage.io/checkpoint-path"  # checkpoint.restoring on target; phases reads
+HANDOFF_ANNOTATION: Final = "ai-storage.io/handoff"  # controller.phases on a pre-warmed target: opens its gate
 RESTORED_BY_ANNOTATION: Final = "ai-storage.io/restored-by"  # controller.phases: on a source pod recreated in rollback
 
 # PodMigration annotations we write (records.py): what the request said beyond the CRD's spec ----------------------

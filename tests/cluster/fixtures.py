@@ -154,13 +154,25 @@ async def crd_installed(api: client.ApiClient) -> None:
 
 
 @pytest.fixture
-async def orchestrator(cluster: ClusterHandle, namespace: str, crd_installed: None) -> AsyncIterator[Any]:
+def orchestrator_overrides() -> dict[str, Any]:
+    """Settings the `orchestrator` fixture changes: a test sets them with ``@pytest.mark.parametrize`` on this name."""
+    return {}
+
+
+@pytest.fixture
+async def orchestrator(
+    cluster: ClusterHandle, namespace: str, crd_installed: None, orchestrator_overrides: dict[str, Any]
+) -> AsyncIterator[Any]:
     """An orchestrator running in this process, watching the test's namespace, acting without leader election."""
     from ai_storage_orchestrator.runtime import Orchestrator
     from ai_storage_orchestrator.settings import Settings
 
     settings = Settings(
-        kubeconfig=str(cluster.kubeconfig), namespace=namespace, leader_election=False, identity=f"test-{namespace}"
+        kubeconfig=str(cluster.kubeconfig),
+        namespace=namespace,
+        leader_election=False,
+        identity=f"test-{namespace}",
+        **orchestrator_overrides,
     )
     running = Orchestrator(settings)
     await running.start()

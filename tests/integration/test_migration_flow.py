@@ -100,6 +100,27 @@ async def test_target_never_ready_fails_after_timeout_and_keeps_source(
     assert [(p.metadata.name, p.spec.node_name) for p in pods.items] == [(CERTIFICATION_POD, source)]
 
 
+async def test_checkpoint_restart_to_a_node_that_cannot_start_the_pod_never_touches_the_source(
+    core: client.CoreV1Api, cluster: ClusterHandle, namespace: str, orchestrator: Orchestrator, unready_node: str
+) -> None:
+    source = cluster.node_names[0]
+    await _certification_setup(core, namespace, source)
+    await wait_data_processor_completed(orchestrator, namespace)
+    assert orchestrator.service is not None
+    before = await core.read_namespaced_pod(CERTIFICATION_POD, namespace)
+    request = _request(namespace, source, unready_node, timeout_seconds=3, strategy=Strategy.CHECKPOINT_RESTART)
+    created = await orchestrator.service.submit(request)
+    await wait_phase(orchestrator, namespace, created["migration_id"], Phase.FAILED, Phase.COMPLETED)
+    migration = orchestrator.service.get(created["migration_id"])
+    assert migration["status"] == "failed"
+    assert migration["error"]["reason"] == "target_not_ready_timeout"
+    assert "the source pod was not touched" in migration["message"]
+    pods = await core.list_namespaced_pod(namespace)
+    assert [(p.metadata.name, p.metadata.uid) for p in pods.items] == [(CERTIFICATION_POD, before.metadata.uid)]
+    assert not any(t["phase"] == Phase.CREATING_TARGET.value for t in migration["phase_transitions"])
+
+
+@pytest.mark.parametrize("orchestrator_overrides", [{"prewarm": False}])
 async def test_checkpoint_restart_rollback_recreates_pod_on_source(
     core: client.CoreV1Api, cluster: ClusterHandle, namespace: str, orchestrator: Orchestrator, unready_node: str
 ) -> None:

@@ -123,12 +123,14 @@ async def test_cancel_while_the_source_is_terminating_recreates_the_pod(
     assert orchestrator.service is not None
     await orchestrator.service.cancel(migration_id)
     await wait_phase(orchestrator, namespace, migration_id, Phase.ROLLING_BACK)
-    assert await _pods(core, namespace) == [(CERTIFICATION_POD, source, True)]
+    pods = await _pods(core, namespace)
+    assert (CERTIFICATION_POD, source, True) in pods
+    assert all(node == target for name, node, _ in pods if name != CERTIFICATION_POD), "only the pre-warmed target"
 
-    # The kubelet finishes the old pod only now: the rollback must still bring the pod back.
-    await core.patch_namespaced_pod(
-        CERTIFICATION_POD, namespace, {"metadata": {"annotations": {HOLD_TERMINATION: None}}}
-    )
+    # The kubelet finishes the old pod only now (and the pre-warmed target, which inherited the annotation): the
+    # rollback must still bring the pod back.
+    for name, _node, _terminating in pods:
+        await core.patch_namespaced_pod(name, namespace, {"metadata": {"annotations": {HOLD_TERMINATION: None}}})
     done = await wait_phase(orchestrator, namespace, migration_id, Phase.CANCELLED, Phase.FAILED)
     assert done["status"]["phase"] == Phase.CANCELLED.value
     assert done["status"]["podsAlive"] == [CERTIFICATION_POD]
@@ -166,6 +168,7 @@ async def test_a_target_lost_after_it_was_ready_keeps_the_source(
     assert await _pods(core, namespace) == [(first_target, target, False)]
 
 
+@pytest.mark.parametrize("orchestrator_overrides", [{"prewarm": False}])  # so that the source stops first
 async def test_deleting_the_podmigration_mid_move_rolls_back(
     core: client.CoreV1Api,
     api: client.ApiClient,

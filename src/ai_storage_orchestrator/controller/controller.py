@@ -103,6 +103,10 @@ class MigrationController:
     def api(self) -> ClusterWriter:
         return self.writer
 
+    @property
+    def prewarm(self) -> bool:
+        return self.settings.prewarm
+
     def ensure_leading(self, action: str) -> None:
         self.writer.check(action)
 

@@ -26,11 +26,22 @@ from ai_storage_orchestrator.bodies import Body, Node, Pod
 from ai_storage_orchestrator.checkpoint import CheckpointJob, without_checkpoint
 from ai_storage_orchestrator.controller.context import MigrationContext
 from ai_storage_orchestrator.controller.invariant import is_ready, target_unfit_to_replace_source, terminating
+from ai_storage_orchestrator.controller.planning.gate import (
+    GATE_CONTAINER,
+    gate_running,
+    gated,
+    missing_images,
+    new_token,
+    prewarm_blocker,
+    token_digest,
+    with_gate,
+)
 from ai_storage_orchestrator.controller.planning.naming import base_name
 from ai_storage_orchestrator.controller.reconciler import Result
 from ai_storage_orchestrator.controller.records import now_iso, phase_of
 from ai_storage_orchestrator.conventions import (
     CHECKPOINT_PATH_ANNOTATION,
+    HANDOFF_ANNOTATION,
     MIGRATION_ID_LABEL,
     RESTORED_BY_ANNOTATION,
 )
@@ -55,6 +66,9 @@ FATAL_WAITING_REASONS = frozenset(
         "CrashLoopBackOff",
     }
 )
+# Waiting reasons of the gate that say the pod's image is not there: the target cannot start, the migration fails.
+# Any other trouble of the gate alone (an image without `sh`, say) means only that this pod cannot be pre-warmed.
+IMAGE_WAITING_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"})
 DELETE_WAIT_SECONDS = 30.0
 DISRUPTION_BUDGET_RETRY_SECONDS = 5.0  # PodDisruptionBudgets are not watched: look again on this period
 
@@ -130,6 +144,13 @@ async def validating(ctx: MigrationContext) -> Result:
             "freed": freed.to_json(),
         },
     }
+    blocker = prewarm_blocker(
+        strategy=plan.strategy.value,
+        read_write_once=[v.claim_name or v.name for v in plan.volumes.values() if v.read_write_once],
+    )
+    if blocker is None and not ctx.controller.prewarm:
+        blocker = "pre-warming is off (--no-prewarm)"
+    fields["prewarm"] = {"token": new_token(ctx.name)} if blocker is None else {"skipped": blocker}
     volume = plan.checkpoint_volume._asdict() if plan.checkpoint_volume is not None else None
     if volume is not None:
         fields["checkpoint"] = {"volume": volume, "saved": False}
@@ -165,17 +186,18 @@ async def checkpointing(ctx: MigrationContext) -> Result:
     key = f"{ctx.namespace}/{ctx.name}"
     if ctx.cancel_requested:
         pool.cancel(key)
-        return await ctx.transition(
-            Phase.CANCELLED, "cancelled before the source was touched", checkpoint={"running": None}
-        )
+        return await _cancel_untouched(ctx, "cancelled before the source was touched", checkpoint={"running": None})
     pod = ctx.source_pod
     if pod is None or not ctx.source_pod_is_ours:
         pool.cancel(key)
-        return await ctx.fail("pod_not_found", f"pod {ctx.namespace}/{ctx.spec['podName']} is gone: nothing to save")
+        return await _fail_untouched(
+            ctx, "pod_not_found", f"pod {ctx.namespace}/{ctx.spec['podName']} is gone: nothing to save"
+        )
     finished = pool.take(key)
     if finished is None:
         if not pool.running(key) and ctx.seconds_left() <= 0:
-            return await ctx.fail(
+            return await _fail_untouched(
+                ctx,
                 "checkpoint_timeout",
                 f"no checkpoint within {ctx.request.timeout_seconds}s; the source pod was not touched",
             )
@@ -190,8 +212,8 @@ async def checkpointing(ctx: MigrationContext) -> Result:
         if not isinstance(error, OrchestratorError) or isinstance(error, TemporaryError):
             raise error  # retried with backoff: the next step starts the checkpoint again
         failed = {**(ctx.status.get("checkpoint") or {}), "saved": False, "running": None, **error.details}
-        return await ctx.fail(
-            error.reason, f"checkpoint failed, source pod untouched: {error.message}", checkpoint=failed
+        return await _fail_untouched(
+            ctx, error.reason, f"checkpoint failed, source pod untouched: {error.message}", checkpoint=failed
         )
     assert finished.checkpoint is not None
     return await _checkpoint_recorded(ctx, finished.checkpoint)
@@ -234,6 +256,7 @@ async def _checkpoint_recorded(ctx: MigrationContext, checkpoint: JSON) -> Resul
         undone["spec"].setdefault("initContainers", None)
         extra["targetPodManifest"] = undone
         ctx.controller.recorder.record(ctx.migration, reason="CheckpointSkipped", message=message, warning=True)
+
     elif checkpoint.get("saved"):
         message = f"checkpoint saved on the shared volume at {checkpoint.get('directory')}"
     else:
@@ -241,28 +264,150 @@ async def _checkpoint_recorded(ctx: MigrationContext, checkpoint: JSON) -> Resul
     following = (
         Phase.STOPPING_SOURCE if ctx.status.get("strategy") == Strategy.CHECKPOINT_RESTART else Phase.CREATING_TARGET
     )
-    return await ctx.transition(following, message, checkpoint={**checkpoint, "running": None}, **extra)
+    result = await ctx.transition(following, message, checkpoint={**checkpoint, "running": None}, **extra)
+    if following is Phase.STOPPING_SOURCE and _prewarm_token(ctx):
+        # The target starts now, from the manifest as the checkpoint left it; its gate holds it until the source is
+        # gone. (Not beside the checkpoint: a skipped checkpoint changes the manifest, and a pod's spec is fixed.)
+        rolled_back = await _create_target(ctx, gate=True)
+        if rolled_back is not None:
+            return rolled_back
+    return result
 
 
 async def stopping_source(ctx: MigrationContext) -> Result:
     pod = ctx.source_pod
+    token = _prewarm_token(ctx)
     if ctx.cancel_requested:
         if not ctx.status.get("sourceStopped"):
-            return await ctx.transition(Phase.CANCELLED, "cancelled before the source was stopped")
+            return await _cancel_untouched(ctx, "cancelled before the source was stopped")
         # The removal may be under way: the rollback waits until the source is gone and recreates it.
         return await ctx.transition(Phase.ROLLING_BACK, "cancelled while the source was stopping")
+    if token and not ctx.status.get("sourceStopped"):
+        unprepared = await _prepare_target(ctx)
+        if unprepared is not None:
+            return unprepared
+        token = _prewarm_token(ctx)
+    elif not ctx.status.get("sourceStopped"):
+        early = ctx.target_pod
+        if early is not None and gated(early) and _ours(ctx, early):  # its gate could not run: gone before we go on
+            if not terminating(early):
+                await _delete_pod(ctx, early, uid=early["metadata"].get("uid"))
+            return Result.after(DELETE_WAIT_SECONDS)
     if pod is not None and ctx.source_pod_is_ours:
         if not terminating(pod):
             blocked = await _remove_source(ctx, pod)
             if blocked is not None:
                 return blocked
         return Result.after(DELETE_WAIT_SECONDS)  # the pod's DELETED event wakes us
+    target = ctx.target_pod
+    if token and target is not None and gated(target) and not terminating(target) and _ours(ctx, target):
+        return await _release_gate(ctx, target, token)
     # The source is gone: start the target in the same step, so the pod is down no longer than it must be.
     stopped = (Phase.CREATING_TARGET, now_iso(), "source pod stopped")
     rolled_back = await _create_target(ctx, sourceStopped=True)
     if rolled_back is not None:
         return rolled_back
     return await ctx.transition(Phase.WAITING_FOR_TARGET, _created_message(ctx), passed=[stopped], sourceStopped=True)
+
+
+def _prewarm_token(ctx: MigrationContext) -> str | None:
+    token = (ctx.status.get("prewarm") or {}).get("token")
+    return str(token) if token else None
+
+
+def _ours(ctx: MigrationContext, pod: JSON) -> bool:
+    return Pod(pod).labels.get(MIGRATION_ID_LABEL) == ctx.name
+
+
+async def _cancel_untouched(ctx: MigrationContext, message: str, **fields: Any) -> Result:
+    """A cancel before the source was touched: nothing to undo, unless a pre-warmed target may exist."""
+    if _prewarm_token(ctx):
+        return await ctx.transition(Phase.ROLLING_BACK, f"{message}; removing the pre-warmed target", **fields)
+    return await ctx.transition(Phase.CANCELLED, message, **fields)
+
+
+async def _fail_untouched(ctx: MigrationContext, reason: str, message: str, **fields: Any) -> Result:
+    if _prewarm_token(ctx):
+        return await _roll_back(ctx, reason, message, **fields)
+    return await ctx.fail(reason, message, **fields)
+
+
+async def _prepare_target(ctx: MigrationContext) -> Result | None:
+    """None once the pre-warmed target has proven it can start (its gate runs); until then the source stays
+    untouched, and a target that cannot start fails the migration with the source never stopped."""
+    target = ctx.target_pod
+    if target is None or not _ours(ctx, target):
+        return await _create_target(ctx, gate=True) or Result.after(max(0.1, ctx.seconds_left()))
+    if terminating(target):
+        return Result.after(DELETE_WAIT_SECONDS)  # an earlier try on its way out: created again once gone
+    node = ctx.controller.state.node(ctx.spec["targetNode"])
+    problem = target_problem(target, node)
+    if problem is not None:
+        if _gate_alone_failed(target):
+            return await _cold_start(ctx, target)
+        return await _roll_back(ctx, problem[0], f"{problem[1]}; the source pod was not touched")
+    missing = missing_images(target, node)
+    if missing:
+        message = f"target node {ctx.spec['targetNode']} lacks image(s) {', '.join(missing)} (imagePullPolicy Never)"
+        return await _roll_back(ctx, "target_image_missing", f"{message}; the source pod was not touched")
+    if gate_running(target):
+        return None
+    if ctx.seconds_left() <= 0:
+        message = f"target pod {target['metadata']['name']} not started within {ctx.request.timeout_seconds}s"
+        return await _roll_back(ctx, "target_not_ready_timeout", f"{message}; the source pod was not touched")
+    return Result.after(ctx.seconds_left())  # the target's next status wakes us
+
+
+def _gate_alone_failed(target: JSON) -> bool:
+    """The gate cannot run although its image is there (no `sh` in it, say): a fault of pre-warming, not of the pod."""
+    for status in Pod(target).init_container_statuses:
+        if status.get("name") != GATE_CONTAINER:
+            continue
+        state = status.get("state") or {}
+        waiting = state.get("waiting") or {}
+        if waiting.get("reason") in IMAGE_WAITING_REASONS:
+            return False
+        return (
+            bool(waiting.get("reason") in FATAL_WAITING_REASONS or state.get("terminated"))
+            or Pod(target).phase == "Failed"
+        )
+    return False
+
+
+async def _cold_start(ctx: MigrationContext, target: JSON) -> Result:
+    """Give up pre-warming: remove the gated target; the source is stopped first and the target created after."""
+    await _delete_pod(ctx, target, uid=target["metadata"].get("uid"))
+    reason = "it did not run"
+    for status in Pod(target).init_container_statuses:
+        state = status.get("state") or {}
+        if status.get("name") == GATE_CONTAINER and state:
+            reason = str(next(iter(state.values())).get("reason") or reason)
+    skipped = f"the gate could not run in image {target['spec']['initContainers'][0].get('image')} ({reason})"
+    await ctx.update_status(prewarm={"token": None, "skipped": skipped}, message=f"{skipped}: moving without it")
+    return Result.again()
+
+
+async def _release_gate(ctx: MigrationContext, target: JSON, token: str) -> Result:
+    """Open the pre-warmed target's gate, only once the source pod is gone from a live read (the API server removes
+    it after the kubelet has stopped its containers): two copies of the trainer never run at once."""
+    try:
+        live = await ctx.controller.api.get(PODS, ctx.spec["podName"], namespace=ctx.namespace)
+    except KubeApiError as error:
+        if not error.not_found:
+            raise
+        live = None
+    if live is not None and live["metadata"].get("uid") == ctx.status.get("sourcePodUID"):
+        return Result.after(DELETE_WAIT_SECONDS)  # the cache ran ahead of the API server: its DELETED event wakes us
+    name = target["metadata"]["name"]
+    patch = {"metadata": {"annotations": {HANDOFF_ANNOTATION: token}}}
+    updated = await ctx.controller.api.merge_patch(PODS, name, patch, namespace=ctx.namespace)
+    ctx.controller.state.pods.write_through(updated)
+    stopped = (Phase.CREATING_TARGET, now_iso(), f"source pod stopped; target pod {name} was started beforehand")
+    return await ctx.transition(
+        Phase.WAITING_FOR_TARGET,
+        f"gate of target pod {name} on {ctx.spec['targetNode']} opened: its containers start",
+        passed=[stopped],
+    )
 
 
 async def _remove_source(ctx: MigrationContext, pod: JSON) -> Result | None:
@@ -307,9 +452,13 @@ def _created_message(ctx: MigrationContext) -> str:
     return f"created target pod {ctx.status['targetPodManifest']['metadata']['name']} on {ctx.spec['targetNode']}"
 
 
-async def _create_target(ctx: MigrationContext, **fields: Any) -> Result | None:
-    """Create the target pod (idempotent: one already there with our label is ours); a Result when it rolled back."""
+async def _create_target(ctx: MigrationContext, *, gate: bool = False, **fields: Any) -> Result | None:
+    """Create the target pod (idempotent: one already there with our label is ours); a Result when it rolled back.
+    `gate`: pre-warmed, held by its gate until the source is gone."""
     manifest = ctx.status["targetPodManifest"]
+    token = _prewarm_token(ctx)
+    if gate and token:
+        manifest = with_gate(manifest, token_digest(token))
     name = manifest["metadata"]["name"]
     try:
         created = await ctx.controller.api.create(PODS, manifest, namespace=ctx.namespace)

@@ -178,6 +178,15 @@ class FakeApi:
         self.objects[(PODS.plural, NAMESPACE, name)] = updated
         self._publish(PODS, updated)
 
+    def run_gate(self, name: str, state: JSON | None = None) -> None:
+        """The kubelet starts a pre-warmed target's gate (or reports `state` for it, e.g. a waiting reason)."""
+        pod = self.objects[(PODS.plural, NAMESPACE, name)]
+        gate = pod["spec"]["initContainers"][0]["name"]
+        statuses = [{"name": gate, "state": state or {"running": {"startedAt": NOW}}}]
+        updated = self._stamp(merge(pod, {"status": {"phase": "Pending", "initContainerStatuses": statuses}}))
+        self.objects[(PODS.plural, NAMESPACE, name)] = updated
+        self._publish(PODS, updated)
+
     def writes(self) -> list[str]:
         return [c for c in self.calls if not c.startswith("get ")]
 

@@ -41,8 +41,8 @@ async def test_make_before_break_from_pending_to_completed() -> None:
     assert ("MigrationCompleted", f"migration m1: source pod removed; {target} is Ready") in world.events.recorded
 
 
-async def test_checkpoint_restart_from_pending_to_completed() -> None:
-    world = World()
+async def test_checkpoint_restart_from_pending_to_completed_without_prewarm() -> None:
+    world = World(settings=Settings(leader_election=False, prewarm=False))
     world.request(strategy="checkpoint-restart")
     result = await world.drive()
     assert world.phase() == Phase.CHECKPOINTING.value

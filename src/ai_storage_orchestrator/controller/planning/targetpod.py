@@ -8,10 +8,12 @@ from types import MappingProxyType
 from typing import Any
 
 from ai_storage_orchestrator.controller.planning.analysis import skipped
+from ai_storage_orchestrator.controller.planning.gate import without_gate
 from ai_storage_orchestrator.controller.planning.naming import target_pod_name
 from ai_storage_orchestrator.controller.planning.quantities import pod_requests
 from ai_storage_orchestrator.controller.planning.volumes import referenced_volumes
 from ai_storage_orchestrator.conventions import (
+    HANDOFF_ANNOTATION,
     MIGRATE_TO_ANNOTATION,
     MIGRATION_ID_ANNOTATION,
     MIGRATION_ID_LABEL,
@@ -40,6 +42,7 @@ DROPPED_ANNOTATIONS = frozenset(
         MIGRATE_TO_ANNOTATION,
         MIGRATION_ID_ANNOTATION,
         MIGRATION_STATUS_ANNOTATION,
+        HANDOFF_ANNOTATION,
         "kubectl.kubernetes.io/last-applied-configuration",
     }
 )
@@ -110,6 +113,7 @@ def build_target_pod(
     for field in _DROPPED_SPEC_FIELDS:
         spec.pop(field, None)
     _without_skipped(spec, decisions)
+    spec = without_gate({"spec": spec})["spec"]  # a gate of an earlier move: this move adds its own when it pre-warms
     spec["nodeName"] = target_node
 
     target: dict[str, Any] = {

@@ -1,0 +1,162 @@
+"""The gate of a pre-warmed target: a first init container that holds the pod's containers until the source is gone.
+
+A checkpoint-restart move creates its target while the source still runs, so the slow part of a pod start (sandbox,
+network, volume mounts, the image) is done before the source stops, and a target node that cannot start the pod is
+found before the source is touched. The gate is an init container in the image of the first container the target
+runs (so a running gate proves that image is on the node), with a ``downwardAPI`` volume that shows it the pod's
+``ai-storage.io/handoff`` annotation. It exits when that annotation holds the token whose SHA-256 is in its
+environment; the orchestrator writes the token only after the source pod is gone from a live read, so two copies of
+the trainer never run at once. Only the hash is in the pod spec: a reader of the spec cannot open the gate, and the
+token lives in the PodMigration's status (for a restarted orchestrator) and nowhere else until the hand-off.
+
+Pure: no I/O."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import secrets
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ai_storage_orchestrator.bodies import Node, Pod
+from ai_storage_orchestrator.conventions import HANDOFF_ANNOTATION
+
+JSON = dict[str, Any]
+GATE_CONTAINER = "ai-storage-gate"
+GATE_VOLUME = "ai-storage-gate"
+GATE_MOUNT = "/ai-storage-gate"
+GATE_DIGEST_ENV = "AI_STORAGE_GATE_SHA256"
+# Polls the annotation's file; `sleep 0.1` is GNU and busybox, `sleep 1` the POSIX fallback.
+GATE_SCRIPT = (
+    'f="$1/handoff"; '
+    "while :; do "
+    'if [ -s "$f" ]; then set -- "$1" $(sha256sum "$f"); [ "$2" = "$' + GATE_DIGEST_ENV + '" ] && exit 0; fi; '
+    "sleep 0.1 2>/dev/null || sleep 1; "
+    "done"
+)
+GATE_RESOURCES = {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "100m", "memory": "32Mi"}}
+# A kubelet lists at most this many images in its node status by default (--node-status-max-images): a longer list
+# may be cut, so an image absent from it may still be there.
+NODE_STATUS_MAX_IMAGES = 50
+_COPIED_SECURITY = ("runAsUser", "runAsGroup", "runAsNonRoot", "seLinuxOptions", "seccompProfile", "appArmorProfile")
+
+
+def new_token(migration_id: str) -> str:
+    return f"{migration_id}.{secrets.token_hex(16)}"
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def prewarm_blocker(*, strategy: str, read_write_once: Iterable[str]) -> str | None:
+    """Why this move cannot start its target before the source stops (None: it can)."""
+    if strategy != "checkpoint-restart":
+        return f"{strategy}: the target starts beside the source anyway"
+    claims = sorted(read_write_once)
+    if claims:
+        return f"volume(s) {', '.join(claims)} can be mounted read-write on one node at a time"
+    return None
+
+
+def _security_context(container: Mapping[str, Any]) -> JSON:
+    context: JSON = {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    own = container.get("securityContext") or {}
+    context.update({key: copy.deepcopy(own[key]) for key in _COPIED_SECURITY if key in own})
+    return context
+
+
+def gate_container(first: Mapping[str, Any], digest: str) -> JSON:
+    gate: JSON = {
+        "name": GATE_CONTAINER,
+        "image": first.get("image"),
+        "command": ["sh", "-c", GATE_SCRIPT, GATE_CONTAINER, GATE_MOUNT],
+        "env": [{"name": GATE_DIGEST_ENV, "value": digest}],
+        "volumeMounts": [{"name": GATE_VOLUME, "mountPath": GATE_MOUNT, "readOnly": True}],
+        "resources": copy.deepcopy(GATE_RESOURCES),
+        "securityContext": _security_context(first),
+    }
+    if first.get("imagePullPolicy"):
+        gate["imagePullPolicy"] = first["imagePullPolicy"]
+    return gate
+
+
+def gate_volume() -> JSON:
+    field = {"fieldPath": f"metadata.annotations['{HANDOFF_ANNOTATION}']"}
+    return {"name": GATE_VOLUME, "downwardAPI": {"items": [{"path": "handoff", "fieldRef": field}]}}
+
+
+def with_gate(manifest: Mapping[str, Any], digest: str) -> JSON:
+    """The target pod with the gate in front of its init containers (it runs first) and the gate's volume."""
+    gated: JSON = copy.deepcopy(dict(manifest))
+    spec = gated["spec"]
+    containers = spec.get("containers") or []
+    if not containers:
+        raise ValueError("a pod without containers has nothing to hold")
+    spec["initContainers"] = [gate_container(containers[0], digest), *(spec.get("initContainers") or [])]
+    spec["volumes"] = [*(spec.get("volumes") or []), gate_volume()]
+    return gated
+
+
+def without_gate(manifest: Mapping[str, Any]) -> JSON:
+    """The pod without a gate of an earlier move (and without its hand-off annotation)."""
+    pod: JSON = copy.deepcopy(dict(manifest))
+    spec = pod.get("spec") or {}
+    if "initContainers" in spec:
+        spec["initContainers"] = [c for c in spec["initContainers"] or [] if c.get("name") != GATE_CONTAINER]
+        if not spec["initContainers"]:
+            del spec["initContainers"]
+    if "volumes" in spec:
+        spec["volumes"] = [v for v in spec["volumes"] or [] if v.get("name") != GATE_VOLUME]
+    (pod.get("metadata") or {}).get("annotations", {}).pop(HANDOFF_ANNOTATION, None)
+    return pod
+
+
+def gated(pod: Mapping[str, Any]) -> bool:
+    return any(c.get("name") == GATE_CONTAINER for c in (pod.get("spec") or {}).get("initContainers") or [])
+
+
+def released(pod: Mapping[str, Any], token: str) -> bool:
+    return Pod(dict(pod)).annotations.get(HANDOFF_ANNOTATION) == token
+
+
+def gate_running(pod: Mapping[str, Any]) -> bool:
+    """The gate's container runs: the sandbox, its network and volumes are up and the first image is on the node."""
+    for status in Pod(dict(pod)).init_container_statuses:
+        if status.get("name") == GATE_CONTAINER:
+            return "running" in (status.get("state") or {})
+    return False
+
+
+def missing_images(pod: Mapping[str, Any], node: Mapping[str, Any] | None) -> list[str]:
+    """Images of the pod that the node's status shows it does not have and may not pull (``imagePullPolicy:
+    Never``). Only a complete list proves an absence: an empty one (a node that reports none) or one of the kubelet's
+    maximum length proves nothing."""
+    if node is None:
+        return []
+    listed = (Node(dict(node)).status.get("images")) or []
+    if not listed or len(listed) >= NODE_STATUS_MAX_IMAGES:
+        return []
+    present = {name for image in listed for name in image.get("names") or ()}
+    spec = pod.get("spec") or {}
+    missing = []
+    for container in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
+        image = str(container.get("image") or "")
+        if container.get("imagePullPolicy") == "Never" and image and not _listed(image, present):
+            missing.append(image)
+    return list(dict.fromkeys(missing))
+
+
+def _listed(image: str, present: set[str]) -> bool:
+    """A node lists fully qualified names (docker.io/library/x:tag and the digest form); a pod may say x:tag."""
+    if image in present:
+        return True
+    candidates = {f"docker.io/{image}", f"docker.io/library/{image}"}
+    if ":" not in image.rsplit("/", 1)[-1] and "@" not in image:
+        candidates |= {f"{c}:latest" for c in (image, *candidates)}
+    return bool(candidates & present)

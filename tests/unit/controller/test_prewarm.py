@@ -1,0 +1,185 @@
+"""A checkpoint-restart move with a pre-warmed target, step by step against the in-memory API: the target starts
+right after the checkpoint, the source stops only once the target's gate runs, the gate opens only once the source is
+gone from a live read, and a target that cannot start fails the move with the source never touched."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ai_storage_orchestrator.controller.planning.gate import GATE_CONTAINER, GATE_DIGEST_ENV, token_digest
+from ai_storage_orchestrator.conventions import HANDOFF_ANNOTATION
+from ai_storage_orchestrator.kube.resources import POD_MIGRATIONS, PODS
+from ai_storage_orchestrator.models import Phase
+from ai_storage_orchestrator.settings import Settings
+from tests.unit.controller.fakes import NAMESPACE, POD, World
+
+pytestmark = pytest.mark.unit
+KEY = f"{NAMESPACE}/m1"
+JSON = dict[str, Any]
+
+
+async def _checkpointed(world: World) -> str:
+    """Drive a new checkpoint-restart move until its checkpoint is done; the pre-warmed target's name."""
+    world.request(strategy="checkpoint-restart")
+    await world.drive()
+    assert world.phase() == Phase.CHECKPOINTING.value
+    pool = world.controller.checkpoints
+    for task in list(pool._jobs.values()):
+        await task
+    await world.drive()
+    assert world.phase() == Phase.STOPPING_SOURCE.value
+    return str(world.record()["status"]["targetPod"])
+
+
+def _token(world: World) -> str:
+    return str(world.record()["status"]["prewarm"]["token"])
+
+
+def _evicted(world: World) -> bool:
+    return any(call.startswith("evict ") for call in world.api.calls)
+
+
+async def test_the_target_starts_after_the_checkpoint_and_its_gate_opens_once_the_source_is_gone() -> None:
+    world = World()
+    target = await _checkpointed(world)
+    pod = world.api.pod(target)
+    assert pod is not None, "created with the checkpoint recorded, before the source is touched"
+    gate = pod["spec"]["initContainers"][0]
+    assert gate["name"] == GATE_CONTAINER
+    assert gate["image"] == pod["spec"]["containers"][0]["image"]
+    assert {"name": GATE_DIGEST_ENV, "value": token_digest(_token(world))} in gate["env"]
+    assert _token(world) not in str(pod), "only the token's hash is in the pod"
+    assert not _evicted(world), "the source waits for the target to prove it can start"
+
+    world.api.run_gate(target)
+    await world.drive()
+    assert _evicted(world)
+    assert HANDOFF_ANNOTATION not in world.api.pod(target)["metadata"].get("annotations", {})  # type: ignore[index]
+
+    world.api.finish_termination(POD)
+    await world.drive()
+    assert world.api.pod(target)["metadata"]["annotations"][HANDOFF_ANNOTATION] == _token(world)  # type: ignore[index]
+    assert world.phase() == Phase.WAITING_FOR_TARGET.value
+    world.api.make_ready(target)
+    await world.drive()
+    phases = [t["phase"] for t in world.record()["status"]["phaseTransitions"]]
+    assert phases == [
+        "Validating",
+        "Checkpointing",
+        "StoppingSource",
+        "CreatingTarget",
+        "WaitingForTarget",
+        "Completed",
+    ]
+    assert world.record()["status"]["podsAlive"] == [target]
+
+
+async def test_the_gate_stays_shut_while_the_api_server_still_has_the_source() -> None:
+    world = World()
+    target = await _checkpointed(world)
+    world.api.run_gate(target)
+    await world.drive()
+    source = world.api.pod(POD)
+    assert source is not None
+    world.state.pods.apply("DELETED", source)  # the cache runs ahead of the API server
+    await world.drive()
+    assert HANDOFF_ANNOTATION not in world.api.pod(target)["metadata"].get("annotations", {})  # type: ignore[index]
+    assert world.phase() == Phase.STOPPING_SOURCE.value
+
+
+async def test_a_target_without_the_image_fails_the_move_and_the_source_is_never_touched() -> None:
+    world = World()
+    target = await _checkpointed(world)
+    world.api.run_gate(target, {"waiting": {"reason": "ErrImageNeverPull", "message": "image not present"}})
+    await world.drive()
+    assert world.phase() == Phase.ROLLING_BACK.value
+    world.api.finish_termination(target)
+    await world.drive()
+    status = world.record()["status"]
+    assert world.phase() == Phase.FAILED.value
+    assert status["error"]["reason"] == "target_container_error"
+    assert "the source pod was not touched" in status["error"]["message"]
+    assert not _evicted(world)
+    assert not status.get("sourceStopped")
+    assert world.api.pod(target) is None
+    assert world.record()["status"]["podsAlive"] == [POD]
+
+
+async def test_a_gate_that_cannot_run_in_the_image_falls_back_to_stopping_the_source_first() -> None:
+    world = World()
+    target = await _checkpointed(world)
+    world.api.run_gate(target, {"waiting": {"reason": "RunContainerError", "message": 'exec: "sh": not found'}})
+    await world.drive()
+    assert not _evicted(world), "the gated target goes first"
+    assert "RunContainerError" in world.record()["status"]["prewarm"]["skipped"]
+    world.api.finish_termination(target)
+    await world.drive()
+    assert _evicted(world)
+    world.api.finish_termination(POD)
+    await world.drive()
+    recreated = world.api.pod(target)
+    assert recreated is not None
+    assert "initContainers" not in recreated["spec"], "created after the source stopped, without a gate"
+    assert world.phase() == Phase.WAITING_FOR_TARGET.value
+
+
+async def test_a_cancel_before_the_source_stops_removes_the_pre_warmed_target() -> None:
+    world = World()
+    target = await _checkpointed(world)
+    await world.api.merge_patch(POD_MIGRATIONS, "m1", {"spec": {"cancelRequested": True}}, namespace=NAMESPACE)
+    await world.drive()
+    assert world.phase() == Phase.ROLLING_BACK.value
+    world.api.finish_termination(target)
+    await world.drive()
+    assert world.phase() == Phase.CANCELLED.value
+    assert not _evicted(world)
+    assert world.api.pod(target) is None
+    assert world.record()["status"]["podsAlive"] == [POD]
+
+
+async def test_a_restart_between_opening_the_gate_and_recording_it_opens_it_again() -> None:
+    world = World()
+    target = await _checkpointed(world)
+    world.api.run_gate(target)
+    await world.drive()
+    world.api.finish_termination(POD)
+    await world.api.merge_patch(
+        PODS, target, {"metadata": {"annotations": {HANDOFF_ANNOTATION: _token(world)}}}, namespace=NAMESPACE
+    )
+    await world.drive()
+    assert world.phase() == Phase.WAITING_FOR_TARGET.value
+    assert world.api.pod(target)["metadata"]["annotations"][HANDOFF_ANNOTATION] == _token(world)  # type: ignore[index]
+
+
+async def test_a_target_node_missing_an_image_it_may_not_pull_fails_before_the_source_stops() -> None:
+    world = World()
+    node = world.state.node("node-b")
+    assert node is not None
+    listed = {**node, "status": {**node["status"], "images": [{"names": ["docker.io/library/other:1"]}]}}
+    world.state.nodes.apply("MODIFIED", listed)
+    world.request(strategy="checkpoint-restart")
+    source = world.api.pod(POD)
+    assert source is not None
+    await world.drive()
+    pool = world.controller.checkpoints
+    for task in list(pool._jobs.values()):
+        await task
+    await world.drive()
+    target = str(world.record()["status"]["targetPod"])
+    pod = world.api.pod(target)
+    assert pod is not None
+    pod["spec"]["containers"][0]["imagePullPolicy"] = "Never"  # as if the pod had said so
+    world.api.run_gate(target)
+    await world.drive()
+    assert world.record()["status"]["error"]["reason"] == "target_image_missing"
+    assert not _evicted(world)
+
+
+async def test_without_prewarm_nothing_starts_before_the_source_stops() -> None:
+    world = World(settings=Settings(leader_election=False, prewarm=False))
+    world.request(strategy="checkpoint-restart")
+    await world.drive()
+    assert world.record()["status"]["prewarm"] == {"skipped": "pre-warming is off (--no-prewarm)"}
+    assert world.api.pod(str(world.record()["status"]["targetPod"])) is None

@@ -1,0 +1,130 @@
+"""The gate of a pre-warmed target: what it adds to the pod, what it takes from a pod moved twice, when a move cannot
+pre-warm, and which images a node proves it lacks. The gate's script itself runs under a real `sh` here."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ai_storage_orchestrator.controller.planning.gate import (
+    GATE_CONTAINER,
+    GATE_DIGEST_ENV,
+    GATE_SCRIPT,
+    GATE_VOLUME,
+    NODE_STATUS_MAX_IMAGES,
+    gate_running,
+    gated,
+    missing_images,
+    new_token,
+    prewarm_blocker,
+    released,
+    token_digest,
+    with_gate,
+    without_gate,
+)
+from ai_storage_orchestrator.conventions import HANDOFF_ANNOTATION
+
+pytestmark = pytest.mark.unit
+JSON = dict[str, Any]
+
+
+def _pod(**container: Any) -> JSON:
+    trainer = {"name": "trainer", "image": "trainer:1", **container}
+    return {
+        "metadata": {"name": "p", "annotations": {}},
+        "spec": {"containers": [trainer, {"name": "m", "image": "m:1"}]},
+    }
+
+
+def test_the_gate_runs_first_in_the_first_containers_image_and_holds_only_the_hash() -> None:
+    token = new_token("abc")
+    pod = with_gate(
+        _pod(imagePullPolicy="Never", securityContext={"runAsUser": 1000, "privileged": True}), token_digest(token)
+    )
+    gate = pod["spec"]["initContainers"][0]
+    assert (gate["name"], gate["image"], gate["imagePullPolicy"]) == (GATE_CONTAINER, "trainer:1", "Never")
+    assert gate["env"] == [{"name": GATE_DIGEST_ENV, "value": token_digest(token)}]
+    assert gate["securityContext"]["runAsUser"] == 1000
+    assert "privileged" not in gate["securityContext"], "only identity fields are copied, never privileges"
+    assert gate["securityContext"]["allowPrivilegeEscalation"] is False
+    volume = pod["spec"]["volumes"][-1]
+    assert volume["name"] == GATE_VOLUME
+    assert HANDOFF_ANNOTATION in volume["downwardAPI"]["items"][0]["fieldRef"]["fieldPath"]
+    assert token not in str(pod)
+    assert token.startswith("abc.")
+    assert len(token) == len("abc.") + 32
+    assert gated(pod)
+    assert not gated(_pod())
+
+
+def test_a_pod_moved_twice_loses_the_earlier_gate_and_its_hand_off() -> None:
+    pod = with_gate(_pod(), "d")
+    pod["metadata"]["annotations"][HANDOFF_ANNOTATION] = "t"
+    plain = without_gate(pod)
+    assert "initContainers" not in plain["spec"]
+    assert all(v["name"] != GATE_VOLUME for v in plain["spec"].get("volumes") or [])
+    assert HANDOFF_ANNOTATION not in plain["metadata"]["annotations"]
+    assert released(pod, "t")
+    assert not released(plain, "t")
+
+
+@pytest.mark.parametrize(
+    ("strategy", "rwo", "blocked"),
+    [
+        ("checkpoint-restart", [], None),
+        ("checkpoint-restart", ["data"], "volume(s) data can be mounted read-write on one node at a time"),
+        ("make-before-break", [], "make-before-break: the target starts beside the source anyway"),
+    ],
+)
+def test_when_a_move_can_pre_warm(strategy: str, rwo: list[str], blocked: str | None) -> None:
+    assert prewarm_blocker(strategy=strategy, read_write_once=rwo) == blocked
+
+
+def test_gate_running_reads_the_gates_own_status() -> None:
+    pod = with_gate(_pod(), "d")
+    assert not gate_running(pod)
+    pod["status"] = {"initContainerStatuses": [{"name": GATE_CONTAINER, "state": {"waiting": {"reason": "x"}}}]}
+    assert not gate_running(pod)
+    pod["status"]["initContainerStatuses"][0]["state"] = {"running": {"startedAt": "t"}}
+    assert gate_running(pod)
+
+
+def _node(*names: str) -> JSON:
+    return {"metadata": {"name": "n"}, "status": {"images": [{"names": [name]} for name in names]}}
+
+
+def test_missing_images_counts_only_what_a_complete_list_proves_and_never_pull() -> None:
+    pod = _pod(imagePullPolicy="Never")
+    assert missing_images(pod, _node("docker.io/library/other:1")) == ["trainer:1"]
+    assert missing_images(pod, _node("docker.io/library/trainer:1")) == []
+    assert missing_images(pod, _node()) == [], "a node that reports no images proves nothing"
+    full = _node(*(f"i{n}:1" for n in range(NODE_STATUS_MAX_IMAGES)))
+    assert missing_images(pod, full) == [], "a list of the kubelet's maximum length may be cut"
+    assert missing_images(_pod(), _node("docker.io/library/other:1")) == [], "IfNotPresent may pull it"
+    assert missing_images(pod, None) == []
+
+
+def _run_gate(tmp_path: Path, digest: str, content: str | None) -> subprocess.CompletedProcess[str]:
+    if content is not None:
+        (tmp_path / "handoff").write_text(content)
+    env = {**os.environ, GATE_DIGEST_ENV: digest}
+    return subprocess.run(
+        ["timeout", "0.5", "sh", "-c", GATE_SCRIPT, GATE_CONTAINER, str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the gate runs in a Linux container")
+def test_the_gate_script_opens_only_for_the_token(tmp_path: Path) -> None:
+    token = new_token("m1")
+    assert _run_gate(tmp_path, token_digest(token), token).returncode == 0
+    assert _run_gate(tmp_path, token_digest(token), "m1.forged").returncode == 124, "still waiting"
+    assert _run_gate(tmp_path, token_digest(token), "").returncode == 124
