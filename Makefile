@@ -10,7 +10,7 @@ K8S_BIN = $(shell tools/k8s/build.sh --print)
 TOOLS_BIN = $(shell tools/testtools/build.sh --print)
 PYTEST_ARGS ?=
 
-.PHONY: all venv cluster-bin tools-bin lint format typecheck test test-unit test-integration demo e2e e2e-tensorflow node-bin bench chaos chaos-ci mutation cluster-up cluster-down clean
+.PHONY: all venv cluster-bin tools-bin lint format typecheck test test-unit test-integration demo e2e e2e-timing e2e-tensorflow node-bin bench chaos chaos-ci mutation cluster-up cluster-down clean
 
 all: test
 
@@ -66,6 +66,13 @@ node-bin: cluster-bin
 e2e: venv node-bin
 	AISO_K8S_BIN="$(K8S_BIN)" E2E_OUTPUT_DIR="$(E2E_OUTPUT_DIR)" $(PY) -m tests.cluster.e2e
 	AISO_K8S_BIN="$(K8S_BIN)" AISO_E2E=1 $(PY) -m pytest tests/e2e $(PYTEST_ARGS)
+
+# The same certification with TIMING_PAIRS more native/orchestrator pairs timed (medians of request -> Ready and
+# trainer downtime, docs/BENCHMARKS.md); not part of CI.
+TIMING_PAIRS ?= 10
+e2e-timing: venv node-bin
+	AISO_K8S_BIN="$(K8S_BIN)" E2E_OUTPUT_DIR="$(E2E_OUTPUT_DIR)" E2E_COMPARE_ARGS="--timing-pairs $(TIMING_PAIRS)" \
+	  $(PY) -m tests.cluster.e2e
 
 # The optional heavier run: the TensorFlow programs (tensorflow-cpu 2.13.1 from PyPI) instead of the numpy stand-in.
 e2e-tensorflow: venv node-bin

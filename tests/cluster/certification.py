@@ -179,7 +179,8 @@ async def certify(cluster: LocalCluster, tier: RealNodeTier, workdir: Path, outp
         say(f"Tier set-up: {archive.name} imported into the containerd of {', '.join(tier.node_names)}\n")
         if code := await typed(deploy, env=env, console=console):
             return 2
-        code = await typed("./scripts/ai_migration_compare.sh", env=env, console=console)
+        extra = os.environ.get("E2E_COMPARE_ARGS", "").strip()  # `make e2e-timing`: the same run, more pairs timed
+        code = await typed(f"./scripts/ai_migration_compare.sh {extra}".strip(), env=env, console=console)
     made = sorted(set(reports.iterdir()) - before) if reports.is_dir() else []
     for report in made:
         for item in report.iterdir():

@@ -26,6 +26,7 @@ from ai_storage_orchestrator.checkpoint.layout import checksum_list
 from ai_storage_orchestrator.checkpoint.manifest import spec_digest
 from ai_storage_orchestrator.checkpoint.restoring import RESTORE_SCRIPT
 from ai_storage_orchestrator.checkpoint.transport import ExecSessionLike, ExecTransport
+from ai_storage_orchestrator.controller.planning.gate import GATE_CONTAINER
 from ai_storage_orchestrator.errors import Unprocessable
 from ai_storage_orchestrator.kube.exec import KubeExec
 from ai_storage_orchestrator.kube.resources import PODS
@@ -272,7 +273,9 @@ async def test_checkpoint_saves_verifies_and_the_target_restores(
     assert new_pod["spec"]["nodeName"] == target
     assert new_pod["metadata"]["annotations"]["ai-storage.io/checkpoint-path"] == str(directory)
     init = {c["name"]: c for c in new_pod["spec"]["initContainers"]}
-    assert list(init) == [f"ai-storage-restore-{TRAINER}", f"ai-storage-restore-{PROCESSOR}"]
+    # The pre-warmed target's gate first (controller/planning/gate.py), then the restores.
+    assert list(init) == [GATE_CONTAINER, f"ai-storage-restore-{TRAINER}", f"ai-storage-restore-{PROCESSOR}"]
+    restores = [c for c in new_pod["spec"]["initContainers"] if c["name"] != GATE_CONTAINER]
     restore = init[f"ai-storage-restore-{TRAINER}"]
     assert restore["image"] == IMAGE
     assert restore["command"] == [
@@ -293,7 +296,7 @@ async def test_checkpoint_saves_verifies_and_the_target_restores(
         ("shared-data", str(host.shared), True),
         ("optimizer", str(host.optimizer), False),
     ]
-    for container in [*new_pod["spec"]["initContainers"], *new_pod["spec"]["containers"]]:
+    for container in [*restores, *new_pod["spec"]["containers"]]:
         env = {e["name"]: e.get("value") for e in container.get("env") or []}
         assert env["AI_STORAGE_CHECKPOINT_DIR"] == str(directory), container["name"]
     assert await pods_on_nodes(core, exec_namespace) == [(migration["new_pod_name"], target)]
@@ -301,7 +304,7 @@ async def test_checkpoint_saves_verifies_and_the_target_restores(
     # What the restore init containers do, run here on the host: the emptyDirs on the target start empty.
     originals = {path: sha256(path) for _, path in expected}
     empty_the_emptydirs(host)
-    for container in new_pod["spec"]["initContainers"]:
+    for container in restores:
         code, stderr = await run_restore(container)
         assert code == 0, stderr
     assert {path: sha256(path) for path in originals} == originals
