@@ -48,11 +48,11 @@ typecheck: venv
 test: venv cluster-bin tools-bin lint typecheck
 	AISO_K8S_BIN="$(K8S_BIN)" AISO_TOOLS_BIN="$(TOOLS_BIN)" $(PY) -m pytest $(PYTEST_ARGS)
 
-test-unit: venv
-	$(PY) -m pytest -m unit $(PYTEST_ARGS)
+test-unit: venv tools-bin
+	AISO_TOOLS_BIN="$(TOOLS_BIN)" $(PY) -m pytest -m unit $(PYTEST_ARGS)
 
-test-integration: venv cluster-bin
-	AISO_K8S_BIN="$(K8S_BIN)" $(PY) -m pytest -m integration $(PYTEST_ARGS)
+test-integration: venv cluster-bin tools-bin
+	AISO_K8S_BIN="$(K8S_BIN)" AISO_TOOLS_BIN="$(TOOLS_BIN)" $(PY) -m pytest -m integration $(PYTEST_ARGS)
 
 demo: venv cluster-bin
 	AISO_K8S_BIN="$(K8S_BIN)" $(PY) -m tests.cluster.demo
