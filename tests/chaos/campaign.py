@@ -6,7 +6,10 @@ waits until the scenario settles and checks the invariant of controller/invarian
 * exactly one copy of the pod is alive (not zero: lost; not two: a duplicate trainer);
 * the copy is the one the record names: the target after Completed, the pod on its source node after Failed or
   Cancelled (or after the record was deleted, which cancels);
-* nothing is stuck: the record reaches a terminal phase and loses its finalizer, no pod stays Terminating.
+* nothing is stuck: the record reaches a terminal phase and loses its finalizer, no pod stays Terminating;
+* a pre-warmed target's gate never opens while the source may still run: when the observer first sees the hand-off
+  annotation on a target, the source is gone, or terminating with no container running (its watch delivers the
+  source's changes before the target's, in resourceVersion order).
 """
 
 from __future__ import annotations
@@ -22,10 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from ai_storage_orchestrator.controller.context import MigrationContext
+from ai_storage_orchestrator.controller.invariant import containers_stopped
 from ai_storage_orchestrator.controller.phases import PHASES
 from ai_storage_orchestrator.controller.reconciler import Result
 from ai_storage_orchestrator.controller.records import migration_resource, new_migration_id, phase_of
-from ai_storage_orchestrator.conventions import MIGRATION_FINALIZER, MIGRATION_ID_LABEL
+from ai_storage_orchestrator.conventions import HANDOFF_ANNOTATION, MIGRATION_FINALIZER, MIGRATION_ID_LABEL
 from ai_storage_orchestrator.errors import OrchestratorError
 from ai_storage_orchestrator.kube.client import create_api_client
 from ai_storage_orchestrator.kube.errors import KubeApiError
@@ -52,7 +56,7 @@ class Outcome:
     scenario: Scenario
     fired: bool
     result: str  # the record's final phase (and error reason), "deleted after <phase>" when it was deleted
-    verdict: str  # ok | pod-lost | two-copies | wrong-copy | stuck
+    verdict: str  # ok | pod-lost | two-copies | wrong-copy | stuck | gate-early
     detail: str
     seconds: float
 
@@ -70,6 +74,8 @@ class _Run:
     fired: bool = False
     precancelled: bool = False
     source_node: str = ""
+    pod_name: str = ""
+    gate_early: str = ""  # what the observer saw when a target's gate opened while the source could still run
 
 
 def _terminating(obj: JSON) -> bool:
@@ -109,6 +115,7 @@ class Campaign:
         self.last_seen: dict[str, JSON] = {}  # every record's last version, kept after it is deleted
         self.observer.migrations.add_listener(self._remember)
         self.observer.pods.add_listener(self._grace_period)
+        self.observer.pods.add_listener(self._gate_opened)
         # Each slot runs one scenario at a time on its own two nodes, so a node fault stays within its scenario.
         self.node_pairs = [(f"{self.namespace}-{i}-a", f"{self.namespace}-{i}-b") for i in range(self.parallel)]
         self._slots: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
@@ -133,6 +140,20 @@ class Campaign:
         with contextlib.suppress(KubeApiError):
             await self.admin.merge_patch(PODS, name, patch, namespace=self.namespace)
         self._stopping.discard(name)
+
+    def _gate_opened(self, _type: str, old: JSON | None, new: JSON | None) -> None:
+        """The moment a target's hand-off annotation appears, the source must be gone or have no container running."""
+        if new is None or HANDOFF_ANNOTATION not in (new["metadata"].get("annotations") or {}):
+            return
+        if old is not None and HANDOFF_ANNOTATION in (old["metadata"].get("annotations") or {}):
+            return
+        run = self.runs.get((new["metadata"].get("labels") or {}).get(MIGRATION_ID_LABEL) or "")
+        if run is None:
+            return
+        source = self.observer.pod(self.namespace, run.pod_name)
+        if source is not None and not containers_stopped(source):
+            state = "terminating" if _terminating(source) else "not terminating"
+            run.gate_early = f"gate of {new['metadata']['name']} opened while source {run.pod_name} was {state}"
 
     def _remember(self, _type: str, old: JSON | None, new: JSON | None) -> None:
         record = new or old
@@ -401,7 +422,7 @@ class Campaign:
         # out of the target, so the target can become Ready.
         await self.observer.wait_for(lambda: _data_processor_done(self.observer.pod(self.namespace, name)), timeout=60)
         migration_id = new_migration_id()
-        run = _Run(scenario, source_node=source)
+        run = _Run(scenario, source_node=source, pod_name=name)
         self.runs[migration_id] = run
         request = MigrationRequest(
             pod_name=name,
@@ -451,6 +472,9 @@ class Campaign:
         error = ((last or {}).get("status") or {}).get("error") or {}
         if error.get("reason"):
             result = f"{result} ({error['reason']})"
+        run = self.runs.get(migration_id)
+        if run is not None and run.gate_early:
+            return result, "gate-early", run.gate_early
         copies = self._copies(name, migration_id)
         alive = [p for p in copies if not _terminating(p)]
         where = ", ".join(f"{p['metadata']['name']}@{p['spec'].get('nodeName')}" for p in alive) or "none"

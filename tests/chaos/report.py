@@ -7,7 +7,7 @@ from collections import Counter, defaultdict
 from tests.chaos.campaign import Outcome
 from tests.chaos.scenarios import Fault
 
-VIOLATIONS = ("pod-lost", "two-copies", "wrong-copy", "stuck")
+VIOLATIONS = ("pod-lost", "two-copies", "wrong-copy", "stuck", "gate-early")
 RESULTS = ("Completed", "Failed", "Cancelled", "deleted")
 
 
@@ -20,7 +20,7 @@ def table(outcomes: list[Outcome]) -> str:
     by_fault: dict[str, list[Outcome]] = defaultdict(list)
     for outcome in outcomes:
         by_fault[outcome.scenario.fault.value].append(outcome)
-    header = ["fault", "scenarios", "fired", *RESULTS, "pods lost", "two copies", "wrong copy", "stuck"]
+    header = ["fault", "scenarios", "fired", *RESULTS, "pods lost", "two copies", "wrong copy", "stuck", "gate early"]
     rows = [header, ["---"] * len(header)]
 
     def row(label: str, group: list[Outcome]) -> list[str]:

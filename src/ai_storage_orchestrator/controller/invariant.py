@@ -6,6 +6,8 @@ Concretely:
 
 * the source is removed only when a Ready target with the recorded UID exists (make-before-break, checked live
   against the API server right before, never from a cache) or the checkpoint step has finished (checkpoint-restart);
+* a pre-warmed target's gate opens (its containers start) only when a live read shows the source gone, or being
+  removed with no container the kubelet reports running: two copies of the trainer never run at once;
 * a rollback that finds the source stopping waits until it is gone and recreates it; it never declares the pod
   safe while a copy it relies on is still terminating;
 * a terminal record never leaves zero pods after the orchestrator touched the source: `transition` checks the live
@@ -39,6 +41,17 @@ def alive(pod: JSON | None) -> bool:
         return False
     view = Pod(pod)
     return not view.terminating and view.phase != "Failed"
+
+
+def containers_stopped(pod: JSON) -> bool:
+    """Being removed, and the kubelet reports none of its containers running: they never run again (a terminating
+    pod's containers are not restarted). What a pre-warmed target's gate waits for, read live (controller/phases.py)."""
+    view = Pod(pod)
+    if not view.terminating:
+        return False
+    statuses = [*view.init_container_statuses, *view.container_statuses]
+    reported = all(status.get("state") for status in statuses)
+    return reported and not any("running" in (status.get("state") or {}) for status in statuses)
 
 
 def is_ready(pod: JSON) -> bool:

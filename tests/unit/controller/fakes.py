@@ -178,6 +178,17 @@ class FakeApi:
         self.objects[(PODS.plural, NAMESPACE, name)] = updated
         self._publish(PODS, updated)
 
+    def stop_containers(self, name: str) -> None:
+        """The kubelet reports a terminating pod's containers stopped (the pod object is still there)."""
+        pod = self.objects[(PODS.plural, NAMESPACE, name)]
+        stopped = [
+            {**status, "state": {"terminated": {"exitCode": 143, "reason": "Error"}}}
+            for status in pod["status"].get("containerStatuses") or []
+        ]
+        updated = self._stamp(merge(pod, {"status": {"phase": "Failed", "containerStatuses": stopped}}))
+        self.objects[(PODS.plural, NAMESPACE, name)] = updated
+        self._publish(PODS, updated)
+
     def run_gate(self, name: str, state: JSON | None = None) -> None:
         """The kubelet starts a pre-warmed target's gate (or reports `state` for it, e.g. a waiting reason)."""
         pod = self.objects[(PODS.plural, NAMESPACE, name)]

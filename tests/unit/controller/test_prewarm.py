@@ -76,6 +76,18 @@ async def test_the_target_starts_after_the_checkpoint_and_its_gate_opens_once_th
     assert world.record()["status"]["podsAlive"] == [target]
 
 
+async def test_the_gate_opens_once_the_kubelet_reports_the_sources_containers_stopped() -> None:
+    world = World()
+    target = await _checkpointed(world)
+    world.api.run_gate(target)
+    await world.drive()
+    world.api.stop_containers(POD)  # the pod object stays while the kubelet cleans up after its containers
+    await world.drive()
+    assert world.api.pod(POD) is not None
+    assert world.api.pod(target)["metadata"]["annotations"][HANDOFF_ANNOTATION] == _token(world)  # type: ignore[index]
+    assert world.phase() == Phase.WAITING_FOR_TARGET.value
+
+
 async def test_the_gate_stays_shut_while_the_api_server_still_has_the_source() -> None:
     world = World()
     target = await _checkpointed(world)

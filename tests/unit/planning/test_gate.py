@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from ai_storage_orchestrator.controller.invariant import containers_stopped
 from ai_storage_orchestrator.controller.planning.gate import (
     GATE_CONTAINER,
     GATE_DIGEST_ENV,
@@ -128,3 +129,25 @@ def test_the_gate_script_opens_only_for_the_token(tmp_path: Path) -> None:
     assert _run_gate(tmp_path, token_digest(token), token).returncode == 0
     assert _run_gate(tmp_path, token_digest(token), "m1.forged").returncode == 124, "still waiting"
     assert _run_gate(tmp_path, token_digest(token), "").returncode == 124
+
+
+def _terminating(*states: JSON) -> JSON:
+    statuses = [{"name": f"c{i}", "state": state} for i, state in enumerate(states)]
+    return {"metadata": {"name": "s", "deletionTimestamp": "t"}, "status": {"containerStatuses": statuses}}
+
+
+@pytest.mark.parametrize(
+    ("pod", "stopped"),
+    [
+        (_terminating({"terminated": {"exitCode": 143}}, {"terminated": {"exitCode": 0}}), True),
+        (_terminating({"terminated": {"exitCode": 143}}, {"running": {}}), False),
+        (_terminating({"terminated": {"exitCode": 143}}, {}), False),
+        (
+            {"metadata": {"name": "s"}, "status": {"containerStatuses": [{"name": "c", "state": {"terminated": {}}}]}},
+            False,
+        ),
+    ],
+    ids=["all-stopped", "one-running", "one-unreported", "not-terminating"],
+)
+def test_a_source_counts_as_stopped_only_terminating_with_no_container_running(pod: JSON, stopped: bool) -> None:
+    assert containers_stopped(pod) is stopped
