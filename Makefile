@@ -10,7 +10,7 @@ K8S_BIN = $(shell tools/k8s/build.sh --print)
 TOOLS_BIN = $(shell tools/testtools/build.sh --print)
 PYTEST_ARGS ?=
 
-.PHONY: all venv cluster-bin tools-bin lint format typecheck test test-unit test-integration demo e2e e2e-timing e2e-tensorflow node-bin bench chaos chaos-ci mutation cluster-up cluster-down clean
+.PHONY: all venv cluster-bin tools-bin report-browser lint format typecheck test test-unit test-integration demo e2e e2e-timing e2e-tensorflow node-bin bench chaos chaos-ci mutation cluster-up cluster-down clean
 
 all: test
 
@@ -19,7 +19,7 @@ $(STAMP):
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,report]'
 	touch $@
 
 venv: $(STAMP)
@@ -30,6 +30,10 @@ cluster-bin:
 
 tools-bin:
 	tools/testtools/build.sh >/dev/null
+
+# Debian's chromium for the headless check of the comparison's report.html (≈ 20 s once, then nothing to do).
+report-browser:
+	tools/report/install-chromium.sh >/dev/null
 
 lint: venv
 	$(VENV)/bin/ruff check src tests bench tools
@@ -45,10 +49,10 @@ typecheck: venv
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy --strict tools/image/*.py
 
-test: venv cluster-bin tools-bin lint typecheck
+test: venv cluster-bin tools-bin report-browser lint typecheck
 	AISO_K8S_BIN="$(K8S_BIN)" AISO_TOOLS_BIN="$(TOOLS_BIN)" $(PY) -m pytest $(PYTEST_ARGS)
 
-test-unit: venv tools-bin
+test-unit: venv tools-bin report-browser
 	AISO_TOOLS_BIN="$(TOOLS_BIN)" $(PY) -m pytest -m unit $(PYTEST_ARGS)
 
 test-integration: venv cluster-bin tools-bin

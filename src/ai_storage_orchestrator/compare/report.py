@@ -1,14 +1,17 @@
-"""The comparison's report: the console summary in the certification's shape, Markdown, JSON and the PNG chart."""
+"""The comparison's report: the console summary in the certification's shape, JSON, Markdown, and, with the
+``report`` extra (matplotlib, markdown-it-py), the charts as PNG and SVG and one self-contained report.html."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ai_storage_orchestrator.compare import html, render
 from ai_storage_orchestrator.compare import spec_output as spec
-from ai_storage_orchestrator.compare.chart import line_chart
+from ai_storage_orchestrator.compare.chart import ChartFile
 from ai_storage_orchestrator.compare.measuring import iso_time
 from ai_storage_orchestrator.compare.results import INSUFFICIENT, NOT_MEASURED, WINDOW_RULES, Comparison, MethodResult
 from ai_storage_orchestrator.compare.timing import RESOLUTION_NOTE, Span
@@ -17,7 +20,7 @@ from ai_storage_orchestrator.controller.planning.quantities import format_cpu, f
 
 HEADERS = ("METRIC", "K8S NATIVE", "AI ORCHESTRATOR", "IMPROVEMENT")
 NA = "n/a"
-JSON_FILE, MARKDOWN_FILE, CHART_FILE = "report.json", "report.md", "cpu-per-sample.png"
+JSON_FILE, MARKDOWN_FILE = "report.json", "report.md"
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +203,15 @@ def console_lines(comparison: Comparison, *, threshold: float, allow_unmeasured:
     return lines
 
 
-def markdown(comparison: Comparison, *, threshold: float, allow_unmeasured: bool) -> str:
+def markdown(
+    comparison: Comparison,
+    *,
+    threshold: float,
+    allow_unmeasured: bool,
+    charts: Sequence[ChartFile] = (),
+    charts_note: str | None = None,
+) -> str:
+    """``charts``: the drawn charts, linked by their PNG; ``charts_note``: why there are none."""
     c = comparison
     verdict = c.verdict(threshold=threshold, allow_unmeasured=allow_unmeasured)
     out = [
@@ -234,7 +245,12 @@ def markdown(comparison: Comparison, *, threshold: float, allow_unmeasured: bool
         for d in c.orchestrator.migration.get("containers") or []:
             out.append(f"| {d.get('name')} | {d.get('action')} | {d.get('reason')} |")
         out.append("")
-    out += [f"![CPU per sample]({CHART_FILE})", ""]
+    if charts:
+        out += ["## Charts", ""]
+        for chart in charts:
+            out += [f"![{chart.title}]({chart.png.name})", ""]
+    elif charts_note:
+        out += [f"*{charts_note}*", ""]
     if c.cleanup:
         out += ["Clean-up: " + "; ".join(c.cleanup), ""]
     return "\n".join(out)
@@ -283,25 +299,40 @@ def _span_markdown(span: Span) -> str:
     return f"{span.text()} ({span.start} → {span.end})"
 
 
-def chart_png(comparison: Comparison) -> bytes:
-    series: dict[str, list[float | None]] = {}
-    reasons = []
-    for method in comparison.methods:
-        log = method.measurement.log
-        series["NATIVE" if method.key == "native" else "ORCHESTRATOR"] = (
-            [i.cpu_millicores for i in log.intervals] if log else []
-        )
-        if method.measurement.reason:
-            reasons.append(method.measurement.reason)
-    empty = "CPU NOT MEASURED" + (f": {reasons[0]}" if reasons else "")
-    return line_chart(series, title="CPU PER SAMPLE (MILLICORES)", empty_text=empty)
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
-def write(comparison: Comparison, directory: Path, *, threshold: float, allow_unmeasured: bool) -> list[Path]:
+def write(
+    comparison: Comparison,
+    directory: Path,
+    *,
+    threshold: float,
+    allow_unmeasured: bool,
+    say: Callable[[str], None] = _stderr,
+) -> list[Path]:
+    """report.json and report.md always; the charts (PNG and SVG) and report.html when the ``report`` extra is
+    installed, else one line through ``say`` saying so (and the same line in report.md). A chart that fails to draw
+    costs the charts, never the report."""
     directory.mkdir(parents=True, exist_ok=True)
     document = comparison.to_json(threshold=threshold, allow_unmeasured=allow_unmeasured)
-    paths = [directory / JSON_FILE, directory / MARKDOWN_FILE, directory / CHART_FILE]
+    paths = [directory / JSON_FILE, directory / MARKDOWN_FILE]
     paths[0].write_text(json.dumps(document, indent=2) + "\n")
-    paths[1].write_text(markdown(comparison, threshold=threshold, allow_unmeasured=allow_unmeasured))
-    paths[2].write_bytes(chart_png(comparison))
+    charts: list[ChartFile] = []
+    note = render.missing_extra()
+    if note is None:
+        try:
+            charts = render.draw(document, directory)
+        except Exception as error:  # a drawing library's failure must not lose the report
+            note = f"charts not drawn: {type(error).__name__}: {error}"
+    if note is not None:
+        say(note)
+    text = markdown(comparison, threshold=threshold, allow_unmeasured=allow_unmeasured, charts=charts, charts_note=note)
+    paths[1].write_text(text)
+    if charts:
+        try:
+            paths.append(html.write(directory, text, charts))
+        except Exception as error:  # as above: the report stays
+            say(f"report.html not written: {type(error).__name__}: {error}")
+        paths += [path for chart in charts for path in (chart.png, chart.svg)]
     return paths

@@ -137,6 +137,9 @@ class MethodResult:
     # From the kubelet's time stamps (compare/timing.py): the trainer's downtime, request sent → new pod Ready.
     downtime: Span = field(default_factory=lambda: not_measured("not timed"))
     request_to_ready: Span = field(default_factory=lambda: not_measured("not timed"))
+    # Moments between the request and Ready (Unix time on this machine), e.g. ("pod gone", t), ("created", t) of the
+    # native method: the report's migration timeline draws them (compare/chart.py); empty when not recorded.
+    events: list[tuple[str, float]] = field(default_factory=list)
 
     def to_json(self, *, samples: int, trim: int, interval: float) -> JSON:
         return {
@@ -163,6 +166,7 @@ class MethodResult:
             "pre_migration_probe": self.probe.to_json() if self.probe else None,
             "trainer_downtime": {**self.downtime.to_json(), "rule": DOWNTIME_RULE},
             "request_to_ready": {**self.request_to_ready.to_json(), "rule": READY_RULE},
+            "events": [{"event": name, "time": iso_time(at)} for name, at in self.events],
         }
 
 

@@ -1,4 +1,5 @@
-"""The report: the certification table, the RESULT line, exit codes, and the JSON/Markdown/PNG files."""
+"""The report: the certification table, the RESULT line, exit codes, and the JSON/Markdown files (the charts and
+report.html: test_render.py)."""
 
 from __future__ import annotations
 
@@ -191,7 +192,7 @@ def test_an_error_exits_2() -> None:
 def test_files_hold_every_figure(tmp_path: Path) -> None:
     comparison = _comparison(_measured(2500.0, 989.0), _measured(1800.0, 710.0))
     paths = report.write(comparison, tmp_path / "out", threshold=20, allow_unmeasured=False)
-    assert [p.name for p in paths] == ["report.json", "report.md", "cpu-per-sample.png"]
+    assert [p.name for p in paths[:3]] == ["report.json", "report.md", "report.html"]
     document = json.loads(paths[0].read_text())
     assert document["comparison"]["cpu_saving_percent"] == 28.0
     assert document["comparison"]["cpu_requests_freed_millicores"] == 500
@@ -212,4 +213,4 @@ def test_files_hold_every_figure(tmp_path: Path) -> None:
     markdown = paths[1].read_text()
     assert "| CPU Usage | 2500m | 1800m | 28.0% |" in markdown
     assert "| data-processor | skip | completed |" in markdown
-    assert paths[2].read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert (tmp_path / "out" / "cpu-per-sample.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
