@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import structlog
 
 from ai_storage_orchestrator.controller.checkpointing import CheckpointPool
+from ai_storage_orchestrator.controller.execsupport import ExecSupport
 from ai_storage_orchestrator.controller.invariant import InvariantViolation, alive
 from ai_storage_orchestrator.controller.planner import Planner
 from ai_storage_orchestrator.controller.ports import Checkpointer, ClusterWriter, EventSink
@@ -51,6 +52,9 @@ class MigrationController(Protocol):
 
     @property
     def admission(self) -> asyncio.Lock: ...
+
+    @property
+    def exec_support(self) -> ExecSupport: ...
 
     @property
     def prewarm(self) -> bool:

@@ -19,6 +19,7 @@ from ai_storage_orchestrator.bodies import Body, Pod
 from ai_storage_orchestrator.checkpoint import CheckpointJob, CheckpointSpec
 from ai_storage_orchestrator.controller.checkpointing import CheckpointPool
 from ai_storage_orchestrator.controller.context import MigrationContext, log
+from ai_storage_orchestrator.controller.execsupport import ExecSupport
 from ai_storage_orchestrator.controller.fencing import Fence, FencedWriter, always_leading
 from ai_storage_orchestrator.controller.phases import PHASES
 from ai_storage_orchestrator.controller.planner import Planner
@@ -87,6 +88,7 @@ class MigrationController:
         self.checkpointer: Checkpointer = checkpointer or LocationOnlyCheckpointer()
         self.planner = Planner(state, declared=self.checkpointer.declared)
         self.admission = asyncio.Lock()
+        self.exec_support = ExecSupport()
         self.reporter = PhaseReporter(metrics=metrics, recorder=recorder, notify=state.notify)
         self.reactor = Reactor(self.reconcile, workers=settings.workers, name="migrations")
         self.checkpoints = CheckpointPool(

@@ -24,6 +24,7 @@ from typing import Any
 
 from ai_storage_orchestrator.bodies import Body, Node, Pod
 from ai_storage_orchestrator.checkpoint import CheckpointJob, without_checkpoint
+from ai_storage_orchestrator.checkpoint.saving import EXEC_UNAVAILABLE
 from ai_storage_orchestrator.controller.context import MigrationContext
 from ai_storage_orchestrator.controller.invariant import (
     containers_stopped,
@@ -199,6 +200,11 @@ async def checkpointing(ctx: MigrationContext) -> Result:
             ctx, "pod_not_found", f"pod {ctx.namespace}/{ctx.spec['podName']} is gone: nothing to save"
         )
     finished = pool.take(key)
+    source_node = str(ctx.spec["sourceNode"])
+    known = ctx.controller.exec_support.works(source_node)
+    if finished is None and known is False and not pool.running(key):
+        said = f"commands cannot run in containers on node {source_node} (seen by an earlier checkpoint); not tried"
+        return await _checkpoint_recorded(ctx, {"saved": False, "skipped": EXEC_UNAVAILABLE, "message": said})
     if finished is None:
         if not pool.running(key) and ctx.seconds_left() <= 0:
             return await _fail_untouched(
@@ -208,9 +214,14 @@ async def checkpointing(ctx: MigrationContext) -> Result:
             )
         if not pool.running(key):
             ctx.controller.ensure_leading("run the checkpoint")  # hooks and copies are not API writes: fence them
-            pool.start(key, _checkpoint_job(ctx, pod), node=ctx.spec["sourceNode"])
+            pool.start(key, _checkpoint_job(ctx, pod), node=source_node)
             progress = f"checkpoint running since {now_iso()} (source pod untouched)"
             await ctx.update_status(message=progress, checkpoint={"running": True})
+            if known and _prewarm_token(ctx):  # the checkpoint is expected to succeed: start the target beside it
+                rolled_back = await _create_target(ctx, gate=True)
+                if rolled_back is not None:
+                    pool.cancel(key)
+                    return rolled_back
         return Result.after(max(0.0, ctx.seconds_left()))  # the job's end wakes us
     if finished.error is not None:
         error = finished.error
@@ -221,6 +232,7 @@ async def checkpointing(ctx: MigrationContext) -> Result:
             ctx, error.reason, f"checkpoint failed, source pod untouched: {error.message}", checkpoint=failed
         )
     assert finished.checkpoint is not None
+    ctx.controller.exec_support.note(source_node, works=finished.checkpoint.get("skipped") != EXEC_UNAVAILABLE)
     return await _checkpoint_recorded(ctx, finished.checkpoint)
 
 
@@ -261,6 +273,10 @@ async def _checkpoint_recorded(ctx: MigrationContext, checkpoint: JSON) -> Resul
         undone["spec"].setdefault("initContainers", None)
         extra["targetPodManifest"] = undone
         ctx.controller.recorder.record(ctx.migration, reason="CheckpointSkipped", message=message, warning=True)
+        early = ctx.target_pod
+        if early is not None and not terminating(early) and _ours(ctx, early):
+            # Started beside a checkpoint that did not happen, with its restore: StoppingSource starts it again.
+            await _delete_pod(ctx, early, uid=early["metadata"].get("uid"))
 
     elif checkpoint.get("saved"):
         message = f"checkpoint saved on the shared volume at {checkpoint.get('directory')}"
@@ -270,9 +286,9 @@ async def _checkpoint_recorded(ctx: MigrationContext, checkpoint: JSON) -> Resul
         Phase.STOPPING_SOURCE if ctx.status.get("strategy") == Strategy.CHECKPOINT_RESTART else Phase.CREATING_TARGET
     )
     result = await ctx.transition(following, message, checkpoint={**checkpoint, "running": None}, **extra)
-    if following is Phase.STOPPING_SOURCE and _prewarm_token(ctx):
-        # The target starts now, from the manifest as the checkpoint left it; its gate holds it until the source is
-        # gone. (Not beside the checkpoint: a skipped checkpoint changes the manifest, and a pod's spec is fixed.)
+    if following is Phase.STOPPING_SOURCE and _prewarm_token(ctx) and ctx.target_pod is None:
+        # Not started beside the checkpoint (its node's exec was not known to work): the target starts now, from
+        # the manifest as the checkpoint left it; its gate holds it until the source has stopped.
         rolled_back = await _create_target(ctx, gate=True)
         if rolled_back is not None:
             return rolled_back

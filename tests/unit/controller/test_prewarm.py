@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from ai_storage_orchestrator.controller.execsupport import ExecSupport
 from ai_storage_orchestrator.controller.planning.gate import GATE_CONTAINER, GATE_DIGEST_ENV, token_digest
 from ai_storage_orchestrator.conventions import HANDOFF_ANNOTATION
 from ai_storage_orchestrator.kube.resources import POD_MIGRATIONS, PODS
@@ -195,3 +196,38 @@ async def test_without_prewarm_nothing_starts_before_the_source_stops() -> None:
     await world.drive()
     assert world.record()["status"]["prewarm"] == {"skipped": "pre-warming is off (--no-prewarm)"}
     assert world.api.pod(str(world.record()["status"]["targetPod"])) is None
+
+
+async def test_where_exec_is_known_to_work_the_target_starts_beside_the_checkpoint() -> None:
+    world = World()
+    world.controller.exec_support.note("node-a", works=True)
+    world.request(strategy="checkpoint-restart")
+    await world.drive()
+    assert world.phase() == Phase.CHECKPOINTING.value
+    assert world.controller.checkpoints.running(KEY)
+    target = world.api.pod(str(world.record()["status"]["targetPod"]))
+    assert target is not None, "created while the checkpoint runs"
+    assert target["spec"]["initContainers"][0]["name"] == GATE_CONTAINER
+
+
+async def test_a_node_known_to_lack_exec_skips_the_checkpoint_without_trying() -> None:
+    world = World()
+    world.controller.exec_support.note("node-a", works=False)
+    world.request(strategy="checkpoint-restart")
+    await world.drive()
+    assert world.phase() == Phase.STOPPING_SOURCE.value
+    assert not world.controller.checkpoints.running(KEY)
+    checkpoint = world.record()["status"]["checkpoint"]
+    assert checkpoint["skipped"] == "exec_unavailable"
+    assert "not tried" in checkpoint["message"]
+    assert world.api.pod(str(world.record()["status"]["targetPod"])) is not None, "pre-warmed after the skip"
+
+
+def test_what_was_learned_about_exec_is_forgotten_after_its_ttl() -> None:
+    now = [0.0]
+    support = ExecSupport(ttl_seconds=10, clock=lambda: now[0])
+    assert support.works("n") is None
+    support.note("n", works=False)
+    assert support.works("n") is False
+    now[0] = 11.0
+    assert support.works("n") is None
