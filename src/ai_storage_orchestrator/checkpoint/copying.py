@@ -1,10 +1,11 @@
 """Copy one artifact into the checkpoint and check what landed there.
 
 The copy is two execs joined by the orchestrator: ``tar -c`` of the artifact in a container that can read it, piped
-chunk by chunk into ``tar -x`` in a container that mounts the shared volume. Each chunk is hashed on the way
-(``TarStreamHasher``, bounded by ``TarLimits``) and forwarded; every member goes to the spooled ``FileRecords``;
-nothing holds more than one batch of websocket frames, whatever the artifact's size or number of files. A stream that
-is not a tar archive fails the copy with ``checkpoint_copy_failed``, one beyond the limits with
+chunk by chunk into ``tar -x`` in a container that mounts the shared volume. Each chunk is forwarded and handed to
+the tar follower (``tarstream.TarStreamFollower``: ``tarfile`` in stream mode in a worker thread, bounded by
+``TarLimits``), which hashes every file on the way; every member goes to the spooled ``FileRecords``; nothing holds
+more than one batch of websocket frames and the follower's bounded pipe, whatever the artifact's size or number of
+files. A stream that is not a tar archive fails the copy with ``checkpoint_copy_failed``, one beyond the limits with
 ``checkpoint_too_large``.
 
 The receiving ``tar`` stops at the end-of-archive marker rather than at end-of-file (a kubelet may not propagate the
@@ -21,7 +22,7 @@ import asyncio
 import contextlib
 import posixpath
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from ai_storage_orchestrator.checkpoint.checksums import VERIFY_LIST_SCRIPT
@@ -39,7 +40,7 @@ from ai_storage_orchestrator.checkpoint.tarstream import (
     RECORD,
     TarLimits,
     TarStreamError,
-    TarStreamHasher,
+    TarStreamFollower,
     TarStreamLimitExceeded,
 )
 from ai_storage_orchestrator.checkpoint.transport import (
@@ -100,32 +101,39 @@ def destination_argv(directory: str) -> list[str]:
 
 
 async def _pump(
-    source: ExecSessionLike, destination: ExecSessionLike, hasher: TarStreamHasher, errors: Tail, what: str
+    source: ExecSessionLike, destination: ExecSessionLike, follower: TarStreamFollower, errors: Tail, what: str
 ) -> bool:
     """Forward the source's stdout to the destination's stdin a few frames at a time (never more than ``_BATCH``
-    bytes held); False when the destination stopped taking it."""
+    bytes held), and to the tar follower; False when the destination stopped taking it."""
     batch = bytearray()
     async with reading(source) as output:
         async for channel, data in output:
             if channel != STDOUT_CHANNEL:
                 errors.add(data)
                 continue
-            try:
-                hasher.feed(data)
-            except TarStreamLimitExceeded as error:
-                raise CheckpointError(
-                    f"{what} is too large to checkpoint: {error}",
-                    reason=TOO_LARGE,
-                    details={"limit": error.limit, "allowed": error.allowed},
-                ) from error
-            except TarStreamError as error:
-                raise CheckpointError(
-                    f"the stream of {what} is not a valid tar archive: {error}", reason=COPY_FAILED
-                ) from error
+            with _refusals(what):
+                await follower.feed(data)
             batch += data
             if len(batch) >= _BATCH and not await _send(destination, batch):
                 return False
     return await _send(destination, batch)
+
+
+@contextlib.contextmanager
+def _refusals(what: str) -> Iterator[None]:
+    """The tar follower's refusal of the stream of ``what``, as the checkpoint's failure."""
+    try:
+        yield
+    except TarStreamLimitExceeded as error:
+        raise CheckpointError(
+            f"{what} is too large to checkpoint: {error}",
+            reason=TOO_LARGE,
+            details={"limit": error.limit, "allowed": error.allowed},
+        ) from error
+    except TarStreamError as error:
+        raise CheckpointError(
+            f"the stream of {what} is not a valid tar archive: {error}", reason=COPY_FAILED
+        ) from error
 
 
 async def _send(destination: ExecSessionLike, batch: bytearray) -> bool:
@@ -164,7 +172,6 @@ async def stream_artifact(
     (a new section) as ``container`` sees them under its ``declared`` artifact path, stored as
     ``artifacts/<container><path>`` relative to the checkpoint directory."""
     section = records.begin(container, declared)
-    hasher = TarStreamHasher(lambda entry: records.add(section, entry), limits)
     what = f"artifact {declared} of container {container}"
     source_errors, destination_output = Tail(), Tail()
     started = time.monotonic()
@@ -179,10 +186,13 @@ async def stream_artifact(
             argv=destination_argv(destination.path),
             stdin=True,
         ) as dst,
+        TarStreamFollower(lambda entry: records.add(section, entry), limits) as follower,
     ):
         draining = asyncio.create_task(drain(dst, destination_output), name="checkpoint-copy-drain")
         try:
-            accepted = await _pump(src, dst, hasher, source_errors, what)
+            accepted = await _pump(src, dst, follower, source_errors, what)
+            with _refusals(what):
+                followed = await follower.finish()
             if accepted:
                 status = src.status
                 assert status is not None
@@ -192,9 +202,9 @@ async def stream_artifact(
                         f" {source_errors.text().strip()}",
                         reason=COPY_FAILED,
                     )
-                if not hasher.finished:
+                if not followed.finished:
                     raise CheckpointError(f"the tar stream of {declared} ended early", reason=COPY_FAILED)
-                await _finish_stdin(dst, hasher.bytes_seen)
+                await _finish_stdin(dst, follower.bytes_seen)
             written = await draining
         finally:
             if not draining.done():
@@ -209,7 +219,7 @@ async def stream_artifact(
         )
     if not accepted:
         raise CheckpointError(f"the checkpoint volume stopped accepting {declared}", reason=COPY_FAILED)
-    return CopyStats(section=section, stream_bytes=hasher.bytes_seen, seconds=time.monotonic() - started)
+    return CopyStats(section=section, stream_bytes=follower.bytes_seen, seconds=time.monotonic() - started)
 
 
 def _batches(paths: Sequence[str]) -> list[list[str]]:
