@@ -1,6 +1,7 @@
 """Memory and throughput of following a checkpoint stream, in process, no cluster: the tar follower
-(``TarStreamHasher``) -> the spooled file records (``FileRecords``) -> the streamed manifest and checksum lists, as
-``copying``/``saving`` chain them, fed from tar blocks generated on the fly (nothing is written but the records' spool).
+(``tarmembers.follow``, standard ``tarfile`` in stream mode) -> the spooled file records (``FileRecords``) -> the
+streamed manifest and checksum lists, as ``copying``/``saving`` chain them, fed from tar blocks generated on the
+fly (nothing is written but the records' spool).
 
     .venv/bin/python -m bench.checkpoint_stream [--only files large over-cap] [--files N] [--large-gib G]
 
@@ -28,7 +29,8 @@ from typing import Any
 
 from ai_storage_orchestrator.checkpoint.manifest import serialise_streaming
 from ai_storage_orchestrator.checkpoint.records import FileRecords
-from ai_storage_orchestrator.checkpoint.tarstream import TarLimits, TarStreamHasher, TarStreamLimitExceeded
+from ai_storage_orchestrator.checkpoint.tarmembers import TarLimits, TarStreamLimitExceeded, TarSummary
+from ai_storage_orchestrator.checkpoint.tarmembers import follow as follow_tar
 from tests.unit.checkpoint.tarblocks import one_large_file, small_files
 
 SCENARIOS = ("files", "large", "over-cap")
@@ -55,13 +57,32 @@ def frames(chunks: Iterable[bytes], size: int = FRAME) -> Iterator[memoryview]:
         yield memoryview(bytes(pending))
 
 
-def follow(chunks: Iterable[bytes], records: FileRecords, limits: TarLimits, artifact: str) -> TarStreamHasher:
-    """What ``copying.stream_artifact`` does with the stream of ``artifact`` (minus the forwarding)."""
+class FrameReader:
+    """The frames as the file-like object ``tarfile`` reads, counting the bytes it took."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._frames = frames(chunks)
+        self._pending = b""
+        self.bytes_seen = 0
+
+    def read(self, size: int, /) -> bytes:
+        while len(self._pending) < size:
+            frame = next(self._frames, None)
+            if frame is None:
+                break
+            self._pending += bytes(frame)
+        taken, self._pending = self._pending[:size], self._pending[size:]
+        self.bytes_seen += len(taken)
+        return taken
+
+
+def follow(chunks: Iterable[bytes], records: FileRecords, limits: TarLimits, artifact: str) -> tuple[TarSummary, int]:
+    """What ``copying.stream_artifact`` does with the stream of ``artifact`` (minus the forwarding and the thread):
+    the summary and the bytes read."""
     section = records.begin("trainer", artifact)
-    hasher = TarStreamHasher(lambda entry: records.add(section, entry), limits)
-    for frame in frames(chunks):
-        hasher.feed(frame)
-    return hasher
+    reader = FrameReader(chunks)
+    summary = follow_tar(reader, lambda entry: records.add(section, entry), limits)
+    return summary, reader.bytes_seen
 
 
 def products(records: FileRecords) -> dict[str, int]:
@@ -82,11 +103,11 @@ def run(scenario: str, files: int, large_gib: float) -> dict[str, Any]:
     result: dict[str, Any] = {"scenario": scenario}
     started = time.perf_counter()
     with FileRecords(max_entries=limits.max_entries) as records:
+        seen: int | None = None
         try:
-            hasher = follow(stream, records, limits, "/big.bin" if scenario == "large" else "/data")
-            result["finished"] = hasher.finished
+            summary, seen = follow(stream, records, limits, "/big.bin" if scenario == "large" else "/data")
+            result["finished"] = summary.finished
         except TarStreamLimitExceeded as refused:
-            hasher = None
             result["refused"] = f"{refused} (limit {refused.limit})"
         stream_seconds = time.perf_counter() - started
         result.update(
@@ -96,9 +117,9 @@ def run(scenario: str, files: int, large_gib: float) -> dict[str, Any]:
             spilled=records.spilled,
             stream_seconds=round(stream_seconds, 2),
         )
-        if hasher is not None:
-            result["stream_bytes"] = hasher.bytes_seen
-            result["stream_mib_per_s"] = round(hasher.bytes_seen / MIB / stream_seconds, 1)
+        if seen is not None:
+            result["stream_bytes"] = seen
+            result["stream_mib_per_s"] = round(seen / MIB / stream_seconds, 1)
             result["entries_per_s"] = round(records.entry_count / stream_seconds)
             if scenario != "large":
                 products_started = time.perf_counter()

@@ -2,7 +2,8 @@
 
 Starts the local control plane (or uses --kubeconfig), creates two simulated nodes per parallel slot, runs the
 scenarios, prints one line per scenario and the table, and exits 1 if any scenario lost a pod, left two copies, kept
-the wrong one, got stuck or opened a pre-warmed target's gate while the source could still run. The replicas' logs go to the work directory (printed), not to the console."""
+the wrong one, got stuck or opened a pre-warmed target's gate while the source could still run. The replicas' logs
+go to the work directory (printed), not to the console."""
 
 from __future__ import annotations
 

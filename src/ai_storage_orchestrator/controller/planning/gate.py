@@ -27,12 +27,12 @@ GATE_CONTAINER = "ai-storage-gate"
 GATE_VOLUME = "ai-storage-gate"
 GATE_MOUNT = "/ai-storage-gate"
 GATE_DIGEST_ENV = "AI_STORAGE_GATE_SHA256"
-# Polls the annotation's file; `sleep 0.1` is GNU and busybox, `sleep 1` the POSIX fallback.
+# Polls the annotation's file; `sleep 0.05` is GNU and busybox, `sleep 1` the POSIX fallback.
 GATE_SCRIPT = (
     'f="$1/handoff"; '
     "while :; do "
     'if [ -s "$f" ]; then set -- "$1" $(sha256sum "$f"); [ "$2" = "$' + GATE_DIGEST_ENV + '" ] && exit 0; fi; '
-    "sleep 0.1 2>/dev/null || sleep 1; "
+    "sleep 0.05 2>/dev/null || sleep 1; "
     "done"
 )
 GATE_RESOURCES = {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "100m", "memory": "32Mi"}}
