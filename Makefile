@@ -38,7 +38,7 @@ report-browser:
 lint: venv
 	$(VENV)/bin/ruff check src tests bench tools
 	$(VENV)/bin/ruff format --check src tests bench tools
-	$(VENV)/bin/shellcheck -x scripts/*.sh tools/k8s/*.sh tools/nodes/*.sh tools/image/*.sh tools/testtools/*.sh tests/cluster/*.sh .ci/run
+	$(VENV)/bin/shellcheck -x scripts/*.sh tools/k8s/*.sh tools/nodes/*.sh tools/image/*.sh tools/testtools/*.sh tools/report/*.sh tests/cluster/*.sh .ci/run
 	$(VENV)/bin/lint-imports --no-cache
 
 format: venv

@@ -45,7 +45,7 @@ DESCRIPTION = """\
 Run the certification comparison: deploy pod tensorflow-ai-workload (tensorflow-trainer, data-processor that
 completes after ~45 s, model-monitor) on the source node; TEST 1 moves it the Kubernetes way (delete, recreate with
 nodeName=target), TEST 2 moves it back with the orchestrator (POST /api/migrations); each new pod is measured the
-same way; then a summary, a JSON/Markdown report and a PNG chart in --output-dir, and clean-up.
+same way; then a summary, a JSON/Markdown/HTML report and charts (PNG, SVG) in --output-dir, and clean-up.
 
 CPU is a rate: delta of the cumulative CPU counter over the delta of its time stamp, taken in the same read.
 Sources: cgroup (exec `sh -c` into every container at once: cgroup v2 cpu.stat usage_usec and memory.current, or v1
@@ -179,7 +179,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     run = parser.add_argument_group("run")
     run.add_argument(
-        "--output-dir", type=Path, help="report.json, report.md, cpu-per-sample.png (default ./compare-results/ID)"
+        "--output-dir", type=Path, help="report.json, report.md, report.html, charts (default ./compare-results/ID)"
     )
     run.add_argument("--keep", action="store_true", help="leave namespace, volume and pods in place afterwards")
     run.add_argument("--timeout", type=positive_float, default=900.0, help="seconds per wait (default 900)")
