@@ -3,8 +3,9 @@
 A checkpoint that could exec on a node says that node supports it; one skipped with ``exec_unavailable`` says it
 does not (simulated nodes, a kubelet without streaming). What was learned is trusted for ``ttl_seconds``, then
 forgotten, so a node whose kubelet changed is tried again. Two uses: a checkpoint on a node known to lack exec is
-skipped without a doomed exec, and a pre-warmed target starts beside the checkpoint only where the checkpoint is
-expected to succeed (a skipped checkpoint changes the target's spec, which cannot be changed once created)."""
+skipped without a doomed exec, and a pre-warmed target starts beside the checkpoint unless the checkpoint is known
+to be skipped (a skipped checkpoint changes the target's spec, which cannot be changed once created: a target started
+beside it is removed and started again, once per node and TTL)."""
 
 from __future__ import annotations
 

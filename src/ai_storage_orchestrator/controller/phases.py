@@ -217,7 +217,7 @@ async def checkpointing(ctx: MigrationContext) -> Result:
             pool.start(key, _checkpoint_job(ctx, pod), node=source_node)
             progress = f"checkpoint running since {now_iso()} (source pod untouched)"
             await ctx.update_status(message=progress, checkpoint={"running": True})
-            if known and _prewarm_token(ctx):  # the checkpoint is expected to succeed: start the target beside it
+            if known is not False and _prewarm_token(ctx):  # the checkpoint may succeed: start the target beside it
                 rolled_back = await _create_target(ctx, gate=True)
                 if rolled_back is not None:
                     pool.cancel(key)

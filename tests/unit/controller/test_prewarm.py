@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from ai_storage_orchestrator.checkpoint import CheckpointJob
+from ai_storage_orchestrator.controller.controller import LocationOnlyCheckpointer
 from ai_storage_orchestrator.controller.execsupport import ExecSupport
 from ai_storage_orchestrator.controller.planning.gate import GATE_CONTAINER, GATE_DIGEST_ENV, token_digest
 from ai_storage_orchestrator.conventions import HANDOFF_ANNOTATION
@@ -231,3 +233,32 @@ def test_what_was_learned_about_exec_is_forgotten_after_its_ttl() -> None:
     assert support.works("n") is False
     now[0] = 11.0
     assert support.works("n") is None
+
+
+class _NoExec(LocationOnlyCheckpointer):
+    async def save(self, job: CheckpointJob) -> JSON:
+        return {"saved": False, "skipped": "exec_unavailable", "message": "no exec on this node"}
+
+
+async def test_a_target_started_beside_a_checkpoint_that_is_then_skipped_starts_again_without_it() -> None:
+    world = World()
+    world.controller.checkpointer = _NoExec()
+    world.controller.checkpoints.checkpointer = world.controller.checkpointer
+    world.request(strategy="checkpoint-restart")
+    await world.drive()
+    target = str(world.record()["status"]["targetPod"])
+    first = world.api.pod(target)
+    assert first is not None, "started beside the checkpoint: exec on node-a was not known to fail"
+    pool = world.controller.checkpoints
+    for task in list(pool._jobs.values()):
+        await task
+    await world.drive()
+    assert world.phase() == Phase.STOPPING_SOURCE.value
+    assert world.controller.exec_support.works("node-a") is False
+    assert world.api.pod(target)["metadata"].get("deletionTimestamp"), "its spec expected the checkpoint"  # type: ignore[index]
+    world.api.finish_termination(target)
+    await world.drive()
+    again = world.api.pod(target)
+    assert again is not None
+    assert again["metadata"]["uid"] != first["metadata"]["uid"]
+    assert not _evicted(world)
