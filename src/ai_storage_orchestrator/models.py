@@ -142,11 +142,18 @@ class Resources:
         return {"cpu_millicores": self.cpu_millicores, "memory_bytes": self.memory_bytes}
 
 
+# `target_node` of a request that leaves the choice of the node to the orchestrator (REST: omitted, null or "auto";
+# annotation `ai-storage.io/migrate-to: auto`; CLI: no --to, or --to auto).
+AUTO_TARGET = "auto"
+
+
 @dataclass(frozen=True, slots=True)
 class MigrationRequest:
     """A validated migration request, whatever triggered it (REST, annotation, CLI). `timeout_seconds` lies in
     TIMEOUT_MIN..TIMEOUT_MAX (the PodMigration CRD enforces the same range). `ignore_pdb` removes the source pod with
-    a delete instead of an eviction, so no PodDisruptionBudget can hold the migration back."""
+    a delete instead of an eviction, so no PodDisruptionBudget can hold the migration back. `target_node` is
+    ``AUTO_TARGET`` when the orchestrator chooses the node (controller/planning/choice.py); the PodMigration it
+    records always names a concrete node."""
 
     pod_name: str
     pod_namespace: str
@@ -159,3 +166,8 @@ class MigrationRequest:
     triggered_by: str = "api"
     ignore_pdb: bool = False
     extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def chooses_target(self) -> bool:
+        """The orchestrator picks the target node (``target_node`` is ``AUTO_TARGET``)."""
+        return self.target_node == AUTO_TARGET

@@ -35,9 +35,10 @@ ERROR_DESCRIPTIONS = {
     415: "The request body is not `application/json` (`unsupported_media_type`).",
     422: (
         "The cluster forbids the migration: target not Ready or cordoned, taints not tolerated, not enough"
-        " allocatable resources, nothing left to run, a controller-owned pod, or unsafe volumes."
-        " `details.failed_checks` lists every failed check. (`preserve_pv` without a shared volume is accepted with"
-        " a warning.)"
+        " allocatable resources, nothing left to run, a controller-owned pod, or unsafe volumes; with no"
+        " `target_node`, no node passes every fit check (`no_target_node`, each node's first reason in"
+        " `details.refused`). `details.failed_checks` lists every failed check. (`preserve_pv` without a shared"
+        " volume is accepted with a warning.)"
     ),
     429: (
         "Too many failed authentications from the caller's address (`auth_rate_limited`): `Retry-After` (and"
@@ -95,6 +96,42 @@ _DECISION = object_schema(
         "reason": string(),
     }
 )
+_NODE_SCORE = object_schema(
+    {
+        "node": string(),
+        "score": object_schema(
+            {
+                "images_present": {"type": "boolean", "description": "Every image of the target pod is on the node."},
+                "images_missing": {"type": "array", "items": string(), "description": "Images the node would pull."},
+                "cpu_after": {"type": "number", "description": "CPU requests over allocatable after the move."},
+                "memory_after": {"type": "number", "description": "Memory requests over allocatable after the move."},
+                "allocated_after": {"type": "number", "description": "The mean of the two (ranked on)."},
+                "same_workload_pods": {
+                    "type": "integer",
+                    "description": "Pods of the same workload (controlling owner, or all the pod's labels) there.",
+                },
+            }
+        ),
+    }
+)
+TARGET_CHOICE = object_schema(
+    {
+        "considered": {"type": "integer", "description": "Nodes examined (every node the orchestrator knows)."},
+        "eligible": {"type": "integer", "description": "Nodes that passed every fit check."},
+        "chosen": {**_NODE_SCORE, "nullable": True},
+        "runners_up": {"type": "array", "items": _NODE_SCORE, "description": "The next best eligible nodes (<= 5)."},
+        "refused": {
+            "type": "array",
+            "items": object_schema(
+                {"node": string(), "reason": string(), "check": string(), "message": string()},
+            ),
+            "description": "Each refused node (by name, at most 20) with its first failed check.",
+        },
+        "refused_total": {"type": "integer"},
+        "ranking": string(description="The order eligible nodes are ranked in."),
+    },
+    description="How the orchestrator chose the target node of a request that named none.",
+)
 _CHECKPOINT_VOLUME = {
     "volume": string(description="The pod volume the checkpoint goes to."),
     "mount_path": string(),
@@ -106,7 +143,18 @@ MIGRATION_REQUEST: JSON = object_schema(
         "pod_name": _name(schemas.DNS1123_SUBDOMAIN.pattern, schemas.SUBDOMAIN_MAX, "The pod to move."),
         "pod_namespace": _name(schemas.DNS1123_LABEL.pattern, schemas.LABEL_MAX, "Its namespace."),
         "source_node": _name(schemas.DNS1123_SUBDOMAIN.pattern, schemas.SUBDOMAIN_MAX, "The node it runs on now."),
-        "target_node": _name(schemas.DNS1123_SUBDOMAIN.pattern, schemas.SUBDOMAIN_MAX, "The node to move it to."),
+        "target_node": {
+            **_name(
+                schemas.DNS1123_SUBDOMAIN.pattern,
+                schemas.SUBDOMAIN_MAX,
+                f"The node to move it to. Optional: omitted, null or `{models.AUTO_TARGET}`, the orchestrator chooses"
+                " the node (every fit check passed; images already there, least allocated after the move, spread,"
+                " name) and explains the choice in the migration's `target_choice`; when no node fits, 422"
+                " `no_target_node` with each node's reason in `details.refused`.",
+            ),
+            "nullable": True,
+            "default": models.AUTO_TARGET,
+        },
         "preserve_pv": {
             "type": "boolean",
             "default": False,
@@ -146,7 +194,7 @@ MIGRATION_REQUEST: JSON = object_schema(
             ),
         },
     },
-    required=list(schemas.NAME_FIELDS),
+    required=list(schemas.REQUIRED_NAME_FIELDS),
     additionalProperties=False,
 )
 # `timeout` and `timeout_seconds` are one setting under two names: not both.
@@ -231,6 +279,7 @@ MIGRATION = object_schema(
             description="Why the migration failed.",
         ),
         "details": _SEED_DETAILS,
+        "target_choice": {**TARGET_CHOICE, "description": "Present only when the orchestrator chose the node."},
     }
 )
 
@@ -275,8 +324,13 @@ MIGRATION_PLAN = object_schema(
             },
             additionalProperties=False,
         ),
+        "target_choice": {**TARGET_CHOICE, "description": "Present only when the orchestrator chose the node."},
     }
 )
+
+# Named targets answer exactly as before the choice existed: no `target_choice` key.
+MIGRATION["required"].remove("target_choice")
+MIGRATION_PLAN["required"].remove("target_choice")
 
 MIGRATION_LIST = object_schema(
     {

@@ -18,6 +18,7 @@ from multidict import MultiMapping
 from ai_storage_orchestrator.controller.records import FORCE_RESTART
 from ai_storage_orchestrator.errors import InvalidRequest, NotFound
 from ai_storage_orchestrator.models import (
+    AUTO_TARGET,
     DEFAULT_TIMEOUT,
     TIMEOUT_MAX,
     TIMEOUT_MIN,
@@ -46,6 +47,7 @@ SUBDOMAIN_PROBLEM = (
 )
 
 # Request field -> (pattern, maximum length, problem text). The namespace is a label, every other name a subdomain.
+# `target_node` may be omitted (or null, or "auto"): the orchestrator chooses the node (models.AUTO_TARGET).
 NAME_FIELDS: dict[str, tuple[re.Pattern[str], int, str]] = {
     "pod_name": (DNS1123_SUBDOMAIN, SUBDOMAIN_MAX, SUBDOMAIN_PROBLEM),
     "pod_namespace": (DNS1123_LABEL, LABEL_MAX, LABEL_PROBLEM),
@@ -55,6 +57,8 @@ NAME_FIELDS: dict[str, tuple[re.Pattern[str], int, str]] = {
 # `force_restart` is the seed's: accepted, recorded and shown, without effect on the plan (see MIGRATION_REQUEST).
 BOOL_FIELDS = ("preserve_pv", "dry_run", "ignore_pdb", "force_restart")
 TIMEOUT_FIELDS = ("timeout_seconds", "timeout")  # `timeout` is the alias
+REQUIRED_NAME_FIELDS = ("pod_name", "pod_namespace", "source_node")
+OPTIONAL_NAME_FIELDS = {"target_node": AUTO_TARGET}  # field -> its value when omitted or null
 REQUEST_FIELDS = (*NAME_FIELDS, *BOOL_FIELDS, *TIMEOUT_FIELDS, "strategy")
 STRATEGIES = tuple(s.value for s in Strategy)
 STATUSES = tuple(s.value for s in Status)
@@ -241,6 +245,8 @@ def _is_name(value: str, pattern: re.Pattern[str], max_length: int) -> bool:
 def _name(body: Mapping[str, Any], field: str, problems: dict[str, str]) -> str:
     pattern, max_length, problem = NAME_FIELDS[field]
     if field not in body or body[field] is None:
+        if field in OPTIONAL_NAME_FIELDS:
+            return OPTIONAL_NAME_FIELDS[field]
         problems[field] = "is required"
         return ""
     value = body[field]

@@ -77,7 +77,15 @@ def add_migrate_parser(
         parser.add_argument("-n", "--namespace", help="the pod's namespace (default: the kubeconfig context's)")
     else:
         parser.add_argument("-n", "--namespace", required=True, help="the pod's namespace")
-    parser.add_argument("--to", dest="target_node", required=True, metavar="NODE", help="the node to move it to")
+    parser.add_argument(
+        "--to",
+        dest="target_node",
+        metavar="NODE",
+        help=(
+            "the node to move it to (default: auto, the orchestrator chooses the node that passes every fit check and"
+            " scores best, and says why)"
+        ),
+    )
     parser.add_argument(
         "--from",
         dest="source_node",
@@ -128,6 +136,8 @@ def migration_body(args: argparse.Namespace) -> JSON:
         "preserve_pv": args.preserve_pv,
         "strategy": args.strategy,
     }
+    if args.target_node is None:  # omitted: the orchestrator chooses (as `--to auto`)
+        del body["target_node"]
     if args.timeout_seconds is not None:
         body["timeout_seconds"] = args.timeout_seconds
     if args.ignore_pdb:  # sent only when set: an orchestrator that predates it refuses unknown fields

@@ -193,10 +193,34 @@ def _ignore_pdb(fields: Mapping[str, Any]) -> list[tuple[str, object]]:
     return [("Ignore PDB", "yes: the source pod is deleted, not evicted")] if fields.get("ignore_pdb") else []
 
 
+def _choice(choice: object) -> list[tuple[str, object]]:
+    text = target_choice_text(choice)
+    return [] if text is None else [("Target", text)]
+
+
 def _resources(resources: object) -> str | None:
     if not isinstance(resources, Mapping):
         return None
     return f"before {format_requests(resources.get('before'))}; after {format_requests(resources.get('after'))}"
+
+
+def target_choice_text(choice: object) -> str | None:
+    """One line on how the orchestrator chose the target node (``target_choice``), None for a named target."""
+    if not isinstance(choice, Mapping):
+        return None
+    counts = f"{choice.get('considered')} node(s) considered, {choice.get('eligible')} eligible"
+    chosen = choice.get("chosen")
+    if not isinstance(chosen, Mapping):
+        return f"no node fits ({counts})"
+    raw = chosen.get("score")
+    score: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+    images = "images already there" if score.get("images_present") else "images to pull"
+    allocated = score.get("allocated_after")
+    load = f"{allocated:.1%} allocated after the move" if isinstance(allocated, int | float) else "load unknown"
+    return (
+        f"chosen by the orchestrator: {chosen.get('node')} ({counts}; {images}, {load},"
+        f" {score.get('same_workload_pods')} pod(s) of the same workload)"
+    )
 
 
 def headline(migration: Mapping[str, Any]) -> str:
@@ -221,6 +245,7 @@ def migration_lines(migration: Mapping[str, Any], *, transitions: bool = True) -
         ("Migration", migration.get("migration_id")),
         ("Pod", f"{migration.get('pod_namespace')}/{migration.get('pod_name')}"),
         ("Nodes", f"{migration.get('source_node')} -> {migration.get('target_node')}"),
+        *_choice(migration.get("target_choice")),
         ("Status", f"{migration.get('status')} (phase {migration.get('phase')})"),
         ("Message", migration.get("message")),
         ("Strategy", _strategy(migration)),
@@ -276,6 +301,7 @@ def plan_lines(plan: Mapping[str, Any]) -> list[str]:
         strategy += f": {plan.get('strategy_reason')}"
     resources = plan.get("resources") or {}
     pairs: list[tuple[str, object]] = [
+        *_choice(plan.get("target_choice")),
         ("Strategy", strategy),
         ("New pod", plan.get("new_pod_name")),
         ("Preserve PV", "yes" if request.get("preserve_pv") else "no"),

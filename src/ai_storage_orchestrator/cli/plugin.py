@@ -1,6 +1,6 @@
 """`kubectl migrate`: the client commands as a kubectl plugin (the executable `kubectl-migrate` on PATH).
 
-    kubectl migrate POD --to NODE [-n NS] [--from NODE] [--wait | --dry-run] ...
+    kubectl migrate POD [--to NODE] [-n NS] [--from NODE] [--wait | --dry-run] ...
     kubectl migrate list [-n NS | -A] | status ID | cancel ID | logs | completion bash|zsh
 
 What differs from `ai-storage-orchestrator`, the way kubectl users expect it:
@@ -33,7 +33,7 @@ COMMANDS = ("migrate", "list", "status", "cancel", "logs", "completion")
 POD_LOOKUP_TIMEOUT = 15.0
 
 USAGE = """\
-kubectl migrate POD --to NODE [-n NAMESPACE] [--from NODE] [--wait | --dry-run] [options]
+kubectl migrate POD [--to NODE] [-n NAMESPACE] [--from NODE] [--wait | --dry-run] [options]
        kubectl migrate list [-n NAMESPACE | -A] [options]
        kubectl migrate status ID [--wait] | cancel ID
        kubectl migrate logs [--migration ID] [-f]
@@ -41,14 +41,16 @@ kubectl migrate POD --to NODE [-n NAMESPACE] [--from NODE] [--wait | --dry-run] 
 
 DESCRIPTION = """\
 Move a pod to another node with ai-storage-orchestrator: only the containers that still have work to do are
-recreated on the target. The namespace defaults to the kubeconfig context's; the source node to the pod's. The
-orchestrator's REST API is --url, else $AI_STORAGE_ORCHESTRATOR_URL, else http://127.0.0.1:8080 (e.g. `kubectl
-port-forward -n kube-system svc/ai-storage-orchestrator 8080`)."""
+recreated on the target. The namespace defaults to the kubeconfig context's; the source node to the pod's; without
+--to (or with --to auto) the orchestrator chooses the target node and says why. The orchestrator's REST API is
+--url, else $AI_STORAGE_ORCHESTRATOR_URL, else http://127.0.0.1:8080 (e.g. `kubectl port-forward -n kube-system
+svc/ai-storage-orchestrator 8080`)."""
 
 EPILOG = """\
 examples:
   kubectl migrate trainer --to gpu-2 --wait          move pod trainer of the current namespace, follow it
   kubectl migrate trainer -n ml --to gpu-2 --dry-run the plan and every check, nothing changed
+  kubectl migrate trainer --dry-run                  the node the orchestrator would choose, and why
   kubectl migrate list -A                            every migration
   kubectl migrate status 455f2b4c6538 --wait         follow one migration to its end
   source <(kubectl migrate completion bash)          shell completion

@@ -7,7 +7,7 @@ import datetime as dt
 import json
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ai_storage_orchestrator import API_GROUP, API_VERSION, conventions
@@ -40,8 +40,16 @@ def parse_time(value: str | None) -> dt.datetime | None:
 
 
 def migration_resource(
-    request: MigrationRequest, migration_id: str, *, request_id: str | None = None, warnings: Sequence[str] = ()
+    request: MigrationRequest,
+    migration_id: str,
+    *,
+    request_id: str | None = None,
+    warnings: Sequence[str] = (),
+    target_choice: Mapping[str, Any] | None = None,
 ) -> JSON:
+    """The PodMigration for a request. ``target_choice`` (``TargetChoice.to_json()``, snake_case) explains a node the
+    orchestrator chose; it is written with the spec, in camelCase, as ``spec.targetChoice``: decided with the request
+    and never changed, like the rest of the spec."""
     spec: JSON = {
         "podName": request.pod_name,
         "sourceNode": request.source_node,
@@ -55,6 +63,8 @@ def migration_resource(
         spec["ignorePDB"] = True
     if request_id:
         spec["requestId"] = request_id[:128]
+    if target_choice is not None:  # only for a chosen node: records of named targets stay as they were
+        spec["targetChoice"] = recased(target_choice, _camel)
     annotations: dict[str, str] = {}
     if warnings:
         annotations[WARNINGS_ANNOTATION] = json.dumps(list(warnings))
@@ -85,6 +95,30 @@ def warnings_of(metadata: JSON) -> list[str]:
     except ValueError:
         return []
     return [str(w) for w in parsed] if isinstance(parsed, list) else []
+
+
+def _camel(key: str) -> str:
+    head, *rest = key.split("_")
+    return head + "".join(word[:1].upper() + word[1:] for word in rest)
+
+
+def _snake(key: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", lambda m: "_" + m.group(1).lower(), key)
+
+
+def recased(value: Any, recase: Callable[[str], str]) -> Any:
+    """``value`` with every object key recased (``_camel``/``_snake``); lists and scalars as they are."""
+    if isinstance(value, Mapping):
+        return {recase(str(k)): recased(v, recase) for k, v in value.items()}
+    if isinstance(value, list):
+        return [recased(v, recase) for v in value]
+    return value
+
+
+def target_choice_of(migration: JSON) -> JSON | None:
+    """How the orchestrator chose the target node (the REST view's ``target_choice``), None for a named target."""
+    choice = (migration.get("spec") or {}).get("targetChoice")
+    return recased(choice, _snake) if isinstance(choice, Mapping) else None
 
 
 _PHASES = {phase.value: phase for phase in Phase}
@@ -163,7 +197,7 @@ def to_api(migration: JSON) -> JSON:
     phase = phase_of(migration)
     error = status.get("error")
     duration = _duration(status, metadata.get("creationTimestamp"))
-    return {
+    api: JSON = {
         "migration_id": metadata.get("name"),
         "status": phase.status.value,
         "phase": phase.value,
@@ -193,3 +227,7 @@ def to_api(migration: JSON) -> JSON:
         "error": {"reason": error.get("reason"), "message": error.get("message")} if error else None,
         "details": seed_details(status, duration=duration),
     }
+    choice = target_choice_of(migration)
+    if choice is not None:  # only when the orchestrator chose the node: named targets answer exactly as before
+        api["target_choice"] = choice
+    return api

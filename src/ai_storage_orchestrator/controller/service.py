@@ -4,6 +4,7 @@ PodMigration that the controller then carries out."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from ai_storage_orchestrator.controller.planner import Planner
@@ -57,9 +58,11 @@ class MigrationService:
         return None
 
     def dry_run(self, request: MigrationRequest) -> JSON:
-        """The full plan, every check with its result, without touching the cluster."""
+        """The full plan, every check with its result, without touching the cluster. A request that leaves the target
+        to the orchestrator shows the choice (``target_choice``) and the plan for the chosen node."""
         self._require_ready()
         plan = self.plan(request, new_migration_id())
+        request = _resolved(request, plan)
         active = self.active_migration_of(request.pod_namespace, request.pod_name)
         result = plan.to_json()
         result["dry_run"] = True
@@ -81,6 +84,7 @@ class MigrationService:
         migration_id = new_migration_id()
         plan = self.plan(request, migration_id)
         plan.raise_for_failures()
+        request = _resolved(request, plan)  # the PodMigration names a concrete node: later phases plan for it
         active = self.active_migration_of(request.pod_namespace, request.pod_name)
         if active is not None:
             other = active["metadata"]["name"]
@@ -90,7 +94,13 @@ class MigrationService:
                 details={"migration_id": other, "phase": phase_of(active).value},
             )
         # Warnings (preserve_pv with nothing shared...) are recorded with it, so every later GET shows them.
-        body = migration_resource(request, migration_id, request_id=request_id, warnings=plan.warnings)
+        body = migration_resource(
+            request,
+            migration_id,
+            request_id=request_id,
+            warnings=plan.warnings,
+            target_choice=None if plan.target_choice is None else plan.target_choice.to_json(),
+        )
         try:
             created = await self._record(body, request.pod_namespace)
         except KubeApiError as error:
@@ -172,3 +182,9 @@ class MigrationService:
             raise TemporaryError(f"could not cancel: {error.message}", reason="api_unavailable") from error
         self.state.migrations.write_through(updated)
         return to_api(updated)
+
+
+def _resolved(request: MigrationRequest, plan: MigrationPlan) -> MigrationRequest:
+    """The request with the node the orchestrator chose, when it chose one."""
+    chosen = None if plan.target_choice is None else plan.target_choice.chosen
+    return request if chosen is None else replace(request, target_node=chosen.node)

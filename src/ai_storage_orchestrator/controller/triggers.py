@@ -1,4 +1,5 @@
-"""Annotation-triggered migrations: `ai-storage.io/migrate-to: <node>` on a pod asks for a migration.
+"""Annotation-triggered migrations: `ai-storage.io/migrate-to: <node>` on a pod asks for a migration
+(`ai-storage.io/migrate-to: auto`: to a node the orchestrator chooses, controller/planning/choice.py).
 
 The trigger validates like the REST API (same service). The pod remembers what happened in its own annotations, so
 a trigger never fires twice, also across restarts:
@@ -52,7 +53,7 @@ from ai_storage_orchestrator.kube.resources import (
     KubeApi,
     Resource,
 )
-from ai_storage_orchestrator.models import TIMEOUT_MAX, TIMEOUT_MIN, MigrationRequest, Phase, Strategy
+from ai_storage_orchestrator.models import AUTO_TARGET, TIMEOUT_MAX, TIMEOUT_MIN, MigrationRequest, Phase, Strategy
 from ai_storage_orchestrator.watchers.state import ClusterState
 from ai_storage_orchestrator.watchers.store import JSON, object_key
 
@@ -81,6 +82,14 @@ def _timeout(annotations: dict[str, str]) -> int:
             f"{MIGRATION_TIMEOUT_ANNOTATION} must be between {TIMEOUT_MIN} and {TIMEOUT_MAX} seconds (got {seconds})"
         )
     return seconds
+
+
+def answers(migration: JSON, node: str) -> bool:
+    """`migration` is what `migrate-to: <node>` asked for: that node, or for `auto` a node the orchestrator chose."""
+    spec = migration.get("spec") or {}
+    if node == AUTO_TARGET:
+        return "targetChoice" in spec
+    return bool(spec.get("targetNode") == node)
 
 
 def refused_marker(node: str) -> str:
@@ -140,7 +149,7 @@ class AnnotationTrigger:
         if node is None:
             await self._cancel_if_untouched(migration)
             return Result.done()
-        if migration is not None and (migration.get("spec") or {}).get("targetNode") == node:
+        if migration is not None and answers(migration, node):
             return Result.done()  # this request was already turned into a migration
         if annotations.get(MIGRATION_STATUS_ANNOTATION, "").startswith(refused_marker(node)):
             return Result.done()  # refused before; changing the annotation asks again
@@ -269,7 +278,7 @@ class AnnotationTrigger:
         other_id = error.details.get("migration_id") if error.reason == "migration_in_progress" else None
         other = self.state.find_migration(str(other_id)) if other_id else None  # same pod: same namespace
         spec = (other or {}).get("spec") or {}
-        if other and spec.get("triggeredBy") == "annotation" and spec.get("targetNode") == node:
+        if other and spec.get("triggeredBy") == "annotation" and answers(other, node):
             return str(other_id)
         return None
 

@@ -113,7 +113,11 @@ def test_location_header_is_documented() -> None:
 def test_request_schema_matches_the_fields_the_parser_accepts() -> None:
     schema = DOCUMENT["components"]["schemas"]["MigrationRequest"]
     assert schema["additionalProperties"] is False
-    assert set(schema["required"]) == {"pod_name", "pod_namespace", "source_node", "target_node"}
+    # target_node is optional: omitted, null or "auto", the orchestrator chooses the node.
+    assert set(schema["required"]) == {"pod_name", "pod_namespace", "source_node"}
+    target = schema["properties"]["target_node"]
+    assert (target["nullable"], target["default"]) == (True, "auto")
+    assert "target_choice" in target["description"]
     full = {
         **SEED_BODY,
         "timeout_seconds": 30,
@@ -147,6 +151,9 @@ def test_list_parameters_are_the_ones_the_parser_knows() -> None:
         {**SEED_BODY, "ignore_pdb": False},
         {**SEED_BODY, "force_restart": True, "timeout": 0},
         {**SEED_BODY, "timeout_seconds": 0},
+        {key: value for key, value in SEED_BODY.items() if key != "target_node"},  # the orchestrator chooses
+        {**SEED_BODY, "target_node": None},
+        {**SEED_BODY, "target_node": "auto"},
     ],
 )
 def test_valid_bodies_pass_both(body: dict[str, Any]) -> None:
@@ -172,7 +179,9 @@ def test_valid_bodies_pass_both(body: dict[str, Any]) -> None:
         {**SEED_BODY, "ignore_pdb": 0},
         {**SEED_BODY, "ignorePDB": True},
         {**SEED_BODY, "extra": 1},
-        {key: value for key, value in SEED_BODY.items() if key != "target_node"},
+        {key: value for key, value in SEED_BODY.items() if key != "source_node"},
+        {**SEED_BODY, "target_node": ""},
+        {**SEED_BODY, "target_node": 7},
     ],
 )
 def test_invalid_bodies_fail_both(body: dict[str, Any]) -> None:

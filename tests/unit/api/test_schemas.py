@@ -6,6 +6,7 @@ import pytest
 from multidict import MultiDict, MultiDictProxy
 
 from ai_storage_orchestrator.api.schemas import (
+    SUBDOMAIN_PROBLEM,
     ListFilters,
     parse_json_object,
     parse_list_filters,
@@ -13,7 +14,7 @@ from ai_storage_orchestrator.api.schemas import (
     require_migration_id,
 )
 from ai_storage_orchestrator.errors import InvalidRequest, NotFound
-from ai_storage_orchestrator.models import MigrationRequest, Status, Strategy
+from ai_storage_orchestrator.models import AUTO_TARGET, MigrationRequest, Status, Strategy
 from tests.unit.api.fakes import SEED_BODY
 
 pytestmark = pytest.mark.unit
@@ -126,7 +127,24 @@ def test_each_invalid_field_is_named(field: str, value: object, problem: str) ->
 
 def test_missing_required_fields() -> None:
     problems = problems_of({})
-    assert problems == dict.fromkeys(("pod_name", "pod_namespace", "source_node", "target_node"), "is required")
+    assert problems == dict.fromkeys(("pod_name", "pod_namespace", "source_node"), "is required")
+
+
+@pytest.mark.parametrize("given", [{}, {"target_node": None}, {"target_node": "auto"}])
+def test_target_node_omitted_null_or_auto_lets_the_orchestrator_choose(given: dict[str, Any]) -> None:
+    body = {"pod_name": "p", "pod_namespace": "ml", "source_node": "a", **given}
+    request = parse_migration_request(body)
+    assert (request.target_node, request.chooses_target) == (AUTO_TARGET, True)
+    assert parse_migration_request({**body, "target_node": "b"}).chooses_target is False
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [("", "is required (empty string)"), ("B", SUBDOMAIN_PROBLEM), (["b"], "must be a string (got array)")],
+)
+def test_a_given_target_node_is_still_validated(value: Any, problem: str) -> None:
+    body = {"pod_name": "p", "pod_namespace": "ml", "source_node": "a", "target_node": value}
+    assert problems_of(body) == {"target_node": problem}
 
 
 def test_every_problem_is_listed_at_once() -> None:
@@ -134,7 +152,6 @@ def test_every_problem_is_listed_at_once() -> None:
     assert set(problems_of(body)) == {
         "pod_name",
         "source_node",
-        "target_node",
         "preserve_pv",
         "timeout",
         "strategy",

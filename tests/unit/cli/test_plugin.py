@@ -127,11 +127,11 @@ def test_help_shows_both_forms(capsys: pytest.CaptureFixture[str]) -> None:
         plugin.main(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    assert out.startswith("usage: kubectl migrate POD --to NODE")
+    assert out.startswith("usage: kubectl migrate POD [--to NODE]")
     assert "kubectl migrate list [-n NAMESPACE | -A]" in out
     with pytest.raises(SystemExit):
         plugin.main(["trainer", "--help"])
-    assert capsys.readouterr().out.startswith("usage: kubectl migrate [-h] [-n NAMESPACE] --to NODE")
+    assert capsys.readouterr().out.startswith("usage: kubectl migrate [-h] [-n NAMESPACE] [--to NODE]")
 
 
 async def test_logs_without_a_source_reads_the_deployed_orchestrator_with_the_kubeconfig_flags(

@@ -16,6 +16,7 @@ POD_NOT_ON_SOURCE_NODE = "pod_not_on_source_node"
 SOURCE_EQUALS_TARGET = "source_equals_target"
 POD_NOT_RUNNING = "pod_not_running"
 OWNED_BY_CONTROLLER = "owned_by_controller"
+NO_TARGET_NODE = "no_target_node"  # target chosen by the orchestrator (choice.py): no node passes every fit check
 TARGET_NODE_NOT_FOUND = "target_node_not_found"
 TARGET_NODE_NOT_READY = "target_node_not_ready"
 TARGET_NODE_CORDONED = "target_node_cordoned"
@@ -38,6 +39,7 @@ REASON_PRIORITY: tuple[str, ...] = (
     SOURCE_EQUALS_TARGET,
     POD_NOT_RUNNING,
     OWNED_BY_CONTROLLER,
+    NO_TARGET_NODE,
     TARGET_NODE_NOT_FOUND,
     TARGET_NODE_NOT_READY,
     TARGET_NODE_CORDONED,

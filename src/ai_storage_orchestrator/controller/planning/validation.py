@@ -21,6 +21,7 @@ from ai_storage_orchestrator.controller.planning.analysis import (
     nothing_to_run,
 )
 from ai_storage_orchestrator.controller.planning.checks import Check, check
+from ai_storage_orchestrator.controller.planning.choice import TargetChoice
 from ai_storage_orchestrator.controller.planning.containers import container_states
 from ai_storage_orchestrator.controller.planning.fit import node_fit_checks
 from ai_storage_orchestrator.controller.planning.strategy import resolve_strategy, rwo_volumes
@@ -56,6 +57,8 @@ class MigrationPlan:
     volumes: dict[str, VolumeInfo]
     # Sentences on what is accepted but cannot be done as asked (the migration object's `warnings`).
     warnings: list[str] = field(default_factory=list)
+    # How the orchestrator chose the target node (a request without one), None for a named target.
+    target_choice: TargetChoice | None = None
 
     @property
     def failures(self) -> list[Check]:
@@ -70,6 +73,12 @@ class MigrationPlan:
     def target_pod_name(self) -> str:
         return str(self.target_pod["metadata"]["name"])
 
+    @property
+    def target_volumes(self) -> dict[str, VolumeInfo]:
+        """The pod's volumes that the target pod keeps (those only skipped containers used are left out)."""
+        kept = {str(v.get("name")) for v in self.target_pod["spec"].get("volumes") or []}
+        return {name: info for name, info in self.volumes.items() if name in kept}
+
     def raise_for_failures(self) -> None:
         """Raise the error of the first failure (NotFound / Conflict / Unprocessable); details list every failure."""
         failures = self.failures
@@ -80,6 +89,7 @@ class MigrationPlan:
         raise _ERRORS.get(first.reason, Unprocessable)(first.message, reason=first.reason, details=details)
 
     def to_json(self) -> dict[str, Any]:
+        chosen = {} if self.target_choice is None else {"target_choice": self.target_choice.to_json()}
         return {
             "strategy": self.strategy.value,
             "strategy_reason": self.strategy_reason,
@@ -93,6 +103,7 @@ class MigrationPlan:
             "checks": [c.to_json() for c in self.checks],
             "ok": self.ok,
             "warnings": list(self.warnings),
+            **chosen,
         }
 
 
@@ -101,7 +112,8 @@ def _pod_ref(pod: Mapping[str, Any]) -> str:
     return f"{meta.get('namespace') or 'default'}/{meta.get('name')}"
 
 
-def _pod_checks(request: MigrationRequest, pod: Mapping[str, Any]) -> list[Check]:
+def _pod_checks(request: MigrationRequest, pod: Mapping[str, Any], *, unresolved: bool = False) -> list[Check]:
+    """``unresolved``: the orchestrator was to choose the target and found none (the choice's check says why)."""
     meta = pod.get("metadata") or {}
     ref = _pod_ref(pod)
     deleting = meta.get("deletionTimestamp")
@@ -131,7 +143,8 @@ def _pod_checks(request: MigrationRequest, pod: Mapping[str, Any]) -> list[Check
             ok=request.source_node != request.target_node,
             message=f"source and target node are both {request.target_node}"
             if request.source_node == request.target_node
-            else f"moving from {request.source_node} to {request.target_node}",
+            else f"moving from {request.source_node} to "
+            + ("a node the orchestrator chooses" if unresolved else request.target_node),
         ),
         check(
             "pod_running",
@@ -163,8 +176,15 @@ def _node_checks(
     target_pod: Mapping[str, Any],
     pods_on_target: Iterable[Mapping[str, Any]],
     target_volumes: Mapping[str, VolumeInfo],
+    target_choice: TargetChoice | None,
 ) -> list[Check]:
+    """A chosen target's checks follow the choice's; when nothing was chosen the choice's failed check stands alone."""
     name = request.target_node
+    if target_choice is not None:
+        chosen = target_choice.as_check(_pod_ref(target_pod))
+        if target_choice.chosen is None:
+            return [chosen]
+        return [chosen, *_node_checks(request, node, target_pod, pods_on_target, target_volumes, None)]
     if node is None:
         return [
             check(
@@ -262,8 +282,12 @@ def plan_migration(
     catalog: VolumeCatalog,
     migration_id: str,
     checkpointed: Mapping[str, Sequence[str]] = NO_CHECKPOINTED_PATHS,
+    target_choice: TargetChoice | None = None,
 ) -> MigrationPlan:
     """Analyse the pod, build the target pod and run every pre-flight check.
+
+    ``target_choice``: the node was chosen by the orchestrator (``choice.choose_target``); ``request.target_node``
+    is then the chosen node, or ``AUTO_TARGET`` when none fits (the plan then fails with ``no_target_node``).
 
     Raises ``NotFound`` (``pod_not_found``) when ``pod`` is None: without a pod there is nothing to plan. Every other
     problem is a failed ``Check`` in the plan; call ``raise_for_failures()`` to turn it into an error.
@@ -283,8 +307,8 @@ def plan_migration(
     strategy, strategy_reason = resolve_strategy(request.strategy, pod, target_pod, target_volumes)
     still_to_run = not nothing_to_run(decisions)
     all_checks = [
-        *_pod_checks(request, pod),
-        *_node_checks(request, target_node, target_pod, pods_on_target, target_volumes),
+        *_pod_checks(request, pod, unresolved=target_choice is not None and target_choice.chosen is None),
+        *_node_checks(request, target_node, target_pod, pods_on_target, target_volumes, target_choice),
         *_volume_checks(request, volumes, target_volumes, strategy),
         check(
             "something_to_run",
@@ -307,4 +331,5 @@ def plan_migration(
         checkpoint_volume=choose_checkpoint_volume(pod, volumes),
         volumes=volumes,
         warnings=_warnings(request, pod, volumes, decisions),
+        target_choice=target_choice,
     )
