@@ -226,6 +226,57 @@ async def test_dry_run_prints_the_plan(api: CannedApi, capsys: pytest.CaptureFix
     assert lines[-1] == "Result: the migration would be accepted"
 
 
+CHOICE: dict[str, Any] = {
+    "considered": 3,
+    "eligible": 2,
+    "chosen": {
+        "node": "node-c",
+        "score": {
+            "images_present": True,
+            "images_missing": [],
+            "cpu_after": 0.25,
+            "memory_after": 0.125,
+            "allocated_after": 0.1875,
+            "same_workload_pods": 0,
+        },
+    },
+    "runners_up": [],
+    "refused": [{"node": "node-a", "reason": "source_equals_target", "check": "c", "message": "source"}],
+    "refused_total": 1,
+    "ranking": "images, allocation, spread, name",
+}
+
+
+async def test_migrate_without_to_lets_the_orchestrator_choose(
+    api: CannedApi, capsys: pytest.CaptureFixture[str]
+) -> None:
+    chosen = {**migration("Pending"), "target_node": "node-c", "target_choice": CHOICE}
+    api.answer(POST, (202, chosen))
+    argv = ["migrate", "trainer", "-n", "ml", "--from", "node-a", "--url", api.url]
+    assert await run_cli(argv) == 0
+    assert "target_node" not in api.requests("POST")[0].body  # omitted: the orchestrator chooses
+    assert await run_cli([*argv, "--to", "auto"]) == 0
+    assert api.requests("POST")[1].body["target_node"] == "auto"
+    assert "node-a -> node-c" in capsys.readouterr().out
+    api.answer(GET, (200, chosen))
+    assert await run_cli(["status", MIGRATION_ID, "--url", api.url]) == 0
+    assert (
+        "Target:       chosen by the orchestrator: node-c (3 node(s) considered, 2 eligible; images already there,"
+        " 18.8% allocated after the move, 0 pod(s) of the same workload)"
+    ) in capsys.readouterr().out.splitlines()
+
+
+async def test_dry_run_without_a_fitting_node_says_so(api: CannedApi, capsys: pytest.CaptureFixture[str]) -> None:
+    check = {"name": "target_node_chosen", "passed": False, "reason": "no_target_node", "message": "no node can take"}
+    plan = {**PLAN, "ok": False, "checks": [check], "target_choice": {**CHOICE, "eligible": 0, "chosen": None}}
+    api.answer(POST, (200, plan))
+    argv = ["migrate", "trainer", "-n", "ml", "--from", "node-a", "--dry-run", "--url", api.url]
+    assert await run_cli(argv) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert "Target:          no node fits (3 node(s) considered, 0 eligible)" in lines
+    assert "  [FAIL] target_node_chosen: no node can take" in lines
+
+
 async def test_migrate_ignore_pdb_is_sent_only_when_asked(api: CannedApi) -> None:
     api.answer(POST, (202, migration("Pending")))
     assert await run_cli(migrate_argv(api, "--ignore-pdb")) == 0

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from ai_storage_orchestrator.controller.triggers import AnnotationTrigger
+from ai_storage_orchestrator.controller.triggers import AnnotationTrigger, answers
 from ai_storage_orchestrator.conventions import (
     MIGRATE_TO_ANNOTATION,
     MIGRATION_ID_ANNOTATION,
@@ -166,3 +166,38 @@ async def test_an_unavailable_api_server_is_retried_not_refused() -> None:
         await trigger.reconcile(f"{NAMESPACE}/{POD}")
     assert service.submitted == []
     assert _status(world) == ""
+
+
+def _recorded(world: World, name: str, **spec: Any) -> None:
+    """A PodMigration of this pod created by the trigger (as the service would have recorded it)."""
+    migration = {
+        "apiVersion": "ai-storage.io/v1alpha1",
+        "kind": "PodMigration",
+        "metadata": {"name": name, "namespace": NAMESPACE, "resourceVersion": "5"},
+        "spec": {"podName": POD, "sourceNode": "node-a", "triggeredBy": "annotation", **spec},
+        "status": {"phase": "Pending"},
+    }
+    world.state.migrations.apply("ADDED", migration)
+
+
+async def test_migrate_to_auto_asks_the_service_to_choose_once() -> None:
+    world = World()
+    trigger, service = _trigger(world)
+    _annotate(world, **{MIGRATE_TO_ANNOTATION: "auto"})
+    await trigger.reconcile(f"{NAMESPACE}/{POD}")
+    assert [(r.target_node, r.chooses_target) for r in service.submitted] == [("auto", True)]
+    # The migration it started names the chosen node and how it was chosen: `auto` is answered, never asked again.
+    _recorded(world, "new1", targetNode="node-c", targetChoice={"considered": 3})
+    _annotate(world, **{MIGRATE_TO_ANNOTATION: "auto", MIGRATION_ID_ANNOTATION: "new1"})
+    await trigger.reconcile(f"{NAMESPACE}/{POD}")
+    assert len(service.submitted) == 1
+
+
+def test_answers_tells_a_chosen_node_from_a_named_one() -> None:
+    chosen = {"spec": {"targetNode": "node-c", "targetChoice": {"considered": 3}}}
+    named = {"spec": {"targetNode": "node-c"}}
+    assert answers(chosen, "auto")
+    assert answers(chosen, "node-c")
+    assert not answers(named, "auto")
+    assert answers(named, "node-c")
+    assert not answers(named, "node-b")

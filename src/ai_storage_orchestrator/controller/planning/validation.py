@@ -181,7 +181,7 @@ def _node_checks(
     """A chosen target's checks follow the choice's; when nothing was chosen the choice's failed check stands alone."""
     name = request.target_node
     if target_choice is not None:
-        chosen = target_choice.as_check(_pod_ref(target_pod))
+        chosen = target_choice.as_check(f"{request.pod_namespace}/{request.pod_name}")
         if target_choice.chosen is None:
             return [chosen]
         return [chosen, *_node_checks(request, node, target_pod, pods_on_target, target_volumes, None)]
