@@ -129,6 +129,44 @@ async def test_annotation_starts_a_migration_once(
     assert MIGRATE_TO not in (pods[0].metadata.annotations or {}), "the moved pod must not trigger again"
 
 
+async def test_migrate_to_auto_moves_the_pod_to_a_chosen_node_once(
+    cluster: ClusterHandle, core: client.CoreV1Api, namespace: str, orchestrator: Orchestrator
+) -> None:
+    """`ai-storage.io/migrate-to: auto`: the orchestrator chooses the node, records why, and the pod moves there."""
+    source = cluster.node_names[0]
+    await _opt_in(core, namespace)
+    pv, pvc = shared_volume(namespace)
+    await core.create_persistent_volume(pv)
+    await core.create_namespaced_persistent_volume_claim(namespace, pvc)
+    pod = certification_pod(node=source, complete_after="0s")
+    term = {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": cluster.node_names}]}
+    pod["spec"]["affinity"] = {
+        "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}
+    }
+    await core.create_namespaced_pod(namespace, pod)
+    patch = {"metadata": {"annotations": {MIGRATE_TO: "auto", "ai-storage.io/preserve-pv": "true"}}}
+    await core.patch_namespaced_pod(CERTIFICATION_POD, namespace, patch)
+
+    def finished() -> JSON | None:
+        found = orchestrator.state.migrations_of_pod(namespace, CERTIFICATION_POD)
+        done = [m for m in found if Phase(m.get("status", {}).get("phase", "Pending")).is_terminal]
+        return done[0] if done else None
+
+    migration = await orchestrator.state.wait_for(finished, timeout=60)
+    assert migration["status"]["phase"] == Phase.COMPLETED.value, migration["status"]
+    spec = migration["spec"]
+    assert spec["triggeredBy"] == "annotation"
+    chosen = spec["targetChoice"]["chosen"]["node"]
+    assert spec["targetNode"] == chosen
+    assert chosen in cluster.node_names
+    assert chosen != source
+    assert {r["node"]: r["reason"] for r in spec["targetChoice"]["refused"]}[source] == "source_equals_target"
+    assert len(orchestrator.state.migrations_of_pod(namespace, CERTIFICATION_POD)) == 1, "fired exactly once"
+    pods = (await core.list_namespaced_pod(namespace)).items
+    assert [(p.metadata.name, p.spec.node_name) for p in pods] == [(migration["status"]["targetPod"], chosen)]
+    assert MIGRATE_TO not in (pods[0].metadata.annotations or {}), "the moved pod must not trigger again"
+
+
 async def test_refused_annotation_reports_event_and_status_and_cancel_by_removal(
     cluster: ClusterHandle, core: client.CoreV1Api, namespace: str, orchestrator: Orchestrator
 ) -> None:
