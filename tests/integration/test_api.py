@@ -252,6 +252,8 @@ async def test_error_reasons(
     }
     await core.create_namespaced_pod(namespace, _simple_pod("owned", source, metadata={"ownerReferences": [owner_ref]}))
     await core.create_namespaced_pod(namespace, _simple_pod("local-only", source))
+    # Bound to the source by name; no other node carries the label it asks for: nowhere to choose.
+    await core.create_namespaced_pod(namespace, _simple_pod("picky", source, nodeSelector={"pool": "nowhere"}))
     await core.create_namespaced_pod(
         namespace,
         _simple_pod(
@@ -277,7 +279,7 @@ async def test_error_reasons(
             done = orchestrator.state.pod(namespace, "all-done") or {}
             statuses = (done.get("status") or {}).get("containerStatuses") or []
             node = orchestrator.state.node(third) or {}
-            ready = all(orchestrator.state.pod(namespace, n) for n in ("owned", "local-only"))
+            ready = all(orchestrator.state.pod(namespace, n) for n in ("owned", "local-only", "picky"))
             return (
                 ready and bool(statuses) and "terminated" in statuses[0]["state"] and node["spec"].get("unschedulable")
             )
@@ -294,7 +296,10 @@ async def test_error_reasons(
             ({**body, "pod_name": "all-done"}, 422, "nothing_to_run"),
             ({**body, "preserve_pv": "yes"}, 400, "invalid_request"),
             ({**body, "extra": 1}, 400, "invalid_request"),
-            ({key: value for key, value in body.items() if key != "target_node"}, 400, "invalid_request"),
+            ({key: value for key, value in body.items() if key != "source_node"}, 400, "invalid_request"),
+            ({**body, "target_node": ""}, 400, "invalid_request"),
+            # No target_node: the orchestrator chooses among the nodes that fit; the other two here do not.
+            ({**body, "target_node": "auto", "pod_name": "picky"}, 422, "no_target_node"),
         ]
         for payload, status, reason in cases:
             response = await http.post("/api/migrations", json=payload)

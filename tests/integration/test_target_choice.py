@@ -21,7 +21,7 @@ from ai_storage_orchestrator.models import Phase
 from ai_storage_orchestrator.runtime import Orchestrator
 from tests.cluster.fixtures import ClusterHandle
 from tests.cluster.moves import wait_data_processor_completed, wait_phase
-from tests.cluster.workloads import CERTIFICATION_POD, certification_pod, shared_volume
+from tests.cluster.workloads import CERTIFICATION_POD, SHARED_CLAIM, certification_pod, shared_volume
 
 pytestmark = pytest.mark.integration
 
@@ -66,6 +66,16 @@ async def _deploy(
     pod["spec"]["affinity"] = _only_on(nodes)
     await core.create_namespaced_pod(namespace, pod)
     await wait_data_processor_completed(orchestrator, namespace)
+
+    def shared_volume_known() -> bool:
+        """The claim Bound and its PV in the caches: data-processor's results are then safe (skipped), so every
+        plan below sees the same target pod."""
+        claim = orchestrator.state.claim(namespace, SHARED_CLAIM) or {}
+        bound = (claim.get("status") or {}).get("phase") == "Bound"
+        volume = (claim.get("spec") or {}).get("volumeName")
+        return bound and bool(volume) and orchestrator.state.volume(str(volume)) is not None
+
+    await orchestrator.state.wait_for(shared_volume_known, timeout=30)
 
 
 async def test_without_target_node_the_orchestrator_chooses_records_and_explains(
