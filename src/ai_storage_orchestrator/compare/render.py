@@ -233,8 +233,8 @@ def timeline(data: ChartData) -> Figure:
             ax.text(end * 0.01, y - 0.35, "not measured: nothing drawn", va="center", fontsize=8, color="#555555")
             notes.append(f"{method.title} trainer downtime: {down.label()}")
         notes += [f"{method.title} {text}" for text in method.missing]
-    for note in notes:
-        ax.plot([], [], " ", label=note)
+    for note in notes:  # long reasons wrapped, so the legend stays inside the figure
+        ax.plot([], [], " ", label=textwrap.fill(note, width=60))
     ax.set_yticks(ticks, labels)
     ax.set_ylim(-1.0, 2.0 * len(data.methods) - 0.9)
     ax.set_xlim(0, end * 1.08)
