@@ -269,9 +269,11 @@ class Scenario:
         started_wall, started = time.time(), time.monotonic()
         await self._kube("delete the pod", self.kube.delete(PODS, wl.POD_NAME, namespace=o.namespace))
         await self._wait_gone(wl.POD_NAME, watch)
+        gone_wall = time.time()
         self.say(f"  [{time.monotonic() - started:6.2f}s] deleted")
         self.say(f"Recreating pod on target node: {target}")
         await self._kube("recreate the pod", self.kube.create(PODS, self._manifest(target), namespace=o.namespace))
+        created_wall = time.time()
         pod = await self._wait_ready(wl.POD_NAME, f"recreated pod Ready on {target}")
         ready = time.monotonic()
         self.say(f"  [{ready - started:6.2f}s] pod {wl.POD_NAME} Ready on {target}: every container cold-started")
@@ -285,6 +287,7 @@ class Scenario:
         )  # fmt: skip
         result.probe = probe
         result.downtime, result.request_to_ready = trainer_downtime(watch, pod), request_to_ready(started_wall, pod)
+        result.events = [("pod gone", gone_wall), ("created", created_wall)]  # this machine's clock, as seen here
         self._after("✓ K8s Migration", result)
         return result
 

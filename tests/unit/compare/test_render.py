@@ -54,7 +54,7 @@ def test_the_timeline_draws_only_the_measured_downtime_and_names_the_missing_one
     doc = document()
     assert _downtime_bars(doc) == 1  # the native's; the orchestrator's was not measured
     figure = render.timeline(chart_data(doc))
-    legend = [t.get_text() for t in figure.legends[0].get_texts()]
+    legend = [t.get_text().replace("\n", " ") for t in figure.legends[0].get_texts()]  # long ones wrapped
     assert f"AI ORCHESTRATOR trainer downtime: not measured ({DOWNTIME_REASON})" in legend
     assert "trainer downtime (kubelet time stamps)" in legend
     doc["methods"]["native"]["trainer_downtime"]["seconds"] = None  # type: ignore[index]
