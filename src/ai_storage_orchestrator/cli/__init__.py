@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ai_storage_orchestrator import __version__
-from ai_storage_orchestrator.cli import compare, completion, logs, migrations, serve
+from ai_storage_orchestrator.cli import compare, completion, drain, logs, migrations, serve
 from ai_storage_orchestrator.cli.client import PROGRAM
 
 # Each command module offers `add_parser(subparsers)` and sets `handler` on its parser.
@@ -17,6 +17,7 @@ COMMAND_MODULES: list[Callable[[argparse._SubParsersAction[argparse.ArgumentPars
     migrations.add_status_parser,
     migrations.add_list_parser,
     migrations.add_cancel_parser,
+    drain.add_parser,
     logs.add_parser,
     compare.add_parser,
 ]

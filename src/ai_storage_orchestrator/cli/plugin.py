@@ -1,7 +1,7 @@
 """`kubectl migrate`: the client commands as a kubectl plugin (the executable `kubectl-migrate` on PATH).
 
     kubectl migrate POD [--to NODE] [-n NS] [--from NODE] [--wait | --dry-run] ...
-    kubectl migrate list [-n NS | -A] | status ID | cancel ID | logs | completion bash|zsh
+    kubectl migrate list [-n NS | -A] | status ID | cancel ID | drain NODE | logs | completion bash|zsh
 
 What differs from `ai-storage-orchestrator`, the way kubectl users expect it:
 * the namespace defaults to the kubeconfig context's (``--kubeconfig``, ``$KUBECONFIG``, ``--context``), for
@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ai_storage_orchestrator import __version__
-from ai_storage_orchestrator.cli import completion, kubeconfig, logs, migrations
+from ai_storage_orchestrator.cli import completion, drain, kubeconfig, logs, migrations
 from ai_storage_orchestrator.cli.client import Command, UsageError, set_command
 from ai_storage_orchestrator.kube.client import create_api_client
 from ai_storage_orchestrator.kube.errors import KubeApiError
@@ -29,13 +29,14 @@ from ai_storage_orchestrator.kube.retrying import NO_RETRIES
 
 PROGRAM = "kubectl migrate"
 EXECUTABLE = "kubectl-migrate"
-COMMANDS = ("migrate", "list", "status", "cancel", "logs", "completion")
+COMMANDS = ("migrate", "list", "status", "cancel", "drain", "logs", "completion")
 POD_LOOKUP_TIMEOUT = 15.0
 
 USAGE = """\
 kubectl migrate POD [--to NODE] [-n NAMESPACE] [--from NODE] [--wait | --dry-run] [options]
        kubectl migrate list [-n NAMESPACE | -A] [options]
        kubectl migrate status ID [--wait] | cancel ID
+       kubectl migrate drain NODE [--dry-run] [--parallel N] [--timeout 10m] [--no-evict]
        kubectl migrate logs [--migration ID] [-f]
        kubectl migrate completion bash|zsh"""
 
@@ -53,6 +54,7 @@ examples:
   kubectl migrate trainer --dry-run                  the node the orchestrator would choose, and why
   kubectl migrate list -A                            every migration
   kubectl migrate status 455f2b4c6538 --wait         follow one migration to its end
+  kubectl migrate drain gpu-1 --dry-run              what draining node gpu-1 would migrate, evict, skip
   source <(kubectl migrate completion bash)          shell completion
 
 `kubectl migrate COMMAND --help` describes each command."""
@@ -85,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     _with_kube(migrations.add_list_parser(subparsers, plugin=True), plugin_list)
     migrations.add_status_parser(subparsers)
     migrations.add_cancel_parser(subparsers)
+    drain.add_parser(subparsers, prog=f"{PROGRAM} drain")
     add_kube_arguments(logs.add_parser(subparsers, plugin=True))
     completion.add_parser(subparsers, root=parser, program=EXECUTABLE, default="migrate")
     parser.set_defaults(program=PROGRAM)
