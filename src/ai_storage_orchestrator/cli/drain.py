@@ -74,6 +74,8 @@ class Orchestrator(Protocol):
 
 
 class Cluster(Protocol):
+    async def node_exists(self, node: str) -> bool: ...
+
     async def cordon(self, node: str) -> None: ...
 
     async def pods_on(self, node: str, namespace: str | None) -> list[JSON]: ...
@@ -393,7 +395,7 @@ async def drain(args: argparse.Namespace) -> int:
 
 
 async def drain_with(
-    args: argparse.Namespace, cluster: KubeCluster, orchestrator: Orchestrator, *, program: str
+    args: argparse.Namespace, cluster: Cluster, orchestrator: Orchestrator, *, program: str
 ) -> int:
     node: str = args.node
     if not await cluster.node_exists(node):
