@@ -162,6 +162,9 @@ class Drainer:
             except ApiError as error:
                 if error.status == 404:
                     work.action, work.reason = Action.SKIP, "gone: the pod no longer exists"
+                elif is_refusal(error):
+                    work.action = Action.EVICT if self.evict else Action.LEAVE
+                    work.reason = refusal_text(error) + ("" if self.evict else "; left in place (--no-evict)")
                 else:
                     work.reason = f"{error.message} ({error.reason})"
                 continue
@@ -394,9 +397,7 @@ async def drain(args: argparse.Namespace) -> int:
             raise CliError(f"the API server answered: {error.message} ({where})") from None
 
 
-async def drain_with(
-    args: argparse.Namespace, cluster: Cluster, orchestrator: Orchestrator, *, program: str
-) -> int:
+async def drain_with(args: argparse.Namespace, cluster: Cluster, orchestrator: Orchestrator, *, program: str) -> int:
     node: str = args.node
     if not await cluster.node_exists(node):
         raise UsageError(f"node {node} not found")
