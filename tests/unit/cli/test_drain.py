@@ -13,7 +13,7 @@ import pytest
 
 from ai_storage_orchestrator.cli import build_parser, drain
 from ai_storage_orchestrator.cli.client import ApiError
-from ai_storage_orchestrator.cli.drain import Drainer, drain_with
+from ai_storage_orchestrator.cli.drain import Drainer, drain_with, interrupted_lines
 from ai_storage_orchestrator.cli.drain_pods import (
     Action,
     Outcome,
@@ -31,6 +31,7 @@ from ai_storage_orchestrator.cli.drain_progress import DrainProgress, plain_line
 from ai_storage_orchestrator.cli.plugin import build_parser as plugin_parser
 from ai_storage_orchestrator.cli.plugin import plugin_argv
 from ai_storage_orchestrator.kube.errors import KubeApiError
+from tests.unit.cli.conftest import screen
 
 JSON = dict[str, Any]
 NODE = "node-a"
@@ -329,3 +330,37 @@ def test_defaults_and_the_plugin_command() -> None:
     assert (parsed.ignore_daemonsets, parsed.parallel, parsed.timeout, parsed.evict) == (True, 2, 600.0, True)
     plugged = plugin_parser().parse_args(plugin_argv(["drain", NODE, "--dry-run", "--parallel", "3"]))
     assert (plugged.command, plugged.node, plugged.dry_run, plugged.parallel) == ("drain", NODE, True, 3)
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_live_table_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TERM", "xterm")
+    terminal = Terminal()
+    work = PodWork("ml", "a", action=Action.MIGRATE, state="Checkpointing", target="node-b", started=1.0)
+    shown = DrainProgress([work], stream=terminal, clock=lambda: 4.0)
+    shown.start()
+    work.state, work.finished, work.outcome = "Completed", 3.5, Outcome.MIGRATED
+    shown.update(work)
+    shown.stop()
+    lines = screen(terminal.getvalue())
+    assert lines[0].split() == ["POD", "ACTION", "STATE", "TARGET", "ELAPSED"]
+    assert lines[-1].split() == ["ml/a", "migrate", "Completed", "node-b", "2.5s"]
+
+
+def test_interrupted_lines_name_what_is_in_flight() -> None:
+    works = [
+        PodWork("ml", "a", action=Action.MIGRATE, state="Checkpointing", migration_id="m1", started=1.0),
+        PodWork("ml", "b", action=Action.EVICT, state="terminating", started=1.0),
+        PodWork("ml", "c", outcome=Outcome.MIGRATED, started=1.0),
+        PodWork("ml", "d"),
+    ]
+    assert interrupted_lines(NODE, works, program="kubectl migrate") == [
+        "interrupted: no new work started; node node-a stays cordoned (undo with: kubectl uncordon node-a)",
+        "  in flight: ml/a migration m1 (Checkpointing) goes on (cancel it with: kubectl migrate cancel m1)",
+        "  in flight: ml/b evict (terminating)",
+        "  not started: ml/d",
+    ]
