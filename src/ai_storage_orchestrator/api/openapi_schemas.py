@@ -1,14 +1,16 @@
 """The schemas of the OpenAPI document (components): request, migration object, plan, list, errors, health.
 
-Built from the same constants the request validators use (``api.schemas``)."""
+The request and the target choice are generated from their pydantic models (``schema.request``, ``schema.resource``),
+the models requests are validated with and the PodMigration CRD's schema is generated from."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ai_storage_orchestrator import models
-from ai_storage_orchestrator.api import schemas
 from ai_storage_orchestrator.models import Action, ContainerKind, Phase, Status, Strategy
+from ai_storage_orchestrator.schema.dialects import openapi_schema
+from ai_storage_orchestrator.schema.request import STRATEGIES, MigrationRequestBody
+from ai_storage_orchestrator.schema.resource import TargetChoice
 
 JSON = dict[str, Any]
 
@@ -72,20 +74,6 @@ def string(*, nullable: bool = False, **extra: Any) -> JSON:
     return schema
 
 
-def _name(pattern: str, max_length: int, description: str) -> JSON:
-    return string(minLength=1, maxLength=max_length, pattern=f"^{pattern}$", description=description)
-
-
-def _timeout(description: str) -> JSON:
-    return {
-        "type": "integer",
-        "minimum": 0,  # 0 = the default, as for the seed's clients
-        "maximum": models.TIMEOUT_MAX,
-        "default": models.DEFAULT_TIMEOUT,
-        "description": description,
-    }
-
-
 _RESOURCES = object_schema({"cpu_millicores": {"type": "integer"}, "memory_bytes": {"type": "integer"}})
 _DECISION = object_schema(
     {
@@ -96,109 +84,14 @@ _DECISION = object_schema(
         "reason": string(),
     }
 )
-_NODE_SCORE = object_schema(
-    {
-        "node": string(),
-        "score": object_schema(
-            {
-                "images_present": {"type": "boolean", "description": "Every image of the target pod is on the node."},
-                "images_missing": {"type": "array", "items": string(), "description": "Images the node would pull."},
-                "cpu_after": {"type": "number", "description": "CPU requests over allocatable after the move."},
-                "memory_after": {"type": "number", "description": "Memory requests over allocatable after the move."},
-                "allocated_after": {"type": "number", "description": "The mean of the two (ranked on)."},
-                "same_workload_pods": {
-                    "type": "integer",
-                    "description": "Pods of the same workload (controlling owner, or all the pod's labels) there.",
-                },
-            }
-        ),
-    }
-)
-TARGET_CHOICE = object_schema(
-    {
-        "considered": {"type": "integer", "description": "Nodes examined (every node the orchestrator knows)."},
-        "eligible": {"type": "integer", "description": "Nodes that passed every fit check."},
-        "chosen": {**_NODE_SCORE, "nullable": True},
-        "runners_up": {"type": "array", "items": _NODE_SCORE, "description": "The next best eligible nodes (<= 5)."},
-        "refused": {
-            "type": "array",
-            "items": object_schema(
-                {"node": string(), "reason": string(), "check": string(), "message": string()},
-            ),
-            "description": "Each refused node (by name, at most 20) with its first failed check.",
-        },
-        "refused_total": {"type": "integer"},
-        "ranking": string(description="The order eligible nodes are ranked in."),
-    },
-    description="How the orchestrator chose the target node of a request that named none.",
-)
+TARGET_CHOICE = openapi_schema(TargetChoice)
 _CHECKPOINT_VOLUME = {
     "volume": string(description="The pod volume the checkpoint goes to."),
     "mount_path": string(),
     "container": string(description="The container that mounts it."),
 }
 
-MIGRATION_REQUEST: JSON = object_schema(
-    {
-        "pod_name": _name(schemas.DNS1123_SUBDOMAIN.pattern, schemas.SUBDOMAIN_MAX, "The pod to move."),
-        "pod_namespace": _name(schemas.DNS1123_LABEL.pattern, schemas.LABEL_MAX, "Its namespace."),
-        "source_node": _name(schemas.DNS1123_SUBDOMAIN.pattern, schemas.SUBDOMAIN_MAX, "The node it runs on now."),
-        "target_node": {
-            **_name(
-                schemas.DNS1123_SUBDOMAIN.pattern,
-                schemas.SUBDOMAIN_MAX,
-                f"The node to move it to. Optional: omitted, null or `{models.AUTO_TARGET}`, the orchestrator chooses"
-                " the node (every fit check passed; images already there, least allocated after the move, spread,"
-                " name) and explains the choice in the migration's `target_choice`; when no node fits, 422"
-                " `no_target_node` with each node's reason in `details.refused`.",
-            ),
-            "nullable": True,
-            "default": models.AUTO_TARGET,
-        },
-        "preserve_pv": {
-            "type": "boolean",
-            "default": False,
-            "description": (
-                "Keep the pod's data on its shared persistent volume. A pod without one is accepted with a warning"
-                " in `warnings` (nothing to preserve; completed containers whose results would be lost run again)."
-            ),
-        },
-        "timeout_seconds": _timeout(
-            f"Deadline of the whole migration, {models.TIMEOUT_MIN} to {models.TIMEOUT_MAX} seconds;"
-            f" 0 means the default ({models.DEFAULT_TIMEOUT})."
-        ),
-        "timeout": _timeout("Alias of `timeout_seconds` (the seed's name); give one of the two, not both."),
-        "strategy": string(enum=list(schemas.STRATEGIES), default=Strategy.AUTO.value),
-        "dry_run": {
-            "type": "boolean",
-            "default": False,
-            "description": "Answer 200 with the plan and every check, without changing anything.",
-        },
-        "force_restart": {
-            "type": "boolean",
-            "default": False,
-            "description": (
-                "The seed's field, accepted for its clients: recorded on the migration (`force_restart`) and without"
-                " effect on the plan. Every container's action follows the decision table, which already runs again"
-                " each container whose work or results the move would lose (running, waiting, failed, or completed"
-                " with results off shared storage) and leaves out only completed ones whose results are safe."
-            ),
-        },
-        "ignore_pdb": {
-            "type": "boolean",
-            "default": False,
-            "description": (
-                "Remove the source pod with a delete instead of an eviction, so no PodDisruptionBudget applies."
-                " Without it, a migration a budget keeps blocked fails at its timeout with"
-                " `blocked_by_disruption_budget` (and rolls back)."
-            ),
-        },
-    },
-    required=list(schemas.REQUIRED_NAME_FIELDS),
-    additionalProperties=False,
-)
-# `timeout` and `timeout_seconds` are one setting under two names: not both.
-MIGRATION_REQUEST["not"] = {"required": list(schemas.TIMEOUT_FIELDS)}
+MIGRATION_REQUEST: JSON = openapi_schema(MigrationRequestBody)
 
 CONTAINER_STATE_WORDS = ["running", "completed", "failed", "waiting", "unknown"]
 _SEED_DETAILS = object_schema(
@@ -235,7 +128,7 @@ MIGRATION = object_schema(
         "preserve_pv": {"type": "boolean"},
         "ignore_pdb": {"type": "boolean", "description": "PodDisruptionBudgets are ignored: the source is deleted."},
         "timeout_seconds": {"type": "integer"},
-        "strategy": string(enum=list(schemas.STRATEGIES), description="As requested."),
+        "strategy": string(enum=list(STRATEGIES), description="As requested."),
         "ordering": string(nullable=True, enum=_ORDERINGS, description="What `strategy` resolved to, once planned."),
         "triggered_by": string(description="`api`, `annotation` or `cli`."),
         "cancel_requested": {"type": "boolean"},
@@ -319,7 +212,7 @@ MIGRATION_PLAN = object_schema(
                 "target_node": string(),
                 "preserve_pv": {"type": "boolean"},
                 "timeout_seconds": {"type": "integer"},
-                "strategy": string(enum=list(schemas.STRATEGIES)),
+                "strategy": string(enum=list(STRATEGIES)),
                 "ignore_pdb": {"type": "boolean"},
             },
             additionalProperties=False,

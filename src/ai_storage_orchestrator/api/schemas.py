@@ -1,7 +1,8 @@
 """Request bodies and query strings of the REST API, parsed and validated into core models (DESIGN.md §3).
 
-Every problem is collected before anything is raised, so one 400 names them all in ``details.fields``.
-JSON types are taken literally: ``"true"`` or ``1`` is not a boolean, ``true`` is not an integer."""
+Every problem is collected before anything is raised, so one 400 names them all in ``details.fields``. The body of a
+migration request is validated by its pydantic model (``schema.request``, which also words the problems); JSON types
+are taken literally: ``"true"`` or ``1`` is not a boolean, ``true`` is not an integer."""
 
 from __future__ import annotations
 
@@ -14,53 +15,42 @@ from dataclasses import dataclass
 from typing import Any
 
 from multidict import MultiMapping
+from pydantic import ValidationError
 
 from ai_storage_orchestrator.controller.records import FORCE_RESTART
 from ai_storage_orchestrator.errors import InvalidRequest, NotFound
-from ai_storage_orchestrator.models import (
-    AUTO_TARGET,
-    DEFAULT_TIMEOUT,
-    TIMEOUT_MAX,
-    TIMEOUT_MIN,
-    MigrationRequest,
-    Status,
-    Strategy,
+from ai_storage_orchestrator.models import MigrationRequest, Status
+from ai_storage_orchestrator.schema.names import (  # re-exported: the OpenAPI document and clients use them
+    DNS1123_LABEL as DNS1123_LABEL,
 )
+from ai_storage_orchestrator.schema.names import (
+    DNS1123_SUBDOMAIN as DNS1123_SUBDOMAIN,
+)
+from ai_storage_orchestrator.schema.names import (
+    LABEL_MAX as LABEL_MAX,
+)
+from ai_storage_orchestrator.schema.names import (
+    LABEL_PROBLEM as LABEL_PROBLEM,
+)
+from ai_storage_orchestrator.schema.names import (
+    MIGRATION_ID as MIGRATION_ID,
+)
+from ai_storage_orchestrator.schema.names import (
+    SUBDOMAIN_MAX as SUBDOMAIN_MAX,
+)
+from ai_storage_orchestrator.schema.names import (
+    SUBDOMAIN_PROBLEM as SUBDOMAIN_PROBLEM,
+)
+from ai_storage_orchestrator.schema.names import is_name
+from ai_storage_orchestrator.schema.request import STRATEGIES as STRATEGIES
+from ai_storage_orchestrator.schema.request import MigrationRequestBody, json_type
+from ai_storage_orchestrator.schema.request import problems as request_problems
 
 JSON = dict[str, Any]
 
-_LABEL = r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?"
-DNS1123_LABEL = re.compile(_LABEL)
-DNS1123_SUBDOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
-MIGRATION_ID = re.compile(r"[a-z0-9-]{1,63}")
-
-LABEL_MAX = 63
-SUBDOMAIN_MAX = 253
-
-LABEL_PROBLEM = (
-    "must be a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit,"
-    f" at most {LABEL_MAX} characters"
-)
-SUBDOMAIN_PROBLEM = (
-    "must be a DNS-1123 subdomain: lowercase letters, digits, '-' and '.', starting and ending with a letter or"
-    f" digit, at most {SUBDOMAIN_MAX} characters"
-)
-
-# Request field -> (pattern, maximum length, problem text). The namespace is a label, every other name a subdomain.
-# `target_node` may be omitted (or null, or "auto"): the orchestrator chooses the node (models.AUTO_TARGET).
-NAME_FIELDS: dict[str, tuple[re.Pattern[str], int, str]] = {
-    "pod_name": (DNS1123_SUBDOMAIN, SUBDOMAIN_MAX, SUBDOMAIN_PROBLEM),
-    "pod_namespace": (DNS1123_LABEL, LABEL_MAX, LABEL_PROBLEM),
-    "source_node": (DNS1123_SUBDOMAIN, SUBDOMAIN_MAX, SUBDOMAIN_PROBLEM),
-    "target_node": (DNS1123_SUBDOMAIN, SUBDOMAIN_MAX, SUBDOMAIN_PROBLEM),
-}
-# `force_restart` is the seed's: accepted, recorded and shown, without effect on the plan (see MIGRATION_REQUEST).
-BOOL_FIELDS = ("preserve_pv", "dry_run", "ignore_pdb", "force_restart")
-TIMEOUT_FIELDS = ("timeout_seconds", "timeout")  # `timeout` is the alias
-REQUIRED_NAME_FIELDS = ("pod_name", "pod_namespace", "source_node")
-OPTIONAL_NAME_FIELDS = {"target_node": AUTO_TARGET}  # field -> its value when omitted or null
-REQUEST_FIELDS = (*NAME_FIELDS, *BOOL_FIELDS, *TIMEOUT_FIELDS, "strategy")
-STRATEGIES = tuple(s.value for s in Strategy)
+# The request body's fields, in the order problems are listed (``schema.request.MigrationRequestBody``).
+REQUEST_FIELDS = tuple(MigrationRequestBody.model_fields)
+REQUIRED_NAME_FIELDS = tuple(name for name, field in MigrationRequestBody.model_fields.items() if field.is_required())
 STATUSES = tuple(s.value for s in Status)
 LIST_FILTERS = ("status", "namespace", "pod")
 LIST_PAGING = ("limit", "continue")
@@ -68,6 +58,7 @@ LIST_PARAMETERS = (*LIST_FILTERS, *LIST_PAGING)
 LIMIT_MIN = 1
 LIMIT_MAX = 1000
 CONTINUE_MAX = 1024  # characters; a token this server issues has about a hundred
+_LABEL = DNS1123_LABEL.pattern
 _BASE64URL = r"(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?"  # URL-safe base64 without padding: always decodes
 # Every string this matches (within CONTINUE_MAX) decodes to a listing key, so the OpenAPI document can state exactly
 # which tokens are well formed: "1" (the format), then the creation time, the migration id and the namespace.
@@ -88,41 +79,36 @@ def parse_json_object(raw: bytes) -> JSON:
         raise InvalidRequest("the request body is nested too deeply", reason="invalid_json") from error
     if not isinstance(parsed, dict):
         raise InvalidRequest(
-            f"the request body must be a JSON object, not {_json_type(parsed)}",
+            f"the request body must be a JSON object, not {json_type(parsed)}",
             reason="invalid_json",
-            details={"type": _json_type(parsed)},
+            details={"type": json_type(parsed)},
         )
     return parsed
 
 
 def parse_migration_request(body: Mapping[str, Any]) -> MigrationRequest:
     """A validated ``MigrationRequest`` (triggered by the API), or ``InvalidRequest`` listing every problem."""
-    problems: dict[str, str] = {}
-    for key in body:
-        if key not in REQUEST_FIELDS:
-            problems[str(key)] = "unknown field"
-    names = {field: _name(body, field, problems) for field in NAME_FIELDS}
-    flags = {field: _boolean(body, field, problems) for field in BOOL_FIELDS}
-    timeout = _timeout(body, problems)
-    strategy = _strategy(body, problems)
-    if problems:
+    try:
+        given = MigrationRequestBody.model_validate(dict(body))
+    except ValidationError as error:
+        problems = request_problems(error)
         raise InvalidRequest(
             f"invalid migration request: {'; '.join(f'{k} {v}' for k, v in problems.items())}",
             reason="invalid_request",
             details={"fields": problems},
-        )
+        ) from None
     return MigrationRequest(
-        pod_name=names["pod_name"],
-        pod_namespace=names["pod_namespace"],
-        source_node=names["source_node"],
-        target_node=names["target_node"],
-        preserve_pv=flags["preserve_pv"],
-        timeout_seconds=timeout,
-        strategy=strategy,
-        dry_run=flags["dry_run"],
+        pod_name=given.pod_name,
+        pod_namespace=given.pod_namespace,
+        source_node=given.source_node,
+        target_node=given.target,
+        preserve_pv=given.preserve_pv,
+        timeout_seconds=given.timeout_value,
+        strategy=given.strategy,
+        dry_run=given.dry_run,
         triggered_by="api",
-        ignore_pdb=flags["ignore_pdb"],
-        extra={FORCE_RESTART: "true"} if flags["force_restart"] else {},
+        ignore_pdb=given.ignore_pdb,
+        extra={FORCE_RESTART: "true"} if given.force_restart else {},
     )
 
 
@@ -192,9 +178,9 @@ def parse_list_filters(query: MultiMapping[str]) -> ListFilters:
     status, namespace, pod = values.get("status"), values.get("namespace"), values.get("pod")
     if status is not None and status not in STATUSES:
         problems["status"] = f"must be one of {', '.join(STATUSES)}"
-    if namespace is not None and not _is_name(namespace, DNS1123_LABEL, LABEL_MAX):
+    if namespace is not None and not is_name(namespace, DNS1123_LABEL, LABEL_MAX):
         problems["namespace"] = LABEL_PROBLEM
-    if pod is not None and not _is_name(pod, DNS1123_SUBDOMAIN, SUBDOMAIN_MAX):
+    if pod is not None and not is_name(pod, DNS1123_SUBDOMAIN, SUBDOMAIN_MAX):
         problems["pod"] = SUBDOMAIN_PROBLEM
     limit = _limit(values.get("limit"), problems)
     after: ListKey | None = None
@@ -238,76 +224,6 @@ def require_migration_id(value: str) -> str:
     return value
 
 
-def _is_name(value: str, pattern: re.Pattern[str], max_length: int) -> bool:
-    return len(value) <= max_length and pattern.fullmatch(value) is not None
-
-
-def _name(body: Mapping[str, Any], field: str, problems: dict[str, str]) -> str:
-    pattern, max_length, problem = NAME_FIELDS[field]
-    if field not in body or body[field] is None:
-        if field in OPTIONAL_NAME_FIELDS:
-            return OPTIONAL_NAME_FIELDS[field]
-        problems[field] = "is required"
-        return ""
-    value = body[field]
-    if not isinstance(value, str):
-        problems[field] = f"must be a string (got {_json_type(value)})"
-        return ""
-    if not value:
-        problems[field] = "is required (empty string)"
-    elif len(value) > max_length:
-        problems[field] = f"must be at most {max_length} characters (got {len(value)})"
-    elif not pattern.fullmatch(value):
-        problems[field] = problem
-    return value
-
-
-def _boolean(body: Mapping[str, Any], field: str, problems: dict[str, str]) -> bool:
-    value = body.get(field, False)
-    if type(value) is not bool:
-        problems[field] = f"must be a boolean, true or false (got {_json_type(value)})"
-        return False
-    return value
-
-
-def _integer(body: Mapping[str, Any], field: str, problems: dict[str, str]) -> int | None:
-    """The timeout given under `field`; 0 means the default, as it did for the seed's clients."""
-    if field not in body:
-        return None
-    value = body[field]
-    if type(value) is not int:
-        problems[field] = f"must be an integer number of seconds (got {_json_type(value)})"
-        return None
-    if value == 0:
-        return DEFAULT_TIMEOUT
-    if not TIMEOUT_MIN <= value <= TIMEOUT_MAX:
-        problems[field] = (
-            f"must be between {TIMEOUT_MIN} and {TIMEOUT_MAX} seconds, or 0 for the default {DEFAULT_TIMEOUT}"
-            f" (got {value})"
-        )
-        return None
-    return value
-
-
-def _timeout(body: Mapping[str, Any], problems: dict[str, str]) -> int:
-    seconds = _integer(body, "timeout_seconds", problems)
-    alias = _integer(body, "timeout", problems)
-    if "timeout_seconds" in body and "timeout" in body:
-        problems["timeout"] = "is an alias of timeout_seconds: give one of the two, not both"
-    for value in (seconds, alias):
-        if value is not None:
-            return value
-    return DEFAULT_TIMEOUT
-
-
-def _strategy(body: Mapping[str, Any], problems: dict[str, str]) -> Strategy:
-    value = body.get("strategy", Strategy.AUTO.value)
-    if not isinstance(value, str) or value not in STRATEGIES:
-        problems["strategy"] = f"must be one of {', '.join(STRATEGIES)}"
-        return Strategy.AUTO
-    return Strategy(value)
-
-
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """A key given twice is refused: a proxy or audit log that read the first value would see another request."""
     seen: dict[str, Any] = {}
@@ -320,19 +236,3 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
-
-
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"

@@ -20,6 +20,7 @@ _KEYWORDS = frozenset(
         "required",
         "additionalProperties",
         "items",
+        "maxItems",
         "minimum",
         "maximum",
         "minLength",
@@ -79,6 +80,8 @@ def errors(instance: Any, schema: JSON, document: JSON, path: str = "$") -> list
     if isinstance(instance, list) and "items" in schema:
         for index, item in enumerate(instance):
             found += errors(item, schema["items"], document, f"{path}[{index}]")
+    if isinstance(instance, list) and "maxItems" in schema and len(instance) > schema["maxItems"]:
+        found.append(f"{path}: more than {schema['maxItems']} items")
     if isinstance(instance, int | float) and not isinstance(instance, bool):
         if "minimum" in schema and instance < schema["minimum"]:
             found.append(f"{path}: {instance} < {schema['minimum']}")
