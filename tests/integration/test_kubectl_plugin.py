@@ -55,7 +55,7 @@ def test_kubectl_finds_the_plugin_and_runs_its_help(tmp_path: Path) -> None:
         [_kubectl(), "migrate", "--help"], env=env, capture_output=True, text=True, timeout=60, check=False
     )
     assert shown.returncode == 0, shown.stderr
-    assert shown.stdout.startswith("usage: kubectl migrate POD --to NODE"), shown.stdout
+    assert shown.stdout.startswith("usage: kubectl migrate POD [--to NODE]"), shown.stdout
     assert "kubectl migrate list [-n NAMESPACE | -A]" in shown.stdout
     listed = subprocess.run(
         [_kubectl(), "plugin", "list"], env=env, capture_output=True, text=True, timeout=60, check=False
