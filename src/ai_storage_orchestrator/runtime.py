@@ -22,6 +22,7 @@ from aiohttp import web
 from ai_storage_orchestrator.api.app import create_app
 from ai_storage_orchestrator.api.auth import AllowAll, Authenticator, KubernetesAuthenticator
 from ai_storage_orchestrator.api.tls import reloader_for, site_for
+from ai_storage_orchestrator.api.transport import runner_for
 from ai_storage_orchestrator.checkpoint import PVCheckpointer
 from ai_storage_orchestrator.controller.controller import MigrationController
 from ai_storage_orchestrator.controller.leadership import LeaderElector
@@ -329,9 +330,7 @@ async def serve(settings: Settings) -> None:
     reloader = reloader_for(settings)  # refuses an insecure listener, loads the certificate
     if settings.auth is AuthMode.KUBERNETES and not settings.token_audience:
         log.warning("auth.no_token_audience", why="tokens for the API server itself are accepted (--token-audience=)")
-    runner = web.AppRunner(
-        build_app(Orchestrator(settings)), access_log=None, handle_signals=False, shutdown_timeout=10
-    )
+    runner = runner_for(build_app(Orchestrator(settings)), access_log=None, handle_signals=False, shutdown_timeout=10)
     await runner.setup()  # starts the orchestrator
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -4,6 +4,8 @@ the body is read, without handing the stranger a TokenReview per request."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from multidict import CIMultiDict
 
@@ -136,16 +138,32 @@ async def test_an_oversized_header_is_refused_before_the_app(client: Client, rev
     assert reviews.calls == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: refusals of aiohttp's HTTP parser (header too long, too many headers, Content-Length with "
-    "Transfer-Encoding, bad chunk size) answer 400 text/plain, not the JSON error shape of DESIGN.md §3",
-)
-async def test_an_oversized_header_answers_the_json_error_shape(client: Client) -> None:
-    request = b"GET /api/migrations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + b"a" * 20_000 + b"\r\n\r\n"
-    status, body = status_line(await raw_exchange(client.port, request))
-    assert status == 400
-    assert body.startswith(b"{"), body[:200]
+PARSER_REFUSALS = {
+    "header-too-long": b"GET /api/migrations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+    + b"a" * 20_000
+    + b"\r\n\r\n",
+    "too-many-headers": b"GET /api/migrations HTTP/1.1\r\nHost: x\r\n"
+    + b"".join(b"X-H%d: v\r\n" % n for n in range(200))
+    + b"\r\n",
+    "content-length-and-chunked": b"POST /api/migrations HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "bad-chunk-size": b"POST /api/migrations HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+    b"Content-Type: application/json\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("request_bytes", list(PARSER_REFUSALS.values()), ids=list(PARSER_REFUSALS))
+async def test_what_the_http_parser_refuses_answers_the_json_error_shape(client: Client, request_bytes: bytes) -> None:
+    """Refused before any handler runs (aiohttp's parser): still `{"error", "message", "details"}` as JSON (api/
+    transport.py), a 4xx, and the connection closed."""
+    answer = await raw_exchange(client.port, request_bytes)
+    status, body = status_line(answer)
+    assert 400 <= status < 500, answer[:300]
+    assert b"application/json" in answer.partition(b"\r\n\r\n")[0].lower()
+    refusal = json.loads(body)
+    assert refusal["error"] == "malformed_http_request"
+    assert refusal["message"].startswith("the HTTP request could not be read")
+    assert refusal["details"] == {"status": status}
 
 
 async def test_repeated_failures_are_429_with_retry_after_and_no_more_reviews(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -8,11 +9,19 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from ai_storage_orchestrator.api.app import create_app
 from ai_storage_orchestrator.api.auth import AllowAll, Authenticator
+from ai_storage_orchestrator.api.transport import runner_for
 from ai_storage_orchestrator.metrics import Metrics
 from tests.unit.api.fakes import FakeService
 
 Client = TestClient[web.Request, web.Application]
 Serve = Callable[..., Awaitable[Client]]
+
+
+class ProductionServer(TestServer):
+    """aiohttp's test server on the runner `serve` uses (api/transport.py), so raw HTTP reaches the same code."""
+
+    async def _make_runner(self, **kwargs: Any) -> web.BaseRunner:
+        return runner_for(self.app, **kwargs)
 
 
 @pytest.fixture
@@ -37,7 +46,7 @@ async def serve(service: FakeService, metrics: Metrics) -> AsyncIterator[Serve]:
             authenticator=authenticator or AllowAll(),
             max_body_bytes=max_body_bytes,
         )
-        client: Client = TestClient(TestServer(app, host="127.0.0.1"))
+        client: Client = TestClient(ProductionServer(app, host="127.0.0.1"))
         await client.start_server()
         clients.append(client)
         return client
