@@ -1,29 +1,25 @@
 """The OpenAPI 3.0.3 document of the REST API, built in code from the same constants the validators use.
 
 Every route of ``handlers.Handlers.routes`` appears here with every status it can answer (a unit test keeps the two
-in step and checks real responses against these schemas). The schemas themselves are in ``openapi_schemas``."""
+in step and checks real responses against these schemas). The schemas themselves are in ``openapi_schemas``, all
+generated from the pydantic models of ``schema/``. The document is also checked in (``OPENAPI_PATHS``, written by
+``python -m ai_storage_orchestrator.schema.generate``); a test fails when a committed copy differs from
+``render_openapi()`` and when the server answers anything else."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ai_storage_orchestrator import __version__
 from ai_storage_orchestrator.api import schemas
 from ai_storage_orchestrator.api.handlers import HEALTH_PATHS, MIGRATION_PATHS, MIGRATION_STATUS_PATHS, MIGRATIONS_PATHS
 from ai_storage_orchestrator.api.middlewares import REQUEST_ID_HEADER
-from ai_storage_orchestrator.api.openapi_schemas import (
-    ERROR,
-    ERROR_DESCRIPTIONS,
-    HEALTH,
-    MIGRATION,
-    MIGRATION_LIST,
-    MIGRATION_PLAN,
-    MIGRATION_REQUEST,
-    READY,
-    ref,
-)
+from ai_storage_orchestrator.api.openapi_schemas import ERROR_DESCRIPTIONS, component_schemas, ref
 
 JSON = dict[str, Any]
+# Relative to the repository root: the packaged copy (package_data) and the one for readers of the repository.
+OPENAPI_PATHS = ("src/ai_storage_orchestrator/api/openapi.json", "docs/openapi.json")
 RETRY_AFTER: JSON = {"description": "Seconds to wait before trying again.", "schema": {"type": "integer"}}
 
 
@@ -294,15 +290,7 @@ def build_openapi(*, authenticated: bool = True) -> JSON:
         },
         "paths": paths,
         "components": {
-            "schemas": {
-                "MigrationRequest": MIGRATION_REQUEST,
-                "Migration": MIGRATION,
-                "MigrationPlan": MIGRATION_PLAN,
-                "MigrationList": MIGRATION_LIST,
-                "Error": ERROR,
-                "Health": HEALTH,
-                "Ready": READY,
-            },
+            "schemas": component_schemas(),
             "responses": {
                 f"Error{code}": {
                     "description": text,
@@ -327,3 +315,8 @@ def build_openapi(*, authenticated: bool = True) -> JSON:
             },
         },
     }
+
+
+def render_openapi() -> str:
+    """The checked-in document's text: the document of a server that asks for credentials (--auth=kubernetes)."""
+    return json.dumps(build_openapi(), indent=2) + "\n"

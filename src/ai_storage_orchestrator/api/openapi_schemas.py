@@ -1,20 +1,19 @@
-"""The schemas of the OpenAPI document (components): request, migration object, plan, list, errors, health.
+"""The schemas of the OpenAPI document (components) and its error responses' descriptions.
 
-The request and the target choice are generated from their pydantic models (``schema.request``, ``schema.resource``),
-the models requests are validated with and the PodMigration CRD's schema is generated from."""
+Every component schema is generated from a pydantic model: the request from ``schema.request`` (the model requests
+are validated with), the responses from ``schema.responses``; the target choice they show is ``schema.resource``'s,
+the one the PodMigration CRD's schema is generated from."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ai_storage_orchestrator.models import Action, ContainerKind, Phase, Status, Strategy
 from ai_storage_orchestrator.schema.dialects import openapi_schema
-from ai_storage_orchestrator.schema.request import STRATEGIES, MigrationRequestBody
-from ai_storage_orchestrator.schema.resource import TargetChoice
+from ai_storage_orchestrator.schema.request import MigrationRequestBody
+from ai_storage_orchestrator.schema.responses import RESPONSES, MigrationList
 
 JSON = dict[str, Any]
 
-_ORDERINGS = [Strategy.MAKE_BEFORE_BREAK.value, Strategy.CHECKPOINT_RESTART.value]
 ERROR_DESCRIPTIONS = {
     400: (
         "Malformed JSON (`invalid_json`), invalid fields or query parameters (`invalid_request`), or a `continue`"
@@ -57,191 +56,17 @@ def ref(name: str) -> JSON:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def object_schema(properties: JSON, *, required: list[str] | None = None, nullable: bool = False, **extra: Any) -> JSON:
-    names = list(properties) if required is None else required
-    schema: JSON = {"type": "object", "properties": properties, **extra}
-    if names:  # OpenAPI 3.0 forbids an empty `required`
-        schema["required"] = names
-    if nullable:
-        schema["nullable"] = True
-    return schema
-
-
-def string(*, nullable: bool = False, **extra: Any) -> JSON:
-    schema: JSON = {"type": "string", **extra}
-    if nullable:
-        schema["nullable"] = True
-    return schema
-
-
-_RESOURCES = object_schema({"cpu_millicores": {"type": "integer"}, "memory_bytes": {"type": "integer"}})
-_DECISION = object_schema(
-    {
-        "name": string(),
-        "kind": string(enum=[k.value for k in ContainerKind]),
-        "state": string(description="The container's state on the source, e.g. `terminated (exit 0, Completed)`."),
-        "action": string(enum=[a.value for a in Action]),
-        "reason": string(),
-    }
-)
-TARGET_CHOICE = openapi_schema(TargetChoice)
-_CHECKPOINT_VOLUME = {
-    "volume": string(description="The pod volume the checkpoint goes to."),
-    "mount_path": string(),
-    "container": string(description="The container that mounts it."),
-}
-
 MIGRATION_REQUEST: JSON = openapi_schema(MigrationRequestBody)
 
-CONTAINER_STATE_WORDS = ["running", "completed", "failed", "waiting", "unknown"]
-_SEED_DETAILS = object_schema(
-    {
-        "new_pod_name": string(nullable=True, description="As `new_pod_name`."),
-        "start_time": string(nullable=True, format="date-time", description="As `started_at`."),
-        "end_time": string(nullable=True, format="date-time", description="As `finished_at`."),
-        "duration": {"type": "number", "nullable": True, "description": "Seconds, as `duration_seconds`."},
-        "container_states": {
-            "type": "object",
-            "additionalProperties": string(enum=CONTAINER_STATE_WORDS),
-            "description": (
-                "Container name -> its state on the source as the analysis recorded it, in one word (`completed`:"
-                " exited 0; `failed`: exited otherwise). Empty until the migration is planned."
-            ),
-        },
-    },
-    description=(
-        "The seed's field names for what this object also says in its own (compatibility with the seed's original"
-        " clients). Not to be confused with the `details` of an error body."
-    ),
-)
 
-MIGRATION = object_schema(
-    {
-        "migration_id": string(),
-        "status": string(enum=[s.value for s in Status]),
-        "phase": string(enum=[p.value for p in Phase], description="Fine-grained phase."),
-        "message": string(nullable=True),
-        "pod_name": string(),
-        "pod_namespace": string(),
-        "source_node": string(),
-        "target_node": string(),
-        "preserve_pv": {"type": "boolean"},
-        "ignore_pdb": {"type": "boolean", "description": "PodDisruptionBudgets are ignored: the source is deleted."},
-        "timeout_seconds": {"type": "integer"},
-        "strategy": string(enum=list(STRATEGIES), description="As requested."),
-        "ordering": string(nullable=True, enum=_ORDERINGS, description="What `strategy` resolved to, once planned."),
-        "triggered_by": string(description="`api`, `annotation` or `cli`."),
-        "cancel_requested": {"type": "boolean"},
-        "force_restart": {"type": "boolean", "description": "As requested (the seed's field; no effect on the plan)."},
-        "warnings": {
-            "type": "array",
-            "items": string(),
-            "description": "Sentences on what was accepted but cannot be done as asked (preserve_pv, nothing shared).",
-        },
-        "new_pod_name": string(nullable=True),
-        "containers": {"type": "array", "items": _DECISION},
-        "checkpoint": object_schema(
-            {"volume": object_schema(_CHECKPOINT_VOLUME), "saved": {"type": "boolean"}},
-            required=[],
-            nullable=True,
-            description="Where the checkpoint goes and what was saved there.",
-        ),
-        "resources": object_schema(
-            {"before": _RESOURCES, "after": _RESOURCES, "freed": _RESOURCES},
-            required=["before", "after"],
-            nullable=True,
-            description="Summed container requests of the source pod and of the target pod.",
-        ),
-        "phase_transitions": {
-            "type": "array",
-            "items": object_schema(
-                {
-                    "phase": string(enum=[p.value for p in Phase]),
-                    "time": string(format="date-time"),
-                    "message": string(),
-                }
-            ),
-        },
-        "created_at": string(nullable=True, format="date-time"),
-        "started_at": string(nullable=True, format="date-time"),
-        "finished_at": string(nullable=True, format="date-time"),
-        "duration_seconds": {"type": "number", "nullable": True},
-        "error": object_schema(
-            {"reason": string(nullable=True), "message": string(nullable=True)},
-            nullable=True,
-            description="Why the migration failed.",
-        ),
-        "details": _SEED_DETAILS,
-        "target_choice": {**TARGET_CHOICE, "description": "Present only when the orchestrator chose the node."},
-    }
-)
+def component_schemas() -> JSON:
+    """The document's ``components.schemas``, each generated from its model; a listing refers to `Migration`.
 
-MIGRATION_PLAN = object_schema(
-    {
-        "dry_run": {"type": "boolean", "enum": [True]},
-        "strategy": string(enum=_ORDERINGS, description="What `auto` resolved to (or the requested strategy)."),
-        "strategy_reason": string(),
-        "new_pod_name": string(),
-        "containers": {"type": "array", "items": _DECISION},
-        "resources": object_schema({"before": _RESOURCES, "after": _RESOURCES}),
-        "checkpoint_volume": object_schema(_CHECKPOINT_VOLUME, nullable=True),
-        "checks": {
-            "type": "array",
-            "items": object_schema(
-                {
-                    "name": string(),
-                    "passed": {"type": "boolean"},
-                    "reason": string(description="The error reason this check gives when it fails."),
-                    "message": string(),
-                    "details": {"type": "object"},
-                }
-            ),
-        },
-        "ok": {"type": "boolean", "description": "True when a submit would be accepted."},
-        "warnings": {
-            "type": "array",
-            "items": string(),
-            "description": "What a submit would accept but not do as asked; recorded in the migration's `warnings`.",
-        },
-        "active_migration": string(nullable=True, description="The id of a migration already active for the pod."),
-        "request": object_schema(
-            {
-                "pod_name": string(),
-                "pod_namespace": string(),
-                "source_node": string(),
-                "target_node": string(),
-                "preserve_pv": {"type": "boolean"},
-                "timeout_seconds": {"type": "integer"},
-                "strategy": string(enum=list(STRATEGIES)),
-                "ignore_pdb": {"type": "boolean"},
-            },
-            additionalProperties=False,
-        ),
-        "target_choice": {**TARGET_CHOICE, "description": "Present only when the orchestrator chose the node."},
-    }
-)
-
-# Named targets answer exactly as before the choice existed: no `target_choice` key.
-MIGRATION["required"].remove("target_choice")
-MIGRATION_PLAN["required"].remove("target_choice")
-
-MIGRATION_LIST = object_schema(
-    {
-        "migrations": {"type": "array", "items": ref("Migration"), "description": "Newest first."},
-        "count": {"type": "integer", "description": "How many migrations this answer (page) holds."},
-        "continue": string(
-            description="Present when `limit` cut the listing short: pass it as `continue` for the next page."
-        ),
-    },
-    required=["migrations", "count"],
-)
-ERROR = object_schema(
-    {
-        "error": string(description="Stable machine-readable reason."),
-        "message": string(description="A sentence for humans."),
-        "details": {"type": "object"},
-    },
-    additionalProperties=False,
-)
-HEALTH = object_schema({"status": string(enum=["ok"])}, additionalProperties=False)
-READY = object_schema({"status": string(enum=["ready"]), "message": string()}, additionalProperties=False)
+    Property names are the models' field names, but for the listing's `continue` (an alias: a Python keyword); the
+    target choice's camelCase aliases are the PodMigration resource's, not the REST view's."""
+    schemas: JSON = {"MigrationRequest": MIGRATION_REQUEST}
+    for model in RESPONSES:
+        schemas[model.__name__] = openapi_schema(
+            model, by_alias=model is MigrationList, components={"Migration"} - {model.__name__}
+        )
+    return schemas

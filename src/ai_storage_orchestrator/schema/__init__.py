@@ -1,5 +1,6 @@
-"""The one description of the REST migration request and the PodMigration resource (pydantic models).
+"""The one description of the REST API's bodies and the PodMigration resource (pydantic models).
 
-Request validation (``api.schemas``) runs through ``request.MigrationRequestBody``; the OpenAPI document's request
-schema (``api.openapi_schemas``) and the CRD's ``openAPIV3Schema`` (``crd``) are generated from these models, the CRD
-into the checked-in files by ``python -m ai_storage_orchestrator.schema.generate`` (a test fails when they drift)."""
+Request validation (``api.schemas``) runs through ``request.MigrationRequestBody``; every component schema of the
+OpenAPI document (``api.openapi_schemas``: the request, and the responses of ``responses``) and the CRD's
+``openAPIV3Schema`` (``crd``) are generated from these models, and written with the whole OpenAPI document into the
+checked-in files by ``python -m ai_storage_orchestrator.schema.generate`` (a test fails when they drift)."""

