@@ -3,7 +3,7 @@
 Every route of ``handlers.Handlers.routes`` appears here with every status it can answer (a unit test keeps the two
 in step and checks real responses against these schemas). The schemas themselves are in ``openapi_schemas``, all
 generated from the pydantic models of ``schema/``. The document is also checked in (``OPENAPI_PATHS``, written by
-``python -m ai_storage_orchestrator.schema.generate``); a test fails when a committed copy differs from
+``python -m ai_storage_orchestrator.api.generate``); a test fails when a committed copy differs from
 ``render_openapi()`` and when the server answers anything else."""
 
 from __future__ import annotations

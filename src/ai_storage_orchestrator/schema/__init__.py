@@ -3,4 +3,4 @@
 Request validation (``api.schemas``) runs through ``request.MigrationRequestBody``; every component schema of the
 OpenAPI document (``api.openapi_schemas``: the request, and the responses of ``responses``) and the CRD's
 ``openAPIV3Schema`` (``crd``) are generated from these models, and written with the whole OpenAPI document into the
-checked-in files by ``python -m ai_storage_orchestrator.schema.generate`` (a test fails when they drift)."""
+checked-in files by ``python -m ai_storage_orchestrator.api.generate`` (a test fails when they drift)."""

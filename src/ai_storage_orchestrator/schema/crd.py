@@ -23,7 +23,7 @@ CRD_PATHS = (
 HEADER = """\
 # PodMigration: the durable record of one pod migration, whatever triggered it (REST API, annotation, CLI).
 # Generated from the pydantic models of src/ai_storage_orchestrator/schema/resource.py by
-# `python -m ai_storage_orchestrator.schema.generate`, which writes every copy (k8s/crds/, the package's crds/, the
+# `python -m ai_storage_orchestrator.api.generate`, which writes every copy (k8s/crds/, the package's crds/, the
 # Helm chart's crds/); do not edit by hand: a test fails when a copy differs from what the generator writes.
 """
 PRINTER_COLUMNS = [

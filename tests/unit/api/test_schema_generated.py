@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ai_storage_orchestrator.api import openapi_schemas
+from ai_storage_orchestrator.api import generate, openapi_schemas
 from ai_storage_orchestrator.api.auth import KubernetesAuthenticator
 from ai_storage_orchestrator.api.openapi import OPENAPI_PATHS, build_openapi, render_openapi
 from ai_storage_orchestrator.models import MigrationRequest
-from ai_storage_orchestrator.schema import generate
 from ai_storage_orchestrator.schema.crd import CRD_PATHS, crd_document, render_crd
 from ai_storage_orchestrator.schema.dialects import openapi_schema
 from ai_storage_orchestrator.schema.request import MigrationRequestBody
@@ -30,14 +29,14 @@ ROOT = Path(__file__).resolve().parents[3]
 @pytest.mark.parametrize("path", CRD_PATHS)
 def test_committed_crd_is_the_generated_one(path: str) -> None:
     assert (ROOT / path).read_text() == render_crd(), (
-        "the CRD differs from the models: run `python -m ai_storage_orchestrator.schema.generate`"
+        "the CRD differs from the models: run `python -m ai_storage_orchestrator.api.generate`"
     )
 
 
 @pytest.mark.parametrize("path", OPENAPI_PATHS)
 def test_committed_openapi_is_the_generated_one(path: str) -> None:
     assert (ROOT / path).read_text() == render_openapi(), (
-        "the OpenAPI document differs from the code and models: run `python -m ai_storage_orchestrator.schema.generate`"
+        "the OpenAPI document differs from the code and models: run `python -m ai_storage_orchestrator.api.generate`"
     )
 
 

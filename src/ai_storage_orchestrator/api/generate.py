@@ -1,30 +1,25 @@
-"""Write the generated schema files: ``python -m ai_storage_orchestrator.schema.generate [--check] [ROOT]``.
+"""Write the generated schema files: ``python -m ai_storage_orchestrator.api.generate [--check] [ROOT]``.
 
 The PodMigration CRD (every copy, ``crd.CRD_PATHS``) and the REST API's OpenAPI document (every copy,
-``api.openapi.OPENAPI_PATHS``), both from the pydantic models of this package. ROOT (default: the current directory)
-is the repository's root. With --check nothing is written: the exit status is 1 and the stale files are named when a
-committed file differs from what would be written."""
+``api.openapi.OPENAPI_PATHS``), both from the pydantic models of ``ai_storage_orchestrator.schema``. It lives in the
+API package because the OpenAPI document is assembled from the API's routes; the schema package imports nothing of
+the API. ROOT (default: the current directory) is the repository's root. With --check nothing is written: the exit
+status is 1 and the stale files are named when a committed file differs from what would be written."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from pathlib import Path
 
+from ai_storage_orchestrator.api.openapi import OPENAPI_PATHS, render_openapi
 from ai_storage_orchestrator.schema.crd import CRD_PATHS, render_crd
-
-# The OpenAPI document is assembled by the API package (its routes, parameters and error responses), which imports
-# this package's models: a static import of it from here would be an import cycle between the two sibling packages
-# (.importlinter's no-cycles contract). The generator is a build step above both, so it loads it by name.
-OPENAPI_MODULE = "ai_storage_orchestrator.api.openapi"
 
 
 def generated() -> dict[str, str]:
     """Repository path -> the text the generator writes there."""
-    openapi = importlib.import_module(OPENAPI_MODULE)
     files = dict.fromkeys(CRD_PATHS, render_crd())
-    files |= dict.fromkeys(openapi.OPENAPI_PATHS, openapi.render_openapi())
+    files |= dict.fromkeys(OPENAPI_PATHS, render_openapi())
     return files
 
 
@@ -35,7 +30,7 @@ def stale(root: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ai_storage_orchestrator.schema.generate")
+    parser = argparse.ArgumentParser(prog="python -m ai_storage_orchestrator.api.generate")
     parser.add_argument("root", nargs="?", default=".", type=Path)
     parser.add_argument("--check", action="store_true", help="only report files that differ")
     args = parser.parse_args(argv)
