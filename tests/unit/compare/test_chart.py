@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ai_storage_orchestrator.compare.chart import NOT_IN_REPORT, chart_data
+from ai_storage_orchestrator.compare.chart import chart_data
 from tests.unit.compare.charts_sample import DOWNTIME_REASON, NATIVE_RATES, ORCHESTRATOR_RATES, document
 
 pytestmark = pytest.mark.unit
@@ -83,5 +83,7 @@ def test_the_published_run_per_container_rates_add_up_to_its_samples() -> None:
     for method in data.methods:
         samples = [s for s in published["methods"][method.key]["measurement"]["samples"] if s["valid"]]
         assert [i.total for i in method.cpu] == pytest.approx([s["cpu_millicores"] for s in samples], abs=0.01)
-        assert method.downtime.reason == NOT_IN_REPORT  # that run predates the kubelet timing
+        timed = published["methods"][method.key]["trainer_downtime"]
+        assert method.downtime.seconds == timed["seconds"], "the chart draws the report's own figure"
+        assert method.downtime.reason is None
     assert data.containers == ["tensorflow-trainer", "data-processor", "model-monitor"]
