@@ -89,17 +89,24 @@ def _figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
 
 
-def cpu_per_container(data: ChartData) -> Figure:
-    """Per method, one bar per valid sample interval (its width = the interval), stacked by container; the report's
-    CPU figure (trimmed mean) dashed."""
+def _panels(data: ChartData) -> tuple[Figure, list[Axes]]:
+    """One panel per method side by side, sharing both axes, titled and labelled for that method."""
     fig = _figure(12, 5)
-    axes = fig.subplots(1, max(len(data.methods), 1), sharex=True, sharey=True, squeeze=False)[0]
-    colors = _colors(data)
+    axes = list(fig.subplots(1, max(len(data.methods), 1), sharex=True, sharey=True, squeeze=False)[0])
     for ax, method in zip(axes, data.methods, strict=False):
         ax.set_title(method.title)
         ax.set_xlabel(_since(method))
         ax.grid(axis="y", color="#e5e5e5")
         ax.set_axisbelow(True)
+    return fig, axes
+
+
+def cpu_per_container(data: ChartData) -> Figure:
+    """Per method, one bar per valid sample interval (its width = the interval), stacked by container; the report's
+    CPU figure (trimmed mean) dashed."""
+    fig, axes = _panels(data)
+    colors = _colors(data)
+    for ax, method in zip(axes, data.methods, strict=False):
         if not method.cpu:
             _not_measured(ax, method, "CPU")
             continue
@@ -135,14 +142,9 @@ def _runs(method: MethodChart) -> list[list[int]]:
 
 
 def memory_per_container(data: ChartData) -> Figure:
-    fig = _figure(12, 5)
-    axes = fig.subplots(1, max(len(data.methods), 1), sharex=True, sharey=True, squeeze=False)[0]
+    fig, axes = _panels(data)
     colors = _colors(data)
     for ax, method in zip(axes, data.methods, strict=False):
-        ax.set_title(method.title)
-        ax.set_xlabel(_since(method))
-        ax.grid(axis="y", color="#e5e5e5")
-        ax.set_axisbelow(True)
         runs = _runs(method)
         if not runs:
             _not_measured(ax, method, "memory")
@@ -234,7 +236,7 @@ def timeline(data: ChartData) -> Figure:
             notes.append(f"{method.title} trainer downtime: {down.label()}")
         notes += [f"{method.title} {text}" for text in method.missing]
     for note in notes:  # long reasons wrapped, so the legend stays inside the figure
-        ax.plot([], [], " ", label=textwrap.fill(note, width=60))
+        ax.plot([], [], " ", label=_wrap(note, 60))
     ax.set_yticks(ticks, labels)
     ax.set_ylim(-1.0, 2.0 * len(data.methods) - 0.9)
     ax.set_xlim(0, end * 1.08)
