@@ -181,3 +181,21 @@ async def orchestrator(
         yield running
     finally:
         await running.stop()
+
+
+@pytest.fixture
+async def rest_url(orchestrator: Any) -> AsyncIterator[str]:
+    """The `orchestrator` fixture's REST API on 127.0.0.1 (no auth: loopback, as `serve --auth none`)."""
+    from aiohttp.test_utils import TestServer
+
+    from ai_storage_orchestrator.api.app import create_app
+    from ai_storage_orchestrator.api.auth import AllowAll
+
+    assert orchestrator.service is not None
+    app = create_app(service=orchestrator.service, metrics=orchestrator.metrics, authenticator=AllowAll())
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield str(server.make_url("")).rstrip("/")
+    finally:
+        await server.close()

@@ -11,16 +11,13 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestServer
 from kubernetes_asyncio import client, watch
 
-from ai_storage_orchestrator.api.app import create_app
-from ai_storage_orchestrator.api.auth import AllowAll
 from ai_storage_orchestrator.runtime import Orchestrator
 from tests.cluster.fixtures import ClusterHandle
 from tests.cluster.moves import container_state
@@ -34,19 +31,6 @@ COMMAND_DEADLINE = 100.0
 MIGRATED = ("cert-a", "cert-b")
 OWNED = "owned"
 AGENT = "agent"
-
-
-@pytest.fixture
-async def rest_url(orchestrator: Orchestrator) -> AsyncIterator[str]:
-    """The orchestrator's REST API on 127.0.0.1 (no auth: loopback, as `serve --auth none`)."""
-    assert orchestrator.service is not None
-    app = create_app(service=orchestrator.service, metrics=orchestrator.metrics, authenticator=AllowAll())
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    try:
-        yield str(server.make_url("")).rstrip("/")
-    finally:
-        await server.close()
 
 
 async def _run(argv: list[str]) -> tuple[int, str, str]:

@@ -10,17 +10,14 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from aiohttp.test_utils import TestServer
 from kubernetes_asyncio import client
 
-from ai_storage_orchestrator.api.app import create_app
-from ai_storage_orchestrator.api.auth import AllowAll
 from ai_storage_orchestrator.runtime import Orchestrator
 from tests.cluster.fixtures import ClusterHandle
 from tests.cluster.moves import deploy_certification_pod, wait_data_processor_completed
@@ -89,19 +86,6 @@ async def _run(argv: list[str], env: Mapping[str, str]) -> tuple[int, str, str]:
         raise
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
-
-
-@pytest.fixture
-async def rest_url(orchestrator: Orchestrator) -> AsyncIterator[str]:
-    """The orchestrator's REST API on 127.0.0.1 (no auth: loopback, as `serve --auth none`)."""
-    assert orchestrator.service is not None
-    app = create_app(service=orchestrator.service, metrics=orchestrator.metrics, authenticator=AllowAll())
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    try:
-        yield str(server.make_url("")).rstrip("/")
-    finally:
-        await server.close()
 
 
 async def test_kubectl_migrate_pod_to_node_creates_the_migration(
