@@ -199,3 +199,19 @@ async def rest_url(orchestrator: Any) -> AsyncIterator[str]:
         yield str(server.make_url("")).rstrip("/")
     finally:
         await server.close()
+
+
+@pytest.fixture
+async def http(orchestrator: Any) -> AsyncIterator[Any]:
+    """An aiohttp test client of the `orchestrator` fixture's REST API on 127.0.0.1 (no auth)."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from ai_storage_orchestrator.api.app import create_app
+    from ai_storage_orchestrator.api.auth import AllowAll
+
+    assert orchestrator.service is not None
+    app = create_app(service=orchestrator.service, metrics=orchestrator.metrics, authenticator=AllowAll())
+    session: TestClient[Any, Any] = TestClient(TestServer(app, host="127.0.0.1"))
+    await session.start_server()
+    yield session
+    await session.close()

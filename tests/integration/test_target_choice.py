@@ -7,16 +7,13 @@ cluster of the user's too (AISO_KUBECONFIG): a node of theirs is refused (node_a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from kubernetes_asyncio import client
 
 from ai_storage_orchestrator import API_GROUP, API_VERSION
-from ai_storage_orchestrator.api.app import create_app
-from ai_storage_orchestrator.api.auth import AllowAll
 from ai_storage_orchestrator.models import Phase
 from ai_storage_orchestrator.runtime import Orchestrator
 from tests.cluster.fixtures import ClusterHandle
@@ -27,16 +24,6 @@ pytestmark = pytest.mark.integration
 
 JSON = dict[str, Any]
 LOAD_POD = "load"
-
-
-@pytest.fixture
-async def http(orchestrator: Orchestrator) -> AsyncIterator[TestClient[Any, Any]]:
-    assert orchestrator.service is not None
-    app = create_app(service=orchestrator.service, metrics=orchestrator.metrics, authenticator=AllowAll())
-    session = TestClient(TestServer(app, host="127.0.0.1"))
-    await session.start_server()
-    yield session
-    await session.close()
 
 
 def _only_on(nodes: list[str]) -> JSON:
