@@ -3,13 +3,14 @@ the lifetime of the process that started them (PR_SET_PDEATHSIG) so nothing outl
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import os
 import signal
 import socket
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
@@ -101,3 +102,24 @@ def child_pids() -> list[int]:
         if fields[0] != "Z" and int(fields[1]) == me:
             found.append(int(entry.name))
     return found
+
+
+async def run_command(
+    argv: list[str], *, env: Mapping[str, str] | None = None, timeout: float = 100.0
+) -> tuple[int, str, str]:
+    """Run `argv` with no stdin to its end: (exit status, stdout, stderr); killed and TimeoutError after `timeout`."""
+    process = await asyncio.create_subprocess_exec(
+        *argv,
+        env=None if env is None else dict(env),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), timeout=timeout)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()

@@ -21,6 +21,7 @@ from kubernetes_asyncio import client, watch
 from ai_storage_orchestrator.runtime import Orchestrator
 from tests.cluster.fixtures import ClusterHandle
 from tests.cluster.moves import container_state
+from tests.cluster.processes import run_command
 from tests.cluster.workloads import SHARED_CLAIM, certification_pod, shared_volume
 
 pytestmark = pytest.mark.integration
@@ -34,17 +35,7 @@ AGENT = "agent"
 
 
 async def _run(argv: list[str]) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), timeout=COMMAND_DEADLINE)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await run_command(argv, timeout=COMMAND_DEADLINE)
 
 
 async def _wait_pods(

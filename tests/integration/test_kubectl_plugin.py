@@ -4,7 +4,6 @@ the source node read from the pod, the progress of --wait as plain lines (stdout
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import shutil
@@ -21,6 +20,7 @@ from kubernetes_asyncio import client
 from ai_storage_orchestrator.runtime import Orchestrator
 from tests.cluster.fixtures import ClusterHandle
 from tests.cluster.moves import deploy_certification_pod, wait_data_processor_completed
+from tests.cluster.processes import run_command
 from tests.cluster.workloads import CERTIFICATION_POD
 
 BIN = Path(sys.executable).parent  # the virtualenv's bin: where pip put kubectl-migrate
@@ -74,18 +74,7 @@ def _kubeconfig_with_namespace(source: Path, target: Path, namespace: str) -> Pa
 
 
 async def _run(argv: list[str], env: Mapping[str, str]) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        *argv, env=dict(env), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), timeout=COMMAND_DEADLINE)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await run_command(argv, env=env, timeout=COMMAND_DEADLINE)
 
 
 async def test_kubectl_migrate_pod_to_node_creates_the_migration(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import pytest
@@ -61,15 +62,24 @@ def seed_cluster() -> ClusterState:
     return state
 
 
-async def test_seed_request_through_the_real_service() -> None:
-    api = RecordingApi()
-    state = seed_cluster()
+@contextlib.asynccontextmanager
+async def _served(api: RecordingApi, state: ClusterState) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+    """The real MigrationService and app over `state`, served on 127.0.0.1; closed on exit."""
     planner = Planner(state, declared=parse_checkpoint_annotations)
     service: MigrationServiceProtocol = MigrationService(api=api, state=state, metrics=Metrics(), planner=planner)
     app = create_app(service=service, metrics=Metrics(), authenticator=AllowAll())
     client: TestClient[web.Request, web.Application] = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
     try:
+        yield client
+    finally:
+        await client.close()
+
+
+async def test_seed_request_through_the_real_service() -> None:
+    api = RecordingApi()
+    state = seed_cluster()
+    async with _served(api, state) as client:
         plan = await client.post("/api/migrations", json={**SEED_BODY, "dry_run": True})
         assert plan.status == 200, await plan.text()
         assert (await plan.json())["ok"] is True
@@ -83,8 +93,6 @@ async def test_seed_request_through_the_real_service() -> None:
         assert (await again.json())["details"]["migration_id"] == body["migration_id"]
         fetched = await client.get(response.headers["Location"])
         assert await fetched.json() == body
-    finally:
-        await client.close()
 
 
 def _auto_cluster() -> ClusterState:
@@ -101,14 +109,8 @@ async def test_a_request_without_target_node_records_and_explains_the_chosen_nod
     document = build_openapi()
     api = RecordingApi()
     state = _auto_cluster()
-    service = MigrationService(
-        api=api, state=state, metrics=Metrics(), planner=Planner(state, declared=parse_checkpoint_annotations)
-    )
-    app = create_app(service=service, metrics=Metrics(), authenticator=AllowAll())
-    client: TestClient[web.Request, web.Application] = TestClient(TestServer(app, host="127.0.0.1"))
-    await client.start_server()
     body = {k: v for k, v in SEED_BODY.items() if k != "target_node"}
-    try:
+    async with _served(api, state) as client:
         dry = await client.post("/api/migrations", json={**body, "dry_run": True})
         plan = await dry.json()
         assert dry.status == 200, plan
@@ -145,20 +147,12 @@ async def test_a_request_without_target_node_records_and_explains_the_chosen_nod
         assert spec["targetChoice"]["refusedTotal"] == 1
         fetched = await client.get(response.headers["Location"])
         assert (await fetched.json())["target_choice"] == migration["target_choice"]
-    finally:
-        await client.close()
 
 
 async def test_a_named_target_is_recorded_and_answered_as_before() -> None:
     api = RecordingApi()
     state = _auto_cluster()
-    service = MigrationService(
-        api=api, state=state, metrics=Metrics(), planner=Planner(state, declared=parse_checkpoint_annotations)
-    )
-    app = create_app(service=service, metrics=Metrics(), authenticator=AllowAll())
-    client: TestClient[web.Request, web.Application] = TestClient(TestServer(app, host="127.0.0.1"))
-    await client.start_server()
-    try:
+    async with _served(api, state) as client:
         dry = await client.post("/api/migrations", json={**SEED_BODY, "dry_run": True})
         assert "target_choice" not in await dry.json()
         check_names = [c["name"] for c in (await dry.json())["checks"]]
@@ -167,8 +161,6 @@ async def test_a_named_target_is_recorded_and_answered_as_before() -> None:
         assert response.status == 202
         assert "target_choice" not in await response.json()
         assert "targetChoice" not in api.created[0]["spec"]
-    finally:
-        await client.close()
 
 
 async def test_no_node_fits_answers_422_no_target_node_and_records_nothing() -> None:
@@ -178,14 +170,8 @@ async def test_no_node_fits_answers_422_no_target_node_and_records_nothing() -> 
     for node in nodes:  # a new version of each: the store keeps an object whose version did not change
         node["metadata"]["resourceVersion"] = "2"
     state.nodes.replace(nodes, "2")
-    service = MigrationService(
-        api=api, state=state, metrics=Metrics(), planner=Planner(state, declared=parse_checkpoint_annotations)
-    )
-    app = create_app(service=service, metrics=Metrics(), authenticator=AllowAll())
-    client: TestClient[web.Request, web.Application] = TestClient(TestServer(app, host="127.0.0.1"))
-    await client.start_server()
     body = {k: v for k, v in SEED_BODY.items() if k != "target_node"}
-    try:
+    async with _served(api, state) as client:
         response = await client.post("/api/migrations", json=body)
         error = await response.json()
         assert response.status == 422, error
@@ -201,5 +187,3 @@ async def test_no_node_fits_answers_422_no_target_node_and_records_nothing() -> 
         plan = await dry.json()
         assert (dry.status, plan["ok"], plan["target_choice"]["chosen"]) == (200, False, None)
         assert [c["reason"] for c in plan["checks"] if not c["passed"]] == ["no_target_node"]
-    finally:
-        await client.close()
