@@ -33,8 +33,8 @@ from ai_storage_orchestrator.controller.invariant import (
     terminating,
 )
 from ai_storage_orchestrator.controller.planning.gate import (
-    GATE_CONTAINER,
     gate_running,
+    gate_state,
     gated,
     missing_images,
     new_token,
@@ -307,7 +307,6 @@ async def stopping_source(ctx: MigrationContext) -> Result:
         unprepared = await _prepare_target(ctx)
         if unprepared is not None:
             return unprepared
-        token = _prewarm_token(ctx)
     elif not ctx.status.get("sourceStopped"):
         early = ctx.target_pod
         if early is not None and gated(early) and _ours(ctx, early):  # its gate could not run: gone before we go on
@@ -383,28 +382,19 @@ async def _prepare_target(ctx: MigrationContext) -> Result | None:
 
 def _gate_alone_failed(target: JSON) -> bool:
     """The gate cannot run although its image is there (no `sh` in it, say): a fault of pre-warming, not of the pod."""
-    for status in Pod(target).init_container_statuses:
-        if status.get("name") != GATE_CONTAINER:
-            continue
-        state = status.get("state") or {}
-        waiting = state.get("waiting") or {}
-        if waiting.get("reason") in IMAGE_WAITING_REASONS:
-            return False
-        return (
-            bool(waiting.get("reason") in FATAL_WAITING_REASONS or state.get("terminated"))
-            or Pod(target).phase == "Failed"
-        )
-    return False
+    state = gate_state(target)
+    reason = (state.get("waiting") or {}).get("reason")
+    if not state or reason in IMAGE_WAITING_REASONS:  # not reported yet, or its image is missing: the pod's fault
+        return False
+    return reason in FATAL_WAITING_REASONS or "terminated" in state or Pod(target).phase == "Failed"
 
 
 async def _cold_start(ctx: MigrationContext, target: JSON) -> Result:
     """Give up pre-warming: remove the gated target; the source is stopped first and the target created after."""
     await _delete_pod(ctx, target, uid=target["metadata"].get("uid"))
-    reason = "it did not run"
-    for status in Pod(target).init_container_statuses:
-        state = status.get("state") or {}
-        if status.get("name") == GATE_CONTAINER and state:
-            reason = str(next(iter(state.values())).get("reason") or reason)
+    state = gate_state(target)
+    detail: JSON = next((value for value in state.values() if isinstance(value, dict)), {})
+    reason = str(detail.get("reason") or "it did not run")
     skipped = f"the gate could not run in image {target['spec']['initContainers'][0].get('image')} ({reason})"
     await ctx.update_status(prewarm={"token": None, "skipped": skipped}, message=f"{skipped}: moving without it")
     return Result.again()

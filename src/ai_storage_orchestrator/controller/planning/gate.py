@@ -125,12 +125,17 @@ def released(pod: Mapping[str, Any], token: str) -> bool:
     return Pod(dict(pod)).annotations.get(HANDOFF_ANNOTATION) == token
 
 
-def gate_running(pod: Mapping[str, Any]) -> bool:
-    """The gate's container runs: the sandbox, its network and volumes are up and the first image is on the node."""
+def gate_state(pod: Mapping[str, Any]) -> JSON:
+    """The gate container's ``state`` as the kubelet reports it (``{}`` before it reports one)."""
     for status in Pod(dict(pod)).init_container_statuses:
         if status.get("name") == GATE_CONTAINER:
-            return "running" in (status.get("state") or {})
-    return False
+            return dict(status.get("state") or {})
+    return {}
+
+
+def gate_running(pod: Mapping[str, Any]) -> bool:
+    """The gate's container runs: the sandbox, its network and volumes are up and the first image is on the node."""
+    return "running" in gate_state(pod)
 
 
 def missing_images(pod: Mapping[str, Any], node: Mapping[str, Any] | None) -> list[str]:
