@@ -25,14 +25,15 @@ NAMESPACES = Resource("", "v1", "namespaces", "Namespace")
 SOURCE, TARGET = "aiso-node-1", "aiso-node-2"
 JSON = dict[str, Any]
 
-# The running container: makes 2 MiB of "optimizer state" in an emptyDir once (a restored copy is kept), then logs a
-# line per second to the shared volume. Ends on SIGTERM (it is PID 1).
+# The running container: makes 2 MiB of "optimizer state" in an emptyDir once, whole or not at all (a restored copy
+# is kept), then logs a line per second to the shared volume. Ends on SIGTERM (it is PID 1).
 WORKER = """
 import os, signal, sys, time
 signal.signal(signal.SIGTERM, lambda *args: sys.exit(143))
 if not os.path.exists("/state/opt.bin"):
-    with open("/state/opt.bin", "wb") as handle:
+    with open("/state/opt.bin.part", "wb") as handle:
         handle.write(os.urandom(2 * 1024 * 1024))
+    os.rename("/state/opt.bin.part", "/state/opt.bin")
 while True:
     with open("/data/worker.log", "a") as handle:
         handle.write("%s %f\\n" % (os.uname().nodename, time.time()))
@@ -140,6 +141,21 @@ async def _exec(real: RealCluster, namespace: str, pod: str, container: str, arg
     return result.stdout.decode()
 
 
+async def _state_written(real: RealCluster, namespace: str, pod: str) -> str:
+    """The SHA-256 line of the worker's optimizer state, once written: a running container has not necessarily got
+    that far (Python starts, then writes 2 MiB)."""
+
+    async def written() -> str | None:
+        async with asyncio.timeout(30):
+            result = await run(
+                real.execs, namespace=namespace, pod=pod, container="worker", argv=["sha256sum", "/state/opt.bin"]
+            )
+        return result.stdout.decode() if result.success else None
+
+    found: str = await _until(written, timeout=60, what="the worker's /state/opt.bin written")
+    return found
+
+
 async def _migrate(real: RealCluster, namespace: str, pod: str) -> JSON:
     """POST the move to the target node and return the migration once it has ended."""
     body = {
@@ -171,7 +187,7 @@ async def test_artifacts_are_copied_out_and_restored_on_the_target_node(real: Re
         "ai-storage.io/checkpoint-hook.worker": json.dumps(["sh", "-c", "echo quiesced > /state/hook-marker"]),
     }
     await _deploy(real, namespace, _pod("trainer", annotations))
-    before = await _exec(real, namespace, "trainer", "worker", ["sha256sum", "/state/opt.bin"])
+    before = await _state_written(real, namespace, "trainer")
 
     migration = await _migrate(real, namespace, "trainer")
 
