@@ -19,9 +19,13 @@ import structlog
 import yaml
 from aiohttp import web
 
+from ai_storage_orchestrator.admission.passthrough import PassThroughAdmission
+from ai_storage_orchestrator.admission.ports import PodAdmission
+from ai_storage_orchestrator.admission.registration import configuration_name, registered, webhook_configurations
+from ai_storage_orchestrator.admission.server import create_webhook_app, serving
 from ai_storage_orchestrator.api.app import create_app
 from ai_storage_orchestrator.api.auth import AllowAll, Authenticator, KubernetesAuthenticator
-from ai_storage_orchestrator.api.tls import reloader_for, site_for
+from ai_storage_orchestrator.api.tls import CertificateReloader, reloader_for, server_context, site_for
 from ai_storage_orchestrator.api.transport import runner_for
 from ai_storage_orchestrator.checkpoint import PVCheckpointer
 from ai_storage_orchestrator.controller.controller import MigrationController
@@ -37,7 +41,7 @@ from ai_storage_orchestrator.kube.resources import CRDS, KubeApi, Resource
 from ai_storage_orchestrator.kube.retrying import DEFAULT_POLICY
 from ai_storage_orchestrator.metrics import Metrics
 from ai_storage_orchestrator.models import MigrationRequest, Status
-from ai_storage_orchestrator.settings import AuthMode, Settings
+from ai_storage_orchestrator.settings import AuthMode, Settings, WebhookMode
 from ai_storage_orchestrator.supervision import RestartPolicy, Supervisor
 from ai_storage_orchestrator.watchers.state import ClusterState
 
@@ -227,6 +231,10 @@ class Orchestrator:
             await client.close()
         log.info("orchestrator.stopped")
 
+    def pod_admission(self) -> PodAdmission:
+        """What the admission webhooks ask (admission/ports.py); callable before `start`."""
+        return PassThroughAdmission()
+
     def authenticator(self) -> Authenticator:
         """Callable before `start`: its reviews go to the API client once the orchestrator has started."""
         if self.settings.auth is AuthMode.KUBERNETES:
@@ -323,6 +331,48 @@ def build_app(orchestrator: Orchestrator) -> web.Application:
     return app
 
 
+SELF_WEBHOOK_ADDRESS = "127.0.0.1"
+
+
+@contextlib.asynccontextmanager
+async def admission_webhooks(orchestrator: Orchestrator) -> AsyncIterator[None]:
+    """The admission webhooks of `orchestrator` (admission/), served on their own HTTPS port while the block runs:
+    nothing with `--webhooks off`; `external`: on 0.0.0.0 with the given certificate (reloaded when it changes), the
+    configurations applied from k8s/webhooks; `self`: on 127.0.0.1 with a self-signed certificate, the configurations
+    created here and deleted when the block ends. Call it once the orchestrator has started (`self` needs its API)."""
+    settings = orchestrator.settings
+    if settings.webhooks is WebhookMode.OFF:
+        yield
+        return
+    app = create_webhook_app(orchestrator.pod_admission())
+    if settings.webhooks is WebhookMode.EXTERNAL:
+        reloader = CertificateReloader(settings.webhook_tls_cert_file or "", settings.webhook_tls_key_file or "")
+        async with serving(app, host="0.0.0.0", port=settings.webhook_port, ssl_context=reloader.context):
+            reloading = asyncio.create_task(reloader.watch(), name="webhook-tls-reloader")
+            try:
+                yield
+            finally:
+                reloading.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reloading
+        return
+    from ai_storage_orchestrator.admission import selfsigned  # cryptography: not in the image, `self` is for local use
+
+    assert orchestrator.api is not None, "the orchestrator has started"
+    pair = selfsigned.issue(SELF_WEBHOOK_ADDRESS)
+    with selfsigned.written(pair) as files:
+        context = server_context(files.cert_file, files.key_file)
+    async with serving(app, host=SELF_WEBHOOK_ADDRESS, port=settings.webhook_port, ssl_context=context) as port:
+        mutating, validating = webhook_configurations(
+            name=configuration_name(settings.identity),
+            base_url=f"https://{SELF_WEBHOOK_ADDRESS}:{port}",
+            ca_bundle=pair.ca_pem,
+            namespaces=settings.watched_namespaces,
+        )
+        async with registered(orchestrator.api, mutating=mutating, validating=validating):
+            yield
+
+
 async def serve(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT. HTTPS when `settings` has a certificate (reloaded when its files change), plain
     HTTP only where api/tls.py allows it; both are checked before the orchestrator starts."""
@@ -330,12 +380,15 @@ async def serve(settings: Settings) -> None:
     reloader = reloader_for(settings)  # refuses an insecure listener, loads the certificate
     if settings.auth is AuthMode.KUBERNETES and not settings.token_audience:
         log.warning("auth.no_token_audience", why="tokens for the API server itself are accepted (--token-audience=)")
-    runner = runner_for(build_app(Orchestrator(settings)), access_log=None, handle_signals=False, shutdown_timeout=10)
+    orchestrator = Orchestrator(settings)
+    runner = runner_for(build_app(orchestrator), access_log=None, handle_signals=False, shutdown_timeout=10)
     await runner.setup()  # starts the orchestrator
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     reloading: asyncio.Task[None] | None = None
+    webhooks = contextlib.AsyncExitStack()
     try:
+        await webhooks.enter_async_context(admission_webhooks(orchestrator))
         site = site_for(runner, settings, reloader)
         await site.start()
         if reloader is not None:
@@ -359,4 +412,5 @@ async def serve(settings: Settings) -> None:
             reloading.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reloading
+        await webhooks.aclose()  # configurations deleted (self), then the webhooks' server stopped
         await runner.cleanup()  # stops the orchestrator

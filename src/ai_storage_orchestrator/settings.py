@@ -15,6 +15,16 @@ class AuthMode(StrEnum):
     KUBERNETES = "kubernetes"
 
 
+class WebhookMode(StrEnum):
+    """How the admission webhooks are served (admission/, docs/webhooks.md)."""
+
+    OFF = "off"
+    # HTTPS on 127.0.0.1 with a self-signed certificate; the process registers the configurations (local clusters).
+    SELF = "self"
+    # HTTPS on 0.0.0.0 with --webhook-tls-cert-file/--webhook-tls-key-file; the configurations come from k8s/webhooks.
+    EXTERNAL = "external"
+
+
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 # The ValidatingAdmissionPolicyBinding (and its policy) shipped in k8s/admission/annotation-policy.yaml.
 ADMISSION_POLICY_BINDING = "ai-storage-orchestrator-annotations"
@@ -72,6 +82,11 @@ class Settings:
     admission_policy_binding: str = ADMISSION_POLICY_BINDING
     # ... unless this is set (--trust-annotations): for clusters that enforce the same rule by other means.
     trust_annotations: bool = False
+    # The admission webhooks (admission/): off, self or external (WebhookMode), on their own HTTPS port.
+    webhooks: WebhookMode = WebhookMode.OFF
+    webhook_port: int = 8443
+    webhook_tls_cert_file: str | None = None
+    webhook_tls_key_file: str | None = None
     log_format: str = "auto"  # json | console | auto (console on a TTY)
     log_level: str = "info"
     # Crash-testing aid, set only through the AISO_FAULT_POINT environment variable: "before:<Phase>" stops a
@@ -111,3 +126,15 @@ class Settings:
             raise ValueError("workers and concurrency caps must be at least 1")
         if self.finished_migration_ttl_seconds is not None and self.finished_migration_ttl_seconds < 0:
             raise ValueError("--finished-migration-ttl must be 0 or more seconds (omit it to keep the default)")
+        self._validate_webhooks()
+
+    def _validate_webhooks(self) -> None:
+        if not 0 <= self.webhook_port <= 65535:
+            raise ValueError(f"--webhook-port must be a TCP port (0: any free one), got {self.webhook_port}")
+        if self.webhooks is not WebhookMode.OFF and self.webhook_port and self.webhook_port == self.port:
+            raise ValueError(f"--webhook-port {self.webhook_port} is the REST API's --port: give the webhooks another")
+        files = (self.webhook_tls_cert_file, self.webhook_tls_key_file)
+        if self.webhooks is WebhookMode.EXTERNAL and not all(files):
+            raise ValueError("--webhooks external needs --webhook-tls-cert-file and --webhook-tls-key-file")
+        if self.webhooks is not WebhookMode.EXTERNAL and any(files):
+            raise ValueError("--webhook-tls-cert-file/--webhook-tls-key-file are for --webhooks external only")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import ssl
 import sys
 
@@ -11,7 +12,7 @@ from ai_storage_orchestrator import logging as logging_setup
 from ai_storage_orchestrator.api.tls import check_listener, server_context
 from ai_storage_orchestrator.conventions import MIGRATE_TO_ANNOTATION
 from ai_storage_orchestrator.runtime import serve
-from ai_storage_orchestrator.settings import AuthMode, Settings
+from ai_storage_orchestrator.settings import AuthMode, Settings, WebhookMode
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -59,6 +60,25 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
             " sidecar in the same pod) encrypts the traffic; without TLS files any other address is refused"
         ),
     )
+    webhooks = parser.add_argument_group("admission webhooks (docs/webhooks.md)")
+    webhooks.add_argument(
+        "--webhooks",
+        choices=[m.value for m in WebhookMode],
+        default=defaults.webhooks.value,
+        help=(
+            "serve the admission webhooks (pod CREATE, pods/eviction) over HTTPS on --webhook-port. self: on 127.0.0.1"
+            " with a self-signed certificate, registering their configurations (removed on exit), for local clusters;"
+            " external: on 0.0.0.0 with --webhook-tls-cert-file/--webhook-tls-key-file, configured by k8s/webhooks"
+            " (default %(default)s)"
+        ),
+    )
+    webhooks.add_argument(
+        "--webhook-port", type=int, default=defaults.webhook_port, help="the webhooks' port (default %(default)s)"
+    )
+    webhooks.add_argument(
+        "--webhook-tls-cert-file", metavar="PEM", help="--webhooks external: the serving certificate chain"
+    )
+    webhooks.add_argument("--webhook-tls-key-file", metavar="PEM", help="the private key of --webhook-tls-cert-file")
     scope = parser.add_mutually_exclusive_group()
     scope.add_argument(
         "--namespaces",
@@ -153,6 +173,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "namespace": args.namespace,
         "namespaces": args.namespaces or (),
         "trust_annotations": args.trust_annotations,
+        "webhooks": WebhookMode(args.webhooks),
+        "webhook_port": args.webhook_port,
+        "webhook_tls_cert_file": args.webhook_tls_cert_file or None,
+        "webhook_tls_key_file": args.webhook_tls_key_file or None,
         "workers": args.workers,
         "max_active_migrations": args.max_active_migrations,
         "max_active_per_node": args.max_active_per_node,
@@ -180,18 +204,24 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings.validate()
         check_listener(settings)
-        if settings.tls_cert_file and settings.tls_key_file:
-            server_context(settings.tls_cert_file, settings.tls_key_file)
+        if settings.webhooks is WebhookMode.SELF and importlib.util.find_spec("cryptography") is None:
+            raise ValueError("--webhooks self makes its certificate with the cryptography package: install it")
     except ValueError as error:
         print(f"ai-storage-orchestrator: {error}", file=sys.stderr)
         return 2
-    except (ssl.SSLError, OSError) as error:
-        print(
-            f"ai-storage-orchestrator: cannot load the TLS certificate {settings.tls_cert_file} with key"
-            f" {settings.tls_key_file}: {error}",
-            file=sys.stderr,
-        )
-        return 2
+    for cert, key in (
+        (settings.tls_cert_file, settings.tls_key_file),
+        (settings.webhook_tls_cert_file, settings.webhook_tls_key_file),
+    ):
+        try:
+            if cert and key:
+                server_context(cert, key)
+        except (ssl.SSLError, OSError) as error:
+            print(
+                f"ai-storage-orchestrator: cannot load the TLS certificate {cert} with key {key}: {error}",
+                file=sys.stderr,
+            )
+            return 2
     logging_setup.configure(log_format=settings.log_format, level=settings.log_level)
     asyncio.run(serve(settings))
     return 0
