@@ -77,6 +77,7 @@ async def serving(app: web.Application, *, host: str, port: int, ssl_context: ss
     """Serve `app` over HTTPS on `host`:`port` (0: a free port) until the block ends; yields the bound port."""
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS)
     await runner.setup()
+    bound = port
     try:
         site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
         await site.start()
@@ -85,7 +86,7 @@ async def serving(app: web.Application, *, host: str, port: int, ssl_context: ss
         yield bound
     finally:
         await runner.cleanup()
-        log.info("webhooks.stopped", host=host, port=port)
+        log.info("webhooks.stopped", host=host, port=bound)
 
 
 def _port_of(runner: web.AppRunner, *, default: int) -> int:
