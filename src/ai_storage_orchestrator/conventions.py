@@ -43,6 +43,7 @@ FORCE_RESTART_ANNOTATION: Final = "ai-storage.io/force-restart"  # "true" when t
 MIGRATION_ID_LABEL: Final = "ai-storage.io/migration-id"  # planning on target pods, records on PodMigrations
 MIGRATION_POD_LABEL: Final = "ai-storage.io/pod"  # records on PodMigrations: the source pod's name (at most 63 chars)
 COMPARE_TEST_LABEL: Final = "ai-storage.io/compare-test"  # compare.scenario on its objects; its clean-up selects them
+WEBHOOKS_LABEL: Final = "ai-storage.io/webhooks"  # admission.registration on configurations it registered itself
 
 # Namespace opt-in: an admin labels a Namespace NAMESPACE_OPT_IN_LABEL=NAMESPACE_OPT_IN_VALUE to allow migrating its
 # pods; the controller reads it (label selector NAMESPACE_OPT_IN_SELECTOR). Defined for the controller's upcoming use.

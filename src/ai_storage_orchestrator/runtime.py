@@ -19,7 +19,7 @@ import structlog
 import yaml
 from aiohttp import web
 
-from ai_storage_orchestrator.admission.passthrough import PassThroughAdmission
+from ai_storage_orchestrator.admission.owned import OwnerCapture
 from ai_storage_orchestrator.admission.ports import PodAdmission
 from ai_storage_orchestrator.admission.registration import configuration_name, registered, webhook_configurations
 from ai_storage_orchestrator.admission.server import create_webhook_app, serving
@@ -233,7 +233,7 @@ class Orchestrator:
 
     def pod_admission(self) -> PodAdmission:
         """What the admission webhooks ask (admission/ports.py); callable before `start`."""
-        return PassThroughAdmission()
+        return OwnerCapture(self.state)
 
     def authenticator(self) -> Authenticator:
         """Callable before `start`: its reviews go to the API client once the orchestrator has started."""

@@ -96,6 +96,11 @@ class Settings:
     fault_point: str | None = field(default_factory=lambda: os.environ.get("AISO_FAULT_POINT") or None)
 
     @property
+    def captures_owned_pods(self) -> bool:
+        """Owned pods can move: this process serves the webhook that captures their owners' replacement pods."""
+        return self.webhooks is not WebhookMode.OFF
+
+    @property
     def watched_namespaces(self) -> tuple[str, ...]:
         """The namespaces the orchestrator is limited to; () for all."""
         if self.namespaces:

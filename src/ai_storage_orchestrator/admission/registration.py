@@ -20,6 +20,7 @@ import structlog
 
 from ai_storage_orchestrator.admission.ports import JSON
 from ai_storage_orchestrator.admission.server import MUTATE_PODS_PATH, VALIDATE_EVICTION_PATH
+from ai_storage_orchestrator.conventions import WEBHOOKS_LABEL
 from ai_storage_orchestrator.kube.errors import KubeApiError
 from ai_storage_orchestrator.kube.resources import KubeApi, Resource
 
@@ -41,7 +42,7 @@ VALIDATING_WEBHOOK_CONFIGURATIONS = Resource(
 MUTATE_PODS_WEBHOOK = "capture.pods.ai-storage.io"
 EVICTION_WEBHOOK = "eviction.pods.ai-storage.io"
 TIMEOUT_SECONDS = 5
-SELF_LABEL = {"app.kubernetes.io/name": "ai-storage-orchestrator", "ai-storage.io/webhooks": "self"}
+SELF_LABEL = {"app.kubernetes.io/name": "ai-storage-orchestrator", WEBHOOKS_LABEL: "self"}
 FIELD_MANAGER = "ai-storage-orchestrator"
 
 log = structlog.get_logger(__name__)

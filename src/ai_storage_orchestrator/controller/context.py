@@ -187,7 +187,8 @@ class MigrationContext:
                 raise
             if alive(pod):
                 found.append(name)
-        touched = bool(fields.get("sourceStopped") or self.status.get("sourceStopped"))
+        # An owned pod's owner recreates it (controller/planning/owner.py): none alive may be its moment between.
+        touched = bool(fields.get("sourceStopped") or self.status.get("sourceStopped")) and not self.status.get("owner")
         if not found and touched:
             log.error("invariant.violated", attempted_phase=phase.value, pods=names)
             raise InvariantViolation(

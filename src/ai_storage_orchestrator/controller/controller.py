@@ -86,7 +86,7 @@ class MigrationController:
         self.recorder = recorder
         self.metrics = metrics
         self.checkpointer: Checkpointer = checkpointer or LocationOnlyCheckpointer()
-        self.planner = Planner(state, declared=self.checkpointer.declared)
+        self.planner = Planner(state, declared=self.checkpointer.declared, capture_owned=settings.captures_owned_pods)
         self.admission = asyncio.Lock()
         self.exec_support = ExecSupport()
         self.reporter = PhaseReporter(metrics=metrics, recorder=recorder, notify=state.notify)

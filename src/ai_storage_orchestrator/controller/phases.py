@@ -39,6 +39,7 @@ from ai_storage_orchestrator.controller.planning.gate import (
     missing_images,
     new_token,
     prewarm_blocker,
+    released,
     token_digest,
     with_gate,
 )
@@ -156,6 +157,10 @@ async def validating(ctx: MigrationContext) -> Result:
     )
     if blocker is None and not ctx.controller.prewarm:
         blocker = "pre-warming is off (--no-prewarm)"
+    if plan.owner is not None:
+        # The owner makes the target once the source goes; its token opens the gate the webhook may add.
+        blocker = f"{plan.owner['kind']} '{plan.owner['name']}' creates the target pod once the source is evicted"
+        fields.update(owner={**plan.owner, "token": new_token(ctx.name)}, targetPod=None)
     fields["prewarm"] = {"token": new_token(ctx.name)} if blocker is None else {"skipped": blocker}
     volume = plan.checkpoint_volume._asdict() if plan.checkpoint_volume is not None else None
     if volume is not None:
@@ -296,6 +301,8 @@ async def _checkpoint_recorded(ctx: MigrationContext, checkpoint: JSON) -> Resul
 
 
 async def stopping_source(ctx: MigrationContext) -> Result:
+    if ctx.status.get("owner"):
+        return await _owner_replaces(ctx)
     pod = ctx.source_pod
     token = _prewarm_token(ctx)
     if ctx.cancel_requested:
@@ -330,6 +337,56 @@ async def stopping_source(ctx: MigrationContext) -> Result:
     if rolled_back is not None:
         return rolled_back
     return await ctx.transition(Phase.WAITING_FOR_TARGET, _created_message(ctx), passed=[stopped], sourceStopped=True)
+
+
+async def _owner_replaces(ctx: MigrationContext) -> Result:
+    """An owned pod: evict the source, then take the replacement its owner created and the webhook captured
+    (admission/capture.py); its gate, when it has one, opens once the source's containers have stopped."""
+    owner = ctx.status["owner"]
+    pod = ctx.source_pod
+    source = pod if pod is not None and ctx.source_pod_is_ours else None
+    if ctx.cancel_requested:
+        if not ctx.status.get("sourceStopped"):
+            return await ctx.transition(Phase.CANCELLED, "cancelled before the source was stopped; nothing was changed")
+        return await ctx.transition(Phase.ROLLING_BACK, "cancelled while the source was stopping")
+    if source is not None and not terminating(source):
+        blocked = await _remove_source(ctx, source)
+        if blocked is not None:
+            return blocked
+    target = _captured(ctx)
+    if target is None:
+        if ctx.seconds_left() <= 0:
+            return await _roll_back(
+                ctx,
+                "owner_did_not_recreate",
+                f"no replacement pod of {owner['kind']} '{owner['name']}' was captured within"
+                f" {ctx.request.timeout_seconds}s; the owner's pod, when it comes, is created as Kubernetes would",
+            )
+        return Result.after(max(0.1, ctx.seconds_left()))  # the replacement's creation wakes us
+    name = target["metadata"]["name"]
+    if ctx.status.get("targetPod") != name:
+        await ctx.update_status(targetPod=name, message=f"captured {owner['kind']} '{owner['name']}''s new pod {name}")
+    token = str(owner.get("token") or "")
+    if gated(target) and not released(target, token):
+        if source is not None and not containers_stopped(source):
+            return Result.after(DELETE_WAIT_SECONDS)  # the source's next change wakes us
+        return await _release_gate(ctx, target, token)
+    stopped = (Phase.CREATING_TARGET, now_iso(), f"source pod stopped; its owner created {name}")
+    return await ctx.transition(
+        Phase.WAITING_FOR_TARGET,
+        f"{name}, created by {owner['kind']} '{owner['name']}', runs on {ctx.spec['targetNode']}",
+        passed=[stopped],
+    )
+
+
+def _captured(ctx: MigrationContext) -> JSON | None:
+    """The owner's pod that the webhook rewrote for this migration (the newest live one)."""
+    found = [
+        p
+        for p in ctx.controller.state.pods
+        if p["metadata"].get("namespace") == ctx.namespace and _ours(ctx, p) and not terminating(p)
+    ]
+    return max(found, key=lambda p: str(p["metadata"].get("creationTimestamp") or ""), default=None)
 
 
 def _prewarm_token(ctx: MigrationContext) -> str | None:
@@ -505,6 +562,10 @@ async def waiting_for_target(ctx: MigrationContext) -> Result:
     if ctx.cancel_requested:
         return await ctx.transition(Phase.ROLLING_BACK, "cancelled; rolling back")
     pod = ctx.target_pod
+    if pod is None and ctx.status.get("owner"):
+        return await ctx.transition(
+            Phase.STOPPING_SOURCE, "the captured pod disappeared; capturing the owner's next one", targetPod=None
+        )
     if pod is None:
         return await ctx.transition(Phase.CREATING_TARGET, "target pod disappeared; creating it again")
     left = ctx.seconds_left()
@@ -571,6 +632,8 @@ async def _target_unfit(ctx: MigrationContext) -> str | None:
 
 
 async def rolling_back(ctx: MigrationContext) -> Result:
+    if ctx.status.get("owner"):
+        return await _owner_rollback(ctx)
     target = ctx.target_pod
     if target is not None and Pod(target).labels.get(MIGRATION_ID_LABEL) == ctx.name:
         if not terminating(target):
@@ -588,6 +651,38 @@ async def rolling_back(ctx: MigrationContext) -> Result:
     if error:
         return await ctx.transition(Phase.FAILED, f"{error.get('message')}; rolled back{restored}")
     return await ctx.transition(Phase.CANCELLED, f"cancelled; rolled back{restored}")
+
+
+async def _owner_rollback(ctx: MigrationContext) -> Result:
+    """An owned pod is never recreated by the orchestrator (its owner does that): a captured pod that cannot start is
+    removed, so that the owner creates another (no longer captured); one held by its gate is let go once the source
+    has stopped; one that runs stays."""
+    owner = ctx.status["owner"]
+    target = _captured(ctx)
+    kept = ""
+    if target is not None:
+        name = target["metadata"]["name"]
+        token = str(owner.get("token") or "")
+        if target_problem(target, ctx.controller.state.node(ctx.spec["targetNode"])) is not None:
+            await _delete_pod(ctx, target, uid=target["metadata"].get("uid"))
+        elif gated(target) and not released(target, token):
+            source = ctx.source_pod
+            if source is not None and ctx.source_pod_is_ours and not containers_stopped(source):
+                return Result.after(DELETE_WAIT_SECONDS)
+            patch = {"metadata": {"annotations": {HANDOFF_ANNOTATION: token}}}
+            ctx.controller.state.pods.write_through(
+                await ctx.controller.api.merge_patch(PODS, name, patch, namespace=ctx.namespace)
+            )
+            kept = f"; {name} on {ctx.spec['targetNode']} is the pod now"
+        else:
+            kept = f"; {name} on {ctx.spec['targetNode']} is the pod now"
+    after = f"{owner['kind']} '{owner['name']}' keeps or recreates its pod{kept}"
+    if not ctx.status.get("sourceStopped"):
+        after = "the source pod was not touched"
+    error = ctx.status.get("error")
+    if error:
+        return await ctx.transition(Phase.FAILED, f"{error.get('message')}; {after}")
+    return await ctx.transition(Phase.CANCELLED, f"cancelled; {after}")
 
 
 async def _roll_back(ctx: MigrationContext, reason: str, message: str, **fields: Any) -> Result:

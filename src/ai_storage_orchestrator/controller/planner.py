@@ -18,9 +18,11 @@ Declared = Callable[[JSON], CheckpointSpec]
 
 
 class Planner:
-    def __init__(self, state: ClusterState, *, declared: Declared) -> None:
+    def __init__(self, state: ClusterState, *, declared: Declared, capture_owned: bool = False) -> None:
+        """`capture_owned`: the admission webhook captures owners' replacement pods, so owned pods can move."""
         self.state = state
         self.declared = declared
+        self.capture_owned = capture_owned
         self.catalog = CachedVolumeCatalog(state)
 
     def plan(self, request: MigrationRequest, migration_id: str) -> tuple[MigrationPlan, CheckpointSpec]:
@@ -45,6 +47,7 @@ class Planner:
                 migration_id=migration_id,
                 checkpointed=checkpointed,
                 target_choice=choice,
+                capture_owned=self.capture_owned,
             )
 
         def planned_for(planned: MigrationRequest, choice: TargetChoice | None = None) -> MigrationPlan:

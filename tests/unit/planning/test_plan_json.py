@@ -366,9 +366,9 @@ UNMOVABLE_PLAN: dict[str, Any] = {
             "name": "not_owned_by_controller",
             "passed": False,
             "reason": "owned_by_controller",
-            "message": "pod ml/worker is managed by ReplicaSet 'worker-5d9f', which would recreate or adopt it: "
-            "moving it needs its owner's cooperation (scale, reschedule or delete it through the "
-            "ReplicaSet)",
+            "message": "pod ml/worker: the pod is managed by ReplicaSet 'worker-5d9f', which would recreate or adopt a"
+            " copy: moving it needs the orchestrator's admission webhook to capture the owner's replacement (serve"
+            " --webhooks; docs/webhooks.md)",
             "details": {"owner": {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "worker-5d9f", "uid": "u1"}},
         },
         {

@@ -45,6 +45,7 @@ class Scenario:
     pods_on_target: list[dict[str, Any]] = field(default_factory=list)
     request: MigrationRequest = field(default_factory=make_request)
     catalog: StaticVolumeCatalog = field(default_factory=certification_catalog)
+    capture_owned: bool = False
 
     def plan(self) -> MigrationPlan:
         return plan_migration(
@@ -54,6 +55,7 @@ class Scenario:
             pods_on_target=self.pods_on_target,
             catalog=self.catalog,
             migration_id=MIGRATION_ID,
+            capture_owned=self.capture_owned,
         )
 
     @property
@@ -252,9 +254,33 @@ def test_details_carry_data() -> None:
     assert caught.value.details["actual_node"] == "node-c"
     scenario = Scenario()
     _owned(scenario)
-    with pytest.raises(Unprocessable, match="cooperation") as owned:
+    with pytest.raises(Unprocessable, match="admission webhook to capture") as owned:
         scenario.plan().raise_for_failures()
     assert owned.value.details["owner"]["kind"] == "ReplicaSet"
+
+
+def test_an_owned_pod_moves_checkpoint_restart_when_the_webhook_captures_its_replacement() -> None:
+    scenario = Scenario(capture_owned=True, request=make_request(strategy=Strategy.MAKE_BEFORE_BREAK))
+    _owned(scenario)
+    plan = scenario.plan()
+    assert plan.ok, plan.failures
+    assert plan.owner == {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-7d4b9", "uid": "u1"}
+    assert plan.strategy is Strategy.CHECKPOINT_RESTART
+    assert "make-before-break was asked for" in plan.strategy_reason
+    owned = next(c for c in plan.checks if c.name == "not_owned_by_controller")
+    assert "replacement its owner creates is captured" in owned.message
+
+
+@pytest.mark.parametrize(
+    ("kind", "phrase"), [("DaemonSet", "one pod on each node"), ("Node", "static pod, run by the kubelet")]
+)
+def test_daemonset_and_static_pods_never_move(kind: str, phrase: str) -> None:
+    scenario = Scenario(capture_owned=True)
+    assert scenario.pod is not None
+    scenario.pod["metadata"]["ownerReferences"] = [{"kind": kind, "name": "x", "uid": "u", "controller": True}]
+    with pytest.raises(Unprocessable, match=phrase) as caught:
+        scenario.plan().raise_for_failures()
+    assert caught.value.reason == "owned_by_controller"
 
 
 def test_every_check_runs_and_priority_picks_the_error() -> None:

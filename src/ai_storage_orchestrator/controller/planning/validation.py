@@ -24,6 +24,12 @@ from ai_storage_orchestrator.controller.planning.checks import Check, check
 from ai_storage_orchestrator.controller.planning.choice import TargetChoice
 from ai_storage_orchestrator.controller.planning.containers import container_states
 from ai_storage_orchestrator.controller.planning.fit import node_fit_checks
+from ai_storage_orchestrator.controller.planning.owner import (
+    controlling_owner,
+    owned_strategy,
+    owner_refusal,
+    owner_sentence,
+)
 from ai_storage_orchestrator.controller.planning.strategy import resolve_strategy, rwo_volumes
 from ai_storage_orchestrator.controller.planning.targetpod import build_target_pod, requests_summary
 from ai_storage_orchestrator.controller.planning.volumes import (
@@ -59,6 +65,8 @@ class MigrationPlan:
     warnings: list[str] = field(default_factory=list)
     # How the orchestrator chose the target node (a request without one), None for a named target.
     target_choice: TargetChoice | None = None
+    # The pod's controlling owner (planning/owner.py), whose replacement becomes the target; None for a bare pod.
+    owner: dict[str, Any] | None = None
 
     @property
     def failures(self) -> list[Check]:
@@ -112,15 +120,18 @@ def _pod_ref(pod: Mapping[str, Any]) -> str:
     return f"{meta.get('namespace') or 'default'}/{meta.get('name')}"
 
 
-def _pod_checks(request: MigrationRequest, pod: Mapping[str, Any], *, unresolved: bool = False) -> list[Check]:
-    """``unresolved``: the orchestrator was to choose the target and found none (the choice's check says why)."""
+def _pod_checks(
+    request: MigrationRequest, pod: Mapping[str, Any], *, unresolved: bool = False, capture_owned: bool = False
+) -> list[Check]:
+    """``unresolved``: the orchestrator was to choose the target and found none (the choice's check says why);
+    ``capture_owned``: an owned pod can move (its owner's replacement is captured, planning/owner.py)."""
     meta = pod.get("metadata") or {}
     ref = _pod_ref(pod)
     deleting = meta.get("deletionTimestamp")
     node = (pod.get("spec") or {}).get("nodeName")
     phase = (pod.get("status") or {}).get("phase")
-    owner = next((o for o in meta.get("ownerReferences") or [] if o.get("controller")), None)
-    owner_text = f"{owner.get('kind')} '{owner.get('name')}'" if owner else ""
+    owner = controlling_owner(pod)
+    refusal = None if owner is None else owner_refusal(owner, node=str(node), capture=capture_owned)
     return [
         check(
             "pod_not_terminating",
@@ -158,14 +169,11 @@ def _pod_checks(request: MigrationRequest, pod: Mapping[str, Any], *, unresolved
         check(
             "not_owned_by_controller",
             codes.OWNED_BY_CONTROLLER,
-            ok=owner is None,
-            message=(
-                f"pod {ref} is managed by {owner_text}, which would recreate or adopt it: moving it needs its owner's"
-                f" cooperation (scale, reschedule or delete it through the {owner.get('kind')})"
-            )
-            if owner
-            else f"pod {ref} has no controlling owner",
-            owner=None if owner is None else {k: owner.get(k) for k in ("apiVersion", "kind", "name", "uid")},
+            ok=refusal is None,
+            message=f"pod {ref}: {refusal}"
+            if refusal
+            else (f"pod {ref} is {owner_sentence(owner)}" if owner else f"pod {ref} has no controlling owner"),
+            owner=owner,
         ),
     ]
 
@@ -283,6 +291,7 @@ def plan_migration(
     migration_id: str,
     checkpointed: Mapping[str, Sequence[str]] = NO_CHECKPOINTED_PATHS,
     target_choice: TargetChoice | None = None,
+    capture_owned: bool = False,
 ) -> MigrationPlan:
     """Analyse the pod, build the target pod and run every pre-flight check.
 
@@ -305,9 +314,17 @@ def plan_migration(
     kept = {str(v.get("name")) for v in target_pod["spec"].get("volumes") or []}
     target_volumes = {name: info for name, info in volumes.items() if name in kept}
     strategy, strategy_reason = resolve_strategy(request.strategy, pod, target_pod, target_volumes)
+    owner = controlling_owner(pod)
+    if owner is not None and capture_owned:
+        strategy, strategy_reason = owned_strategy(request.strategy, owner)
     still_to_run = not nothing_to_run(decisions)
     all_checks = [
-        *_pod_checks(request, pod, unresolved=target_choice is not None and target_choice.chosen is None),
+        *_pod_checks(
+            request,
+            pod,
+            unresolved=target_choice is not None and target_choice.chosen is None,
+            capture_owned=capture_owned,
+        ),
         *_node_checks(request, target_node, target_pod, pods_on_target, target_volumes, target_choice),
         *_volume_checks(request, volumes, target_volumes, strategy),
         check(
@@ -332,4 +349,5 @@ def plan_migration(
         volumes=volumes,
         warnings=_warnings(request, pod, volumes, decisions),
         target_choice=target_choice,
+        owner=owner,
     )

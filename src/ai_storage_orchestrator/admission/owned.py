@@ -1,0 +1,59 @@
+"""The orchestrator's answers to its webhooks, from its watch caches: capture an owner's replacement pod for the
+migration that waits for it (admission/capture.py)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import structlog
+
+from ai_storage_orchestrator.admission.capture import capture_patch, captured_pod, claiming_migration
+from ai_storage_orchestrator.admission.ports import ALLOW_EVICTION, JSON, EvictionVerdict
+from ai_storage_orchestrator.bodies import Body
+from ai_storage_orchestrator.controller.invariant import containers_stopped
+from ai_storage_orchestrator.watchers.state import ClusterState
+
+log = structlog.get_logger(__name__)
+# A migration that captured a pod claims no other for this long: the captured pod reaches the cache within it, and
+# from then on the cache says the migration has its pod. An owner that creates two pods at once (a ReplicaSet scaled
+# up while one of its pods moves) thus gives one to the migration and the other to the scheduler.
+CLAIM_SECONDS = 10.0
+
+
+class OwnerCapture:
+    def __init__(self, state: ClusterState, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.state = state
+        self._clock = clock
+        self._claimed: dict[str, float] = {}
+
+    def mutate_pod_create(self, pod: JSON, namespace: str) -> list[JSON]:
+        migration = claiming_migration(pod, namespace, self.state.migrations, self.state.pods)
+        if migration is None:
+            return []
+        key = f"{namespace}/{migration['metadata']['name']}"
+        now = self._clock()
+        if self._claimed.get(key, 0.0) > now:
+            return []
+        self._claimed = {k: until for k, until in self._claimed.items() if until > now}
+        self._claimed[key] = now + CLAIM_SECONDS
+        view = Body(migration)
+        source = self.state.pod(namespace, str(view.spec.get("podName")))
+        source_may_run = (
+            source is not None
+            and source["metadata"].get("uid") == view.status.get("sourcePodUID")
+            and not containers_stopped(source)
+        )
+        target = captured_pod(pod, migration, gate=source_may_run)
+        log.info(
+            "webhook.captured",
+            migration_id=migration["metadata"]["name"],
+            namespace=namespace,
+            owner=view.status.get("owner", {}).get("kind"),
+            target_node=view.spec.get("targetNode"),
+            gated=source_may_run,
+        )
+        return capture_patch(pod, target)
+
+    async def review_eviction(self, namespace: str, name: str, *, dry_run: bool) -> EvictionVerdict:
+        return ALLOW_EVICTION

@@ -1,0 +1,59 @@
+"""Pods that belong to a controller: which ones can move, and how.
+
+The owner of a pod (a Job, StatefulSet, ReplicaSet, an operator's kind) recreates it when it goes; the orchestrator
+cannot create a copy of its own beside it (the owner would adopt or remove one of the two). It moves such a pod by
+letting the owner make the replacement and capturing that pod with its mutating admission webhook
+(admission/capture.py) - available only while the webhook is served (`serve --webhooks`). The source is evicted
+first, so an owned pod always moves checkpoint-restart.
+
+Pure: no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ai_storage_orchestrator.models import Strategy
+
+JSON = dict[str, Any]
+# Kinds whose pods must stay where they are: one per node by design, or run by the kubelet from a file.
+UNMOVABLE_OWNERS: Mapping[str, str] = {
+    "DaemonSet": "a DaemonSet runs one pod on each node: its pod belongs to node {node}",
+    "Node": "it is a static pod, run by the kubelet of node {node} from a file",
+}
+OWNER_FIELDS = ("apiVersion", "kind", "name", "uid")
+
+
+def controlling_owner(pod: Mapping[str, Any]) -> JSON | None:
+    references = (pod.get("metadata") or {}).get("ownerReferences") or []
+    owner = next((o for o in references if o.get("controller")), None)
+    return None if owner is None else {key: owner.get(key) for key in OWNER_FIELDS}
+
+
+def owner_refusal(owner: Mapping[str, Any], *, node: str, capture: bool) -> str | None:
+    """Why a pod with this controlling owner cannot be moved (None: it can, through its owner)."""
+    kind = str(owner.get("kind"))
+    described = f"{kind} '{owner.get('name')}'"
+    if kind in UNMOVABLE_OWNERS:
+        return f"the pod is managed by {described}: " + UNMOVABLE_OWNERS[kind].format(node=node)
+    if not capture:
+        return (
+            f"the pod is managed by {described}, which would recreate or adopt a copy: moving it needs the"
+            " orchestrator's admission webhook to capture the owner's replacement (serve --webhooks; docs/webhooks.md)"
+        )
+    return None
+
+
+def owner_sentence(owner: Mapping[str, Any]) -> str:
+    return (
+        f"managed by {owner.get('kind')} '{owner.get('name')}': the source is evicted and the replacement its owner"
+        " creates is captured and moved (admission webhook)"
+    )
+
+
+def owned_strategy(requested: Strategy, owner: Mapping[str, Any]) -> tuple[Strategy, str]:
+    """An owned pod moves checkpoint-restart whatever was asked: its owner makes the target once the source goes."""
+    said = f"checkpoint-restart: the pod is {owner_sentence(owner)}"
+    if requested is Strategy.MAKE_BEFORE_BREAK:
+        said += "; make-before-break was asked for, but the owner creates the replacement only once the source goes"
+    return Strategy.CHECKPOINT_RESTART, said
