@@ -133,8 +133,12 @@ async def crd_installed(api: client.ApiClient) -> None:
     from ai_storage_orchestrator.runtime import crd_manifest, install_crd
 
     await install_crd(KubeApi(api))
+    await wait_crd_established(api, crd_manifest()["metadata"]["name"])
+
+
+async def wait_crd_established(api: client.ApiClient, name: str, *, timeout: float = 30) -> None:
+    """Return once CustomResourceDefinition `name` is Established (its kind can be served)."""
     extensions = client.ApiextensionsV1Api(api)
-    name = crd_manifest()["metadata"]["name"]
 
     def established(crd: Any) -> bool:
         return any(c.type == "Established" and c.status == "True" for c in (crd.status.conditions or []))
@@ -142,12 +146,12 @@ async def crd_installed(api: client.ApiClient) -> None:
     current = await extensions.read_custom_resource_definition(name)
     if established(current):
         return
-    async with asyncio.timeout(30), watch.Watch() as stream:
+    async with asyncio.timeout(timeout), watch.Watch() as stream:
         async for event in stream.stream(
             extensions.list_custom_resource_definition,
             field_selector=f"metadata.name={name}",
             resource_version=current.metadata.resource_version,
-            timeout_seconds=30,
+            timeout_seconds=int(timeout),
         ):
             if established(event["object"]):
                 return
