@@ -17,6 +17,7 @@ API_VERSION: Final = "v1alpha1"  # its version; records write ``apiVersion: <API
 
 # Pod annotations users write and we read --------------------------------------------------------------------------
 MIGRATE_TO_ANNOTATION: Final = "ai-storage.io/migrate-to"  # user: target node; triggers starts a migration
+MIGRATE_ON_EVICT_ANNOTATION: Final = "ai-storage.io/migrate-on-evict"  # user: "true"; admission.eviction reads
 PRESERVE_PV_ANNOTATION: Final = "ai-storage.io/preserve-pv"  # user: "true"/"false"; triggers → MigrationRequest
 MIGRATION_STRATEGY_ANNOTATION: Final = "ai-storage.io/migration-strategy"  # user: a Strategy value; triggers read
 MIGRATION_TIMEOUT_ANNOTATION: Final = "ai-storage.io/migration-timeout-seconds"  # user: seconds; triggers read

@@ -233,7 +233,7 @@ class Orchestrator:
 
     def pod_admission(self) -> PodAdmission:
         """What the admission webhooks ask (admission/ports.py); callable before `start`."""
-        return OwnerCapture(self.state)
+        return OwnerCapture(self.state, migrations=lambda: self.service)
 
     def authenticator(self) -> Authenticator:
         """Callable before `start`: its reviews go to the API client once the orchestrator has started."""

@@ -220,7 +220,42 @@ async def test_a_statefulset_pod_keeps_its_name_ordinal_and_claim(
     assert claims == [SHARED_CLAIM]
 
 
-async def test_a_deployment_pod_moves_and_its_replicaset_keeps_the_desired_count(
+class ReadyCount:
+    """The fewest Ready, not terminating pods of the namespace seen at any event while it watches."""
+
+    def __init__(self, core: client.CoreV1Api, namespace: str) -> None:
+        self.core, self.namespace = core, namespace
+        self.fewest: int | None = None
+        self._ready: dict[str, bool] = {}
+
+    async def watch(self, started: asyncio.Event) -> None:
+        listing = await self.core.list_namespaced_pod(self.namespace)
+        for pod in _pods(self.core, listing):
+            self._note(pod)
+        started.set()
+        async with watch.Watch() as stream:
+            async for event in stream.stream(
+                self.core.list_namespaced_pod, self.namespace, resource_version=listing.metadata.resource_version
+            ):
+                pod = self.core.api_client.sanitize_for_serialization(event["object"])
+                if event["type"] == "DELETED":
+                    self._ready.pop(pod["metadata"]["name"], None)
+                    self._count()
+                else:
+                    self._note(pod)
+
+    def _note(self, pod: JSON) -> None:
+        conditions = (pod.get("status") or {}).get("conditions") or []
+        ready = any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+        self._ready[pod["metadata"]["name"]] = ready and not pod["metadata"].get("deletionTimestamp")
+        self._count()
+
+    def _count(self) -> None:
+        now = sum(self._ready.values())
+        self.fewest = now if self.fewest is None else min(self.fewest, now)
+
+
+async def test_a_deployment_pod_moves_with_zero_downtime_through_surge(
     cluster: ClusterHandle, core: client.CoreV1Api, api: client.ApiClient, namespace: str, webhooks: Orchestrator
 ) -> None:
     source, target = cluster.node_names[0], cluster.node_names[1]
@@ -228,24 +263,44 @@ async def test_a_deployment_pod_moves_and_its_replicaset_keeps_the_desired_count
     await _shared_claim(core, namespace)
     template = _template(source, restart_policy="Always")
     template["metadata"]["annotations"][COMPLETE] = ""
+    for container in template["spec"]["containers"]:  # stateless: nothing written to persistent storage
+        container.pop("volumeMounts", None)
+    template["spec"].pop("volumes", None)
     deployment = {
         "metadata": {"name": "serve"},
         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "train"}}, "template": template},
     }
     await apps.create_namespaced_deployment(namespace, deployment)
     before = await _wait_pods(core, namespace, lambda pods: _running(pods, source))
-    await _seen(webhooks, namespace, before, prep=False)
-
-    migration = await _move(webhooks, namespace, before["metadata"]["name"], source, target)
+    await orchestrator_sees(webhooks, namespace, before)
+    ready = ReadyCount(core, namespace)
+    started = asyncio.Event()
+    watching = asyncio.create_task(ready.watch(started))
+    try:
+        await started.wait()
+        migration = await _move(webhooks, namespace, before["metadata"]["name"], source, target)
+        after = await _wait_pods(core, namespace, lambda pods: (live := _live(pods)) and len(live) == 1 and live[0])
+    finally:
+        watching.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watching
 
     assert migration["status"] == "completed", migration
-    after = await _wait_pods(core, namespace, lambda pods: _running(pods, target))
-    assert after["metadata"]["ownerReferences"][0]["kind"] == "ReplicaSet"
-    pods = await _wait_pods(core, namespace, lambda pods: (live := _live(pods)) and len(live) == 1 and live)
-    assert [p["spec"]["nodeName"] for p in pods] == [target]
+    assert migration["ordering"] == "make-before-break"
+    assert after["spec"]["nodeName"] == target
+    assert after["metadata"]["name"] == migration["new_pod_name"]
+    assert ready.fewest == 1, "never without a Ready pod"
+    scale = (await apps.read_namespaced_deployment("serve", namespace)).spec.replicas
+    assert scale == 1, "the Deployment's count is back"
     replica_set = after["metadata"]["ownerReferences"][0]["name"]
     status = (await apps.read_namespaced_replica_set_status(replica_set, namespace)).status
     assert (status.replicas, status.ready_replicas) == (1, 1)
+
+
+async def orchestrator_sees(orchestrator: Orchestrator, namespace: str, pod: JSON) -> None:
+    await orchestrator.state.wait_for(
+        lambda: orchestrator.state.pod(namespace, pod["metadata"]["name"]) is not None, timeout=30
+    )
 
 
 TRAINERS = {"group": "test.ai-storage.io", "version": "v1", "plural": "trainers", "kind": "Trainer"}

@@ -31,6 +31,8 @@ from ai_storage_orchestrator.models import Phase
 JSON = dict[str, Any]
 # The phases in which a migration waits for its owner's replacement.
 CAPTURING_PHASES = frozenset({Phase.STOPPING_SOURCE})
+# ... and those in which a surge (controller/surge.py) waits for the owner's one pod more.
+SURGE_PHASES = frozenset({Phase.CREATING_TARGET, Phase.WAITING_FOR_TARGET})
 # Owner kinds whose replacement has the source's own name (its identity).
 SAME_NAME_OWNERS = frozenset({"StatefulSet"})
 
@@ -52,9 +54,8 @@ def claiming_migration(
         m
         for m in migrations
         if (m.get("metadata") or {}).get("namespace") == namespace
-        and phase_of(m) in CAPTURING_PHASES
         and (Body(m).status.get("owner") or {}).get("uid") == owner["uid"]
-        and Body(m).status.get("sourceStopped")
+        and _waits_for_a_pod(m)
     ]
     if str(owner.get("kind")) in SAME_NAME_OWNERS:
         name = (pod.get("metadata") or {}).get("name")
@@ -66,6 +67,14 @@ def claiming_migration(
     }
     free = [m for m in candidates if m["metadata"]["name"] not in captured]
     return min(free, key=lambda m: str(m["metadata"].get("creationTimestamp") or ""), default=None)
+
+
+def _waits_for_a_pod(migration: JSON) -> bool:
+    """Its source removal recorded (checkpoint-restart), or its owner asked for one pod more (surge)."""
+    status = Body(migration).status
+    if (status.get("owner") or {}).get("surge"):
+        return phase_of(migration) in SURGE_PHASES
+    return phase_of(migration) in CAPTURING_PHASES and bool(status.get("sourceStopped"))
 
 
 def _names(containers: Iterable[Mapping[str, Any]]) -> set[str]:

@@ -1,5 +1,6 @@
 """The orchestrator's answers to its webhooks, from its watch caches: capture an owner's replacement pod for the
-migration that waits for it (admission/capture.py)."""
+migration that waits for it (admission/capture.py), and turn the eviction of an opted-in pod into a migration
+(admission/evicting.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from collections.abc import Callable
 import structlog
 
 from ai_storage_orchestrator.admission.capture import capture_patch, captured_pod, claiming_migration
-from ai_storage_orchestrator.admission.ports import ALLOW_EVICTION, JSON, EvictionVerdict
+from ai_storage_orchestrator.admission.evicting import EvictionReview, Migrations
+from ai_storage_orchestrator.admission.ports import JSON, EvictionVerdict
 from ai_storage_orchestrator.bodies import Body
 from ai_storage_orchestrator.controller.invariant import containers_stopped
 from ai_storage_orchestrator.watchers.state import ClusterState
@@ -22,10 +24,18 @@ CLAIM_SECONDS = 10.0
 
 
 class OwnerCapture:
-    def __init__(self, state: ClusterState, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        state: ClusterState,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        migrations: Callable[[], Migrations | None] = lambda: None,
+    ) -> None:
+        """`migrations`: the orchestrator's MigrationService once it has started (None before: evictions go ahead)."""
         self.state = state
         self._clock = clock
         self._claimed: dict[str, float] = {}
+        self._evictions = EvictionReview(state, migrations, clock=clock)
 
     def mutate_pod_create(self, pod: JSON, namespace: str) -> list[JSON]:
         migration = claiming_migration(pod, namespace, self.state.migrations, self.state.pods)
@@ -39,8 +49,10 @@ class OwnerCapture:
         self._claimed[key] = now + CLAIM_SECONDS
         view = Body(migration)
         source = self.state.pod(namespace, str(view.spec.get("podName")))
+        surge = bool((view.status.get("owner") or {}).get("surge"))  # both copies run a while, by design
         source_may_run = (
-            source is not None
+            not surge
+            and source is not None
             and source["metadata"].get("uid") == view.status.get("sourcePodUID")
             and not containers_stopped(source)
         )
@@ -56,4 +68,4 @@ class OwnerCapture:
         return capture_patch(pod, target)
 
     async def review_eviction(self, namespace: str, name: str, *, dry_run: bool) -> EvictionVerdict:
-        return ALLOW_EVICTION
+        return await self._evictions.review(namespace, name, dry_run=dry_run)

@@ -25,6 +25,7 @@ from typing import Any
 from ai_storage_orchestrator.bodies import Body, Node, Pod
 from ai_storage_orchestrator.checkpoint import CheckpointJob, without_checkpoint
 from ai_storage_orchestrator.checkpoint.saving import EXEC_UNAVAILABLE
+from ai_storage_orchestrator.controller import surge
 from ai_storage_orchestrator.controller.context import MigrationContext
 from ai_storage_orchestrator.controller.invariant import (
     containers_stopped,
@@ -160,7 +161,10 @@ async def validating(ctx: MigrationContext) -> Result:
     if plan.owner is not None:
         # The owner makes the target once the source goes; its token opens the gate the webhook may add.
         blocker = f"{plan.owner['kind']} '{plan.owner['name']}' creates the target pod once the source is evicted"
-        fields.update(owner={**plan.owner, "token": new_token(ctx.name)}, targetPod=None)
+        surge = plan.strategy is Strategy.MAKE_BEFORE_BREAK
+        if surge:
+            blocker = f"make-before-break through {plan.owner['kind']} '{plan.owner['name']}': no gate needed"
+        fields.update(owner={**plan.owner, "token": new_token(ctx.name), "surge": surge}, targetPod=None)
     fields["prewarm"] = {"token": new_token(ctx.name)} if blocker is None else {"skipped": blocker}
     volume = plan.checkpoint_volume._asdict() if plan.checkpoint_volume is not None else None
     if volume is not None:
@@ -520,6 +524,8 @@ async def _remove_source(ctx: MigrationContext, pod: JSON) -> Result | None:
 
 
 async def creating_target(ctx: MigrationContext) -> Result:
+    if surge.surging(ctx):
+        return await surge.scale_up(ctx)
     if ctx.cancel_requested:
         return await ctx.transition(Phase.ROLLING_BACK, "cancelled; rolling back")
     rolled_back = await _create_target(ctx)
@@ -563,9 +569,22 @@ async def waiting_for_target(ctx: MigrationContext) -> Result:
         return await ctx.transition(Phase.ROLLING_BACK, "cancelled; rolling back")
     pod = ctx.target_pod
     if pod is None and ctx.status.get("owner"):
-        return await ctx.transition(
-            Phase.STOPPING_SOURCE, "the captured pod disappeared; capturing the owner's next one", targetPod=None
-        )
+        pod = _captured(ctx)
+        if pod is not None:
+            await ctx.update_status(targetPod=pod["metadata"]["name"])
+        elif not surge.surging(ctx):
+            return await ctx.transition(
+                Phase.STOPPING_SOURCE, "the captured pod disappeared; capturing the owner's next one", targetPod=None
+            )
+        elif ctx.seconds_left() > 0:
+            return Result.after(ctx.seconds_left())  # the owner's new pod wakes us
+        else:
+            owner = ctx.status["owner"]
+            return await _roll_back(
+                ctx,
+                "owner_did_not_create",
+                f"no new pod of {owner['kind']} '{owner['name']}' was captured within {ctx.request.timeout_seconds}s",
+            )
     if pod is None:
         return await ctx.transition(Phase.CREATING_TARGET, "target pod disappeared; creating it again")
     left = ctx.seconds_left()
@@ -601,6 +620,9 @@ async def removing_source(ctx: MigrationContext) -> Result:
         unfit = await _target_unfit(ctx)
         if unfit is not None:  # never remove the source on the word of a cache: the target was read just now
             return await ctx.transition(Phase.WAITING_FOR_TARGET, f"{unfit}; the source pod stays")
+        if surge.surging(ctx):
+            await surge.remove_source(ctx, pod)
+            return Result.after(DELETE_WAIT_SECONDS)
         blocked = await _remove_source(ctx, pod)
         if blocked is not None:
             return blocked
@@ -660,6 +682,10 @@ async def _owner_rollback(ctx: MigrationContext) -> Result:
     owner = ctx.status["owner"]
     target = _captured(ctx)
     kept = ""
+    if surge.surging(ctx):
+        await surge.roll_back(ctx, target)
+        if not ctx.status.get("sourceStopped"):
+            target = None  # the owner removes it itself (the lowest deletion cost)
     if target is not None:
         name = target["metadata"]["name"]
         token = str(owner.get("token") or "")

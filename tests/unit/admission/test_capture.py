@@ -185,3 +185,20 @@ def test_unrelated_pods_are_left_alone() -> None:
     capture = OwnerCapture(_state(migration()))
     pod = copy.deepcopy(owner_pod(owner={**OWNER, "uid": "other"}))
     assert capture.mutate_pod_create(pod, "ml") == []
+
+
+def test_a_surge_claims_the_owner_new_pod_while_it_creates_or_waits_for_the_target() -> None:
+    surge = migration(phase="CreatingTarget", stopped=False)
+    surge["status"]["owner"]["surge"] = True
+    assert claiming_migration(owner_pod(), "ml", [surge], []) is not None
+    surge["status"]["phase"] = "RemovingSource"
+    assert claiming_migration(owner_pod(), "ml", [surge], []) is None, "the count is going back: not one more"
+
+
+def test_a_surge_capture_is_never_gated() -> None:
+    surge = migration(phase="WaitingForTarget", stopped=False)
+    surge["status"]["owner"]["surge"] = True
+    source = {"metadata": {"name": "train-abcde", "namespace": "ml", "uid": "source-uid"}, "status": {}}
+    capture = OwnerCapture(_state(surge, pods=[source]))
+    spec = next(op["value"] for op in capture.mutate_pod_create(owner_pod(), "ml") if op["path"] == "/spec")
+    assert GATE_CONTAINER not in [c["name"] for c in spec.get("initContainers") or []]

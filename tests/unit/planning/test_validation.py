@@ -261,14 +261,33 @@ def test_details_carry_data() -> None:
 
 def test_an_owned_pod_moves_checkpoint_restart_when_the_webhook_captures_its_replacement() -> None:
     scenario = Scenario(capture_owned=True, request=make_request(strategy=Strategy.MAKE_BEFORE_BREAK))
-    _owned(scenario)
+    assert scenario.pod is not None
+    job = {"apiVersion": "batch/v1", "kind": "Job", "name": "train", "uid": "u1", "controller": True}
+    scenario.pod["metadata"]["ownerReferences"] = [job]
     plan = scenario.plan()
     assert plan.ok, plan.failures
-    assert plan.owner == {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-7d4b9", "uid": "u1"}
+    assert plan.owner == {"apiVersion": "batch/v1", "kind": "Job", "name": "train", "uid": "u1"}
     assert plan.strategy is Strategy.CHECKPOINT_RESTART
     assert "make-before-break was asked for" in plan.strategy_reason
     owned = next(c for c in plan.checks if c.name == "not_owned_by_controller")
     assert "replacement its owner creates is captured" in owned.message
+
+
+@pytest.mark.parametrize(
+    ("requested", "expected"),
+    [
+        (Strategy.MAKE_BEFORE_BREAK, Strategy.MAKE_BEFORE_BREAK),
+        (Strategy.AUTO, Strategy.CHECKPOINT_RESTART),  # the certification pod writes its shared volume
+        (Strategy.CHECKPOINT_RESTART, Strategy.CHECKPOINT_RESTART),
+    ],
+)
+def test_a_replicaset_pod_surges_when_it_would_move_make_before_break(requested: Strategy, expected: Strategy) -> None:
+    scenario = Scenario(capture_owned=True, request=make_request(strategy=requested))
+    _owned(scenario)
+    plan = scenario.plan()
+    assert plan.ok, plan.failures
+    assert plan.strategy is expected
+    assert ("through surge" in plan.strategy_reason) is (expected is Strategy.MAKE_BEFORE_BREAK)
 
 
 @pytest.mark.parametrize(

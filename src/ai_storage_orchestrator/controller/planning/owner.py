@@ -22,6 +22,8 @@ UNMOVABLE_OWNERS: Mapping[str, str] = {
     "Node": "it is a static pod, run by the kubelet of node {node} from a file",
 }
 OWNER_FIELDS = ("apiVersion", "kind", "name", "uid")
+# Owners that can run one pod more for a while, so that the target is Ready before the source goes.
+SURGE_OWNERS = frozenset({"ReplicaSet"})
 
 
 def controlling_owner(pod: Mapping[str, Any]) -> JSON | None:
@@ -51,8 +53,17 @@ def owner_sentence(owner: Mapping[str, Any]) -> str:
     )
 
 
-def owned_strategy(requested: Strategy, owner: Mapping[str, Any]) -> tuple[Strategy, str]:
-    """An owned pod moves checkpoint-restart whatever was asked: its owner makes the target once the source goes."""
+def owned_strategy(requested: Strategy, owner: Mapping[str, Any], natural: Strategy) -> tuple[Strategy, str]:
+    """How an owned pod moves. A ReplicaSet's (a Deployment's) pod whose own strategy would be make-before-break moves
+    so through surge: one replica more, captured on the target, then one less, the source first. Any other owned
+    pod moves checkpoint-restart: its owner makes the target once the source is gone. `natural`: the strategy the
+    pod would have as a bare pod (``strategy.resolve_strategy``)."""
+    if str(owner.get("kind")) in SURGE_OWNERS and natural is Strategy.MAKE_BEFORE_BREAK:
+        return Strategy.MAKE_BEFORE_BREAK, (
+            f"make-before-break through surge: {owner.get('kind')} '{owner.get('name')}' gets one replica more,"
+            " captured on the target (admission webhook); once it is Ready the owner goes back to its count,"
+            " removing the source"
+        )
     said = f"checkpoint-restart: the pod is {owner_sentence(owner)}"
     if requested is Strategy.MAKE_BEFORE_BREAK:
         said += "; make-before-break was asked for, but the owner creates the replacement only once the source goes"

@@ -316,7 +316,7 @@ def plan_migration(
     strategy, strategy_reason = resolve_strategy(request.strategy, pod, target_pod, target_volumes)
     owner = controlling_owner(pod)
     if owner is not None and capture_owned:
-        strategy, strategy_reason = owned_strategy(request.strategy, owner)
+        strategy, strategy_reason = owned_strategy(request.strategy, owner, strategy)
     still_to_run = not nothing_to_run(decisions)
     all_checks = [
         *_pod_checks(
