@@ -54,17 +54,18 @@ class FakeApi:
     _versions: itertools.count[int] = field(default_factory=lambda: itertools.count(100))
     _uids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
-    def _store(self, resource: Resource) -> ObjectStore:
-        return {PODS.plural: self.state.pods, POD_MIGRATIONS.plural: self.state.migrations}[resource.plural]
+    def _store(self, resource: Resource) -> ObjectStore | None:
+        """The watch cache of `resource`; None for kinds the orchestrator only reads live (a ReplicaSet, say)."""
+        return {PODS.plural: self.state.pods, POD_MIGRATIONS.plural: self.state.migrations}.get(resource.plural)
 
     def _stamp(self, obj: JSON) -> JSON:
         obj["metadata"]["resourceVersion"] = str(next(self._versions))
         return obj
 
     def _publish(self, resource: Resource, obj: JSON | None, removed: JSON | None = None) -> None:
-        if not self.reflect:
-            return
         store = self._store(resource)
+        if not self.reflect or store is None:
+            return
         if obj is not None:
             store.apply("MODIFIED", copy.deepcopy(obj))
         elif removed is not None:

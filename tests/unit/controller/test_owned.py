@@ -1,0 +1,224 @@
+"""An owned pod's move step by step against the in-memory API: the source is evicted, the owner's replacement is
+captured by the webhook's decision (admission/owned.py), its gate opens only once the source's containers stopped,
+and on every failure or cancel the orchestrator never creates a pod of its own (the owner does); a surge puts the
+owner's count back."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from ai_storage_orchestrator.admission.owned import OwnerCapture
+from ai_storage_orchestrator.controller.planning.gate import gated
+from ai_storage_orchestrator.controller.surge import DELETION_COST_ANNOTATION, LOWEST_DELETION_COST
+from ai_storage_orchestrator.conventions import HANDOFF_ANNOTATION
+from ai_storage_orchestrator.kube.resources import DEPLOYMENTS, POD_MIGRATIONS, PODS, REPLICA_SETS
+from ai_storage_orchestrator.models import Phase
+from ai_storage_orchestrator.settings import Settings, WebhookMode
+from tests.unit.controller.fakes import NAMESPACE, POD, SOURCE, TARGET, World, merge, running_pod
+
+pytestmark = pytest.mark.unit
+JSON = dict[str, Any]
+JOB = {"apiVersion": "batch/v1", "kind": "Job", "name": "train", "uid": "job-uid", "controller": True}
+RS = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-1", "uid": "rs-uid", "controller": True}
+
+
+def _world(owner: JSON) -> World:
+    world = World(settings=Settings(leader_election=False, webhooks=WebhookMode.SELF))
+    source = copy.deepcopy(world.source)
+    source["metadata"]["ownerReferences"] = [owner]
+    del world.api.objects[(PODS.plural, NAMESPACE, POD)]
+    world.source = world.api.put(PODS, source)
+    return world
+
+
+def _patched(pod: JSON, patch: list[JSON]) -> JSON:
+    """The three operations the capture answers with (admission/capture.py)."""
+    result = copy.deepcopy(pod)
+    for op in patch:
+        head, _, tail = op["path"].lstrip("/").partition("/")
+        if tail:
+            result[head][tail] = op["value"]
+        else:
+            result[head] = op["value"]
+    return result
+
+
+def _owner_creates(world: World, name: str, owner: JSON) -> JSON:
+    """The owner's controller creates a replacement; the API server sends it through the webhook first."""
+    pod = running_pod(name, SOURCE)
+    del pod["status"]
+    pod["metadata"]["ownerReferences"] = [owner]
+    return world.api.put(PODS, _patched(pod, OwnerCapture(world.state).mutate_pod_create(pod, NAMESPACE)))
+
+
+def _created_by_us(world: World) -> list[str]:
+    return [call for call in world.api.calls if call.startswith("create Pod")]
+
+
+async def _checkpointed(world: World) -> None:
+    await world.drive()
+    for task in list(world.controller.checkpoints._jobs.values()):
+        await task
+    await world.drive()
+
+
+async def _evicted(world: World) -> None:
+    world.request(strategy="auto", timeoutSeconds=600)
+    await _checkpointed(world)
+    assert world.phase() == Phase.STOPPING_SOURCE.value
+    assert f"evict Pod {POD}" in world.api.calls
+    assert world.record()["status"]["sourceStopped"] is True
+
+
+async def test_a_job_pod_moves_through_its_owners_replacement_gated_until_the_source_stopped() -> None:
+    world = _world(JOB)
+    await _evicted(world)
+    replacement = _owner_creates(world, "train-x1", JOB)
+    assert replacement["spec"]["nodeName"] == TARGET
+    assert gated(replacement), "the source's containers may still run"
+
+    await world.drive()
+    assert world.phase() == Phase.STOPPING_SOURCE.value, "the gate waits for the source"
+    assert HANDOFF_ANNOTATION not in (world.api.pod("train-x1") or {})["metadata"].get("annotations", {})
+    world.api.stop_containers(POD)
+    await world.drive()
+    assert world.phase() == Phase.WAITING_FOR_TARGET.value
+    token = world.record()["status"]["owner"]["token"]
+    assert (world.api.pod("train-x1") or {})["metadata"]["annotations"][HANDOFF_ANNOTATION] == token
+    world.api.make_ready("train-x1")
+    await world.drive()
+    assert world.phase() == Phase.COMPLETED.value
+    assert world.record()["status"]["targetPod"] == "train-x1"
+    assert _created_by_us(world) == [], "the owner creates the pod, never the orchestrator"
+
+
+async def test_cancel_before_the_eviction_changes_nothing() -> None:
+    world = _world(JOB)
+    world.request(strategy="auto")
+    await world.controller.reconcile(f"{NAMESPACE}/m1")  # Pending -> Validating
+    await world.api.merge_patch(POD_MIGRATIONS, "m1", {"spec": {"cancelRequested": True}}, namespace=NAMESPACE)
+    await world.drive()
+    assert world.phase() == Phase.CANCELLED.value
+    assert not [c for c in world.api.calls if c.startswith("evict")]
+
+
+async def test_cancel_after_the_eviction_leaves_the_pod_to_its_owner() -> None:
+    world = _world(JOB)
+    await _evicted(world)
+    await world.api.merge_patch(POD_MIGRATIONS, "m1", {"spec": {"cancelRequested": True}}, namespace=NAMESPACE)
+    await world.drive()
+    assert world.phase() == Phase.CANCELLED.value
+    assert "Job 'train' keeps or recreates its pod" in world.record()["status"]["message"]
+    assert _created_by_us(world) == []
+    assert _owner_creates(world, "train-x2", JOB)["spec"]["nodeName"] == SOURCE, "no longer captured"
+
+
+async def test_a_cancel_with_a_gated_capture_opens_the_gate_once_the_source_stopped() -> None:
+    world = _world(JOB)
+    await _evicted(world)
+    _owner_creates(world, "train-x1", JOB)
+    await world.api.merge_patch(POD_MIGRATIONS, "m1", {"spec": {"cancelRequested": True}}, namespace=NAMESPACE)
+    await world.drive()
+    assert world.phase() == Phase.ROLLING_BACK.value, "the source still runs: the captured pod stays held"
+    world.api.stop_containers(POD)
+    await world.drive()
+    assert world.phase() == Phase.CANCELLED.value
+    captured = world.api.pod("train-x1")
+    assert captured is not None, "the only copy now: kept"
+    assert HANDOFF_ANNOTATION in captured["metadata"]["annotations"]
+
+
+async def test_a_captured_pod_that_cannot_start_is_removed_for_the_owner_to_recreate() -> None:
+    world = _world(JOB)
+    await _evicted(world)
+    world.api.finish_termination(POD)
+    _owner_creates(world, "train-x1", JOB)
+    await world.drive()
+    assert world.phase() == Phase.WAITING_FOR_TARGET.value
+    broken = world.api.pod("train-x1")
+    assert broken is not None
+    waiting = {"name": "trainer", "state": {"waiting": {"reason": "ErrImagePull", "message": "no such image"}}}
+    world.api.put(PODS, merge(broken, {"status": {"phase": "Pending", "containerStatuses": [waiting]}}))
+    await world.drive()
+    assert world.phase() == Phase.FAILED.value
+    assert world.record()["status"]["error"]["reason"] == "target_container_error"
+    assert (world.api.pod("train-x1") or {})["metadata"].get("deletionTimestamp")
+    assert _created_by_us(world) == []
+
+
+async def test_no_replacement_within_the_timeout_fails_without_a_pod_of_ours() -> None:
+    world = _world(JOB)
+    world.request(strategy="auto", timeoutSeconds=1)
+    await _checkpointed(world)
+    world.api.finish_termination(POD)
+    record = world.record()
+    record["status"]["startedAt"] = "2026-01-01T00:00:00Z"  # long ago: the timeout has passed
+    world.state.migrations.apply("MODIFIED", record)
+    await world.drive()
+    assert world.phase() == Phase.FAILED.value
+    assert world.record()["status"]["error"]["reason"] == "owner_did_not_recreate"
+    assert _created_by_us(world) == []
+
+
+def _deployment_world() -> World:
+    world = _world(RS)
+    stateless = world.source
+    world.api.put(
+        REPLICA_SETS,
+        {
+            "kind": "ReplicaSet",
+            "metadata": {
+                "name": "web-1",
+                "ownerReferences": [{"kind": "Deployment", "name": "web", "controller": True}],
+            },
+            "spec": {"replicas": 2},
+        },
+    )
+    world.api.put(DEPLOYMENTS, {"kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 2}})
+    assert not stateless["spec"].get("volumes"), "nothing persistent: make-before-break"
+    return world
+
+
+def _replicas(world: World) -> int:
+    return int(world.api.objects[(DEPLOYMENTS.plural, NAMESPACE, "web")]["spec"]["replicas"])
+
+
+async def test_a_deployment_pod_surges_and_the_count_comes_back_with_the_source_first_to_go() -> None:
+    world = _deployment_world()
+    world.request(strategy="auto")
+    await world.drive()
+    assert world.phase() == Phase.WAITING_FOR_TARGET.value
+    assert _replicas(world) == 3
+    assert world.record()["status"]["owner"]["scaled"] == {"kind": "Deployment", "name": "web", "from": 2}
+    new = _owner_creates(world, "web-1-new", RS)
+    assert not gated(new), "both run a while, by design"
+    world.api.make_ready("web-1-new")
+    await world.drive()
+    assert world.phase() == Phase.REMOVING_SOURCE.value
+    assert _replicas(world) == 2
+    source = world.api.pod(POD) or {}
+    assert source["metadata"]["annotations"][DELETION_COST_ANNOTATION] == LOWEST_DELETION_COST
+    assert not [c for c in world.api.calls if c.startswith(("evict", "delete"))], "the ReplicaSet removes it"
+    await world.api.delete(PODS, POD, namespace=NAMESPACE)  # what the ReplicaSet does
+    world.api.finish_termination(POD)
+    await world.drive()
+    assert world.phase() == Phase.COMPLETED.value
+
+
+async def test_a_cancelled_surge_puts_the_count_back_with_the_new_pod_first_to_go() -> None:
+    world = _deployment_world()
+    world.request(strategy="auto")
+    await world.drive()
+    _owner_creates(world, "web-1-new", RS)
+    await world.api.merge_patch(POD_MIGRATIONS, "m1", {"spec": {"cancelRequested": True}}, namespace=NAMESPACE)
+    await world.drive()
+    assert world.phase() == Phase.CANCELLED.value
+    assert _replicas(world) == 2
+    new = world.api.pod("web-1-new") or {}
+    assert new["metadata"]["annotations"][DELETION_COST_ANNOTATION] == LOWEST_DELETION_COST
+    source = world.api.pod(POD) or {}
+    assert DELETION_COST_ANNOTATION not in source["metadata"].get("annotations", {})
+    assert _created_by_us(world) == []
