@@ -119,6 +119,27 @@ class FailureRecord(_Record):
     message: str | None = None
 
 
+class ScaledOwner(_Record):
+    """The count holder a surge scaled (controller/surge.py) and its count before the move."""
+
+    kind: str | None = None
+    name: str | None = None
+    from_: int | None = Field(default=None, alias="from")
+
+
+class OwnerRecord(_Record):
+    """The moved pod's controlling owner, whose new pod the admission webhook captures (docs/owned-workloads.md)."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
+
+    api_version: str | None = None
+    kind: str | None = None
+    name: str | None = None
+    uid: str | None = None
+    surge: bool | None = Field(default=None, description="make-before-break through one replica more")
+    scaled: ScaledOwner | None = None
+
+
 class PodMigrationStatus(_Record):
     """What the controller reports; it may write more than declared here (unknown fields are kept)."""
 
@@ -134,6 +155,7 @@ class PodMigrationStatus(_Record):
     containers: list[ContainerRecord] | None = None
     phase_transitions: list[PhaseTransition] | None = None
     error: FailureRecord | None = None
+    owner: OwnerRecord | None = None
 
 
 class PodMigration(BaseModel):
