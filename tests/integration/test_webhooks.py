@@ -168,7 +168,7 @@ async def test_serve_webhooks_self_registers_for_its_namespace_and_removes_them_
             [webhook] = (await kube.get(resource, name))["webhooks"]
             assert webhook["clientConfig"]["url"].startswith("https://127.0.0.1:")
             assert webhook["namespaceSelector"]["matchExpressions"][0]["values"] == [namespace]
-        # The pass-through PodAdmission of Orchestrator.pod_admission(): a pod is created as sent.
+        # Orchestrator.pod_admission() leaves a pod no migration waits for as it was sent.
         pod = await kube.create(PODS, _pod("unchanged", captured=True), namespace=namespace)
         assert not pod["metadata"].get("labels")
     for resource in (MUTATING_WEBHOOK_CONFIGURATIONS, VALIDATING_WEBHOOK_CONFIGURATIONS):

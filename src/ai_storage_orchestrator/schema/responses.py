@@ -101,7 +101,7 @@ class Migration(BaseModel):
     timeout_seconds: int
     strategy: Strategy = Field(description="As requested.")
     ordering: Ordering | None = Field(description="What `strategy` resolved to, once planned.")
-    triggered_by: str = Field(description="`api`, `annotation` or `cli`.")
+    triggered_by: str = Field(description="`api`, `annotation`, `cli` or `eviction` (the eviction webhook).")
     cancel_requested: bool
     force_restart: bool = Field(description="As requested (the seed's field; no effect on the plan).")
     warnings: list[str] = Field(
