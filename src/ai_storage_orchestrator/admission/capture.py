@@ -22,7 +22,7 @@ from ai_storage_orchestrator.bodies import Body, Pod
 from ai_storage_orchestrator.checkpoint.layout import CHECKPOINT_DIR_ENV
 from ai_storage_orchestrator.checkpoint.restoring import RESTORE_CONTAINER_PREFIX
 from ai_storage_orchestrator.controller.invariant import terminating
-from ai_storage_orchestrator.controller.planning.gate import token_digest, with_gate
+from ai_storage_orchestrator.controller.planning.gate import owned_gate_deadline, token_digest, with_gate
 from ai_storage_orchestrator.controller.planning.volumes import referenced_volumes
 from ai_storage_orchestrator.controller.records import phase_of
 from ai_storage_orchestrator.conventions import API_GROUP, MIGRATION_ID_LABEL
@@ -91,8 +91,9 @@ def _checkpoint_env(template: Mapping[str, Any]) -> dict[str, JSON]:
     return found
 
 
-def captured_pod(pod: Mapping[str, Any], migration: Mapping[str, Any], *, gate: bool) -> JSON:
-    """The owner's `pod` rewritten as the migration's target (see the module's docstring)."""
+def captured_pod(pod: Mapping[str, Any], migration: Mapping[str, Any], *, gate: bool, now: float | None = None) -> JSON:
+    """The owner's `pod` rewritten as the migration's target (see the module's docstring). `gate`: held until the
+    source has stopped, and at the latest until `gate.owned_gate_deadline` from `now` (seconds since the epoch)."""
     status = Body(dict(migration)).status
     template_spec: JSON = (status.get("targetPodManifest") or {}).get("spec") or {}
     template_meta: JSON = (status.get("targetPodManifest") or {}).get("metadata") or {}
@@ -135,7 +136,9 @@ def captured_pod(pod: Mapping[str, Any], migration: Mapping[str, Any], *, gate: 
     meta["annotations"] = {**(meta.get("annotations") or {}), **ours}
     token = (status.get("owner") or {}).get("token")
     if gate and token:
-        target = with_gate(target, token_digest(str(token)))
+        grace = (status.get("targetPodManifest") or {}).get("spec", {}).get("terminationGracePeriodSeconds")
+        open_at = None if now is None else owned_gate_deadline(now, grace)
+        target = with_gate(target, token_digest(str(token)), open_at=open_at)
     return target
 
 

@@ -29,11 +29,14 @@ class OwnerCapture:
         state: ClusterState,
         *,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
         migrations: Callable[[], Migrations | None] = lambda: None,
     ) -> None:
-        """`migrations`: the orchestrator's MigrationService once it has started (None before: evictions go ahead)."""
+        """`migrations`: the orchestrator's MigrationService once it has started (None before: evictions go ahead);
+        `wall_clock`: seconds since the epoch, for a held capture's latest opening time (planning/gate.py)."""
         self.state = state
         self._clock = clock
+        self._wall_clock = wall_clock
         self._claimed: dict[str, float] = {}
         self._evictions = EvictionReview(state, migrations, clock=clock)
 
@@ -56,7 +59,7 @@ class OwnerCapture:
             and source["metadata"].get("uid") == view.status.get("sourcePodUID")
             and not containers_stopped(source)
         )
-        target = captured_pod(pod, migration, gate=source_may_run)
+        target = captured_pod(pod, migration, gate=source_may_run, now=self._wall_clock())
         log.info(
             "webhook.captured",
             migration_id=migration["metadata"]["name"],

@@ -136,11 +136,14 @@ def test_the_rewrite_keeps_the_owner_pod_and_adds_only_the_move() -> None:
     assert pod == owner_pod(), "the owner's pod itself is not changed"
 
 
-def test_the_gate_holds_the_capture_while_the_source_may_run() -> None:
-    target = captured_pod(owner_pod(), migration(), gate=True)
+def test_the_gate_holds_the_capture_while_the_source_may_run_and_no_longer_than_its_grace_period() -> None:
+    target = captured_pod(owner_pod(), migration(), gate=True, now=1000.0)
     gate = target["spec"]["initContainers"][0]
     assert gate["name"] == GATE_CONTAINER
-    assert gate["env"] == [{"name": "AI_STORAGE_GATE_SHA256", "value": token_digest(TOKEN)}]
+    assert gate["env"] == [
+        {"name": "AI_STORAGE_GATE_SHA256", "value": token_digest(TOKEN)},
+        {"name": "AI_STORAGE_GATE_OPEN_AT", "value": str(1000 + 30 + 60)},
+    ]
 
 
 def test_the_patch_replaces_spec_labels_and_annotations() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +15,18 @@ import pytest
 from ai_storage_orchestrator.controller.invariant import containers_stopped
 from ai_storage_orchestrator.controller.planning.gate import (
     GATE_CONTAINER,
+    GATE_DEADLINE_ENV,
     GATE_DIGEST_ENV,
     GATE_SCRIPT,
     GATE_VOLUME,
     NODE_STATUS_MAX_IMAGES,
+    OWNED_GATE_MARGIN_SECONDS,
+    gate_container,
     gate_running,
     gated,
     missing_images,
     new_token,
+    owned_gate_deadline,
     prewarm_blocker,
     released,
     token_digest,
@@ -110,10 +115,14 @@ def test_missing_images_counts_only_what_a_complete_list_proves_and_never_pull()
     assert missing_images(pod, None) == []
 
 
-def _run_gate(tmp_path: Path, digest: str, content: str | None) -> subprocess.CompletedProcess[str]:
+def _run_gate(
+    tmp_path: Path, digest: str, content: str | None, *, open_at: int | None = None
+) -> subprocess.CompletedProcess[str]:
     if content is not None:
         (tmp_path / "handoff").write_text(content)
     env = {**os.environ, GATE_DIGEST_ENV: digest}
+    if open_at is not None:
+        env[GATE_DEADLINE_ENV] = str(open_at)
     return subprocess.run(
         ["timeout", "0.5", "sh", "-c", GATE_SCRIPT, GATE_CONTAINER, str(tmp_path)],
         env=env,
@@ -129,6 +138,23 @@ def test_the_gate_script_opens_only_for_the_token(tmp_path: Path) -> None:
     assert _run_gate(tmp_path, token_digest(token), token).returncode == 0
     assert _run_gate(tmp_path, token_digest(token), "m1.forged").returncode == 124, "still waiting"
     assert _run_gate(tmp_path, token_digest(token), "").returncode == 124
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the gate runs in a Linux container")
+def test_a_gate_with_a_deadline_opens_by_itself_then_and_not_before(tmp_path: Path) -> None:
+    token = new_token("m1")
+    now = int(time.time())
+    assert _run_gate(tmp_path, token_digest(token), None, open_at=now - 1).returncode == 0
+    assert _run_gate(tmp_path, token_digest(token), None, open_at=now + 3600).returncode == 124, "still waiting"
+    assert _run_gate(tmp_path, token_digest(token), token, open_at=now + 3600).returncode == 0, "the token still opens"
+
+
+def test_an_owned_capture_opens_at_the_latest_after_the_source_grace_period_and_a_margin() -> None:
+    assert owned_gate_deadline(1000.5, 10) == 1000 + 10 + OWNED_GATE_MARGIN_SECONDS
+    assert owned_gate_deadline(1000.0, None) == 1000 + 30 + OWNED_GATE_MARGIN_SECONDS, "the pod default"
+    gate = gate_container({"image": "x"}, "d", open_at=1234)
+    assert {"name": GATE_DEADLINE_ENV, "value": "1234"} in gate["env"]
+    assert [e["name"] for e in gate_container({"image": "x"}, "d")["env"]] == [GATE_DIGEST_ENV]
 
 
 def _terminating(*states: JSON) -> JSON:

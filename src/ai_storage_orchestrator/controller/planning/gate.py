@@ -27,14 +27,25 @@ GATE_CONTAINER = "ai-storage-gate"
 GATE_VOLUME = "ai-storage-gate"
 GATE_MOUNT = "/ai-storage-gate"
 GATE_DIGEST_ENV = "AI_STORAGE_GATE_SHA256"
+# When set (seconds since the epoch), the gate opens by itself at that time: only for an owner's pod captured while
+# its evicted source may still be stopping (admission/capture.py), see `owned_gate_deadline`.
+GATE_DEADLINE_ENV = "AI_STORAGE_GATE_OPEN_AT"
 # Polls the annotation's file; `sleep 0.05` is GNU and busybox, `sleep 1` the POSIX fallback.
 GATE_SCRIPT = (
     'f="$1/handoff"; '
     "while :; do "
     'if [ -s "$f" ]; then set -- "$1" $(sha256sum "$f"); [ "$2" = "$' + GATE_DIGEST_ENV + '" ] && exit 0; fi; '
+    'if [ -n "${'
+    + GATE_DEADLINE_ENV
+    + ':-}" ] && [ "$(date +%s)" -ge "$'
+    + GATE_DEADLINE_ENV
+    + '" ]; then exit 0; fi; '
     "sleep 0.05 2>/dev/null || sleep 1; "
     "done"
 )
+# A captured pod's gate opens by itself this long after the source's grace period, counted from the capture: by then
+# the kubelet has killed the evicted source's containers, so the orchestrator being gone cannot hold the pod forever.
+OWNED_GATE_MARGIN_SECONDS = 60
 GATE_RESOURCES = {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "100m", "memory": "32Mi"}}
 # A kubelet lists at most this many images in its node status by default (--node-status-max-images): a longer list
 # may be cut, so an image absent from it may still be there.
@@ -71,12 +82,23 @@ def _security_context(container: Mapping[str, Any]) -> JSON:
     return context
 
 
-def gate_container(first: Mapping[str, Any], digest: str) -> JSON:
+def owned_gate_deadline(now: float, grace_period_seconds: int | None) -> int:
+    """When a captured pod's gate opens by itself (seconds since the epoch): the evicted source's grace period (the
+    pod's default 30 s when unset) plus a margin, from `now`. No later than a plain eviction would have let the
+    owner's replacement run at the same time as a source on a node that stopped answering."""
+    grace = 30 if grace_period_seconds is None else max(0, int(grace_period_seconds))
+    return int(now) + grace + OWNED_GATE_MARGIN_SECONDS
+
+
+def gate_container(first: Mapping[str, Any], digest: str, *, open_at: int | None = None) -> JSON:
+    env = [{"name": GATE_DIGEST_ENV, "value": digest}]
+    if open_at is not None:
+        env.append({"name": GATE_DEADLINE_ENV, "value": str(open_at)})
     gate: JSON = {
         "name": GATE_CONTAINER,
         "image": first.get("image"),
         "command": ["sh", "-c", GATE_SCRIPT, GATE_CONTAINER, GATE_MOUNT],
-        "env": [{"name": GATE_DIGEST_ENV, "value": digest}],
+        "env": env,
         "volumeMounts": [{"name": GATE_VOLUME, "mountPath": GATE_MOUNT, "readOnly": True}],
         "resources": copy.deepcopy(GATE_RESOURCES),
         "securityContext": _security_context(first),
@@ -91,14 +113,18 @@ def gate_volume() -> JSON:
     return {"name": GATE_VOLUME, "downwardAPI": {"items": [{"path": "handoff", "fieldRef": field}]}}
 
 
-def with_gate(manifest: Mapping[str, Any], digest: str) -> JSON:
-    """The target pod with the gate in front of its init containers (it runs first) and the gate's volume."""
+def with_gate(manifest: Mapping[str, Any], digest: str, *, open_at: int | None = None) -> JSON:
+    """The target pod with the gate in front of its init containers (it runs first) and the gate's volume;
+    `open_at`: the gate also opens by itself then (`owned_gate_deadline`)."""
     gated: JSON = copy.deepcopy(dict(manifest))
     spec = gated["spec"]
     containers = spec.get("containers") or []
     if not containers:
         raise ValueError("a pod without containers has nothing to hold")
-    spec["initContainers"] = [gate_container(containers[0], digest), *(spec.get("initContainers") or [])]
+    spec["initContainers"] = [
+        gate_container(containers[0], digest, open_at=open_at),
+        *(spec.get("initContainers") or []),
+    ]
     spec["volumes"] = [*(spec.get("volumes") or []), gate_volume()]
     return gated
 
