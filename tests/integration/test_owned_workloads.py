@@ -155,6 +155,7 @@ async def test_a_job_pod_moves_with_its_running_containers_and_the_job_completes
     batch = client.BatchV1Api(api)
     await _shared_claim(core, namespace)
     template = _template(source, restart_policy="Never")
+    template["metadata"]["annotations"]["sim.ai-storage.io/succeed-when-done"] = "true"
     job = {
         "metadata": {"name": "train"},
         "spec": {"backoffLimit": 2, "podFailurePolicy": DISRUPTION_IGNORED, "template": template},
