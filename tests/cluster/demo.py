@@ -74,13 +74,15 @@ async def _compare(kubeconfig: Path, url: str, source: str, target: str, output:
 
 
 async def start_orchestrator(kubeconfig: Path, workdir: Path, *, port: int) -> tuple[ManagedProcess, str]:
-    """`ai-storage-orchestrator serve` as its own process on 127.0.0.1:`port`, once /readyz answers 200."""
+    """`ai-storage-orchestrator serve` as its own process on 127.0.0.1:`port`, once /readyz answers 200; with its
+    admission webhooks self-registered on another loopback port, so owned pods move and drains migrate."""
     url = f"http://127.0.0.1:{port}"
     orchestrator = ManagedProcess(
         "orchestrator",
         [
             sys.executable, "-m", "ai_storage_orchestrator.cli", "serve", f"--kubeconfig={kubeconfig}",
             "--host=127.0.0.1", f"--port={port}", "--install-crd", "--no-leader-election", "--log-format=json",
+            "--webhooks=self", f"--webhook-port={free_port()}",
         ],
         workdir,
     )  # fmt: skip

@@ -22,6 +22,7 @@ from tests.cluster.real_nodes import NFS_SERVER_STAND_IN, export_dir
 from tests.e2e.conftest import RealCluster
 
 NAMESPACES = Resource("", "v1", "namespaces", "Namespace")
+JOBS = Resource("batch", "v1", "jobs", "Job")
 SOURCE, TARGET = "aiso-node-1", "aiso-node-2"
 JSON = dict[str, Any]
 
@@ -240,3 +241,49 @@ async def test_a_target_node_without_the_image_fails_the_move_before_the_source_
     assert _containers(after) == _containers(before), "same container IDs and restart counts: never restarted"
     assert "running" in _states(after)["worker"]
     assert not after["metadata"].get("deletionTimestamp")
+
+
+@pytest.mark.timeout(300)
+async def test_a_job_pod_moves_through_its_owner_with_its_artifacts_and_the_job_is_not_charged(
+    real: RealCluster,
+) -> None:
+    """The orchestrator (its webhooks self-registered on loopback) evicts the Job's pod and captures the pod the Job
+    controller creates: on the target, prep left out, the checkpoint's artifacts restored by real kubelets."""
+    namespace = await _shared_namespace(real)
+    annotations = {"ai-storage.io/checkpoint-artifacts.worker": json.dumps(["/state"])}
+    spec = {**_pod("unused")["spec"], "restartPolicy": "Never"}
+    disruption_ignored = {"rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]}
+    job = {
+        "metadata": {"name": "train"},
+        "spec": {
+            "backoffLimit": 2,
+            "podFailurePolicy": disruption_ignored,
+            "template": {"metadata": {"annotations": annotations}, "spec": spec},
+        },
+    }
+    await real.kube.create(JOBS, job, namespace=namespace)
+
+    async def settled() -> str | None:
+        pods, _ = await real.kube.list(PODS, namespace=namespace)
+        for pod in pods:
+            states = _states(pod)
+            prep = states.get("prep", {}).get("terminated") or {}
+            if "running" in states.get("worker", {}) and prep.get("exitCode") == 0:
+                return str(pod["metadata"]["name"])
+        return None
+
+    source: str = await _until(settled, timeout=90, what="the Job's worker running and prep completed")
+    before = await _state_written(real, namespace, source)
+
+    migration = await _migrate(real, namespace, source)
+
+    assert migration["status"] == "completed", migration
+    assert {c["name"]: c["action"] for c in migration["containers"]} == {"prep": "skip", "worker": "migrate"}
+    name = migration["new_pod_name"]
+    target = await real.kube.get(PODS, name, namespace=namespace)
+    assert target["spec"]["nodeName"] == TARGET
+    assert [c["name"] for c in target["spec"]["containers"]] == ["worker"]
+    assert target["metadata"]["ownerReferences"][0]["kind"] == "Job"
+    assert await _exec(real, namespace, name, "worker", ["sha256sum", "/state/opt.bin"]) == before
+    status = (await real.kube.get(JOBS, "train", namespace=namespace)).get("status") or {}
+    assert not status.get("failed"), status
