@@ -222,3 +222,13 @@ async def test_a_cancelled_surge_puts_the_count_back_with_the_new_pod_first_to_g
     source = world.api.pod(POD) or {}
     assert DELETION_COST_ANNOTATION not in source["metadata"].get("annotations", {})
     assert _created_by_us(world) == []
+
+
+async def test_a_replicaset_without_a_deployment_is_scaled_itself() -> None:
+    world = _world(RS)
+    world.api.put(REPLICA_SETS, {"kind": "ReplicaSet", "metadata": {"name": "web-1"}, "spec": {"replicas": 1}})
+    world.request(strategy="auto")
+    await world.drive()
+    assert world.record()["status"]["owner"]["scaled"] == {"kind": "ReplicaSet", "name": "web-1", "from": 1}
+    assert world.api.objects[(REPLICA_SETS.plural, NAMESPACE, "web-1")]["spec"]["replicas"] == 2
+    assert "patch ReplicaSet web-1/scale" in world.api.calls
