@@ -403,3 +403,31 @@ async def test_a_pod_of_an_unknown_custom_kind_moves_too(
         operator.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await operator
+
+
+async def test_without_the_webhook_the_owner_pod_runs_where_kubernetes_puts_it_and_the_move_fails_at_once(
+    cluster: ClusterHandle, core: client.CoreV1Api, api: client.ApiClient, namespace: str, orchestrator: Orchestrator
+) -> None:
+    """The orchestrator believes it captures (`--webhooks external`, say) but no configuration calls it."""
+    source, target = cluster.node_names[0], cluster.node_names[1]
+    batch = client.BatchV1Api(api)
+    await _shared_claim(core, namespace)
+    job = {
+        "metadata": {"name": "train"},
+        "spec": {
+            "backoffLimit": 2,
+            "podFailurePolicy": DISRUPTION_IGNORED,
+            "template": _template(source, restart_policy="Never"),
+        },
+    }
+    await batch.create_namespaced_job(namespace, job)
+    pod = await _wait_pods(core, namespace, lambda pods: _prep_done(pods, source))
+    await _seen(orchestrator, namespace, pod, prep=True)
+
+    migration = await _move(orchestrator, namespace, pod["metadata"]["name"], source, target)
+
+    assert migration["status"] == "failed", migration
+    assert migration["error"]["reason"] == "replacement_not_captured", migration
+    replacement = await _wait_pods(core, namespace, lambda pods: _running(pods, source))
+    assert replacement["metadata"]["name"] != pod["metadata"]["name"]
+    assert [c["name"] for c in replacement["spec"]["containers"]] == [TRAINER, PREP, MONITOR], "as Kubernetes would"

@@ -131,7 +131,7 @@ class MigrationController:
                 if phase_of(migration) is Phase.PENDING:
                     self.reactor.enqueue(object_key(migration))
 
-    def _on_pod(self, _type: str, old: JSON | None, new: JSON | None) -> None:
+    def _on_pod(self, event_type: str, old: JSON | None, new: JSON | None) -> None:
         pod = new or old
         assert pod is not None
         metadata = pod["metadata"]
@@ -140,6 +140,23 @@ class MigrationController:
             self.reactor.enqueue(f"{metadata['namespace']}/{owner}")
         for migration in self.state.migrations_of_pod(metadata["namespace"], metadata["name"]):
             if is_active(migration):
+                self.reactor.enqueue(object_key(migration))
+        if event_type == "ADDED" and not owner:
+            self._wake_owned_moves(pod)
+
+    def _wake_owned_moves(self, pod: JSON) -> None:
+        """A new pod of an owner whose pod is moving: the move sees that its owner created a pod it did not capture."""
+        metadata = pod["metadata"]
+        owners = {o.get("uid") for o in metadata.get("ownerReferences") or [] if o.get("controller")}
+        if not owners:
+            return
+        for migration in self.state.migrations:
+            owner = Body(migration).status.get("owner") or {}
+            if (
+                owner.get("uid") in owners
+                and Body(migration).namespace == metadata["namespace"]
+                and is_active(migration)
+            ):
                 self.reactor.enqueue(object_key(migration))
 
     def _on_node(self, _type: str, old: JSON | None, new: JSON | None) -> None:

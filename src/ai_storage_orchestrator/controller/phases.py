@@ -46,7 +46,7 @@ from ai_storage_orchestrator.controller.planning.gate import (
 )
 from ai_storage_orchestrator.controller.planning.naming import base_name
 from ai_storage_orchestrator.controller.reconciler import Result
-from ai_storage_orchestrator.controller.records import now_iso, phase_of
+from ai_storage_orchestrator.controller.records import now_iso, parse_time, phase_of
 from ai_storage_orchestrator.conventions import (
     CHECKPOINT_PATH_ANNOTATION,
     HANDOFF_ANNOTATION,
@@ -358,6 +358,14 @@ async def _owner_replaces(ctx: MigrationContext) -> Result:
         if blocked is not None:
             return blocked
     target = _captured(ctx)
+    missed = _uncaptured(ctx) if target is None else None
+    if missed is not None:
+        return await _roll_back(
+            ctx,
+            "replacement_not_captured",
+            f"{owner['kind']} '{owner['name']}' created pod {missed} without the orchestrator's admission webhook (not"
+            " registered, or not reachable in time): it runs where Kubernetes placed it, every container started again",
+        )
     if target is None:
         if ctx.seconds_left() <= 0:
             return await _roll_back(
@@ -391,6 +399,40 @@ def _captured(ctx: MigrationContext) -> JSON | None:
         if p["metadata"].get("namespace") == ctx.namespace and _ours(ctx, p) and not terminating(p)
     ]
     return max(found, key=lambda p: str(p["metadata"].get("creationTimestamp") or ""), default=None)
+
+
+def _uncaptured(ctx: MigrationContext) -> str | None:
+    """A pod the owner created for the evicted source that the webhook did not capture (it was not called, or did not
+    answer within its timeout): created since the source was being stopped, captured by no move, not the source. Once
+    such a pod exists the owner has its count and creates no other: the move cannot end on the target. (A scale-up of
+    the owner at that very moment looks the same: that move fails, nothing else is touched.)"""
+    owner_uid = (ctx.status.get("owner") or {}).get("uid")
+    since = next(
+        (
+            t.get("time")
+            for t in reversed(ctx.status.get("phaseTransitions") or [])
+            if t.get("phase") == "StoppingSource"
+        ),
+        None,
+    )
+    stopping = parse_time(since)
+    if not owner_uid or stopping is None:
+        return None
+    stopping = stopping.replace(microsecond=0)  # creationTimestamp has whole seconds
+    for pod in ctx.controller.state.pods:
+        meta = pod["metadata"]
+        created = parse_time(meta.get("creationTimestamp"))
+        if (
+            meta.get("namespace") == ctx.namespace
+            and meta.get("uid") != ctx.status.get("sourcePodUID")
+            and MIGRATION_ID_LABEL not in Pod(pod).labels  # another move's capture (two pods of one owner moving)
+            and not terminating(pod)
+            and created is not None
+            and created >= stopping
+            and any(o.get("controller") and o.get("uid") == owner_uid for o in meta.get("ownerReferences") or [])
+        ):
+            return str(meta.get("name"))
+    return None
 
 
 def _prewarm_token(ctx: MigrationContext) -> str | None:

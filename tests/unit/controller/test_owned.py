@@ -12,8 +12,9 @@ import pytest
 
 from ai_storage_orchestrator.admission.owned import OwnerCapture
 from ai_storage_orchestrator.controller.planning.gate import gated
+from ai_storage_orchestrator.controller.records import now_iso
 from ai_storage_orchestrator.controller.surge import DELETION_COST_ANNOTATION, LOWEST_DELETION_COST
-from ai_storage_orchestrator.conventions import HANDOFF_ANNOTATION
+from ai_storage_orchestrator.conventions import HANDOFF_ANNOTATION, MIGRATION_ID_LABEL
 from ai_storage_orchestrator.kube.resources import DEPLOYMENTS, POD_MIGRATIONS, PODS, REPLICA_SETS
 from ai_storage_orchestrator.models import Phase
 from ai_storage_orchestrator.settings import Settings, WebhookMode
@@ -232,3 +233,41 @@ async def test_a_replicaset_without_a_deployment_is_scaled_itself() -> None:
     assert world.record()["status"]["owner"]["scaled"] == {"kind": "ReplicaSet", "name": "web-1", "from": 1}
     assert world.api.objects[(REPLICA_SETS.plural, NAMESPACE, "web-1")]["spec"]["replicas"] == 2
     assert "patch ReplicaSet web-1/scale" in world.api.calls
+
+
+async def test_an_owner_pod_the_webhook_did_not_capture_fails_the_move_at_once() -> None:
+    world = _world(JOB)
+    await _evicted(world)
+    world.api.finish_termination(POD)
+    uncaptured = running_pod("train-x9", SOURCE)
+    uncaptured["metadata"]["ownerReferences"] = [JOB]
+    uncaptured["metadata"]["creationTimestamp"] = now_iso()
+    world.api.put(PODS, uncaptured)  # created while the webhook was down: failurePolicy Ignore
+    await world.drive()
+    assert world.phase() == Phase.FAILED.value
+    assert world.record()["status"]["error"]["reason"] == "replacement_not_captured"
+    assert "train-x9" in world.record()["status"]["message"]
+    assert world.api.pod("train-x9") is not None, "the owner's pod is left alone"
+    assert _created_by_us(world) == []
+
+
+async def test_pods_of_the_owner_from_before_the_move_are_not_mistaken_for_its_replacement() -> None:
+    world = _world(JOB)
+    older = running_pod("train-old", SOURCE)
+    older["metadata"]["ownerReferences"] = [JOB]
+    older["metadata"]["creationTimestamp"] = "2026-01-01T00:00:00Z"
+    world.api.put(PODS, older)
+    await _evicted(world)
+    await world.drive()
+    assert world.phase() == Phase.STOPPING_SOURCE.value, "still waiting for the owner's new pod"
+
+
+async def test_another_moves_capture_of_the_same_owner_is_not_an_uncaptured_replacement() -> None:
+    world = _world(JOB)
+    await _evicted(world)
+    other = running_pod("train-x8", TARGET, **{MIGRATION_ID_LABEL: "m0"})
+    other["metadata"]["ownerReferences"] = [JOB]
+    other["metadata"]["creationTimestamp"] = now_iso()
+    world.api.put(PODS, other)
+    await world.drive()
+    assert world.phase() == Phase.STOPPING_SOURCE.value
