@@ -358,14 +358,9 @@ async def _owner_replaces(ctx: MigrationContext) -> Result:
         if blocked is not None:
             return blocked
     target = _captured(ctx)
-    missed = _uncaptured(ctx) if target is None else None
+    missed = _uncaptured(ctx, since=Phase.STOPPING_SOURCE) if target is None else None
     if missed is not None:
-        return await _roll_back(
-            ctx,
-            "replacement_not_captured",
-            f"{owner['kind']} '{owner['name']}' created pod {missed} without the orchestrator's admission webhook (not"
-            " registered, or not reachable in time): it runs where Kubernetes placed it, every container started again",
-        )
+        return await _not_captured(ctx, missed)
     if target is None:
         if ctx.seconds_left() <= 0:
             return await _roll_back(
@@ -401,24 +396,30 @@ def _captured(ctx: MigrationContext) -> JSON | None:
     return max(found, key=lambda p: str(p["metadata"].get("creationTimestamp") or ""), default=None)
 
 
-def _uncaptured(ctx: MigrationContext) -> str | None:
-    """A pod the owner created for the evicted source that the webhook did not capture (it was not called, or did not
-    answer within its timeout): created since the source was being stopped, captured by no move, not the source. Once
+async def _not_captured(ctx: MigrationContext, pod: JSON) -> Result:
+    owner = ctx.status["owner"]
+    return await _roll_back(
+        ctx,
+        "replacement_not_captured",
+        f"{owner['kind']} '{owner['name']}' created pod {pod['metadata']['name']} without the orchestrator's admission"
+        " webhook (not registered, or not reachable in time): it runs where Kubernetes placed it",
+    )
+
+
+def _uncaptured(ctx: MigrationContext, *, since: Phase) -> JSON | None:
+    """A pod the owner created for the move that the webhook did not capture (it was not called, or did not answer
+    within its timeout): created since the move entered `since`, captured by no move, not the source. Once
     such a pod exists the owner has its count and creates no other: the move cannot end on the target. (A scale-up of
     the owner at that very moment looks the same: that move fails, nothing else is touched.)"""
     owner_uid = (ctx.status.get("owner") or {}).get("uid")
-    since = next(
-        (
-            t.get("time")
-            for t in reversed(ctx.status.get("phaseTransitions") or [])
-            if t.get("phase") == "StoppingSource"
-        ),
+    entered = next(
+        (t.get("time") for t in reversed(ctx.status.get("phaseTransitions") or []) if t.get("phase") == since.value),
         None,
     )
-    stopping = parse_time(since)
-    if not owner_uid or stopping is None:
+    since_time = parse_time(entered)
+    if not owner_uid or since_time is None:
         return None
-    stopping = stopping.replace(microsecond=0)  # creationTimestamp has whole seconds
+    since_time = since_time.replace(microsecond=0)  # creationTimestamp has whole seconds
     for pod in ctx.controller.state.pods:
         meta = pod["metadata"]
         created = parse_time(meta.get("creationTimestamp"))
@@ -428,10 +429,10 @@ def _uncaptured(ctx: MigrationContext) -> str | None:
             and MIGRATION_ID_LABEL not in Pod(pod).labels  # another move's capture (two pods of one owner moving)
             and not terminating(pod)
             and created is not None
-            and created >= stopping
+            and created >= since_time
             and any(o.get("controller") and o.get("uid") == owner_uid for o in meta.get("ownerReferences") or [])
         ):
-            return str(meta.get("name"))
+            return pod
     return None
 
 
@@ -618,6 +619,8 @@ async def waiting_for_target(ctx: MigrationContext) -> Result:
             return await ctx.transition(
                 Phase.STOPPING_SOURCE, "the captured pod disappeared; capturing the owner's next one", targetPod=None
             )
+        elif (missed := _uncaptured(ctx, since=Phase.CREATING_TARGET)) is not None:
+            return await _not_captured(ctx, missed)
         elif ctx.seconds_left() > 0:
             return Result.after(ctx.seconds_left())  # the owner's new pod wakes us
         else:
@@ -725,7 +728,7 @@ async def _owner_rollback(ctx: MigrationContext) -> Result:
     target = _captured(ctx)
     kept = ""
     if surge.surging(ctx):
-        await surge.roll_back(ctx, target)
+        await surge.roll_back(ctx, target or _uncaptured(ctx, since=Phase.CREATING_TARGET))
         if not ctx.status.get("sourceStopped"):
             target = None  # the owner removes it itself (the lowest deletion cost)
     if target is not None:

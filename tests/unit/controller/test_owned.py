@@ -271,3 +271,19 @@ async def test_another_moves_capture_of_the_same_owner_is_not_an_uncaptured_repl
     world.api.put(PODS, other)
     await world.drive()
     assert world.phase() == Phase.STOPPING_SOURCE.value
+
+
+async def test_an_uncaptured_surge_pod_fails_the_move_and_goes_first_when_the_count_comes_back() -> None:
+    world = _deployment_world()
+    world.request(strategy="auto")
+    await world.drive()
+    assert _replicas(world) == 3
+    uncaptured = running_pod("web-1-x", SOURCE)
+    uncaptured["metadata"]["ownerReferences"] = [RS]
+    uncaptured["metadata"]["creationTimestamp"] = now_iso()
+    world.api.put(PODS, uncaptured)
+    await world.drive()
+    assert world.phase() == Phase.FAILED.value
+    assert world.record()["status"]["error"]["reason"] == "replacement_not_captured"
+    assert _replicas(world) == 2
+    assert (world.api.pod("web-1-x") or {})["metadata"]["annotations"][DELETION_COST_ANNOTATION] == LOWEST_DELETION_COST
