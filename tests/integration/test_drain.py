@@ -8,19 +8,18 @@ node as kube-scheduler would (pods/binding), the ReplicaSet's pods name their no
 
 from __future__ import annotations
 
-import asyncio
 import re
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes_asyncio import client, watch
+from kubernetes_asyncio import client
 
 from ai_storage_orchestrator.runtime import Orchestrator
 from tests.cluster.fixtures import ClusterHandle
 from tests.cluster.moves import container_state
+from tests.cluster.pods import wait_pods
 from tests.cluster.processes import run_command
 from tests.cluster.workloads import SHARED_CLAIM, certification_pod, shared_volume
 
@@ -36,26 +35,6 @@ AGENT = "agent"
 
 async def _run(argv: list[str]) -> tuple[int, str, str]:
     return await run_command(argv, timeout=COMMAND_DEADLINE)
-
-
-async def _wait_pods(
-    core: client.CoreV1Api, namespace: str, done: Callable[[list[JSON]], bool], *, timeout: float = 60
-) -> list[JSON]:
-    """The namespace's pods once `done` holds for them: a list, then a watch that re-lists on each event."""
-    async with asyncio.timeout(timeout):
-        while True:
-            listing = await core.list_namespaced_pod(namespace)
-            pods = [core.api_client.sanitize_for_serialization(p) for p in listing.items]
-            if done(pods):
-                return pods
-            async with watch.Watch() as stream:
-                async for _ in stream.stream(
-                    core.list_namespaced_pod,
-                    namespace,
-                    resource_version=listing.metadata.resource_version,
-                    timeout_seconds=int(timeout),
-                ):
-                    break  # something changed: list again
 
 
 def _running_on(pods: list[JSON], node: str, prefix: str) -> list[JSON]:
@@ -125,7 +104,7 @@ async def _deploy(core: client.CoreV1Api, apps: client.AppsV1Api, namespace: str
         await core.create_namespaced_pod(namespace, certification_pod(node=source, name=name, complete_after="0s"))
     await apps.create_namespaced_replica_set(namespace, _replica_set(source))
     await apps.create_namespaced_daemon_set(namespace, _daemon_set(source))
-    pods = await _wait_pods(core, namespace, lambda ps: any(p["metadata"]["name"].startswith(AGENT) for p in ps))
+    pods = await wait_pods(core, namespace, lambda ps: any(p["metadata"]["name"].startswith(AGENT) for p in ps))
     agent = next(p for p in pods if p["metadata"]["name"].startswith(AGENT))
     await _bind(core, namespace, agent["metadata"]["name"], source)
 
@@ -182,7 +161,7 @@ async def test_drain_migrates_evicts_and_skips(
     source, elsewhere = cluster.node_names[0], cluster.node_names[1]
     apps = client.AppsV1Api(api)
     await _deploy(core, apps, namespace, source)
-    pods = await _wait_pods(core, namespace, lambda ps: _ready(ps, source))
+    pods = await wait_pods(core, namespace, lambda ps: _ready(ps, source))
     # From now on the ReplicaSet recreates its pod on another node (the one on `source` stays where it is).
     await apps.patch_namespaced_replica_set(OWNED, namespace, {"spec": {"template": {"spec": {"nodeName": elsewhere}}}})
     await _orchestrator_sees_everything(orchestrator, namespace, pods)
@@ -206,7 +185,7 @@ async def test_drain_migrates_evicts_and_skips(
         assert not await _unschedulable(core, source)
         assert orchestrator.service is not None
         assert orchestrator.service.list(namespace=namespace) == []
-        after_dry_run = await _wait_pods(core, namespace, lambda ps: True)
+        after_dry_run = await wait_pods(core, namespace, lambda ps: True)
         assert {p["metadata"]["uid"] for p in after_dry_run} == {p["metadata"]["uid"] for p in pods}
 
         # The drain itself; stdout is a pipe: plain progress lines, no escape codes.
@@ -236,7 +215,7 @@ async def test_drain_migrates_evicts_and_skips(
                 _running_on(ps, elsewhere, OWNED)
             )
 
-        after = await _wait_pods(core, namespace, settled)
+        after = await wait_pods(core, namespace, settled)
         assert owned_before["uid"] not in {p["metadata"]["uid"] for p in after}
         assert f"{namespace}/{agent_before['name']}: managed by DaemonSet {AGENT}" in out
     finally:

@@ -11,14 +11,12 @@ the shared nodes are not touched (a drain ignores the pods its selector leaves o
 
 from __future__ import annotations
 
-import asyncio
 import shutil
-from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
 import pytest
-from kubernetes_asyncio import client, watch
+from kubernetes_asyncio import client
 
 from ai_storage_orchestrator.admission import selfsigned
 from ai_storage_orchestrator.admission.registration import configuration_name, registered, webhook_configurations
@@ -31,6 +29,7 @@ from ai_storage_orchestrator.settings import WebhookMode
 from tests.cluster.fixtures import ClusterHandle
 from tests.cluster.impersonation import poll_until
 from tests.cluster.moves import container_state, wait_phase
+from tests.cluster.pods import wait_pods
 from tests.cluster.processes import run_command
 from tests.cluster.workloads import SHARED_CLAIM, certification_pod, shared_volume
 
@@ -45,29 +44,6 @@ PODS = ("cert-a", "cert-b")
 SELECTOR = "eviction-test"
 DRAIN_DEADLINE = 150.0
 WAIT = 30.0
-
-
-def _pods(core: client.CoreV1Api, listing: Any) -> list[JSON]:
-    return [core.api_client.sanitize_for_serialization(p) for p in listing.items]
-
-
-async def _wait_pods(
-    core: client.CoreV1Api, namespace: str, done: Callable[[list[JSON]], bool], *, timeout: float = 60
-) -> list[JSON]:
-    """The namespace's pods once `done` holds for them: a list, then a watch that re-lists on each event."""
-    async with asyncio.timeout(timeout):
-        while True:
-            listing = await core.list_namespaced_pod(namespace)
-            if done(pods := _pods(core, listing)):
-                return pods
-            async with watch.Watch() as stream:
-                async for _ in stream.stream(
-                    core.list_namespaced_pod,
-                    namespace,
-                    resource_version=listing.metadata.resource_version,
-                    timeout_seconds=int(timeout),
-                ):
-                    break
 
 
 def _live(pods: list[JSON]) -> list[JSON]:
@@ -136,7 +112,7 @@ async def test_kubectl_drain_migrates_opted_in_pods(
     source = cluster.node_names[0]
     assert orchestrator.service is not None
     await _deploy(core, orchestrator, namespace, source)
-    before = {p["metadata"]["name"]: p["metadata"]["uid"] for p in await _wait_pods(core, namespace, bool)}
+    before = {p["metadata"]["name"]: p["metadata"]["uid"] for p in await wait_pods(core, namespace, bool)}
     try:
         async with admission_webhooks(orchestrator):
             await _webhook_in_force(core, namespace)
@@ -163,7 +139,7 @@ async def test_kubectl_drain_migrates_opted_in_pods(
             running = _live(pods)
             return len(running) == len(PODS) and all(p["spec"]["nodeName"] != source for p in running)
 
-        after = await _wait_pods(core, namespace, moved)
+        after = await wait_pods(core, namespace, moved)
         assert not [p for p in after if p["spec"].get("nodeName") == source], after
         assert not {p["metadata"]["uid"] for p in after} & set(before.values())
         for name in PODS:
@@ -207,7 +183,7 @@ async def test_kubectl_drain_evicts_when_the_webhook_does_not_answer(
                 assert code == 0, (out, err)
                 assert "is being migrated" not in err, err
 
-                pods = await _wait_pods(core, namespace, lambda ps: not ps)
+                pods = await wait_pods(core, namespace, lambda ps: not ps)
                 assert pods == []  # evicted, and nothing recreated them: bare pods
                 assert orchestrator.service.list(namespace=namespace) == []
     finally:

@@ -22,6 +22,7 @@ from ai_storage_orchestrator.runtime import Orchestrator, admission_webhooks
 from ai_storage_orchestrator.settings import WebhookMode
 from tests.cluster.fixtures import ClusterHandle, wait_crd_established
 from tests.cluster.moves import container_state, wait_phase
+from tests.cluster.pods import pod_dicts, wait_for_pods
 from tests.cluster.workloads import SHARED_CLAIM, certification_pod, shared_volume
 
 pytestmark = [
@@ -40,29 +41,6 @@ DISRUPTION_IGNORED = {"rules": [{"action": "Ignore", "onPodConditions": [{"type"
 async def webhooks(orchestrator: Orchestrator) -> AsyncIterator[Orchestrator]:
     async with admission_webhooks(orchestrator):
         yield orchestrator
-
-
-def _pods(core: client.CoreV1Api, listing: Any) -> list[JSON]:
-    return [core.api_client.sanitize_for_serialization(p) for p in listing.items]
-
-
-async def _wait_pods(
-    core: client.CoreV1Api, namespace: str, done: Callable[[list[JSON]], Any], *, timeout: float = 60
-) -> Any:
-    """What `done` returns for the namespace's pods once it is truthy: a list, then a watch, list again per event."""
-    async with asyncio.timeout(timeout):
-        while True:
-            listing = await core.list_namespaced_pod(namespace)
-            if found := done(_pods(core, listing)):
-                return found
-            async with watch.Watch() as stream:
-                async for _ in stream.stream(
-                    core.list_namespaced_pod,
-                    namespace,
-                    resource_version=listing.metadata.resource_version,
-                    timeout_seconds=int(timeout),
-                ):
-                    break
 
 
 def _live(pods: list[JSON], *, node: str | None = None) -> list[JSON]:
@@ -161,7 +139,7 @@ async def test_a_job_pod_moves_with_its_running_containers_and_the_job_completes
         "spec": {"backoffLimit": 2, "podFailurePolicy": DISRUPTION_IGNORED, "template": template},
     }
     await batch.create_namespaced_job(namespace, job)
-    pod = await _wait_pods(core, namespace, lambda pods: _prep_done(pods, source))
+    pod = await wait_for_pods(core, namespace, lambda pods: _prep_done(pods, source))
     await _seen(webhooks, namespace, pod, prep=True)
 
     migration = await _move(webhooks, namespace, pod["metadata"]["name"], source, target)
@@ -172,12 +150,12 @@ async def test_a_job_pod_moves_with_its_running_containers_and_the_job_completes
         PREP: "skip",
         MONITOR: "migrate",
     }
-    moved = await _wait_pods(core, namespace, lambda pods: _running(pods, target))
+    moved = await wait_for_pods(core, namespace, lambda pods: _running(pods, target))
     assert moved["metadata"]["name"] == migration["new_pod_name"]
     assert [c["name"] for c in moved["spec"]["containers"]] == [TRAINER, MONITOR]
     assert moved["metadata"]["ownerReferences"][0]["kind"] == "Job"
     assert moved["metadata"]["labels"]["ai-storage.io/migration-id"] == migration["migration_id"]
-    assert not _live(_pods(core, await core.list_namespaced_pod(namespace)), node=source)
+    assert not _live(pod_dicts(core, await core.list_namespaced_pod(namespace)), node=source)
 
     # The trainer (and the monitor) end with exit code 0: the Job succeeds, never charged for the move.
     finished = {COMPLETE: f"{TRAINER},{MONITOR}", COMPLETE_AFTER: "0s"}
@@ -206,14 +184,14 @@ async def test_a_statefulset_pod_keeps_its_name_ordinal_and_claim(
         },
     }
     await apps.create_namespaced_stateful_set(namespace, sts)
-    before = await _wait_pods(core, namespace, lambda pods: _running(pods, source))
+    before = await wait_for_pods(core, namespace, lambda pods: _running(pods, source))
     assert before["metadata"]["name"] == "db-0"
     await _seen(webhooks, namespace, before, prep=False)
 
     migration = await _move(webhooks, namespace, "db-0", source, target)
 
     assert migration["status"] == "completed", migration
-    after = await _wait_pods(core, namespace, lambda pods: _running(pods, target))
+    after = await wait_for_pods(core, namespace, lambda pods: _running(pods, target))
     assert after["metadata"]["name"] == "db-0"
     assert after["metadata"]["uid"] != before["metadata"]["uid"]
     assert after["metadata"]["labels"]["apps.kubernetes.io/pod-index"] == "0"
@@ -231,7 +209,7 @@ class ReadyCount:
 
     async def watch(self, started: asyncio.Event) -> None:
         listing = await self.core.list_namespaced_pod(self.namespace)
-        for pod in _pods(self.core, listing):
+        for pod in pod_dicts(self.core, listing):
             self._note(pod)
         started.set()
         async with watch.Watch() as stream:
@@ -272,7 +250,7 @@ async def test_a_deployment_pod_moves_with_zero_downtime_through_surge(
         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "train"}}, "template": template},
     }
     await apps.create_namespaced_deployment(namespace, deployment)
-    before = await _wait_pods(core, namespace, lambda pods: _running(pods, source))
+    before = await wait_for_pods(core, namespace, lambda pods: _running(pods, source))
     await orchestrator_sees(webhooks, namespace, before)
     ready = ReadyCount(core, namespace)
     started = asyncio.Event()
@@ -280,7 +258,7 @@ async def test_a_deployment_pod_moves_with_zero_downtime_through_surge(
     try:
         await started.wait()
         migration = await _move(webhooks, namespace, before["metadata"]["name"], source, target)
-        after = await _wait_pods(core, namespace, lambda pods: (live := _live(pods)) and len(live) == 1 and live[0])
+        after = await wait_for_pods(core, namespace, lambda pods: live[0] if len(live := _live(pods)) == 1 else None)
     finally:
         watching.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -355,7 +333,7 @@ async def _tiny_operator(core: client.CoreV1Api, namespace: str, owner: JSON, te
 
     while True:
         listing = await core.list_namespaced_pod(namespace)
-        if not mine(_pods(core, listing)):
+        if not mine(pod_dicts(core, listing)):
             pod = {
                 "metadata": {**template["metadata"], "generateName": "trainer-", "ownerReferences": [reference]},
                 "spec": template["spec"],
@@ -389,16 +367,16 @@ async def test_a_pod_of_an_unknown_custom_kind_moves_too(
     )
     operator = asyncio.create_task(_tiny_operator(core, namespace, owner, _template(source, restart_policy="Never")))
     try:
-        before = await _wait_pods(core, namespace, lambda pods: _prep_done(pods, source))
+        before = await wait_for_pods(core, namespace, lambda pods: _prep_done(pods, source))
         await _seen(webhooks, namespace, before, prep=True)
 
         migration = await _move(webhooks, namespace, before["metadata"]["name"], source, target)
 
         assert migration["status"] == "completed", migration
-        after = await _wait_pods(core, namespace, lambda pods: _running(pods, target))
+        after = await wait_for_pods(core, namespace, lambda pods: _running(pods, target))
         assert after["metadata"]["ownerReferences"][0]["uid"] == owner["metadata"]["uid"]
         assert [c["name"] for c in after["spec"]["containers"]] == [TRAINER, MONITOR]
-        assert len(_live(_pods(core, await core.list_namespaced_pod(namespace)))) == 1
+        assert len(_live(pod_dicts(core, await core.list_namespaced_pod(namespace)))) == 1
     finally:
         operator.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -421,13 +399,13 @@ async def test_without_the_webhook_the_owner_pod_runs_where_kubernetes_puts_it_a
         },
     }
     await batch.create_namespaced_job(namespace, job)
-    pod = await _wait_pods(core, namespace, lambda pods: _prep_done(pods, source))
+    pod = await wait_for_pods(core, namespace, lambda pods: _prep_done(pods, source))
     await _seen(orchestrator, namespace, pod, prep=True)
 
     migration = await _move(orchestrator, namespace, pod["metadata"]["name"], source, target)
 
     assert migration["status"] == "failed", migration
     assert migration["error"]["reason"] == "replacement_not_captured", migration
-    replacement = await _wait_pods(core, namespace, lambda pods: _running(pods, source))
+    replacement = await wait_for_pods(core, namespace, lambda pods: _running(pods, source))
     assert replacement["metadata"]["name"] != pod["metadata"]["name"]
     assert [c["name"] for c in replacement["spec"]["containers"]] == [TRAINER, PREP, MONITOR], "as Kubernetes would"
