@@ -126,19 +126,25 @@ async def _job_status(
     raise TimeoutError(f"job {namespace}/{name}: not reached within {timeout}s")
 
 
+async def _create_job(batch: client.BatchV1Api, namespace: str, node: str, *, succeed_when_done: bool = False) -> None:
+    """Job `train`: the certification's pod on `node`, its eviction not charged (DisruptionTarget ignored)."""
+    template = _template(node, restart_policy="Never")
+    if succeed_when_done:
+        template["metadata"]["annotations"]["sim.ai-storage.io/succeed-when-done"] = "true"
+    job = {
+        "metadata": {"name": "train"},
+        "spec": {"backoffLimit": 2, "podFailurePolicy": DISRUPTION_IGNORED, "template": template},
+    }
+    await batch.create_namespaced_job(namespace, job)
+
+
 async def test_a_job_pod_moves_with_its_running_containers_and_the_job_completes_uncharged(
     cluster: ClusterHandle, core: client.CoreV1Api, api: client.ApiClient, namespace: str, webhooks: Orchestrator
 ) -> None:
     source, target = cluster.node_names[0], cluster.node_names[1]
     batch = client.BatchV1Api(api)
     await _shared_claim(core, namespace)
-    template = _template(source, restart_policy="Never")
-    template["metadata"]["annotations"]["sim.ai-storage.io/succeed-when-done"] = "true"
-    job = {
-        "metadata": {"name": "train"},
-        "spec": {"backoffLimit": 2, "podFailurePolicy": DISRUPTION_IGNORED, "template": template},
-    }
-    await batch.create_namespaced_job(namespace, job)
+    await _create_job(batch, namespace, source, succeed_when_done=True)
     pod = await wait_for_pods(core, namespace, lambda pods: _prep_done(pods, source))
     await _seen(webhooks, namespace, pod, prep=True)
 
@@ -390,15 +396,7 @@ async def test_without_the_webhook_the_owner_pod_runs_where_kubernetes_puts_it_a
     source, target = cluster.node_names[0], cluster.node_names[1]
     batch = client.BatchV1Api(api)
     await _shared_claim(core, namespace)
-    job = {
-        "metadata": {"name": "train"},
-        "spec": {
-            "backoffLimit": 2,
-            "podFailurePolicy": DISRUPTION_IGNORED,
-            "template": _template(source, restart_policy="Never"),
-        },
-    }
-    await batch.create_namespaced_job(namespace, job)
+    await _create_job(batch, namespace, source)
     pod = await wait_for_pods(core, namespace, lambda pods: _prep_done(pods, source))
     await _seen(orchestrator, namespace, pod, prep=True)
 
