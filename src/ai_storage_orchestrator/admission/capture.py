@@ -23,6 +23,7 @@ from ai_storage_orchestrator.checkpoint.layout import CHECKPOINT_DIR_ENV
 from ai_storage_orchestrator.checkpoint.restoring import RESTORE_CONTAINER_PREFIX
 from ai_storage_orchestrator.controller.invariant import terminating
 from ai_storage_orchestrator.controller.planning.gate import owned_gate_deadline, token_digest, with_gate
+from ai_storage_orchestrator.controller.planning.owner import replaces_source
 from ai_storage_orchestrator.controller.planning.volumes import referenced_volumes
 from ai_storage_orchestrator.controller.records import phase_of
 from ai_storage_orchestrator.conventions import API_GROUP, MIGRATION_ID_LABEL
@@ -33,8 +34,6 @@ JSON = dict[str, Any]
 CAPTURING_PHASES = frozenset({Phase.STOPPING_SOURCE})
 # ... and those in which a surge (controller/surge.py) waits for the owner's one pod more.
 SURGE_PHASES = frozenset({Phase.CREATING_TARGET, Phase.WAITING_FOR_TARGET})
-# Owner kinds whose replacement has the source's own name (its identity).
-SAME_NAME_OWNERS = frozenset({"StatefulSet"})
 
 
 def controller_of(pod: Mapping[str, Any]) -> JSON | None:
@@ -57,9 +56,16 @@ def claiming_migration(
         and (Body(m).status.get("owner") or {}).get("uid") == owner["uid"]
         and _waits_for_a_pod(m)
     ]
-    if str(owner.get("kind")) in SAME_NAME_OWNERS:
-        name = (pod.get("metadata") or {}).get("name")
-        candidates = [m for m in candidates if Body(m).spec.get("podName") == name]
+    candidates = [
+        m
+        for m in candidates
+        if replaces_source(
+            pod,
+            owner_kind=str(owner.get("kind")),
+            source_name=str(Body(m).spec.get("podName")),
+            template=Body(m).status.get("targetPodManifest") or {},
+        )
+    ]
     captured = {
         Pod(p).labels.get(MIGRATION_ID_LABEL)
         for p in pods

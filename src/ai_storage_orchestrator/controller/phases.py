@@ -45,6 +45,7 @@ from ai_storage_orchestrator.controller.planning.gate import (
     with_gate,
 )
 from ai_storage_orchestrator.controller.planning.naming import base_name
+from ai_storage_orchestrator.controller.planning.owner import replaces_source
 from ai_storage_orchestrator.controller.reconciler import Result
 from ai_storage_orchestrator.controller.records import now_iso, parse_time, phase_of
 from ai_storage_orchestrator.conventions import (
@@ -161,10 +162,10 @@ async def validating(ctx: MigrationContext) -> Result:
     if plan.owner is not None:
         # The owner makes the target once the source goes; its token opens the gate the webhook may add.
         blocker = f"{plan.owner['kind']} '{plan.owner['name']}' creates the target pod once the source is evicted"
-        surge = plan.strategy is Strategy.MAKE_BEFORE_BREAK
-        if surge:
+        surges = plan.strategy is Strategy.MAKE_BEFORE_BREAK
+        if surges:
             blocker = f"make-before-break through {plan.owner['kind']} '{plan.owner['name']}': no gate needed"
-        fields.update(owner={**plan.owner, "token": new_token(ctx.name), "surge": surge}, targetPod=None)
+        fields.update(owner={**plan.owner, "token": new_token(ctx.name), "surge": surges}, targetPod=None)
     fields["prewarm"] = {"token": new_token(ctx.name)} if blocker is None else {"skipped": blocker}
     volume = plan.checkpoint_volume._asdict() if plan.checkpoint_volume is not None else None
     if volume is not None:
@@ -431,6 +432,12 @@ def _uncaptured(ctx: MigrationContext, *, since: Phase) -> JSON | None:
             and created is not None
             and created >= since_time
             and any(o.get("controller") and o.get("uid") == owner_uid for o in meta.get("ownerReferences") or [])
+            and replaces_source(
+                pod,
+                owner_kind=str(ctx.status["owner"].get("kind")),
+                source_name=str(ctx.spec["podName"]),
+                template=ctx.status.get("targetPodManifest") or {},
+            )
         ):
             return pod
     return None

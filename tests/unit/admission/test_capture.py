@@ -205,3 +205,15 @@ def test_a_surge_capture_is_never_gated() -> None:
     capture = OwnerCapture(_state(surge, pods=[source]))
     spec = next(op["value"] for op in capture.mutate_pod_create(owner_pod(), "ml") if op["path"] == "/spec")
     assert GATE_CONTAINER not in [c["name"] for c in spec.get("initContainers") or []]
+
+
+def test_an_indexed_job_pod_is_claimed_only_with_the_source_completion_index() -> None:
+    index = "batch.kubernetes.io/job-completion-index"
+    indexed = migration()
+    indexed["status"]["targetPodManifest"]["metadata"]["annotations"][index] = "3"
+    other = owner_pod()
+    other["metadata"]["annotations"][index] = "4"
+    assert claiming_migration(other, "ml", [indexed], []) is None, "the Job's next index, not the replacement"
+    same = owner_pod()
+    same["metadata"]["annotations"][index] = "3"
+    assert claiming_migration(same, "ml", [indexed], []) is not None

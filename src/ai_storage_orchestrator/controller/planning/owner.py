@@ -68,3 +68,20 @@ def owned_strategy(requested: Strategy, owner: Mapping[str, Any], natural: Strat
     if requested is Strategy.MAKE_BEFORE_BREAK:
         said += "; make-before-break was asked for, but the owner creates the replacement only once the source goes"
     return Strategy.CHECKPOINT_RESTART, said
+
+
+# An indexed Job's pods each do their own part of the work: the replacement of one has its completion index.
+JOB_COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+# Owner kinds whose replacement has the source's own name (its identity).
+SAME_NAME_OWNERS = frozenset({"StatefulSet"})
+
+
+def replaces_source(pod: Mapping[str, Any], *, owner_kind: str, source_name: str, template: Mapping[str, Any]) -> bool:
+    """Whether the owner's new `pod` can stand for the moved source: a StatefulSet's has the source's name, an
+    indexed Job's the source's completion index (`template`: the planned target, which keeps the source's
+    annotations); any other owner's pods are interchangeable."""
+    meta = pod.get("metadata") or {}
+    if owner_kind in SAME_NAME_OWNERS:
+        return meta.get("name") == source_name
+    index = ((template.get("metadata") or {}).get("annotations") or {}).get(JOB_COMPLETION_INDEX_ANNOTATION)
+    return index is None or (meta.get("annotations") or {}).get(JOB_COMPLETION_INDEX_ANNOTATION) == index
