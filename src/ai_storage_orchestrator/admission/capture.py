@@ -23,7 +23,7 @@ from ai_storage_orchestrator.checkpoint.layout import CHECKPOINT_DIR_ENV
 from ai_storage_orchestrator.checkpoint.restoring import RESTORE_CONTAINER_PREFIX
 from ai_storage_orchestrator.controller.invariant import terminating
 from ai_storage_orchestrator.controller.planning.gate import owned_gate_deadline, token_digest, with_gate
-from ai_storage_orchestrator.controller.planning.owner import replaces_source
+from ai_storage_orchestrator.controller.planning.owner import controlling_owner, replaces_source
 from ai_storage_orchestrator.controller.planning.volumes import referenced_volumes
 from ai_storage_orchestrator.controller.records import phase_of
 from ai_storage_orchestrator.conventions import API_GROUP, MIGRATION_ID_LABEL
@@ -36,17 +36,11 @@ CAPTURING_PHASES = frozenset({Phase.STOPPING_SOURCE})
 SURGE_PHASES = frozenset({Phase.CREATING_TARGET, Phase.WAITING_FOR_TARGET})
 
 
-def controller_of(pod: Mapping[str, Any]) -> JSON | None:
-    """The pod's controlling ownerReference, if any."""
-    references = (pod.get("metadata") or {}).get("ownerReferences") or []
-    return next((dict(o) for o in references if o.get("controller")), None)
-
-
 def claiming_migration(
     pod: Mapping[str, Any], namespace: str, migrations: Iterable[JSON], pods: Iterable[JSON]
 ) -> JSON | None:
     """The migration that captures `pod` (being created in `namespace`), or None."""
-    owner = controller_of(pod)
+    owner = controlling_owner(pod)
     if owner is None or not owner.get("uid"):
         return None
     candidates = [

@@ -12,6 +12,7 @@ from typing import Any
 
 from ai_storage_orchestrator.cli.client import ApiError
 from ai_storage_orchestrator.cli.output import table, target_choice_text
+from ai_storage_orchestrator.controller.planning.owner import controlling_owner
 
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 
@@ -58,15 +59,8 @@ class PodWork:
         return (self.finished if self.finished is not None else now) - self.started
 
 
-def _controller_of(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    for reference in (pod.get("metadata") or {}).get("ownerReferences") or []:
-        if isinstance(reference, Mapping) and reference.get("controller"):
-            return reference
-    return None
-
-
 def is_daemonset_pod(pod: Mapping[str, Any]) -> bool:
-    owner = _controller_of(pod)
+    owner = controlling_owner(pod)
     return owner is not None and owner.get("kind") == "DaemonSet"
 
 
@@ -79,7 +73,7 @@ def skip_reason(pod: Mapping[str, Any]) -> str | None:
     if metadata.get("deletionTimestamp"):
         return "already terminating"
     if is_daemonset_pod(pod):
-        owner = _controller_of(pod) or {}
+        owner = controlling_owner(pod) or {}
         return f"managed by DaemonSet {owner.get('name')} (--ignore-daemonsets)"
     return None
 

@@ -23,6 +23,7 @@ from ai_storage_orchestrator.controller.execsupport import ExecSupport
 from ai_storage_orchestrator.controller.fencing import Fence, FencedWriter, always_leading
 from ai_storage_orchestrator.controller.phases import PHASES
 from ai_storage_orchestrator.controller.planner import Planner
+from ai_storage_orchestrator.controller.planning.owner import controlling_owner
 from ai_storage_orchestrator.controller.ports import Checkpointer, ClusterWriter, EventSink
 from ai_storage_orchestrator.controller.reactor import Reactor
 from ai_storage_orchestrator.controller.reconciler import Result
@@ -147,13 +148,13 @@ class MigrationController:
     def _wake_owned_moves(self, pod: JSON) -> None:
         """A new pod of an owner whose pod is moving: the move sees that its owner created a pod it did not capture."""
         metadata = pod["metadata"]
-        owners = {o.get("uid") for o in metadata.get("ownerReferences") or [] if o.get("controller")}
-        if not owners:
+        owner_uid = (controlling_owner(pod) or {}).get("uid")
+        if not owner_uid:
             return
         for migration in self.state.migrations:
             owner = Body(migration).status.get("owner") or {}
             if (
-                owner.get("uid") in owners
+                owner.get("uid") == owner_uid
                 and Body(migration).namespace == metadata["namespace"]
                 and is_active(migration)
             ):

@@ -45,7 +45,7 @@ from ai_storage_orchestrator.controller.planning.gate import (
     with_gate,
 )
 from ai_storage_orchestrator.controller.planning.naming import base_name
-from ai_storage_orchestrator.controller.planning.owner import replaces_source
+from ai_storage_orchestrator.controller.planning.owner import controlling_owner, replaces_source
 from ai_storage_orchestrator.controller.reconciler import Result
 from ai_storage_orchestrator.controller.records import now_iso, parse_time, phase_of
 from ai_storage_orchestrator.conventions import (
@@ -431,7 +431,7 @@ def _uncaptured(ctx: MigrationContext, *, since: Phase) -> JSON | None:
             and not terminating(pod)
             and created is not None
             and created >= since_time
-            and any(o.get("controller") and o.get("uid") == owner_uid for o in meta.get("ownerReferences") or [])
+            and (controlling_owner(pod) or {}).get("uid") == owner_uid
             and replaces_source(
                 pod,
                 owner_kind=str(ctx.status["owner"].get("kind")),
@@ -529,9 +529,7 @@ async def _release_gate(ctx: MigrationContext, target: JSON, token: str) -> Resu
     ):
         return Result.after(DELETE_WAIT_SECONDS)  # the cache ran ahead of the API server: its next event wakes us
     name = target["metadata"]["name"]
-    patch = {"metadata": {"annotations": {HANDOFF_ANNOTATION: token}}}
-    updated = await ctx.controller.api.merge_patch(PODS, name, patch, namespace=ctx.namespace)
-    ctx.controller.state.pods.write_through(updated)
+    await _open_gate(ctx, name, token)
     stopped = (
         Phase.CREATING_TARGET,
         now_iso(),
@@ -541,6 +539,14 @@ async def _release_gate(ctx: MigrationContext, target: JSON, token: str) -> Resu
         Phase.WAITING_FOR_TARGET,
         f"gate of target pod {name} on {ctx.spec['targetNode']} opened: its containers start",
         passed=[stopped],
+    )
+
+
+async def _open_gate(ctx: MigrationContext, name: str, token: str) -> None:
+    """Write the hand-off token onto the held target `name`: its gate exits and its containers start."""
+    patch = {"metadata": {"annotations": {HANDOFF_ANNOTATION: token}}}
+    ctx.controller.state.pods.write_through(
+        await ctx.controller.api.merge_patch(PODS, name, patch, namespace=ctx.namespace)
     )
 
 
@@ -743,16 +749,12 @@ async def _owner_rollback(ctx: MigrationContext) -> Result:
         token = str(owner.get("token") or "")
         if target_problem(target, ctx.controller.state.node(ctx.spec["targetNode"])) is not None:
             await _delete_pod(ctx, target, uid=target["metadata"].get("uid"))
-        elif gated(target) and not released(target, token):
-            source = ctx.source_pod
-            if source is not None and ctx.source_pod_is_ours and not containers_stopped(source):
-                return Result.after(DELETE_WAIT_SECONDS)
-            patch = {"metadata": {"annotations": {HANDOFF_ANNOTATION: token}}}
-            ctx.controller.state.pods.write_through(
-                await ctx.controller.api.merge_patch(PODS, name, patch, namespace=ctx.namespace)
-            )
-            kept = f"; {name} on {ctx.spec['targetNode']} is the pod now"
         else:
+            if gated(target) and not released(target, token):
+                source = ctx.source_pod
+                if source is not None and ctx.source_pod_is_ours and not containers_stopped(source):
+                    return Result.after(DELETE_WAIT_SECONDS)
+                await _open_gate(ctx, name, token)
             kept = f"; {name} on {ctx.spec['targetNode']} is the pod now"
     after = f"{owner['kind']} '{owner['name']}' keeps or recreates its pod{kept}"
     if not ctx.status.get("sourceStopped"):

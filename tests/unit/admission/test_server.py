@@ -8,7 +8,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from ai_storage_orchestrator.admission.passthrough import PassThroughAdmission
+from ai_storage_orchestrator.admission.ports import ALLOW_EVICTION, JSON, EvictionVerdict
 from ai_storage_orchestrator.admission.server import create_webhook_app
 
 Client = TestClient[web.Request, web.Application]
@@ -17,6 +17,16 @@ REVIEW = {
     "kind": "AdmissionReview",
     "request": {"uid": "u-1", "namespace": "ml", "name": "trainer-0", "object": {"kind": "Pod"}},
 }
+
+
+class PassThroughAdmission:
+    """A PodAdmission that admits everything unchanged."""
+
+    def mutate_pod_create(self, pod: JSON, namespace: str) -> list[JSON]:
+        return []
+
+    async def review_eviction(self, namespace: str, name: str, *, dry_run: bool) -> EvictionVerdict:
+        return ALLOW_EVICTION
 
 
 @pytest.fixture
