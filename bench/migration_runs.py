@@ -39,6 +39,7 @@ class RunResult:
     migration_id: str | None = None
     skipped: list[str] = field(default_factory=list)
     error: str | None = None
+    started_at: float | None = None  # time.monotonic() when the action was sent (for bench.timeline)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,7 +81,7 @@ async def native_run(stage: Stage, round_no: int) -> RunResult:
     down = downtime(_of_run(run, stage.pods.log[mark:]), serving_at_start={uid}, start=start, end=ready.at)
     await stage.clean(run)
     wall = ready.at - start
-    return RunResult(NATIVE, round_no, wall_s=wall, to_ready_s=wall, downtime_s=down)
+    return RunResult(NATIVE, round_no, wall_s=wall, to_ready_s=wall, downtime_s=down, started_at=start)
 
 
 async def orchestrated_run(stage: Stage, round_no: int, *, strategy: str, method: str) -> RunResult:
@@ -93,7 +94,7 @@ async def orchestrated_run(stage: Stage, round_no: int, *, strategy: str, method
     async with stage.http.post(stage.migrations_url, json=stage.request_body(run, strategy=strategy)) as response:
         payload = await response.json()
         post = time.monotonic() - start
-    result = RunResult(method, round_no, post_s=post)
+    result = RunResult(method, round_no, post_s=post, started_at=start)
     if response.status != 202:
         await stage.clean(run)
         result.status, result.error = "rejected", f"{response.status}: {payload}"

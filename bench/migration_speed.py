@@ -16,6 +16,7 @@ MAKE_BEFORE_BREAK = "make-before-break"
 # (method, strategy sent): the certification pod writes its shared volume, so `auto` resolves to checkpoint-restart.
 ORCHESTRATED = ((CHECKPOINT_RESTART, "auto"), (MAKE_BEFORE_BREAK, MAKE_BEFORE_BREAK))
 METHODS = (NATIVE, CHECKPOINT_RESTART, MAKE_BEFORE_BREAK)
+JSON = dict[str, Any]
 
 
 async def one_run(stage: Stage, method: str, round_no: int) -> RunResult:
@@ -65,15 +66,24 @@ def _ms_summary(values: Sequence[float]) -> dict[str, Any]:
     return stats.summary(stats.scaled(values, 1000), digits=1)
 
 
-def pairs(results: Sequence[RunResult], method: str) -> list[tuple[float, float]]:
-    """(wall(method), wall(native)) of the same round, for rounds where both completed."""
-    native = {r.round: r.wall_s for r in results if r.method == NATIVE and r.status == "completed"}
+def pairs(results: Sequence[RunResult], method: str, figure: str = "wall_s") -> list[tuple[float, float]]:
+    """(figure(method), figure(native)) of the same round, for rounds where both completed."""
+    native = {r.round: getattr(r, figure) for r in results if r.method == NATIVE and r.status == "completed"}
     found = []
     for r in results:
-        base = native.get(r.round)
-        if r.method == method and r.status == "completed" and r.wall_s is not None and base:
-            found.append((r.wall_s, base))
+        base, mine = native.get(r.round), getattr(r, figure)
+        if r.method == method and r.status == "completed" and mine is not None and base:
+            found.append((mine, base))
     return found
+
+
+def _ratios(paired: Sequence[tuple[float, float]]) -> JSON:
+    ratios = [mine / base for mine, base in paired]
+    return {
+        "pairs": len(ratios),
+        "median": stats.rounded(stats.median(ratios), 3),
+        "p90": stats.rounded(stats.percentile(ratios, 0.9), 3),
+    }
 
 
 def phase_medians(results: Sequence[RunResult], method: str) -> dict[str, float | None]:
@@ -81,10 +91,10 @@ def phase_medians(results: Sequence[RunResult], method: str) -> dict[str, float 
     for r in results:
         if r.method == method:
             names.update(dict.fromkeys(r.phases_s))
+    mine = [r for r in results if r.method == method]
     return {
-        name: stats.rounded(stats.median([r.phases_s[name] * 1000 for r in results if name in r.phases_s]), 1)
+        name: stats.rounded(stats.median([r.phases_s[name] * 1000 for r in mine if name in r.phases_s]), 1)
         for name in names
-        if any(r.method == method and name in r.phases_s for r in results)
     }
 
 
@@ -104,20 +114,17 @@ def summarise(results: Sequence[RunResult]) -> dict[str, Any]:
         }
         if method != NATIVE:
             paired = pairs(results, method)
-            ratios = [mine / base for mine, base in paired]
             extra = stats.median([(mine - base) * 1000 for mine, base in paired])
             entry.update(
                 ordering=sorted({r.ordering for r in runs if r.ordering}),
                 skipped_containers=sorted({c for r in runs for c in r.skipped}),
-                ratio_to_native={
-                    "pairs": len(ratios),
-                    "median": stats.rounded(stats.median(ratios), 3),
-                    "p90": stats.rounded(stats.percentile(ratios, 0.9), 3),
-                },
+                ratio_to_native=_ratios(paired),
+                # request → replacement Ready, the figure the real-node comparison judges (compare/timing.py)
+                ready_ratio_to_native=_ratios(pairs(results, method, "to_ready_s")),
                 # median of (wall - native wall) per round, and the native wall time at which that extra time
-                # would make the ratio 1.10
+                # would make the ratio 1.5
                 extra_vs_native_ms=stats.rounded(extra, 1),
-                native_ms_for_ratio_1_10=stats.rounded(None if extra is None else extra / 0.10, 0),
+                native_ms_for_ratio_1_5=stats.rounded(None if extra is None else extra / 0.5, 0),
                 post_ms=_ms_summary(_values(results, method, "post_s")),
                 to_target_created_ms=_ms_summary(_values(results, method, "to_target_created_s")),
                 ready_to_completed_ms=_ms_summary(_values(results, method, "ready_to_completed_s")),

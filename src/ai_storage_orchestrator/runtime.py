@@ -30,6 +30,7 @@ from ai_storage_orchestrator.api.transport import runner_for
 from ai_storage_orchestrator.checkpoint import PVCheckpointer
 from ai_storage_orchestrator.controller.controller import MigrationController
 from ai_storage_orchestrator.controller.leadership import LeaderElector
+from ai_storage_orchestrator.controller.quiet import ActingMigrations
 from ai_storage_orchestrator.controller.service import MigrationService
 from ai_storage_orchestrator.controller.triggers import AnnotationTrigger
 from ai_storage_orchestrator.errors import Forbidden, NotReady
@@ -102,7 +103,7 @@ class Orchestrator:
         self.api = api = self._api_factory(self._api_client)
         if self.settings.install_crd:
             await install_crd(api)
-        self.recorder = EventRecorder(api, instance=self.settings.identity)
+        self.recorder = EventRecorder(api, instance=self.settings.identity, hold=ActingMigrations(self.state).hold)
         checkpointer = PVCheckpointer(
             KubeExec(self._api_client),
             retention=self.settings.checkpoint_retention,

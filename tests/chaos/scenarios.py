@@ -21,9 +21,9 @@ class Fault(StrEnum):
 
 
 PHASES: dict[Strategy, tuple[Phase, ...]] = {
+    # No Validating: Pending's step validates and records the plan in one write (Validating is passed through).
     Strategy.MAKE_BEFORE_BREAK: (
         Phase.PENDING,
-        Phase.VALIDATING,
         Phase.CREATING_TARGET,
         Phase.WAITING_FOR_TARGET,
         Phase.REMOVING_SOURCE,
@@ -32,7 +32,6 @@ PHASES: dict[Strategy, tuple[Phase, ...]] = {
     # No CreatingTarget: the StoppingSource step creates the target as soon as the source is gone (same step).
     Strategy.CHECKPOINT_RESTART: (
         Phase.PENDING,
-        Phase.VALIDATING,
         Phase.CHECKPOINTING,
         Phase.STOPPING_SOURCE,
         Phase.WAITING_FOR_TARGET,

@@ -18,9 +18,10 @@ from tests.cluster.moves import deploy_certification_pod
 from tests.cluster.orchestrator_process import OrchestratorProcess
 from tests.cluster.workloads import CERTIFICATION_POD
 
-# In checkpoint-restart the step that sees the source gone also creates the target (CreatingTarget is passed through).
-CHECKPOINT_RESTART_PHASES = ["Pending", "Validating", "Checkpointing", "StoppingSource", "WaitingForTarget"]
-MAKE_BEFORE_BREAK_PHASES = ["Validating", "CreatingTarget", "WaitingForTarget", "RemovingSource"]
+# Steps pass through phases: Pending's step validates and records the plan (Validating is passed through), and in
+# checkpoint-restart the step that sees the source gone also creates the target (CreatingTarget).
+CHECKPOINT_RESTART_PHASES = ["Pending", "Checkpointing", "StoppingSource", "WaitingForTarget"]
+MAKE_BEFORE_BREAK_PHASES = ["Pending", "CreatingTarget", "WaitingForTarget", "RemovingSource"]
 CASES = [
     *[("checkpoint-restart", f"{when}:{phase}") for phase in CHECKPOINT_RESTART_PHASES for when in ("before", "after")],
     *[("make-before-break", f"{when}:{phase}") for phase in MAKE_BEFORE_BREAK_PHASES for when in ("before", "after")],

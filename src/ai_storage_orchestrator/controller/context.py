@@ -172,21 +172,14 @@ class MigrationContext:
             phase=phase,
             message=message,
             annotate_source=self.annotate_source,
+            passed=passed,
         )
         return Result.done() if phase.is_terminal else Result.again()
 
     async def _pods_alive_or_refuse(self, phase: Phase, fields: JSON) -> list[str]:
         names = [self.spec["podName"], *([self.status["targetPod"]] if self.status.get("targetPod") else [])]
-        found = []
-        for name in dict.fromkeys(names):
-            try:
-                pod = await self.controller.api.get(PODS, name, namespace=self.namespace)
-            except KubeApiError as error:
-                if error.not_found:
-                    continue
-                raise
-            if alive(pod):
-                found.append(name)
+        read = await asyncio.gather(*(self._live_pod(name) for name in dict.fromkeys(names)))
+        found = [pod["metadata"]["name"] for pod in read if pod is not None and alive(pod)]
         # An owned pod's owner recreates it (controller/planning/owner.py): none alive may be its moment between.
         touched = bool(fields.get("sourceStopped") or self.status.get("sourceStopped")) and not self.status.get("owner")
         if not found and touched:
@@ -195,6 +188,14 @@ class MigrationContext:
                 f"refusing to record {phase.value}: none of {', '.join(names)} is alive after the source was stopped"
             )
         return found
+
+    async def _live_pod(self, name: str) -> JSON | None:
+        try:
+            return await self.controller.api.get(PODS, name, namespace=self.namespace)
+        except KubeApiError as error:
+            if error.not_found:
+                return None
+            raise
 
     async def fail(self, reason: str, message: str, **fields: Any) -> Result:
         return await self.transition(Phase.FAILED, message, error={"reason": reason, "message": message}, **fields)

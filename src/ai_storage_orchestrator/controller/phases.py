@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import copy
 import posixpath
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from ai_storage_orchestrator.bodies import Body, Node, Pod
@@ -61,6 +62,8 @@ from ai_storage_orchestrator.models import Phase, Strategy
 
 JSON = dict[str, Any]
 Step = Callable[[MigrationContext], Awaitable[Result]]
+Passed = tuple[Phase, str, str]  # a phase a step went through on the way: (phase, time, message)
+VALIDATING_MESSAGE = "validating the request against the cluster"
 
 # Container states that mean the target will not become Ready by waiting.
 FATAL_WAITING_REASONS = frozenset(
@@ -80,6 +83,28 @@ FATAL_WAITING_REASONS = frozenset(
 IMAGE_WAITING_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"})
 DELETE_WAIT_SECONDS = 30.0
 DISRUPTION_BUDGET_RETRY_SECONDS = 5.0  # PodDisruptionBudgets are not watched: look again on this period
+
+
+EVICTION_SETTLE_SECONDS = 10.0
+
+
+def eviction_under_way(pod: JSON, *, now: datetime) -> bool:
+    """The Eviction API has marked the pod (condition DisruptionTarget, reason EvictionByEvictionAPI) within the last
+    few seconds: its deletion, written by the same request, is on its way to the cache. Asking again would only add
+    a write; a mark older than that (or from a skewed clock) no longer holds anything back."""
+    for condition in Pod(pod).status.get("conditions") or []:
+        if (
+            condition.get("type") == "DisruptionTarget"
+            and condition.get("status") == "True"
+            and condition.get("reason") == "EvictionByEvictionAPI"
+        ):
+            marked = parse_time(condition.get("lastTransitionTime"))
+            return marked is not None and abs((now - marked).total_seconds()) < EVICTION_SETTLE_SECONDS
+    return False
+
+
+def _removal_asked(pod: JSON) -> bool:
+    return terminating(pod) or eviction_under_way(pod, now=datetime.now(UTC))
 
 
 def _node_ready(node: JSON | None) -> bool:
@@ -115,16 +140,23 @@ async def pending(ctx: MigrationContext) -> Result:
     # migrations could both see a free slot.
     async with ctx.controller.admission:
         blocker = ctx.controller.capacity_blocker(ctx)
-        if not blocker:
-            return await ctx.transition(Phase.VALIDATING, "validating the request against the cluster")
+        if not blocker:  # validation reads only the caches: it is done in this step, recorded in one write
+            return await _plan(ctx, passed=[(Phase.VALIDATING, now_iso(), VALIDATING_MESSAGE)])
     if ctx.status.get("message") != blocker:
         await ctx.update_status(message=blocker)
     return Result.after(5.0)  # woken earlier when another migration ends
 
 
 async def validating(ctx: MigrationContext) -> Result:
+    """A record left in Validating (by an orchestrator of an earlier version, or a crash mid-step): plan it now."""
     if ctx.cancel_requested:
         return await ctx.transition(Phase.CANCELLED, "cancelled during validation; nothing was changed")
+    return await _plan(ctx)
+
+
+async def _plan(ctx: MigrationContext, *, passed: Sequence[Passed] = ()) -> Result:
+    """Plan the move from the caches and record the plan with the next phase in one status write. Where the source
+    node is known to lack exec, the checkpoint's skip is recorded in the same write (Checkpointing passed)."""
     checkpointer = ctx.controller.checkpointer
     try:
         plan, declared = ctx.controller.planner.plan(ctx.request, ctx.name)
@@ -191,10 +223,18 @@ async def validating(ctx: MigrationContext) -> Result:
                 container.update(action="skip", reason="restore init container of an earlier checkpoint: replaced")
     ctx.controller.reporter.planned(plan)
     ctx.controller.recorder.run_in_background(ctx.annotate_source("Running"))  # informative: off the critical path
-    following = Phase.CHECKPOINTING if needs_checkpoint else Phase.CREATING_TARGET
     skipped = [d.name for d in plan.decisions if d.action.value == "skip"]
     message = f"plan: {plan.strategy.value}; {len(skipped)} container(s) left out ({', '.join(skipped) or 'none'})"
-    return await ctx.transition(following, message, **fields)
+    if not needs_checkpoint:
+        return await ctx.transition(Phase.CREATING_TARGET, message, passed=passed, **fields)
+    source_node = str(ctx.spec["sourceNode"])
+    if ctx.controller.exec_support.works(source_node) is not False:
+        return await ctx.transition(Phase.CHECKPOINTING, message, passed=passed, **fields)
+    said = f"commands cannot run in containers on node {source_node} (seen by an earlier checkpoint); not tried"
+    checkpoint = {**fields.get("checkpoint", {}), "saved": False, "skipped": EXEC_UNAVAILABLE, "message": said}
+    return await _checkpoint_recorded(
+        ctx, checkpoint, passed=[*passed, (Phase.CHECKPOINTING, now_iso(), message)], planned=fields
+    )
 
 
 async def checkpointing(ctx: MigrationContext) -> Result:
@@ -273,11 +313,17 @@ def _checkpoint_job(ctx: MigrationContext, pod: JSON) -> CheckpointJob:
     )
 
 
-async def _checkpoint_recorded(ctx: MigrationContext, checkpoint: JSON) -> Result:
-    extra: JSON = {}
+async def _checkpoint_recorded(
+    ctx: MigrationContext, checkpoint: JSON, *, passed: Sequence[Passed] = (), planned: JSON | None = None
+) -> Result:
+    """Record the checkpoint's outcome and enter the next phase. `planned`: the plan's fields, when the plan and a
+    checkpoint skipped without trying are recorded in one write."""
+    extra: JSON = dict(planned or {})
+    extra.pop("checkpoint", None)  # `checkpoint` holds it whole
+    strategy = extra.get("strategy") or ctx.status.get("strategy")
     if checkpoint.get("skipped"):
         message = f"checkpoint skipped ({checkpoint['skipped']}): {checkpoint.get('message')}"
-        undone = without_checkpoint(ctx.status["targetPodManifest"])
+        undone = without_checkpoint(extra.get("targetPodManifest") or ctx.status["targetPodManifest"])
         # A merge patch keeps keys it does not mention: name the removed ones as null.
         undone["metadata"].setdefault("annotations", {})[CHECKPOINT_PATH_ANNOTATION] = None
         undone["spec"].setdefault("initContainers", None)
@@ -292,10 +338,13 @@ async def _checkpoint_recorded(ctx: MigrationContext, checkpoint: JSON) -> Resul
         message = f"checkpoint saved on the shared volume at {checkpoint.get('directory')}"
     else:
         message = str(checkpoint.get("note") or "nothing to save")
-    following = (
-        Phase.STOPPING_SOURCE if ctx.status.get("strategy") == Strategy.CHECKPOINT_RESTART else Phase.CREATING_TARGET
+    following = Phase.STOPPING_SOURCE if strategy == Strategy.CHECKPOINT_RESTART else Phase.CREATING_TARGET
+    if following is Phase.STOPPING_SOURCE and not ctx.status.get("owner") and not extra.get("owner"):
+        # Write-ahead for the removal that StoppingSource asks for (once a pre-warmed target's gate runs).
+        extra["sourceStopped"] = True
+    result = await ctx.transition(
+        following, message, passed=passed, checkpoint={**checkpoint, "running": None}, **extra
     )
-    result = await ctx.transition(following, message, checkpoint={**checkpoint, "running": None}, **extra)
     if following is Phase.STOPPING_SOURCE and _prewarm_token(ctx) and ctx.target_pod is None:
         # Not started beside the checkpoint (its node's exec was not known to work): the target starts now, from
         # the manifest as the checkpoint left it; its gate holds it until the source has stopped.
@@ -310,16 +359,19 @@ async def stopping_source(ctx: MigrationContext) -> Result:
         return await _owner_replaces(ctx)
     pod = ctx.source_pod
     token = _prewarm_token(ctx)
+    untouched = pod is not None and ctx.source_pod_is_ours and not terminating(pod)
     if ctx.cancel_requested:
         if not ctx.status.get("sourceStopped"):
             return await _cancel_untouched(ctx, "cancelled before the source was stopped")
+        if untouched:  # by the cache: a removal may still have been asked for, so the rollback reads it live
+            return await ctx.transition(Phase.ROLLING_BACK, "cancelled before the source was seen stopping")
         # The removal may be under way: the rollback waits until the source is gone and recreates it.
         return await ctx.transition(Phase.ROLLING_BACK, "cancelled while the source was stopping")
-    if token and not ctx.status.get("sourceStopped"):
+    if token and untouched:
         unprepared = await _prepare_target(ctx)
         if unprepared is not None:
             return unprepared
-    elif not ctx.status.get("sourceStopped"):
+    elif untouched or not ctx.status.get("sourceStopped"):
         early = ctx.target_pod
         if early is not None and gated(early) and _ours(ctx, early):  # its gate could not run: gone before we go on
             if not terminating(early):
@@ -328,7 +380,7 @@ async def stopping_source(ctx: MigrationContext) -> Result:
     target = ctx.target_pod
     prewarmed = bool(token and target is not None and gated(target) and not terminating(target) and _ours(ctx, target))
     if pod is not None and ctx.source_pod_is_ours:
-        if not terminating(pod):
+        if not _removal_asked(pod):
             blocked = await _remove_source(ctx, pod)
             if blocked is not None:
                 return blocked
@@ -354,7 +406,7 @@ async def _owner_replaces(ctx: MigrationContext) -> Result:
         if not ctx.status.get("sourceStopped"):
             return await ctx.transition(Phase.CANCELLED, "cancelled before the source was stopped; nothing was changed")
         return await ctx.transition(Phase.ROLLING_BACK, "cancelled while the source was stopping")
-    if source is not None and not terminating(source):
+    if source is not None and not _removal_asked(source):
         blocked = await _remove_source(ctx, source)
         if blocked is not None:
             return blocked
@@ -529,12 +581,12 @@ async def _release_gate(ctx: MigrationContext, target: JSON, token: str) -> Resu
     ):
         return Result.after(DELETE_WAIT_SECONDS)  # the cache ran ahead of the API server: its next event wakes us
     name = target["metadata"]["name"]
-    await _open_gate(ctx, name, token)
     stopped = (
         Phase.CREATING_TARGET,
         now_iso(),
         f"source pod's containers stopped; target pod {name} was started before",
     )
+    await _open_gate(ctx, name, token)  # first: the pod's start waits for it, the record does not
     return await ctx.transition(
         Phase.WAITING_FOR_TARGET,
         f"gate of target pod {name} on {ctx.spec['targetNode']} opened: its containers start",
@@ -658,8 +710,10 @@ async def waiting_for_target(ctx: MigrationContext) -> Result:
     if is_ready(pod) or Pod(pod).phase == "Succeeded":
         uid = pod["metadata"].get("uid")
         if ctx.status.get("strategy") == Strategy.MAKE_BEFORE_BREAK:
+            # Bare pods: the write-ahead for the source's removal goes with the phase (an owner's surge keeps its own).
+            ahead: JSON = {} if ctx.status.get("owner") else {"sourceStopped": True}
             return await ctx.transition(
-                Phase.REMOVING_SOURCE, f"target pod {pod['metadata']['name']} is Ready", targetPodUID=uid
+                Phase.REMOVING_SOURCE, f"target pod {pod['metadata']['name']} is Ready", targetPodUID=uid, **ahead
             )
         return await ctx.transition(Phase.COMPLETED, f"target pod {pod['metadata']['name']} is Ready", targetPodUID=uid)
     if left <= 0:
@@ -674,7 +728,7 @@ async def waiting_for_target(ctx: MigrationContext) -> Result:
 async def removing_source(ctx: MigrationContext) -> Result:
     pod = ctx.source_pod
     source_there = pod is not None and ctx.source_pod_is_ours
-    if source_there and pod is not None and not terminating(pod):
+    if source_there and pod is not None and not _removal_asked(pod):
         unfit = await _target_unfit(ctx)
         if unfit is not None:  # never remove the source on the word of a cache: the target was read just now
             return await ctx.transition(Phase.WAITING_FOR_TARGET, f"{unfit}; the source pod stays")

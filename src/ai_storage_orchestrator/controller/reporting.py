@@ -4,7 +4,7 @@ watch the pod; the full story is on the PodMigration)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import structlog
@@ -45,7 +45,9 @@ class PhaseReporter:
         phase: Phase,
         message: str,
         annotate_source: Annotate,
+        passed: Sequence[tuple[Phase, str, str]] = (),
     ) -> None:
+        """`passed`: (phase, time, message) of the phases the step went through on the way to `phase`."""
         status = migration.get("status") or {}
         transitions = status.get("phaseTransitions") or []
         if len(transitions) >= 2:
@@ -54,13 +56,14 @@ class PhaseReporter:
                 self.metrics.phase_duration.labels(phase=previous.value).observe((end - start).total_seconds())
         failed = phase in (Phase.FAILED, Phase.ROLLING_BACK)
         log.info("migration.phase_changed", previous=previous.value, new_phase=phase.value, message=message)
-        reason = f"Migration{phase.value}"
         name = migration["metadata"]["name"]
-        self.recorder.record(migration, reason=reason, message=message, warning=failed)
-        # Completion is told on the pod that now runs the work; everything else on the pod being moved.
-        pod = target_pod if phase is Phase.COMPLETED else source_pod
-        if pod is not None and phase in POD_EVENT_PHASES:
-            self.recorder.record(pod, reason=reason, message=f"migration {name}: {message}", warning=failed)
+        for step, text, warning in [*((p, m, False) for p, _, m in passed), (phase, message, failed)]:
+            reason = f"Migration{step.value}"
+            self.recorder.record(migration, reason=reason, message=text, warning=warning)
+            # Completion is told on the pod that now runs the work; everything else on the pod being moved.
+            pod = target_pod if step is Phase.COMPLETED else source_pod
+            if pod is not None and step in POD_EVENT_PHASES:
+                self.recorder.record(pod, reason=reason, message=f"migration {name}: {text}", warning=warning)
         if phase.is_terminal:
             self.metrics.migrations_total.labels(result=phase.status.value).inc()
             start = parse_time(status.get("startedAt") or migration["metadata"].get("creationTimestamp"))

@@ -110,6 +110,9 @@ async def test_validation_refuses_an_unknown_target_node() -> None:
 async def test_cancel_before_the_source_is_touched_keeps_it(phase: Phase) -> None:
     world = World()
     world.request(strategy="make-before-break")
+    if phase is Phase.VALIDATING:  # a step no longer ends there; a record of an earlier version may
+        patch = {"status": {"phase": phase.value}}
+        await world.api.merge_patch(POD_MIGRATIONS, "m1", patch, namespace=NAMESPACE, subresource="status")
     while world.phase() != phase.value:
         assert (await world.controller.reconcile(KEY)).outcome is Outcome.REQUEUE
     await world.api.merge_patch(POD_MIGRATIONS, "m1", {"spec": {"cancelRequested": True}}, namespace=NAMESPACE)
@@ -144,8 +147,7 @@ async def test_a_target_that_cannot_pull_its_image_is_rolled_back_at_once() -> N
 async def test_a_target_name_taken_by_a_foreign_pod_rolls_back() -> None:
     world = World()
     world.request(strategy="make-before-break")
-    await world.controller.reconcile(KEY)  # Pending → Validating
-    await world.controller.reconcile(KEY)  # Validating → CreatingTarget
+    await world.controller.reconcile(KEY)  # Pending → (Validating) → CreatingTarget
     target = world.record()["status"]["targetPod"]
     world.api.put(PODS, running_pod(target, TARGET))  # someone else's pod, without our label
     await world.drive()

@@ -12,6 +12,7 @@ from ai_storage_orchestrator.checkpoint import CheckpointJob
 from ai_storage_orchestrator.controller.controller import LocationOnlyCheckpointer
 from ai_storage_orchestrator.controller.execsupport import ExecSupport
 from ai_storage_orchestrator.controller.planning.gate import GATE_CONTAINER, GATE_DIGEST_ENV, token_digest
+from ai_storage_orchestrator.controller.records import now_iso
 from ai_storage_orchestrator.conventions import HANDOFF_ANNOTATION
 from ai_storage_orchestrator.kube.resources import POD_MIGRATIONS, PODS
 from ai_storage_orchestrator.models import Phase
@@ -117,7 +118,7 @@ async def test_a_target_without_the_image_fails_the_move_and_the_source_is_never
     assert status["error"]["reason"] == "target_container_error"
     assert "the source pod was not touched" in status["error"]["message"]
     assert not _evicted(world)
-    assert not status.get("sourceStopped")
+    assert world.api.pod(POD)["metadata"]["uid"] == world.source["metadata"]["uid"]  # type: ignore[index]
     assert world.api.pod(target) is None
     assert world.record()["status"]["podsAlive"] == [POD]
 
@@ -223,6 +224,12 @@ async def test_a_node_known_to_lack_exec_skips_the_checkpoint_without_trying() -
     assert checkpoint["skipped"] == "exec_unavailable"
     assert "not tried" in checkpoint["message"]
     assert world.api.pod(str(world.record()["status"]["targetPod"])) is not None, "pre-warmed after the skip"
+    status_writes = [c for c in world.api.calls if c == "patch PodMigration m1/status"]
+    assert len(status_writes) == 1, "the plan, the skipped checkpoint and the write-ahead: one write"
+    phases = [t["phase"] for t in world.record()["status"]["phaseTransitions"]]
+    assert phases == ["Validating", "Checkpointing", "StoppingSource"]
+    assert world.record()["status"]["sourceStopped"] is True
+    assert not _evicted(world), "recorded ahead: the source is evicted once the target's gate runs"
 
 
 def test_what_was_learned_about_exec_is_forgotten_after_its_ttl() -> None:
@@ -262,3 +269,22 @@ async def test_a_target_started_beside_a_checkpoint_that_is_then_skipped_starts_
     assert again is not None
     assert again["metadata"]["uid"] != first["metadata"]["uid"]
     assert not _evicted(world)
+
+
+async def test_the_source_is_evicted_once_while_its_deletion_is_on_its_way() -> None:
+    world = World()
+    target = await _checkpointed(world)
+    source = world.api.pod(POD)
+    assert source is not None
+    marked = {
+        "type": "DisruptionTarget",
+        "status": "True",
+        "reason": "EvictionByEvictionAPI",
+        "lastTransitionTime": now_iso(),
+    }
+    source.setdefault("status", {}).setdefault("conditions", []).append(marked)
+    world.api.put(PODS, source)  # the Eviction API's first write; its deletion is the next
+    world.api.run_gate(target)
+    await world.drive()
+    assert not _evicted(world), "an eviction under way is not asked for again"
+    assert world.phase() == Phase.STOPPING_SOURCE.value
