@@ -34,6 +34,7 @@ class RunResult:
     post_s: float | None = None  # POST /api/migrations answered
     to_target_created_s: float | None = None  # POST sent → target pod ADDED seen
     ready_to_completed_s: float | None = None  # target Ready seen → PodMigration Completed seen
+    ready_to_removal_s: float | None = None  # make-before-break: target Ready seen → the source's removal seen
     phases_s: dict[str, float] = field(default_factory=dict)
     ordering: str | None = None
     migration_id: str | None = None
@@ -56,6 +57,13 @@ def phase_durations(status: dict[str, Any], *, posted_wall: float, seen_wall: fl
         durations[phase] = durations.get(phase, 0.0) + ended - began
     durations["Completed→seen"] = seen_wall - transitions[-1][1]
     return {k: round(v, 4) for k, v in durations.items()}
+
+
+def _removal_seen(pod: dict[str, Any]) -> bool:
+    """Asked to go: deleted, or marked by the Eviction API (whose deletion follows in the same request)."""
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    marked = any(c.get("type") == "DisruptionTarget" and c.get("status") == "True" for c in conditions)
+    return marked or bool(pod["metadata"].get("deletionTimestamp"))
 
 
 def _of_run(run: str, events: list[Seen]) -> list[Seen]:
@@ -125,6 +133,9 @@ async def orchestrated_run(stage: Stage, round_no: int, *, strategy: str, method
     result.to_ready_s = ready.at - start
     result.to_target_created_s = added.at - start
     result.ready_to_completed_s = done.at - ready.at
+    removal = stage.pods.find(lambda s: s.uid == uid and s.at >= ready.at and _removal_seen(s.obj), since=pods_mark)
+    if status.get("strategy") == "make-before-break" and removal is not None:
+        result.ready_to_removal_s = removal.at - ready.at
     result.downtime_s = downtime(_of_run(run, stage.pods.log[pods_mark:]), serving_at_start={uid}, start=start, end=end)
     await stage.clean(run)
     return result

@@ -128,6 +128,7 @@ def summarise(results: Sequence[RunResult]) -> dict[str, Any]:
                 post_ms=_ms_summary(_values(results, method, "post_s")),
                 to_target_created_ms=_ms_summary(_values(results, method, "to_target_created_s")),
                 ready_to_completed_ms=_ms_summary(_values(results, method, "ready_to_completed_s")),
+                ready_to_removal_ms=_ms_summary(_values(results, method, "ready_to_removal_s")),
                 phases_median_ms=phase_medians(results, method),
             )
         per_method[method] = entry

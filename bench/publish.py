@@ -83,6 +83,11 @@ def smaller_than_published(results: JSON) -> list[str]:
     """Why these results may not be published (empty: at the published scale)."""
     scenarios = results.get("scenarios") or {}
     reasons = [f"{name} ran with --quick" for name, scenario in scenarios.items() if scenario.get("quick")]
+    reasons += [
+        f"{name} ran with serve flags {' '.join(scenario['orchestrator_args'])}"
+        for name, scenario in scenarios.items()
+        if scenario.get("orchestrator_args")
+    ]
     if "migration" in scenarios and _below(scenarios["migration"].get("rounds"), PUBLISHED_ROUNDS):
         reasons.append(f"migration: {scenarios['migration'].get('rounds')} rounds < {PUBLISHED_ROUNDS}")
     if "api" in scenarios:

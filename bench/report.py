@@ -50,7 +50,14 @@ def _migration_details(migration: JSON) -> list[str]:
     lines = [f"### Migration runs ({value(migration.get('rounds'))} rounds, order rotated every round)", ""]
     body = []
     for name, entry in methods.items():
-        for figure in ("wall_ms", "to_ready_ms", "downtime_ms", "to_target_created_ms", "ready_to_completed_ms"):
+        for figure in (
+            "wall_ms",
+            "to_ready_ms",
+            "downtime_ms",
+            "to_target_created_ms",
+            "ready_to_completed_ms",
+            "ready_to_removal_ms",
+        ):
             values = entry.get(figure)
             if values:
                 cells = [cell(values, k) for k in ("median", "p90", "p99")]

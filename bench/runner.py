@@ -56,6 +56,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, help="migration rounds (default 50, quick 5)")
     parser.add_argument("--no-profile", action="store_true", help="skip the cProfile passes")
     parser.add_argument(
+        "--orchestrator-arg",
+        action="append",
+        default=[],
+        dest="orchestrator_args",
+        metavar="FLAG",
+        help="an extra `serve` flag for the orchestrator of the migration and api scenarios (--no-prewarm, say);"
+        " such a run is never published",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         help="directory of latest.json, latest.md and the profile listings (default: bench/results/ for a run at the"
@@ -79,7 +88,7 @@ def _profile_entry(path: Path, name: str, what: str) -> JSON:
 
 def smaller_by_arguments(args: argparse.Namespace) -> bool:
     """Known before the run: --quick or fewer rounds than published (the results are checked again at the end)."""
-    return bool(args.quick or (args.rounds is not None and args.rounds < PUBLISHED_ROUNDS))
+    return bool(args.quick or args.orchestrator_args or (args.rounds is not None and args.rounds < PUBLISHED_ROUNDS))
 
 
 def output_dir(args: argparse.Namespace) -> Path:
@@ -160,13 +169,15 @@ def run_cluster_scenarios(args: argparse.Namespace, selected: set[str], workdir:
                     quick=args.quick,
                     profile_dir=profile_dir,
                     say=say,
+                    orchestrator_args=args.orchestrator_args,
                 )
             )
         finally:
             cluster.stop()
         startup = out.pop("startup", {})
+        flags = {"orchestrator_args": args.orchestrator_args} if args.orchestrator_args else {}
         for name, data in out.items():
-            scenarios[name] = _tagged({**data, **startup}, scenario=name, quick=args.quick)
+            scenarios[name] = _tagged({**data, **startup, **flags}, scenario=name, quick=args.quick)
         if profile:
             rounds = 2 if args.quick else 5
             what = f"The orchestrator process (start-up included) during {rounds} rounds of both orderings."

@@ -3,7 +3,7 @@ certification workload's shared volume, and watches (pods, PodMigrations) in the
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,9 +99,17 @@ class Stage:
 
 @asynccontextmanager
 async def open_stage(
-    *, kubeconfig: Path, nodes: list[str], workdir: Path, name: str, profile_to: Path | None = None
+    *,
+    kubeconfig: Path,
+    nodes: list[str],
+    workdir: Path,
+    name: str,
+    profile_to: Path | None = None,
+    extra_args: Sequence[str] = (),
 ) -> AsyncIterator[Stage]:
-    orchestrator = OrchestratorChild(workdir, kubeconfig=kubeconfig, name=name, profile_to=profile_to)
+    orchestrator = OrchestratorChild(
+        workdir, kubeconfig=kubeconfig, name=name, profile_to=profile_to, extra_args=extra_args
+    )
     orchestrator.start()
     try:
         startup = await orchestrator.wait_ready()

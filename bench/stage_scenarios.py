@@ -4,7 +4,7 @@ migrations and REST load again with the orchestrator under cProfile."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +29,12 @@ async def run_stage_scenarios(
     quick: bool,
     profile_dir: Path | None,
     say: Callable[[str], None],
+    orchestrator_args: Sequence[str] = (),
 ) -> dict[str, JSON]:
     out: dict[str, JSON] = {}
-    async with open_stage(kubeconfig=kubeconfig, nodes=nodes, workdir=workdir, name="orchestrator") as stage:
+    async with open_stage(
+        kubeconfig=kubeconfig, nodes=nodes, workdir=workdir, name="orchestrator", extra_args=orchestrator_args
+    ) as stage:
         out["startup"] = {"empty_cluster_start_to_ready_s": round(stage.startup_seconds, 3)}
         say(f"orchestrator ready {stage.startup_seconds:.2f} s after start; warm-up runs (not recorded)")
         warm_up = [await one_run(stage, method, WARM_UP_ROUND) for method in METHODS]

@@ -183,6 +183,18 @@ def _migration_rows(migration: JSON) -> list[Row]:
                 "migration",
             )
         )
+        removal = entry.get("ready_to_removal_ms") or {}
+        if removal:  # make-before-break: the part of the above that is the orchestrator's own reaction
+            rows.append(
+                Row(
+                    "3",
+                    f"Target Ready seen → source's removal seen (eviction), {name}: p50 / p99",
+                    percentiles(removal),
+                    f"p50 ≤ {OVERHEAD_P50_MS} ms, p99 ≤ 500 ms",
+                    within(removal, p50=OVERHEAD_P50_MS, p99=500),
+                    "migration",
+                )
+            )
     post = migration.get("post_all_ms") or {}
     rows.append(
         Row(

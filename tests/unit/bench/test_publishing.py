@@ -67,6 +67,13 @@ def test_fewer_rounds_than_published_go_to_the_smaller_runs_directory(places: di
     assert runner.output_dir(runner.parse_args(["--quick"])) == places["out"]
     assert runner.output_dir(runner.parse_args([])) == places["results"]
     assert runner.output_dir(runner.parse_args(["--rounds", "80"])) == places["results"]
+    assert runner.output_dir(runner.parse_args(["--orchestrator-arg=--no-prewarm"])) == places["out"]
+
+
+def _with_serve_flags() -> dict[str, Any]:
+    data = results()
+    data["scenarios"]["migration"]["orchestrator_args"] = ["--no-prewarm"]
+    return data
 
 
 @pytest.mark.parametrize(
@@ -75,6 +82,7 @@ def test_fewer_rounds_than_published_go_to_the_smaller_runs_directory(places: di
         (results(quick=True), "scale ran with --quick"),
         (results(rounds=10), "migration: 10 rounds < 50"),
         (results(pods=1000, nodes=20), "scale: 1000 pods < 10000"),
+        (_with_serve_flags(), "migration ran with serve flags --no-prewarm"),
     ],
 )
 def test_smaller_results_are_never_written_to_the_published_places(
