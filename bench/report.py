@@ -3,6 +3,7 @@ entries; the generated part of docs/BENCHMARKS.md is the text between its two ma
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,8 @@ BEGIN = "<!-- bench:generated:begin (make bench rewrites everything up to the en
 END = "<!-- bench:generated:end -->"
 
 
-def reproduce(scenario: str, *, quick: bool) -> str:
-    extra = " --quick" if quick else ""
+def reproduce(scenario: str, *, quick: bool, orchestrator_args: Sequence[str] = ()) -> str:
+    extra = (" --quick" if quick else "") + "".join(f" --orchestrator-arg={flag}" for flag in orchestrator_args)
     return f'`make bench BENCH_ARGS="--only {scenario}{extra}"`'
 
 
@@ -37,7 +38,11 @@ def _targets(results: JSON) -> list[str]:
             row.measured,
             row.target,
             row.verdict,
-            reproduce(row.scenario, quick=bool(dig(scenarios, row.scenario, "quick"))),
+            reproduce(
+                row.scenario,
+                quick=bool(dig(scenarios, row.scenario, "quick")),
+                orchestrator_args=dig(scenarios, row.scenario, "orchestrator_args") or (),
+            ),
         ]
         for row in rows(scenarios)
     ]

@@ -76,7 +76,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _tagged(data: JSON, *, scenario: str, quick: bool) -> JSON:
-    return {"quick": quick, "ran_at": now_iso(), "reproduce": reproduce(scenario, quick=quick), **data}
+    flags = data.get("orchestrator_args") or ()
+    return {
+        "quick": quick,
+        "ran_at": now_iso(),
+        "reproduce": reproduce(scenario, quick=quick, orchestrator_args=flags),
+        **data,
+    }
 
 
 def _profile_entry(path: Path, name: str, what: str) -> JSON:
