@@ -348,14 +348,11 @@ async def admission_webhooks(orchestrator: Orchestrator) -> AsyncIterator[None]:
     app = create_webhook_app(orchestrator.pod_admission())
     if settings.webhooks is WebhookMode.EXTERNAL:
         reloader = CertificateReloader(settings.webhook_tls_cert_file or "", settings.webhook_tls_key_file or "")
-        async with serving(app, host="0.0.0.0", port=settings.webhook_port, ssl_context=reloader.context):
-            reloading = asyncio.create_task(reloader.watch(), name="webhook-tls-reloader")
-            try:
-                yield
-            finally:
-                reloading.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await reloading
+        async with (
+            serving(app, host="0.0.0.0", port=settings.webhook_port, ssl_context=reloader.context),
+            reloader.watching(name="webhook-tls-reloader"),
+        ):
+            yield
         return
     from ai_storage_orchestrator.admission import selfsigned  # cryptography: not in the image, `self` is for local use
 
@@ -386,14 +383,13 @@ async def serve(settings: Settings) -> None:
     await runner.setup()  # starts the orchestrator
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    reloading: asyncio.Task[None] | None = None
-    webhooks = contextlib.AsyncExitStack()
+    serving_parts = contextlib.AsyncExitStack()  # left in reverse: certificate watch, webhooks, then the runner
     try:
-        await webhooks.enter_async_context(admission_webhooks(orchestrator))
+        await serving_parts.enter_async_context(admission_webhooks(orchestrator))
         site = site_for(runner, settings, reloader)
         await site.start()
         if reloader is not None:
-            reloading = asyncio.create_task(reloader.watch(), name="tls-reloader")
+            await serving_parts.enter_async_context(reloader.watching(name="tls-reloader"))
         log.info(
             "http.listening",
             host=settings.host,
@@ -409,9 +405,5 @@ async def serve(settings: Settings) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(signum)
-        if reloading is not None:
-            reloading.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reloading
-        await webhooks.aclose()  # configurations deleted (self), then the webhooks' server stopped
+        await serving_parts.aclose()  # webhook configurations deleted (self), then the webhooks' server stopped
         await runner.cleanup()  # stops the orchestrator

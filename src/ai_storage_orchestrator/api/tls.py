@@ -20,9 +20,11 @@ speaks TLS (1.2 or newer) whenever it is reachable from another machine:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import os
 import ssl
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import structlog
@@ -124,6 +126,17 @@ class CertificateReloader:
         while True:
             await asyncio.sleep(interval)
             self.reload_if_changed()
+
+    @contextlib.asynccontextmanager
+    async def watching(self, *, name: str) -> AsyncIterator[None]:
+        """Reload the pair whenever its files change while the block runs (a task named `name`)."""
+        task = asyncio.create_task(self.watch(), name=name)
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 def reloader_for(settings: Settings) -> CertificateReloader | None:

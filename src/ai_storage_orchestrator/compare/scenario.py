@@ -286,7 +286,8 @@ class Scenario:
             restarted=was_completed & set(containers),
         )  # fmt: skip
         result.probe = probe
-        result.downtime, result.request_to_ready = trainer_downtime(watch, pod), request_to_ready(started_wall, pod)
+        result.downtime = trainer_downtime(watch, pod)
+        result.request_to_ready = request_to_ready(started_wall, pod, seen=started_wall + ready - started)
         result.events = [("pod gone", gone_wall), ("created", created_wall)]  # this machine's clock, as seen here
         self._after("✓ K8s Migration", result)
         return result
@@ -378,7 +379,7 @@ class Scenario:
         result.migration = final
         result.probe = probe
         result.downtime = await self._downtime_after(going, watch, pod)
-        result.request_to_ready = request_to_ready(started_wall, pod)
+        result.request_to_ready = request_to_ready(started_wall, pod, seen=started_wall + done - started)
         self._after("✓ AI Migration", result)
         return result
 
@@ -422,9 +423,8 @@ class Scenario:
             self.pods.append(pod)
         new = await self._wait_pod(pod, pod_ready, f"recreated pod {pod} Ready on {target}")
         wall = time.monotonic() - started
-        return TimedMigration(
-            number, NATIVE, source, target, pod, request_to_ready(requested, new), trainer_downtime(watch, new), wall
-        )
+        ready = request_to_ready(requested, new, seen=requested + wall)
+        return TimedMigration(number, NATIVE, source, target, pod, ready, trainer_downtime(watch, new), wall)
 
     async def _timed_orchestrated(self, number: int, pod: str, source: str, target: str) -> TimedMigration:
         o = self.options
@@ -450,9 +450,8 @@ class Scenario:
                 going.cancel()
             with contextlib.suppress(asyncio.CancelledError, CompareError):
                 await going
-        return TimedMigration(
-            number, ORCHESTRATOR, source, target, new_pod, request_to_ready(requested, new), downtime, done - started
-        )
+        ready = request_to_ready(requested, new, seen=requested + done - started)  # completed only once Ready
+        return TimedMigration(number, ORCHESTRATOR, source, target, new_pod, ready, downtime, done - started)
 
     async def _wait_gone(self, pod: str, watch: TrainerWatch) -> None:
         """Until the pod is gone, every state of it seen on the way fed to ``watch``."""

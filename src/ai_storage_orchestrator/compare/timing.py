@@ -35,8 +35,9 @@ DOWNTIME_RULE = (
 )
 READY_RULE = (
     "new pod's Ready condition lastTransitionTime (kubelet) minus the moment the request was sent (this machine:"
-    " native the DELETE, orchestrator the POST); the middle of the 1 s the time stamp rounds down (not before the"
-    " request)"
+    " native the DELETE, orchestrator the POST); the middle of the 1 s the time stamp rounds down, cut to what is"
+    " known: not before the request, not after this machine saw the pod Ready (native) or the migration completed"
+    " (orchestrator)"
 )
 WALL_RULE = (
     "this machine's monotonic clock, request sent to the new pod seen Ready (native) or completed (orchestrator)"
@@ -154,8 +155,9 @@ def ready_since(pod: Mapping[str, Any]) -> str | None:
     return None
 
 
-def request_to_ready(requested: float, new_pod: Mapping[str, Any]) -> Span:
-    """``requested``: Unix time on this machine when the request went out."""
+def request_to_ready(requested: float, new_pod: Mapping[str, Any], *, seen: float | None = None) -> Span:
+    """``requested``: Unix time on this machine when the request went out; ``seen``: when this machine saw the pod
+    Ready, or anything that comes only after it (an upper bound), if known."""
     stamp = ready_since(new_pod)
     if stamp is None:
         return not_measured("the new pod has no Ready=True condition with a lastTransitionTime")
@@ -172,6 +174,8 @@ def request_to_ready(requested: float, new_pod: Mapping[str, Any]) -> Span:
             " machine's"
         )
     low = max(low, 0.0)
+    if seen is not None and low <= seen - requested < high:  # outside: the two clocks disagree, keep the stamp's
+        high = seen - requested
     return Span((low + high) / 2, (high - low) / 2, start=iso_time(requested), end=stamp)
 
 

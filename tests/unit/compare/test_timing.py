@@ -116,6 +116,17 @@ def test_request_to_ready_is_the_middle_of_the_second_the_ready_time_stamp_round
     assert span.end == "2024-05-01T10:00:04Z"
 
 
+def test_request_to_ready_is_cut_at_the_moment_this_machine_saw_the_pod_ready() -> None:
+    requested = parse_rfc3339_ns("2024-05-01T10:00:00Z") / 1e9 + 0.3
+    pod = _pod({"running": {}}, ready_at="2024-05-01T10:00:04Z")
+    span = request_to_ready(requested, pod, seen=requested + 3.9)  # Ready in [4.0, 4.2): 3.7 .. 3.9 after the request
+    assert span.seconds == pytest.approx(3.8)
+    assert span.error == pytest.approx(0.1)
+    clocks_disagree = request_to_ready(requested, pod, seen=requested + 3.5)  # seen before the stamp's second began
+    assert clocks_disagree.seconds == pytest.approx(4.2)
+    assert clocks_disagree.error == 0.5
+
+
 def test_request_to_ready_is_not_measured_without_a_ready_condition() -> None:
     span = request_to_ready(0.0, _pod({"running": {}}))
     assert span.seconds is None
