@@ -39,7 +39,8 @@ async def _write(sent: list[str], name: str) -> None:
 
 
 async def _settle() -> None:
-    for _ in range(5):
+    """Let the sender run every step it can without waiting on anything."""
+    for _ in range(50):
         await asyncio.sleep(0)
 
 
@@ -88,3 +89,22 @@ async def test_without_a_hold_side_writes_start_at_once() -> None:
     recorder.run_in_background(_write(sent, "now"))
     await _settle()
     assert sent == ["now"]
+
+
+async def test_a_later_side_write_never_overtakes_an_earlier_one() -> None:
+    gate = Gate()
+    gate.quiet.set()
+    recorder, sent = _recorder(gate)
+    slow_may_finish = asyncio.Event()
+
+    async def slow() -> None:
+        await slow_may_finish.wait()  # an annotation the API server answers late
+        sent.append("Running")
+
+    recorder.run_in_background(slow())
+    recorder.run_in_background(_write(sent, "Failed: target_rejected"))
+    await _settle()
+    assert sent == [], "the later write waits for the earlier one"
+    slow_may_finish.set()
+    await _settle()
+    assert sent == ["Running", "Failed: target_rejected"]
