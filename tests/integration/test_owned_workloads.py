@@ -138,15 +138,29 @@ async def _create_job(batch: client.BatchV1Api, namespace: str, node: str, *, su
     await batch.create_namespaced_job(namespace, job)
 
 
+async def _job_pod_at_prep(
+    core: client.CoreV1Api,
+    batch: client.BatchV1Api,
+    namespace: str,
+    source: str,
+    orchestrator: Orchestrator,
+    *,
+    succeed_when_done: bool = False,
+) -> JSON:
+    """The Job "train" on `source` with the shared claim, once its pod's prep completed and `orchestrator` saw it."""
+    await _shared_claim(core, namespace)
+    await _create_job(batch, namespace, source, succeed_when_done=succeed_when_done)
+    pod = await wait_for_pods(core, namespace, lambda pods: _prep_done(pods, source))
+    await _seen(orchestrator, namespace, pod, prep=True)
+    return pod
+
+
 async def test_a_job_pod_moves_with_its_running_containers_and_the_job_completes_uncharged(
     cluster: ClusterHandle, core: client.CoreV1Api, api: client.ApiClient, namespace: str, webhooks: Orchestrator
 ) -> None:
     source, target = cluster.node_names[0], cluster.node_names[1]
     batch = client.BatchV1Api(api)
-    await _shared_claim(core, namespace)
-    await _create_job(batch, namespace, source, succeed_when_done=True)
-    pod = await wait_for_pods(core, namespace, lambda pods: _prep_done(pods, source))
-    await _seen(webhooks, namespace, pod, prep=True)
+    pod = await _job_pod_at_prep(core, batch, namespace, source, webhooks, succeed_when_done=True)
 
     migration = await _move(webhooks, namespace, pod["metadata"]["name"], source, target)
 
@@ -395,10 +409,7 @@ async def test_without_the_webhook_the_owner_pod_runs_where_kubernetes_puts_it_a
     """The orchestrator believes it captures (`--webhooks external`, say) but no configuration calls it."""
     source, target = cluster.node_names[0], cluster.node_names[1]
     batch = client.BatchV1Api(api)
-    await _shared_claim(core, namespace)
-    await _create_job(batch, namespace, source)
-    pod = await wait_for_pods(core, namespace, lambda pods: _prep_done(pods, source))
-    await _seen(orchestrator, namespace, pod, prep=True)
+    pod = await _job_pod_at_prep(core, batch, namespace, source, orchestrator)
 
     migration = await _move(orchestrator, namespace, pod["metadata"]["name"], source, target)
 
