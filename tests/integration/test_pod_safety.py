@@ -19,9 +19,9 @@ from ai_storage_orchestrator.models import MigrationRequest, Phase, Strategy
 from ai_storage_orchestrator.runtime import Orchestrator
 from ai_storage_orchestrator.settings import Settings
 from tests.cluster.fixtures import ClusterHandle
-from tests.cluster.moves import deploy_certification_pod, wait_data_processor_completed, wait_phase
+from tests.cluster.moves import container_state, deploy_certification_pod, wait_data_processor_completed, wait_phase
 from tests.cluster.nodes import create_simulated_nodes
-from tests.cluster.workloads import CERTIFICATION_POD
+from tests.cluster.workloads import CERTIFICATION_POD, certification_pod, shared_volume
 
 JSON = dict[str, Any]
 HOLD_TERMINATION = "sim.ai-storage.io/hold-termination"  # tests/cluster/kwok-stages.yaml
@@ -170,6 +170,40 @@ async def test_a_target_lost_after_it_was_ready_keeps_the_source(
     assert done["status"]["targetPodUID"] != first_uid, "completed with the new target, not the lost one"
     await _wait_pod_gone(core, namespace, CERTIFICATION_POD, orchestrator)
     assert await _pods(core, namespace) == [(first_target, target, False)]
+
+
+async def test_a_target_whose_data_processor_completed_before_it_was_seen_replaces_the_source(
+    cluster: ClusterHandle, core: client.CoreV1Api, namespace: str, orchestrator: Orchestrator, gates: Gates
+) -> None:
+    """A data-processor that also writes to a scratch volume is run again in the target; once it completes there, the
+    target is never Ready again (neither is the source), yet it runs the pod's work and replaces the source."""
+    source, target = cluster.node_names[0], cluster.node_names[1]
+    pv, pvc = shared_volume(namespace)
+    await core.create_persistent_volume(pv)
+    await core.create_namespaced_persistent_volume_claim(namespace, pvc)
+    pod = certification_pod(node=source, complete_after="0s")
+    pod["spec"]["volumes"].append({"name": "scratch", "emptyDir": {}})
+    prep = next(c for c in pod["spec"]["containers"] if c["name"] == "data-processor")
+    prep["volumeMounts"].append({"name": "scratch", "mountPath": "/scratch"})
+    await core.create_namespaced_pod(namespace, pod)
+    await wait_data_processor_completed(orchestrator, namespace)
+    waiting = gates.hold(Phase.WAITING_FOR_TARGET)
+    migration_id = await _submit(orchestrator, namespace, target, strategy=Strategy.MAKE_BEFORE_BREAK)
+    created = await wait_phase(orchestrator, namespace, migration_id, Phase.WAITING_FOR_TARGET)
+    planned = next(t for t in created["status"]["phaseTransitions"] if t["phase"] == "CreatingTarget")
+    assert "0 container(s) left out" in planned["message"], planned
+    name = created["status"]["targetPod"]
+    await orchestrator.state.wait_for(
+        lambda: container_state(orchestrator.state.pod(namespace, name), "data-processor") == "terminated", timeout=30
+    )
+    waiting.set()
+
+    done = await wait_phase(orchestrator, namespace, migration_id, Phase.COMPLETED, Phase.FAILED)
+    assert done["status"]["phase"] == Phase.COMPLETED.value, done["status"]
+    reached = next(t for t in done["status"]["phaseTransitions"] if t["phase"] == "RemovingSource")
+    assert reached["message"] == f"target pod {name} runs (data-processor completed)"
+    await _wait_pod_gone(core, namespace, CERTIFICATION_POD, orchestrator)
+    assert await _pods(core, namespace) == [(name, target, False)]
 
 
 @pytest.mark.parametrize("orchestrator_overrides", [{"prewarm": False}])  # so that the source stops first

@@ -4,7 +4,8 @@ At every instant at least one of {source, target} is alive, or the pod is restor
 in ``status.targetPodManifest`` and its state on the shared volume (checkpoint-restart, after Checkpointing).
 Concretely:
 
-* the source is removed only when a Ready target with the recorded UID exists (make-before-break, checked live
+* the source is removed only when a Ready target with the recorded UID exists (or one whose containers all run but
+  one that completed, see ``serving``) (make-before-break, checked live
   against the API server right before, never from a cache) or the checkpoint step has finished (checkpoint-restart);
 * a pre-warmed target's gate opens (its containers start) only when a live read shows the source gone, or being
   removed with no container the kubelet reports running: two copies of the trainer never run at once;
@@ -17,6 +18,7 @@ These functions are pure; the phases (controller/phases.py) and the context (con
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ai_storage_orchestrator.bodies import Pod
@@ -54,8 +56,30 @@ def containers_stopped(pod: JSON) -> bool:
     return reported and not any("running" in (status.get("state") or {}) for status in statuses)
 
 
-def is_ready(pod: JSON) -> bool:
-    return Pod(pod).ready
+def serving(pod: JSON) -> str | None:
+    """How the pod runs its work (None: it does not yet, or no more): "is Ready", "succeeded", or — for a pod whose
+    restart policy does not rerun a container that ended with exit 0 — "runs (… completed)" when every other container
+    is ready. A finished data-preparation container leaves its pod not Ready for good (the certification's source is
+    in that state), so a target in it would otherwise never be fit to replace the source."""
+    view = Pod(pod)
+    if view.ready:
+        return "is Ready"
+    if view.phase == "Succeeded":
+        return "succeeded"
+    if view.phase != "Running" or view.terminating or view.spec.get("restartPolicy", "Always") == "Always":
+        return None
+    statuses = view.container_statuses
+    if len(statuses) < len(view.spec.get("containers") or ()):
+        return None
+    completed = [str(s.get("name")) for s in statuses if _completed(s)]
+    if any(not s.get("ready") and not _completed(s) for s in statuses) or len(completed) == len(statuses):
+        return None
+    return f"runs ({', '.join(completed)} completed)"
+
+
+def _completed(status: Mapping[str, Any]) -> bool:
+    terminated = (status.get("state") or {}).get("terminated")
+    return isinstance(terminated, dict) and terminated.get("exitCode") == 0
 
 
 def target_unfit_to_replace_source(target: JSON | None, *, uid: str | None, node: str) -> str | None:
@@ -70,6 +94,6 @@ def target_unfit_to_replace_source(target: JSON | None, *, uid: str | None, node
         return f"target pod {pod.name} is being removed"
     if pod.node_name != node:
         return f"target pod {pod.name} is not on node {node}"
-    if not pod.ready and pod.phase != "Succeeded":
+    if serving(target) is None:
         return f"target pod {pod.name} is no longer Ready"
     return None

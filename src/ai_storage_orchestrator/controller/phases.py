@@ -30,7 +30,7 @@ from ai_storage_orchestrator.controller import surge
 from ai_storage_orchestrator.controller.context import MigrationContext
 from ai_storage_orchestrator.controller.invariant import (
     containers_stopped,
-    is_ready,
+    serving,
     target_unfit_to_replace_source,
     terminating,
 )
@@ -707,15 +707,15 @@ async def waiting_for_target(ctx: MigrationContext) -> Result:
     problem = target_problem(pod, ctx.controller.state.node(ctx.spec["targetNode"]))
     if problem:
         return await _roll_back(ctx, *problem)
-    if is_ready(pod) or Pod(pod).phase == "Succeeded":
+    how = serving(pod)
+    if how is not None:
         uid = pod["metadata"].get("uid")
+        message = f"target pod {pod['metadata']['name']} {how}"
         if ctx.status.get("strategy") == Strategy.MAKE_BEFORE_BREAK:
             # Bare pods: the write-ahead for the source's removal goes with the phase (an owner's surge keeps its own).
             ahead: JSON = {} if ctx.status.get("owner") else {"sourceStopped": True}
-            return await ctx.transition(
-                Phase.REMOVING_SOURCE, f"target pod {pod['metadata']['name']} is Ready", targetPodUID=uid, **ahead
-            )
-        return await ctx.transition(Phase.COMPLETED, f"target pod {pod['metadata']['name']} is Ready", targetPodUID=uid)
+            return await ctx.transition(Phase.REMOVING_SOURCE, message, targetPodUID=uid, **ahead)
+        return await ctx.transition(Phase.COMPLETED, message, targetPodUID=uid)
     if left <= 0:
         return await _roll_back(
             ctx,
