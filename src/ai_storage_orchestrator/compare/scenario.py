@@ -70,6 +70,7 @@ from ai_storage_orchestrator.kube.resources import CONFIG_MAPS, NAMESPACES, NODE
 JSON = dict[str, Any]
 Say = Callable[[str], None]
 FIELD_MANAGER = "ai-storage-orchestrator-compare"
+_SIMULATED_RECREATIONS = 2  # how many times a pod KWOK removed under its old name is created again
 T = TypeVar("T")
 
 
@@ -272,9 +273,10 @@ class Scenario:
         gone_wall = time.time()
         self.say(f"  [{time.monotonic() - started:6.2f}s] deleted")
         self.say(f"Recreating pod on target node: {target}")
-        await self._kube("recreate the pod", self.kube.create(PODS, self._manifest(target), namespace=o.namespace))
-        created_wall = time.time()
-        pod = await self._wait_ready(wl.POD_NAME, f"recreated pod Ready on {target}")
+        self.say(spec.waiting_line(wl.POD_NAME, o.timeout))
+        pod, created_wall = await self._recreate(self._manifest(target), f"recreated pod Ready on {target}")
+        for line in spec.ready_lines(wl.POD_NAME):
+            self.say(line)
         ready = time.monotonic()
         self.say(f"  [{ready - started:6.2f}s] pod {wl.POD_NAME} Ready on {target}: every container cold-started")
         containers = spec_container_names(pod)
@@ -418,10 +420,9 @@ class Scenario:
         requested, started = time.time(), time.monotonic()
         await self._kube("delete the pod", self.kube.delete(PODS, pod, namespace=o.namespace))
         await self._wait_gone(pod, watch)
-        await self._kube("recreate the pod", self.kube.create(PODS, manifest, namespace=o.namespace))
         if pod not in self.pods:
             self.pods.append(pod)
-        new = await self._wait_pod(pod, pod_ready, f"recreated pod {pod} Ready on {target}")
+        new, _ = await self._recreate(manifest, f"recreated pod {pod} Ready on {target}")
         wall = time.monotonic() - started
         ready = request_to_ready(requested, new, seen=requested + wall)
         return TimedMigration(number, NATIVE, source, target, pod, ready, trainer_downtime(watch, new), wall)
@@ -568,6 +569,29 @@ class Scenario:
         for line in spec.ready_lines(name):
             self.say(line)
         return pod
+
+    async def _recreate(self, manifest: JSON, what: str) -> tuple[JSON, float]:
+        """Create the pod and wait until it is Ready (with this machine's clock once it was created): the native move's
+        second half. KWOK tracks pods by name, so its
+        delete of the pod just deleted can remove the one created under the same name; on simulated nodes the pod is
+        then created once more (said, and its time counted), elsewhere a pod that vanishes ends the run."""
+        name = str(manifest["metadata"]["name"])
+        for attempt in range(1 + _SIMULATED_RECREATIONS):
+            await self._kube("recreate the pod", self.kube.create(PODS, manifest, namespace=self.options.namespace))
+            created_wall = time.time()
+            pod = await wait_for(
+                self.kube, PODS, name=name, namespace=self.options.namespace,
+                condition=lambda obj: obj is None or pod_ready(obj), timeout=self.options.timeout, what=what,
+                trouble=pod_trouble, describe=describe_pod,
+            )  # fmt: skip
+            if pod is not None:
+                return pod, created_wall
+            if self.unmeasured != SIMULATED_REASON or attempt == _SIMULATED_RECREATIONS:
+                break
+            self.say(
+                f"  the simulated node removed the recreated pod {name} (KWOK tracks pods by name); creating it again"
+            )
+        raise CompareError(f"{what}: the pod is gone")
 
     async def _wait_pod(self, name: str, condition: Callable[[JSON | None], bool], what: str) -> JSON:
         pod = await wait_for(
