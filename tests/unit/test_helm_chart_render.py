@@ -19,6 +19,8 @@ import yaml
 
 from tests.cluster.local_cluster import cache_dir
 
+pytestmark = pytest.mark.tools
+
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "ai-storage-orchestrator"
 APP = {"app.kubernetes.io/name": "ai-storage-orchestrator"}

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.unit.test_helm_chart_render import assert_same_objects, container, kustomize, one, render
+
+pytestmark = pytest.mark.tools
 
 
 def test_webhooks_enabled_renders_what_kustomize_renders_from_k8s_webhooks(tmp_path: Path) -> None:

@@ -146,12 +146,14 @@ def _run_promtool(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 # promtool -----------------------------------------------------------------------------------------------------
+@pytest.mark.tools
 def test_the_rules_pass_promtool_check() -> None:
     checked = _run_promtool("check", "rules", RULES.name)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert f"SUCCESS: {len(_alerts())} rules found" in checked.stdout
 
 
+@pytest.mark.tools
 def test_the_rules_unit_tests_pass() -> None:
     tested = _run_promtool("test", "rules", RULES_TEST.name)
     assert tested.returncode == 0, tested.stdout + tested.stderr
@@ -337,6 +339,7 @@ def _kustomize(directory: Path) -> list[JSON]:
     return [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
 
 
+@pytest.mark.tools
 def test_the_monitoring_kustomization_renders_the_mixin() -> None:
     objects = {o["kind"]: o for o in _kustomize(MONITORING)}
     assert sorted(objects) == ["ConfigMap", "PrometheusRule", "ServiceMonitor"]
@@ -345,6 +348,7 @@ def test_the_monitoring_kustomization_renders_the_mixin() -> None:
     assert objects["PrometheusRule"]["spec"] == _load(RULES)
 
 
+@pytest.mark.tools
 def test_the_default_kustomization_leaves_the_monitoring_kinds_out() -> None:
     """prometheus-operator's kinds are not in every cluster: `kubectl apply -k k8s/` must not need them."""
     assert "monitoring" not in _load(ROOT / "k8s" / "kustomization.yaml")["resources"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-import os
+import random
 
 import pytest
 
@@ -16,8 +16,9 @@ JWT = (
     ".c2lnbmF0dXJlLWJ5dGVzLXRoYXQtYXJlLWxvbmctZW5vdWdoLXRvLWJlLXJlYWw"
 )
 PEM = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nBKcwggSjAgEAAoIBAQC7\n-----END PRIVATE KEY-----"
-SECRET_B64 = base64.b64encode(os.urandom(48)).decode()
-SECRET_HEX = os.urandom(20).hex()
+_ARBITRARY = random.Random("test_redaction")  # arbitrary bytes, alike in every process (parallel workers)
+SECRET_B64 = base64.b64encode(_ARBITRARY.randbytes(48)).decode()
+SECRET_HEX = _ARBITRARY.randbytes(20).hex()
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,8 @@ import pytest
 from ai_storage_orchestrator.cli import build_parser, main, plugin
 from ai_storage_orchestrator.cli.completion import bash_script, spec_of, zsh_script
 
+pytestmark = pytest.mark.tools
+
 BASH = shutil.which("bash")
 SHELLCHECK = Path(sys.executable).parent / "shellcheck"
 

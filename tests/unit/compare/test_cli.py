@@ -14,8 +14,6 @@ from ai_storage_orchestrator.cli.compare import configure, options_from_args
 from ai_storage_orchestrator.compare.cluster import CompareError
 from ai_storage_orchestrator.compare.options import Options
 
-pytestmark = pytest.mark.unit
-
 ROOT = Path(__file__).resolve().parents[3]
 WRAPPER = ROOT / "scripts" / "ai_migration_compare.sh"
 
@@ -107,6 +105,7 @@ def test_compare_is_a_command_of_the_cli() -> None:
     assert callable(args.handler)
 
 
+@pytest.mark.tools
 def test_the_wrapper_passes_help_through() -> None:
     cli = f"{sys.executable} -m ai_storage_orchestrator.cli"
     done = subprocess.run(
@@ -118,6 +117,7 @@ def test_the_wrapper_passes_help_through() -> None:
     assert "--allow-unmeasured" in done.stdout
 
 
+@pytest.mark.tools
 def test_the_wrapper_passes_arguments_and_exit_codes_through() -> None:
     cli = f"{sys.executable} -m ai_storage_orchestrator.cli"
     done = subprocess.run(

@@ -14,7 +14,7 @@ from ai_storage_orchestrator.compare import html, render, report
 from ai_storage_orchestrator.compare.chart import chart_data
 from tests.unit.compare.charts_sample import DOWNTIME_REASON, comparison, document
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.tools
 
 PNG = b"\x89PNG\r\n\x1a\n"
 PUBLISHED = Path(__file__).resolve().parents[3] / "docs" / "results" / "e2e-real-nodes"

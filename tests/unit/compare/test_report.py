@@ -25,8 +25,6 @@ from ai_storage_orchestrator.compare.results import (
 from ai_storage_orchestrator.compare.timing import Span
 from ai_storage_orchestrator.models import Resources
 
-pytestmark = pytest.mark.unit
-
 GIB = 1 << 30
 SETTINGS = {"samples": 20, "trim": 3, "interval": 1.0, "window_start": "ready"}
 
@@ -189,6 +187,7 @@ def test_an_error_exits_2() -> None:
     assert report.rows(comparison) == []
 
 
+@pytest.mark.tools
 def test_files_hold_every_figure(tmp_path: Path) -> None:
     comparison = _comparison(_measured(2500.0, 989.0), _measured(1800.0, 710.0))
     paths = report.write(comparison, tmp_path / "out", threshold=20, allow_unmeasured=False)

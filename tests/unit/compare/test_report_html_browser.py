@@ -20,7 +20,7 @@ import pytest
 from ai_storage_orchestrator.compare import report
 from tests.unit.compare.charts_sample import comparison
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.tools
 
 # Appended to a copy of the page (the report itself has no script): once the page has loaded, it writes what the
 # browser laid out into the DOM that --dump-dom prints.

@@ -22,8 +22,6 @@ from ai_storage_orchestrator.compare.workload_scripts import SCRIPTS
 from ai_storage_orchestrator.controller.planning.quantities import cpu_millicores, pod_requests
 from ai_storage_orchestrator.models import Resources
 
-pytestmark = pytest.mark.unit
-
 ROOT = Path(__file__).resolve().parents[3]
 GIB = 1 << 30
 
@@ -277,6 +275,7 @@ def _run(python: str, name: str, data_dir: Path, **env: str) -> str:
     return done.stdout
 
 
+@pytest.mark.tools
 def test_the_numpy_trainer_trains_checkpoints_and_resumes(numpy_python: str, tmp_path: Path) -> None:
     data = tmp_path / "data"
     knobs = {"TRAIN_SAMPLES": "512", "KEEP_CHECKPOINTS": "2"}
@@ -296,6 +295,7 @@ def test_the_numpy_trainer_trains_checkpoints_and_resumes(numpy_python: str, tmp
     assert sorted(p.name for p in (data / "checkpoints").iterdir()) == ["epoch-000003.npz", "epoch-000004.npz"]
 
 
+@pytest.mark.tools
 def test_the_numpy_data_processor_redoes_its_work_on_every_start(numpy_python: str, tmp_path: Path) -> None:
     data = tmp_path / "data"
     knobs = {"PROCESS_SECONDS": "0", "DATASET_SHARDS": "1"}
@@ -307,6 +307,7 @@ def test_the_numpy_data_processor_redoes_its_work_on_every_start(numpy_python: s
     assert json.loads((dataset / "manifest.json").read_text())["finished"] > first["finished"]
 
 
+@pytest.mark.tools
 def test_programs_end_promptly_on_sigterm_as_pid_1_would_need(tmp_path: Path) -> None:
     """PID 1 of a container gets no default SIGTERM action: each program installs its own handler (143 = 128 + 15).
     model-monitor needs no numpy, so it runs here; the others carry the same two lines."""

@@ -35,7 +35,6 @@ from ai_storage_orchestrator.controller.planning.gate import (
 )
 from ai_storage_orchestrator.conventions import HANDOFF_ANNOTATION
 
-pytestmark = pytest.mark.unit
 JSON = dict[str, Any]
 
 
@@ -132,6 +131,7 @@ def _run_gate(
     )
 
 
+@pytest.mark.tools
 @pytest.mark.skipif(sys.platform != "linux", reason="the gate runs in a Linux container")
 def test_the_gate_script_opens_only_for_the_token(tmp_path: Path) -> None:
     token = new_token("m1")
@@ -140,6 +140,7 @@ def test_the_gate_script_opens_only_for_the_token(tmp_path: Path) -> None:
     assert _run_gate(tmp_path, token_digest(token), "").returncode == 124
 
 
+@pytest.mark.tools
 @pytest.mark.skipif(sys.platform != "linux", reason="the gate runs in a Linux container")
 def test_a_gate_with_a_deadline_opens_by_itself_then_and_not_before(tmp_path: Path) -> None:
     token = new_token("m1")
