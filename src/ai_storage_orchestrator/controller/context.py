@@ -20,7 +20,7 @@ from ai_storage_orchestrator.controller.planner import Planner
 from ai_storage_orchestrator.controller.ports import Checkpointer, ClusterWriter, EventSink
 from ai_storage_orchestrator.controller.reconciler import Result
 from ai_storage_orchestrator.controller.records import now_iso, parse_time, phase_of, request_of
-from ai_storage_orchestrator.controller.reporting import PhaseReporter
+from ai_storage_orchestrator.controller.reporting import Passed, PhaseReporter
 from ai_storage_orchestrator.conventions import MIGRATION_ID_ANNOTATION, MIGRATION_STATUS_ANNOTATION
 from ai_storage_orchestrator.errors import TemporaryError
 from ai_storage_orchestrator.kube.errors import KubeApiError
@@ -141,9 +141,7 @@ class MigrationContext:
         """Merge `fields` into the status without changing phase (optimistic: fails on a stale record)."""
         await self._patch_status(fields)
 
-    async def transition(
-        self, phase: Phase, message: str, *, passed: Sequence[tuple[Phase, str, str]] = (), **fields: Any
-    ) -> Result:
+    async def transition(self, phase: Phase, message: str, *, passed: Sequence[Passed] = (), **fields: Any) -> Result:
         """Record the next phase with its time stamp; the caller's step is done. `passed` lists phases the step went
         through on the way (phase, time, message), so the history stays complete when one step does two.
 

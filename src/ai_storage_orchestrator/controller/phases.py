@@ -49,6 +49,7 @@ from ai_storage_orchestrator.controller.planning.naming import base_name
 from ai_storage_orchestrator.controller.planning.owner import controlling_owner, replaces_source
 from ai_storage_orchestrator.controller.reconciler import Result
 from ai_storage_orchestrator.controller.records import now_iso, parse_time, phase_of
+from ai_storage_orchestrator.controller.reporting import Passed
 from ai_storage_orchestrator.conventions import (
     CHECKPOINT_PATH_ANNOTATION,
     HANDOFF_ANNOTATION,
@@ -62,7 +63,6 @@ from ai_storage_orchestrator.models import Phase, Strategy
 
 JSON = dict[str, Any]
 Step = Callable[[MigrationContext], Awaitable[Result]]
-Passed = tuple[Phase, str, str]  # a phase a step went through on the way: (phase, time, message)
 VALIDATING_MESSAGE = "validating the request against the cluster"
 
 # Container states that mean the target will not become Ready by waiting.

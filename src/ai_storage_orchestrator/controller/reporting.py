@@ -20,6 +20,7 @@ log = structlog.get_logger("ai_storage_orchestrator.migration")
 # Phases worth an Event on the pod itself (Validating is where a migration starts acting).
 POD_EVENT_PHASES = frozenset({Phase.VALIDATING, Phase.COMPLETED, Phase.FAILED, Phase.CANCELLED, Phase.ROLLING_BACK})
 Annotate = Callable[[str], Coroutine[Any, Any, None]]
+Passed = tuple[Phase, str, str]  # a phase a step went through on the way: (phase, time, message)
 
 
 class PhaseReporter:
@@ -45,7 +46,7 @@ class PhaseReporter:
         phase: Phase,
         message: str,
         annotate_source: Annotate,
-        passed: Sequence[tuple[Phase, str, str]] = (),
+        passed: Sequence[Passed] = (),
     ) -> None:
         """`passed`: (phase, time, message) of the phases the step went through on the way to `phase`."""
         status = migration.get("status") or {}
