@@ -18,6 +18,7 @@ import aiohttp
 
 from ai_storage_orchestrator.conventions import API_GROUP, API_VERSION
 from ai_storage_orchestrator.kube.errors import KubeApiError, raise_for_status
+from ai_storage_orchestrator.kube.interning import share_strings
 from ai_storage_orchestrator.kube.retrying import DEFAULT_POLICY, Idempotency, RetryPolicy
 
 JSON = dict[str, Any]
@@ -170,9 +171,10 @@ class KubeApi:
         while True:
             page = await self._json("GET", resource.path(namespace=namespace), query=query)
             for item in page.get("items") or []:
-                # managedFields are most of a listed object's memory and nothing here reads them; drop them per
-                # page rather than after the whole LIST is held.
+                # managedFields are most of a listed object's memory and nothing here reads them; drop them, and
+                # share equal strings, per page rather than after the whole LIST is held.
                 (item.get("metadata") or {}).pop("managedFields", None)
+                share_strings(item)
                 items.append(item)
             metadata = page.get("metadata") or {}
             continue_token = metadata.get("continue")
@@ -328,6 +330,7 @@ def _has_resource_version(obj: Mapping[str, Any]) -> bool:
 def _watch_event(line: bytes) -> WatchEvent:
     event = json.loads(line)
     obj = event.get("object") or {}
+    share_strings(obj)
     if event.get("type") == "ERROR":
         code = int(obj.get("code") or 500)
         raise KubeApiError(code, str(obj.get("reason") or "WatchError"), str(obj.get("message") or ""))

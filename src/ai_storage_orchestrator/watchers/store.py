@@ -12,8 +12,6 @@ from typing import Any
 
 import structlog
 
-from ai_storage_orchestrator.watchers.interning import share_strings
-
 JSON = dict[str, Any]
 _MAX_TOMBSTONES = 4096
 Listener = Callable[[str, JSON | None, JSON | None], None]  # (event type, old object, new object)
@@ -30,12 +28,11 @@ def object_key(obj: JSON) -> str:
 
 
 def _slim(obj: JSON) -> JSON:
-    """Drop managedFields (large, never read by us, and most of a cached object's memory) and hold equal short strings
-    once (watchers/interning.py)."""
+    """Drop managedFields: large, never read by us, and most of a cached object's memory. (Listed and watched objects
+    come with their short strings shared already: kube/interning.py.)"""
     metadata = obj.get("metadata")
     if metadata and "managedFields" in metadata:
         obj = {**obj, "metadata": {k: v for k, v in metadata.items() if k != "managedFields"}}
-    share_strings(obj)
     return obj
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from ai_storage_orchestrator.kube.errors import KubeApiError
@@ -38,6 +40,7 @@ async def test_list_follows_continue_tokens_and_returns_the_last_pages_version(
     assert [i["metadata"]["name"] for i in items] == ["a", "b", "c", "d", "e"]
     assert version == "10"
     assert all("managedFields" not in i["metadata"] for i in items)
+    assert all(i["metadata"]["namespace"] is items[0]["metadata"]["namespace"] for i in items), "strings shared"
     queries = [r.query for r in server.seen("GET", PODS_PATH)]
     assert [q.get("continue") for q in queries] == [None, "c1", "c2"]
     assert all(q["limit"] == "2" and q["labelSelector"] == "app=x" for q in queries)
@@ -88,6 +91,7 @@ async def test_watch_yields_events_split_across_chunks_and_asks_for_bookmarks(
     await _watch_all(kube, seen)
 
     assert [(e.type, e.object["metadata"]["resourceVersion"]) for e in seen] == [("ADDED", "6"), ("BOOKMARK", "9")]
+    assert seen[0].object["metadata"]["namespace"] is sys.intern("ns"), "strings shared"
     (request,) = server.seen("GET", PODS_PATH)
     assert request.query["watch"] == "true"
     assert request.query["resourceVersion"] == "5"

@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from ai_storage_orchestrator.watchers.interning import LONGEST_SHARED, share_strings
-from ai_storage_orchestrator.watchers.store import ObjectStore
+from ai_storage_orchestrator.kube.interning import LONGEST_SHARED, share_strings
 
 pytestmark = pytest.mark.unit
 
@@ -56,12 +55,3 @@ def test_long_values_are_left_as_they_are() -> None:
     share_strings(first)
     share_strings(second)
     assert first["status"]["message"] is not second["status"]["message"]
-
-
-def test_the_store_holds_shared_strings() -> None:
-    store = ObjectStore("Pod")
-    store.upsert(_decoded(phase="Running"))
-    other = _decoded(phase="Running")
-    other["metadata"]["name"] = "q"
-    store.upsert(other)
-    assert store.get("ns/p")["status"]["phase"] is store.get("ns/q")["status"]["phase"]  # type: ignore[index]

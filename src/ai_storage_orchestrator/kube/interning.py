@@ -1,11 +1,13 @@
-"""Equal short strings of the cached objects held as one string object each.
+"""Equal short strings of listed and watched objects held as one string object each.
 
 A JSON decoder makes a new string for every value it reads, so a model of 10,000 pods held 10,000 copies of
 "Running", of each image name, of every default toleration's key and of each node's name. Interned, each is held once:
 about 30 % less memory for such pods (docs/BENCHMARKS.md, scale). ``sys.intern`` drops a string from its table once
 nothing else holds it, so values seen once (uids, resource versions) cost nothing after their object is gone.
 
-The walk replaces values in place with equal strings: whoever else holds the object sees no difference."""
+It runs where objects are decoded, per LIST page and per watch event (kube/resources.py): the copies are freed while
+few exist, and their memory is reused, instead of after a whole LIST (the process would keep the peak). The walk
+replaces values in place with equal strings: whoever else holds the object sees no difference."""
 
 from __future__ import annotations
 
