@@ -572,9 +572,9 @@ class Scenario:
 
     async def _recreate(self, manifest: JSON, what: str) -> tuple[JSON, float]:
         """Create the pod and wait until it is Ready (with this machine's clock once it was created): the native move's
-        second half. KWOK tracks pods by name, so its
-        delete of the pod just deleted can remove the one created under the same name; on simulated nodes the pod is
-        then created once more (said, and its time counted), elsewhere a pod that vanishes ends the run."""
+        second half. KWOK tracks pods by name, so its delete of the pod just deleted can remove the one created under
+        the same name; on simulated nodes the pod is then created once more (said, and its time counted), elsewhere
+        a pod that vanishes ends the run."""
         name = str(manifest["metadata"]["name"])
         for attempt in range(1 + _SIMULATED_RECREATIONS):
             await self._kube("recreate the pod", self.kube.create(PODS, manifest, namespace=self.options.namespace))
