@@ -80,6 +80,22 @@ def _enter_cgroup_script(name: str) -> str:
     return "".join(f'echo $$ > "{h / name}/cgroup.procs"; ' for h in cgroup_hierarchies())
 
 
+# Experiments only (never CI, never a published figure unless it says so): kubelet feature gates for the real-node
+# tier, e.g. AISO_KUBELET_FEATURE_GATES=EventedPLEG=true (issue #17: the kubelet sees a container's exit at once).
+KUBELET_GATES_ENV = "AISO_KUBELET_FEATURE_GATES"
+
+
+def kubelet_feature_gates(spec: str) -> dict[str, bool]:
+    """``A=true,B=false`` as the kubelet's featureGates; an entry that is not NAME=true|false is an error."""
+    gates: dict[str, bool] = {}
+    for entry in filter(None, (part.strip() for part in spec.split(","))):
+        name, _, value = entry.partition("=")
+        if not name or value.lower() not in ("true", "false"):
+            raise ClusterError(f"{KUBELET_GATES_ENV}: {entry!r} is not NAME=true|false")
+        gates[name] = value.lower() == "true"
+    return gates
+
+
 @dataclass
 class RealNode:
     index: int
@@ -189,6 +205,9 @@ state = "{base / "state"}"
             "volumePluginDir": str(self.dir / "kubelet" / "volume-plugins"),
             "localStorageCapacityIsolation": True,
         }
+        gates = kubelet_feature_gates(os.environ.get(KUBELET_GATES_ENV, ""))
+        if gates:
+            config["featureGates"] = gates
         return yaml.safe_dump(config)
 
     # --- life cycle ---------------------------------------------------------------------------------------------

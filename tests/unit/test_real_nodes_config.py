@@ -16,7 +16,15 @@ import yaml
 from tests.cluster import certs
 from tests.cluster.cgroups_v1 import CGROUP_V1, cgroup_hierarchies, leftover_cgroups, make_cgroup, remove_cgroup
 from tests.cluster.host_state import normalize
-from tests.cluster.real_nodes import NFS_MOUNTER, SANDBOX_IMAGE, RealNode, export_dir
+from tests.cluster.local_cluster import ClusterError
+from tests.cluster.real_nodes import (
+    KUBELET_GATES_ENV,
+    NFS_MOUNTER,
+    SANDBOX_IMAGE,
+    RealNode,
+    export_dir,
+    kubelet_feature_gates,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -69,6 +77,16 @@ def test_kubelet_config_serves_only_on_the_nodes_address_with_webhook_auth(tmp_p
     assert config["cgroupRoot"] == f"/{node.cgroup_root}"
     assert config["failCgroupV1"] is False
     assert config["containerRuntimeEndpoint"] == f"unix://{node.socket}"
+    assert "featureGates" not in config, "the kubelet's defaults unless an experiment asks"
+
+
+def test_an_experiment_may_set_kubelet_feature_gates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(KUBELET_GATES_ENV, "EventedPLEG=true, Other=False")
+    serving = certs.NodeCerts(tmp_path / "c", tmp_path / "k", tmp_path / "s.crt", tmp_path / "s.key")
+    config = yaml.safe_load(_node(tmp_path)._kubelet_config(tmp_path / "ca.crt", serving))
+    assert config["featureGates"] == {"EventedPLEG": True, "Other": False}
+    with pytest.raises(ClusterError, match="'EventedPLEG' is not NAME=true"):
+        kubelet_feature_gates("EventedPLEG")
 
 
 def test_node_certificates_carry_the_node_identity_and_address(tmp_path: Path) -> None:
