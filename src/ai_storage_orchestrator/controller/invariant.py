@@ -4,9 +4,9 @@ At every instant at least one of {source, target} is alive, or the pod is restor
 in ``status.targetPodManifest`` and its state on the shared volume (checkpoint-restart, after Checkpointing).
 Concretely:
 
-* the source is removed only when a Ready target with the recorded UID exists (or one whose containers all run but
-  one that completed, see ``serving``) (make-before-break, checked live
-  against the API server right before, never from a cache) or the checkpoint step has finished (checkpoint-restart);
+* the source is removed only when a Ready target with the recorded UID exists (make-before-break, checked live
+  against the API server right before, never from a cache; "Ready" as ``serving`` reads it) or the checkpoint step
+  has finished (checkpoint-restart);
 * a pre-warmed target's gate opens (its containers start) only when a live read shows the source gone, or being
   removed with no container the kubelet reports running: two copies of the trainer never run at once;
 * a rollback that finds the source stopping waits until it is gone and recreates it; it never declares the pod
@@ -59,8 +59,9 @@ def containers_stopped(pod: JSON) -> bool:
 def serving(pod: JSON) -> str | None:
     """How the pod runs its work (None: it does not yet, or no more): "is Ready", "succeeded", or — for a pod whose
     restart policy does not rerun a container that ended with exit 0 — "runs (… completed)" when every other container
-    is ready. A finished data-preparation container leaves its pod not Ready for good (the certification's source is
-    in that state), so a target in it would otherwise never be fit to replace the source."""
+    is ready and every readiness gate holds. A finished data-preparation container leaves its pod not Ready for good
+    (the certification's source is in that state), so a target in it would otherwise never be fit to replace the
+    source."""
     view = Pod(pod)
     if view.ready:
         return "is Ready"
@@ -70,6 +71,9 @@ def serving(pod: JSON) -> str | None:
         return None
     statuses = view.container_statuses
     if len(statuses) < len(view.spec.get("containers") or ()):
+        return None
+    gates = [str(g.get("conditionType")) for g in view.spec.get("readinessGates") or ()]
+    if not all(view.condition_true(gate) for gate in gates):
         return None
     completed = [str(s.get("name")) for s in statuses if _completed(s)]
     if any(not s.get("ready") and not _completed(s) for s in statuses) or len(completed) == len(statuses):

@@ -52,6 +52,14 @@ def test_a_target_whose_statuses_are_not_all_reported_does_not_serve() -> None:
     assert serving(pod) is None
 
 
+def test_a_readiness_gate_still_counts_for_a_target_with_a_completed_container() -> None:
+    pod = _pod(RUNNING, COMPLETED)
+    pod["spec"]["readinessGates"] = [{"conditionType": "example.com/registered"}]
+    assert serving(pod) is None
+    pod["status"]["conditions"].append({"type": "example.com/registered", "status": "True"})
+    assert serving(pod) == "runs (prep completed)"
+
+
 def test_a_terminating_target_never_serves() -> None:
     pod = _pod(RUNNING, COMPLETED)
     pod["metadata"]["deletionTimestamp"] = "2026-12-02T00:00:00Z"
