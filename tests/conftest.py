@@ -14,14 +14,6 @@ pytest_plugins = ["tests.cluster.fixtures"]
 _TIERS = ("unit", "integration", "e2e", "security")
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "tools: runs another program (helm, promtool, a browser, a shell, a workload script) or the chart renderer;"
-        " not counted as unit even under tests/unit (`make test-tools`)",
-    )
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         parts = Path(str(item.fspath)).parts
