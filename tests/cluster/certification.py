@@ -29,12 +29,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
+from ai_storage_orchestrator.compare.measuring import iso_time
 from ai_storage_orchestrator.kube.client import create_api_client
 from ai_storage_orchestrator.kube.errors import KubeApiError
 from ai_storage_orchestrator.kube.resources import KubeApi, Resource
+from tests.cluster import runtime_timing
 from tests.cluster.demo import say
 from tests.cluster.local_cluster import LocalCluster
 from tests.cluster.real_nodes import NFS_SERVER_STAND_IN, RealNodeTier, node_binaries
+from tests.cluster.task_events import TaskEvent, TaskEventRecorder
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE_NETWORK = "10.96.0.0/16"  # --service-cluster-ip-range of tests/cluster/local_cluster.py
@@ -180,10 +183,41 @@ async def certify(cluster: LocalCluster, tier: RealNodeTier, workdir: Path, outp
         if code := await typed(deploy, env=env, console=console):
             return 2
         extra = os.environ.get("E2E_COMPARE_ARGS", "").strip()  # `make e2e-timing`: the same run, more pairs timed
-        code = await typed(f"./scripts/ai_migration_compare.sh {extra}".strip(), env=env, console=console)
+        recorders = [TaskEventRecorder(n.name, n.ctr_command) for n in tier.nodes] if "--timing-pairs" in extra else []
+        for recorder in recorders:
+            recorder.start()
+        try:
+            code = await typed(f"./scripts/ai_migration_compare.sh {extra}".strip(), env=env, console=console)
+        finally:
+            events = [event for recorder in recorders for event in await asyncio.to_thread(recorder.stop)]
     made = sorted(set(reports.iterdir()) - before) if reports.is_dir() else []
     for report in made:
         for item in report.iterdir():
             shutil.move(str(item), output / item.name)
         report.rmdir()
+    if recorders:
+        write_runtime_timing(output, events, unlabelled=sum(r.unlabelled for r in recorders))
     return code
+
+
+def write_runtime_timing(output: Path, events: list[TaskEvent], *, unlabelled: int) -> None:
+    """The timed migrations again from containerd's stamps: printed, and runtime-timing.json beside report.json."""
+    try:
+        report = json.loads((output / "report.json").read_text())
+    except (OSError, ValueError) as error:
+        say(f"\nRUNTIME TIMING: not measured (no report.json to read the timed migrations from: {error})")
+        return
+    moves = runtime_timing.timed_moves(report)
+    figures = runtime_timing.move_figures(moves, events)
+    block = runtime_timing.lines(figures)
+    if unlabelled:
+        block.append(f"# {unlabelled} task event(s) left out: their container was gone before its labels were read")
+    say("\n" + "\n".join(block))
+    since = min((m.requested_ns for m in moves if m.requested_ns is not None), default=0)
+    document = {
+        **runtime_timing.to_json(figures),
+        "events_unlabelled": unlabelled,
+        "events_since": iso_time(since / 1e9),
+        "events": [runtime_timing.event_json(e, since) for e in sorted(events, key=lambda e: e.at_ns)],
+    }
+    (output / "runtime-timing.json").write_text(json.dumps(document, indent=2) + "\n")

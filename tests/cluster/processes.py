@@ -22,7 +22,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
+    """`preexec_fn` of a child that must not outlive this process: its own session, SIGKILL when we die."""
     os.setsid()
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -51,7 +52,7 @@ class ManagedProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 # A detached process (local-cluster.sh up) must outlive the script that started it.
-                preexec_fn=os.setsid if self.detach else _die_with_parent,
+                preexec_fn=os.setsid if self.detach else die_with_parent,
             )
         finally:
             log.close()

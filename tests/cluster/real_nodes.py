@@ -269,10 +269,15 @@ state = "{base / "state"}"
              f'{_enter_cgroup_script(self.runtime_cgroup)} exec kubelet "$@"', "kubelet", *kubelet_flags],
         )  # fmt: skip
 
+    @property
+    def ctr_command(self) -> list[str]:
+        """`ctr` against this node's containerd."""
+        return [str(self.binaries / "ctr"), f"--address={self.socket}"]
+
     def ctr(self, args: list[str]) -> str:
         """`ctr` against this node's containerd, in the namespace the kubelet uses."""
         result = subprocess.run(
-            [str(self.binaries / "ctr"), f"--address={self.socket}", "--namespace=k8s.io", *args],
+            [*self.ctr_command, "--namespace=k8s.io", *args],
             capture_output=True,
             text=True,
             check=False,
