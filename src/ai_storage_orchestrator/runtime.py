@@ -29,6 +29,7 @@ from ai_storage_orchestrator.api.tls import CertificateReloader, reloader_for, s
 from ai_storage_orchestrator.api.transport import runner_for
 from ai_storage_orchestrator.checkpoint import PVCheckpointer
 from ai_storage_orchestrator.controller.controller import MigrationController
+from ai_storage_orchestrator.controller.knock import ExecKnocker
 from ai_storage_orchestrator.controller.leadership import LeaderElector
 from ai_storage_orchestrator.controller.quiet import ActingMigrations
 from ai_storage_orchestrator.controller.service import MigrationService
@@ -104,8 +105,9 @@ class Orchestrator:
         if self.settings.install_crd:
             await install_crd(api)
         self.recorder = EventRecorder(api, instance=self.settings.identity, hold=ActingMigrations(self.state).hold)
+        execs = KubeExec(self._api_client)
         checkpointer = PVCheckpointer(
-            KubeExec(self._api_client),
+            execs,
             retention=self.settings.checkpoint_retention,
             keep_failed=self.settings.keep_failed_checkpoints,
         )
@@ -116,6 +118,7 @@ class Orchestrator:
             recorder=self.recorder,
             metrics=self.metrics,
             checkpointer=checkpointer,
+            knocker=ExecKnocker(execs),
             fence=self._holds_lease,
         )
         self.service = MigrationService(

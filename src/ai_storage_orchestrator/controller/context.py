@@ -16,6 +16,7 @@ import structlog
 from ai_storage_orchestrator.controller.checkpointing import CheckpointPool
 from ai_storage_orchestrator.controller.execsupport import ExecSupport
 from ai_storage_orchestrator.controller.invariant import InvariantViolation, alive
+from ai_storage_orchestrator.controller.knock import GateKnocker
 from ai_storage_orchestrator.controller.planner import Planner
 from ai_storage_orchestrator.controller.ports import Checkpointer, ClusterWriter, EventSink
 from ai_storage_orchestrator.controller.reconciler import Result
@@ -55,6 +56,11 @@ class MigrationController(Protocol):
 
     @property
     def exec_support(self) -> ExecSupport: ...
+
+    @property
+    def knocker(self) -> GateKnocker | None:
+        """Opens a held target's gate by exec beside the hand-off annotation (controller/knock.py); None: never."""
+        ...
 
     @property
     def prewarm(self) -> bool:

@@ -21,6 +21,7 @@ from ai_storage_orchestrator.controller.checkpointing import CheckpointPool
 from ai_storage_orchestrator.controller.context import MigrationContext, log
 from ai_storage_orchestrator.controller.execsupport import ExecSupport
 from ai_storage_orchestrator.controller.fencing import Fence, FencedWriter, always_leading
+from ai_storage_orchestrator.controller.knock import GateKnocker
 from ai_storage_orchestrator.controller.phases import PHASES
 from ai_storage_orchestrator.controller.planner import Planner
 from ai_storage_orchestrator.controller.planning.owner import controlling_owner
@@ -79,6 +80,7 @@ class MigrationController:
         recorder: EventSink,
         metrics: Metrics,
         checkpointer: Checkpointer | None = None,
+        knocker: GateKnocker | None = None,
         fence: Fence = always_leading,
     ) -> None:
         self.writer = FencedWriter(api, fence)
@@ -87,6 +89,7 @@ class MigrationController:
         self.recorder = recorder
         self.metrics = metrics
         self.checkpointer: Checkpointer = checkpointer or LocationOnlyCheckpointer()
+        self.knocker = knocker
         self.planner = Planner(state, declared=self.checkpointer.declared, capture_owned=settings.captures_owned_pods)
         self.admission = asyncio.Lock()
         self.exec_support = ExecSupport()

@@ -17,6 +17,7 @@ gone."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import posixpath
 from collections.abc import Awaitable, Callable, Sequence
@@ -595,11 +596,23 @@ async def _release_gate(ctx: MigrationContext, target: JSON, token: str) -> Resu
 
 
 async def _open_gate(ctx: MigrationContext, name: str, token: str) -> None:
-    """Write the hand-off token onto the held target `name`: its gate exits and its containers start."""
+    """Write the hand-off token onto the held target `name`, and knock on its gate with it at the same time
+    (controller/knock.py): its gate exits and its containers start."""
     patch = {"metadata": {"annotations": {HANDOFF_ANNOTATION: token}}}
-    ctx.controller.state.pods.write_through(
-        await ctx.controller.api.merge_patch(PODS, name, patch, namespace=ctx.namespace)
-    )
+    async with asyncio.TaskGroup() as group:
+        patched = group.create_task(ctx.controller.api.merge_patch(PODS, name, patch, namespace=ctx.namespace))
+        group.create_task(_knock(ctx, name, token))
+    ctx.controller.state.pods.write_through(patched.result())
+
+
+async def _knock(ctx: MigrationContext, name: str, token: str) -> None:
+    """Best effort, never on a node known to lack exec; a knock that worked says the node has exec."""
+    knocker, node = ctx.controller.knocker, ctx.spec["targetNode"]
+    if knocker is None or ctx.controller.exec_support.works(node) is False:
+        return
+    ctx.controller.ensure_leading("knock on the gate")
+    if await knocker.knock(namespace=ctx.namespace, pod=name, token=token) is None:
+        ctx.controller.exec_support.note(node, works=True)
 
 
 async def _remove_source(ctx: MigrationContext, pod: JSON) -> Result | None:

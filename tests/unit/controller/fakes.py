@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ai_storage_orchestrator.controller.controller import MigrationController
+from ai_storage_orchestrator.controller.knock import GateKnocker
 from ai_storage_orchestrator.controller.reconciler import Outcome, Result
 from ai_storage_orchestrator.controller.records import migration_resource, now_iso
 from ai_storage_orchestrator.conventions import MIGRATION_FINALIZER, MIGRATION_ID_LABEL
@@ -249,7 +250,9 @@ def node(name: str) -> JSON:
 class World:
     """A controller over a FakeApi, with the source pod on node-a and both nodes Ready."""
 
-    def __init__(self, *, fence: bool = True, settings: Settings | None = None) -> None:
+    def __init__(
+        self, *, fence: bool = True, settings: Settings | None = None, knocker: GateKnocker | None = None
+    ) -> None:
         self.state = ClusterState()
         self.api = FakeApi(self.state)
         self.events = FakeEvents()
@@ -260,6 +263,7 @@ class World:
             settings=settings or Settings(leader_election=False),
             recorder=self.events,
             metrics=Metrics(),
+            knocker=knocker,
             fence=lambda: self.leading,
         )
         for name in (SOURCE, TARGET):

@@ -17,7 +17,7 @@ from ai_storage_orchestrator.conventions import HANDOFF_ANNOTATION
 from ai_storage_orchestrator.kube.resources import POD_MIGRATIONS, PODS
 from ai_storage_orchestrator.models import Phase
 from ai_storage_orchestrator.settings import Settings
-from tests.unit.controller.fakes import NAMESPACE, POD, World
+from tests.unit.controller.fakes import NAMESPACE, POD, TARGET, World
 
 pytestmark = pytest.mark.unit
 KEY = f"{NAMESPACE}/m1"
@@ -288,3 +288,60 @@ async def test_the_source_is_evicted_once_while_its_deletion_is_on_its_way() -> 
     await world.drive()
     assert not _evicted(world), "an eviction under way is not asked for again"
     assert world.phase() == Phase.STOPPING_SOURCE.value
+
+
+class _Knocker:
+    """Records each knock; answers with `failure` (None: the token was written)."""
+
+    def __init__(self, failure: str | None = None) -> None:
+        self.failure = failure
+        self.knocks: list[tuple[str, str, str]] = []
+
+    async def knock(self, *, namespace: str, pod: str, token: str) -> str | None:
+        self.knocks.append((namespace, pod, token))
+        return self.failure
+
+
+async def test_the_gate_is_knocked_on_with_the_token_when_the_hand_off_is_written_and_never_before() -> None:
+    knocker = _Knocker()
+    world = World(knocker=knocker)
+    target = await _checkpointed(world)
+    world.api.run_gate(target)
+    await world.drive()
+    source = world.api.pod(POD)
+    assert source is not None
+    world.state.pods.apply("DELETED", source)  # the cache runs ahead of the API server: no hand-off yet
+    await world.drive()
+    assert knocker.knocks == []
+    world.api.stop_containers(POD)
+    await world.drive()
+    assert knocker.knocks == [(NAMESPACE, target, _token(world))]
+    assert world.controller.exec_support.works(TARGET) is True, "a knock that worked says the node has exec"
+    assert world.phase() == Phase.WAITING_FOR_TARGET.value
+
+
+async def test_a_knock_that_fails_changes_nothing_the_annotation_opens_the_gate() -> None:
+    knocker = _Knocker(failure="exec refused: HTTP 403")
+    world = World(knocker=knocker)
+    target = await _checkpointed(world)
+    world.api.run_gate(target)
+    await world.drive()
+    world.api.finish_termination(POD)
+    await world.drive()
+    assert len(knocker.knocks) == 1
+    assert world.api.pod(target)["metadata"]["annotations"][HANDOFF_ANNOTATION] == _token(world)  # type: ignore[index]
+    assert world.phase() == Phase.WAITING_FOR_TARGET.value
+    assert world.controller.exec_support.works(TARGET) is None, "one failed knock proves nothing about the node"
+
+
+async def test_a_target_node_known_to_lack_exec_gets_no_knock() -> None:
+    knocker = _Knocker()
+    world = World(knocker=knocker)
+    world.controller.exec_support.note(TARGET, works=False)
+    target = await _checkpointed(world)
+    world.api.run_gate(target)
+    await world.drive()
+    world.api.finish_termination(POD)
+    await world.drive()
+    assert knocker.knocks == []
+    assert world.phase() == Phase.WAITING_FOR_TARGET.value

@@ -19,6 +19,9 @@ from ai_storage_orchestrator.controller.planning.gate import (
     GATE_DIGEST_ENV,
     GATE_SCRIPT,
     GATE_VOLUME,
+    KNOCK_COMMAND,
+    KNOCK_MOUNT,
+    KNOCK_VOLUME,
     NODE_STATUS_MAX_IMAGES,
     OWNED_GATE_MARGIN_SECONDS,
     gate_container,
@@ -57,9 +60,14 @@ def test_the_gate_runs_first_in_the_first_containers_image_and_holds_only_the_ha
     assert gate["securityContext"]["runAsUser"] == 1000
     assert "privileged" not in gate["securityContext"], "only identity fields are copied, never privileges"
     assert gate["securityContext"]["allowPrivilegeEscalation"] is False
-    volume = pod["spec"]["volumes"][-1]
-    assert volume["name"] == GATE_VOLUME
-    assert HANDOFF_ANNOTATION in volume["downwardAPI"]["items"][0]["fieldRef"]["fieldPath"]
+    annotation, knock = pod["spec"]["volumes"][-2:]
+    assert annotation["name"] == GATE_VOLUME
+    assert HANDOFF_ANNOTATION in annotation["downwardAPI"]["items"][0]["fieldRef"]["fieldPath"]
+    assert knock == {"name": KNOCK_VOLUME, "emptyDir": {}}
+    mounts = {m["name"]: m for m in gate["volumeMounts"]}
+    assert mounts[GATE_VOLUME]["readOnly"] is True
+    assert mounts[KNOCK_VOLUME]["mountPath"] == KNOCK_MOUNT
+    assert all(KNOCK_VOLUME not in str(c) for c in pod["spec"]["containers"]), "only the gate sees the knock"
     assert token not in str(pod)
     assert token.startswith("abc.")
     assert len(token) == len("abc.") + 32
@@ -72,7 +80,7 @@ def test_a_pod_moved_twice_loses_the_earlier_gate_and_its_hand_off() -> None:
     pod["metadata"]["annotations"][HANDOFF_ANNOTATION] = "t"
     plain = without_gate(pod)
     assert "initContainers" not in plain["spec"]
-    assert all(v["name"] != GATE_VOLUME for v in plain["spec"].get("volumes") or [])
+    assert [v["name"] for v in plain["spec"].get("volumes") or []] == []
     assert HANDOFF_ANNOTATION not in plain["metadata"]["annotations"]
     assert released(pod, "t")
     assert not released(plain, "t")
@@ -115,15 +123,21 @@ def test_missing_images_counts_only_what_a_complete_list_proves_and_never_pull()
 
 
 def _run_gate(
-    tmp_path: Path, digest: str, content: str | None, *, open_at: int | None = None
+    tmp_path: Path, digest: str, content: str | None, *, open_at: int | None = None, knocked: str | None = None
 ) -> subprocess.CompletedProcess[str]:
+    annotation, knock = tmp_path / "annotation", tmp_path / "knock"
+    annotation.mkdir(parents=True, exist_ok=True)
+    knock.mkdir(exist_ok=True)
     if content is not None:
-        (tmp_path / "handoff").write_text(content)
+        (annotation / "handoff").write_text(content)
+    if knocked is not None:  # what the knock's own command writes, from its stdin
+        argv = [part.replace(KNOCK_MOUNT, str(knock)) for part in KNOCK_COMMAND]
+        subprocess.run(argv, input=knocked, text=True, check=True)
     env = {**os.environ, GATE_DIGEST_ENV: digest}
     if open_at is not None:
         env[GATE_DEADLINE_ENV] = str(open_at)
     return subprocess.run(
-        ["timeout", "0.5", "sh", "-c", GATE_SCRIPT, GATE_CONTAINER, str(tmp_path)],
+        ["timeout", "0.5", "sh", "-c", GATE_SCRIPT, GATE_CONTAINER, str(annotation), str(knock)],
         env=env,
         capture_output=True,
         text=True,
@@ -138,6 +152,15 @@ def test_the_gate_script_opens_only_for_the_token(tmp_path: Path) -> None:
     assert _run_gate(tmp_path, token_digest(token), token).returncode == 0
     assert _run_gate(tmp_path, token_digest(token), "m1.forged").returncode == 124, "still waiting"
     assert _run_gate(tmp_path, token_digest(token), "").returncode == 124
+
+
+@pytest.mark.tools
+@pytest.mark.skipif(sys.platform != "linux", reason="the gate runs in a Linux container")
+def test_a_knock_with_the_token_opens_the_gate_and_a_forged_one_does_not(tmp_path: Path) -> None:
+    token = new_token("m1")
+    assert _run_gate(tmp_path / "a", token_digest(token), None, knocked="m1.forged").returncode == 124
+    assert _run_gate(tmp_path / "b", token_digest(token), "m1.forged", knocked=token).returncode == 0
+    assert _run_gate(tmp_path / "c", token_digest(token), None, knocked=token[:-1]).returncode == 124, "cut short"
 
 
 @pytest.mark.tools

@@ -5,9 +5,10 @@ network, volume mounts, the image) is done before the source stops, and a target
 found before the source is touched. The gate is an init container in the image of the first container the target
 runs (so a running gate proves that image is on the node), with a ``downwardAPI`` volume that shows it the pod's
 ``ai-storage.io/handoff`` annotation. It exits when that annotation holds the token whose SHA-256 is in its
-environment; the orchestrator writes the token only after the source pod is gone from a live read, so two copies of
-the trainer never run at once. Only the hash is in the pod spec: a reader of the spec cannot open the gate, and the
-token lives in the PodMigration's status (for a restarted orchestrator) and nowhere else until the hand-off.
+environment, or when a knock (an exec writing the token into a volume of its own) does; the orchestrator writes the
+token only after the source pod is gone from a live read, so two copies of the trainer never run at once. Only the
+hash is in the pod spec: a reader of the spec cannot open the gate, and the token lives in the PodMigration's status
+(for a restarted orchestrator) and nowhere else until the hand-off.
 
 Pure: no I/O."""
 
@@ -30,11 +31,22 @@ GATE_DIGEST_ENV = "AI_STORAGE_GATE_SHA256"
 # When set (seconds since the epoch), the gate opens by itself at that time: only for an owner's pod captured while
 # its evicted source may still be stopping (admission/capture.py), see `owned_gate_deadline`.
 GATE_DEADLINE_ENV = "AI_STORAGE_GATE_OPEN_AT"
-# Polls the annotation's file; `sleep 0.05` is GNU and busybox, `sleep 1` the POSIX fallback.
+# The knock: an exec into the gate writes the token into a volume only the gate mounts (controller/knock.py). The
+# annotation's file is refreshed by the kubelet only in a pod sync, and a sync waits for the kubelet's next relist of
+# its containers (every 1 s): 0.8 s from the source's stop to the gate's exit on real nodes, where the knock takes one
+# exec. Either opens the gate; the annotation stays the durable record.
+KNOCK_VOLUME = "ai-storage-gate-knock"
+KNOCK_MOUNT = "/ai-storage-gate-knock"
+KNOCK_FILE = "token"
+# Run by the knock's exec with the token on stdin (never in the command line: the exec's URL is logged). A file cut
+# short has another hash: the gate reads it again at its next poll.
+KNOCK_COMMAND = ["sh", "-c", f'cat > "$1/{KNOCK_FILE}"', KNOCK_VOLUME, KNOCK_MOUNT]
+# Polls both files; `sleep 0.05` is GNU and busybox, `sleep 1` the POSIX fallback. `$1`: the annotation's directory,
+# `$2`: the knock's.
 GATE_SCRIPT = (
-    'f="$1/handoff"; '
+    'opened() { [ -s "$1" ] || return 1; set -- $(sha256sum "$1"); [ "$1" = "$' + GATE_DIGEST_ENV + '" ]; }; '
     "while :; do "
-    'if [ -s "$f" ]; then set -- "$1" $(sha256sum "$f"); [ "$2" = "$' + GATE_DIGEST_ENV + '" ] && exit 0; fi; '
+    f'if opened "$1/handoff" || opened "$2/{KNOCK_FILE}"; then exit 0; fi; '
     'if [ -n "${'
     + GATE_DEADLINE_ENV
     + ':-}" ] && [ "$(date +%s)" -ge "$'
@@ -97,9 +109,12 @@ def gate_container(first: Mapping[str, Any], digest: str, *, open_at: int | None
     gate: JSON = {
         "name": GATE_CONTAINER,
         "image": first.get("image"),
-        "command": ["sh", "-c", GATE_SCRIPT, GATE_CONTAINER, GATE_MOUNT],
+        "command": ["sh", "-c", GATE_SCRIPT, GATE_CONTAINER, GATE_MOUNT, KNOCK_MOUNT],
         "env": env,
-        "volumeMounts": [{"name": GATE_VOLUME, "mountPath": GATE_MOUNT, "readOnly": True}],
+        "volumeMounts": [
+            {"name": GATE_VOLUME, "mountPath": GATE_MOUNT, "readOnly": True},
+            {"name": KNOCK_VOLUME, "mountPath": KNOCK_MOUNT},
+        ],
         "resources": copy.deepcopy(GATE_RESOURCES),
         "securityContext": _security_context(first),
     }
@@ -108,9 +123,13 @@ def gate_container(first: Mapping[str, Any], digest: str, *, open_at: int | None
     return gate
 
 
-def gate_volume() -> JSON:
+def gate_volumes() -> list[JSON]:
+    """The annotation's file, and the knock's directory (an ``emptyDir`` on the node's disk: no mount to wait for)."""
     field = {"fieldPath": f"metadata.annotations['{HANDOFF_ANNOTATION}']"}
-    return {"name": GATE_VOLUME, "downwardAPI": {"items": [{"path": "handoff", "fieldRef": field}]}}
+    return [
+        {"name": GATE_VOLUME, "downwardAPI": {"items": [{"path": "handoff", "fieldRef": field}]}},
+        {"name": KNOCK_VOLUME, "emptyDir": {}},
+    ]
 
 
 def with_gate(manifest: Mapping[str, Any], digest: str, *, open_at: int | None = None) -> JSON:
@@ -125,7 +144,7 @@ def with_gate(manifest: Mapping[str, Any], digest: str, *, open_at: int | None =
         gate_container(containers[0], digest, open_at=open_at),
         *(spec.get("initContainers") or []),
     ]
-    spec["volumes"] = [*(spec.get("volumes") or []), gate_volume()]
+    spec["volumes"] = [*(spec.get("volumes") or []), *gate_volumes()]
     return gated
 
 
@@ -138,7 +157,7 @@ def without_gate(manifest: Mapping[str, Any]) -> JSON:
         if not spec["initContainers"]:
             del spec["initContainers"]
     if "volumes" in spec:
-        spec["volumes"] = [v for v in spec["volumes"] or [] if v.get("name") != GATE_VOLUME]
+        spec["volumes"] = [v for v in spec["volumes"] or [] if v.get("name") not in (GATE_VOLUME, KNOCK_VOLUME)]
     (pod.get("metadata") or {}).get("annotations", {}).pop(HANDOFF_ANNOTATION, None)
     return pod
 

@@ -1,0 +1,89 @@
+"""The knock: one exec into the gate that writes the token from stdin; whatever goes wrong is a reason, never raised."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+
+from ai_storage_orchestrator.checkpoint.transport import ExecError, ExecStatus
+from ai_storage_orchestrator.controller.knock import ExecKnocker
+from ai_storage_orchestrator.controller.planning.gate import GATE_CONTAINER, KNOCK_FILE, KNOCK_MOUNT
+from tests.unit.checkpoint.fakes import Call, LocalExec
+
+pytestmark = pytest.mark.unit
+TOKEN = "m1.0123456789abcdef0123456789abcdef"
+
+
+class _IntoDirectory(LocalExec):
+    """Runs the knock's command with the gate's mount path pointing at a local directory."""
+
+    def __init__(self, directory: Path, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.directory = directory
+
+    def session(self, **kwargs: Any) -> AbstractAsyncContextManager[Any]:
+        kwargs["argv"] = [str(self.directory) if part == KNOCK_MOUNT else part for part in kwargs["argv"]]
+        return super().session(**kwargs)
+
+
+async def test_the_token_goes_in_on_stdin_into_the_gates_own_file(tmp_path: Path) -> None:
+    transport = _IntoDirectory(tmp_path)
+    with structlog.testing.capture_logs() as logs:
+        assert await ExecKnocker(transport).knock(namespace="ns", pod="p", token=TOKEN) is None
+    assert (tmp_path / KNOCK_FILE).read_text() == TOKEN
+    (call,) = transport.calls
+    assert (call.container, call.stdin) == (GATE_CONTAINER, True)
+    assert all(TOKEN not in part for part in call.argv), "never in the command line: the exec's URL is logged"
+    assert [entry["event"] for entry in logs] == ["gate.knocked"]
+
+
+async def test_a_command_that_fails_is_a_reason() -> None:
+    refused = LocalExec(faults=[lambda call: (ExecStatus(1, "error executing command"), b"")])
+    failure = await ExecKnocker(refused).knock(namespace="ns", pod="p", token=TOKEN)
+    assert failure is not None
+    assert "exit 1" in failure
+
+
+class _Broken(LocalExec):
+    def session(self, **kwargs: Any) -> AbstractAsyncContextManager[Any]:
+        self.calls.append(Call(kwargs["container"], tuple(kwargs["argv"]), kwargs.get("stdin", False)))
+        raise ExecError("exec into ns/p container ai-storage-gate refused: HTTP 403 Forbidden", status=403)
+
+
+async def test_an_exec_that_cannot_be_made_is_a_reason() -> None:
+    with structlog.testing.capture_logs() as logs:
+        failure = await ExecKnocker(_Broken()).knock(namespace="ns", pod="p", token=TOKEN)
+    assert failure == "exec into ns/p container ai-storage-gate refused: HTTP 403 Forbidden"
+    assert logs[0]["event"] == "gate.knock_failed"
+
+
+class _Silent(LocalExec):
+    @contextlib.asynccontextmanager
+    async def session(self, **kwargs: Any) -> AsyncIterator[Any]:
+        yield _Never()
+
+
+class _Never:
+    status = None
+
+    async def write(self, data: bytes) -> None:
+        return None
+
+    async def close_stdin(self) -> None:
+        return None
+
+    async def output(self) -> AsyncIterator[tuple[int, bytes]]:
+        await asyncio.Event().wait()
+        yield 1, b""
+
+
+async def test_a_knock_with_no_answer_gives_up_after_its_timeout() -> None:
+    failure = await ExecKnocker(_Silent(), timeout=0.01).knock(namespace="ns", pod="p", token=TOKEN)
+    assert failure == "no answer within 0.01s"
