@@ -4,9 +4,12 @@ collected with AISO_E2E=1 (which `make e2e` sets); `make test` does not see them
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,6 +33,19 @@ class RealCluster:
     url: str
     kube: PathApi
     execs: KubeExec
+    log: Path  # the orchestrator's JSON log
+
+    def logged(self, event: str) -> list[dict[str, Any]]:
+        """The orchestrator's log entries of `event` so far."""
+        entries = []
+        for line in self.log.read_text(errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and entry.get("event") == event:
+                entries.append(entry)
+        return entries
 
 
 @pytest.fixture(scope="session")
@@ -38,6 +54,10 @@ async def real(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RealCl
     async with real_node_cluster(tmp_path_factory.mktemp("real"), image_archives()) as running:
         api_client = await create_api_client(str(running.cluster.kubeconfig))
         try:
-            yield RealCluster(running.tier, running.url, PathApi(api_client), KubeExec(api_client))
+            assert running.orchestrator is not None
+            assert running.url is not None
+            yield RealCluster(
+                running.tier, running.url, PathApi(api_client), KubeExec(api_client), running.orchestrator.log_path
+            )
         finally:
             await api_client.close()

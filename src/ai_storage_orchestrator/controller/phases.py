@@ -28,7 +28,7 @@ from ai_storage_orchestrator.bodies import Body, Node, Pod
 from ai_storage_orchestrator.checkpoint import CheckpointJob, without_checkpoint
 from ai_storage_orchestrator.checkpoint.saving import EXEC_UNAVAILABLE
 from ai_storage_orchestrator.controller import surge
-from ai_storage_orchestrator.controller.context import MigrationContext
+from ai_storage_orchestrator.controller.context import MigrationContext, log
 from ai_storage_orchestrator.controller.invariant import (
     containers_stopped,
     serving,
@@ -625,6 +625,7 @@ async def _remove_source(ctx: MigrationContext, pod: JSON) -> Result | None:
         return None
     try:
         await ctx.controller.api.evict(pod["metadata"]["name"], namespace=ctx.namespace, uid=uid)
+        log.info("source.evicted", migration_id=ctx.name, pod=pod["metadata"]["name"], namespace=ctx.namespace)
     except KubeApiError as error:
         if error.not_found or (error.conflict and "Precondition" in error.message):
             return None  # already gone, or replaced by a pod that is not ours
