@@ -599,10 +599,15 @@ async def _open_gate(ctx: MigrationContext, name: str, token: str) -> None:
     """Write the hand-off token onto the held target `name`, and knock on its gate with it at the same time
     (controller/knock.py): its gate exits and its containers start."""
     patch = {"metadata": {"annotations": {HANDOFF_ANNOTATION: token}}}
-    async with asyncio.TaskGroup() as group:
-        patched = group.create_task(ctx.controller.api.merge_patch(PODS, name, patch, namespace=ctx.namespace))
-        group.create_task(_knock(ctx, name, token))
-    ctx.controller.state.pods.write_through(patched.result())
+    knock = asyncio.create_task(_knock(ctx, name, token))
+    try:
+        patched = await ctx.controller.api.merge_patch(PODS, name, patch, namespace=ctx.namespace)
+    except BaseException:  # the patch's own error is the step's, not an ExceptionGroup: the knock is dropped
+        knock.cancel()
+        await asyncio.gather(knock, return_exceptions=True)
+        raise
+    await knock
+    ctx.controller.state.pods.write_through(patched)
 
 
 async def _knock(ctx: MigrationContext, name: str, token: str) -> None:

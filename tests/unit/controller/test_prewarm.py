@@ -4,6 +4,7 @@ gone from a live read, and a target that cannot start fails the move with the so
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from ai_storage_orchestrator.controller.execsupport import ExecSupport
 from ai_storage_orchestrator.controller.planning.gate import GATE_CONTAINER, GATE_DIGEST_ENV, token_digest
 from ai_storage_orchestrator.controller.records import now_iso
 from ai_storage_orchestrator.conventions import HANDOFF_ANNOTATION
+from ai_storage_orchestrator.kube.errors import KubeApiError
 from ai_storage_orchestrator.kube.resources import POD_MIGRATIONS, PODS
 from ai_storage_orchestrator.models import Phase
 from ai_storage_orchestrator.settings import Settings
@@ -345,3 +347,40 @@ async def test_a_target_node_known_to_lack_exec_gets_no_knock() -> None:
     await world.drive()
     assert knocker.knocks == []
     assert world.phase() == Phase.WAITING_FOR_TARGET.value
+
+
+class _SlowKnocker(_Knocker):
+    """Answers only when released: a knock still under way when the hand-off's patch fails."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cancelled = False
+
+    async def knock(self, *, namespace: str, pod: str, token: str) -> str | None:
+        self.knocks.append((namespace, pod, token))
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        return None
+
+
+async def test_a_hand_off_patch_that_fails_is_the_steps_own_error_and_drops_the_knock() -> None:
+    knocker = _SlowKnocker()
+    world = World(knocker=knocker)
+    target = await _checkpointed(world)
+    world.api.run_gate(target)
+    await world.drive()
+    world.api.finish_termination(POD)
+
+    async def target_gone(*args: Any, **kwargs: Any) -> JSON:
+        await asyncio.sleep(0)  # the knock is under way by now
+        raise KubeApiError(404, "NotFound", f"pods {target} not found")
+
+    world.api.merge_patch = target_gone  # type: ignore[method-assign]
+    with pytest.raises(KubeApiError) as failure:  # retried by the reconciler like any API error
+        await world.drive()
+    assert failure.value.not_found
+    assert knocker.knocks == [(NAMESPACE, target, _token(world))]
+    assert knocker.cancelled
