@@ -23,7 +23,7 @@ from ai_storage_orchestrator.compare.discovery import (
     orchestrator_client,
     resolve_kubeconfig,
 )
-from ai_storage_orchestrator.compare.options import SOURCES, Options
+from ai_storage_orchestrator.compare.options import SOURCES, TIMING_SPREAD_SECONDS, Options
 from ai_storage_orchestrator.compare.results import EXIT_ERROR, WINDOW_RULES, Comparison
 from ai_storage_orchestrator.compare.scenario import Scenario
 from ai_storage_orchestrator.compare.workload import (
@@ -91,6 +91,16 @@ def _positive_int(text: str) -> int:
 def _non_negative_int(text: str) -> int:
     value = int(text)
     if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0:
         raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
     return value
 
@@ -191,6 +201,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="after TEST 2, move the pod N more times each way (native, then orchestrator; no CPU sampling) and print"
         " the medians of request -> Ready and trainer downtime side by side (default 0: off)",
     )
+    run.add_argument(
+        "--timing-spread",
+        type=_non_negative_float,
+        default=TIMING_SPREAD_SECONDS,
+        metavar="SECONDS",
+        help="each timed move first waits a random 0 to SECONDS, so the moves meet the kubelet's once-a-second"
+        f" container relist at every phase instead of all at one (default {TIMING_SPREAD_SECONDS:g}; 0: back to back)",
+    )
 
 
 def options_from_args(args: argparse.Namespace) -> Options:
@@ -218,6 +236,7 @@ def options_from_args(args: argparse.Namespace) -> Options:
         timeout=args.timeout,
         max_reads=args.max_reads,
         timing_pairs=args.timing_pairs,
+        timing_spread=args.timing_spread,
     )
 
 

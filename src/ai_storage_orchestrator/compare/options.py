@@ -11,6 +11,8 @@ from ai_storage_orchestrator.compare.workload import PROCESS_SECONDS
 from ai_storage_orchestrator.rest_client import DEFAULT_URL
 
 SOURCES = ("auto", "cgroup", "kubelet")
+# The kubelet lists containers once a second; timed moves in a fixed rhythm would all meet that timer at one phase.
+TIMING_SPREAD_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +43,7 @@ class Options:
     timeout: float = 900.0
     max_reads: int | None = None
     timing_pairs: int = 0  # after TEST 2: this many more native + orchestrator migrations, timed only
+    timing_spread: float = TIMING_SPREAD_SECONDS  # each timed move first waits a random 0 to this many seconds
 
     def validate(self) -> None:
         if self.samples < 1:
@@ -53,6 +56,8 @@ class Options:
             raise CompareError(f"--window-start must be one of {', '.join(WINDOW_RULES)}")
         if self.timing_pairs < 0:
             raise CompareError("--timing-pairs must not be negative")
+        if not self.timing_spread >= 0:
+            raise CompareError("--timing-spread must not be negative")
         if self.source not in SOURCES:
             raise CompareError(f"--source must be one of {', '.join(SOURCES)}")
 

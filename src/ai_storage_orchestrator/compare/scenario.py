@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import platform
+import random
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
@@ -390,14 +391,17 @@ class Scenario:
         """``--timing-pairs`` pairs: the pod moved native to ``there``, then back with the orchestrator; timed only.
         A failure stops the pairs (recorded in the run), not the comparison."""
         run = TimingRun(self.options.timing_pairs)
-        total = 2 * run.pairs
+        total, spread = 2 * run.pairs, self.options.timing_spread
         self.say(
             f"\n# Timing: {run.pairs} pairs of migrations of the same pod (native {here} → {there}, orchestrator"
-            f" {there} → {here}), no CPU sampling"
+            f" {there} → {here}), no CPU sampling" + (f"; each waits a random 0-{spread:g}s first" if spread else "")
         )
+        draw = random.Random()
         try:
             for _ in range(run.pairs):
                 for method, source, target in ((NATIVE, here, there), (ORCHESTRATOR, there, here)):
+                    if spread > 0:  # a phase of the kubelet's 1 s relist drawn afresh for each move
+                        await asyncio.sleep(draw.uniform(0, spread))
                     move = self._timed_native if method == NATIVE else self._timed_orchestrated
                     timed = await move(len(run.migrations) + 1, pod, source, target)
                     run.migrations.append(timed)

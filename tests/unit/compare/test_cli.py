@@ -95,6 +95,13 @@ def test_samples_must_survive_the_trim() -> None:
 def test_timing_pairs_are_off_unless_asked_for() -> None:
     assert options_from_args(_parse()).timing_pairs == 0
     assert options_from_args(_parse("--timing-pairs", "10")).timing_pairs == 10
+
+
+def test_timed_moves_are_spread_over_a_second_unless_told_otherwise() -> None:
+    assert options_from_args(_parse()).timing_spread == 1.0
+    assert options_from_args(_parse("--timing-spread", "0")).timing_spread == 0
+    with pytest.raises(CompareError, match="--timing-spread must not be negative"):
+        Options(timing_spread=-0.5).validate()
     with pytest.raises(CompareError, match="--timing-pairs must not be negative"):
         Options(timing_pairs=-1).validate()
 

@@ -288,7 +288,14 @@ class MovingOrchestrator(FakeOrchestrator):
 
 async def _whole_run(kube: FakeKube, **options: Any) -> tuple[list[str], Any]:
     lines: list[str] = []
-    settings = {"namespace": "ml", "workload": "numpy", "nfs_server": "127.0.0.1", "interval": 0.001, "timeout": 30}
+    settings = {
+        "namespace": "ml",
+        "workload": "numpy",
+        "nfs_server": "127.0.0.1",
+        "interval": 0.001,
+        "timeout": 30,
+        "timing_spread": 0,  # back to back: the fake has no relist timer to spread over
+    }
     scenario = Scenario(
         Options(**{**settings, **options}),
         kube=kube,  # type: ignore[arg-type]
