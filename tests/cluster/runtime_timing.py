@@ -23,16 +23,20 @@ from ai_storage_orchestrator.controller.planning.gate import GATE_CONTAINER
 from tests.cluster.task_events import EXIT, NS_PER_SECOND, START, TaskEvent
 
 DOWNTIME, TO_RUNNING, TO_GATE_EXIT = "trainer_downtime", "request_to_trainer_running", "trainer_exit_to_gate_exit"
-FIGURES = (DOWNTIME, TO_RUNNING, TO_GATE_EXIT)
+TO_ALL_RUNNING = "request_to_all_running"
+FIGURES = (DOWNTIME, TO_RUNNING, TO_ALL_RUNNING, TO_GATE_EXIT)
 TITLES = {
     DOWNTIME: "Trainer downtime",
     TO_RUNNING: "Request → trainer running",
+    TO_ALL_RUNNING: "Request → all containers running",
     TO_GATE_EXIT: "Source trainer exit → gate exit",
 }
 RULES = {
     DOWNTIME: "first tensorflow-trainer start of the new pod on the target node minus the first tensorflow-trainer exit"
     " on the source node, both after the request (containerd's event stamps, ns)",
     TO_RUNNING: "that start minus the moment the request was sent (this machine's clock, ms; containerd runs here too)",
+    TO_ALL_RUNNING: "the last start among the new pod's containers that do not exit before the next request (its init"
+    " containers do), minus the request: the moment the kubelet can report Ready, for a pod without readiness probes",
     TO_GATE_EXIT: f"the exit of the new pod's {GATE_CONTAINER} init container (a pre-warmed target's) minus the source"
     " trainer's exit: what of the downtime passes before the kubelet can see the hand-off",
 }
@@ -54,10 +58,16 @@ class MoveFigures:
     downtime: float | None = None  # seconds
     to_running: float | None = None
     to_gate_exit: float | None = None
+    to_all_running: float | None = None
     reason: str | None = None  # why not measured
 
     def figure(self, name: str) -> float | None:
-        return {DOWNTIME: self.downtime, TO_RUNNING: self.to_running, TO_GATE_EXIT: self.to_gate_exit}[name]
+        return {
+            DOWNTIME: self.downtime,
+            TO_RUNNING: self.to_running,
+            TO_ALL_RUNNING: self.to_all_running,
+            TO_GATE_EXIT: self.to_gate_exit,
+        }[name]
 
 
 def timed_moves(report: Mapping[str, Any]) -> list[TimedMove]:
@@ -108,9 +118,10 @@ def move_figures(
             out.append(MoveFigures(move, reason=f"no {container} start of {move.pod} on {move.to_node} was recorded"))
             continue
         to_running = (started.at_ns - start) / NS_PER_SECOND
+        to_all = _all_running(move, events, start, end)
         if stopped is None:
             reason = f"no {container} exit on {move.from_node} was recorded"
-            out.append(MoveFigures(move, to_running=to_running, reason=reason))
+            out.append(MoveFigures(move, to_running=to_running, to_all_running=to_all, reason=reason))
             continue
         gate = _first(
             e
@@ -118,8 +129,21 @@ def move_figures(
             if within(e, container=GATE_CONTAINER) and e.kind == EXIT and e.node == move.to_node and e.pod == move.pod
         )
         to_gate = None if gate is None else (gate.at_ns - stopped.at_ns) / NS_PER_SECOND
-        out.append(MoveFigures(move, (started.at_ns - stopped.at_ns) / NS_PER_SECOND, to_running, to_gate))
+        downtime = (started.at_ns - stopped.at_ns) / NS_PER_SECOND
+        out.append(MoveFigures(move, downtime, to_running, to_gate, to_all))
     return out
+
+
+def _all_running(move: TimedMove, events: Sequence[TaskEvent], start: int, end: int | None) -> float | None:
+    """Seconds from the request to the last start of the new pod's containers that keep running."""
+    mine = [
+        e
+        for e in events
+        if e.node == move.to_node and e.pod == move.pod and e.at_ns >= start and (end is None or e.at_ns < end)
+    ]
+    exited = {e.container for e in mine if e.kind == EXIT}
+    starts = [e.at_ns for e in mine if e.kind == START and e.container not in exited]
+    return (max(starts) - start) / NS_PER_SECOND if starts else None
 
 
 def _stats(figures: Sequence[MoveFigures], method: str, name: str) -> Stats:
@@ -149,6 +173,8 @@ def lines(figures: Sequence[MoveFigures]) -> list[str]:
     for f in figures:
         downtime = f"{f.downtime:.3f}s" if f.downtime is not None else "not measured"
         to_running = f"{f.to_running:.3f}s" if f.to_running is not None else "not measured"
+        if f.to_all_running is not None:
+            to_running += f" (all containers {f.to_all_running:.3f}s)"
         why = f" ({f.reason})" if f.reason else ""
         if f.to_gate_exit is not None:
             why = f", gate exited {f.to_gate_exit:.3f}s after the source trainer{why}"
@@ -178,6 +204,7 @@ def to_json(figures: Sequence[MoveFigures]) -> dict[str, Any]:
             "pod": f.move.pod,
             DOWNTIME: value(f.downtime),
             TO_RUNNING: value(f.to_running),
+            TO_ALL_RUNNING: value(f.to_all_running),
             TO_GATE_EXIT: value(f.to_gate_exit),
             "reason": f.reason,
         }

@@ -8,7 +8,15 @@ from typing import Any
 import pytest
 
 from tests.cluster import runtime_timing
-from tests.cluster.runtime_timing import DOWNTIME, TO_GATE_EXIT, TO_RUNNING, TimedMove, move_figures, timed_moves
+from tests.cluster.runtime_timing import (
+    DOWNTIME,
+    TO_ALL_RUNNING,
+    TO_GATE_EXIT,
+    TO_RUNNING,
+    TimedMove,
+    move_figures,
+    timed_moves,
+)
 from tests.cluster.task_events import EXIT, START, RawEvent, TaskEvent, labels_of, parse_event, task_event
 
 pytestmark = pytest.mark.unit
@@ -102,10 +110,12 @@ def test_each_timed_move_is_measured_within_its_own_window() -> None:
         _event("n1", 0.81, EXIT, "w", container="model-monitor"),
         _event("n2", 2.3, START, "w"),
         _event("n2", 2.31, START, "w", container="data-processor"),
+        _event("n2", 2.4, START, "w", container="model-monitor"),
         _event("n1", 10.7, START, "w-migrated-1", container="ai-storage-gate"),
         _event("n2", 11.0, EXIT, "w"),
         _event("n1", 11.2, EXIT, "w-migrated-1", container="ai-storage-gate"),
         _event("n1", 11.6, START, "w-migrated-1"),
+        _event("n1", 11.7, START, "w-migrated-1", container="model-monitor"),
     ]
     native, orchestrator = move_figures(moves, events)
     assert native.downtime == pytest.approx(1.5)
@@ -113,6 +123,8 @@ def test_each_timed_move_is_measured_within_its_own_window() -> None:
     assert orchestrator.downtime == pytest.approx(0.6)
     assert orchestrator.to_running == pytest.approx(1.6)
     assert (native.to_gate_exit, orchestrator.to_gate_exit) == (None, pytest.approx(0.2))
+    assert native.to_all_running == pytest.approx(2.4)
+    assert orchestrator.to_all_running == pytest.approx(1.7), "the gate exited: an init container, not counted"
     block = "\n".join(runtime_timing.lines([native, orchestrator]))
     assert "Trainer downtime" in block
     assert "0.40" in block  # 0.6 / 1.5
@@ -120,6 +132,7 @@ def test_each_timed_move_is_measured_within_its_own_window() -> None:
     assert document["ratio_orchestrator_to_native"] == {
         DOWNTIME: 0.4,
         TO_RUNNING: pytest.approx(0.6957, abs=1e-4),
+        TO_ALL_RUNNING: pytest.approx(0.7083, abs=1e-4),
         TO_GATE_EXIT: None,  # native has no gate
     }
 
