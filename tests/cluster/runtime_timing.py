@@ -8,13 +8,18 @@ milliseconds), until the next one's request:
   exit of a ``tensorflow-trainer`` on the source node, both after *r*. Negative: the two trainers overlapped.
 * request → trainer running = that start minus *r*. Containerd runs on this machine, so both are one clock.
 
-Pure: no I/O.
+Pure but for ``main``, which recomputes the figures from a run's saved files:
+``python -m tests.cluster.runtime_timing E2E_OUTPUT_DIR``.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ai_storage_orchestrator.compare.measuring import ParseError, parse_rfc3339_ns
@@ -35,8 +40,9 @@ RULES = {
     DOWNTIME: "first tensorflow-trainer start of the new pod on the target node minus the first tensorflow-trainer exit"
     " on the source node, both after the request (containerd's event stamps, ns)",
     TO_RUNNING: "that start minus the moment the request was sent (this machine's clock, ms; containerd runs here too)",
-    TO_ALL_RUNNING: "the last start among the new pod's containers that do not exit before the next request (its init"
-    " containers do), minus the request: the moment the kubelet can report Ready, for a pod without readiness probes",
+    TO_ALL_RUNNING: "the last start among the new pod's containers still running when the move was seen done"
+    " (its init containers have exited by then), minus the request: when the kubelet can report a pod without"
+    " readiness probes Ready",
     TO_GATE_EXIT: f"the exit of the new pod's {GATE_CONTAINER} init container (a pre-warmed target's) minus the source"
     " trainer's exit: what of the downtime passes before the kubelet can see the hand-off",
 }
@@ -50,6 +56,7 @@ class TimedMove:
     to_node: str
     pod: str
     requested_ns: int | None  # None: the report has no request time for it
+    wall_seconds: float | None = None  # request → the new pod seen Ready (native) or the move completed
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +94,7 @@ def timed_moves(report: Mapping[str, Any]) -> list[TimedMove]:
                 str(entry["to_node"]),
                 str(entry["pod"]),
                 requested_ns,
+                None if entry.get("wall_seconds") is None else float(entry["wall_seconds"]),
             )
         )
     return sorted(moves, key=lambda move: move.number)
@@ -135,7 +143,11 @@ def move_figures(
 
 
 def _all_running(move: TimedMove, events: Sequence[TaskEvent], start: int, end: int | None) -> float | None:
-    """Seconds from the request to the last start of the new pod's containers that keep running."""
+    """Seconds from the request to the last start of the new pod's containers still running when the move was
+    seen done (its wall time; else the next request)."""
+    if move.wall_seconds is not None:
+        done = start + round(move.wall_seconds * NS_PER_SECOND)
+        end = done if end is None else min(end, done)
     mine = [
         e
         for e in events
@@ -222,3 +234,35 @@ def event_json(event: TaskEvent, since_ns: int) -> dict[str, Any]:
         "pod": event.pod,
         "container": event.container,
     }
+
+
+def events_from_json(document: Mapping[str, Any]) -> list[TaskEvent]:
+    """The events a runtime-timing.json recorded (``event_json``), back on the absolute clock."""
+    since = parse_rfc3339_ns(str(document["events_since"]))
+    return [
+        TaskEvent(
+            str(e["node"]),
+            since + round(float(e["seconds"]) * NS_PER_SECOND),
+            str(e["kind"]),
+            "",
+            str(e["pod"]),
+            "",
+            str(e["container"]),
+        )
+        for e in document.get("events") or []
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Recompute the figures from a run's report.json and runtime-timing.json (its raw events)."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("directory", type=Path, help="the e2e output directory (E2E_OUTPUT_DIR)")
+    args = parser.parse_args(argv)
+    report = json.loads((args.directory / "report.json").read_text())
+    recorded = json.loads((args.directory / "runtime-timing.json").read_text())
+    print("\n".join(lines(move_figures(timed_moves(report), events_from_json(recorded)))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
