@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -158,3 +159,25 @@ def test_what_was_not_recorded_is_not_measured_with_the_reason() -> None:
     assert third.reason == "no tensorflow-trainer exit on n1 was recorded"
     assert "not measured" in "\n".join(runtime_timing.lines([first, second, third]))
     assert runtime_timing.lines([]) == ["RUNTIME TIMING: not measured (the report has no timed migrations)"]
+
+
+def test_a_runs_saved_files_give_the_same_figures_again(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = _report(
+        (1, "native", "n1", "n2", "w", "2025-12-03T02:40:00.000Z"),
+        (2, "orchestrator", "n2", "n1", "w-migrated-1", "2025-12-03T02:40:10.000Z"),
+    )
+    events = [
+        _event("n1", 0.8, EXIT, "w"),
+        _event("n2", 2.3, START, "w"),
+        _event("n2", 11.0, EXIT, "w"),
+        _event("n1", 11.6, START, "w-migrated-1"),
+    ]
+    saved = {
+        "events_since": "2025-12-03T02:40:00.000Z",
+        "events": [runtime_timing.event_json(e, T0) for e in events],
+    }
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    (tmp_path / "runtime-timing.json").write_text(json.dumps(saved))
+    assert runtime_timing.main([str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.strip() == "\n".join(runtime_timing.lines(move_figures(timed_moves(report), events))).strip()
