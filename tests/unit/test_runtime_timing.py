@@ -181,3 +181,9 @@ def test_a_runs_saved_files_give_the_same_figures_again(tmp_path: Path, capsys: 
     assert runtime_timing.main([str(tmp_path)]) == 0
     printed = capsys.readouterr().out
     assert printed.strip() == "\n".join(runtime_timing.lines(move_figures(timed_moves(report), events))).strip()
+
+
+def test_the_published_run_recomputes_from_its_raw_events(capsys: pytest.CaptureFixture[str]) -> None:
+    published = Path(__file__).resolve().parents[2] / "docs" / "results" / "e2e-timing"
+    assert runtime_timing.main([str(published)]) == 0
+    assert capsys.readouterr().out == (published / "runtime-timing.txt").read_text()
