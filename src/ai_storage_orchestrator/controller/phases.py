@@ -611,13 +611,12 @@ async def _open_gate(ctx: MigrationContext, name: str, token: str) -> None:
 
 
 async def _knock(ctx: MigrationContext, name: str, token: str) -> None:
-    """Best effort, never on a node known to lack exec; a knock that worked says the node has exec."""
+    """Best effort, never on a node a checkpoint found without exec (the knocker remembers its own failures)."""
     knocker, node = ctx.controller.knocker, ctx.spec["targetNode"]
     if knocker is None or ctx.controller.exec_support.works(node) is False:
         return
     ctx.controller.ensure_leading("knock on the gate")
-    if await knocker.knock(namespace=ctx.namespace, pod=name, token=token) is None:
-        ctx.controller.exec_support.note(node, works=True)
+    await knocker.knock(namespace=ctx.namespace, pod=name, node=node, token=token)
 
 
 async def _remove_source(ctx: MigrationContext, pod: JSON) -> Result | None:

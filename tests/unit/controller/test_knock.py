@@ -36,7 +36,7 @@ class _IntoDirectory(LocalExec):
 async def test_the_token_goes_in_on_stdin_into_the_gates_own_file(tmp_path: Path) -> None:
     transport = _IntoDirectory(tmp_path)
     with structlog.testing.capture_logs() as logs:
-        assert await ExecKnocker(transport).knock(namespace="ns", pod="p", token=TOKEN) is None
+        assert await ExecKnocker(transport).knock(namespace="ns", pod="p", node="n1", token=TOKEN) is None
     assert (tmp_path / KNOCK_FILE).read_text() == TOKEN
     (call,) = transport.calls
     assert (call.container, call.stdin) == (GATE_CONTAINER, True)
@@ -46,7 +46,7 @@ async def test_the_token_goes_in_on_stdin_into_the_gates_own_file(tmp_path: Path
 
 async def test_a_command_that_fails_is_a_reason() -> None:
     refused = LocalExec(faults=[lambda call: (ExecStatus(1, "error executing command"), b"")])
-    failure = await ExecKnocker(refused).knock(namespace="ns", pod="p", token=TOKEN)
+    failure = await ExecKnocker(refused).knock(namespace="ns", pod="p", node="n1", token=TOKEN)
     assert failure is not None
     assert "exit 1" in failure
 
@@ -59,7 +59,7 @@ class _Broken(LocalExec):
 
 async def test_an_exec_that_cannot_be_made_is_a_reason() -> None:
     with structlog.testing.capture_logs() as logs:
-        failure = await ExecKnocker(_Broken()).knock(namespace="ns", pod="p", token=TOKEN)
+        failure = await ExecKnocker(_Broken()).knock(namespace="ns", pod="p", node="n1", token=TOKEN)
     assert failure == "exec into ns/p container ai-storage-gate refused: HTTP 403 Forbidden"
     assert logs[0]["event"] == "gate.knock_failed"
 
@@ -85,5 +85,16 @@ class _Never:
 
 
 async def test_a_knock_with_no_answer_gives_up_after_its_timeout() -> None:
-    failure = await ExecKnocker(_Silent(), timeout=0.01).knock(namespace="ns", pod="p", token=TOKEN)
+    failure = await ExecKnocker(_Silent(), timeout=0.01).knock(namespace="ns", pod="p", node="n1", token=TOKEN)
     assert failure == "no answer within 0.01s"
+
+
+async def test_a_node_where_a_knock_failed_is_not_knocked_on_again_for_a_while(tmp_path: Path) -> None:
+    transport = _IntoDirectory(tmp_path, faults=[lambda call: (ExecStatus(None, "no exec found"), b"")])
+    knocker = ExecKnocker(transport)
+    assert await knocker.knock(namespace="ns", pod="p", node="n1", token=TOKEN) is not None
+    again = await knocker.knock(namespace="ns", pod="p", node="n1", token=TOKEN)
+    assert again == "a knock on node n1 failed less than 600s ago"
+    assert len(transport.calls) == 1, "no second exec on that node"
+    transport.faults.clear()
+    assert await knocker.knock(namespace="ns", pod="p", node="n2", token=TOKEN) is None, "other nodes still"

@@ -297,10 +297,10 @@ class _Knocker:
 
     def __init__(self, failure: str | None = None) -> None:
         self.failure = failure
-        self.knocks: list[tuple[str, str, str]] = []
+        self.knocks: list[tuple[str, str, str, str]] = []
 
-    async def knock(self, *, namespace: str, pod: str, token: str) -> str | None:
-        self.knocks.append((namespace, pod, token))
+    async def knock(self, *, namespace: str, pod: str, node: str, token: str) -> str | None:
+        self.knocks.append((namespace, pod, node, token))
         return self.failure
 
 
@@ -317,8 +317,7 @@ async def test_the_gate_is_knocked_on_with_the_token_when_the_hand_off_is_writte
     assert knocker.knocks == []
     world.api.stop_containers(POD)
     await world.drive()
-    assert knocker.knocks == [(NAMESPACE, target, _token(world))]
-    assert world.controller.exec_support.works(TARGET) is True, "a knock that worked says the node has exec"
+    assert knocker.knocks == [(NAMESPACE, target, TARGET, _token(world))]
     assert world.phase() == Phase.WAITING_FOR_TARGET.value
 
 
@@ -333,7 +332,7 @@ async def test_a_knock_that_fails_changes_nothing_the_annotation_opens_the_gate(
     assert len(knocker.knocks) == 1
     assert world.api.pod(target)["metadata"]["annotations"][HANDOFF_ANNOTATION] == _token(world)  # type: ignore[index]
     assert world.phase() == Phase.WAITING_FOR_TARGET.value
-    assert world.controller.exec_support.works(TARGET) is None, "one failed knock proves nothing about the node"
+    assert world.controller.exec_support.works(TARGET) is None, "a failed knock does not decide the checkpoint's exec"
 
 
 async def test_a_target_node_known_to_lack_exec_gets_no_knock() -> None:
@@ -356,8 +355,8 @@ class _SlowKnocker(_Knocker):
         super().__init__()
         self.cancelled = False
 
-    async def knock(self, *, namespace: str, pod: str, token: str) -> str | None:
-        self.knocks.append((namespace, pod, token))
+    async def knock(self, *, namespace: str, pod: str, node: str, token: str) -> str | None:
+        self.knocks.append((namespace, pod, node, token))
         try:
             await asyncio.Event().wait()
         except asyncio.CancelledError:
@@ -382,5 +381,5 @@ async def test_a_hand_off_patch_that_fails_is_the_steps_own_error_and_drops_the_
     with pytest.raises(KubeApiError) as failure:  # retried by the reconciler like any API error
         await world.drive()
     assert failure.value.not_found
-    assert knocker.knocks == [(NAMESPACE, target, _token(world))]
+    assert knocker.knocks == [(NAMESPACE, target, TARGET, _token(world))]
     assert knocker.cancelled
