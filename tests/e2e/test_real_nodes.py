@@ -200,7 +200,8 @@ async def test_artifacts_are_copied_out_and_restored_on_the_target_node(real: Re
     assert [c["name"] for c in target["spec"]["containers"]] == ["worker"]
     assert target["spec"].get("initContainers"), "the artifacts come back through a restore init container"
     name = target["metadata"]["name"]
-    assert [e["pod"] for e in real.logged("gate.knocked")].count(name) == 1, "the pre-warmed target's gate was knocked"
+    knocked = [e["target_pod"] for e in real.logged("gate.knocked")]
+    assert knocked.count(name) == 1, "the pre-warmed target's gate was knocked"
     assert await _exec(real, namespace, name, "worker", ["sha256sum", "/state/opt.bin"]) == before
     assert await _exec(real, namespace, name, "worker", ["cat", "/state/hook-marker"]) == "quiesced\n"
     assert await _exec(real, namespace, name, "worker", ["cat", "/data/prep.txt"]) == "prepared\n"

@@ -69,7 +69,7 @@ class ExecKnocker:
         seconds = round(time.monotonic() - started, 3)
         self.answers.note(node, works=failure is None)
         if failure is None:
-            log.info("gate.knocked", pod=pod, namespace=namespace, node=node, seconds=seconds)
+            log.info("gate.knocked", target_pod=pod, node=node, seconds=seconds)
         else:
-            log.info("gate.knock_failed", pod=pod, namespace=namespace, node=node, seconds=seconds, reason=failure)
+            log.info("gate.knock_failed", target_pod=pod, node=node, seconds=seconds, reason=failure)
         return failure
