@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -38,6 +39,7 @@ async def test_the_token_goes_in_on_stdin_into_the_gates_own_file(tmp_path: Path
     with structlog.testing.capture_logs() as logs:
         assert await ExecKnocker(transport).knock(namespace="ns", pod="p", node="n1", token=TOKEN) is None
     assert (tmp_path / KNOCK_FILE).read_text() == TOKEN
+    assert sorted(os.listdir(tmp_path)) == [KNOCK_FILE], "renamed into place, nothing left beside it"
     (call,) = transport.calls
     assert (call.container, call.stdin) == (GATE_CONTAINER, True)
     assert all(TOKEN not in part for part in call.argv), "never in the command line: the exec's URL is logged"

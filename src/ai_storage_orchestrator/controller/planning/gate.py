@@ -38,9 +38,17 @@ GATE_DEADLINE_ENV = "AI_STORAGE_GATE_OPEN_AT"
 KNOCK_VOLUME = "ai-storage-gate-knock"
 KNOCK_MOUNT = "/ai-storage-gate-knock"
 KNOCK_FILE = "token"
-# Run by the knock's exec with the token on stdin (never in the command line: the exec's URL is logged). A file cut
-# short has another hash: the gate reads it again at its next poll.
-KNOCK_COMMAND = ["sh", "-c", f'cat > "$1/{KNOCK_FILE}"', KNOCK_VOLUME, KNOCK_MOUNT]
+# Run by the knock's exec with the token on stdin (never in the command line: the exec's URL is logged). The token
+# appears under its name only by the rename, the command's last act: had the gate seen it while `cat` still waited
+# for the end of stdin, the gate's exit would kill `cat` (every process of a container goes with its first one) and
+# the knock that opened the gate would report exit 137 (seen on real nodes).
+KNOCK_COMMAND = [
+    "sh",
+    "-c",
+    f'cat > "$1/{KNOCK_FILE}.part" && exec mv -f "$1/{KNOCK_FILE}.part" "$1/{KNOCK_FILE}"',
+    KNOCK_VOLUME,
+    KNOCK_MOUNT,
+]
 # Polls both files; `sleep 0.05` is GNU and busybox, `sleep 1` the POSIX fallback. `$1`: the annotation's directory,
 # `$2`: the knock's.
 GATE_SCRIPT = (
