@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ai_storage_orchestrator.compare.measuring import ParseError, parse_rfc3339_ns
-from ai_storage_orchestrator.compare.timing import NATIVE, ORCHESTRATOR, TRAINER, Stats, ratio
+from ai_storage_orchestrator.compare.measuring import NS_PER_SECOND, ParseError, parse_rfc3339_ns
+from ai_storage_orchestrator.compare.timing import NATIVE, ORCHESTRATOR, TRAINER, Stats, ratio, table_lines, table_row
 from ai_storage_orchestrator.controller.planning.gate import GATE_CONTAINER
-from tests.cluster.task_events import EXIT, NS_PER_SECOND, START, TaskEvent
+from tests.cluster.task_events import EXIT, START, TaskEvent
 
 DOWNTIME, TO_RUNNING, TO_GATE_EXIT = "trainer_downtime", "request_to_trainer_running", "trainer_exit_to_gate_exit"
 TO_ALL_RUNNING = "request_to_all_running"
@@ -166,21 +166,11 @@ def lines(figures: Sequence[MoveFigures]) -> list[str]:
     """The console block, shaped like the comparison's TIMING table."""
     if not figures:
         return ["RUNTIME TIMING: not measured (the report has no timed migrations)"]
-    header = ("FIGURE", "K8S NATIVE", "AI ORCHESTRATOR", "ORCH/NATIVE")
-    rows = [header]
-    for name in FIGURES:
-        native, orchestrator = _stats(figures, NATIVE, name), _stats(figures, ORCHESTRATOR, name)
-        value = ratio(native, orchestrator)
-        rows.append(
-            (TITLES[name], native.text(3), orchestrator.text(3), f"{value:.2f}" if value is not None else "n/a")
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-
-    def line(row: Sequence[str]) -> str:
-        return " │ ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
-
-    out = ["RUNTIME TIMING (containerd's event stamps, medians)", line(header), "─┼─".join("─" * w for w in widths)]
-    out += [line(row) for row in rows[1:]]
+    rows = [
+        table_row(TITLES[name], _stats(figures, NATIVE, name), _stats(figures, ORCHESTRATOR, name), 3)
+        for name in FIGURES
+    ]
+    out = ["RUNTIME TIMING (containerd's event stamps, medians)", *table_lines(rows)]
     out += [f"# {TITLES[name].lower()}: {RULES[name]}" for name in FIGURES]
     for f in figures:
         downtime = f"{f.downtime:.3f}s" if f.downtime is not None else "not measured"

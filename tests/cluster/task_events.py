@@ -21,11 +21,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ai_storage_orchestrator.compare.measuring import NS_PER_SECOND
 from tests.cluster.processes import die_with_parent, kill_group
 
 START, EXIT = "start", "exit"
 TOPICS = {"/tasks/start": START, "/tasks/exit": EXIT}
-NS_PER_SECOND = 1_000_000_000
 POD_LABEL, POD_UID_LABEL = "io.kubernetes.pod.name", "io.kubernetes.pod.uid"
 CONTAINER_LABEL, KIND_LABEL = "io.kubernetes.container.name", "io.cri-containerd.kind"
 _LINE = re.compile(

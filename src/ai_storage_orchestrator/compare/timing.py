@@ -268,6 +268,7 @@ def ratio(native: Stats, orchestrator: Stats) -> float | None:
 
 
 _DIGITS = {REQUEST_TO_READY: 1, DOWNTIME: 1, WALL: 2}
+TABLE_HEADER = ("FIGURE", "K8S NATIVE", "AI ORCHESTRATOR", "ORCH/NATIVE")
 
 
 @dataclass(slots=True)
@@ -285,15 +286,8 @@ class TimingRun:
     def _table(self) -> list[tuple[str, str, str, str]]:
         rows = []
         for figure in (DOWNTIME, REQUEST_TO_READY, WALL):  # the summary table's order
-            value = self.ratio(figure)
-            rows.append(
-                (
-                    FIGURE_TITLES[figure],
-                    self.stats(NATIVE, figure).text(_DIGITS[figure]),
-                    self.stats(ORCHESTRATOR, figure).text(_DIGITS[figure]),
-                    f"{value:.2f}" if value is not None else "n/a",
-                )
-            )
+            native, orchestrator = self.stats(NATIVE, figure), self.stats(ORCHESTRATOR, figure)
+            rows.append(table_row(FIGURE_TITLES[figure], native, orchestrator, _DIGITS[figure]))
         return rows
 
     def _done(self) -> str:
@@ -302,15 +296,7 @@ class TimingRun:
 
     def lines(self) -> list[str]:
         """The console block: ``TIMING (N pairs, medians)``, a table of medians side by side, the notes."""
-        header = ("FIGURE", "K8S NATIVE", "AI ORCHESTRATOR", "ORCH/NATIVE")
-        cells = [header, *self._table()]
-        widths = [max(len(row[i]) for row in cells) for i in range(4)]
-
-        def line(row: Sequence[str]) -> str:
-            return " │ ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
-
-        out = [f"TIMING ({self._done()}, medians)", line(header), "─┼─".join("─" * w for w in widths)]
-        out += [line(row) for row in cells[1:]]
+        out = [f"TIMING ({self._done()}, medians)", *table_lines(self._table())]
         out.append(f"# {RESOLUTION_NOTE}; not measured figures are counted and left out of the medians, never 0")
         if self.error:
             out.append(f"# stopped early: {self.error}")
@@ -363,6 +349,24 @@ class TimingRun:
             },
             "migrations": [m.to_json() for m in self.migrations],
         }
+
+
+def table_row(title: str, native: Stats, orchestrator: Stats, digits: int) -> tuple[str, str, str, str]:
+    """A figure's row: both methods' medians (with n, min, max) and their ratio."""
+    value = ratio(native, orchestrator)
+    return (title, native.text(digits), orchestrator.text(digits), f"{value:.2f}" if value is not None else "n/a")
+
+
+def table_lines(rows: Sequence[Sequence[str]]) -> list[str]:
+    """A console table of figures side by side: the header ``FIGURE │ K8S NATIVE │ AI ORCHESTRATOR │ ORCH/NATIVE``,
+    a rule, then `rows` (four cells each), every column as wide as its widest cell."""
+    cells = [TABLE_HEADER, *rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(TABLE_HEADER))]
+
+    def line(row: Sequence[str]) -> str:
+        return " │ ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
+
+    return [line(TABLE_HEADER), "─┼─".join("─" * w for w in widths), *(line(row) for row in rows)]
 
 
 def _cell(span: Span) -> str:

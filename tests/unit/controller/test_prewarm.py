@@ -304,12 +304,18 @@ class _Knocker:
         return self.failure
 
 
-async def test_the_gate_is_knocked_on_with_the_token_when_the_hand_off_is_written_and_never_before() -> None:
-    knocker = _Knocker()
+async def _gate_running(knocker: _Knocker) -> tuple[World, str]:
+    """A checkpoint-restart move whose pre-warmed target's gate runs and whose source was evicted; the target."""
     world = World(knocker=knocker)
     target = await _checkpointed(world)
     world.api.run_gate(target)
     await world.drive()
+    return world, target
+
+
+async def test_the_gate_is_knocked_on_with_the_token_when_the_hand_off_is_written_and_never_before() -> None:
+    knocker = _Knocker()
+    world, target = await _gate_running(knocker)
     source = world.api.pod(POD)
     assert source is not None
     world.state.pods.apply("DELETED", source)  # the cache runs ahead of the API server: no hand-off yet
@@ -323,10 +329,7 @@ async def test_the_gate_is_knocked_on_with_the_token_when_the_hand_off_is_writte
 
 async def test_a_knock_that_fails_changes_nothing_the_annotation_opens_the_gate() -> None:
     knocker = _Knocker(failure="exec refused: HTTP 403")
-    world = World(knocker=knocker)
-    target = await _checkpointed(world)
-    world.api.run_gate(target)
-    await world.drive()
+    world, target = await _gate_running(knocker)
     world.api.finish_termination(POD)
     await world.drive()
     assert len(knocker.knocks) == 1
@@ -367,10 +370,7 @@ class _SlowKnocker(_Knocker):
 
 async def test_a_hand_off_patch_that_fails_is_the_steps_own_error_and_drops_the_knock() -> None:
     knocker = _SlowKnocker()
-    world = World(knocker=knocker)
-    target = await _checkpointed(world)
-    world.api.run_gate(target)
-    await world.drive()
+    world, target = await _gate_running(knocker)
     world.api.finish_termination(POD)
 
     async def target_gone(*args: Any, **kwargs: Any) -> JSON:
