@@ -200,8 +200,9 @@ async def test_artifacts_are_copied_out_and_restored_on_the_target_node(real: Re
     assert [c["name"] for c in target["spec"]["containers"]] == ["worker"]
     assert target["spec"].get("initContainers"), "the artifacts come back through a restore init container"
     name = target["metadata"]["name"]
-    knocked = [e["target_pod"] for e in real.logged("gate.knocked")]
-    assert knocked.count(name) == 1, f"the pre-warmed target's gate was not knocked: {real.logged('gate.knock_failed')}"
+    knocked = [e for e in real.logged("gate.knocked") if e["target_pod"] == name]
+    assert len(knocked) == 1, f"the pre-warmed target's gate was not knocked: {real.logged('gate.knock_failed')}"
+    assert knocked[0]["opened_ahead"] is True, "the knock's exec was opened before the hand-off"
     assert await _exec(real, namespace, name, "worker", ["sha256sum", "/state/opt.bin"]) == before
     assert await _exec(real, namespace, name, "worker", ["cat", "/state/hook-marker"]) == "quiesced\n"
     assert await _exec(real, namespace, name, "worker", ["cat", "/data/prep.txt"]) == "prepared\n"

@@ -21,6 +21,7 @@ __all__ = [
     "ExecTransport",
     "Tail",
     "drain",
+    "finish",
     "reading",
     "run",
 ]
@@ -108,22 +109,28 @@ async def run(
 ) -> CommandResult:
     """Run ``argv`` to completion (the caller bounds it with ``asyncio.timeout``); stdout beyond ``max_stdout`` bytes
     is dropped. Raises ExecError when the exec could not be carried out."""
-    stdout = bytearray()
-    stderr, output = Tail(), Tail()
     async with transport.session(
         namespace=namespace, pod=pod, container=container, argv=argv, stdin=stdin is not None
     ) as session:
-        if stdin is not None:
-            # A command that exits before reading all of stdin closes its end; its status says why.
-            with contextlib.suppress(ExecError):
-                await session.write(stdin)
-                await session.close_stdin()
-        async for channel, data in session.output():
-            output.add(data)
-            if channel == STDOUT_CHANNEL:
-                if len(stdout) < max_stdout:
-                    stdout += data[: max_stdout - len(stdout)]
-            else:
-                stderr.add(data)
-        assert session.status is not None
-        return CommandResult(session.status, bytes(stdout), stderr.text(), output.text())
+        return await finish(session, stdin=stdin, max_stdout=max_stdout)
+
+
+async def finish(session: ExecSessionLike, *, stdin: bytes | None, max_stdout: int) -> CommandResult:
+    """Send ``stdin`` (then its end) to a running command and read it to its end: ``run`` on a session opened
+    earlier."""
+    stdout = bytearray()
+    stderr, output = Tail(), Tail()
+    if stdin is not None:
+        # A command that exits before reading all of stdin closes its end; its status says why.
+        with contextlib.suppress(ExecError):
+            await session.write(stdin)
+            await session.close_stdin()
+    async for channel, data in session.output():
+        output.add(data)
+        if channel == STDOUT_CHANNEL:
+            if len(stdout) < max_stdout:
+                stdout += data[: max_stdout - len(stdout)]
+        else:
+            stderr.add(data)
+    assert session.status is not None
+    return CommandResult(session.status, bytes(stdout), stderr.text(), output.text())

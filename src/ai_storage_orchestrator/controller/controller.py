@@ -122,6 +122,8 @@ class MigrationController:
             await self.reactor.run(lambda: [object_key(m) for m in self.state.migrations])
         finally:
             await self.checkpoints.stop()
+            if self.knocker is not None:
+                await self.knocker.close()
 
     # Event routing ----------------------------------------------------------------------------------------------
     def _on_migration(self, _type: str, old: JSON | None, new: JSON | None) -> None:

@@ -381,6 +381,8 @@ async def stopping_source(ctx: MigrationContext) -> Result:
     target = ctx.target_pod
     prewarmed = bool(token and target is not None and gated(target) and not terminating(target) and _ours(ctx, target))
     if pod is not None and ctx.source_pod_is_ours:
+        if prewarmed and target is not None:
+            _knock_ahead(ctx, target["metadata"]["name"])
         if not _removal_asked(pod):
             blocked = await _remove_source(ctx, pod)
             if blocked is not None:
@@ -430,6 +432,7 @@ async def _owner_replaces(ctx: MigrationContext) -> Result:
     token = str(owner.get("token") or "")
     if gated(target) and not released(target, token):
         if source is not None and not containers_stopped(source):
+            _knock_ahead(ctx, name)
             return Result.after(DELETE_WAIT_SECONDS)  # the source's next change wakes us
         return await _release_gate(ctx, target, token)
     stopped = (Phase.CREATING_TARGET, now_iso(), f"source pod stopped; its owner created {name}")
@@ -608,6 +611,14 @@ async def _open_gate(ctx: MigrationContext, name: str, token: str) -> None:
         raise
     await knock
     ctx.controller.state.pods.write_through(patched)
+
+
+def _knock_ahead(ctx: MigrationContext, name: str) -> None:
+    """Open the knock's exec into the held target `name` while the source still runs: the hand-off then only
+    writes the token (controller/knock.py). Skipped where `_knock` would be."""
+    knocker, node = ctx.controller.knocker, ctx.spec["targetNode"]
+    if knocker is not None and ctx.controller.exec_support.works(node) is not False:
+        knocker.prepare(namespace=ctx.namespace, pod=name, node=node)
 
 
 async def _knock(ctx: MigrationContext, name: str, token: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,13 @@ from tests.unit.checkpoint.fakes import Call, LocalExec
 
 pytestmark = pytest.mark.unit
 TOKEN = "m1.0123456789abcdef0123456789abcdef"
+
+
+async def _eventually(condition: Callable[[], bool], seconds: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "not within the deadline"
+        await asyncio.sleep(0.005)
 
 
 class _IntoDirectory(LocalExec):
@@ -100,3 +107,61 @@ async def test_a_node_where_a_knock_failed_is_not_knocked_on_again_for_a_while(t
     assert len(transport.calls) == 1, "no second exec on that node"
     transport.faults.clear()
     assert await knocker.knock(namespace="ns", pod="p", node="n2", token=TOKEN) is None, "other nodes still"
+
+
+async def test_an_exec_opened_ahead_waits_for_the_token_and_the_knock_only_writes_it(tmp_path: Path) -> None:
+    transport = _IntoDirectory(tmp_path)
+    knocker = ExecKnocker(transport)
+    knocker.prepare(namespace="ns", pod="p", node="n1")
+    knocker.prepare(namespace="ns", pod="p", node="n1")  # every step while the source stops asks again
+    await _eventually(lambda: len(transport.calls) == 1)  # its command runs and waits on stdin
+    assert knocker.holds(namespace="ns", pod="p")
+    assert not (tmp_path / KNOCK_FILE).exists(), "nothing written before the token"
+    with structlog.testing.capture_logs() as logs:
+        assert await knocker.knock(namespace="ns", pod="p", node="n1", token=TOKEN) is None
+    assert (tmp_path / KNOCK_FILE).read_text() == TOKEN
+    assert len(transport.calls) == 1, "the knock went through the exec opened ahead"
+    assert logs[0]["event"] == "gate.knocked"
+    assert logs[0]["opened_ahead"] is True
+
+
+async def test_an_exec_opened_ahead_and_left_unused_closes_by_itself_and_the_knock_opens_its_own(
+    tmp_path: Path,
+) -> None:
+    transport = _IntoDirectory(tmp_path)
+    knocker = ExecKnocker(transport, door_seconds=0.05)
+    knocker.prepare(namespace="ns", pod="p", node="n1")
+    await _eventually(lambda: not knocker.holds(namespace="ns", pod="p"))
+    assert knocker.answers.works("n1") is None, "waiting too long is no fault of the node"
+    assert await knocker.knock(namespace="ns", pod="p", node="n1", token=TOKEN) is None
+    assert len(transport.calls) == 2
+    assert (tmp_path / KNOCK_FILE).read_text() == TOKEN
+
+
+async def test_an_exec_that_cannot_be_opened_ahead_bars_the_node_at_once() -> None:
+    transport = _Broken()
+    knocker = ExecKnocker(transport)
+    with structlog.testing.capture_logs() as logs:
+        knocker.prepare(namespace="ns", pod="p", node="n1")
+        await _eventually(lambda: knocker.answers.works("n1") is False)
+    assert [entry["event"] for entry in logs] == ["gate.knock_failed"]
+    assert knocker.answers.works("n1") is False
+    knocker.prepare(namespace="ns", pod="q", node="n1")
+    failure = await knocker.knock(namespace="ns", pod="p", node="n1", token=TOKEN)
+    assert failure == "a knock on node n1 failed less than 600s ago"
+    assert len(transport.calls) == 1, "one failed exec, no more"
+
+
+async def test_closing_the_knocker_closes_what_it_opened_ahead(tmp_path: Path) -> None:
+    transport = _IntoDirectory(tmp_path)
+    knocker = ExecKnocker(transport)
+    knocker.prepare(namespace="ns", pod="p", node="n1")
+    knocker.prepare(namespace="ns", pod="q", node="n1")
+    await _eventually(lambda: len(transport.calls) == 2)
+    await knocker.close()
+    assert not knocker.holds(namespace="ns", pod="p")
+    assert not knocker.holds(namespace="ns", pod="q")
+    assert not (tmp_path / KNOCK_FILE).exists()
+    assert knocker.answers.works("n1") is None
+    assert await knocker.knock(namespace="ns", pod="p", node="n1", token=TOKEN) is None
+    assert len(transport.calls) == 3, "a knock after the close opens its own exec"

@@ -293,11 +293,19 @@ async def test_the_source_is_evicted_once_while_its_deletion_is_on_its_way() -> 
 
 
 class _Knocker:
-    """Records each knock; answers with `failure` (None: the token was written)."""
+    """Records each exec opened ahead and each knock; answers with `failure` (None: the token was written)."""
 
     def __init__(self, failure: str | None = None) -> None:
         self.failure = failure
         self.knocks: list[tuple[str, str, str, str]] = []
+        self.prepared: list[tuple[str, str, str]] = []
+        self.closed = False
+
+    def prepare(self, *, namespace: str, pod: str, node: str) -> None:
+        self.prepared.append((namespace, pod, node))
+
+    async def close(self) -> None:
+        self.closed = True
 
     async def knock(self, *, namespace: str, pod: str, node: str, token: str) -> str | None:
         self.knocks.append((namespace, pod, node, token))
@@ -318,6 +326,7 @@ async def test_the_gate_is_knocked_on_with_the_token_when_the_hand_off_is_writte
     world, target = await _gate_running(knocker)
     source = world.api.pod(POD)
     assert source is not None
+    assert set(knocker.prepared) == {(NAMESPACE, target, TARGET)}, "opened ahead of the hand-off"
     world.state.pods.apply("DELETED", source)  # the cache runs ahead of the API server: no hand-off yet
     await world.drive()
     assert knocker.knocks == []
@@ -348,6 +357,7 @@ async def test_a_target_node_known_to_lack_exec_gets_no_knock() -> None:
     world.api.finish_termination(POD)
     await world.drive()
     assert knocker.knocks == []
+    assert knocker.prepared == []
     assert world.phase() == Phase.WAITING_FOR_TARGET.value
 
 

@@ -3,7 +3,10 @@ pre-warm, and which images a node proves it lacks. The gate's script itself runs
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -122,45 +125,157 @@ def test_missing_images_counts_only_what_a_complete_list_proves_and_never_pull()
     assert missing_images(pod, None) == []
 
 
-def _run_gate(
-    tmp_path: Path, digest: str, content: str | None, *, open_at: int | None = None, knocked: str | None = None
-) -> subprocess.CompletedProcess[str]:
+WAIT_SECONDS = 0.5  # how long a test gives a gate that should stay shut (an open one exits in milliseconds)
+
+
+def _dirs(tmp_path: Path, content: str | None) -> tuple[Path, Path]:
     annotation, knock = tmp_path / "annotation", tmp_path / "knock"
     annotation.mkdir(parents=True, exist_ok=True)
     knock.mkdir(exist_ok=True)
     if content is not None:
         (annotation / "handoff").write_text(content)
-    if knocked is not None:  # what the knock's own command writes, from its stdin
-        argv = [part.replace(KNOCK_MOUNT, str(knock)) for part in KNOCK_COMMAND]
-        subprocess.run(argv, input=knocked, text=True, check=True)
+    return annotation, knock
+
+
+def _start_gate(
+    annotation: Path, knock: Path, digest: str, *, open_at: int | None = None, path: str | None = None
+) -> subprocess.Popen[str]:
     env = {**os.environ, GATE_DIGEST_ENV: digest}
     if open_at is not None:
         env[GATE_DEADLINE_ENV] = str(open_at)
-    return subprocess.run(
-        ["timeout", "0.5", "sh", "-c", GATE_SCRIPT, GATE_CONTAINER, str(annotation), str(knock)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    if path is not None:
+        env["PATH"] = path
+    argv = ["sh", "-c", GATE_SCRIPT, GATE_CONTAINER, str(annotation), str(knock)]
+    # Its own process group: the clean-up ends its helper too, as a container's end would.
+    return subprocess.Popen(argv, env=env, text=True, stdout=subprocess.DEVNULL, start_new_session=True)
+
+
+def _knock(knock: Path, token: str) -> subprocess.CompletedProcess[str]:
+    """The knock's own command, the token on stdin as the knocker sends it."""
+    argv = [part.replace(KNOCK_MOUNT, str(knock)) for part in KNOCK_COMMAND]
+    return subprocess.run(argv, input=f"{token}\n", text=True, capture_output=True, check=False, timeout=5)
+
+
+def _exit_code(gate: subprocess.Popen[str], seconds: float = WAIT_SECONDS) -> int:
+    """The gate's exit code, or 124 (as `timeout` says it) when it still waits after `seconds`; never left running."""
+    try:
+        return gate.wait(seconds)
+    except subprocess.TimeoutExpired:
+        return 124
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(gate.pid, signal.SIGKILL)
+        gate.wait()
+
+
+def _door_made(knock: Path, gate: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 5
+    while not (knock / "door").is_fifo():
+        assert gate.poll() is None, "the gate ended before it made its door"
+        assert time.monotonic() < deadline, "the gate never made its door"
+        time.sleep(0.005)
+
+
+def _run_gate(
+    tmp_path: Path, digest: str, content: str | None, *, open_at: int | None = None, knocked: str | None = None
+) -> int:
+    annotation, knock = _dirs(tmp_path, content)
+    gate = _start_gate(annotation, knock, digest, open_at=open_at)
+    if knocked is not None:
+        _door_made(knock, gate)
+        assert _knock(knock, knocked).returncode == 0
+    return _exit_code(gate)
 
 
 @pytest.mark.tools
 @pytest.mark.skipif(sys.platform != "linux", reason="the gate runs in a Linux container")
 def test_the_gate_script_opens_only_for_the_token(tmp_path: Path) -> None:
     token = new_token("m1")
-    assert _run_gate(tmp_path, token_digest(token), token).returncode == 0
-    assert _run_gate(tmp_path, token_digest(token), "m1.forged").returncode == 124, "still waiting"
-    assert _run_gate(tmp_path, token_digest(token), "").returncode == 124
+    assert _run_gate(tmp_path, token_digest(token), token) == 0
+    assert _run_gate(tmp_path, token_digest(token), "m1.forged") == 124, "still waiting"
+    assert _run_gate(tmp_path, token_digest(token), "") == 124
 
 
 @pytest.mark.tools
 @pytest.mark.skipif(sys.platform != "linux", reason="the gate runs in a Linux container")
 def test_a_knock_with_the_token_opens_the_gate_and_a_forged_one_does_not(tmp_path: Path) -> None:
     token = new_token("m1")
-    assert _run_gate(tmp_path / "a", token_digest(token), None, knocked="m1.forged").returncode == 124
-    assert _run_gate(tmp_path / "b", token_digest(token), "m1.forged", knocked=token).returncode == 0
-    assert _run_gate(tmp_path / "c", token_digest(token), None, knocked=token[:-1]).returncode == 124, "cut short"
+    assert _run_gate(tmp_path / "a", token_digest(token), None, knocked="m1.forged") == 124
+    assert _run_gate(tmp_path / "b", token_digest(token), "m1.forged", knocked=token) == 0
+    assert _run_gate(tmp_path / "c", token_digest(token), None, knocked=token[:-1]) == 124, "cut short"
+
+
+@pytest.mark.tools
+@pytest.mark.skipif(sys.platform != "linux", reason="the gate runs in a Linux container")
+def test_a_forged_knock_leaves_the_door_open_to_the_next_one(tmp_path: Path) -> None:
+    token = new_token("m1")
+    annotation, knock = _dirs(tmp_path, None)
+    gate = _start_gate(annotation, knock, token_digest(token))
+    _door_made(knock, gate)
+    assert _knock(knock, "m1.forged").returncode == 0
+    assert _knock(knock, token).returncode == 0, "the knock ends with its own exit, before the gate's"
+    assert _exit_code(gate) == 0
+
+
+@pytest.mark.tools
+@pytest.mark.skipif(sys.platform != "linux", reason="the gate runs in a Linux container")
+def test_a_knock_opened_before_the_hand_off_waits_for_its_token_and_never_holds_the_door(tmp_path: Path) -> None:
+    """The knocker opens its exec ahead of the hand-off: until the token comes the command only waits on stdin, so
+    the annotation still opens the gate meanwhile, and the token, once written, opens it at once."""
+    token = new_token("m1")
+    argv = [part.replace(KNOCK_MOUNT, str(tmp_path / "b" / "knock")) for part in KNOCK_COMMAND]
+    annotation, knock = _dirs(tmp_path / "a", None)
+    gate = _start_gate(annotation, knock, token_digest(token))
+    _door_made(knock, gate)
+    waiting = subprocess.Popen(
+        [part.replace(KNOCK_MOUNT, str(knock)) for part in KNOCK_COMMAND], stdin=subprocess.PIPE, text=True
+    )
+    (annotation / "handoff").write_text(token)
+    assert _exit_code(gate) == 0, "a knock waiting for its token does not hold the door"
+    waiting.kill()
+    waiting.wait()
+
+    annotation, knock = _dirs(tmp_path / "b", None)
+    gate = _start_gate(annotation, knock, token_digest(token))
+    _door_made(knock, gate)
+    early = subprocess.Popen(argv, stdin=subprocess.PIPE, text=True)
+    with pytest.raises(subprocess.TimeoutExpired):
+        gate.wait(0.2)  # shut while the knock waits for its token
+    early.communicate(f"{token}\n", timeout=5)
+    assert early.returncode == 0
+    assert _exit_code(gate) == 0
+
+
+@pytest.mark.tools
+@pytest.mark.skipif(sys.platform != "linux", reason="the gate runs in a Linux container")
+def test_sigterm_ends_a_held_gate_at_once(tmp_path: Path) -> None:
+    """As a container's first process the gate would ignore SIGTERM without its trap: a deleted held pod would wait
+    out its grace period."""
+    annotation, knock = _dirs(tmp_path, None)
+    gate = _start_gate(annotation, knock, token_digest(new_token("m1")))
+    _door_made(knock, gate)
+    gate.terminate()
+    assert _exit_code(gate) == 143
+
+
+@pytest.mark.tools
+@pytest.mark.skipif(sys.platform != "linux", reason="the gate runs in a Linux container")
+def test_without_mkfifo_the_gate_polls_and_the_knock_writes_its_file(tmp_path: Path) -> None:
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for name in ("sh", "sha256sum", "sleep", "date", "rm", "cat", "mv", "printf"):
+        found = shutil.which(name)
+        assert found is not None, name
+        (tools / name).symlink_to(found)
+    token = new_token("m1")
+    annotation, knock = _dirs(tmp_path, None)
+    gate = _start_gate(annotation, knock, token_digest(token), path=str(tools))
+    assert _exit_code(gate, 0.2) == 124
+    assert not (knock / "door").exists()
+    gate = _start_gate(annotation, knock, token_digest(token), path=str(tools))
+    assert _knock(knock, token).returncode == 0
+    assert (knock / "token").read_text() == token
+    assert _exit_code(gate) == 0
 
 
 @pytest.mark.tools
@@ -168,9 +283,9 @@ def test_a_knock_with_the_token_opens_the_gate_and_a_forged_one_does_not(tmp_pat
 def test_a_gate_with_a_deadline_opens_by_itself_then_and_not_before(tmp_path: Path) -> None:
     token = new_token("m1")
     now = int(time.time())
-    assert _run_gate(tmp_path, token_digest(token), None, open_at=now - 1).returncode == 0
-    assert _run_gate(tmp_path, token_digest(token), None, open_at=now + 3600).returncode == 124, "still waiting"
-    assert _run_gate(tmp_path, token_digest(token), token, open_at=now + 3600).returncode == 0, "the token still opens"
+    assert _run_gate(tmp_path, token_digest(token), None, open_at=now - 1) == 0
+    assert _run_gate(tmp_path, token_digest(token), None, open_at=now + 3600) == 124, "still waiting"
+    assert _run_gate(tmp_path, token_digest(token), token, open_at=now + 3600) == 0, "the token still opens"
 
 
 def test_an_owned_capture_opens_at_the_latest_after_the_source_grace_period_and_a_margin() -> None:

@@ -31,37 +31,53 @@ GATE_DIGEST_ENV = "AI_STORAGE_GATE_SHA256"
 # When set (seconds since the epoch), the gate opens by itself at that time: only for an owner's pod captured while
 # its evicted source may still be stopping (admission/capture.py), see `owned_gate_deadline`.
 GATE_DEADLINE_ENV = "AI_STORAGE_GATE_OPEN_AT"
-# The knock: an exec into the gate writes the token into a volume only the gate mounts (controller/knock.py). The
-# annotation's file is refreshed by the kubelet only in a pod sync, and a sync waits for the kubelet's next relist of
-# its containers (every 1 s): 0.8 s from the source's stop to the gate's exit on real nodes, where the knock takes one
-# exec. Either opens the gate; the annotation stays the durable record.
+# The knock: an exec into the gate hands it the token (controller/knock.py). The annotation's file is refreshed by
+# the kubelet only in a pod sync, and a sync waits for the kubelet's next relist of its containers (every 1 s): 0.8 s
+# from the source's stop to the gate's exit on real nodes, where the knock takes one exec. Either opens the gate; the
+# annotation stays the durable record.
 KNOCK_VOLUME = "ai-storage-gate-knock"
 KNOCK_MOUNT = "/ai-storage-gate-knock"
 KNOCK_FILE = "token"
-# Run by the knock's exec with the token on stdin (never in the command line: the exec's URL is logged). The token
-# appears under its name only by the rename, the command's last act: had the gate seen it while `cat` still waited
-# for the end of stdin, the gate's exit would kill `cat` (every process of a container goes with its first one) and
-# the knock that opened the gate would report exit 137 (seen on real nodes).
+# The gate's door: a FIFO in the knock's volume that the gate blocks on, so a knock wakes it at once (no poll).
+KNOCK_DOOR = "door"
+# Run by the knock's exec, which may be opened ahead of the hand-off: it waits for the token on its stdin (never in
+# the command line: the exec's URL is logged), then writes it through the door, or, to a gate without one (made by an
+# earlier version, or where `mkfifo` failed), into `token` by a rename. Either way the write ends with the command's
+# own exit (`exec`): had the gate seen the token while the command still ran, the gate's exit would kill it (every
+# process of a container goes with its first one) and the knock that opened the gate would report exit 137.
 KNOCK_COMMAND = [
     "sh",
     "-c",
-    f'cat > "$1/{KNOCK_FILE}.part" && exec mv -f "$1/{KNOCK_FILE}.part" "$1/{KNOCK_FILE}"',
+    "IFS= read -r token; "
+    f'if [ -p "$1/{KNOCK_DOOR}" ]; then exec printf %s "$token" > "$1/{KNOCK_DOOR}"; fi; '
+    f'printf %s "$token" > "$1/{KNOCK_FILE}.part" && exec mv -f "$1/{KNOCK_FILE}.part" "$1/{KNOCK_FILE}"',
     KNOCK_VOLUME,
     KNOCK_MOUNT,
 ]
-# Polls both files; `sleep 0.05` is GNU and busybox, `sleep 1` the POSIX fallback. `$1`: the annotation's directory,
-# `$2`: the knock's.
+# `$1`: the annotation's directory, `$2`: the knock's. The gate blocks reading its door (a FIFO); a helper polls the
+# annotation, the knock's `token` file and the deadline every 0.05 s (`sleep 0.05` is GNU and busybox, `sleep 1` the
+# POSIX fallback) and wakes the gate with SIGUSR1 while one of them says open; the gate checks for itself before it
+# exits 0. SIGTERM ends it at once (as PID 1 it would otherwise ignore it and a deleted held pod would wait out its
+# grace period). Without a FIFO it polls as the helper does.
 GATE_SCRIPT = (
     'opened() { [ -s "$1" ] || return 1; set -- $(sha256sum "$1"); [ "$1" = "$' + GATE_DIGEST_ENV + '" ]; }; '
+    'due() { [ -n "${' + GATE_DEADLINE_ENV + ':-}" ] && [ "$(date +%s)" -ge "$' + GATE_DEADLINE_ENV + '" ]; }; '
+    f'open_now() {{ opened "$1/handoff" || opened "$2/{KNOCK_FILE}" || due; }}; '
+    "nap() { sleep 0.05 2>/dev/null || sleep 1; }; "
+    f'door="$2/{KNOCK_DOOR}"; me=$$; helper=; reader=; '
+    "trap 'exit 143' TERM INT; "
+    "trap 'kill $helper $reader 2>/dev/null' EXIT; "
+    'if rm -f "$door" && mkfifo -m 600 "$door" 2>/dev/null; then '
+    "trap : USR1; "
+    '( while :; do if open_now "$1" "$2"; then kill -USR1 "$me"; fi; nap; done ) & helper=$!; '
     "while :; do "
-    f'if opened "$1/handoff" || opened "$2/{KNOCK_FILE}"; then exit 0; fi; '
-    'if [ -n "${'
-    + GATE_DEADLINE_ENV
-    + ':-}" ] && [ "$(date +%s)" -ge "$'
-    + GATE_DEADLINE_ENV
-    + '" ]; then exit 0; fi; '
-    "sleep 0.05 2>/dev/null || sleep 1; "
-    "done"
+    'if [ -z "$reader" ]; then cat "$door" > "$2/knocked" & reader=$!; fi; '
+    'wait "$reader"; '
+    'if ! kill -0 "$reader" 2>/dev/null; then reader=; if opened "$2/knocked"; then exit 0; fi; fi; '
+    'if open_now "$1" "$2"; then exit 0; fi; '
+    "done; "
+    "fi; "
+    'while ! open_now "$1" "$2"; do nap; done'
 )
 # A captured pod's gate opens by itself this long after the source's grace period, counted from the capture: by then
 # the kubelet has killed the evicted source's containers, so the orchestrator being gone cannot hold the pod forever.
