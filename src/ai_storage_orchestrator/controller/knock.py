@@ -28,6 +28,11 @@ from ai_storage_orchestrator.controller.planning.gate import GATE_CONTAINER, KNO
 
 log = structlog.get_logger("ai_storage_orchestrator.migration")
 KNOCK_TIMEOUT_SECONDS = 2.0
+# SIGKILL: the gate's container ended as the knock's command did. The command's write through the door is its last
+# act, and the gate exits a few milliseconds after it; containerd kills what is left of a container whose first
+# process exited and may report the command so before it has seen the command's own exit (1 knock of 16 on real
+# nodes). The gate opened, by this knock or by the annotation: not a fault of the node's exec.
+GATE_ENDED_EXIT_CODE = 137
 # How long an exec opened ahead waits for its token before it is closed (a knock after that opens its own): beyond
 # any source's usual stop, short enough that an abandoned one is not kept.
 DOOR_SECONDS = 120.0
@@ -131,7 +136,7 @@ class ExecKnocker:
         if door is None and self.answers.works(node) is False:
             return f"a knock on node {node} failed less than {self.answers.ttl_seconds:.0f}s ago"
         started = time.monotonic()
-        ahead = False
+        ahead = ended = False
         try:
             async with asyncio.timeout(self.timeout):
                 result = await self._through(door, token) if door is not None else None
@@ -151,11 +156,12 @@ class ExecKnocker:
         except ExecError as error:
             failure = str(error)
         else:
-            failure = None if result.success else result.describe()
+            ended = result.status.exit_code == GATE_ENDED_EXIT_CODE
+            failure = None if result.success or ended else result.describe()
         seconds = round(time.monotonic() - started, 3)
         self.answers.note(node, works=failure is None)
         if failure is None:
-            log.info("gate.knocked", target_pod=pod, node=node, seconds=seconds, opened_ahead=ahead)
+            log.info("gate.knocked", target_pod=pod, node=node, seconds=seconds, opened_ahead=ahead, gate_ended=ended)
         else:
             log.info("gate.knock_failed", target_pod=pod, node=node, seconds=seconds, reason=failure)
         return failure

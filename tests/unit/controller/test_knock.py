@@ -165,3 +165,15 @@ async def test_closing_the_knocker_closes_what_it_opened_ahead(tmp_path: Path) -
     assert knocker.answers.works("n1") is None
     assert await knocker.knock(namespace="ns", pod="p", node="n1", token=TOKEN) is None
     assert len(transport.calls) == 3, "a knock after the close opens its own exec"
+
+
+async def test_a_knock_whose_gate_ended_with_it_is_no_fault_of_the_node() -> None:
+    """Exit 137: containerd killed the command with the gate's container, the gate having opened as the command
+    ended; the node's exec works."""
+    ended = LocalExec(faults=[lambda call: (ExecStatus(137, "command terminated with exit code 137"), b"")])
+    knocker = ExecKnocker(ended)
+    with structlog.testing.capture_logs() as logs:
+        assert await knocker.knock(namespace="ns", pod="p", node="n1", token=TOKEN) is None
+    assert logs[0]["event"] == "gate.knocked"
+    assert logs[0]["gate_ended"] is True
+    assert knocker.answers.works("n1") is True
