@@ -35,6 +35,7 @@ from ai_storage_orchestrator.controller.invariant import (
     target_unfit_to_replace_source,
     terminating,
 )
+from ai_storage_orchestrator.controller.knock import GateKnocker
 from ai_storage_orchestrator.controller.planning.gate import (
     gate_running,
     gate_state,
@@ -613,18 +614,26 @@ async def _open_gate(ctx: MigrationContext, name: str, token: str) -> None:
     ctx.controller.state.pods.write_through(patched)
 
 
+def _knocker(ctx: MigrationContext) -> GateKnocker | None:
+    """The knocker, unless the target node is one a checkpoint found without exec (the knocker remembers its own
+    failures)."""
+    if ctx.controller.exec_support.works(ctx.spec["targetNode"]) is False:
+        return None
+    return ctx.controller.knocker
+
+
 def _knock_ahead(ctx: MigrationContext, name: str) -> None:
     """Open the knock's exec into the held target `name` while the source still runs: the hand-off then only
-    writes the token (controller/knock.py). Skipped where `_knock` would be."""
-    knocker, node = ctx.controller.knocker, ctx.spec["targetNode"]
-    if knocker is not None and ctx.controller.exec_support.works(node) is not False:
-        knocker.prepare(namespace=ctx.namespace, pod=name, node=node)
+    writes the token (controller/knock.py)."""
+    knocker = _knocker(ctx)
+    if knocker is not None:
+        knocker.prepare(namespace=ctx.namespace, pod=name, node=ctx.spec["targetNode"])
 
 
 async def _knock(ctx: MigrationContext, name: str, token: str) -> None:
-    """Best effort, never on a node a checkpoint found without exec (the knocker remembers its own failures)."""
-    knocker, node = ctx.controller.knocker, ctx.spec["targetNode"]
-    if knocker is None or ctx.controller.exec_support.works(node) is False:
+    """Best effort."""
+    knocker, node = _knocker(ctx), ctx.spec["targetNode"]
+    if knocker is None:
         return
     ctx.controller.ensure_leading("knock on the gate")
     await knocker.knock(namespace=ctx.namespace, pod=name, node=node, token=token)
