@@ -44,8 +44,7 @@ RULES = {
     " (its init containers have exited by then), minus the request: when the kubelet can report a pod without"
     " readiness probes Ready",
     TO_GATE_EXIT: f"the exit of the new pod's {GATE_CONTAINER} init container (a pre-warmed target's) minus the source"
-    " trainer's exit: what of the downtime passes before the kubelet can see the hand-off",  # up to bbbef7f: the gate
-    # is now a sidecar that runs on, and this is measured only in runs published before it
+    " trainer's exit: what of the downtime passes before the kubelet can see the hand-off",
 }
 
 
@@ -167,13 +166,12 @@ def lines(figures: Sequence[MoveFigures]) -> list[str]:
     """The console block, shaped like the comparison's TIMING table."""
     if not figures:
         return ["RUNTIME TIMING: not measured (the report has no timed migrations)"]
-    # A figure neither method has (the gate's exit, since the gate became a sidecar that runs on) is left out.
-    shown = [name for name in FIGURES if _stats(figures, NATIVE, name).n or _stats(figures, ORCHESTRATOR, name).n]
     rows = [
-        table_row(TITLES[name], _stats(figures, NATIVE, name), _stats(figures, ORCHESTRATOR, name), 3) for name in shown
+        table_row(TITLES[name], _stats(figures, NATIVE, name), _stats(figures, ORCHESTRATOR, name), 3)
+        for name in FIGURES
     ]
     out = ["RUNTIME TIMING (containerd's event stamps, medians)", *table_lines(rows)]
-    out += [f"# {TITLES[name].lower()}: {RULES[name]}" for name in shown]
+    out += [f"# {TITLES[name].lower()}: {RULES[name]}" for name in FIGURES]
     for f in figures:
         downtime = f"{f.downtime:.3f}s" if f.downtime is not None else "not measured"
         to_running = f"{f.to_running:.3f}s" if f.to_running is not None else "not measured"

@@ -188,20 +188,3 @@ def test_the_published_runs_recompute_from_their_raw_events(run: str, capsys: py
     published = Path(__file__).resolve().parents[2] / "docs" / "results" / "e2e-timing" / run
     assert runtime_timing.main([str(published)]) == 0
     assert capsys.readouterr().out == (published / "runtime-timing.txt").read_text()
-
-
-def test_a_sidecar_gate_that_runs_on_leaves_its_exit_row_out_and_the_last_start_unchanged() -> None:
-    moves = [TimedMove(1, "native", "n1", "n2", "w", T0), TimedMove(2, "orchestrator", "n2", "n1", "w2", T0 + 10**10)]
-    events = [
-        _event("n1", 0.8, EXIT, "w"),
-        _event("n2", 2.3, START, "w"),
-        _event("n1", 10.2, START, "w2", container="ai-storage-gate"),  # a sidecar: it never exits
-        _event("n2", 10.8, EXIT, "w"),
-        _event("n1", 11.0, START, "w2"),
-    ]
-    native, orchestrator = move_figures(moves, events)
-    assert orchestrator.to_gate_exit is None
-    assert orchestrator.to_all_running == pytest.approx(1.0)
-    block = "\n".join(runtime_timing.lines([native, orchestrator]))
-    assert "gate exit" not in block
-    assert "Trainer downtime" in block
