@@ -35,7 +35,6 @@ from ai_storage_orchestrator.controller.invariant import (
     terminating,
 )
 from ai_storage_orchestrator.controller.knock import GateKnocker
-from ai_storage_orchestrator.controller.planning.fit import resources_fit
 from ai_storage_orchestrator.controller.planning.gate import (
     gate_holding,
     gate_running,
@@ -196,8 +195,6 @@ async def _plan(ctx: MigrationContext, *, passed: Sequence[Passed] = ()) -> Resu
     )
     if blocker is None and not ctx.controller.prewarm:
         blocker = "pre-warming is off (--no-prewarm)"
-    if blocker is None:
-        blocker = _no_room_for_gate(ctx, plan.target_pod)
     if plan.owner is not None:
         # The owner makes the target once the source goes; its token opens the gate the webhook may add.
         blocker = f"{plan.owner['kind']} '{plan.owner['name']}' creates the target pod once the source is evicted"
@@ -503,19 +500,6 @@ def _uncaptured(ctx: MigrationContext, *, since: Phase) -> JSON | None:
         ):
             return pod
     return None
-
-
-def _no_room_for_gate(ctx: MigrationContext, target_pod: JSON) -> str | None:
-    """The gate is a sidecar: its requests count for the pod's life. On a node with room for the pod but not for the
-    gate the kubelet would refuse the gated target; such a move goes the old way instead (stop, then create)."""
-    node = ctx.controller.state.node(str(target_pod["spec"].get("nodeName") or ""))
-    if node is None:
-        return None
-    pods = ctx.controller.state.pods_on_node(node["metadata"]["name"])
-    fits = resources_fit(node, with_gate(target_pod, ""), pods)
-    if fits.passed:
-        return None
-    return f"no room for the gate's requests beside the pod ({fits.message})"
 
 
 def _prewarm_token(ctx: MigrationContext) -> str | None:

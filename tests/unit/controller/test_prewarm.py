@@ -19,7 +19,7 @@ from ai_storage_orchestrator.kube.errors import KubeApiError
 from ai_storage_orchestrator.kube.resources import POD_MIGRATIONS, PODS
 from ai_storage_orchestrator.models import Phase
 from ai_storage_orchestrator.settings import Settings
-from tests.unit.controller.fakes import NAMESPACE, POD, TARGET, World, node
+from tests.unit.controller.fakes import NAMESPACE, POD, TARGET, World
 
 pytestmark = pytest.mark.unit
 KEY = f"{NAMESPACE}/m1"
@@ -412,16 +412,3 @@ async def test_a_hand_off_patch_that_fails_is_the_steps_own_error() -> None:
         await world.drive()
     assert failure.value.not_found
     assert knocker.knocks == [(NAMESPACE, target, TARGET, _token(world))]
-
-
-async def test_a_target_node_with_room_for_the_pod_but_not_its_gate_moves_it_without_pre_warming() -> None:
-    """The gate is a sidecar: its requests (10m CPU) count for the pod's life, and the kubelet would refuse it."""
-    world = World()
-    tight = node(TARGET)
-    tight["status"]["allocatable"]["cpu"] = "505m"  # the pod asks 500m
-    world.state.nodes.apply("MODIFIED", tight)
-    world.request(strategy="checkpoint-restart")
-    await world.drive()
-    skipped = world.record()["status"]["prewarm"]["skipped"]
-    assert skipped.startswith("no room for the gate's requests beside the pod (not enough cpu:"), skipped
-    assert world.phase() == Phase.CHECKPOINTING.value
