@@ -17,6 +17,7 @@ gone."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import posixpath
 from collections.abc import Awaitable, Callable, Sequence
@@ -36,7 +37,6 @@ from ai_storage_orchestrator.controller.invariant import (
 )
 from ai_storage_orchestrator.controller.knock import GateKnocker
 from ai_storage_orchestrator.controller.planning.gate import (
-    gate_holding,
     gate_running,
     gate_state,
     gated,
@@ -84,8 +84,6 @@ FATAL_WAITING_REASONS = frozenset(
 # Any other trouble of the gate alone (an image without `sh`, say) means only that this pod cannot be pre-warmed.
 IMAGE_WAITING_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"})
 DELETE_WAIT_SECONDS = 30.0
-# A knocked gate whose startup probe has not passed by then gets the hand-off annotation anyway (it opens it too).
-HANDOFF_RECORD_SECONDS = 2.0
 DISRUPTION_BUDGET_RETRY_SECONDS = 5.0  # PodDisruptionBudgets are not watched: look again on this period
 
 
@@ -601,49 +599,19 @@ async def _release_gate(ctx: MigrationContext, target: JSON, token: str) -> Resu
     )
 
 
-async def _open_gate(ctx: MigrationContext, name: str, token: str, *, record: bool = False) -> None:
-    """Knock on the gate of the held target `name` with the hand-off token (controller/knock.py): its startup probe
-    passes and its containers start. The token goes onto the pod as its hand-off annotation (which opens the gate on
-    its own, more slowly) at once when the knock did not go through or `record` says so, else once the gate has
-    opened (`_record_handoff`): a pod update that reaches the kubelet first would make it wait for its next relist
-    of the node's containers (up to 1 s) before it starts them."""
-    if await _knock(ctx, name, token) and not record:
-        return
-    await _write_handoff(ctx, name, token)
-
-
-async def _write_handoff(ctx: MigrationContext, name: str, token: str) -> None:
+async def _open_gate(ctx: MigrationContext, name: str, token: str) -> None:
+    """Write the hand-off token onto the held target `name`, and knock on its gate with it at the same time
+    (controller/knock.py): its gate exits and its containers start."""
     patch = {"metadata": {"annotations": {HANDOFF_ANNOTATION: token}}}
-    patched = await ctx.controller.api.merge_patch(PODS, name, patch, namespace=ctx.namespace)
+    knock = asyncio.create_task(_knock(ctx, name, token))
+    try:
+        patched = await ctx.controller.api.merge_patch(PODS, name, patch, namespace=ctx.namespace)
+    except BaseException:  # the patch's own error is the step's, not an ExceptionGroup: the knock is dropped
+        knock.cancel()
+        await asyncio.gather(knock, return_exceptions=True)
+        raise
+    await knock
     ctx.controller.state.pods.write_through(patched)
-
-
-async def _record_handoff(ctx: MigrationContext, pod: JSON) -> Result | None:
-    """Write the hand-off annotation onto a target whose gate a knock opened, once the gate has passed its startup
-    probe (or HANDOFF_RECORD_SECONDS after the knock); a Result while it waits."""
-    token = _gate_token(ctx)
-    if not token or not gated(pod) or released(pod, token):
-        return None
-    waited = _seconds_in_phase(ctx)
-    if gate_holding(pod) and waited < HANDOFF_RECORD_SECONDS:
-        return Result.after(HANDOFF_RECORD_SECONDS - waited)  # the gate's next status wakes us
-    await _write_handoff(ctx, pod["metadata"]["name"], token)
-    return None
-
-
-def _gate_token(ctx: MigrationContext) -> str | None:
-    owner = ctx.status.get("owner")
-    if owner:
-        return str(owner.get("token") or "") or None
-    return _prewarm_token(ctx)
-
-
-def _seconds_in_phase(ctx: MigrationContext) -> float:
-    transitions = ctx.status.get("phaseTransitions") or []
-    entered = parse_time(transitions[-1].get("time")) if transitions else None
-    if entered is None:
-        return float("inf")
-    return (datetime.now(UTC) - entered).total_seconds()
 
 
 def _knocker(ctx: MigrationContext) -> GateKnocker | None:
@@ -662,13 +630,13 @@ def _knock_ahead(ctx: MigrationContext, name: str) -> None:
         knocker.prepare(namespace=ctx.namespace, pod=name, node=ctx.spec["targetNode"])
 
 
-async def _knock(ctx: MigrationContext, name: str, token: str) -> bool:
-    """Best effort: whether the token reached the gate."""
+async def _knock(ctx: MigrationContext, name: str, token: str) -> None:
+    """Best effort."""
     knocker, node = _knocker(ctx), ctx.spec["targetNode"]
     if knocker is None:
-        return False
+        return
     ctx.controller.ensure_leading("knock on the gate")
-    return await knocker.knock(namespace=ctx.namespace, pod=name, node=node, token=token) is None
+    await knocker.knock(namespace=ctx.namespace, pod=name, node=node, token=token)
 
 
 async def _remove_source(ctx: MigrationContext, pod: JSON) -> Result | None:
@@ -777,9 +745,6 @@ async def waiting_for_target(ctx: MigrationContext) -> Result:
     problem = target_problem(pod, ctx.controller.state.node(ctx.spec["targetNode"]))
     if problem:
         return await _roll_back(ctx, *problem)
-    waiting = await _record_handoff(ctx, pod)
-    if waiting is not None:
-        return waiting
     how = serving(pod)
     if how is not None:
         uid = pod["metadata"].get("uid")
@@ -881,7 +846,7 @@ async def _owner_rollback(ctx: MigrationContext) -> Result:
                 source = ctx.source_pod
                 if source is not None and ctx.source_pod_is_ours and not containers_stopped(source):
                     return Result.after(DELETE_WAIT_SECONDS)
-                await _open_gate(ctx, name, token, record=True)
+                await _open_gate(ctx, name, token)
             kept = f"; {name} on {ctx.spec['targetNode']} is the pod now"
     after = f"{owner['kind']} '{owner['name']}' keeps or recreates its pod{kept}"
     if not ctx.status.get("sourceStopped"):

@@ -200,14 +200,6 @@ class FakeApi:
         self.objects[(PODS.plural, NAMESPACE, name)] = updated
         self._publish(PODS, updated)
 
-    def pass_gate_probe(self, name: str) -> None:
-        """The gate's startup probe passed: the kubelet reports it started (and the pod's containers start)."""
-        pod = self.objects[(PODS.plural, NAMESPACE, name)]
-        statuses = [{**status, "started": True} for status in pod["status"]["initContainerStatuses"]]
-        updated = self._stamp(merge(pod, {"status": {"initContainerStatuses": statuses}}))
-        self.objects[(PODS.plural, NAMESPACE, name)] = updated
-        self._publish(PODS, updated)
-
     def writes(self) -> list[str]:
         return [c for c in self.calls if not c.startswith("get ")]
 

@@ -4,12 +4,12 @@ gone from a live read, and a target that cannot start fails the move with the so
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
 from ai_storage_orchestrator.checkpoint import CheckpointJob
-from ai_storage_orchestrator.controller import phases
 from ai_storage_orchestrator.controller.controller import LocationOnlyCheckpointer
 from ai_storage_orchestrator.controller.execsupport import ExecSupport
 from ai_storage_orchestrator.controller.planning.gate import GATE_CONTAINER, GATE_DIGEST_ENV, token_digest
@@ -361,50 +361,30 @@ async def test_a_target_node_known_to_lack_exec_gets_no_knock() -> None:
     assert world.phase() == Phase.WAITING_FOR_TARGET.value
 
 
-def _annotations(world: World, name: str) -> JSON:
-    pod = world.api.pod(name)
-    assert pod is not None
-    return dict(pod["metadata"].get("annotations") or {})
+class _SlowKnocker(_Knocker):
+    """Answers only when released: a knock still under way when the hand-off's patch fails."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cancelled = False
+
+    async def knock(self, *, namespace: str, pod: str, node: str, token: str) -> str | None:
+        self.knocks.append((namespace, pod, node, token))
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        return None
 
 
-async def test_a_knocked_gate_gets_its_hand_off_annotation_only_once_its_probe_passed() -> None:
-    """A pod update that reached the kubelet before the gate's probe result would make the kubelet wait for its next
-    relist (up to 1 s) before it starts the pod's containers."""
-    knocker = _Knocker()
-    world, target = await _gate_running(knocker)
-    world.api.finish_termination(POD)
-    await world.drive()
-    assert knocker.knocks == [(NAMESPACE, target, TARGET, _token(world))]
-    assert world.phase() == Phase.WAITING_FOR_TARGET.value
-    assert HANDOFF_ANNOTATION not in _annotations(world, target), "not before the gate has opened"
-    world.api.pass_gate_probe(target)
-    await world.drive()
-    assert _annotations(world, target)[HANDOFF_ANNOTATION] == _token(world)
-    world.api.make_ready(target)
-    await world.drive()
-    assert world.phase() == Phase.COMPLETED.value
-
-
-async def test_a_knocked_gate_that_never_reports_open_gets_its_annotation_after_a_while(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    knocker = _Knocker()
-    world, target = await _gate_running(knocker)
-    world.api.finish_termination(POD)
-    await world.drive()
-    assert HANDOFF_ANNOTATION not in _annotations(world, target)
-    monkeypatch.setattr(phases, "HANDOFF_RECORD_SECONDS", 0.0)
-    await world.drive()
-    assert _annotations(world, target)[HANDOFF_ANNOTATION] == _token(world), "the annotation opens it as well"
-    assert world.phase() == Phase.WAITING_FOR_TARGET.value
-
-
-async def test_a_hand_off_patch_that_fails_is_the_steps_own_error() -> None:
-    knocker = _Knocker(failure="exec refused: HTTP 403")
+async def test_a_hand_off_patch_that_fails_is_the_steps_own_error_and_drops_the_knock() -> None:
+    knocker = _SlowKnocker()
     world, target = await _gate_running(knocker)
     world.api.finish_termination(POD)
 
     async def target_gone(*args: Any, **kwargs: Any) -> JSON:
+        await asyncio.sleep(0)  # the knock is under way by now
         raise KubeApiError(404, "NotFound", f"pods {target} not found")
 
     world.api.merge_patch = target_gone  # type: ignore[method-assign]
@@ -412,3 +392,4 @@ async def test_a_hand_off_patch_that_fails_is_the_steps_own_error() -> None:
         await world.drive()
     assert failure.value.not_found
     assert knocker.knocks == [(NAMESPACE, target, TARGET, _token(world))]
+    assert knocker.cancelled

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,19 +20,14 @@ from ai_storage_orchestrator.controller.planning.gate import (
     GATE_CONTAINER,
     GATE_DEADLINE_ENV,
     GATE_DIGEST_ENV,
-    GATE_MOUNT,
-    GATE_PROBE_SCRIPT,
     GATE_SCRIPT,
     GATE_VOLUME,
-    KNOCK_BELL,
     KNOCK_COMMAND,
-    KNOCK_DOOR,
     KNOCK_MOUNT,
     KNOCK_VOLUME,
     NODE_STATUS_MAX_IMAGES,
     OWNED_GATE_MARGIN_SECONDS,
     gate_container,
-    gate_holding,
     gate_running,
     gated,
     missing_images,
@@ -107,27 +101,13 @@ def test_when_a_move_can_pre_warm(strategy: str, rwo: list[str], blocked: str | 
     assert prewarm_blocker(strategy=strategy, read_write_once=rwo) == blocked
 
 
-def test_gate_running_and_holding_read_the_gates_own_status() -> None:
+def test_gate_running_reads_the_gates_own_status() -> None:
     pod = with_gate(_pod(), "d")
     assert not gate_running(pod)
-    assert not gate_holding(pod)
     pod["status"] = {"initContainerStatuses": [{"name": GATE_CONTAINER, "state": {"waiting": {"reason": "x"}}}]}
     assert not gate_running(pod)
     pod["status"]["initContainerStatuses"][0]["state"] = {"running": {"startedAt": "t"}}
     assert gate_running(pod)
-    assert gate_holding(pod), "running, its startup probe not passed"
-    pod["status"]["initContainerStatuses"][0]["started"] = True
-    assert gate_running(pod)
-    assert not gate_holding(pod)
-
-
-def test_the_gate_is_a_sidecar_whose_startup_probe_holds_the_pods_containers() -> None:
-    gate = with_gate(_pod(), "d")["spec"]["initContainers"][0]
-    assert gate["restartPolicy"] == "Always"
-    probe = gate["startupProbe"]
-    assert probe["exec"]["command"] == ["sh", "-c", GATE_PROBE_SCRIPT, GATE_CONTAINER, GATE_MOUNT, KNOCK_MOUNT]
-    assert probe["periodSeconds"] == 1
-    assert probe["timeoutSeconds"] * probe["failureThreshold"] >= 24 * 3600, "never restarted for holding"
 
 
 def _node(*names: str) -> JSON:
@@ -145,7 +125,7 @@ def test_missing_images_counts_only_what_a_complete_list_proves_and_never_pull()
     assert missing_images(pod, None) == []
 
 
-WAIT_SECONDS = 0.5  # how long a test gives a gate that should stay shut (an open one passes its probe in milliseconds)
+WAIT_SECONDS = 0.5  # how long a test gives a gate that should stay shut (an open one exits in milliseconds)
 
 
 def _dirs(tmp_path: Path, content: str | None) -> tuple[Path, Path]:
@@ -157,48 +137,17 @@ def _dirs(tmp_path: Path, content: str | None) -> tuple[Path, Path]:
     return annotation, knock
 
 
-def _env(digest: str, open_at: int | None, path: str | None) -> dict[str, str]:
+def _start_gate(
+    annotation: Path, knock: Path, digest: str, *, open_at: int | None = None, path: str | None = None
+) -> subprocess.Popen[str]:
     env = {**os.environ, GATE_DIGEST_ENV: digest}
     if open_at is not None:
         env[GATE_DEADLINE_ENV] = str(open_at)
     if path is not None:
         env["PATH"] = path
-    return env
-
-
-def _start(script: str, annotation: Path, knock: Path, env: dict[str, str]) -> subprocess.Popen[str]:
-    argv = ["sh", "-c", script, GATE_CONTAINER, str(annotation), str(knock)]
-    # Its own process group: the clean-up ends its helpers too, as a container's end would.
+    argv = ["sh", "-c", GATE_SCRIPT, GATE_CONTAINER, str(annotation), str(knock)]
+    # Its own process group: the clean-up ends its helper too, as a container's end would.
     return subprocess.Popen(argv, env=env, text=True, stdout=subprocess.DEVNULL, start_new_session=True)
-
-
-@contextlib.contextmanager
-def _gate(
-    annotation: Path, knock: Path, digest: str, *, open_at: int | None = None, path: str | None = None
-) -> Iterator[Callable[[], subprocess.Popen[str]]]:
-    """The gate running (its door made, where it can make one); yields how to start its startup probe as the
-    kubelet does. Nothing is left running after."""
-    env = _env(digest, open_at, path)
-    gate = _start(GATE_SCRIPT, annotation, knock, env)
-    probes: list[subprocess.Popen[str]] = []
-
-    def probe() -> subprocess.Popen[str]:
-        probes.append(_start(GATE_PROBE_SCRIPT, annotation, knock, env))
-        return probes[-1]
-
-    try:
-        if path is None:
-            _door_made(knock, gate)
-        yield probe
-    finally:
-        for process in [gate, *probes]:
-            _end(process)
-
-
-def _end(process: subprocess.Popen[str]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
 
 
 def _knock(knock: Path, token: str) -> subprocess.CompletedProcess[str]:
@@ -207,69 +156,65 @@ def _knock(knock: Path, token: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, input=f"{token}\n", text=True, capture_output=True, check=False, timeout=5)
 
 
-def _exit_code(process: subprocess.Popen[str], seconds: float = WAIT_SECONDS) -> int:
-    """The process's exit code, or 124 (as `timeout` says it) when it still runs after `seconds`."""
+def _exit_code(gate: subprocess.Popen[str], seconds: float = WAIT_SECONDS) -> int:
+    """The gate's exit code, or 124 (as `timeout` says it) when it still waits after `seconds`; never left running."""
     try:
-        return process.wait(seconds)
+        return gate.wait(seconds)
     except subprocess.TimeoutExpired:
         return 124
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(gate.pid, signal.SIGKILL)
+        gate.wait()
 
 
 def _door_made(knock: Path, gate: subprocess.Popen[str]) -> None:
     deadline = time.monotonic() + 5
-    while not ((knock / KNOCK_DOOR).is_fifo() and (knock / KNOCK_BELL).is_fifo()):
+    while not (knock / "door").is_fifo():
         assert gate.poll() is None, "the gate ended before it made its door"
         assert time.monotonic() < deadline, "the gate never made its door"
         time.sleep(0.005)
 
 
-def _probe_after(
+def _run_gate(
     tmp_path: Path, digest: str, content: str | None, *, open_at: int | None = None, knocked: str | None = None
 ) -> int:
-    """The gate's startup probe's exit code (124: still waiting) after the annotation says `content` and a knock
-    brought `knocked`."""
     annotation, knock = _dirs(tmp_path, content)
-    with _gate(annotation, knock, digest, open_at=open_at) as probe:
-        if knocked is not None:
-            assert _knock(knock, knocked).returncode == 0
-        return _exit_code(probe())
+    gate = _start_gate(annotation, knock, digest, open_at=open_at)
+    if knocked is not None:
+        _door_made(knock, gate)
+        assert _knock(knock, knocked).returncode == 0
+    return _exit_code(gate)
 
 
 @pytest.mark.tools
 @pytest.mark.skipif(sys.platform != "linux", reason="the gate runs in a Linux container")
-def test_the_gate_opens_only_for_the_token(tmp_path: Path) -> None:
+def test_the_gate_script_opens_only_for_the_token(tmp_path: Path) -> None:
     token = new_token("m1")
-    assert _probe_after(tmp_path, token_digest(token), token) == 0
-    assert _probe_after(tmp_path, token_digest(token), "m1.forged") == 124, "still waiting"
-    assert _probe_after(tmp_path, token_digest(token), "") == 124
+    assert _run_gate(tmp_path, token_digest(token), token) == 0
+    assert _run_gate(tmp_path, token_digest(token), "m1.forged") == 124, "still waiting"
+    assert _run_gate(tmp_path, token_digest(token), "") == 124
 
 
 @pytest.mark.tools
 @pytest.mark.skipif(sys.platform != "linux", reason="the gate runs in a Linux container")
 def test_a_knock_with_the_token_opens_the_gate_and_a_forged_one_does_not(tmp_path: Path) -> None:
     token = new_token("m1")
-    assert _probe_after(tmp_path / "a", token_digest(token), None, knocked="m1.forged") == 124
-    assert _probe_after(tmp_path / "b", token_digest(token), "m1.forged", knocked=token) == 0
-    assert _probe_after(tmp_path / "c", token_digest(token), None, knocked=token[:-1]) == 124, "cut short"
+    assert _run_gate(tmp_path / "a", token_digest(token), None, knocked="m1.forged") == 124
+    assert _run_gate(tmp_path / "b", token_digest(token), "m1.forged", knocked=token) == 0
+    assert _run_gate(tmp_path / "c", token_digest(token), None, knocked=token[:-1]) == 124, "cut short"
 
 
 @pytest.mark.tools
 @pytest.mark.skipif(sys.platform != "linux", reason="the gate runs in a Linux container")
-def test_a_probe_that_waits_is_woken_by_the_knock_and_the_gate_stays(tmp_path: Path) -> None:
-    """The kubelet's probe blocks on the gate's bell until the gate opens; the gate then runs on for the pod's life,
-    and still reads its door (a second knock never hangs)."""
+def test_a_forged_knock_leaves_the_door_open_to_the_next_one(tmp_path: Path) -> None:
     token = new_token("m1")
     annotation, knock = _dirs(tmp_path, None)
-    with _gate(annotation, knock, token_digest(token)) as probe:
-        waiting = probe()
-        assert _exit_code(waiting, 0.2) == 124
-        assert _knock(knock, "m1.forged").returncode == 0
-        assert _exit_code(waiting, 0.2) == 124, "a forged knock does not wake it for good"
-        assert _knock(knock, token).returncode == 0, "the knock ends with its own exit"
-        assert _exit_code(waiting) == 0
-        assert _exit_code(probe()) == 0, "a later probe passes at once"
-        assert _knock(knock, token).returncode == 0, "a knock after the gate opened still gets through"
-        assert (knock / "knocked").read_text() == token
+    gate = _start_gate(annotation, knock, token_digest(token))
+    _door_made(knock, gate)
+    assert _knock(knock, "m1.forged").returncode == 0
+    assert _knock(knock, token).returncode == 0, "the knock ends with its own exit, before the gate's"
+    assert _exit_code(gate) == 0
 
 
 @pytest.mark.tools
@@ -278,50 +223,44 @@ def test_a_knock_opened_before_the_hand_off_waits_for_its_token_and_never_holds_
     """The knocker opens its exec ahead of the hand-off: until the token comes the command only waits on stdin, so
     the annotation still opens the gate meanwhile, and the token, once written, opens it at once."""
     token = new_token("m1")
+    argv = [part.replace(KNOCK_MOUNT, str(tmp_path / "b" / "knock")) for part in KNOCK_COMMAND]
     annotation, knock = _dirs(tmp_path / "a", None)
-    argv = [part.replace(KNOCK_MOUNT, str(knock)) for part in KNOCK_COMMAND]
-    with _gate(annotation, knock, token_digest(token)) as probe:
-        waiting = subprocess.Popen(argv, stdin=subprocess.PIPE, text=True)
-        (annotation / "handoff").write_text(token)
-        assert _exit_code(probe()) == 0, "a knock waiting for its token does not hold the door"
-        waiting.kill()
-        waiting.wait()
+    gate = _start_gate(annotation, knock, token_digest(token))
+    _door_made(knock, gate)
+    waiting = subprocess.Popen(
+        [part.replace(KNOCK_MOUNT, str(knock)) for part in KNOCK_COMMAND], stdin=subprocess.PIPE, text=True
+    )
+    (annotation / "handoff").write_text(token)
+    assert _exit_code(gate) == 0, "a knock waiting for its token does not hold the door"
+    waiting.kill()
+    waiting.wait()
 
     annotation, knock = _dirs(tmp_path / "b", None)
-    argv = [part.replace(KNOCK_MOUNT, str(knock)) for part in KNOCK_COMMAND]
-    with _gate(annotation, knock, token_digest(token)) as probe:
-        early = subprocess.Popen(argv, stdin=subprocess.PIPE, text=True)
-        waiting = probe()
-        assert _exit_code(waiting, 0.2) == 124, "shut while the knock waits for its token"
-        early.communicate(f"{token}\n", timeout=5)
-        assert early.returncode == 0
-        assert _exit_code(waiting) == 0
+    gate = _start_gate(annotation, knock, token_digest(token))
+    _door_made(knock, gate)
+    early = subprocess.Popen(argv, stdin=subprocess.PIPE, text=True)
+    with pytest.raises(subprocess.TimeoutExpired):
+        gate.wait(0.2)  # shut while the knock waits for its token
+    early.communicate(f"{token}\n", timeout=5)
+    assert early.returncode == 0
+    assert _exit_code(gate) == 0
 
 
 @pytest.mark.tools
 @pytest.mark.skipif(sys.platform != "linux", reason="the gate runs in a Linux container")
-def test_sigterm_ends_the_gate_at_once_held_or_open(tmp_path: Path) -> None:
+def test_sigterm_ends_a_held_gate_at_once(tmp_path: Path) -> None:
     """As a container's first process the gate would ignore SIGTERM without its trap: a deleted held pod would wait
-    out its grace period, and an open one (the gate runs for the pod's life) would hold up the pod's end."""
-    token = new_token("m1")
-    for name, content in (("held", None), ("open", token)):
-        annotation, knock = _dirs(tmp_path / name, content)
-        env = _env(token_digest(token), None, None)
-        gate = _start(GATE_SCRIPT, annotation, knock, env)
-        try:
-            _door_made(knock, gate)
-            if content is not None:
-                probe = _start(GATE_PROBE_SCRIPT, annotation, knock, env)
-                assert _exit_code(probe) == 0
-            gate.terminate()
-            assert _exit_code(gate) == 143, name
-        finally:
-            _end(gate)
+    out its grace period."""
+    annotation, knock = _dirs(tmp_path, None)
+    gate = _start_gate(annotation, knock, token_digest(new_token("m1")))
+    _door_made(knock, gate)
+    gate.terminate()
+    assert _exit_code(gate) == 143
 
 
 @pytest.mark.tools
 @pytest.mark.skipif(sys.platform != "linux", reason="the gate runs in a Linux container")
-def test_without_mkfifo_the_gate_and_its_probe_poll_and_the_knock_writes_its_file(tmp_path: Path) -> None:
+def test_without_mkfifo_the_gate_polls_and_the_knock_writes_its_file(tmp_path: Path) -> None:
     tools = tmp_path / "bin"
     tools.mkdir()
     for name in ("sh", "sha256sum", "sleep", "date", "rm", "cat", "mv", "printf"):
@@ -330,13 +269,13 @@ def test_without_mkfifo_the_gate_and_its_probe_poll_and_the_knock_writes_its_fil
         (tools / name).symlink_to(found)
     token = new_token("m1")
     annotation, knock = _dirs(tmp_path, None)
-    with _gate(annotation, knock, token_digest(token), path=str(tools)) as probe:
-        waiting = probe()
-        assert _exit_code(waiting, 0.2) == 124
-        assert not (knock / KNOCK_DOOR).exists()
-        assert _knock(knock, token).returncode == 0
-        assert (knock / "token").read_text() == token
-        assert _exit_code(waiting) == 0
+    gate = _start_gate(annotation, knock, token_digest(token), path=str(tools))
+    assert _exit_code(gate, 0.2) == 124
+    assert not (knock / "door").exists()
+    gate = _start_gate(annotation, knock, token_digest(token), path=str(tools))
+    assert _knock(knock, token).returncode == 0
+    assert (knock / "token").read_text() == token
+    assert _exit_code(gate) == 0
 
 
 @pytest.mark.tools
@@ -344,9 +283,9 @@ def test_without_mkfifo_the_gate_and_its_probe_poll_and_the_knock_writes_its_fil
 def test_a_gate_with_a_deadline_opens_by_itself_then_and_not_before(tmp_path: Path) -> None:
     token = new_token("m1")
     now = int(time.time())
-    assert _probe_after(tmp_path / "a", token_digest(token), None, open_at=now - 1) == 0
-    assert _probe_after(tmp_path / "b", token_digest(token), None, open_at=now + 3600) == 124, "still waiting"
-    assert _probe_after(tmp_path / "c", token_digest(token), token, open_at=now + 3600) == 0, "the token still opens"
+    assert _run_gate(tmp_path, token_digest(token), None, open_at=now - 1) == 0
+    assert _run_gate(tmp_path, token_digest(token), None, open_at=now + 3600) == 124, "still waiting"
+    assert _run_gate(tmp_path, token_digest(token), token, open_at=now + 3600) == 0, "the token still opens"
 
 
 def test_an_owned_capture_opens_at_the_latest_after_the_source_grace_period_and_a_margin() -> None:

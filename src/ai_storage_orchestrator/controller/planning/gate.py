@@ -1,16 +1,14 @@
-"""The gate of a pre-warmed target: a first (sidecar) init container that holds the pod's containers until the source
-is gone.
+"""The gate of a pre-warmed target: a first init container that holds the pod's containers until the source is gone.
 
 A checkpoint-restart move creates its target while the source still runs, so the slow part of a pod start (sandbox,
 network, volume mounts, the image) is done before the source stops, and a target node that cannot start the pod is
-found before the source is touched. The gate is a restartable init container in the image of the first container the
-target runs (so a running gate proves that image is on the node), with a ``downwardAPI`` volume that shows it the
-pod's ``ai-storage.io/handoff`` annotation. The kubelet starts the pod's next containers only once the gate's startup
-probe passes, and it passes when that annotation holds the token whose SHA-256 is in its environment, or when a knock
-(an exec writing the token into a volume of its own) does; the orchestrator writes the token only after the source
-pod is gone from a live read, so two copies of the trainer never run at once. A kubelet restarted meanwhile runs the
-probe again before it starts anything. Only the hash is in the pod spec: a reader of the spec cannot open the gate,
-and the token lives in the PodMigration's status (for a restarted orchestrator) and nowhere else until the hand-off.
+found before the source is touched. The gate is an init container in the image of the first container the target
+runs (so a running gate proves that image is on the node), with a ``downwardAPI`` volume that shows it the pod's
+``ai-storage.io/handoff`` annotation. It exits when that annotation holds the token whose SHA-256 is in its
+environment, or when a knock (an exec writing the token into a volume of its own) does; the orchestrator writes the
+token only after the source pod is gone from a live read, so two copies of the trainer never run at once. Only the
+hash is in the pod spec: a reader of the spec cannot open the gate, and the token lives in the PodMigration's status
+(for a restarted orchestrator) and nowhere else until the hand-off.
 
 Pure: no I/O."""
 
@@ -36,7 +34,7 @@ GATE_DEADLINE_ENV = "AI_STORAGE_GATE_OPEN_AT"
 # The knock: an exec into the gate hands it the token (controller/knock.py). The annotation's file is refreshed by
 # the kubelet only in a pod sync, and a sync waits for the kubelet's next relist of its containers (every 1 s): 0.8 s
 # from the source's stop to the gate's exit on real nodes, where the knock takes one exec. Either opens the gate; the
-# annotation stays the durable record, written once the knock is done (controller/phases.py).
+# annotation stays the durable record.
 KNOCK_VOLUME = "ai-storage-gate-knock"
 KNOCK_MOUNT = "/ai-storage-gate-knock"
 KNOCK_FILE = "token"
@@ -56,57 +54,31 @@ KNOCK_COMMAND = [
     KNOCK_VOLUME,
     KNOCK_MOUNT,
 ]
-# The gate's bell: a FIFO the gate rings (opens for writing, in a loop) once it is open; its startup probe blocks on it.
-KNOCK_BELL = "bell"
-# Shared by the gate and its probe (`$1`: the annotation's directory, `$2`: the knock's): open when the annotation, a
-# knock heard through the door (`knocked`) or written as a file (`token`) holds the token, or at the deadline.
-# `sleep 0.05` is GNU and busybox, `sleep 1` the POSIX fallback.
-_GATE_CHECKS = (
+# `$1`: the annotation's directory, `$2`: the knock's. The gate blocks reading its door (a FIFO); a helper polls the
+# annotation, the knock's `token` file and the deadline every 0.05 s (`sleep 0.05` is GNU and busybox, `sleep 1` the
+# POSIX fallback) and wakes the gate with SIGUSR1 while one of them says open; the gate checks for itself before it
+# exits 0. SIGTERM ends it at once (as PID 1 it would otherwise ignore it and a deleted held pod would wait out its
+# grace period). Without a FIFO it polls as the helper does.
+GATE_SCRIPT = (
     'opened() { [ -s "$1" ] || return 1; set -- $(sha256sum "$1"); [ "$1" = "$' + GATE_DIGEST_ENV + '" ]; }; '
     'due() { [ -n "${' + GATE_DEADLINE_ENV + ':-}" ] && [ "$(date +%s)" -ge "$' + GATE_DEADLINE_ENV + '" ]; }; '
-    f'open_now() {{ opened "$1/handoff" || opened "$2/knocked" || opened "$2/{KNOCK_FILE}" || due; }}; '
+    f'open_now() {{ opened "$1/handoff" || opened "$2/{KNOCK_FILE}" || due; }}; '
     "nap() { sleep 0.05 2>/dev/null || sleep 1; }; "
-)
-# The gate is a sidecar (a restartable init container) that runs for the pod's life; the pod's other containers start
-# once its startup probe has passed. Why not an init container that exits: the kubelet sees a container's exit only at
-# its next relist of the node's containers (every second), while a probe's result starts the next containers at once.
-# The gate blocks reading its door (a FIFO); a helper polls the annotation, the knock's `token` file and the deadline
-# every 0.05 s and wakes the gate with SIGUSR1 while one of them says open. What the door brings is kept as `knocked`
-# only if it is the token. Once open, the gate stops the helper, rings its bell for every probe that waits on it, and
-# keeps reading its door (a later knock never hangs). SIGTERM ends it at once (as PID 1 it would otherwise ignore it
-# and a deleted held pod would wait out its grace period). Without FIFOs it polls as the helper does, then idles.
-GATE_SCRIPT = (
-    _GATE_CHECKS + f'door="$2/{KNOCK_DOOR}"; bell="$2/{KNOCK_BELL}"; me=$$; helper=; reader=; ringer=; '
+    f'door="$2/{KNOCK_DOOR}"; me=$$; helper=; reader=; '
     "trap 'exit 143' TERM INT; "
-    "trap 'kill $helper $reader $ringer 2>/dev/null' EXIT; "
-    'if rm -f "$door" "$bell" && mkfifo -m 600 "$door" "$bell" 2>/dev/null; then '
+    "trap 'kill $helper $reader 2>/dev/null' EXIT; "
+    'if rm -f "$door" && mkfifo -m 600 "$door" 2>/dev/null; then '
     "trap : USR1; "
     '( while :; do if open_now "$1" "$2"; then kill -USR1 "$me"; fi; nap; done ) & helper=$!; '
     "while :; do "
-    'if [ -z "$reader" ]; then cat "$door" > "$2/heard" & reader=$!; fi; '
+    'if [ -z "$reader" ]; then cat "$door" > "$2/knocked" & reader=$!; fi; '
     'wait "$reader"; '
-    'if ! kill -0 "$reader" 2>/dev/null; then '
-    'reader=; if opened "$2/heard"; then mv -f "$2/heard" "$2/knocked"; fi; '
-    "fi; "
-    'if [ -z "$ringer" ] && open_now "$1" "$2"; then '
-    'kill "$helper" 2>/dev/null; helper=; ( while : > "$bell"; do :; done ) & ringer=$!; '
-    "fi; "
+    'if ! kill -0 "$reader" 2>/dev/null; then reader=; if opened "$2/knocked"; then exit 0; fi; fi; '
+    'if open_now "$1" "$2"; then exit 0; fi; '
     "done; "
     "fi; "
-    'while ! open_now "$1" "$2"; do nap; done; '
-    'while :; do sleep 3600 & reader=$!; wait "$reader"; done'
+    'while ! open_now "$1" "$2"; do nap; done'
 )
-# The gate's startup probe: passes once the gate is open. It blocks on the bell (no poll: the hand-off's latency is the
-# knock's write and this probe's exit), or polls where the gate has no bell.
-GATE_PROBE_SCRIPT = (
-    _GATE_CHECKS + f'bell="$2/{KNOCK_BELL}"; '
-    'while ! open_now "$1" "$2"; do if [ -p "$bell" ]; then read -r _ < "$bell" || :; else nap; fi; done; '
-    "exit 0"
-)
-# A probe that blocks for this long is ended by the kubelet and counts as one failure; the threshold keeps the gate
-# from being restarted for a day of holding (the migration's own timeout removes a held target long before).
-GATE_PROBE_TIMEOUT_SECONDS = 60
-GATE_PROBE_FAILURE_THRESHOLD = 24 * 60
 # A captured pod's gate opens by itself this long after the source's grace period, counted from the capture: by then
 # the kubelet has killed the evicted source's containers, so the orchestrator being gone cannot hold the pod forever.
 OWNED_GATE_MARGIN_SECONDS = 60
@@ -162,13 +134,6 @@ def gate_container(first: Mapping[str, Any], digest: str, *, open_at: int | None
         "name": GATE_CONTAINER,
         "image": first.get("image"),
         "command": ["sh", "-c", GATE_SCRIPT, GATE_CONTAINER, GATE_MOUNT, KNOCK_MOUNT],
-        "restartPolicy": "Always",
-        "startupProbe": {
-            "exec": {"command": ["sh", "-c", GATE_PROBE_SCRIPT, GATE_CONTAINER, GATE_MOUNT, KNOCK_MOUNT]},
-            "periodSeconds": 1,
-            "timeoutSeconds": GATE_PROBE_TIMEOUT_SECONDS,
-            "failureThreshold": GATE_PROBE_FAILURE_THRESHOLD,
-        },
         "env": env,
         "volumeMounts": [
             {"name": GATE_VOLUME, "mountPath": GATE_MOUNT, "readOnly": True},
@@ -235,15 +200,6 @@ def gate_state(pod: Mapping[str, Any]) -> JSON:
         if status.get("name") == GATE_CONTAINER:
             return dict(status.get("state") or {})
     return {}
-
-
-def gate_holding(pod: Mapping[str, Any]) -> bool:
-    """The gate runs and its startup probe has not passed: the pod's containers have not been let start. False for
-    a gate of an earlier version (an init container that exits when open, reported ``started`` while it runs)."""
-    for status in Pod(dict(pod)).init_container_statuses:
-        if status.get("name") == GATE_CONTAINER:
-            return "running" in (status.get("state") or {}) and not status.get("started")
-    return False
 
 
 def gate_running(pod: Mapping[str, Any]) -> bool:
