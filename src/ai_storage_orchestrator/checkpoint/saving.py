@@ -82,6 +82,8 @@ T = TypeVar("T")
 log = structlog.get_logger(__name__)
 
 EXEC_UNAVAILABLE = "exec_unavailable"
+# Skipped without an exec: no running container could write the checkpoint (says nothing of the node's exec).
+NO_RUNNING_WRITER = "no_running_writer"
 WRITING_MANIFEST = "writing manifest.json.tmp"
 
 
@@ -211,7 +213,7 @@ class PVCheckpointer:
         if writer is None:
             message = f"no running container of pod {job.pod_name} mounts volume '{location.volume}' read-write"
             if spec.empty:
-                return self._skipped(job, message)
+                return self._skipped(job, message, reason=NO_RUNNING_WRITER)
             raise CheckpointError(message, reason=reasons.NO_RUNNING_CONTAINER)
         try:
             result, listing = await self._within(job.time_left, self._save(job, spec, location, writer))
@@ -238,9 +240,9 @@ class PVCheckpointer:
         except ExecError as error:
             raise CheckpointError(f"exec failed: {error}", reason=reasons.EXEC_FAILED) from error
 
-    def _skipped(self, job: CheckpointJob, message: str) -> JSON:
-        log.warning("checkpoint.skipped", migration_id=job.migration_id, reason=EXEC_UNAVAILABLE, message=message)
-        return {"saved": False, "skipped": EXEC_UNAVAILABLE, "message": message}
+    def _skipped(self, job: CheckpointJob, message: str, *, reason: str = EXEC_UNAVAILABLE) -> JSON:
+        log.warning("checkpoint.skipped", migration_id=job.migration_id, reason=reason, message=message)
+        return {"saved": False, "skipped": reason, "message": message}
 
     @staticmethod
     def _writer(pod: Mapping[str, Any], location: Location) -> Endpoint | None:

@@ -1,11 +1,12 @@
 """What this replica has learned about running commands in each node's containers (the checkpoint's `pods/exec`).
 
-A checkpoint that could exec on a node says that node supports it; one skipped with ``exec_unavailable`` says it
-does not (simulated nodes, a kubelet without streaming). What was learned is trusted for ``ttl_seconds``, then
-forgotten, so a node whose kubelet changed is tried again. Two uses: a checkpoint on a node known to lack exec is
-skipped without a doomed exec, and a pre-warmed target starts beside the checkpoint unless the checkpoint is known
-to be skipped (a skipped checkpoint changes the target's spec, which cannot be changed once created: a target started
-beside it is removed and started again, once per node and TTL)."""
+A checkpoint that could exec on a node says that node supports it; one skipped with ``exec_unavailable`` says it does
+not (simulated nodes, a kubelet without streaming); one that ran no exec says nothing. What was learned is trusted for
+``ttl_seconds``, then forgotten, so a node whose kubelet changed is tried again. Two uses: a checkpoint with nothing
+declared on a node known to lack exec is skipped without a doomed exec (one with hooks or artifacts is always tried),
+and a pre-warmed target starts beside the checkpoint unless the checkpoint is known to be skipped (a skipped checkpoint
+changes the target's spec, which cannot be changed once created: a target started beside it is removed and started
+again, once per node and TTL)."""
 
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ai_storage_orchestrator.bodies import Body, Node, Pod
-from ai_storage_orchestrator.checkpoint import CheckpointJob, without_checkpoint
+from ai_storage_orchestrator.checkpoint import CheckpointJob, CheckpointSpec, without_checkpoint
 from ai_storage_orchestrator.checkpoint.saving import EXEC_UNAVAILABLE
 from ai_storage_orchestrator.controller import surge
 from ai_storage_orchestrator.controller.context import MigrationContext, log
@@ -230,7 +230,7 @@ async def _plan(ctx: MigrationContext, *, passed: Sequence[Passed] = ()) -> Resu
     if not needs_checkpoint:
         return await ctx.transition(Phase.CREATING_TARGET, message, passed=passed, **fields)
     source_node = str(ctx.spec["sourceNode"])
-    if ctx.controller.exec_support.works(source_node) is not False:
+    if ctx.controller.exec_support.works(source_node) is not False or not declared.empty:
         return await ctx.transition(Phase.CHECKPOINTING, message, passed=passed, **fields)
     said = f"commands cannot run in containers on node {source_node} (seen by an earlier checkpoint); not tried"
     checkpoint = {**fields.get("checkpoint", {}), "saved": False, "skipped": EXEC_UNAVAILABLE, "message": said}
@@ -254,6 +254,8 @@ async def checkpointing(ctx: MigrationContext) -> Result:
     finished = pool.take(key)
     source_node = str(ctx.spec["sourceNode"])
     known = ctx.controller.exec_support.works(source_node)
+    if not _declared(ctx).empty:
+        known = None  # hooks or artifacts to save: tried every time, never skipped on what was seen before
     if finished is None and known is False and not pool.running(key):
         said = f"commands cannot run in containers on node {source_node} (seen by an earlier checkpoint); not tried"
         return await _checkpoint_recorded(ctx, {"saved": False, "skipped": EXEC_UNAVAILABLE, "message": said})
@@ -284,8 +286,21 @@ async def checkpointing(ctx: MigrationContext) -> Result:
             ctx, error.reason, f"checkpoint failed, source pod untouched: {error.message}", checkpoint=failed
         )
     assert finished.checkpoint is not None
-    ctx.controller.exec_support.note(source_node, works=finished.checkpoint.get("skipped") != EXEC_UNAVAILABLE)
+    _note_exec(ctx, source_node, finished.checkpoint)
     return await _checkpoint_recorded(ctx, finished.checkpoint)
+
+
+def _declared(ctx: MigrationContext) -> CheckpointSpec:
+    return CheckpointSpec.from_json((ctx.status.get("checkpoint") or {}).get("declared") or {})
+
+
+def _note_exec(ctx: MigrationContext, node: str, checkpoint: JSON) -> None:
+    """What a finished checkpoint proves about exec on `node`: refused, or worked (it saved, or ran a hook). One that
+    ran no exec (no running container could write it, no shared volume and no hook) proves nothing."""
+    if checkpoint.get("skipped") == EXEC_UNAVAILABLE:
+        ctx.controller.exec_support.note(node, works=False)
+    elif checkpoint.get("saved") or checkpoint.get("hooks"):
+        ctx.controller.exec_support.note(node, works=True)
 
 
 def _checkpoint_job(ctx: MigrationContext, pod: JSON) -> CheckpointJob:

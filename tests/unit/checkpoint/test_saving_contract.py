@@ -314,10 +314,10 @@ async def test_without_a_running_writer_a_manifest_only_checkpoint_is_skipped(ro
     with structlog.testing.capture_logs() as logs:
         result = await save(root, _stopped(workload(root)), Recording())
     message = f"no running container of pod trainer-pod mounts volume '{SHARED}' read-write"
-    assert result == {"saved": False, "skipped": "exec_unavailable", "message": message}
+    assert result == {"saved": False, "skipped": "no_running_writer", "message": message}
     assert events(logs, "checkpoint.skipped") == [
-        {"migration_id": MIGRATION, "reason": "exec_unavailable", "message": message}
-    ]
+        {"migration_id": MIGRATION, "reason": "no_running_writer", "message": message}
+    ], "not exec_unavailable: no exec was tried, so it says nothing of the node"
 
 
 async def test_without_a_running_writer_declared_work_fails(root: Path) -> None:

@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
-from ai_storage_orchestrator.checkpoint import CheckpointJob
+from ai_storage_orchestrator.checkpoint import CheckpointJob, CheckpointSpec
+from ai_storage_orchestrator.checkpoint.annotations import Hook
+from ai_storage_orchestrator.checkpoint.saving import NO_RUNNING_WRITER
 from ai_storage_orchestrator.controller.controller import LocationOnlyCheckpointer
 from ai_storage_orchestrator.controller.execsupport import ExecSupport
 from ai_storage_orchestrator.controller.planning.gate import GATE_CONTAINER, GATE_DIGEST_ENV, token_digest
@@ -234,6 +236,67 @@ async def test_a_node_known_to_lack_exec_skips_the_checkpoint_without_trying() -
     assert not _evicted(world), "recorded ahead: the source is evicted once the target's gate runs"
 
 
+class _NoExec(LocationOnlyCheckpointer):
+    async def save(self, job: CheckpointJob) -> JSON:
+        return {"saved": False, "skipped": "exec_unavailable", "message": "no exec on this node"}
+
+
+class _Hooked(LocationOnlyCheckpointer):
+    """Every pod declares a quiesce hook in its trainer."""
+
+    def declared(self, pod: JSON) -> CheckpointSpec:
+        return CheckpointSpec(hooks=(Hook("trainer", ("true",)),))
+
+    def prepare(self, **kwargs: Any) -> tuple[JSON, JSON]:
+        target, checkpoint = super().prepare(**kwargs)
+        return target, {**checkpoint, "declared": kwargs["spec"].to_json()}
+
+
+async def test_a_node_known_to_lack_exec_still_tries_a_checkpoint_with_a_hook_to_run() -> None:
+    """Skipping it would move the pod without the hook and the artifacts it declared; tried, it either runs or fails
+    the move with the source untouched."""
+    world = World()
+    hooked = _Hooked()
+    world.controller.checkpointer = world.controller.checkpoints.checkpointer = hooked
+    world.controller.planner.declared = hooked.declared
+    world.controller.exec_support.note("node-a", works=False)
+    world.request(strategy="checkpoint-restart")
+    await world.drive()
+    assert world.phase() == Phase.CHECKPOINTING.value
+    assert world.controller.checkpoints.running(KEY), "tried, not skipped on what an earlier checkpoint saw"
+    assert world.record()["status"]["checkpoint"]["declared"]["hooks"]
+
+
+class _NoWriter(LocationOnlyCheckpointer):
+    async def save(self, job: CheckpointJob) -> JSON:
+        return {"saved": False, "skipped": NO_RUNNING_WRITER, "message": "no running container mounts it"}
+
+
+@pytest.mark.parametrize(
+    ("checkpoint", "learned"),
+    [
+        (_NoWriter(), None),
+        (_NoExec(), False),
+        (LocationOnlyCheckpointer(), None),
+    ],
+    ids=["no-running-writer", "exec-refused", "no-exec-run"],
+)
+async def test_only_a_checkpoint_that_tried_exec_says_whether_the_node_has_it(
+    checkpoint: LocationOnlyCheckpointer, learned: bool | None
+) -> None:
+    world = World()
+    world.controller.checkpointer = checkpoint
+    world.controller.checkpoints.checkpointer = checkpoint
+    world.request(strategy="checkpoint-restart")
+    await world.drive()
+    pool = world.controller.checkpoints
+    for task in list(pool._jobs.values()):
+        await task
+    await world.drive()
+    assert world.phase() == Phase.STOPPING_SOURCE.value
+    assert world.controller.exec_support.works("node-a") is learned
+
+
 def test_what_was_learned_about_exec_is_forgotten_after_its_ttl() -> None:
     now = [0.0]
     support = ExecSupport(ttl_seconds=10, clock=lambda: now[0])
@@ -242,11 +305,6 @@ def test_what_was_learned_about_exec_is_forgotten_after_its_ttl() -> None:
     assert support.works("n") is False
     now[0] = 11.0
     assert support.works("n") is None
-
-
-class _NoExec(LocationOnlyCheckpointer):
-    async def save(self, job: CheckpointJob) -> JSON:
-        return {"saved": False, "skipped": "exec_unavailable", "message": "no exec on this node"}
 
 
 async def test_a_target_started_beside_a_checkpoint_that_is_then_skipped_starts_again_without_it() -> None:
