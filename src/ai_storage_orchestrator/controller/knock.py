@@ -51,6 +51,10 @@ class GateKnocker(Protocol):
         """Close the execs opened ahead (this replica stops acting)."""
         ...
 
+    def discard(self, *, namespace: str, pod: str) -> None:
+        """Close the exec opened ahead into `pod`, if any: the pod is being removed (returns at once)."""
+        ...
+
 
 class _Door:
     """A knock's exec opened ahead of the hand-off. Its outcome: the command's result once it had the token, the
@@ -124,6 +128,11 @@ class ExecKnocker:
             self.answers.note(node, works=False)
             seconds = round(time.monotonic() - started, 3)
             log.info("gate.knock_failed", target_pod=key[1], node=node, seconds=seconds, reason=str(outcome))
+
+    def discard(self, *, namespace: str, pod: str) -> None:
+        door = self._doors.pop((namespace, pod), None)
+        if door is not None:
+            door.task.cancel()  # a cancelled door bars nothing (`_closed`)
 
     async def close(self) -> None:
         doors, self._doors = list(self._doors.values()), {}

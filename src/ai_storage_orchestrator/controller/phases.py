@@ -877,6 +877,9 @@ async def _roll_back(ctx: MigrationContext, reason: str, message: str, **fields:
 
 
 async def _delete_pod(ctx: MigrationContext, pod: JSON, *, uid: str | None) -> None:
+    """Delete `pod` (a precondition on `uid`); an exec opened ahead into it (a held target's) is closed with it."""
+    if ctx.controller.knocker is not None:
+        ctx.controller.knocker.discard(namespace=ctx.namespace, pod=pod["metadata"]["name"])
     try:
         await ctx.controller.api.delete(PODS, pod["metadata"]["name"], namespace=ctx.namespace, uid=uid)
     except KubeApiError as error:

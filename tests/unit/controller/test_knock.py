@@ -177,3 +177,21 @@ async def test_a_knock_whose_gate_ended_with_it_is_no_fault_of_the_node() -> Non
     assert logs[0]["event"] == "gate.knocked"
     assert logs[0]["gate_ended"] is True
     assert knocker.answers.works("n1") is True
+
+
+async def test_discarding_a_pods_exec_opened_ahead_closes_it_and_bars_nothing(tmp_path: Path) -> None:
+    """A held target removed (a rollback) does not keep its exec open until the door's own timeout."""
+    transport = _IntoDirectory(tmp_path)
+    knocker = ExecKnocker(transport)
+    knocker.prepare(namespace="ns", pod="p", node="n1")
+    knocker.prepare(namespace="ns", pod="q", node="n1")
+    await _eventually(lambda: len(transport.calls) == 2)
+    with structlog.testing.capture_logs() as logs:
+        knocker.discard(namespace="ns", pod="p")
+        knocker.discard(namespace="ns", pod="never-opened")
+        await asyncio.sleep(0)
+    assert not knocker.holds(namespace="ns", pod="p")
+    assert knocker.holds(namespace="ns", pod="q"), "only that pod's"
+    assert logs == []
+    assert knocker.answers.works("n1") is None
+    await knocker.close()

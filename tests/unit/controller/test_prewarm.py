@@ -357,10 +357,14 @@ class _Knocker:
         self.failure = failure
         self.knocks: list[tuple[str, str, str, str]] = []
         self.prepared: list[tuple[str, str, str]] = []
+        self.discarded: list[tuple[str, str]] = []
         self.closed = False
 
     def prepare(self, *, namespace: str, pod: str, node: str) -> None:
         self.prepared.append((namespace, pod, node))
+
+    def discard(self, *, namespace: str, pod: str) -> None:
+        self.discarded.append((namespace, pod))
 
     async def close(self) -> None:
         self.closed = True
@@ -451,3 +455,17 @@ async def test_a_hand_off_patch_that_fails_is_the_steps_own_error_and_drops_the_
     assert failure.value.not_found
     assert knocker.knocks == [(NAMESPACE, target, TARGET, _token(world))]
     assert knocker.cancelled
+
+
+async def test_a_cancel_closes_the_exec_opened_ahead_into_the_held_target_it_removes() -> None:
+    knocker = _Knocker()
+    world = World(knocker=knocker)
+    target = await _checkpointed(world)
+    world.api.run_gate(target)
+    await world.drive()
+    assert knocker.prepared == [(NAMESPACE, target, TARGET)]
+    await world.api.merge_patch(POD_MIGRATIONS, "m1", {"spec": {"cancelRequested": True}}, namespace=NAMESPACE)
+    await world.drive()
+    assert world.api.pod(target)["metadata"].get("deletionTimestamp")  # type: ignore[index]
+    assert (NAMESPACE, target) in knocker.discarded
+    assert knocker.knocks == []
