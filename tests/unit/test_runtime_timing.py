@@ -183,7 +183,7 @@ def test_a_runs_saved_files_give_the_same_figures_again(tmp_path: Path, capsys: 
     assert printed.strip() == "\n".join(runtime_timing.lines(move_figures(timed_moves(report), events))).strip()
 
 
-@pytest.mark.parametrize("run", ["", "run-a"])
+@pytest.mark.parametrize("run", ["", "run-a", "run-c"])
 def test_the_published_runs_recompute_from_their_raw_events(run: str, capsys: pytest.CaptureFixture[str]) -> None:
     published = Path(__file__).resolve().parents[2] / "docs" / "results" / "e2e-timing" / run
     assert runtime_timing.main([str(published)]) == 0
