@@ -152,12 +152,17 @@ async def test_an_exec_that_cannot_be_opened_ahead_bars_the_node_at_once() -> No
     assert len(transport.calls) == 1, "one failed exec, no more"
 
 
-async def test_closing_the_knocker_closes_what_it_opened_ahead(tmp_path: Path) -> None:
+async def _opened_ahead_into_p_and_q(tmp_path: Path) -> tuple[_IntoDirectory, ExecKnocker]:
     transport = _IntoDirectory(tmp_path)
     knocker = ExecKnocker(transport)
     knocker.prepare(namespace="ns", pod="p", node="n1")
     knocker.prepare(namespace="ns", pod="q", node="n1")
     await _eventually(lambda: len(transport.calls) == 2)
+    return transport, knocker
+
+
+async def test_closing_the_knocker_closes_what_it_opened_ahead(tmp_path: Path) -> None:
+    transport, knocker = await _opened_ahead_into_p_and_q(tmp_path)
     await knocker.close()
     assert not knocker.holds(namespace="ns", pod="p")
     assert not knocker.holds(namespace="ns", pod="q")
@@ -181,11 +186,7 @@ async def test_a_knock_whose_gate_ended_with_it_is_no_fault_of_the_node() -> Non
 
 async def test_discarding_a_pods_exec_opened_ahead_closes_it_and_bars_nothing(tmp_path: Path) -> None:
     """A held target removed (a rollback) does not keep its exec open until the door's own timeout."""
-    transport = _IntoDirectory(tmp_path)
-    knocker = ExecKnocker(transport)
-    knocker.prepare(namespace="ns", pod="p", node="n1")
-    knocker.prepare(namespace="ns", pod="q", node="n1")
-    await _eventually(lambda: len(transport.calls) == 2)
+    _, knocker = await _opened_ahead_into_p_and_q(tmp_path)
     with structlog.testing.capture_logs() as logs:
         knocker.discard(namespace="ns", pod="p")
         knocker.discard(namespace="ns", pod="never-opened")

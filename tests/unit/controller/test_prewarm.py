@@ -33,12 +33,22 @@ async def _checkpointed(world: World) -> str:
     world.request(strategy="checkpoint-restart")
     await world.drive()
     assert world.phase() == Phase.CHECKPOINTING.value
+    await _checkpoints_finish(world)
+    assert world.phase() == Phase.STOPPING_SOURCE.value
+    return str(world.record()["status"]["targetPod"])
+
+
+async def _checkpoints_finish(world: World) -> None:
+    """Let the running checkpoints end, then step on."""
     pool = world.controller.checkpoints
     for task in list(pool._jobs.values()):
         await task
     await world.drive()
-    assert world.phase() == Phase.STOPPING_SOURCE.value
-    return str(world.record()["status"]["targetPod"])
+
+
+def _checkpoint_with(world: World, checkpointer: LocationOnlyCheckpointer) -> None:
+    world.controller.checkpointer = world.controller.checkpoints.checkpointer = checkpointer
+    world.controller.planner.declared = checkpointer.declared
 
 
 def _token(world: World) -> str:
@@ -256,9 +266,7 @@ async def test_a_node_known_to_lack_exec_still_tries_a_checkpoint_with_a_hook_to
     """Skipping it would move the pod without the hook and the artifacts it declared; tried, it either runs or fails
     the move with the source untouched."""
     world = World()
-    hooked = _Hooked()
-    world.controller.checkpointer = world.controller.checkpoints.checkpointer = hooked
-    world.controller.planner.declared = hooked.declared
+    _checkpoint_with(world, _Hooked())
     world.controller.exec_support.note("node-a", works=False)
     world.request(strategy="checkpoint-restart")
     await world.drive()
@@ -285,14 +293,10 @@ async def test_only_a_checkpoint_that_tried_exec_says_whether_the_node_has_it(
     checkpoint: LocationOnlyCheckpointer, learned: bool | None
 ) -> None:
     world = World()
-    world.controller.checkpointer = checkpoint
-    world.controller.checkpoints.checkpointer = checkpoint
+    _checkpoint_with(world, checkpoint)
     world.request(strategy="checkpoint-restart")
     await world.drive()
-    pool = world.controller.checkpoints
-    for task in list(pool._jobs.values()):
-        await task
-    await world.drive()
+    await _checkpoints_finish(world)
     assert world.phase() == Phase.STOPPING_SOURCE.value
     assert world.controller.exec_support.works("node-a") is learned
 
@@ -309,17 +313,13 @@ def test_what_was_learned_about_exec_is_forgotten_after_its_ttl() -> None:
 
 async def test_a_target_started_beside_a_checkpoint_that_is_then_skipped_starts_again_without_it() -> None:
     world = World()
-    world.controller.checkpointer = _NoExec()
-    world.controller.checkpoints.checkpointer = world.controller.checkpointer
+    _checkpoint_with(world, _NoExec())
     world.request(strategy="checkpoint-restart")
     await world.drive()
     target = str(world.record()["status"]["targetPod"])
     first = world.api.pod(target)
     assert first is not None, "started beside the checkpoint: exec on node-a was not known to fail"
-    pool = world.controller.checkpoints
-    for task in list(pool._jobs.values()):
-        await task
-    await world.drive()
+    await _checkpoints_finish(world)
     assert world.phase() == Phase.STOPPING_SOURCE.value
     assert world.controller.exec_support.works("node-a") is False
     assert world.api.pod(target)["metadata"].get("deletionTimestamp"), "its spec expected the checkpoint"  # type: ignore[index]
