@@ -26,6 +26,7 @@ from typing import Any
 
 from ai_storage_orchestrator.bodies import Body, Node, Pod
 from ai_storage_orchestrator.checkpoint import CheckpointJob, CheckpointSpec, without_checkpoint
+from ai_storage_orchestrator.checkpoint.layout import MIGRATION_ID_PATTERN
 from ai_storage_orchestrator.checkpoint.saving import EXEC_UNAVAILABLE
 from ai_storage_orchestrator.controller import surge
 from ai_storage_orchestrator.controller.context import MigrationContext, log
@@ -132,6 +133,12 @@ def target_problem(pod: JSON, node: JSON | None) -> tuple[str, str] | None:
 async def pending(ctx: MigrationContext) -> Result:
     if ctx.cancel_requested:
         return await ctx.transition(Phase.CANCELLED, "cancelled before it started; nothing was changed")
+    if not MIGRATION_ID_PATTERN.match(ctx.name):
+        return await ctx.fail(
+            "invalid_migration_name",
+            f"PodMigration name {ctx.name!r} cannot be used: it labels the target pod and names the checkpoint's"
+            " directory, so it must be at most 63 lowercase letters, digits and '-' (no '.'); nothing was changed",
+        )
     other = ctx.controller.older_active_migration(ctx)
     if other:
         return await ctx.fail(
@@ -204,9 +211,7 @@ async def _plan(ctx: MigrationContext, *, passed: Sequence[Passed] = ()) -> Resu
     volume = plan.checkpoint_volume._asdict() if plan.checkpoint_volume is not None else None
     if volume is not None:
         fields["checkpoint"] = {"volume": volume, "saved": False}
-    needs_checkpoint = (
-        ctx.request.preserve_pv or plan.strategy is Strategy.CHECKPOINT_RESTART or bool(declared.artifacts)
-    )
+    needs_checkpoint = ctx.request.preserve_pv or plan.strategy is Strategy.CHECKPOINT_RESTART or not declared.empty
     if needs_checkpoint:
         try:
             fields["targetPodManifest"], fields["checkpoint"] = checkpointer.prepare(

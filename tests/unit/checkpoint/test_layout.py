@@ -16,7 +16,15 @@ def test_the_checkpoint_directory_holds_the_namespace() -> None:
 
 @pytest.mark.parametrize(
     ("namespace", "pod", "migration"),
-    [("../x", "p", "m1"), ("ml", "../p", "m1"), ("ml", "..", "m1"), ("ml", "p", "../m"), ("", "p", "m1")],
+    [
+        ("../x", "p", "m1"),
+        ("ml", "../p", "m1"),
+        ("ml", "..", "m1"),
+        ("ml", "p", "../m"),
+        ("ml", "p", ".."),
+        ("", "p", "m1"),
+        ("ml", "p", "m" * 64),
+    ],
 )
 def test_names_that_could_leave_the_layout_are_refused(namespace: str, pod: str, migration: str) -> None:
     with pytest.raises(ValueError, match="unexpected"):

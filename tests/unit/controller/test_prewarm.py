@@ -275,6 +275,32 @@ async def test_a_node_known_to_lack_exec_still_tries_a_checkpoint_with_a_hook_to
     assert world.record()["status"]["checkpoint"]["declared"]["hooks"]
 
 
+async def test_an_explicit_make_before_break_still_runs_the_hooks_the_pod_declares() -> None:
+    world = World()
+    _checkpoint_with(world, _Hooked())
+    world.request(strategy="make-before-break")
+    await world.drive()
+    assert world.phase() == Phase.CHECKPOINTING.value, "not straight to CreatingTarget: the hook would never run"
+    await _checkpoints_finish(world)
+    phases = [t["phase"] for t in world.record()["status"]["phaseTransitions"]]
+    assert phases == ["Validating", "Checkpointing", "CreatingTarget", "WaitingForTarget"]
+    assert not _evicted(world), "make-before-break: the source stays until the target is Ready"
+
+
+@pytest.mark.parametrize("name", ["m" * 64, "run.1"], ids=["too-long", "dotted"])
+async def test_a_podmigration_whose_name_cannot_label_a_pod_fails_before_anything_is_touched(name: str) -> None:
+    """`kubectl apply` accepts such names (a DNS subdomain, up to 253 characters); the REST API's ids are 12 hex."""
+    world = World()
+    world.request(migration_id=name)
+    await world.drive(f"{NAMESPACE}/{name}")
+    record = world.record(f"{NAMESPACE}/{name}")
+    assert record["status"]["phase"] == Phase.FAILED.value
+    assert record["status"]["error"]["reason"] == "invalid_migration_name"
+    assert "at most 63" in record["status"]["error"]["message"]
+    assert not _evicted(world)
+    assert world.api.pod(f"{POD}-migrated-{name[:8]}") is None
+
+
 class _NoWriter(LocationOnlyCheckpointer):
     async def save(self, job: CheckpointJob) -> JSON:
         return {"saved": False, "skipped": NO_RUNNING_WRITER, "message": "no running container mounts it"}
