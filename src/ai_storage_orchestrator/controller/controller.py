@@ -28,7 +28,7 @@ from ai_storage_orchestrator.controller.planning.owner import controlling_owner
 from ai_storage_orchestrator.controller.ports import Checkpointer, ClusterWriter, EventSink
 from ai_storage_orchestrator.controller.reactor import Reactor
 from ai_storage_orchestrator.controller.reconciler import Result
-from ai_storage_orchestrator.controller.records import is_active, now_iso, parse_time, phase_of
+from ai_storage_orchestrator.controller.records import active_moves_of, is_active, now_iso, parse_time, phase_of
 from ai_storage_orchestrator.controller.reporting import PhaseReporter
 from ai_storage_orchestrator.conventions import MIGRATION_FINALIZER, MIGRATION_ID_LABEL
 from ai_storage_orchestrator.kube.errors import KubeApiError
@@ -240,13 +240,15 @@ class MigrationController:
             log.warning("fault.thawed", point=point)
 
     # Helpers for the phases -------------------------------------------------------------------------------------
-    def older_active_migration(self, ctx: MigrationContext) -> str | None:
+    def older_active_migration(self, ctx: MigrationContext) -> JSON | None:
+        """An active migration that holds this one's pod (`active_moves_of`) and goes first: one that has started,
+        or is older."""
         mine = _created(ctx.migration)
-        for other in self.state.migrations_of_pod(ctx.namespace, ctx.spec["podName"]):
-            if other["metadata"]["name"] != ctx.name and is_active(other):
+        for other in active_moves_of(self.state, ctx.namespace, ctx.spec["podName"]):
+            if other["metadata"]["name"] != ctx.name:
                 started = phase_of(other) is not Phase.PENDING
                 if started or _created(other) < mine:
-                    return str(other["metadata"]["name"])
+                    return other
         return None
 
     def capacity_blocker(self, ctx: MigrationContext) -> str | None:

@@ -51,7 +51,7 @@ from ai_storage_orchestrator.controller.planning.gate import (
 from ai_storage_orchestrator.controller.planning.naming import base_name
 from ai_storage_orchestrator.controller.planning.owner import controlling_owner, replaces_source
 from ai_storage_orchestrator.controller.reconciler import Result
-from ai_storage_orchestrator.controller.records import now_iso, parse_time, phase_of
+from ai_storage_orchestrator.controller.records import busy_message, now_iso, parse_time, phase_of
 from ai_storage_orchestrator.controller.reporting import Passed
 from ai_storage_orchestrator.conventions import (
     CHECKPOINT_PATH_ANNOTATION,
@@ -140,11 +140,8 @@ async def pending(ctx: MigrationContext) -> Result:
             " directory, so it must be at most 63 lowercase letters, digits and '-' (no '.'); nothing was changed",
         )
     other = ctx.controller.older_active_migration(ctx)
-    if other:
-        return await ctx.fail(
-            "migration_in_progress",
-            f"migration {other} is already active for pod {ctx.namespace}/{ctx.spec['podName']}",
-        )
+    if other is not None:
+        return await ctx.fail("migration_in_progress", busy_message(other, ctx.namespace, ctx.spec["podName"]))
     # Workers admit one migration at a time: the check and the recorded start must not interleave, or two
     # migrations could both see a free slot.
     async with ctx.controller.admission:

@@ -8,10 +8,13 @@ import json
 import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ai_storage_orchestrator import API_GROUP, API_VERSION, conventions
 from ai_storage_orchestrator.models import MigrationRequest, Phase, Strategy
+
+if TYPE_CHECKING:
+    from ai_storage_orchestrator.watchers.state import ClusterState
 
 JSON = dict[str, Any]
 
@@ -131,6 +134,26 @@ def phase_of(migration: JSON) -> Phase:
 
 def is_active(migration: JSON) -> bool:
     return not phase_of(migration).is_terminal
+
+
+def active_moves_of(state: ClusterState, namespace: str, pod: str) -> list[JSON]:
+    """The active migrations that hold pod `namespace`/`pod`: those moving it, then the one whose target it is (its
+    migration-id label). A pod that is still the target of a move must not be moved again: the second move would
+    open its own target's gate while the first move's source may still run."""
+    held = [m for m in state.migrations_of_pod(namespace, pod) if is_active(m)]
+    labels = ((state.pod(namespace, pod) or {}).get("metadata") or {}).get("labels") or {}
+    creator = state.migration(namespace, str(labels.get(MIGRATION_ID_LABEL) or ""))
+    if creator is not None and is_active(creator) and all(m is not creator for m in held):
+        held.append(creator)
+    return held
+
+
+def busy_message(migration: JSON, namespace: str, pod: str) -> str:
+    """Why pod `namespace`/`pod` cannot be moved while `migration` is active."""
+    name = migration["metadata"]["name"]
+    if (migration.get("spec") or {}).get("podName") == pod:
+        return f"migration {name} is already active for pod {namespace}/{pod}"
+    return f"pod {namespace}/{pod} is the target of migration {name}, which is still active"
 
 
 def request_of(migration: JSON) -> MigrationRequest:

@@ -10,7 +10,8 @@ from typing import Any
 from ai_storage_orchestrator.controller.planner import Planner
 from ai_storage_orchestrator.controller.planning import MigrationPlan
 from ai_storage_orchestrator.controller.records import (
-    is_active,
+    active_moves_of,
+    busy_message,
     migration_resource,
     new_migration_id,
     phase_of,
@@ -52,10 +53,8 @@ class MigrationService:
         return plan
 
     def active_migration_of(self, namespace: str, pod: str) -> JSON | None:
-        for migration in self.state.migrations_of_pod(namespace, pod):
-            if is_active(migration):
-                return migration
-        return None
+        """An active migration moving the pod, or whose target the pod is (`active_moves_of`)."""
+        return next(iter(active_moves_of(self.state, namespace, pod)), None)
 
     def dry_run(self, request: MigrationRequest) -> JSON:
         """The full plan, every check with its result, without touching the cluster. A request that leaves the target
@@ -89,7 +88,7 @@ class MigrationService:
         if active is not None:
             other = active["metadata"]["name"]
             raise Conflict(
-                f"migration {other} is already active for pod {request.pod_namespace}/{request.pod_name}",
+                busy_message(active, request.pod_namespace, request.pod_name),
                 reason="migration_in_progress",
                 details={"migration_id": other, "phase": phase_of(active).value},
             )

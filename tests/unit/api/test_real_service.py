@@ -16,6 +16,7 @@ from ai_storage_orchestrator.api.openapi import build_openapi
 from ai_storage_orchestrator.api.service import MigrationServiceProtocol
 from ai_storage_orchestrator.checkpoint import parse_checkpoint_annotations
 from ai_storage_orchestrator.controller.planner import Planner
+from ai_storage_orchestrator.controller.records import MIGRATION_ID_LABEL
 from ai_storage_orchestrator.controller.service import MigrationService
 from ai_storage_orchestrator.kube.resources import POD_MIGRATIONS, KubeApi, Resource
 from ai_storage_orchestrator.metrics import Metrics
@@ -187,3 +188,24 @@ async def test_no_node_fits_answers_422_no_target_node_and_records_nothing() -> 
         plan = await dry.json()
         assert (dry.status, plan["ok"], plan["target_choice"]["chosen"]) == (200, False, None)
         assert [c["reason"] for c in plan["checks"] if not c["passed"]] == ["no_target_node"]
+
+
+async def test_the_target_of_an_active_move_cannot_be_moved_until_that_move_ends() -> None:
+    """Moving it would open the second move's gate while the first move's source may still run (two trainers)."""
+    api = RecordingApi()
+    state = seed_cluster()
+    async with _served(api, state) as client:
+        first = await client.post("/api/migrations", json=SEED_BODY)
+        assert first.status == 202, await first.text()
+        first_id = (await first.json())["migration_id"]
+        state.migrations.replace(api.created, "2")
+        target = make_pod(name="tensorflow-ai-workload-migrated-1", containers=[container("trainer")], node="b")
+        target["metadata"].update(namespace="default", labels={MIGRATION_ID_LABEL: first_id})
+        state.pods.replace([*state.pods, target], "3")
+        body = {**SEED_BODY, "pod_name": "tensorflow-ai-workload-migrated-1", "source_node": "b", "target_node": "a"}
+        again = await client.post("/api/migrations", json=body)
+        assert again.status == 409, await again.text()
+        refused = await again.json()
+        assert refused["error"] == "migration_in_progress"
+        assert refused["details"]["migration_id"] == first_id
+        assert "is the target of migration" in refused["message"]

@@ -495,3 +495,19 @@ async def test_a_cancel_closes_the_exec_opened_ahead_into_the_held_target_it_rem
     assert world.api.pod(target)["metadata"].get("deletionTimestamp")  # type: ignore[index]
     assert (NAMESPACE, target) in knocker.discarded
     assert knocker.knocks == []
+
+
+async def test_the_held_target_of_an_active_move_is_not_moved_again() -> None:
+    """A second move of the first move's target would open its own gate while the first move's source still runs."""
+    world = World()
+    target = await _checkpointed(world)
+    world.api.run_gate(target)
+    world.request(migration_id="m2", pod=target, target="node-c")
+    await world.drive(f"{NAMESPACE}/m2")
+    second = world.record(f"{NAMESPACE}/m2")["status"]
+    assert second["phase"] == Phase.FAILED.value
+    assert second["error"]["reason"] == "migration_in_progress"
+    expected = f"pod {NAMESPACE}/{target} is the target of migration m1, which is still active"
+    assert second["error"]["message"] == expected
+    assert world.api.pod(target) is not None
+    assert world.phase() == Phase.STOPPING_SOURCE.value
