@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ai_storage_orchestrator.checkpoint.errors import InvalidCheckpointAnnotation
-from ai_storage_orchestrator.checkpoint.layout import container_spec, mount_covering
+from ai_storage_orchestrator.checkpoint.layout import container_spec, mount_covering, mounts_of, within
 from ai_storage_orchestrator.checkpoint.subpath import SubPathExprUnsupported, restore_env
 from ai_storage_orchestrator.conventions import (
     CHECKPOINT_ARTIFACTS_PREFIX,
@@ -220,15 +220,25 @@ def parse_checkpoint_annotations(pod: Mapping[str, Any]) -> CheckpointSpec:
 
 
 def _check_restorable(pod: Mapping[str, Any], artifact: Artifact) -> None:
-    """Refuse an artifact on a subPathExpr mount whose variables a restore container cannot be given."""
+    """Refuse an artifact that holds another mount of its container (`tar` reads across it, but the restore would
+    write those files beneath that mount, where the container does not see them), and one on a subPathExpr mount
+    whose variables a restore container cannot be given."""
     container = container_spec(pod, artifact.container)
+    key = CHECKPOINT_ARTIFACTS_PREFIX + artifact.container
+    for inner in mounts_of(container) if container is not None else ():
+        if within(inner.mount_path, artifact.path):
+            raise InvalidCheckpointAnnotation(
+                f"annotation {key}: {artifact.path} holds the mount of volume '{inner.volume}' at"
+                f" {inner.mount_path}; its files would be restored beneath that mount, where the container does not"
+                f" see them: list the paths beside {inner.mount_path} (and inside it) instead",
+                annotation=key,
+            )
     mount = mount_covering(container, artifact.path) if container is not None else None
     if container is None or mount is None or not mount.expression:
         return
     try:
         restore_env(container, [mount.sub_path_expr])
     except SubPathExprUnsupported as error:
-        key = CHECKPOINT_ARTIFACTS_PREFIX + artifact.container
         raise InvalidCheckpointAnnotation(
             f"annotation {key}: {artifact.path} is on volume mount '{mount.volume}' with subPathExpr"
             f" {mount.sub_path_expr!r}, which the restore could not expand as the kubelet does: {error}",

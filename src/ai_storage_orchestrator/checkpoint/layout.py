@@ -70,7 +70,7 @@ def artifact_store_path(directory: str, container: str, path: str) -> str:
     return posixpath.join(directory, ARTIFACTS_DIR, container) + path
 
 
-def _within(path: str, base: str) -> str | None:
+def within(path: str, base: str) -> str | None:
     """``path`` relative to ``base`` ('' when equal), or None when it is not inside."""
     base = base.rstrip("/") or "/"
     if path == base:
@@ -144,7 +144,7 @@ def mount_covering(container: Mapping[str, Any], path: str) -> Mount | None:
     """The mount of ``container`` that holds ``path`` (the deepest mount point above it), None for its root fs."""
     best: Mount | None = None
     for mount in mounts_of(container):
-        if _within(path, mount.mount_path) is not None and (
+        if within(path, mount.mount_path) is not None and (
             best is None or len(mount.mount_path) > len(best.mount_path)
         ):
             best = mount
@@ -156,7 +156,7 @@ def volume_path(mount: Mount, path: str) -> str:
     it is not under the mount, or the mount's subPathExpr leaves the answer to the kubelet."""
     if mount.expression:
         raise ValueError(f"the mount at {mount.mount_path} uses subPathExpr {mount.sub_path_expr!r}")
-    rest = _within(path, mount.mount_path)
+    rest = within(path, mount.mount_path)
     if rest is None:
         raise ValueError(f"{path} is not under {mount.mount_path}")
     return posixpath.join(mount.sub_path, rest).strip("/") if rest else mount.sub_path
@@ -166,7 +166,7 @@ def view_through(mount: Mount, inside_volume: str) -> str | None:
     """The path at which ``mount``'s container sees ``inside_volume``, None when its subPath hides it."""
     if mount.expression:
         return None
-    rest = _within("/" + inside_volume, "/" + mount.sub_path) if mount.sub_path else inside_volume
+    rest = within("/" + inside_volume, "/" + mount.sub_path) if mount.sub_path else inside_volume
     if rest is None:
         return None
     return posixpath.join(mount.mount_path, rest) if rest else mount.mount_path

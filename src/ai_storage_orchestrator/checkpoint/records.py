@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ai_storage_orchestrator.checkpoint.checksums import checksum_line
-from ai_storage_orchestrator.checkpoint.errors import TOO_LARGE, CheckpointError
+from ai_storage_orchestrator.checkpoint.errors import COPY_FAILED, TOO_LARGE, CheckpointError
 from ai_storage_orchestrator.checkpoint.layout import ARTIFACTS_DIR, checksum_list
 from ai_storage_orchestrator.checkpoint.manifest import ArtifactFile
 from ai_storage_orchestrator.checkpoint.tarstream import TarEntry, TarLimits, TarStreamError, TarStreamLimitExceeded
@@ -106,6 +106,13 @@ class FileRecords:
         relative = _relative_name(entry.name, section.artifact)
         if relative is None:
             return
+        if entry.kind == "symlink" and relative == posixpath.basename(posixpath.normpath(section.artifact)):
+            raise CheckpointError(
+                f"artifact {section.artifact} of container {section.container} is a symbolic link to"
+                f" {(entry.link or '')[:200]!r}: the checkpoint would keep the link, not what it points to;"
+                " declare the path it points to",
+                reason=COPY_FAILED,
+            )
         row = [entry.kind, entry.size, entry.sha256, relative, entry.link]
         self._append(json.dumps(row, separators=(",", ":")).encode() + b"\n")
         section.end = self._size

@@ -128,3 +128,21 @@ def test_paths_with_a_common_prefix_are_not_nested() -> None:
     assert spec.checkpointed_paths() == {"trainer": ("/work", "/workspace")}
     with pytest.raises(InvalidCheckpointAnnotation, match="/work/x lies inside /work"):
         parse_checkpoint_annotations(pod({ARTIFACTS + "trainer": json.dumps(["/work", "/work/x"])}))
+
+
+def test_an_artifact_that_holds_another_mount_is_refused() -> None:
+    """tar reads across the inner mount, but the restore would write its files beneath it, out of the container's
+    sight: an emptyDir at /state with another at /state/cache."""
+    mounted = pod({ARTIFACTS + "trainer": json.dumps(["/state"])})
+    mounted["spec"]["containers"][0]["volumeMounts"] = [
+        {"name": "scratch", "mountPath": "/state"},
+        {"name": "cache", "mountPath": "/state/cache"},
+    ]
+    with pytest.raises(InvalidCheckpointAnnotation, match="/state holds the mount of volume 'cache' at /state/cache"):
+        parse_checkpoint_annotations(mounted)
+    mounted["metadata"]["annotations"][ARTIFACTS + "trainer"] = json.dumps(["/state/model", "/state/cache"])
+    spec = parse_checkpoint_annotations(mounted)
+    assert spec.checkpointed_paths() == {"trainer": ("/state/model", "/state/cache")}, "beside it and inside it"
+    mounted["metadata"]["annotations"][ARTIFACTS + "trainer"] = json.dumps(["/"])
+    with pytest.raises(InvalidCheckpointAnnotation):
+        parse_checkpoint_annotations(mounted)

@@ -228,6 +228,22 @@ async def test_missing_artifact_is_a_copy_failure(root: Path) -> None:
     assert "missing" in failure.value.message
 
 
+async def test_an_artifact_that_is_a_symbolic_link_fails_the_checkpoint_instead_of_keeping_the_link(
+    root: Path,
+) -> None:
+    """Its data lies elsewhere (another volume, say): a copied link would restore to nothing."""
+    elsewhere = root / "scratch-processor" / "opt.bin"
+    elsewhere.write_bytes(b"optimizer state")
+    link = root / "scratch-trainer" / "opt.bin"
+    link.symlink_to(elsewhere)
+    pod = workload(root, artifacts={"trainer": [str(link)]})
+    with pytest.raises(CheckpointError) as failure:
+        await save(root, pod, LocalExec())
+    assert failure.value.reason == reasons.COPY_FAILED
+    assert f"artifact {link} of container trainer is a symbolic link to {str(elsewhere)!r}" in failure.value.message
+    assert not (checkpoint_root(root) / MIGRATION).exists(), "the partial directory is removed"
+
+
 async def test_keep_failed_keeps_the_partial_directory_without_manifest(root: Path) -> None:
     pod = workload(root, hooks={"trainer": ["false"]})
     with pytest.raises(CheckpointError):
