@@ -45,6 +45,29 @@ def alive(pod: JSON | None) -> bool:
     return not view.terminating and view.phase != "Failed"
 
 
+def refused(pod: JSON) -> bool:
+    """The kubelet failed the pod before any of its containers ran: its admission turned it away (OutOfcpu,
+    OutOfmemory, NodeAffinity, ...), which it decides once, at once, for a pod bound to its node."""
+    view = Pod(pod)
+    if view.phase != "Failed":
+        return False
+    statuses = [*view.init_container_statuses, *view.container_statuses]
+    return not any(
+        "running" in (status.get("state") or {})
+        or "terminated" in (status.get("state") or {})
+        or "terminated" in (status.get("lastState") or {})
+        for status in statuses
+    )
+
+
+def admitted(pod: JSON) -> bool:
+    """The kubelet of its node has taken the pod: it runs or has run, or the kubelet reports its containers."""
+    view = Pod(pod)
+    if view.phase in ("Running", "Succeeded"):
+        return True
+    return bool(view.init_container_statuses or view.container_statuses) and not refused(pod)
+
+
 def containers_stopped(pod: JSON) -> bool:
     """Being removed, and the kubelet reports none of its containers running: they never run again (a terminating
     pod's containers are not restarted). What a pre-warmed target's gate waits for, read live (controller/phases.py)."""

@@ -31,7 +31,9 @@ from ai_storage_orchestrator.checkpoint.saving import EXEC_UNAVAILABLE
 from ai_storage_orchestrator.controller import surge
 from ai_storage_orchestrator.controller.context import MigrationContext, log
 from ai_storage_orchestrator.controller.invariant import (
+    admitted,
     containers_stopped,
+    refused,
     serving,
     target_unfit_to_replace_source,
     terminating,
@@ -834,12 +836,46 @@ async def rolling_back(ctx: MigrationContext) -> Result:
         if source is not None and terminating(source):
             return Result.after(DELETE_WAIT_SECONDS)  # still stopping: recreate it once it is gone
         if source is None:
-            await _restore_source(ctx)
-            restored = f"; pod recreated on {ctx.spec['sourceNode']}"
+            return await _restore_source(ctx)
+        if Pod(source).annotations.get(RESTORED_BY_ANNOTATION) == ctx.name:
+            waiting = await _restored_admitted(ctx, source)
+            if waiting is not None:
+                return waiting
+            restored = _restored_message(ctx, source)
     error = ctx.status.get("error")
     if error:
         return await ctx.transition(Phase.FAILED, f"{error.get('message')}; rolled back{restored}")
     return await ctx.transition(Phase.CANCELLED, f"cancelled; rolled back{restored}")
+
+
+async def _restored_admitted(ctx: MigrationContext, pod: JSON) -> Result | None:
+    """None once the pod recreated on the source node is in its kubelet's hands (or was left to the scheduler); a
+    Result while that kubelet has not answered. A pod bound by ``nodeName`` bypasses the scheduler's fit checks, and
+    the node's room may have been taken since the source stopped: a kubelet that refuses it (OutOfcpu, say) fails it
+    at once, and an end recorded before that answer would leave no pod at all. A refused pod is removed and created
+    again without a node, for the scheduler to place. One whose node stopped answering is waited for: removing it
+    could not be confirmed, and a copy elsewhere could run beside it if that node is only cut off."""
+    if not Pod(pod).node_name or admitted(pod):
+        return None
+    node = ctx.spec["sourceNode"]
+    if refused(pod):
+        status = Pod(pod).status
+        why = f"{status.get('reason') or 'Failed'}: {status.get('message') or ''}".strip(": ")
+        await ctx.update_status(restore={"refused": why[:300]})
+        await _delete_pod(ctx, pod, uid=pod["metadata"].get("uid"))
+        return Result.after(DELETE_WAIT_SECONDS)  # created again, unbound, once it is gone
+    if not _node_ready(ctx.controller.state.node(node)):
+        message = f"pod recreated on {node}, which is not Ready: waiting for its kubelet to take it"
+        if ctx.status.get("message") != message:
+            await ctx.update_status(message=message)
+    return Result.after(DELETE_WAIT_SECONDS)  # the kubelet's first status wakes us
+
+
+def _restored_message(ctx: MigrationContext, pod: JSON) -> str:
+    refused_by = (ctx.status.get("restore") or {}).get("refused")
+    if refused_by:
+        return f"; pod recreated for the scheduler to place (node {ctx.spec['sourceNode']} refused it: {refused_by})"
+    return f"; pod recreated on {ctx.spec['sourceNode']}"
 
 
 async def _owner_rollback(ctx: MigrationContext) -> Result:
@@ -890,20 +926,29 @@ async def _delete_pod(ctx: MigrationContext, pod: JSON, *, uid: str | None) -> N
         raise
 
 
-def restore_manifest(ctx: MigrationContext) -> JSON:
-    """The pod as it was, under its own name on the source node, with the containers that still have work."""
+def restore_manifest(ctx: MigrationContext, *, bound: bool = True) -> JSON:
+    """The pod as it was, under its own name on the source node (`bound`; else for the scheduler to place), with the
+    containers that still have work."""
     manifest: JSON = copy.deepcopy(ctx.status["targetPodManifest"])
     manifest["metadata"]["name"] = ctx.spec["podName"]
     manifest["metadata"].setdefault("annotations", {})[RESTORED_BY_ANNOTATION] = ctx.name
     manifest["metadata"].get("labels", {}).pop(MIGRATION_ID_LABEL, None)
-    manifest["spec"]["nodeName"] = ctx.spec["sourceNode"]
+    if bound:
+        manifest["spec"]["nodeName"] = ctx.spec["sourceNode"]
+    else:
+        manifest["spec"].pop("nodeName", None)
     return manifest
 
 
-async def _restore_source(ctx: MigrationContext) -> None:
+async def _restore_source(ctx: MigrationContext) -> Result:
+    """Recreate the source pod: on its node while that node is Ready and has not refused it, else unbound. The
+    rollback ends once the kubelet has taken it (`_restored_admitted`)."""
     name = ctx.spec["podName"]
+    bound = _node_ready(ctx.controller.state.node(ctx.spec["sourceNode"])) and not (ctx.status.get("restore") or {})
+    if not bound and not ctx.status.get("restore"):
+        await ctx.update_status(restore={"refused": f"node {ctx.spec['sourceNode']} is gone or not Ready"})
     try:
-        created = await ctx.controller.api.create(PODS, restore_manifest(ctx), namespace=ctx.namespace)
+        created = await ctx.controller.api.create(PODS, restore_manifest(ctx, bound=bound), namespace=ctx.namespace)
         ctx.controller.state.pods.write_through(created)
     except KubeApiError as error:
         if not error.already_exists:
@@ -911,6 +956,7 @@ async def _restore_source(ctx: MigrationContext) -> None:
         existing = await ctx.controller.api.get(PODS, name, namespace=ctx.namespace)
         if terminating(existing):  # the old copy is still on its way out: our cache was behind
             raise TemporaryError(f"pod {ctx.namespace}/{name} is still terminating; recreating it when gone") from None
+    return Result.again()
 
 
 PHASES: dict[Phase, Step] = {

@@ -191,6 +191,23 @@ class FakeApi:
         self.objects[(PODS.plural, NAMESPACE, name)] = updated
         self._publish(PODS, updated)
 
+    def admit(self, name: str) -> None:
+        """The kubelet of the pod's node takes it: it reports its containers, waiting to start."""
+        pod = self.objects[(PODS.plural, NAMESPACE, name)]
+        waiting = {"waiting": {"reason": "ContainerCreating"}}
+        statuses = [{"name": c["name"], "state": waiting} for c in pod["spec"]["containers"]]
+        updated = self._stamp(merge(pod, {"status": {"phase": "Pending", "containerStatuses": statuses}}))
+        self.objects[(PODS.plural, NAMESPACE, name)] = updated
+        self._publish(PODS, updated)
+
+    def refuse(self, name: str, reason: str = "OutOfcpu") -> None:
+        """The kubelet's admission turns the pod away: Failed before any container ran."""
+        pod = self.objects[(PODS.plural, NAMESPACE, name)]
+        status = {"phase": "Failed", "reason": reason, "message": f"Pod was rejected: {reason}"}
+        updated = self._stamp(merge(pod, {"status": status}))
+        self.objects[(PODS.plural, NAMESPACE, name)] = updated
+        self._publish(PODS, updated)
+
     def run_gate(self, name: str, state: JSON | None = None) -> None:
         """The kubelet starts a pre-warmed target's gate (or reports `state` for it, e.g. a waiting reason)."""
         pod = self.objects[(PODS.plural, NAMESPACE, name)]

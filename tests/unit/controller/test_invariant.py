@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from ai_storage_orchestrator.controller.invariant import serving, target_unfit_to_replace_source
+from ai_storage_orchestrator.controller.invariant import admitted, refused, serving, target_unfit_to_replace_source
 
 pytestmark = pytest.mark.unit
 
@@ -69,3 +69,22 @@ def test_a_terminating_target_never_serves() -> None:
 def test_a_target_ready_but_for_its_completed_container_may_replace_the_source() -> None:
     assert target_unfit_to_replace_source(_pod(RUNNING, COMPLETED), uid="u", node="b") is None
     assert target_unfit_to_replace_source(_pod(RUNNING, FAILED), uid="u", node="b") == "target pod t is no longer Ready"
+
+
+@pytest.mark.parametrize(
+    ("pod", "taken", "turned_away"),
+    [
+        ({"metadata": {"name": "t"}, "spec": {}}, False, False),
+        (_pod(WAITING, phase="Pending"), True, False),
+        (_pod(RUNNING), True, False),
+        (_pod(phase="Failed"), False, True),
+        (_pod(FAILED, phase="Failed"), True, False),
+        (_pod(phase="Succeeded"), True, False),
+    ],
+    ids=["not-reported", "containers-reported", "running", "refused", "ran-and-failed", "succeeded"],
+)
+def test_a_kubelet_takes_a_pod_or_turns_it_away_before_any_container_ran(
+    pod: JSON, taken: bool, turned_away: bool
+) -> None:
+    assert admitted(pod) is taken
+    assert refused(pod) is turned_away

@@ -15,7 +15,7 @@ from ai_storage_orchestrator.controller.reconciler import Outcome
 from ai_storage_orchestrator.conventions import RESTORED_BY_ANNOTATION
 from ai_storage_orchestrator.kube.resources import POD_MIGRATIONS, PODS
 from ai_storage_orchestrator.models import Phase
-from tests.unit.controller.fakes import NAMESPACE, POD, SOURCE, World
+from tests.unit.controller.fakes import NAMESPACE, POD, SOURCE, World, node
 
 pytestmark = pytest.mark.unit
 
@@ -48,12 +48,62 @@ async def test_cancel_while_the_source_is_stopping_recreates_it_once_gone() -> N
 
     world.api.finish_termination(POD)
     await world.drive()
-    assert world.phase() == Phase.CANCELLED.value
     restored = world.api.pod(POD)
     assert restored is not None
     assert restored["spec"]["nodeName"] == SOURCE
     assert restored["metadata"]["annotations"][RESTORED_BY_ANNOTATION] == "m1"
+    assert world.phase() == Phase.ROLLING_BACK.value, "not ended before its node's kubelet has taken it"
+    world.api.admit(POD)
+    await world.drive()
+    assert world.phase() == Phase.CANCELLED.value
+    assert world.record()["status"]["message"] == f"cancelled; rolled back; pod recreated on {SOURCE}"
     assert world.record()["status"]["podsAlive"] == [POD]
+
+
+async def _cancelled_while_the_source_stops(world: World) -> None:
+    world.migration(phase=Phase.STOPPING_SOURCE.value, strategy=CHECKPOINT_RESTART)
+    await world.drive()
+    await _cancel(world)
+    await world.drive()
+    assert world.phase() == Phase.ROLLING_BACK.value
+
+
+async def test_a_recreated_source_its_node_refuses_is_created_again_for_the_scheduler() -> None:
+    """Bound by nodeName it skips the scheduler's fit checks, and the node's room may be gone since the source
+    stopped: recording the end before the kubelet's answer would leave no pod at all."""
+    world = World()
+    await _cancelled_while_the_source_stops(world)
+    world.api.finish_termination(POD)
+    await world.drive()  # recreated on its node
+    world.api.refuse(POD, "OutOfcpu")
+    await world.drive()
+    assert world.phase() == Phase.ROLLING_BACK.value
+    assert world.record()["status"]["restore"] == {"refused": "OutOfcpu: Pod was rejected: OutOfcpu"}
+    assert _terminating(world, POD)
+    world.api.finish_termination(POD)
+    await world.drive()
+    again = world.api.pod(POD)
+    assert again is not None
+    assert "nodeName" not in again["spec"], "left to the scheduler"
+    assert world.phase() == Phase.CANCELLED.value
+    refusal = f"node {SOURCE} refused it: OutOfcpu: Pod was rejected: OutOfcpu"
+    assert world.record()["status"]["message"].endswith(f"pod recreated for the scheduler to place ({refusal})")
+    assert world.record()["status"]["podsAlive"] == [POD]
+
+
+async def test_a_source_whose_node_is_not_ready_is_recreated_for_the_scheduler() -> None:
+    world = World()
+    await _cancelled_while_the_source_stops(world)
+    gone = node(SOURCE)
+    gone["status"]["conditions"] = [{"type": "Ready", "status": "Unknown"}]
+    world.state.nodes.apply("MODIFIED", gone)
+    world.api.finish_termination(POD)
+    await world.drive()
+    again = world.api.pod(POD)
+    assert again is not None
+    assert "nodeName" not in again["spec"]
+    assert world.phase() == Phase.CANCELLED.value
+    assert world.record()["status"]["restore"] == {"refused": f"node {SOURCE} is gone or not Ready"}
 
 
 async def test_cancel_with_a_lagging_cache_still_knows_the_source_may_be_stopping() -> None:
@@ -70,6 +120,8 @@ async def test_cancel_with_a_lagging_cache_still_knows_the_source_may_be_stoppin
     world.api.catch_up()
     assert (await world.drive()).outcome is Outcome.REQUEUE_AFTER
     world.api.finish_termination(POD)
+    await world.drive()
+    world.api.admit(POD)
     await world.drive()
     assert world.phase() == Phase.CANCELLED.value
     assert world.record()["status"]["podsAlive"] == [POD]
@@ -165,6 +217,8 @@ async def test_deleting_the_record_mid_move_rolls_back_and_then_lets_it_go() -> 
     assert world.phase() == Phase.ROLLING_BACK.value
     world.api.finish_termination(POD)
     await world.drive()
+    world.api.admit(POD)
+    await world.drive()
     assert world.phase() == Phase.CANCELLED.value
     await world.drive()  # the terminal record's own event brings it back: its finalizer goes
     assert world.api.pod(POD) is not None, "the pod was recreated from the record"
@@ -233,3 +287,22 @@ async def test_cancel_during_a_checkpoint_stops_it() -> None:
     assert world.phase() == Phase.CANCELLED.value
     assert not world.controller.checkpoints.running(KEY)
     await world.controller.checkpoints.stop()
+
+
+async def test_a_recreated_source_whose_node_stops_answering_is_waited_for_not_given_up() -> None:
+    """Removing it could not be confirmed, and a copy made elsewhere could run beside it on a node only cut off."""
+    world = World()
+    await _cancelled_while_the_source_stops(world)
+    world.api.finish_termination(POD)
+    await world.drive()  # recreated on its node
+    cut_off = node(SOURCE)
+    cut_off["status"]["conditions"] = [{"type": "Ready", "status": "Unknown"}]
+    world.state.nodes.apply("MODIFIED", cut_off)
+    await world.drive()
+    assert world.phase() == Phase.ROLLING_BACK.value
+    assert "not Ready: waiting for its kubelet to take it" in world.record()["status"]["message"]
+    assert not _terminating(world, POD)
+    world.state.nodes.apply("MODIFIED", node(SOURCE))
+    world.api.admit(POD)
+    await world.drive()
+    assert world.phase() == Phase.CANCELLED.value
