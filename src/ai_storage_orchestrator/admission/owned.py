@@ -13,7 +13,7 @@ from ai_storage_orchestrator.admission.capture import capture_patch, captured_po
 from ai_storage_orchestrator.admission.evicting import EvictionReview, Migrations
 from ai_storage_orchestrator.admission.ports import JSON, EvictionVerdict
 from ai_storage_orchestrator.bodies import Body
-from ai_storage_orchestrator.controller.invariant import containers_stopped
+from ai_storage_orchestrator.controller.invariant import containers_stopped, terminating
 from ai_storage_orchestrator.watchers.state import ClusterState
 
 log = structlog.get_logger(__name__)
@@ -48,17 +48,24 @@ class OwnerCapture:
         now = self._clock()
         if self._claimed.get(key, 0.0) > now:
             return []
-        self._claimed = {k: until for k, until in self._claimed.items() if until > now}
-        self._claimed[key] = now + CLAIM_SECONDS
         view = Body(migration)
         source = self.state.pod(namespace, str(view.spec.get("podName")))
         surge = bool((view.status.get("owner") or {}).get("surge"))  # both copies run a while, by design
-        source_may_run = (
-            not surge
-            and source is not None
-            and source["metadata"].get("uid") == view.status.get("sourcePodUID")
-            and not containers_stopped(source)
-        )
+        ours = source is not None and source["metadata"].get("uid") == view.status.get("sourcePodUID")
+        if not surge and ours and source is not None and not terminating(source):
+            # Not the replacement: an owner replaces a pod once it is being removed. The eviction was refused (a
+            # PodDisruptionBudget) or has not happened yet, and this is another pod of the owner (a sibling, a
+            # scale-up): captured, its gate would open by itself at its deadline while the source still runs.
+            log.info(
+                "webhook.not_captured",
+                migration_id=migration["metadata"]["name"],
+                namespace=namespace,
+                reason="the source pod is not being removed",
+            )
+            return []
+        self._claimed = {k: until for k, until in self._claimed.items() if until > now}
+        self._claimed[key] = now + CLAIM_SECONDS
+        source_may_run = not surge and ours and source is not None and not containers_stopped(source)
         target = captured_pod(pod, migration, gate=source_may_run, now=self._wall_clock())
         log.info(
             "webhook.captured",

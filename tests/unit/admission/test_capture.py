@@ -175,13 +175,27 @@ def test_one_capture_per_migration_until_the_claim_expires() -> None:
 
 
 def test_gated_only_while_the_source_pod_may_still_run() -> None:
-    source = {"metadata": {"name": "train-abcde", "namespace": "ml", "uid": "source-uid"}, "status": {}}
-    running = OwnerCapture(_state(migration(), pods=[source]))
-    spec = next(op["value"] for op in running.mutate_pod_create(owner_pod(), "ml") if op["path"] == "/spec")
+    source = {
+        "metadata": {"name": "train-abcde", "namespace": "ml", "uid": "source-uid", "deletionTimestamp": "t"},
+        "status": {"containerStatuses": [{"name": "trainer", "state": {"running": {}}}]},
+    }
+    stopping = OwnerCapture(_state(migration(), pods=[source]))
+    spec = next(op["value"] for op in stopping.mutate_pod_create(owner_pod(), "ml") if op["path"] == "/spec")
     assert spec["initContainers"][0]["name"] == GATE_CONTAINER
     gone = OwnerCapture(_state(migration()))
     spec = next(op["value"] for op in gone.mutate_pod_create(owner_pod(), "ml") if op["path"] == "/spec")
     assert spec["initContainers"][0]["name"] != GATE_CONTAINER
+
+
+def test_a_pod_of_the_owner_made_while_the_source_is_not_being_removed_is_not_captured() -> None:
+    """Its eviction was refused (a PodDisruptionBudget) or has not happened yet: an owner replaces a pod only once
+    it is being removed, so this is a sibling or a scale-up. Captured, its gate would open by itself at its deadline
+    while the source still runs."""
+    source = {"metadata": {"name": "train-abcde", "namespace": "ml", "uid": "source-uid"}, "status": {}}
+    capture = OwnerCapture(_state(migration(), pods=[source]))
+    assert capture.mutate_pod_create(owner_pod(), "ml") == []
+    source["metadata"]["deletionTimestamp"] = "t"
+    assert capture.mutate_pod_create(owner_pod(), "ml") != [], "once it is being removed, its replacement is ours"
 
 
 def test_unrelated_pods_are_left_alone() -> None:
