@@ -51,7 +51,7 @@ from ai_storage_orchestrator.controller.planning.gate import (
     with_gate,
 )
 from ai_storage_orchestrator.controller.planning.naming import base_name
-from ai_storage_orchestrator.controller.planning.owner import controlling_owner, replaces_source
+from ai_storage_orchestrator.controller.planning.owner import controlling_owner, job_refusal, replaces_source
 from ai_storage_orchestrator.controller.reconciler import Result
 from ai_storage_orchestrator.controller.records import busy_message, now_iso, parse_time, phase_of
 from ai_storage_orchestrator.controller.reporting import Passed
@@ -63,7 +63,7 @@ from ai_storage_orchestrator.conventions import (
 )
 from ai_storage_orchestrator.errors import OrchestratorError, TemporaryError
 from ai_storage_orchestrator.kube.errors import KubeApiError
-from ai_storage_orchestrator.kube.resources import PODS
+from ai_storage_orchestrator.kube.resources import JOBS, PODS
 from ai_storage_orchestrator.models import Phase, Strategy
 
 JSON = dict[str, Any]
@@ -177,6 +177,9 @@ async def _plan(ctx: MigrationContext, *, passed: Sequence[Passed] = ()) -> Resu
     if not plan.ok:
         first = plan.failures[0]
         return await ctx.fail(first.reason, first.message, containers=containers)
+    refusal = await _owner_job_refusal(ctx, plan.owner)
+    if refusal is not None:
+        return await ctx.fail("job_would_fail", f"{refusal}; nothing was changed", containers=containers)
     source = ctx.source_pod
     assert source is not None  # a plan without failures has found the pod
     freed = plan.requests_before - plan.requests_after
@@ -517,6 +520,21 @@ def _uncaptured(ctx: MigrationContext, *, since: Phase) -> JSON | None:
         ):
             return pod
     return None
+
+
+async def _owner_job_refusal(ctx: MigrationContext, owner: JSON | None) -> str | None:
+    """Why evicting a Job's pod would lose it (`planning.owner.job_refusal`), read live; None for other owners, and
+    when the Job cannot be read (gone, or no `get jobs` in an older RBAC): the move goes ahead as before."""
+    if owner is None or owner.get("kind") != "Job":
+        return None
+    try:
+        job = await ctx.controller.api.get(JOBS, str(owner.get("name")), namespace=ctx.namespace)
+    except KubeApiError as error:
+        if error.retriable:
+            raise
+        log.warning("job.unreadable", job=owner.get("name"), reason=str(error))
+        return None
+    return job_refusal(job)
 
 
 def _prewarm_token(ctx: MigrationContext) -> str | None:

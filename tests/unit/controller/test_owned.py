@@ -15,7 +15,7 @@ from ai_storage_orchestrator.controller.planning.gate import gated
 from ai_storage_orchestrator.controller.records import now_iso
 from ai_storage_orchestrator.controller.surge import DELETION_COST_ANNOTATION, LOWEST_DELETION_COST
 from ai_storage_orchestrator.conventions import HANDOFF_ANNOTATION, MIGRATION_ID_LABEL
-from ai_storage_orchestrator.kube.resources import DEPLOYMENTS, POD_MIGRATIONS, PODS, REPLICA_SETS
+from ai_storage_orchestrator.kube.resources import DEPLOYMENTS, JOBS, POD_MIGRATIONS, PODS, REPLICA_SETS
 from ai_storage_orchestrator.models import Phase
 from ai_storage_orchestrator.settings import Settings, WebhookMode
 from tests.unit.controller.fakes import NAMESPACE, POD, SOURCE, TARGET, World, merge, running_pod
@@ -287,3 +287,33 @@ async def test_an_uncaptured_surge_pod_fails_the_move_and_goes_first_when_the_co
     assert world.record()["status"]["error"]["reason"] == "replacement_not_captured"
     assert _replicas(world) == 2
     assert (world.api.pod("web-1-x") or {})["metadata"]["annotations"][DELETION_COST_ANNOTATION] == LOWEST_DELETION_COST
+
+
+def _job(*, failed: int = 0, **spec: Any) -> JSON:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "train", "namespace": NAMESPACE, "uid": "job-uid"},
+        "spec": spec,
+        "status": {"failed": failed},
+    }
+
+
+async def test_a_job_pod_whose_eviction_would_fail_its_job_is_not_moved() -> None:
+    """The eviction counts as one failure: past the backoffLimit the Job fails and its pod never comes back."""
+    world = _world(JOB)
+    world.api.put(JOBS, _job(backoffLimit=1, failed=1))
+    world.request(strategy="auto", timeoutSeconds=600)
+    await world.drive()
+    status = world.record()["status"]
+    assert status["phase"] == Phase.FAILED.value
+    assert status["error"]["reason"] == "job_would_fail"
+    assert "has 1 of its backoffLimit 1" in status["error"]["message"]
+    assert not any(call.startswith("evict ") for call in world.api.calls)
+
+
+async def test_a_job_that_ignores_disruptions_lets_its_pod_move_whatever_its_backoff_limit() -> None:
+    world = _world(JOB)
+    ignore = {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}
+    world.api.put(JOBS, _job(backoffLimit=0, podFailurePolicy={"rules": [ignore]}))
+    await _evicted(world)

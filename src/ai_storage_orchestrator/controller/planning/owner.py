@@ -85,3 +85,38 @@ def replaces_source(pod: Mapping[str, Any], *, owner_kind: str, source_name: str
         return meta.get("name") == source_name
     index = ((template.get("metadata") or {}).get("annotations") or {}).get(JOB_COMPLETION_INDEX_ANNOTATION)
     return index is None or (meta.get("annotations") or {}).get(JOB_COMPLETION_INDEX_ANNOTATION) == index
+
+
+# A Job's default backoffLimit (batch/v1).
+DEFAULT_BACKOFF_LIMIT = 6
+
+
+def job_refusal(job: Mapping[str, Any]) -> str | None:
+    """Why evicting a pod of `job` would fail the Job, so that no pod would come back (None: it would not). An
+    eviction counts as one failure of the pod, unless a podFailurePolicy rule ignores the DisruptionTarget condition
+    the Eviction API sets; a Job whose failures would then exceed its backoffLimit fails and replaces nothing."""
+    spec = job.get("spec") or {}
+    for rule in (spec.get("podFailurePolicy") or {}).get("rules") or []:
+        conditions = rule.get("onPodConditions") or []
+        if rule.get("action") == "Ignore" and any(
+            c.get("type") == "DisruptionTarget" and c.get("status", "True") == "True" for c in conditions
+        ):
+            return None
+    name = (job.get("metadata") or {}).get("name")
+    if spec.get("backoffLimitPerIndex") is not None:
+        if int(spec["backoffLimitPerIndex"]) > 0:
+            return None
+        return (
+            f"evicting the pod counts as one failure of its index, and Job '{name}' has backoffLimitPerIndex 0: that"
+            " index would fail and its pod would not come back (a podFailurePolicy rule with action Ignore on the"
+            " DisruptionTarget condition lets it move)"
+        )
+    limit = int(spec.get("backoffLimit", DEFAULT_BACKOFF_LIMIT))
+    failed = int((job.get("status") or {}).get("failed") or 0)
+    if failed + 1 <= limit:
+        return None
+    return (
+        f"evicting the pod counts as one failure of Job '{name}', which has {failed} of its backoffLimit {limit}: the"
+        " Job would fail and its pod would not come back (a podFailurePolicy rule with action Ignore on the"
+        " DisruptionTarget condition lets it move)"
+    )
