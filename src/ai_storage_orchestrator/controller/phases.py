@@ -237,7 +237,7 @@ async def _plan(ctx: MigrationContext, *, passed: Sequence[Passed] = ()) -> Resu
     if not needs_checkpoint:
         return await ctx.transition(Phase.CREATING_TARGET, message, passed=passed, **fields)
     source_node = str(ctx.spec["sourceNode"])
-    if ctx.controller.exec_support.works(source_node) is not False or not declared.empty:
+    if not _skip_untried(ctx, source_node, declared):
         return await ctx.transition(Phase.CHECKPOINTING, message, passed=passed, **fields)
     said = f"commands cannot run in containers on node {source_node} (seen by an earlier checkpoint); not tried"
     checkpoint = {**fields.get("checkpoint", {}), "saved": False, "skipped": EXEC_UNAVAILABLE, "message": said}
@@ -260,10 +260,9 @@ async def checkpointing(ctx: MigrationContext) -> Result:
         )
     finished = pool.take(key)
     source_node = str(ctx.spec["sourceNode"])
-    known = ctx.controller.exec_support.works(source_node)
-    if not _declared(ctx).empty:
-        known = None  # hooks or artifacts to save: tried every time, never skipped on what was seen before
-    if finished is None and known is False and not pool.running(key):
+    declared = CheckpointSpec.from_json((ctx.status.get("checkpoint") or {}).get("declared") or {})
+    untried = _skip_untried(ctx, source_node, declared)
+    if finished is None and untried and not pool.running(key):
         said = f"commands cannot run in containers on node {source_node} (seen by an earlier checkpoint); not tried"
         return await _checkpoint_recorded(ctx, {"saved": False, "skipped": EXEC_UNAVAILABLE, "message": said})
     if finished is None:
@@ -278,7 +277,7 @@ async def checkpointing(ctx: MigrationContext) -> Result:
             pool.start(key, _checkpoint_job(ctx, pod), node=source_node)
             progress = f"checkpoint running since {now_iso()} (source pod untouched)"
             await ctx.update_status(message=progress, checkpoint={"running": True})
-            if known is not False and _prewarm_token(ctx):  # the checkpoint may succeed: start the target beside it
+            if not untried and _prewarm_token(ctx):  # the checkpoint may succeed: start the target beside it
                 rolled_back = await _create_target(ctx, gate=True)
                 if rolled_back is not None:
                     pool.cancel(key)
@@ -297,8 +296,10 @@ async def checkpointing(ctx: MigrationContext) -> Result:
     return await _checkpoint_recorded(ctx, finished.checkpoint)
 
 
-def _declared(ctx: MigrationContext) -> CheckpointSpec:
-    return CheckpointSpec.from_json((ctx.status.get("checkpoint") or {}).get("declared") or {})
+def _skip_untried(ctx: MigrationContext, node: str, declared: CheckpointSpec) -> bool:
+    """Whether the checkpoint is skipped without an exec: `node` is known to lack exec and the pod declares nothing
+    to run or copy (hooks or artifacts are tried every time, never skipped on what an earlier checkpoint saw)."""
+    return declared.empty and ctx.controller.exec_support.works(node) is False
 
 
 def _note_exec(ctx: MigrationContext, node: str, checkpoint: JSON) -> None:
@@ -859,7 +860,7 @@ async def rolling_back(ctx: MigrationContext) -> Result:
             waiting = await _restored_admitted(ctx, source)
             if waiting is not None:
                 return waiting
-            restored = _restored_message(ctx, source)
+            restored = _restored_message(ctx)
     error = ctx.status.get("error")
     if error:
         return await ctx.transition(Phase.FAILED, f"{error.get('message')}; rolled back{restored}")
@@ -889,7 +890,7 @@ async def _restored_admitted(ctx: MigrationContext, pod: JSON) -> Result | None:
     return Result.after(DELETE_WAIT_SECONDS)  # the kubelet's first status wakes us
 
 
-def _restored_message(ctx: MigrationContext, pod: JSON) -> str:
+def _restored_message(ctx: MigrationContext) -> str:
     refused_by = (ctx.status.get("restore") or {}).get("refused")
     if refused_by:
         return f"; pod recreated for the scheduler to place (node {ctx.spec['sourceNode']} refused it: {refused_by})"
@@ -962,8 +963,9 @@ async def _restore_source(ctx: MigrationContext) -> Result:
     """Recreate the source pod: on its node while that node is Ready and has not refused it, else unbound. The
     rollback ends once the kubelet has taken it (`_restored_admitted`)."""
     name = ctx.spec["podName"]
-    bound = _node_ready(ctx.controller.state.node(ctx.spec["sourceNode"])) and not (ctx.status.get("restore") or {})
-    if not bound and not ctx.status.get("restore"):
+    refused_before = bool(ctx.status.get("restore"))
+    bound = not refused_before and _node_ready(ctx.controller.state.node(ctx.spec["sourceNode"]))
+    if not bound and not refused_before:
         await ctx.update_status(restore={"refused": f"node {ctx.spec['sourceNode']} is gone or not Ready"})
     try:
         created = await ctx.controller.api.create(PODS, restore_manifest(ctx, bound=bound), namespace=ctx.namespace)
