@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 
 import structlog
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from ai_storage_orchestrator.admission.ports import JSON, PodAdmission
 from ai_storage_orchestrator.admission.review import MalformedReview, review_eviction, review_pod_create
@@ -57,6 +58,8 @@ def _handler(review: Review, *, webhook: str, max_body_bytes: int) -> Callable[[
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return _error(413, "payload_too_large", f"the review is larger than {max_body_bytes} bytes")
+        except RequestPayloadError as error:  # a corrupt gzip or deflate body
+            return _error(400, "malformed_admission_review", f"the body could not be read: {str(error)[:200]}")
         try:
             answer = await review(json.loads(raw))
         except (ValueError, UnicodeDecodeError) as error:  # json.JSONDecodeError and MalformedReview are ValueErrors

@@ -26,6 +26,7 @@ from ai_storage_orchestrator.api.schemas import (
     parse_json_object,
     parse_list_filters,
     parse_migration_request,
+    refuse_query,
     require_migration_id,
 )
 from ai_storage_orchestrator.api.service import MigrationServiceProtocol
@@ -76,6 +77,7 @@ class Handlers:
         request[USER_KEY] = await self.authenticator.authenticate(request)
 
     async def create_migration(self, request: web.Request) -> web.Response:
+        refuse_query(request.query, route="POST /api/migrations")
         if request.content_type != JSON_MEDIA_TYPE:
             given = request.headers.get("Content-Type") or "none"
             raise UnsupportedMediaType(

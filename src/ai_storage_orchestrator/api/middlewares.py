@@ -12,6 +12,7 @@ import uuid
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
+from aiohttp.web_protocol import RequestPayloadError
 from aiohttp.web_urldispatcher import MatchInfoError
 
 from ai_storage_orchestrator.api.auth import AuthRateLimited
@@ -135,6 +136,9 @@ def errors_middleware(*, max_body_bytes: int) -> Middleware:
             if exc.status < 400:
                 raise
             return _from_http_exception(request, exc, max_body_bytes=max_body_bytes)
+        except RequestPayloadError as exc:  # a body that cannot be read: a corrupt gzip or deflate stream, say
+            said = f"the request body could not be read: {str(exc)[:200]}"
+            return error_response(400, "malformed_http_request", said)
         except Exception:
             log.exception("http.internal_error", method=request.method, path=request.path)
             return error_response(

@@ -161,6 +161,19 @@ class ListFilters:
         return self.limit is not None or self.after is not None
 
 
+def refuse_query(query: MultiMapping[str], *, route: str) -> None:
+    """A request whose meaning is all in its body takes no query: a parameter it would ignore (`?dry_run=true` on a
+    POST that would then move the pod for real) is refused, naming each one."""
+    if query:
+        problems = dict.fromkeys(query.keys(), f"{route} takes no query parameters")
+        raise InvalidRequest(
+            f"invalid query: {route} takes no query parameters (got {', '.join(problems)}); "
+            "every option, dry_run included, goes in the JSON body",
+            reason="invalid_request",
+            details={"fields": problems},
+        )
+
+
 def parse_list_filters(query: MultiMapping[str]) -> ListFilters:
     """``?status=&namespace=&pod=&limit=&continue=``: an empty filter (or `continue`) means none; unknown or repeated
     parameters are refused. A malformed `continue` token is `invalid_continue`, any other problem

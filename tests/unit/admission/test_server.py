@@ -62,3 +62,12 @@ async def test_a_body_over_the_limit_is_a_413(webhooks: Client) -> None:
 async def test_healthz(webhooks: Client) -> None:
     answer = await webhooks.get("/healthz")
     assert answer.status == 200
+
+
+async def test_a_corrupt_compressed_review_is_a_400(webhooks: Client) -> None:
+    """(A corrupt deflate stream this short is refused by aiohttp's parser before the handler: also a 400.)"""
+    answer = await webhooks.post(
+        "/mutate-pods", data=b"{}", headers={"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    )
+    assert answer.status == 400
+    assert (await answer.json())["error"] == "malformed_admission_review"
