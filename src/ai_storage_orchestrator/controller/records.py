@@ -42,6 +42,12 @@ def parse_time(value: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+def pod_label_value(pod_name: str) -> str:
+    """The pod's name as a label value: at most 63 characters, ending in a letter or digit (a pod name may be 253
+    long, and a cut one could end in `-` or `.`, which the API server refuses in a label)."""
+    return pod_name[:63].rstrip("-.")
+
+
 def migration_resource(
     request: MigrationRequest,
     migration_id: str,
@@ -79,7 +85,7 @@ def migration_resource(
         "metadata": {
             "name": migration_id,
             "namespace": request.pod_namespace,
-            "labels": {MIGRATION_ID_LABEL: migration_id, POD_LABEL: request.pod_name[:63]},
+            "labels": {MIGRATION_ID_LABEL: migration_id, POD_LABEL: pod_label_value(request.pod_name)},
             # Deleting the record mid-move cancels and rolls back; the controller removes this once it has ended.
             "finalizers": [conventions.MIGRATION_FINALIZER],
         },

@@ -3,6 +3,7 @@ set), read back, shown, echoed by a dry run, and the CRD keeps every spec field 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -89,3 +90,16 @@ def test_dry_run_of_the_real_service_echoes_ignore_pdb(ignore_pdb: bool) -> None
     plan = service.dry_run(request)
     assert plan["request"]["ignore_pdb"] is ignore_pdb
     assert plan["ok"] is True
+
+
+# Kubernetes' rule for a label value (apimachinery validation.IsValidLabelValue).
+LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
+
+
+@pytest.mark.parametrize("pod_name", ["trainer", "t" * 62 + "-worker-0", "a" * 62 + ".b", "x" * 253])
+def test_the_pod_label_is_a_valid_label_value_for_any_pod_name(pod_name: str) -> None:
+    labels = migration_resource(full_request(pod_name=pod_name), migration_id="abc123def456")["metadata"]["labels"]
+    value = labels["ai-storage.io/pod"]
+    assert len(value) <= 63
+    assert LABEL_VALUE.fullmatch(value), value
+    assert pod_name.startswith(value)
