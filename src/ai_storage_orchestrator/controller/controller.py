@@ -24,7 +24,7 @@ from ai_storage_orchestrator.controller.fencing import Fence, FencedWriter, alwa
 from ai_storage_orchestrator.controller.knock import GateKnocker
 from ai_storage_orchestrator.controller.phases import PHASES
 from ai_storage_orchestrator.controller.planner import Planner
-from ai_storage_orchestrator.controller.planning.owner import controlling_owner
+from ai_storage_orchestrator.controller.planning.owner import SAME_NAME_OWNERS, controlling_owner
 from ai_storage_orchestrator.controller.ports import Checkpointer, ClusterWriter, EventSink
 from ai_storage_orchestrator.controller.reactor import Reactor
 from ai_storage_orchestrator.controller.reconciler import Result
@@ -263,6 +263,32 @@ class MigrationController:
             if busy >= per_node:
                 return f"queued: {busy} migrations in flight on node {node} (limit {per_node})"
         return None
+
+    def owner_blocker(self, ctx: MigrationContext) -> str | None:
+        """One move per owner at a time, a StatefulSet's pods excepted (each replacement has its source's name).
+        Two surges of one count would each put back a count that includes the other's surge, leaving a replica too
+        many; two replacements of one owner cannot be told apart by the capture webhook, which every replica of the
+        orchestrator serves."""
+        pod = ctx.source_pod
+        owner = controlling_owner(pod) if pod is not None else None
+        if owner is None or not owner.get("uid") or owner.get("kind") in SAME_NAME_OWNERS:
+            return None
+        for other in self.state.migrations:
+            body = Body(other)
+            if body.name == ctx.name or body.namespace != ctx.namespace:
+                continue
+            if not is_active(other) or phase_of(other) is Phase.PENDING:
+                continue
+            if _mapping_of(body.status.get("owner")).get("uid") == owner["uid"]:
+                return (
+                    f"queued: {owner.get('kind')} '{owner.get('name')}' has a move in flight ({body.name});"
+                    " the pods of one owner move one at a time"
+                )
+        return None
+
+
+def _mapping_of(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 __all__ = ["Action", "Checkpointer", "MigrationController"]

@@ -147,7 +147,7 @@ async def pending(ctx: MigrationContext) -> Result:
     # Workers admit one migration at a time: the check and the recorded start must not interleave, or two
     # migrations could both see a free slot.
     async with ctx.controller.admission:
-        blocker = ctx.controller.capacity_blocker(ctx)
+        blocker = ctx.controller.capacity_blocker(ctx) or ctx.controller.owner_blocker(ctx)
         if not blocker:  # validation reads only the caches: it is done in this step, recorded in one write
             return await _plan(ctx, passed=[(Phase.VALIDATING, now_iso(), VALIDATING_MESSAGE)])
     if ctx.status.get("message") != blocker:

@@ -317,3 +317,47 @@ async def test_a_job_that_ignores_disruptions_lets_its_pod_move_whatever_its_bac
     ignore = {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}
     world.api.put(JOBS, _job(backoffLimit=0, podFailurePolicy={"rules": [ignore]}))
     await _evicted(world)
+
+
+def _second_pod_of(world: World, owner: JSON, name: str) -> None:
+    pod = running_pod(name, SOURCE)
+    pod["metadata"]["ownerReferences"] = [owner]
+    pod["spec"] = copy.deepcopy(world.source["spec"])
+    world.api.put(PODS, pod)
+
+
+async def test_two_pods_of_one_deployment_surge_one_after_the_other_and_the_count_ends_where_it_was() -> None:
+    world = _deployment_world()
+    _second_pod_of(world, RS, "web-1-b")
+    world.request(strategy="auto")
+    await world.drive()
+    assert _replicas(world) == 3
+    world.request(strategy="auto", migration_id="m2", pod="web-1-b")
+    await world.drive(f"{NAMESPACE}/m2")
+    assert world.phase(f"{NAMESPACE}/m2") == Phase.PENDING.value, "the count is m1's to put back first"
+    message = world.record(f"{NAMESPACE}/m2")["status"]["message"]
+    assert message.startswith("queued: ReplicaSet 'web-1' has a move in flight (m1)")
+    assert _replicas(world) == 3
+    _owner_creates(world, "web-1-new", RS)
+    world.api.make_ready("web-1-new")
+    await world.drive()
+    await world.api.delete(PODS, POD, namespace=NAMESPACE)
+    world.api.finish_termination(POD)
+    await world.drive()
+    assert world.phase() == Phase.COMPLETED.value
+    assert _replicas(world) == 2
+    await world.drive(f"{NAMESPACE}/m2")
+    assert world.phase(f"{NAMESPACE}/m2") == Phase.WAITING_FOR_TARGET.value
+    assert world.record(f"{NAMESPACE}/m2")["status"]["owner"]["scaled"]["from"] == 2
+    assert _replicas(world) == 3
+
+
+async def test_two_pods_of_one_job_move_one_at_a_time() -> None:
+    world = _world(JOB)
+    _second_pod_of(world, JOB, "train-b")
+    await _evicted(world)
+    world.request(strategy="auto", migration_id="m2", pod="train-b")
+    await world.drive(f"{NAMESPACE}/m2")
+    assert world.phase(f"{NAMESPACE}/m2") == Phase.PENDING.value
+    assert "Job 'train' has a move in flight (m1)" in world.record(f"{NAMESPACE}/m2")["status"]["message"]
+    assert "evict Pod train-b" not in world.api.calls
