@@ -52,6 +52,7 @@ format: venv
 typecheck: venv
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy --strict tools/image/*.py
+	$(VENV)/bin/mypy --strict tests
 
 test: venv cluster-bin tools-bin report-browser lint typecheck
 	AISO_K8S_BIN="$(K8S_BIN)" AISO_TOOLS_BIN="$(TOOLS_BIN)" $(PY) -m pytest $(PYTEST_ARGS)

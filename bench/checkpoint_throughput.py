@@ -22,7 +22,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from kubernetes_asyncio import client, config
 
@@ -103,7 +103,9 @@ async def measure(cluster: LocalCluster, root: Path, size: int, index: int) -> d
     try:
         await orchestrator.state.wait_for(lambda: orchestrator.state.synced, timeout=30)
         async with await config.new_client_from_config(config_file=str(cluster.kubeconfig)) as api:
-            await client.CoreV1Api(api).create_namespaced_pod(NAMESPACE, pod(case, name, cluster.node_names[0]))
+            await client.CoreV1Api(api).create_namespaced_pod(
+                NAMESPACE, cast(client.V1Pod, pod(case, name, cluster.node_names[0]))
+            )
         await orchestrator.state.wait_for(
             lambda: ((orchestrator.state.pod(NAMESPACE, name) or {}).get("status") or {}).get("phase") == "Running",
             timeout=30,
@@ -187,10 +189,10 @@ def memory(before: float, peak: float | None) -> dict[str, Any]:
 async def run(cluster: LocalCluster, sizes: list[int], workdir: Path) -> list[dict[str, Any]]:
     async with await config.new_client_from_config(config_file=str(cluster.kubeconfig)) as api:
         core = client.CoreV1Api(api)
-        await core.create_namespace({"metadata": {"name": NAMESPACE}})
+        await core.create_namespace(cast(client.V1Namespace, {"metadata": {"name": NAMESPACE}}))
         pv, pvc = shared_volume(NAMESPACE)
-        await core.create_persistent_volume(pv)
-        await core.create_namespaced_persistent_volume_claim(NAMESPACE, pvc)
+        await core.create_persistent_volume(cast(client.V1PersistentVolume, pv))
+        await core.create_namespaced_persistent_volume_claim(NAMESPACE, cast(client.V1PersistentVolumeClaim, pvc))
         await install_crd(KubeApi(api))
     return [await measure(cluster, workdir, size * MIB, index) for index, size in enumerate(sizes)]
 

@@ -113,7 +113,7 @@ async def probe_nodes(kubeconfig: Path, nodes: list[str], *, timeout: float = 12
             await kube.create(PODS, _probe_pod(name, node), namespace=PROBE_NAMESPACE)
             try:
                 await _wait_running(kube, name, timeout)
-                common = {"namespace": PROBE_NAMESPACE, "pod": name, "containers": ["probe"]}
+                common: dict[str, Any] = {"namespace": PROBE_NAMESPACE, "pod": name, "containers": ["probe"]}
                 by_exec = (await CgroupReader(kube, execs, **common).read(index=0)).reads["probe"]
                 by_kubelet = (await KubeletReader(kube, node=node, **common).read(index=0)).reads["probe"]
                 for source, read in (("exec (cgroup)", by_exec), ("stats/summary", by_kubelet)):

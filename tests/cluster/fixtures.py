@@ -7,14 +7,15 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes_asyncio import client, config, watch
 
+from tests.cluster.api_clients import api_client_of
 from tests.cluster.local_cluster import LocalCluster
 from tests.cluster.processes import child_pids
 
@@ -74,12 +75,14 @@ async def _wait_default_service_account(core: client.CoreV1Api, namespace: str, 
 @pytest.fixture
 async def namespace(core: client.CoreV1Api) -> AsyncIterator[str]:
     name = f"t-{uuid.uuid4().hex[:10]}"
-    await core.create_namespace({"metadata": {"name": name, "labels": {"ai-storage.io/test": "true"}}})
+    await core.create_namespace(
+        cast(client.V1Namespace, {"metadata": {"name": name, "labels": {"ai-storage.io/test": "true"}}})
+    )
     await _wait_default_service_account(core, name)
     try:
         yield name
     finally:
-        await _release_migrations(core.api_client, name)
+        await _release_migrations(api_client_of(core), name)
         await core.delete_namespace(name)
 
 
@@ -99,7 +102,8 @@ async def _release_migrations(api: client.ApiClient, namespace: str) -> None:
             # /readyz answers (429 "storage is (re)initializing", with Retry-After).
             if error.status != 429 or time.monotonic() > deadline:
                 raise
-            await asyncio.sleep(float((error.headers or {}).get("Retry-After") or 1))
+            headers: Mapping[str, Any] = error.headers or {}
+            await asyncio.sleep(float(headers.get("Retry-After") or 1))
     for item in listed.get("items", []):
         if item["metadata"].get("finalizers"):
             patch = [{"op": "remove", "path": "/metadata/finalizers"}]

@@ -3,7 +3,7 @@ the orchestrator's own caches (woken by its watches) for a container state or a 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from kubernetes_asyncio import client
 
@@ -24,16 +24,17 @@ async def deploy_certification_pod(
 ) -> None:
     """The shared NFS volume (PV pre-bound to its claim) and the certification pod on `node`."""
     pv, pvc = shared_volume(namespace)
-    await core.create_persistent_volume(pv)
-    await core.create_namespaced_persistent_volume_claim(namespace, pvc)
+    await core.create_persistent_volume(cast(client.V1PersistentVolume, pv))
+    await core.create_namespaced_persistent_volume_claim(namespace, cast(client.V1PersistentVolumeClaim, pvc))
     pod = certification_pod(node=node, complete_after=complete_after, annotations=annotations)
-    await core.create_namespaced_pod(namespace, pod)
+    await core.create_namespaced_pod(namespace, cast(client.V1Pod, pod))
 
 
 def container_state(pod: JSON | None, name: str) -> str | None:
     for status in ((pod or {}).get("status") or {}).get("containerStatuses") or []:
         if status["name"] == name:
-            return next(iter(status.get("state") or {"unknown": None}))
+            state: str = next(iter(status.get("state") or {"unknown": None}))
+            return state
     return None
 
 

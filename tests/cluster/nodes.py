@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from kubernetes_asyncio import client, config, watch
 
@@ -37,7 +37,7 @@ async def create_simulated_nodes(kubeconfig: Path, names: Sequence[str], *, time
     async with await config.new_client_from_config(config_file=str(kubeconfig)) as api:
         core = client.CoreV1Api(api)
         for name in names:
-            await core.create_node(simulated_node(name))
+            await core.create_node(cast(client.V1Node, simulated_node(name)))
         await wait_nodes_ready(core, names, timeout=timeout)
 
 

@@ -9,13 +9,15 @@ from typing import Any, TypeVar
 
 from kubernetes_asyncio import client, watch
 
+from tests.cluster.api_clients import api_client_of
+
 JSON = dict[str, Any]
 T = TypeVar("T")
 
 
 def pod_dicts(core: client.CoreV1Api, listing: Any) -> list[JSON]:
     """A V1PodList's pods as plain JSON dicts."""
-    return [core.api_client.sanitize_for_serialization(p) for p in listing.items]
+    return [api_client_of(core).sanitize_for_serialization(p) for p in listing.items]
 
 
 async def wait_for_pods(

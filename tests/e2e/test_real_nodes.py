@@ -58,7 +58,7 @@ async def _shared_namespace(real: RealCluster) -> str:
     export = f"/exports/{namespace}"
     export_dir(real.tier.exports, export).mkdir(parents=True)
     await real.kube.create(NAMESPACES, {"metadata": {"name": namespace}})
-    pv = {
+    pv: JSON = {
         "metadata": {"name": f"{namespace}-data"},
         "spec": {
             "capacity": {"storage": "1Gi"},

@@ -10,7 +10,7 @@ import copy
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
@@ -99,7 +99,9 @@ async def _can(api: client.ApiClient, user: str, namespace: str, verb: str, subr
             },
         }
     }
-    answer = await client.AuthorizationV1Api(api).create_subject_access_review(review)
+    answer = await client.AuthorizationV1Api(api).create_subject_access_review(
+        cast(client.V1SubjectAccessReview, review)
+    )
     return bool(answer.status.allowed)
 
 
@@ -109,15 +111,17 @@ async def identities(api: client.ApiClient, core: client.CoreV1Api, namespace: s
     rbac = client.RbacAuthorizationV1Api(api)
     users = {}
     for name, rules in RIGHTS.items():
-        await core.create_namespaced_service_account(namespace, {"metadata": {"name": name}})
-        await rbac.create_namespaced_role(namespace, {"metadata": {"name": name}, "rules": rules})
+        await core.create_namespaced_service_account(
+            namespace, cast(client.V1ServiceAccount, {"metadata": {"name": name}})
+        )
+        await rbac.create_namespaced_role(namespace, cast(client.V1Role, {"metadata": {"name": name}, "rules": rules}))
         subject = {"kind": "ServiceAccount", "name": name, "namespace": namespace}
         binding = {
             "metadata": {"name": name},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
             "subjects": [subject],
         }
-        await rbac.create_namespaced_role_binding(namespace, binding)
+        await rbac.create_namespaced_role_binding(namespace, cast(client.V1RoleBinding, binding))
         users[name] = service_account_user(namespace, name)
     for name, user in users.items():
         verb = "patch" if "patch" in RIGHTS[name][0]["verbs"] else "create"
@@ -140,9 +144,9 @@ async def policy(
     """The shipped policy in force in the test's namespace (and a pod `trainer` there to patch)."""
     admission = client.AdmissionregistrationV1Api(api)
     policy, binding = _policy_objects(namespace)
-    await core.create_namespaced_pod(namespace, _pod(POD, cluster.node_names[0]))
-    await admission.create_validating_admission_policy(policy)
-    await admission.create_validating_admission_policy_binding(binding)
+    await core.create_namespaced_pod(namespace, cast(client.V1Pod, _pod(POD, cluster.node_names[0])))
+    await admission.create_validating_admission_policy(cast(client.V1ValidatingAdmissionPolicy, policy))
+    await admission.create_validating_admission_policy_binding(cast(client.V1ValidatingAdmissionPolicyBinding, binding))
     try:
         # In force once a request only the policy refuses is refused (dry run: nothing is stored).
         async with impersonating(cluster.kubeconfig, identities["patcher"]) as patcher:
@@ -185,14 +189,14 @@ async def test_a_user_who_may_only_patch_cannot_trigger_or_hook(
     async with impersonating(cluster.kubeconfig, user) as patcher:
         pods = client.CoreV1Api(patcher)
         denied = await _forbidden(pods.patch_namespaced_pod(POD, namespace, _annotations({MIGRATE_TO_ANNOTATION: "n"})))
-        message = json.loads(denied.body)["message"]
+        message = json.loads(cast(bytes, denied.body))["message"]
         assert "ai-storage.io/migrate-to" in message
         assert f"create and delete on pods in namespace {namespace}" in message
         assert user in message
 
         for annotations in (HOOK, ARTIFACTS):
             denied = await _forbidden(pods.patch_namespaced_pod(POD, namespace, _annotations(annotations)))
-            message = json.loads(denied.body)["message"]
+            message = json.loads(cast(bytes, denied.body))["message"]
             assert f"needs create on pods/exec in namespace {namespace}" in message
             assert user in message
 
@@ -236,13 +240,17 @@ async def test_at_creation_hooks_need_create_and_the_trigger_needs_delete_too(
     async with impersonating(cluster.kubeconfig, identities["creator"]) as creator:
         pods = client.CoreV1Api(creator)
         # The creator chooses the containers' image and command already: a hook in them gives no more.
-        created = await pods.create_namespaced_pod(namespace, _pod("with-hooks", node, {**HOOK, **ARTIFACTS}))
+        created = await pods.create_namespaced_pod(
+            namespace, cast(client.V1Pod, _pod("with-hooks", node, {**HOOK, **ARTIFACTS}))
+        )
         assert created.metadata.annotations == {**HOOK, **ARTIFACTS}
         # A trigger at creation asks for the pod to be deleted and recreated: the rights of the REST call.
         denied = await _forbidden(
-            pods.create_namespaced_pod(namespace, _pod("with-trigger", node, {MIGRATE_TO_ANNOTATION: "n"}))
+            pods.create_namespaced_pod(
+                namespace, cast(client.V1Pod, _pod("with-trigger", node, {MIGRATE_TO_ANNOTATION: "n"}))
+            )
         )
-        assert "create and delete on pods" in json.loads(denied.body)["message"]
+        assert "create and delete on pods" in json.loads(cast(bytes, denied.body))["message"]
 
 
 async def test_the_orchestrator_writes_its_annotations_and_target_pods_with_its_shipped_rights(
@@ -253,14 +261,19 @@ async def test_the_orchestrator_writes_its_annotations_and_target_pods_with_its_
     rbac = client.RbacAuthorizationV1Api(api)
     [role] = [d for d in yaml.safe_load_all(CLUSTER_ROLE_FILE.read_text()) if d and d["kind"] == "ClusterRole"]
     name = f"{namespace}-orchestrator"
-    await core.create_namespaced_service_account(namespace, {"metadata": {"name": "orchestrator"}})
-    await rbac.create_cluster_role({"metadata": {"name": name}, "rules": role["rules"]})
+    await core.create_namespaced_service_account(
+        namespace, cast(client.V1ServiceAccount, {"metadata": {"name": "orchestrator"}})
+    )
+    await rbac.create_cluster_role(cast(client.V1ClusterRole, {"metadata": {"name": name}, "rules": role["rules"]}))
     await rbac.create_cluster_role_binding(
-        {
-            "metadata": {"name": name},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
-            "subjects": [{"kind": "ServiceAccount", "name": "orchestrator", "namespace": namespace}],
-        }
+        cast(
+            client.V1ClusterRoleBinding,
+            {
+                "metadata": {"name": name},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+                "subjects": [{"kind": "ServiceAccount", "name": "orchestrator", "namespace": namespace}],
+            },
+        )
     )
     user = service_account_user(namespace, "orchestrator")
     try:
@@ -276,7 +289,7 @@ async def test_the_orchestrator_writes_its_annotations_and_target_pods_with_its_
             )
             # A target pod carries the source's checkpoint annotations (and a rewritten artifacts list).
             target = _pod(f"{POD}-migrated-455f2b4c", cluster.node_names[1], {**HOOK, **ARTIFACTS})
-            await pods.create_namespaced_pod(namespace, target)
+            await pods.create_namespaced_pod(namespace, cast(client.V1Pod, target))
             # Its rights pass the update checks too (it holds create/delete pods and pods/exec everywhere).
             changed = {CHECKPOINT_ARTIFACTS_PREFIX + "c": json.dumps(["/scratch"]), MIGRATE_TO_ANNOTATION: "n"}
             await pods.patch_namespaced_pod(target["metadata"]["name"], namespace, _annotations(changed))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes_asyncio import client
@@ -66,9 +66,11 @@ async def _admission_policy(api: client.ApiClient, namespace: str) -> AsyncItera
     """The shipped policy and binding, named and bound for this test's namespace."""
     admission = client.AdmissionregistrationV1Api(api)
     policy, binding = _policy_objects(namespace)
-    await admission.create_validating_admission_policy(policy)
+    await admission.create_validating_admission_policy(cast(client.V1ValidatingAdmissionPolicy, policy))
     try:
-        await admission.create_validating_admission_policy_binding(binding)
+        await admission.create_validating_admission_policy_binding(
+            cast(client.V1ValidatingAdmissionPolicyBinding, binding)
+        )
         try:
             yield
         finally:
@@ -101,9 +103,9 @@ async def test_annotation_starts_a_migration_once(
     source, target = cluster.node_names[0], cluster.node_names[1]
     await _opt_in(core, namespace)
     pv, pvc = shared_volume(namespace)
-    await core.create_persistent_volume(pv)
-    await core.create_namespaced_persistent_volume_claim(namespace, pvc)
-    await core.create_namespaced_pod(namespace, certification_pod(node=source, complete_after="0s"))
+    await core.create_persistent_volume(cast(client.V1PersistentVolume, pv))
+    await core.create_namespaced_persistent_volume_claim(namespace, cast(client.V1PersistentVolumeClaim, pvc))
+    await core.create_namespaced_pod(namespace, cast(client.V1Pod, certification_pod(node=source, complete_after="0s")))
 
     def completed_data_processor() -> bool:
         statuses = ((orchestrator.state.pod(namespace, CERTIFICATION_POD) or {}).get("status") or {}).get(
@@ -136,14 +138,14 @@ async def test_migrate_to_auto_moves_the_pod_to_a_chosen_node_once(
     source = cluster.node_names[0]
     await _opt_in(core, namespace)
     pv, pvc = shared_volume(namespace)
-    await core.create_persistent_volume(pv)
-    await core.create_namespaced_persistent_volume_claim(namespace, pvc)
+    await core.create_persistent_volume(cast(client.V1PersistentVolume, pv))
+    await core.create_namespaced_persistent_volume_claim(namespace, cast(client.V1PersistentVolumeClaim, pvc))
     pod = certification_pod(node=source, complete_after="0s")
     term = {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": cluster.node_names}]}
     pod["spec"]["affinity"] = {
         "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}
     }
-    await core.create_namespaced_pod(namespace, pod)
+    await core.create_namespaced_pod(namespace, cast(client.V1Pod, pod))
     patch = {"metadata": {"annotations": {MIGRATE_TO: "auto", "ai-storage.io/preserve-pv": "true"}}}
     await core.patch_namespaced_pod(CERTIFICATION_POD, namespace, patch)
 
@@ -173,7 +175,7 @@ async def test_refused_annotation_reports_event_and_status_and_cancel_by_removal
     source = cluster.node_names[0]
     await _opt_in(core, namespace)
     pod = {"metadata": {"name": "lonely"}, "spec": {"nodeName": source, "containers": [{"name": "c", "image": "x"}]}}
-    await core.create_namespaced_pod(namespace, pod)
+    await core.create_namespaced_pod(namespace, cast(client.V1Pod, pod))
     await core.patch_namespaced_pod("lonely", namespace, {"metadata": {"annotations": {MIGRATE_TO: "no-such-node"}}})
 
     def refused() -> str | None:
@@ -209,7 +211,7 @@ async def test_a_namespace_that_did_not_opt_in_is_refused_until_it_does(
     source, target = cluster.node_names[0], cluster.node_names[1]
     await _opt_in(core, namespace, "disabled")
     pod = {"metadata": {"name": "guarded"}, "spec": {"nodeName": source, "containers": [{"name": "c", "image": "x"}]}}
-    await core.create_namespaced_pod(namespace, pod)
+    await core.create_namespaced_pod(namespace, cast(client.V1Pod, pod))
     await core.patch_namespaced_pod("guarded", namespace, {"metadata": {"annotations": {MIGRATE_TO: target}}})
 
     def refused() -> str | None:
@@ -246,16 +248,23 @@ async def test_single_namespace_mode_reads_the_label_with_get_on_its_own_namespa
     """An orchestrator limited to one namespace (--namespace, Roles instead of the ClusterRole) may be granted
     `get namespaces` by a Role in that namespace: enough to read its own namespace's label, nothing else."""
     rbac = client.RbacAuthorizationV1Api(api)
-    await core.create_namespaced_service_account(namespace, {"metadata": {"name": "orchestrator"}})
+    await core.create_namespaced_service_account(
+        namespace, cast(client.V1ServiceAccount, {"metadata": {"name": "orchestrator"}})
+    )
     rule = {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]}
-    await rbac.create_namespaced_role(namespace, {"metadata": {"name": "read-own-namespace"}, "rules": [rule]})
+    await rbac.create_namespaced_role(
+        namespace, cast(client.V1Role, {"metadata": {"name": "read-own-namespace"}, "rules": [rule]})
+    )
     await rbac.create_namespaced_role_binding(
         namespace,
-        {
-            "metadata": {"name": "read-own-namespace"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "read-own-namespace"},
-            "subjects": [{"kind": "ServiceAccount", "name": "orchestrator", "namespace": namespace}],
-        },
+        cast(
+            client.V1RoleBinding,
+            {
+                "metadata": {"name": "read-own-namespace"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "read-own-namespace"},
+                "subjects": [{"kind": "ServiceAccount", "name": "orchestrator", "namespace": namespace}],
+            },
+        ),
     )
     await _opt_in(core, namespace)
     async with impersonating(cluster.kubeconfig, service_account_user(namespace, "orchestrator")) as restricted:
@@ -300,7 +309,7 @@ async def test_without_the_admission_policy_a_trigger_is_refused_once_until_it_i
         "metadata": {"name": "unguarded"},
         "spec": {"nodeName": source, "containers": [{"name": "c", "image": "x"}]},
     }
-    await core.create_namespaced_pod(namespace, pod)
+    await core.create_namespaced_pod(namespace, cast(client.V1Pod, pod))
     async with _running(_settings(cluster, namespace)) as orchestrator:
         await core.patch_namespaced_pod("unguarded", namespace, {"metadata": {"annotations": {MIGRATE_TO: target}}})
         status = await _refusal_of(orchestrator, namespace, "unguarded")
@@ -342,7 +351,7 @@ async def test_trusted_annotations_act_without_the_admission_policy(
         "metadata": {"name": "trusted"},
         "spec": {"nodeName": source, "containers": [{"name": "c", "image": "x"}]},
     }
-    await core.create_namespaced_pod(namespace, pod)
+    await core.create_namespaced_pod(namespace, cast(client.V1Pod, pod))
     async with _running(_settings(cluster, namespace, trust_annotations=True)) as orchestrator:
         await core.patch_namespaced_pod("trusted", namespace, {"metadata": {"annotations": {MIGRATE_TO: target}}})
 

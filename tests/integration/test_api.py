@@ -10,7 +10,7 @@ import sys
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import pytest
@@ -53,9 +53,9 @@ async def http(orchestrator: Orchestrator) -> AsyncIterator[TestClient[Any, Any]
 
 async def _deploy(core: client.CoreV1Api, namespace: str, node: str, orchestrator: Orchestrator) -> None:
     pv, pvc = shared_volume(namespace)
-    await core.create_persistent_volume(pv)
-    await core.create_namespaced_persistent_volume_claim(namespace, pvc)
-    await core.create_namespaced_pod(namespace, certification_pod(node=node, complete_after="1s"))
+    await core.create_persistent_volume(cast(client.V1PersistentVolume, pv))
+    await core.create_namespaced_persistent_volume_claim(namespace, cast(client.V1PersistentVolumeClaim, pvc))
+    await core.create_namespaced_pod(namespace, cast(client.V1Pod, certification_pod(node=node, complete_after="1s")))
 
     def completed() -> bool:
         pod = orchestrator.state.pod(namespace, CERTIFICATION_POD) or {}
@@ -169,7 +169,7 @@ async def test_the_seeds_original_clients_unchanged(
     for a pod without a shared volume (accepted with a warning)."""
     source, target = cluster.node_names[0], cluster.node_names[1]
     await _deploy(core, namespace, source, orchestrator)
-    await core.create_namespaced_pod(namespace, _simple_pod("demo-app", source))
+    await core.create_namespaced_pod(namespace, cast(client.V1Pod, _simple_pod("demo-app", source)))
     await orchestrator.state.wait_for(lambda: orchestrator.state.pod(namespace, "demo-app") is not None, timeout=30)
     health = await http.get("/health")
     assert (health.status, await health.text()) == (200, '{"status":"ok"}')
@@ -242,7 +242,9 @@ async def test_error_reasons(
 ) -> None:
     source, target, third = cluster.node_names[0], cluster.node_names[1], cluster.node_names[2]
     await _deploy(core, namespace, source, orchestrator)
-    owner = await core.create_namespaced_config_map(namespace, {"metadata": {"name": "owner"}})
+    owner = await core.create_namespaced_config_map(
+        namespace, cast(client.V1ConfigMap, {"metadata": {"name": "owner"}})
+    )
     owner_ref = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -250,26 +252,33 @@ async def test_error_reasons(
         "uid": owner.metadata.uid,
         "controller": True,
     }
-    await core.create_namespaced_pod(namespace, _simple_pod("owned", source, metadata={"ownerReferences": [owner_ref]}))
-    await core.create_namespaced_pod(namespace, _simple_pod("local-only", source))
+    await core.create_namespaced_pod(
+        namespace, cast(client.V1Pod, _simple_pod("owned", source, metadata={"ownerReferences": [owner_ref]}))
+    )
+    await core.create_namespaced_pod(namespace, cast(client.V1Pod, _simple_pod("local-only", source)))
     # Bound to the source by name; no other node carries the label it asks for: nowhere to choose.
-    await core.create_namespaced_pod(namespace, _simple_pod("picky", source, nodeSelector={"pool": "nowhere"}))
+    await core.create_namespaced_pod(
+        namespace, cast(client.V1Pod, _simple_pod("picky", source, nodeSelector={"pool": "nowhere"}))
+    )
     await core.create_namespaced_pod(
         namespace,
-        _simple_pod(
-            "all-done",
-            source,
-            metadata={
-                "annotations": {
-                    "sim.ai-storage.io/complete-containers": "main",
-                    "sim.ai-storage.io/complete-after": "0s",
-                }
-            },
-            volumes=[{"name": "shared", "persistentVolumeClaim": {"claimName": "training-data"}}],
-            containers=[
-                {"name": "main", "image": "busybox", "volumeMounts": [{"name": "shared", "mountPath": "/data"}]}
-            ],
-            restartPolicy="Never",
+        cast(
+            client.V1Pod,
+            _simple_pod(
+                "all-done",
+                source,
+                metadata={
+                    "annotations": {
+                        "sim.ai-storage.io/complete-containers": "main",
+                        "sim.ai-storage.io/complete-after": "0s",
+                    }
+                },
+                volumes=[{"name": "shared", "persistentVolumeClaim": {"claimName": "training-data"}}],
+                containers=[
+                    {"name": "main", "image": "busybox", "volumeMounts": [{"name": "shared", "mountPath": "/data"}]}
+                ],
+                restartPolicy="Never",
+            ),
         ),
     )
     await core.patch_node(third, {"spec": {"unschedulable": True}})
@@ -327,9 +336,13 @@ async def _service_account_token(
     """A token of ServiceAccount `name` (created unless `create` is False) for `audiences`; the orchestrator's by
     default, as `kubectl create token NAME --audience ai-storage-orchestrator` mints it."""
     if create:
-        await core.create_namespaced_service_account(namespace, {"metadata": {"name": name}})
+        await core.create_namespaced_service_account(
+            namespace, cast(client.V1ServiceAccount, {"metadata": {"name": name}})
+        )
     spec = {"expirationSeconds": 600, "audiences": audiences or [DEFAULT_AUDIENCE]}
-    token = await core.create_namespaced_service_account_token(name, namespace, {"spec": spec})
+    token = await core.create_namespaced_service_account_token(
+        name, namespace, cast(client.AuthenticationV1TokenRequest, {"spec": spec})
+    )
     return str(token.status.token)
 
 
@@ -350,18 +363,24 @@ async def _grant_pod_rights(api: client.ApiClient, namespace: str, account: str)
     rbac = client.RbacAuthorizationV1Api(api)
     await rbac.create_namespaced_role(
         namespace,
-        {
-            "metadata": {"name": "pod-mover"},
-            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "create", "delete"]}],
-        },
+        cast(
+            client.V1Role,
+            {
+                "metadata": {"name": "pod-mover"},
+                "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "create", "delete"]}],
+            },
+        ),
     )
     await rbac.create_namespaced_role_binding(
         namespace,
-        {
-            "metadata": {"name": f"{account}-moves-pods"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-mover"},
-            "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
-        },
+        cast(
+            client.V1RoleBinding,
+            {
+                "metadata": {"name": f"{account}-moves-pods"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-mover"},
+                "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
+            },
+        ),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -47,7 +48,7 @@ def http() -> requests.Session:
     suppress_health_check=list(HealthCheck),
 )
 def test_api_conforms_to_its_openapi_document(
-    case: schemathesis.Case, orchestrator_url: str, http: requests.Session
+    case: schemathesis.Case[Any], orchestrator_url: str, http: requests.Session
 ) -> None:
     response = case.call(base_url=orchestrator_url, session=http, timeout=10)
     CALLS.append(response.status_code)

@@ -16,7 +16,7 @@ import shutil
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes_asyncio import client
@@ -58,7 +58,9 @@ async def exec_namespace(cluster: ClusterHandle, core: client.CoreV1Api) -> Asyn
     existing = {ns.metadata.name for ns in (await core.list_namespace()).items}
     name = next((n for n in EXEC_NAMESPACES if n not in existing), None)
     assert name is not None, "the exec namespace pool of kwok-exec.yaml is used up: add names there"
-    await core.create_namespace({"metadata": {"name": name, "labels": {"ai-storage.io/test": "true"}}})
+    await core.create_namespace(
+        cast(client.V1Namespace, {"metadata": {"name": name, "labels": {"ai-storage.io/test": "true"}}})
+    )
     await _wait_default_service_account(core, name)
     try:
         yield name
@@ -155,15 +157,16 @@ def workload(host: Host, *, hook: Sequence[str] | None, node: str, annotations: 
 def _container_state(pod: JSON | None, name: str) -> str | None:
     for status in ((pod or {}).get("status") or {}).get("containerStatuses") or []:
         if status["name"] == name:
-            return next(iter(status.get("state") or {"unknown": None}))
+            state: str = next(iter(status.get("state") or {"unknown": None}))
+            return state
     return None
 
 
 async def deploy(core: client.CoreV1Api, orchestrator: Orchestrator, namespace: str, pod: JSON) -> None:
     pv, pvc = shared_volume(namespace)
-    await core.create_persistent_volume(pv)
-    await core.create_namespaced_persistent_volume_claim(namespace, pvc)
-    await core.create_namespaced_pod(namespace, pod)
+    await core.create_persistent_volume(cast(client.V1PersistentVolume, pv))
+    await core.create_namespaced_persistent_volume_claim(namespace, cast(client.V1PersistentVolumeClaim, pvc))
+    await core.create_namespaced_pod(namespace, cast(client.V1Pod, pod))
     await orchestrator.state.wait_for(
         lambda: _container_state(orchestrator.state.pod(namespace, CERTIFICATION_POD), PROCESSOR) == "terminated",
         timeout=30,
@@ -310,8 +313,8 @@ async def test_checkpoint_saves_verifies_and_the_target_restores(
     assert {path: sha256(path) for path in originals} == originals
 
     # A stored artifact that no longer matches the manifest's sha256 fails the restore, naming the file.
-    with host.stored(migration_id, TRAINER, host.optimizer / "optimizer.bin").open("r+b") as stored:
-        stored.write(b"\0")
+    with host.stored(migration_id, TRAINER, host.optimizer / "optimizer.bin").open("r+b") as stored_file:
+        stored_file.write(b"\0")
     empty_the_emptydirs(host)
     code, stderr = await run_restore(init[f"ai-storage-restore-{TRAINER}"])
     assert code == 1
@@ -540,9 +543,9 @@ async def test_manifest_only_checkpoint_is_skipped_where_exec_is_unavailable(
         pytest.skip("relies on the local harness's KWOK exec config (kwok-exec.yaml)")
     source, target = cluster.node_names[0], cluster.node_names[1]
     pv, pvc = shared_volume(namespace)
-    await core.create_persistent_volume(pv)
-    await core.create_namespaced_persistent_volume_claim(namespace, pvc)
-    await core.create_namespaced_pod(namespace, certification_pod(node=source, complete_after="1s"))
+    await core.create_persistent_volume(cast(client.V1PersistentVolume, pv))
+    await core.create_namespaced_persistent_volume_claim(namespace, cast(client.V1PersistentVolumeClaim, pvc))
+    await core.create_namespaced_pod(namespace, cast(client.V1Pod, certification_pod(node=source, complete_after="1s")))
     await orchestrator.state.wait_for(
         lambda: _container_state(orchestrator.state.pod(namespace, CERTIFICATION_POD), PROCESSOR) == "terminated",
         timeout=30,
@@ -597,7 +600,13 @@ async def test_a_slow_checkpoint_does_not_stall_other_migrations(
     await orchestrator.state.wait_for(checkpoint_running, timeout=30)
     await core.create_namespaced_pod(
         exec_namespace,
-        {"metadata": {"name": "other"}, "spec": {"nodeName": source, "containers": [{"name": "c", "image": IMAGE}]}},
+        cast(
+            client.V1Pod,
+            {
+                "metadata": {"name": "other"},
+                "spec": {"nodeName": source, "containers": [{"name": "c", "image": IMAGE}]},
+            },
+        ),
     )
     await orchestrator.state.wait_for(
         lambda: ((orchestrator.state.pod(exec_namespace, "other") or {}).get("status") or {}).get("phase") == "Running",

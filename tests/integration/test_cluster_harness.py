@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 from kubernetes_asyncio import client, watch
 
@@ -28,10 +28,12 @@ async def test_certification_pod_runs_then_data_processor_completes(
     cluster: ClusterHandle, core: client.CoreV1Api, namespace: str
 ) -> None:
     pv, pvc = shared_volume(namespace)
-    await core.create_persistent_volume(pv)
-    await core.create_namespaced_persistent_volume_claim(namespace, pvc)
+    await core.create_persistent_volume(cast(client.V1PersistentVolume, pv))
+    await core.create_namespaced_persistent_volume_claim(namespace, cast(client.V1PersistentVolumeClaim, pvc))
     node = cluster.node_names[0]
-    created = await core.create_namespaced_pod(namespace, certification_pod(node=node, complete_after="1s"))
+    created = await core.create_namespaced_pod(
+        namespace, cast(client.V1Pod, certification_pod(node=node, complete_after="1s"))
+    )
 
     seen_running: dict[str, str] | None = None
     seen_completed: dict[str, str] | None = None

@@ -8,7 +8,7 @@ import argparse
 import json
 import struct
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes_asyncio import client
@@ -157,14 +157,16 @@ async def test_cgroup_reads_through_the_real_exec_transport(
     existing = {ns.metadata.name for ns in (await core.list_namespace()).items}
     namespace = next((n for n in EXEC_NAMESPACES if n not in existing), None)
     assert namespace is not None, "the exec namespace pool of kwok-exec.yaml is used up"
-    await core.create_namespace({"metadata": {"name": namespace, "labels": {"ai-storage.io/test": "true"}}})
+    await core.create_namespace(
+        cast(client.V1Namespace, {"metadata": {"name": namespace, "labels": {"ai-storage.io/test": "true"}}})
+    )
     try:
         await _wait_default_service_account(core, namespace)
         pod = simulated_pod(node=cluster.node_names[0], complete_after="0s")
         pod["spec"]["volumes"] = []  # no claim needed to read counters
         for container in pod["spec"]["containers"]:
             container["volumeMounts"] = []
-        await core.create_namespaced_pod(namespace, pod)
+        await core.create_namespaced_pod(namespace, cast(client.V1Pod, pod))
         kube = KubeApi(api)
         reader = CgroupReader(
             kube, KubeExec(api), namespace=namespace, pod=pod["metadata"]["name"],

@@ -11,12 +11,14 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import aiohttp
 import pytest
 from kubernetes_asyncio import client
 
 from ai_storage_orchestrator.runtime import Orchestrator
+from tests.cluster.api_clients import api_client_of
 from tests.cluster.fixtures import ClusterHandle
 from tests.cluster.moves import container_state
 from tests.cluster.pods import wait_pods
@@ -92,18 +94,25 @@ async def _bind(core: client.CoreV1Api, namespace: str, pod: str, node: str) -> 
         "metadata": {"name": pod},
         "target": {"apiVersion": "v1", "kind": "Node", "name": node},
     }
-    response = await core.create_namespaced_pod_binding(pod, namespace, binding, _preload_content=False)
+    response = cast(  # not preloaded: the aiohttp response itself, not a V1Binding
+        aiohttp.ClientResponse,
+        await core.create_namespaced_pod_binding(
+            pod, namespace, cast(client.V1Binding, binding), _preload_content=False
+        ),
+    )
     response.release()
 
 
 async def _deploy(core: client.CoreV1Api, apps: client.AppsV1Api, namespace: str, source: str) -> None:
     pv, pvc = shared_volume(namespace)
-    await core.create_persistent_volume(pv)
-    await core.create_namespaced_persistent_volume_claim(namespace, pvc)
+    await core.create_persistent_volume(cast(client.V1PersistentVolume, pv))
+    await core.create_namespaced_persistent_volume_claim(namespace, cast(client.V1PersistentVolumeClaim, pvc))
     for name in MIGRATED:
-        await core.create_namespaced_pod(namespace, certification_pod(node=source, name=name, complete_after="0s"))
-    await apps.create_namespaced_replica_set(namespace, _replica_set(source))
-    await apps.create_namespaced_daemon_set(namespace, _daemon_set(source))
+        await core.create_namespaced_pod(
+            namespace, cast(client.V1Pod, certification_pod(node=source, name=name, complete_after="0s"))
+        )
+    await apps.create_namespaced_replica_set(namespace, cast(client.V1ReplicaSet, _replica_set(source)))
+    await apps.create_namespaced_daemon_set(namespace, cast(client.V1DaemonSet, _daemon_set(source)))
     pods = await wait_pods(core, namespace, lambda ps: any(p["metadata"]["name"].startswith(AGENT) for p in ps))
     agent = next(p for p in pods if p["metadata"]["name"].startswith(AGENT))
     await _bind(core, namespace, agent["metadata"]["name"], source)
@@ -202,7 +211,7 @@ async def test_drain_migrates_evicts_and_skips(
         assert sorted((m["pod_name"], m["status"]) for m in migrations) == [(n, "completed") for n in MIGRATED]
         for migration in migrations:
             assert re.search(rf"migrated +{namespace}/{migration['pod_name']} -> {migration['target_node']}", out)
-            moved = core.api_client.sanitize_for_serialization(
+            moved = api_client_of(core).sanitize_for_serialization(
                 await core.read_namespaced_pod(migration["new_pod_name"], namespace)
             )
             assert moved["spec"]["nodeName"] not in (None, source)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import shutil
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes_asyncio import client
@@ -57,14 +57,14 @@ def _live(pods: list[JSON]) -> list[JSON]:
 async def _deploy(core: client.CoreV1Api, orchestrator: Orchestrator, namespace: str, source: str) -> None:
     """Two opted-in certification pods on `source`, their data-processor finished, as the orchestrator sees them."""
     pv, pvc = shared_volume(namespace)
-    await core.create_persistent_volume(pv)
-    await core.create_namespaced_persistent_volume_claim(namespace, pvc)
+    await core.create_persistent_volume(cast(client.V1PersistentVolume, pv))
+    await core.create_namespaced_persistent_volume_claim(namespace, cast(client.V1PersistentVolumeClaim, pvc))
     for name in PODS:
         pod = certification_pod(
             node=source, name=name, annotations={MIGRATE_ON_EVICT_ANNOTATION: "true"}, complete_after="0s"
         )
         pod["metadata"].setdefault("labels", {})[SELECTOR] = namespace
-        await core.create_namespaced_pod(namespace, pod)
+        await core.create_namespaced_pod(namespace, cast(client.V1Pod, pod))
 
     def seen() -> bool:
         claim = orchestrator.state.claim(namespace, SHARED_CLAIM) or {}
@@ -82,7 +82,7 @@ async def _dry_run_eviction(core: client.CoreV1Api, namespace: str, name: str) -
     """The refusal's message of a dry-run eviction of the pod, None when it was allowed."""
     body: JSON = {"metadata": {"name": name, "namespace": namespace}}
     try:
-        await core.create_namespaced_pod_eviction(name, namespace, body, dry_run="All")
+        await core.create_namespaced_pod_eviction(name, namespace, cast(client.V1Eviction, body), dry_run="All")
     except client.ApiException as error:
         refusal = error
     else:

@@ -3,7 +3,8 @@ has none. The request is answered 422 before anything is touched, and the source
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, cast
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -46,7 +47,7 @@ async def test_a_gpu_pod_is_refused_for_a_node_without_gpus_and_left_untouched(
     source, target = cluster.node_names[0], cluster.node_names[1]
     target_node = await core.read_node(target)
     assert GPU not in (target_node.status.allocatable or {}), "the test needs a target node without GPUs"
-    created = await core.create_namespaced_pod(namespace, _gpu_pod(source))
+    created = await core.create_namespaced_pod(namespace, cast(client.V1Pod, _gpu_pod(source)))
     await orchestrator.state.wait_for(lambda: orchestrator.state.pod(namespace, POD), timeout=30)
     before = await core.read_namespaced_pod(POD, namespace)
 
@@ -70,7 +71,7 @@ async def test_a_gpu_pod_is_refused_for_a_node_without_gpus_and_left_untouched(
 
     after = await core.read_namespaced_pod(POD, namespace)
     assert after.metadata.uid == created.metadata.uid
-    assert after.metadata.deletion_timestamp is None
+    assert cast(datetime | None, after.metadata.deletion_timestamp) is None  # the stubs say always set
     assert after.spec.node_name == source
     assert after.spec.to_dict() == before.spec.to_dict(), "the source pod was modified"
     assert after.metadata.labels == before.metadata.labels
@@ -92,7 +93,7 @@ async def test_a_gpu_pod_without_target_node_is_refused_no_target_node_with_each
     source = cluster.node_names[0]
     nodes = (await core.list_node()).items
     assert not any(GPU in (n.status.allocatable or {}) for n in nodes), "the test needs a cluster without GPUs"
-    created = await core.create_namespaced_pod(namespace, _gpu_pod(source))
+    created = await core.create_namespaced_pod(namespace, cast(client.V1Pod, _gpu_pod(source)))
     await orchestrator.state.wait_for(lambda: orchestrator.state.pod(namespace, POD), timeout=30)
     before = await core.read_namespaced_pod(POD, namespace)
 
@@ -118,7 +119,7 @@ async def test_a_gpu_pod_without_target_node_is_refused_no_target_node_with_each
 
     after = await core.read_namespaced_pod(POD, namespace)
     assert after.metadata.uid == created.metadata.uid
-    assert after.metadata.deletion_timestamp is None
+    assert cast(datetime | None, after.metadata.deletion_timestamp) is None  # the stubs say always set
     assert after.spec.to_dict() == before.spec.to_dict(), "the source pod was modified"
     assert after.metadata.annotations == before.metadata.annotations
     assert orchestrator.state.migrations_of_pod(namespace, POD) == []

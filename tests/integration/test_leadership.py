@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,7 @@ def _leading(replica: Orchestrator) -> bool:
 async def _first_leader(replicas: list[Orchestrator], timeout: float) -> Orchestrator:
     """Wait for whichever replica leads first (each replica's waiters are woken by its own leadership changes)."""
     waits = {
-        asyncio.get_running_loop().create_task(r.state.wait_for(lambda r=r: _leading(r), timeout=timeout)): r
+        asyncio.get_running_loop().create_task(r.state.wait_for(functools.partial(_leading, r), timeout=timeout)): r
         for r in replicas
     }
     done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes_asyncio import client, watch
@@ -200,7 +200,7 @@ async def test_image_pull_error_on_target_rolls_back_early(
         "metadata": {"name": "bad-image"},
         "spec": {"nodeName": source, "containers": [{"name": "main", "image": "registry.local/does-not-exist:1"}]},
     }
-    await core.create_namespaced_pod(namespace, pod)
+    await core.create_namespaced_pod(namespace, cast(client.V1Pod, pod))
     await orchestrator.state.wait_for(
         lambda: container_state(orchestrator.state.pod(namespace, "bad-image"), "main"), timeout=30
     )
@@ -274,7 +274,7 @@ async def test_per_node_cap_queues_the_second_migration(
     source = cluster.node_names[0]
     for name in ("first", "second"):
         pod = {"metadata": {"name": name}, "spec": {"nodeName": source, "containers": [{"name": "c", "image": "x"}]}}
-        await core.create_namespaced_pod(namespace, pod)
+        await core.create_namespaced_pod(namespace, cast(client.V1Pod, pod))
     settings = Settings(
         kubeconfig=str(cluster.kubeconfig), namespace=namespace, leader_election=False, max_active_per_node=1
     )

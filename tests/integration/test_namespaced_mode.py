@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
@@ -56,7 +56,9 @@ async def namespaces(core: client.CoreV1Api, namespace: str) -> AsyncIterator[tu
     """a (the session's test namespace), b and c."""
     others = [f"{namespace}-b", f"{namespace}-c"]
     for name in others:
-        await core.create_namespace({"metadata": {"name": name, "labels": {"ai-storage.io/test": "true"}}})
+        await core.create_namespace(
+            cast(client.V1Namespace, {"metadata": {"name": name, "labels": {"ai-storage.io/test": "true"}}})
+        )
     try:
         yield namespace, others[0], others[1]
     finally:
@@ -68,7 +70,9 @@ async def _can(api: client.ApiClient, user: str, namespace: str, verb: str, reso
     group, _, plural = resource.rpartition("/")
     attributes = {"namespace": namespace, "verb": verb, "group": group, "resource": plural}
     review = {"spec": {"user": user, "resourceAttributes": attributes}}
-    answer = await client.AuthorizationV1Api(api).create_subject_access_review(review)
+    answer = await client.AuthorizationV1Api(api).create_subject_access_review(
+        cast(client.V1SubjectAccessReview, review)
+    )
     return bool(answer.status.allowed)
 
 
@@ -79,18 +83,26 @@ async def overlay_rights(
     """ServiceAccount `orchestrator` in a, bound to exactly the overlay's rules; yields its user name."""
     a, b, _c = namespaces
     rbac = client.RbacAuthorizationV1Api(api)
-    await core.create_namespaced_service_account(a, {"metadata": {"name": ACCOUNT}})
+    await core.create_namespaced_service_account(a, cast(client.V1ServiceAccount, {"metadata": {"name": ACCOUNT}}))
     namespaced = _rules(OVERLAY / "namespace-role" / "role.yaml", "Role")
     for managed in (a, b):
-        await rbac.create_namespaced_role(managed, {"metadata": {"name": ACCOUNT}, "rules": namespaced})
-        await rbac.create_namespaced_role_binding(managed, _binding("RoleBinding", ACCOUNT, "Role", a))
+        await rbac.create_namespaced_role(
+            managed, cast(client.V1Role, {"metadata": {"name": ACCOUNT}, "rules": namespaced})
+        )
+        await rbac.create_namespaced_role_binding(
+            managed, cast(client.V1RoleBinding, _binding("RoleBinding", ACCOUNT, "Role", a))
+        )
     lease_rules = _rules(ROOT / "k8s" / "rbac" / "leader-election.yaml", "Role")
-    await rbac.create_namespaced_role(a, {"metadata": {"name": "leases"}, "rules": lease_rules})
-    await rbac.create_namespaced_role_binding(a, _binding("RoleBinding", "leases", "Role", a))
+    await rbac.create_namespaced_role(a, cast(client.V1Role, {"metadata": {"name": "leases"}, "rules": lease_rules}))
+    await rbac.create_namespaced_role_binding(
+        a, cast(client.V1RoleBinding, _binding("RoleBinding", "leases", "Role", a))
+    )
     cluster_read = f"{a}-cluster-read"
     rules = _rules(OVERLAY / "cluster-read.yaml", "ClusterRole")
-    await rbac.create_cluster_role({"metadata": {"name": cluster_read}, "rules": rules})
-    await rbac.create_cluster_role_binding(_binding("ClusterRoleBinding", cluster_read, "ClusterRole", a))
+    await rbac.create_cluster_role(cast(client.V1ClusterRole, {"metadata": {"name": cluster_read}, "rules": rules}))
+    await rbac.create_cluster_role_binding(
+        cast(client.V1ClusterRoleBinding, _binding("ClusterRoleBinding", cluster_read, "ClusterRole", a))
+    )
     user = service_account_user(a, ACCOUNT)
     try:
         probes = ((b, "watch", "pods"), (a, "create", "coordination.k8s.io/leases"), ("", "watch", "nodes"))
@@ -114,7 +126,7 @@ async def _token_kubeconfig(core: client.CoreV1Api, cluster: ClusterHandle, name
     if "certificate-authority" in server:  # a relative path is relative to the admin kubeconfig
         server["certificate-authority"] = str(cluster.kubeconfig.parent / server["certificate-authority"])
     requested = await core.create_namespaced_service_account_token(
-        ACCOUNT, namespace, {"spec": {"expirationSeconds": 3600}}
+        ACCOUNT, namespace, cast(client.AuthenticationV1TokenRequest, {"spec": {"expirationSeconds": 3600}})
     )
     _write_kubeconfig(path, server, str(requested.status.token))
     return path
@@ -146,8 +158,8 @@ async def test_an_orchestrator_limited_to_a_and_b_migrates_in_a_and_never_touche
 ) -> None:
     a, b, c = namespaces
     source, target = cluster.node_names[0], cluster.node_names[1]
-    await core.create_namespaced_pod(c, _pod("elsewhere", source))
-    await core.create_namespaced_pod(b, _pod("neighbour", source))
+    await core.create_namespaced_pod(c, cast(client.V1Pod, _pod("elsewhere", source)))
+    await core.create_namespaced_pod(b, cast(client.V1Pod, _pod("neighbour", source)))
     await deploy_certification_pod(core, a, source, complete_after="1s")
     kubeconfig = await _token_kubeconfig(core, cluster, a, tmp_path / "kubeconfig")
 
@@ -196,7 +208,7 @@ async def test_an_orchestrator_limited_to_a_and_b_migrates_in_a_and_never_touche
 
     untouched = await core.read_namespaced_pod("elsewhere", c)
     assert untouched.spec.node_name == source
-    assert untouched.metadata.annotations is None, "no trigger, no status"
+    assert cast(dict[str, str] | None, untouched.metadata.annotations) is None, "no trigger, no status"
 
     # Its rights themselves stop at a and b (and nodes are read-only).
     restricted = await _restricted(kubeconfig)

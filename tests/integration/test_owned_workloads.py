@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes_asyncio import client, watch
@@ -20,6 +20,7 @@ from kubernetes_asyncio import client, watch
 from ai_storage_orchestrator.models import MigrationRequest, Phase
 from ai_storage_orchestrator.runtime import Orchestrator, admission_webhooks
 from ai_storage_orchestrator.settings import WebhookMode
+from tests.cluster.api_clients import api_client_of
 from tests.cluster.fixtures import ClusterHandle, wait_crd_established
 from tests.cluster.moves import container_state, wait_phase
 from tests.cluster.pods import pod_dicts, wait_for_pods
@@ -79,8 +80,8 @@ async def _seen(orchestrator: Orchestrator, namespace: str, pod: JSON, *, prep: 
 
 async def _shared_claim(core: client.CoreV1Api, namespace: str) -> None:
     pv, pvc = shared_volume(namespace)
-    await core.create_persistent_volume(pv)
-    await core.create_namespaced_persistent_volume_claim(namespace, pvc)
+    await core.create_persistent_volume(cast(client.V1PersistentVolume, pv))
+    await core.create_namespaced_persistent_volume_claim(namespace, cast(client.V1PersistentVolumeClaim, pvc))
 
 
 def _template(node: str, *, restart_policy: str) -> JSON:
@@ -106,7 +107,7 @@ async def _job_status(
     batch: client.BatchV1Api, namespace: str, name: str, done: Callable[[JSON], bool], *, timeout: float = 60
 ) -> JSON:
     """The Job's status once `done` holds for it (read, then watched)."""
-    serialize = batch.api_client.sanitize_for_serialization
+    serialize = api_client_of(batch).sanitize_for_serialization
     async with asyncio.timeout(timeout):
         listing = await batch.list_namespaced_job(namespace, field_selector=f"metadata.name={name}")
         status: JSON = (serialize(listing.items[0]) if listing.items else {}).get("status") or {}
@@ -135,7 +136,7 @@ async def _create_job(batch: client.BatchV1Api, namespace: str, node: str, *, su
         "metadata": {"name": "train"},
         "spec": {"backoffLimit": 2, "podFailurePolicy": DISRUPTION_IGNORED, "template": template},
     }
-    await batch.create_namespaced_job(namespace, job)
+    await batch.create_namespaced_job(namespace, cast(client.V1Job, job))
 
 
 async def _job_pod_at_prep(
@@ -203,7 +204,7 @@ async def test_a_statefulset_pod_keeps_its_name_ordinal_and_claim(
             "template": template,
         },
     }
-    await apps.create_namespaced_stateful_set(namespace, sts)
+    await apps.create_namespaced_stateful_set(namespace, cast(client.V1StatefulSet, sts))
     before = await wait_for_pods(core, namespace, lambda pods: _running(pods, source))
     assert before["metadata"]["name"] == "db-0"
     await _seen(webhooks, namespace, before, prep=False)
@@ -236,7 +237,7 @@ class ReadyCount:
             async for event in stream.stream(
                 self.core.list_namespaced_pod, self.namespace, resource_version=listing.metadata.resource_version
             ):
-                pod = self.core.api_client.sanitize_for_serialization(event["object"])
+                pod = api_client_of(self.core).sanitize_for_serialization(event["object"])
                 if event["type"] == "DELETED":
                     self._ready.pop(pod["metadata"]["name"], None)
                     self._count()
@@ -269,7 +270,7 @@ async def test_a_deployment_pod_moves_with_zero_downtime_through_surge(
         "metadata": {"name": "serve"},
         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "train"}}, "template": template},
     }
-    await apps.create_namespaced_deployment(namespace, deployment)
+    await apps.create_namespaced_deployment(namespace, cast(client.V1Deployment, deployment))
     before = await wait_for_pods(core, namespace, lambda pods: _running(pods, source))
     await orchestrator_sees(webhooks, namespace, before)
     ready = ReadyCount(core, namespace)
@@ -309,7 +310,7 @@ TRAINERS = {"group": "test.ai-storage.io", "version": "v1", "plural": "trainers"
 async def trainer_kind(api: client.ApiClient) -> None:
     """A custom kind the orchestrator has never heard of."""
     extensions = client.ApiextensionsV1Api(api)
-    crd = {
+    crd: dict[str, Any] = {
         "metadata": {"name": f"{TRAINERS['plural']}.{TRAINERS['group']}"},
         "spec": {
             "group": TRAINERS["group"],
@@ -326,7 +327,7 @@ async def trainer_kind(api: client.ApiClient) -> None:
         },
     }
     try:
-        await extensions.create_custom_resource_definition(crd)
+        await extensions.create_custom_resource_definition(cast(client.V1CustomResourceDefinition, crd))
     except client.ApiException as error:
         if error.status != 409:  # already there: created by an earlier test of this session
             raise
@@ -358,7 +359,7 @@ async def _tiny_operator(core: client.CoreV1Api, namespace: str, owner: JSON, te
                 "metadata": {**template["metadata"], "generateName": "trainer-", "ownerReferences": [reference]},
                 "spec": template["spec"],
             }
-            await core.create_namespaced_pod(namespace, pod)
+            await core.create_namespaced_pod(namespace, cast(client.V1Pod, pod))
             continue
         async with watch.Watch() as stream:
             async for _ in stream.stream(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes_asyncio import client
@@ -165,8 +165,8 @@ async def test_a_target_lost_after_it_was_ready_keeps_the_source(
     done = await wait_phase(orchestrator, namespace, migration_id, Phase.COMPLETED, Phase.FAILED)
     assert done["status"]["phase"] == Phase.COMPLETED.value, done["status"]
     phases = [t["phase"] for t in done["status"]["phaseTransitions"]]
-    removing = phases.index("RemovingSource")
-    assert phases[removing + 1] == "WaitingForTarget", phases  # went back to wait instead of removing the source
+    removing_at = phases.index("RemovingSource")
+    assert phases[removing_at + 1] == "WaitingForTarget", phases  # went back to wait instead of removing the source
     assert done["status"]["targetPodUID"] != first_uid, "completed with the new target, not the lost one"
     await _wait_pod_gone(core, namespace, CERTIFICATION_POD, orchestrator)
     assert await _pods(core, namespace) == [(first_target, target, False)]
@@ -179,13 +179,13 @@ async def test_a_target_whose_data_processor_completed_before_it_was_seen_replac
     target is never Ready again (neither is the source), yet it runs the pod's work and replaces the source."""
     source, target = cluster.node_names[0], cluster.node_names[1]
     pv, pvc = shared_volume(namespace)
-    await core.create_persistent_volume(pv)
-    await core.create_namespaced_persistent_volume_claim(namespace, pvc)
+    await core.create_persistent_volume(cast(client.V1PersistentVolume, pv))
+    await core.create_namespaced_persistent_volume_claim(namespace, cast(client.V1PersistentVolumeClaim, pvc))
     pod = certification_pod(node=source, complete_after="0s")
     pod["spec"]["volumes"].append({"name": "scratch", "emptyDir": {}})
     prep = next(c for c in pod["spec"]["containers"] if c["name"] == "data-processor")
     prep["volumeMounts"].append({"name": "scratch", "mountPath": "/scratch"})
-    await core.create_namespaced_pod(namespace, pod)
+    await core.create_namespaced_pod(namespace, cast(client.V1Pod, pod))
     await wait_data_processor_completed(orchestrator, namespace)
     waiting = gates.hold(Phase.WAITING_FOR_TARGET)
     migration_id = await _submit(orchestrator, namespace, target, strategy=Strategy.MAKE_BEFORE_BREAK)
@@ -246,7 +246,9 @@ async def test_a_disruption_budget_blocks_the_source_removal(
         "metadata": {"name": "keep-two"},
         "spec": {"minAvailable": 2, "selector": {"matchLabels": dict(pod.metadata.labels)}},
     }
-    await client.PolicyV1Api(api).create_namespaced_pod_disruption_budget(namespace, budget)
+    await client.PolicyV1Api(api).create_namespaced_pod_disruption_budget(
+        namespace, cast(client.V1PodDisruptionBudget, budget)
+    )
     migration_id = await _submit(
         orchestrator, namespace, target, strategy=Strategy.MAKE_BEFORE_BREAK, timeout_seconds=15
     )

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import structlog
@@ -41,7 +41,7 @@ async def test_a_listener_that_raises_is_logged_and_counted_and_the_pods_cache_s
 
     state.add_listener(state.pods, broken)
     with structlog.testing.capture_logs() as logs:
-        await core.create_namespaced_pod(namespace, _pod("victim"))
+        await core.create_namespaced_pod(namespace, cast(client.V1Pod, _pod("victim")))
         await state.wait_for(lambda: state.pod(namespace, "victim"), timeout=DEADLINE)
         await core.patch_namespaced_pod("victim", namespace, {"metadata": {"labels": {"changed": "later"}}})
         await state.wait_for(lambda: _labels(state.pod(namespace, "victim")).get("changed"), timeout=DEADLINE)
@@ -127,7 +127,7 @@ async def test_a_crashed_watch_is_not_ready_until_it_is_restarted(
 
     crash_once_on(monkeypatch, state.pods, "poison")
     with structlog.testing.capture_logs() as logs:
-        await core.create_namespaced_pod(namespace, _pod("poison"))
+        await core.create_namespaced_pod(namespace, cast(client.V1Pod, _pod("poison")))
         assert await served.restarts.next_waiting() == "watch-pods"
     crashed = [entry for entry in logs if entry["event"] == "task.crashed"]
     assert [entry["task"] for entry in crashed] == ["watch-pods"]
@@ -144,5 +144,5 @@ async def test_a_crashed_watch_is_not_ready_until_it_is_restarted(
     assert state.pod(namespace, "poison") is not None, "the restarted loop caught up with what it crashed on"
     assert orchestrator.metrics.registry.get_sample_value("ai_storage_task_restarts_total", {"task": "watch-pods"}) == 1
 
-    await core.create_namespaced_pod(namespace, _pod("after"))
+    await core.create_namespaced_pod(namespace, cast(client.V1Pod, _pod("after")))
     await state.wait_for(lambda: state.pod(namespace, "after"), timeout=DEADLINE)

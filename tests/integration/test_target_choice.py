@@ -7,7 +7,7 @@ cluster of the user's too (AISO_KUBECONFIG): a node of theirs is refused (node_a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -47,11 +47,11 @@ async def _deploy(
     core: client.CoreV1Api, namespace: str, orchestrator: Orchestrator, *, source: str, nodes: list[str]
 ) -> None:
     pv, pvc = shared_volume(namespace)
-    await core.create_persistent_volume(pv)
-    await core.create_namespaced_persistent_volume_claim(namespace, pvc)
+    await core.create_persistent_volume(cast(client.V1PersistentVolume, pv))
+    await core.create_namespaced_persistent_volume_claim(namespace, cast(client.V1PersistentVolumeClaim, pvc))
     pod = certification_pod(node=source, complete_after="0s")
     pod["spec"]["affinity"] = _only_on(nodes)
-    await core.create_namespaced_pod(namespace, pod)
+    await core.create_namespaced_pod(namespace, cast(client.V1Pod, pod))
     await wait_data_processor_completed(orchestrator, namespace)
 
     def shared_volume_known() -> bool:
@@ -74,7 +74,7 @@ async def test_without_target_node_the_orchestrator_chooses_records_and_explains
     http: TestClient[Any, Any],
 ) -> None:
     source, busy, free = cluster.node_names[:3]
-    await core.create_namespaced_pod(namespace, _load_pod(busy, "8"))  # half of the node's 16 cpus
+    await core.create_namespaced_pod(namespace, cast(client.V1Pod, _load_pod(busy, "8")))  # half of the node's 16 cpus
     await orchestrator.state.wait_for(lambda: orchestrator.state.pod(namespace, LOAD_POD), timeout=30)
     await _deploy(core, namespace, orchestrator, source=source, nodes=cluster.node_names[:3])
     body = {"pod_name": CERTIFICATION_POD, "pod_namespace": namespace, "source_node": source, "preserve_pv": True}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes_asyncio import client
@@ -90,7 +90,7 @@ async def test_cache_equals_fresh_list_after_a_storm(
 ) -> None:
     async def churn(index: int) -> None:
         name = f"storm-{index}"
-        await core.create_namespaced_config_map(namespace, _config_map(name))
+        await core.create_namespaced_config_map(namespace, cast(client.V1ConfigMap, _config_map(name)))
         for version in range(3):
             await core.patch_namespaced_config_map(name, namespace, {"data": {"value": str(version)}})
         if index % 3 == 0:
@@ -109,7 +109,7 @@ async def test_410_gone_relists_without_losing_a_delete(
         pytest.skip("compacting etcd needs the local control plane")
     watched = Watched(kube, namespace)
     for i in range(4):
-        await core.create_namespaced_config_map(namespace, _config_map(f"keep-{i}"))
+        await core.create_namespaced_config_map(namespace, cast(client.V1ConfigMap, _config_map(f"keep-{i}")))
     watched.start()
     await _converge(kube, watched.store, namespace, watched.changed, timeout=30)
     await watched.stop()  # the gap: we are not watching while these happen
@@ -117,7 +117,7 @@ async def test_410_gone_relists_without_losing_a_delete(
 
     await core.delete_namespaced_config_map("keep-0", namespace)
     await core.delete_namespaced_config_map("keep-1", namespace)
-    latest = await core.create_namespaced_config_map(namespace, _config_map("added-in-gap"))
+    latest = await core.create_namespaced_config_map(namespace, cast(client.V1ConfigMap, _config_map("added-in-gap")))
     compact_etcd(cluster.etcd_url, int(latest.metadata.resource_version))
 
     relists_before = watched.reflector.counters.relists

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes_asyncio import client
@@ -128,7 +128,9 @@ async def test_the_api_server_calls_the_self_registered_webhooks_and_ignores_the
         # A dry-run eviction reaches the webhook as one.
         eviction: dict[str, Any] = {"metadata": {"name": REFUSED, "namespace": namespace}}
         with pytest.raises(client.ApiException) as dry:
-            await client.CoreV1Api(api).create_namespaced_pod_eviction(REFUSED, namespace, eviction, dry_run="All")
+            await client.CoreV1Api(api).create_namespaced_pod_eviction(
+                REFUSED, namespace, cast(client.V1Eviction, eviction), dry_run="All"
+            )
         assert dry.value.status == 429
         assert admission.evictions[-1] == (namespace, REFUSED, True)
 

@@ -133,6 +133,7 @@ async def test_a_token_without_the_rights_is_403_and_nothing_is_submitted(client
 async def test_an_oversized_header_is_refused_before_the_app(client: Client, reviews: FakeReviewApi) -> None:
     """An Authorization header of 20 000 bytes is refused by the HTTP parser (400), never reaches a TokenReview."""
     request = b"GET /api/migrations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + b"a" * 20_000 + b"\r\n\r\n"
+    assert client.port is not None
     status, _body = status_line(await raw_exchange(client.port, request))
     assert status == 400
     assert reviews.calls == []
@@ -156,6 +157,7 @@ PARSER_REFUSALS = {
 async def test_what_the_http_parser_refuses_answers_the_json_error_shape(client: Client, request_bytes: bytes) -> None:
     """Refused before any handler runs (aiohttp's parser): still `{"error", "message", "details"}` as JSON (api/
     transport.py), a 4xx, and the connection closed."""
+    assert client.port is not None
     answer = await raw_exchange(client.port, request_bytes)
     status, body = status_line(answer)
     assert 400 <= status < 500, answer[:300]

@@ -12,7 +12,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -54,7 +54,7 @@ async def arena(api: client.ApiClient, cluster: ClusterHandle, core: client.Core
     `hooked` created with a hook, and the shipped policy bound to this namespace and in force."""
     namespace = f"sec-{uuid.uuid4().hex[:10]}"
     labels = {"ai-storage.io/test": "true", NAMESPACE_OPT_IN_LABEL: NAMESPACE_OPT_IN_VALUE}
-    await core.create_namespace({"metadata": {"name": namespace, "labels": labels}})
+    await core.create_namespace(cast(client.V1Namespace, {"metadata": {"name": namespace, "labels": labels}}))
     rbac = client.RbacAuthorizationV1Api(api)
     admission = client.AdmissionregistrationV1Api(api)
     policy, binding = _policy_objects(namespace)
@@ -62,15 +62,22 @@ async def arena(api: client.ApiClient, cluster: ClusterHandle, core: client.Core
         await _wait_default_service_account(core, namespace)
         users: dict[str, str] = {}
         for name, rules in RIGHTS.items():
-            await core.create_namespaced_service_account(namespace, {"metadata": {"name": name}})
-            await rbac.create_namespaced_role(namespace, {"metadata": {"name": name}, "rules": rules})
+            await core.create_namespaced_service_account(
+                namespace, cast(client.V1ServiceAccount, {"metadata": {"name": name}})
+            )
+            await rbac.create_namespaced_role(
+                namespace, cast(client.V1Role, {"metadata": {"name": name}, "rules": rules})
+            )
             await rbac.create_namespaced_role_binding(
                 namespace,
-                {
-                    "metadata": {"name": name},
-                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-                    "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
-                },
+                cast(
+                    client.V1RoleBinding,
+                    {
+                        "metadata": {"name": name},
+                        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+                        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+                    },
+                ),
             )
             users[name] = service_account_user(namespace, name)
         for name, user in users.items():
@@ -80,10 +87,14 @@ async def arena(api: client.ApiClient, cluster: ClusterHandle, core: client.Core
                 timeout=30,
                 what=f"RBAC granting {user} {verb} pods",
             )
-        await core.create_namespaced_pod(namespace, _pod(POD, cluster.node_names[0]))
-        await core.create_namespaced_pod(namespace, _pod(HOOKED, cluster.node_names[0], {**HOOK, **ARTIFACTS}))
-        await admission.create_validating_admission_policy(policy)
-        await admission.create_validating_admission_policy_binding(binding)
+        await core.create_namespaced_pod(namespace, cast(client.V1Pod, _pod(POD, cluster.node_names[0])))
+        await core.create_namespaced_pod(
+            namespace, cast(client.V1Pod, _pod(HOOKED, cluster.node_names[0], {**HOOK, **ARTIFACTS}))
+        )
+        await admission.create_validating_admission_policy(cast(client.V1ValidatingAdmissionPolicy, policy))
+        await admission.create_validating_admission_policy_binding(
+            cast(client.V1ValidatingAdmissionPolicyBinding, binding)
+        )
         async with impersonating(cluster.kubeconfig, users["patcher"]) as patcher:
 
             async def in_force() -> bool:
@@ -115,7 +126,7 @@ async def arena(api: client.ApiClient, cluster: ClusterHandle, core: client.Core
 def denied_by_policy(error: client.ApiException, user: str) -> JSON:
     """The API server's refusal: 403, a Status with reason Forbidden, naming the policy and the user."""
     assert error.status == 403, error
-    status: JSON = json.loads(error.body)
+    status: JSON = json.loads(cast(bytes, error.body))
     assert (status["kind"], status["reason"], status["code"]) == ("Status", "Forbidden", 403), status
     assert "ValidatingAdmissionPolicy" in status["message"], status
     assert user in status["message"], status
@@ -162,10 +173,12 @@ async def test_every_patch_format_meets_the_policy(cluster: ClusterHandle, arena
             call = pods.patch_namespaced_pod(POD, arena.namespace, body)
         elif spelling == "merge-patch":
             body = _annotations({MIGRATE_TO_ANNOTATION: "kwok-node-1"})
-            call = pods.patch_namespaced_pod(POD, arena.namespace, body, _content_type="application/merge-patch+json")
+            call = pods.patch_namespaced_pod(  # type: ignore[call-arg]  # the client takes it; its stubs leave it out
+                POD, arena.namespace, body, _content_type="application/merge-patch+json"
+            )
         else:
             body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": POD, **_annotations(HOOK)["metadata"]}}
-            call = pods.patch_namespaced_pod(
+            call = pods.patch_namespaced_pod(  # type: ignore[call-arg]  # the client takes it; its stubs leave it out
                 POD, arena.namespace, body, field_manager="mallory", _content_type="application/apply-patch+yaml"
             )
         denied_by_policy(await attempt(call), user)
@@ -199,7 +212,8 @@ async def test_a_creator_without_delete_cannot_create_a_pod_with_the_trigger(
     pod = _pod("born-moving", cluster.node_names[0], {MIGRATE_TO_ANNOTATION: cluster.node_names[1]})
     async with impersonating(cluster.kubeconfig, user) as creator:
         status = denied_by_policy(
-            await attempt(client.CoreV1Api(creator).create_namespaced_pod(arena.namespace, pod)), user
+            await attempt(client.CoreV1Api(creator).create_namespaced_pod(arena.namespace, cast(client.V1Pod, pod))),
+            user,
         )
     assert "create and delete on pods" in status["message"]
 
@@ -210,14 +224,14 @@ async def test_a_patch_only_user_cannot_opt_its_namespace_in_or_out(cluster: Clu
         patch = {"metadata": {"labels": {NAMESPACE_OPT_IN_LABEL: "disabled"}}}
         error = await attempt(client.CoreV1Api(patcher).patch_namespace(arena.namespace, patch))
     assert error.status == 403
-    assert json.loads(error.body)["reason"] == "Forbidden"
+    assert json.loads(cast(bytes, error.body))["reason"] == "Forbidden"
 
 
 async def test_annotations_beyond_the_api_servers_size_limit_are_refused(core: client.CoreV1Api, arena: Arena) -> None:
     """The hook argv or artifacts list cannot grow past 256 KiB of annotations: the API server refuses the pod."""
     huge = {key: json.dumps(["sh", "-c", "x" * (256 * 1024)]) for key in HOOK}
     error = await attempt(core.patch_namespaced_pod(POD, arena.namespace, _annotations(huge)))
-    status = json.loads(error.body)
+    status = json.loads(cast(bytes, error.body))
     assert (error.status, status["reason"]) == (422, "Invalid"), status
     assert "may not be more than 262144 bytes" in status["message"]
 
@@ -233,7 +247,13 @@ async def guarded(api: client.ApiClient, serve: Any) -> Any:
 
 async def _token(core: client.CoreV1Api, namespace: str, account: str, audience: str) -> str:
     spec = {"expirationSeconds": 600, "audiences": [audience]}
-    return str((await core.create_namespaced_service_account_token(account, namespace, {"spec": spec})).status.token)
+    return str(
+        (
+            await core.create_namespaced_service_account_token(
+                account, namespace, cast(client.AuthenticationV1TokenRequest, {"spec": spec})
+            )
+        ).status.token
+    )
 
 
 async def test_an_api_server_token_is_not_accepted_here(

@@ -113,6 +113,7 @@ def _raw_post(*headers: bytes, body: bytes = b"") -> bytes:
 async def test_smuggling_and_ambiguous_headers_are_400_before_the_app(
     client: Client, service: FakeService, reviews: FakeReviewApi, request_bytes: bytes
 ) -> None:
+    assert client.port is not None
     answer = await raw_exchange(client.port, request_bytes)
     status, _body = status_line(answer)
     assert status == 400, answer[:300]

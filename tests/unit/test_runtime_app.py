@@ -11,6 +11,7 @@ import yaml
 from aiohttp.test_utils import TestClient, TestServer
 
 from ai_storage_orchestrator import runtime
+from ai_storage_orchestrator.kube.client import create_api_client
 from ai_storage_orchestrator.kube.errors import KubeApiError
 from ai_storage_orchestrator.kube.resources import KubeApi
 from ai_storage_orchestrator.kube.retrying import NO_RETRIES
@@ -43,7 +44,7 @@ def _settings(tmp_path: Path, **overrides: Any) -> Settings:
 def clients(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """Every API client the runtime creates, to check that it is closed."""
     created: list[Any] = []
-    real = runtime.create_api_client
+    real = create_api_client
 
     async def recording(kubeconfig: str | None = None) -> Any:
         client = await real(kubeconfig)

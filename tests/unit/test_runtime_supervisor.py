@@ -108,6 +108,7 @@ async def supervisor(policy: RestartPolicy) -> AsyncIterator[Supervisor]:
 async def test_a_crashed_task_is_logged_reported_down_and_restarted(policy: RestartPolicy, sleep: HeldSleep) -> None:
     changes: list[bool] = []
     restarts: list[str] = []
+    supervisor: Supervisor  # the local one, not the fixture of that name, as the lambda reads it
     supervisor = Supervisor(
         policy, on_change=lambda: changes.append(supervisor.health()[0]), on_restart=restarts.append
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import structlog
@@ -20,7 +20,7 @@ def _store() -> tuple[ObjectStore, list[str]]:
     store = ObjectStore("Pod")
     store.add_index("node", lambda p: [p["spec"]["nodeName"]])
     seen: list[str] = []
-    store.add_listener(lambda kind, old, new: seen.append(f"{kind}:{(new or old)['metadata']['name']}"))
+    store.add_listener(lambda kind, old, new: seen.append(f"{kind}:{cast(JSON, new or old)['metadata']['name']}"))
     return store, seen
 
 
@@ -70,7 +70,7 @@ def test_a_listener_that_raises_is_logged_and_counted_and_the_change_and_other_l
     store = ObjectStore("Pod", on_listener_error=failed_kinds.append)
     store.add_listener(_broken_listener)
     seen: list[str] = []
-    store.add_listener(lambda kind, old, new: seen.append(f"{kind}:{(new or old)['metadata']['name']}"))
+    store.add_listener(lambda kind, old, new: seen.append(f"{kind}:{cast(JSON, new or old)['metadata']['name']}"))
     with structlog.testing.capture_logs() as logs:
         store.apply("ADDED", _pod("p", 7))
         store.apply("DELETED", _pod("p", 8))

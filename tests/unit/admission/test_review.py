@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, cast
 
 import pytest
 import structlog.testing
@@ -33,7 +34,7 @@ class Recording:
         self.mutations.append((pod, namespace))
         if isinstance(self.patch, BaseException):
             raise self.patch
-        return list(self.patch)  # type: ignore[call-overload]
+        return list(cast(Iterable[JSON], self.patch))
 
     async def review_eviction(self, namespace: str, name: str, *, dry_run: bool) -> EvictionVerdict:
         self.evictions.append((namespace, name, dry_run))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,10 +91,14 @@ class LocalExec:
     faults: list[Fault] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
 
-    @contextlib.asynccontextmanager
-    async def session(
+    def session(
         self, *, namespace: str, pod: str, container: str, argv: Sequence[str], stdin: bool = False
-    ) -> AsyncIterator[Any]:
+    ) -> AbstractAsyncContextManager[Any]:
+        # Declared as the protocol declares it, so that the fakes built on this one may return any context manager.
+        return self._session(container=container, argv=argv, stdin=stdin)
+
+    @contextlib.asynccontextmanager
+    async def _session(self, *, container: str, argv: Sequence[str], stdin: bool) -> AsyncIterator[Any]:
         call = Call(container, tuple(argv), stdin)
         self.calls.append(call)
         for fault in self.faults:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Any
 
 import pytest
 
 from ai_storage_orchestrator.checkpoint import manifest as m
 from ai_storage_orchestrator.checkpoint.manifest import ArtifactFile, HookResult
+from ai_storage_orchestrator.conventions import CHECKPOINT_MANIFEST_KIND
 
-POD = {
+POD: dict[str, Any] = {
     "metadata": {"name": "trainer-pod", "namespace": "ml", "uid": "u-1"},
     "spec": {"nodeName": "node-a", "containers": [{"name": "trainer", "image": "i"}, {"name": "done", "image": "i"}]},
     "status": {
@@ -29,7 +31,7 @@ DECISIONS = [
 ]
 
 
-def build() -> dict[str, object]:
+def build() -> dict[str, Any]:
     return m.build_manifest(
         migration_id="abc123",
         pod=POD,
@@ -138,7 +140,7 @@ def test_streamed_manifest_is_the_serialised_one() -> None:
 def test_a_name_that_is_not_utf8_is_escaped_and_reads_back() -> None:
     name = b"/scratch/\xff.bin".decode("utf-8", "surrogateescape")  # as the tar follower decodes it
     entry = ArtifactFile("trainer", "/scratch", name, "file", 1, "bb" * 32, "artifacts/trainer" + name)
-    data = m.serialise({"kind": m.MANIFEST_KIND, "schemaVersion": 1, "artifacts": [entry.to_json()]})
+    data = m.serialise({"kind": CHECKPOINT_MANIFEST_KIND, "schemaVersion": 1, "artifacts": [entry.to_json()]})
     assert m.parse(data)["artifacts"][0]["path"] == name
 
 
@@ -173,7 +175,7 @@ def test_a_nested_artifacts_key_does_not_confuse_the_stream() -> None:
 def test_an_entry_that_is_not_utf8_is_escaped_in_the_standard_way() -> None:
     name = b"/scratch/\xff.bin".decode("utf-8", "surrogateescape")
     entry = ArtifactFile("trainer", "/scratch", name, "file", 1, "bb" * 32, "artifacts/trainer" + name).to_json()
-    manifest = {"kind": m.MANIFEST_KIND, "schemaVersion": 1, "artifacts": [entry]}
+    manifest = {"kind": CHECKPOINT_MANIFEST_KIND, "schemaVersion": 1, "artifacts": [entry]}
     assert m.serialise(manifest) == _standard(manifest, ascii_only=True)
 
 
@@ -182,7 +184,7 @@ def test_numbers_that_are_not_numbers_are_refused(ascii_name: bool) -> None:
     name = "/scratch/a" if ascii_name else b"/scratch/\xff".decode("utf-8", "surrogateescape")
     entry = {"path": name, "size": float("nan")}
     with pytest.raises(ValueError, match="JSON compliant"):
-        m.serialise({"kind": m.MANIFEST_KIND, "artifacts": [entry]})
+        m.serialise({"kind": CHECKPOINT_MANIFEST_KIND, "artifacts": [entry]})
     with pytest.raises(ValueError, match="JSON compliant"):
         m.canonical_json({"x": float("inf")})
 

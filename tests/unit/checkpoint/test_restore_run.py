@@ -29,7 +29,7 @@ async def saved(root: Path) -> tuple[JSON, Path]:
 
 def on_the_target(root: Path) -> dict[Path, bytes]:
     """Empty the emptyDirs, as they are on a new node; what they held before."""
-    before = {}
+    before: dict[Path, bytes] = {}
     for directory in (root / "scratch-trainer", root / "scratch-processor"):
         before |= {p: p.read_bytes() for p in directory.rglob("*") if p.is_file() and not p.is_symlink()}
         shutil.rmtree(directory)
@@ -46,7 +46,8 @@ def restore(target: JSON) -> list[subprocess.CompletedProcess[str]]:
 
 def stored(directory: Path, name: str) -> Path:
     manifest = json.loads((directory / "manifest.json").read_text())
-    return directory / next(a["stored"] for a in manifest["artifacts"] if a["path"].endswith(name))
+    stored_as: str = next(a["stored"] for a in manifest["artifacts"] if a["path"].endswith(name))
+    return directory / stored_as
 
 
 async def test_every_artifact_comes_back_checked(root: Path) -> None:

@@ -191,7 +191,7 @@ POD_NAME_ENV = {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "met
 
 def with_sub_path_expr(pod: dict[str, Any], container: str, volume: str, expression: str) -> dict[str, Any]:
     """Give ``container``'s mount of ``volume`` a subPathExpr (`workload` shares mount dicts: replaced, not changed)."""
-    spec = next(c for c in pod["spec"]["containers"] if c["name"] == container)
+    spec: dict[str, Any] = next(c for c in pod["spec"]["containers"] if c["name"] == container)
     spec["volumeMounts"] = [
         {**mount, "subPathExpr": expression} if mount["name"] == volume else mount for mount in spec["volumeMounts"]
     ]

@@ -11,7 +11,7 @@ import json
 import os
 import subprocess
 import tempfile
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,6 @@ from ai_storage_orchestrator.checkpoint import (
     InvalidCheckpointAnnotation,
     PVCheckpointer,
     copying,
-    records,
     saving,
 )
 from ai_storage_orchestrator.checkpoint import errors as reasons
@@ -101,7 +100,7 @@ def _stream_size(argvs: list[tuple[str, ...]]) -> int:
     return sum(len(subprocess.run(argv, capture_output=True, check=True).stdout) for argv in argvs)
 
 
-def events(logs: list[JSON], name: str) -> list[JSON]:
+def events(logs: Sequence[Mapping[str, Any]], name: str) -> list[JSON]:
     return [
         {k: v for k, v in entry.items() if k not in ("event", "log_level")} for entry in logs if entry["event"] == name
     ]
@@ -502,7 +501,7 @@ async def test_records_spool_where_they_are_told(root: Path, monkeypatch: pytest
         spools.append(dir)
         return real(*args, dir=dir, **kwargs)
 
-    monkeypatch.setattr(records.tempfile, "SpooledTemporaryFile", spy)
+    monkeypatch.setattr(tempfile, "SpooledTemporaryFile", spy)  # the module records spools with
     pod = workload(root, artifacts={"trainer": [str(root / "scratch-trainer")]})
     assert (await save(root, pod, Recording(), spool_dir=str(root)))["saved"] is True
     assert spools == [str(root)]

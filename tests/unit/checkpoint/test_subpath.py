@@ -32,7 +32,7 @@ def test_references_are_read_as_the_kubelet_reads_them(text: str, names: list[st
 
 
 def test_literal_and_field_ref_entries_are_copied_with_what_they_reference() -> None:
-    env = [
+    env: list[dict[str, Any]] = [
         {"name": "UNRELATED", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
         POD_NAME,
         {"name": "RUN", "value": "run-$(POD_NAME)"},

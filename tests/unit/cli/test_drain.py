@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from ai_storage_orchestrator.cli import build_parser, drain
-from ai_storage_orchestrator.cli.client import ApiError
+from ai_storage_orchestrator.cli import build_parser
+from ai_storage_orchestrator.cli.client import ApiError, UsageError
 from ai_storage_orchestrator.cli.drain import Drainer, drain_with, interrupted_lines
 from ai_storage_orchestrator.cli.drain_pods import (
     Action,
@@ -320,7 +320,7 @@ async def test_drain_cordons_and_exits_zero_only_when_the_node_is_empty(capsys: 
 
 async def test_daemonset_pods_stop_the_drain_without_ignore_daemonsets() -> None:
     cluster = FakeCluster([pod("ds", owner="DaemonSet")])
-    with pytest.raises(drain.UsageError, match="DaemonSet-managed pods \\(ml/ds\\)"):
+    with pytest.raises(UsageError, match="DaemonSet-managed pods \\(ml/ds\\)"):
         await drain_with(args("--no-ignore-daemonsets"), cluster, FakeOrchestrator(), program="p")
     assert not cluster.cordoned
 

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from ai_storage_orchestrator.cli import main
-from ai_storage_orchestrator.cli.client import DEFAULT_URL, TOKEN_ENV, URL_ENV
+from ai_storage_orchestrator.cli.client import TOKEN_ENV, URL_ENV
+from ai_storage_orchestrator.rest_client import DEFAULT_URL
 from tests.unit.cli.conftest import (
     CONTAINERS,
     MIGRATION_ID,

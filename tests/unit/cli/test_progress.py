@@ -4,10 +4,10 @@ elsewhere."""
 from __future__ import annotations
 
 import io
+import sys
 
 import pytest
 
-from ai_storage_orchestrator.cli import progress
 from ai_storage_orchestrator.cli.progress import Progress, live_capable
 from tests.unit.cli.conftest import screen
 
@@ -36,15 +36,16 @@ def test_live_only_on_a_capable_terminal(stream: io.StringIO, term: str, live: b
 
 def test_the_live_line_ticks_and_finished_phases_stay(monkeypatch: pytest.MonkeyPatch) -> None:
     terminal = Terminal()
-    monkeypatch.setattr(progress.sys, "stdout", terminal)
+    monkeypatch.setattr(sys, "stdout", terminal)
     monkeypatch.setenv("TERM", "xterm")
     clock = Clock()
     shown = Progress(quiet=False, clock=clock)
     try:
         shown.show({"phase": "Validating", "message": "checking [the pod]"})
         clock.now += 2.5
-        assert shown._live is not None
-        shown._live.refresh()  # what rich's refresh thread does several times a second
+        live = shown._live
+        assert live is not None
+        live.refresh()  # what rich's refresh thread does several times a second
         assert "[    2.5s] Validating       checking [the pod]" in terminal.getvalue()
         clock.now += 1.0
         shown.show({"phase": "CreatingTarget", "message": "creating"})
@@ -61,7 +62,7 @@ def test_the_live_line_ticks_and_finished_phases_stay(monkeypatch: pytest.Monkey
 
 def test_plain_lines_when_not_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     pipe = io.StringIO()
-    monkeypatch.setattr(progress.sys, "stdout", pipe)
+    monkeypatch.setattr(sys, "stdout", pipe)
     clock = Clock()
     shown = Progress(quiet=False, clock=clock)
     for phase, message in [("Validating", "a"), ("Validating", "a"), ("Validating", "b"), ("Completed", "done")]:
@@ -77,7 +78,7 @@ def test_plain_lines_when_not_a_terminal(monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_quiet_shows_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     terminal = Terminal()
-    monkeypatch.setattr(progress.sys, "stdout", terminal)
+    monkeypatch.setattr(sys, "stdout", terminal)
     shown = Progress(quiet=True)
     shown.show({"phase": "Validating", "message": "a"})
     shown.break_line()

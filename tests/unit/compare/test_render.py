@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import struct
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -43,11 +46,16 @@ def test_every_chart_is_a_png_and_an_svg(tmp_path: Path) -> None:
 
 
 def _downtime_bars(doc: dict[str, object]) -> int:
+    from matplotlib.collections import Collection
     from matplotlib.colors import to_rgba
 
     figure = render.timeline(chart_data(doc))
     red = to_rgba(render.DOWNTIME_COLOR, 0.75)
-    return sum(1 for c in figure.axes[0].collections if any(tuple(f) == pytest.approx(red) for f in c.get_facecolor()))
+
+    def rows(collection: Collection) -> Sequence[Sequence[float]]:
+        return cast(Sequence[Sequence[float]], collection.get_facecolor())  # an N x 4 RGBA array at run time
+
+    return sum(1 for c in figure.axes[0].collections if any(tuple(f) == pytest.approx(red) for f in rows(c)))
 
 
 def test_the_timeline_draws_only_the_measured_downtime_and_names_the_missing_one() -> None:
@@ -92,7 +100,7 @@ def test_report_write_adds_the_charts_and_html(tmp_path: Path) -> None:
 def test_without_the_report_extra_the_report_is_written_and_one_line_says_why(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(render.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     said: list[str] = []
     paths = report.write(comparison(), tmp_path, threshold=20, allow_unmeasured=False, say=said.append)
     assert [p.name for p in paths] == ["report.json", "report.md"]

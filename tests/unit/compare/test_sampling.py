@@ -4,7 +4,7 @@ up after its read budget, and reads every container of a pod concurrently."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -30,7 +30,7 @@ T0 = 1_700_000_000 * S
 class ScriptedReader:
     source = "scripted"
 
-    def __init__(self, reads: Sequence[dict[str, CounterRead | NotRunning | ReadFailed]]) -> None:
+    def __init__(self, reads: Sequence[Mapping[str, CounterRead | NotRunning | ReadFailed]]) -> None:
         self.reads = list(reads)
         self.calls = 0
 
@@ -195,7 +195,7 @@ class ScriptedMeter(PodMeter):
         super().__init__(None, None, namespace="ml", say=self.lines.append, **kwargs)  # type: ignore[arg-type]
         self.scripts = scripts
 
-    def reader(self, source: str, *, pod: str, node: str, containers: Sequence[str]) -> ScriptedReader:  # type: ignore[override]
+    def reader(self, source: str, *, pod: str, node: str, containers: Sequence[str]) -> ScriptedReader:
         return self.scripts[source]
 
 

@@ -7,7 +7,7 @@ import copy
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -479,7 +479,7 @@ def test_container_memory_is_the_trimmed_mean_of_the_valid_samples() -> None:
         intervals=[Interval(i, i + 1, 0.0, 1.0, 1.0, 1.0, 0.001, 0) for i in range(5)],
     )
     found = container_memory(log, ["a", "b", "c"], samples=5, trim=1)
-    assert found["a"] == ContainerMemory(pytest.approx(103.0), 5, 0, None)  # 101..105 without 101 and 105
+    assert found["a"] == ContainerMemory(cast(float, pytest.approx(103.0)), 5, 0, None)  # 101..105 without 101 and 105
     assert found["b"] == ContainerMemory(0.0, 5, 5, "terminated (exit 0, Done)")
     assert found["c"].mib is None  # no read of it at all: not measured, not 0
     assert container_line("a", found["a"], restarted=True) == "# Container a: 103MB (restarted!)"

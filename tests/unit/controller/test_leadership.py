@@ -59,6 +59,10 @@ class LeaseServer:
 
 
 def _elector(server: LeaseServer, changes: list[bool]) -> LeaderElector:
+    def on_change(leading: bool) -> None:
+        changes.append(leading)
+        server.changed.set()
+
     return LeaderElector(
         server,  # type: ignore[arg-type]
         name="lease",
@@ -67,7 +71,7 @@ def _elector(server: LeaseServer, changes: list[bool]) -> LeaderElector:
         lease_duration=0.6,
         renew_deadline=0.4,
         retry_period=0.05,
-        on_change=lambda leading: (changes.append(leading), server.changed.set()),
+        on_change=on_change,
     )
 
 
@@ -79,7 +83,8 @@ async def _until(condition: Any, server: LeaseServer, seconds: float = 5.0) -> N
 
 
 async def test_a_stalled_api_ends_the_term_within_the_renew_deadline() -> None:
-    server, changes = LeaseServer(), []
+    server = LeaseServer()
+    changes: list[bool] = []
     elector = _elector(server, changes)
     work_cancelled = asyncio.Event()
 
@@ -107,10 +112,15 @@ async def test_a_stalled_api_ends_the_term_within_the_renew_deadline() -> None:
 
 
 async def test_the_fence_closes_when_the_last_renewal_is_too_old_even_before_the_loop_notices() -> None:
-    server, changes = LeaseServer(), []
+    server = LeaseServer()
+    changes: list[bool] = []
     elector = _elector(server, changes)
     assert not elector.holds_lease(), "not leader: closed"
-    runner = asyncio.get_running_loop().create_task(elector.run(lambda: asyncio.Event().wait()))
+
+    async def lead() -> None:
+        await asyncio.Event().wait()
+
+    runner = asyncio.get_running_loop().create_task(elector.run(lead))
     try:
         await _until(lambda: elector.is_leader, server)
         assert elector.holds_lease()

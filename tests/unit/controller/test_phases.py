@@ -256,7 +256,12 @@ async def test_a_slow_checkpoint_does_not_hold_a_worker_and_wakes_its_migration_
     world.controller.checkpoints.checkpointer = slow
     woken: list[str] = []
     woke = asyncio.Event()
-    world.controller.checkpoints.wake = lambda key: (woken.append(key), woke.set())[0]
+
+    def wake(key: str) -> None:
+        woken.append(key)
+        woke.set()
+
+    world.controller.checkpoints.wake = wake
     world.migration(phase=Phase.CHECKPOINTING.value, strategy=CHECKPOINT_RESTART)
     result = await world.controller.reconcile(KEY)
     assert result.outcome is Outcome.REQUEUE_AFTER, "the step returned while the checkpoint runs"

@@ -75,7 +75,7 @@ async def test_an_out_of_range_timeout_is_refused_once_not_retried(timeout: str)
 async def test_a_migration_id_annotation_never_reaches_another_namespace() -> None:
     world = World()
     trigger, service = _trigger(world)
-    other = {
+    other: dict[str, Any] = {
         "apiVersion": "ai-storage.io/v1alpha1",
         "kind": "PodMigration",
         "metadata": {"name": "victim", "namespace": "other-team"},

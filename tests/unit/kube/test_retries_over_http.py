@@ -38,7 +38,7 @@ async def test_a_429_is_retried_after_the_servers_retry_after(
     assert fake_time.sleeps == [3.0]
     assert len(server.seen("GET", POD_PATH)) == 2
     (retry,) = [e for e in logs if e["event"] == "kube.retry"]
-    assert retry | {"log_level": "warning"} == {
+    assert dict(retry) | {"log_level": "warning"} == {
         "event": "kube.retry",
         "log_level": "warning",
         "method": "GET",

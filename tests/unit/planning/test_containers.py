@@ -56,7 +56,7 @@ def test_kinds_order_and_details() -> None:
 
 
 def test_restart_count_and_readiness_are_read_in_every_state() -> None:
-    statuses = [
+    statuses: list[dict[str, Any]] = [
         {"name": "a", "state": {"terminated": {"exitCode": 0}}, "restartCount": 3, "ready": True},
         {"name": "b", "state": {"running": {}}, "restartCount": 1, "ready": True},
         {"name": "c", "state": {"waiting": {"reason": "CrashLoopBackOff"}}, "restartCount": 7},

@@ -16,6 +16,7 @@ from ai_storage_orchestrator.controller.planning.fit import (
     resources_fit,
     tolerates,
 )
+from ai_storage_orchestrator.controller.planning.quantities import pod_requests
 from tests.unit.planning.fixtures import container, make_node, make_pod, running
 
 pytestmark = pytest.mark.unit
@@ -306,7 +307,7 @@ def test_a_remembered_version_is_not_summed_again(monkeypatch: pytest.MonkeyPatc
         summed.append(spec)
         return real(spec)
 
-    real = fit.pod_requests
+    real = pod_requests
     monkeypatch.setattr(fit, "pod_requests", counting)
     pod = _pod(cpu="1")
     for _ in range(3):

@@ -51,7 +51,7 @@ def test_a_request_equal_to_what_is_free_fits(cpu: str, memory: str, insufficien
     node = make_node(cpu="2", memory="4Gi")
     result = resources_fit(node, _pod("target", cpu=cpu, memory=memory), [_pod("other", cpu="1", memory="2Gi")])
     assert result.details["insufficient"] == insufficient
-    assert result.passed is not insufficient
+    assert result.passed is (not insufficient)
 
 
 @pytest.mark.parametrize(("pods", "fits"), [("2", True), ("1", False)])
