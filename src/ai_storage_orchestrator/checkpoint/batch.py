@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from ai_storage_orchestrator.checkpoint.transport import CommandResult, ExecStatus
 
+GUARD = "guard"
 RESET = "reset"
 EXTRACT = "extract"
 RENAME = "rename"
@@ -35,11 +36,34 @@ def mkdir_step(index: int) -> str:
     return f"mkdir {index}"
 
 
-# argv: checkpoint RESET WRITE DIR TMP MANIFEST ROOT NAME [MKDIR...]
-# RESET, WRITE: "1" to run that part; ROOT: "" for no listing; NAME: the manifest's file name (for find).
-SCRIPT = """step() { printf '\\0%s\\n' "$1"; }
-reset=$1 write=$2 dir=$3 tmp=$4 manifest=$5 root=$6 name=$7
-shift 7
+# `real BASE PATH`: fails, naming it, when a directory between BASE (the volume's mount point) and PATH is a symbolic
+# link. The shared volume may be written by other namespaces' pods: a link planted in the checkpoint's path would
+# send the reset, the writes and retention's `rm -rf` to wherever it points inside the writer's container.
+REAL_FUNCTION = """real() {
+  p=$1 rest=${2#"$1"}
+  while [ -n "$rest" ]; do
+    rest=${rest#/}
+    c=${rest%%/*}
+    rest=${rest#"$c"}
+    p=$p/$c
+    if [ -n "$c" ] && [ -L "$p" ]; then
+      echo "$p is a symbolic link: the checkpoint's path must be real directories" >&2
+      return 40
+    fi
+  done
+}
+"""
+
+# argv: checkpoint RESET WRITE BASE DIR TMP MANIFEST ROOT NAME [MKDIR...]
+# RESET, WRITE: "1" to run that part; BASE: the volume's mount point in this container ("" unknown: from /);
+# ROOT: "" for no listing; NAME: the manifest's file name (for find).
+SCRIPT = (
+    REAL_FUNCTION
+    + """step() { printf '\\0%s\\n' "$1"; }
+reset=$1 write=$2 base=$3 dir=$4 tmp=$5 manifest=$6 root=$7 name=$8
+shift 8
+step guard
+real "$base" "$dir" || exit
 if [ "$reset" = 1 ]; then
   step reset
   rm -rf "$dir" || exit
@@ -69,18 +93,39 @@ if [ "$write" = 1 ]; then
 fi
 exit 0
 """
+)
+
+
+# argv: remove BASE PATH...: each PATH checked as above, then all removed.
+REMOVE_SCRIPT = (
+    REAL_FUNCTION
+    + """base=$1
+shift
+for target do
+  real "$base" "$(dirname -- "$target")" || exit
+done
+rm -rf -- "$@"
+"""
+)
+
+
+def remove_argv(*, base: str, paths: Sequence[str]) -> list[str]:
+    """``rm -rf`` of ``paths``, refused when a directory above one of them (below ``base``) is a symbolic link."""
+    return ["sh", "-c", REMOVE_SCRIPT, "remove", base.rstrip("/"), *paths]
 
 
 def argv(
     *,
+    base: str,
     directory: str,
     mkdirs: Sequence[str] | None,
     manifest: tuple[str, str] | None,
     root: str | None,
     name: str,
 ) -> list[str]:
-    """The script's argv: reset with ``mkdirs`` (None: no reset), write ``manifest`` = (tmp, final) (None: no write),
-    list ``root`` after the write (None: no listing)."""
+    """The script's argv: first check that nothing between ``base`` and ``directory`` is a symbolic link, then reset
+    with ``mkdirs`` (None: no reset), write ``manifest`` = (tmp, final) (None: no write), list ``root`` after the
+    write (None: no listing)."""
     tmp, final = manifest or ("", "")
     return [
         "sh",
@@ -89,6 +134,7 @@ def argv(
         "checkpoint",
         "1" if mkdirs is not None else "0",
         "1" if manifest is not None else "0",
+        base.rstrip("/"),
         directory,
         tmp,
         final,

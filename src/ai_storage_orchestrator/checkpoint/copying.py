@@ -69,10 +69,12 @@ _BATCH = 256 * 1024
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
-    """A container of the pod and a path as that container sees it."""
+    """A container of the pod and a path as that container sees it; ``base``, when known, the mount point of the
+    volume the path is on (the checkpoint's writer: nothing between it and the path may be a symbolic link)."""
 
     container: str
     path: str
+    base: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ VOLUME_READ_ONLY = "checkpoint_volume_read_only"  # EROFS
 VOLUME_PERMISSION_DENIED = "checkpoint_volume_permission_denied"  # EACCES
 VOLUME_FULL = "checkpoint_volume_full"  # ENOSPC / EDQUOT
 WRITE_FAILED = "checkpoint_write_failed"  # any other failure writing the checkpoint directory
+PATH_UNSAFE = "checkpoint_path_unsafe"  # a directory of the checkpoint's path on the volume is a symbolic link
 EXEC_FAILED = "checkpoint_exec_failed"  # the API server or kubelet refused or broke an exec
 TIMED_OUT = "checkpoint_timeout"
 NO_RUNNING_CONTAINER = "checkpoint_no_running_container"

@@ -185,6 +185,7 @@ class View:
     container: str
     path: str
     writable: bool
+    mount_path: str = ""  # where that container mounts the volume the file is on
 
 
 def views_of(
@@ -203,6 +204,6 @@ def views_of(
                 continue
             path = view_through(mount, inside_volume)
             if path is not None:
-                found.append(View(name, path, not mount.read_only))
+                found.append(View(name, path, not mount.read_only, mount.mount_path))
                 break
     return found

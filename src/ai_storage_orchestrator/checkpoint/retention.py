@@ -30,6 +30,7 @@ from typing import Any
 
 import structlog
 
+from ai_storage_orchestrator.checkpoint.batch import remove_argv
 from ai_storage_orchestrator.checkpoint.layout import MANIFEST_NAME, MIGRATION_ID_PATTERN
 from ai_storage_orchestrator.checkpoint.transport import ExecTransport, run
 from ai_storage_orchestrator.kube.exec import ExecError
@@ -130,6 +131,7 @@ async def apply_retention(
     pod: str,
     container: str,
     root: str,
+    base: str = "",
     current: str,
     phases: Mapping[str, str],
     in_use: Collection[str],
@@ -138,7 +140,8 @@ async def apply_retention(
     listing: Listing | None = None,
 ) -> dict[str, Any]:
     """List ``root`` through ``container`` (unless ``listing`` is what the saver's last exec listed already),
-    delete what ``select_for_deletion`` says; best effort (a failure is logged and reported, the checkpoint just
+    delete what ``select_for_deletion`` says (refused if a directory between ``base``, the volume's mount point, and
+    ``root`` is a symbolic link); best effort (a failure is logged and reported, the checkpoint just
     written stays valid)."""
     try:
         async with asyncio.timeout(CLEANUP_TIMEOUT):
@@ -160,7 +163,7 @@ async def apply_retention(
                 keep_failed=keep_failed,
             )
             if decision.delete:
-                argv = ["rm", "-rf", *(posixpath.join(root, name) for name in decision.delete)]
+                argv = remove_argv(base=base, paths=[posixpath.join(root, name) for name in decision.delete])
                 removed = await run(transport, namespace=namespace, pod=pod, container=container, argv=argv)
                 if not removed.success:
                     raise ExecError(f"rm failed: {removed.describe()}")

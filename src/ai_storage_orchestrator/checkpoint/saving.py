@@ -253,7 +253,7 @@ class PVCheckpointer:
             return None
         views = [v for v in views_of(pod, location.volume, inside, containers=running_containers(pod)) if v.writable]
         views.sort(key=lambda v: v.container != location.container)
-        return Endpoint(views[0].container, views[0].path) if views else None
+        return Endpoint(views[0].container, views[0].path, views[0].mount_path) if views else None
 
     @staticmethod
     def _reader(pod: Mapping[str, Any], container: str, path: str) -> Endpoint | None:
@@ -374,6 +374,7 @@ class PVCheckpointer:
         """Run ``batch.SCRIPT`` in the writer: the reset (``mkdirs`` given) and/or the manifest's write (``manifest``
         given, extracted from stdin) and the listing of ``root``; (its steps, whether it took all of stdin)."""
         argv = batch.argv(
+            base=writer.base,
             directory=writer.path,
             mkdirs=mkdirs,
             manifest=(posixpath.join(writer.path, MANIFEST_TMP_NAME), posixpath.join(writer.path, MANIFEST_NAME))
@@ -410,6 +411,7 @@ class PVCheckpointer:
         """CheckpointError (``_ExecUnavailable`` for a checkpoint with nothing declared, when the writer cannot run
         commands at all) if the reset's steps failed: clearing the directory, or creating one of ``mkdirs``."""
         steps, _ = outcome
+        _unsafe_path_failure(steps, writer)
         status, directory = steps.status, writer.path
         failed = steps.failed
         if failed is None and not steps.result.success:
@@ -533,6 +535,7 @@ class PVCheckpointer:
             job, writer, mkdirs=mkdirs, manifest=Member(MANIFEST_TMP_NAME, size, chunks), root=root
         )
         steps, accepted = outcome
+        _unsafe_path_failure(steps, writer)
         if mkdirs is not None:
             self._reset_failure(outcome, writer, mkdirs, empty=True)
         if steps.failed in (None, batch.EXTRACT) and not steps.result.success:
@@ -566,7 +569,7 @@ class PVCheckpointer:
             return
         try:
             async with asyncio.timeout(CLEANUP_TIMEOUT):
-                await self._exec(job, writer.container, ["rm", "-rf", writer.path])
+                await self._exec(job, writer.container, batch.remove_argv(base=writer.base, paths=[writer.path]))
         except (TimeoutError, ExecError) as error:
             log.warning("checkpoint.discard_failed", directory=writer.path, error=str(error))
 
@@ -592,6 +595,7 @@ class PVCheckpointer:
             pod=job.pod_name,
             container=writer.container,
             root=root,
+            base=writer.base,
             current=job.migration_id,
             phases=job.phases,
             in_use=job.in_use,
@@ -612,3 +616,14 @@ def _list_file(section: ArtifactSection) -> ArtifactFile:
         section.list_sha256,
         section.list_path,
     )
+
+
+def _unsafe_path_failure(steps: batch.Steps, writer: Endpoint) -> None:
+    """CheckpointError (`checkpoint_path_unsafe`) when the script refused the checkpoint's path: a directory in it,
+    below the volume's mount point, is a symbolic link (planted by another writer of the shared volume, say)."""
+    if steps.failed == batch.GUARD:
+        text = steps.result.stderr.strip() or steps.status.message
+        raise CheckpointError(
+            f"the checkpoint directory {writer.path} in container {writer.container} is not safe to write: {text}",
+            reason=reasons.PATH_UNSAFE,
+        )

@@ -17,6 +17,7 @@ import pytest
 
 from ai_storage_orchestrator.checkpoint import CheckpointError
 from ai_storage_orchestrator.checkpoint import errors as reasons
+from ai_storage_orchestrator.checkpoint.batch import REMOVE_SCRIPT
 from ai_storage_orchestrator.checkpoint.manifest import serialise
 from ai_storage_orchestrator.kube.exec import ExecStatus
 from tests.unit.checkpoint.fakes import Call, LocalExec
@@ -62,12 +63,10 @@ async def test_pruning_older_checkpoints_is_the_second_and_last_exec(root: Path)
     transport = LocalExec()
     result = await save(root, workload(root), transport, retention=2)
     assert len(transport.calls) == 2
-    assert transport.calls[1].argv == (
-        "rm",
-        "-rf",
-        str(checkpoint_root(root) / "old2"),
-        str(checkpoint_root(root) / "old1"),
-    )
+    removal = transport.calls[1].argv
+    assert removal[:4] == ("sh", "-c", REMOVE_SCRIPT, "remove")
+    assert removal[5:] == (str(checkpoint_root(root) / "old2"), str(checkpoint_root(root) / "old1"))
+    assert not (checkpoint_root(root) / "old1").exists()
     assert result["retention"] == {"kept": [MIGRATION, "old3"], "deleted": ["old2", "old1"], "limit": 2}
     assert sorted(p.name for p in checkpoint_root(root).iterdir()) == sorted([MIGRATION, "old3"])
 
@@ -153,7 +152,7 @@ async def test_each_step_of_the_one_exec_fails_with_its_own_reason(
         await save(root, workload(root), transport)
     assert failure.value.reason == reason
     assert failure.value.message == message.format(directory=_directory(root))
-    assert [c.argv[0] for c in transport.calls] == ["sh", "rm"], "the script, then the clean-up"
+    assert [c.argv[0] for c in transport.calls] == ["sh", "sh"], "the script, then the clean-up"
     assert not _directory(root).exists()
 
 

@@ -122,6 +122,8 @@ def _kind(call: Call) -> str:
         return {("1", "0"): "reset", ("0", "1"): "manifest", ("1", "1"): "reset+manifest"}[argv[4], argv[5]]
     if argv[0] == "sh" and len(argv) > 3 and argv[3] in ("verify", "verify-list"):
         return "verify-files" if argv[3] == "verify" else "verify-list"
+    if argv[0] == "sh" and len(argv) > 3 and argv[3] == "remove":
+        return "rm"
     if argv[0] == "sh":
         return "hook"
     if argv[:2] == ("tar", "-c"):
