@@ -147,6 +147,9 @@ async def pending(ctx: MigrationContext) -> Result:
     # Workers admit one migration at a time: the check and the recorded start must not interleave, or two
     # migrations could both see a free slot.
     async with ctx.controller.admission:
+        other = ctx.controller.older_active_migration(ctx)  # again: one may have started while this step waited
+        if other is not None:
+            return await ctx.fail("migration_in_progress", busy_message(other, ctx.namespace, ctx.spec["podName"]))
         blocker = ctx.controller.capacity_blocker(ctx) or ctx.controller.owner_blocker(ctx)
         if not blocker:  # validation reads only the caches: it is done in this step, recorded in one write
             return await _plan(ctx, passed=[(Phase.VALIDATING, now_iso(), VALIDATING_MESSAGE)])
@@ -266,7 +269,8 @@ async def checkpointing(ctx: MigrationContext) -> Result:
         said = f"commands cannot run in containers on node {source_node} (seen by an earlier checkpoint); not tried"
         return await _checkpoint_recorded(ctx, {"saved": False, "skipped": EXEC_UNAVAILABLE, "message": said})
     if finished is None:
-        if not pool.running(key) and ctx.seconds_left() <= 0:
+        if ctx.seconds_left() <= 0:  # a job still running at the deadline is stopped here, not waited for
+            pool.cancel(key)
             return await _fail_untouched(
                 ctx,
                 "checkpoint_timeout",

@@ -65,6 +65,9 @@ class Reconciler:
                 await self.reconcile_once(key)
             finally:
                 self.queue.done(key)
+            # A step that asks to run again at once without awaiting any I/O must not starve the event loop (the
+            # API, the lease, other migrations): queue.get() on a non-empty queue does not yield.
+            await asyncio.sleep(0)
 
     async def reconcile_once(self, key: str) -> None:
         try:

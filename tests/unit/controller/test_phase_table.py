@@ -3,7 +3,9 @@ orderings, the refusals, the rollbacks and the end of a record's life."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+from typing import Any
 
 import pytest
 
@@ -184,3 +186,73 @@ async def test_a_finished_record_loses_its_finalizer_then_expires() -> None:
     )
     await world.drive()
     assert world.state.migrations.get(KEY) is None
+
+
+class _NeverEnds:
+    """A checkpointer whose save hangs (a hook that never returns, an exec into a node that stopped answering)."""
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.cancelled = False
+
+    async def save(self, job: object) -> dict[str, object]:
+        self.started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        raise AssertionError("unreachable")
+
+
+async def test_a_checkpoint_still_running_at_the_deadline_fails_the_move_without_spinning() -> None:
+    world = World(settings=Settings(leader_election=False, prewarm=False))
+    hanging = _NeverEnds()
+    world.controller.checkpoints.checkpointer = hanging
+    world.request(strategy="checkpoint-restart", timeoutSeconds=60)
+    await world.drive()
+    assert world.phase() == Phase.CHECKPOINTING.value
+    assert world.controller.checkpoints.running(KEY)
+    await asyncio.wait_for(hanging.started.wait(), timeout=5)
+    long_ago = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    await world.api.merge_patch(POD_MIGRATIONS, "m1", {"status": {"startedAt": long_ago}}, namespace=NAMESPACE)
+    result = await world.drive()
+    assert result.outcome is not Outcome.REQUEUE
+    assert world.phase() == Phase.FAILED.value
+    assert world.record()["status"]["error"]["reason"] == "checkpoint_timeout"
+    assert not world.controller.checkpoints.running(KEY)
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert hanging.cancelled
+    assert world.api.pod(POD) is not None, "the source was never touched"
+
+
+async def test_two_moves_of_one_pod_arriving_together_never_both_start() -> None:
+    """The second move appears while the first's plan is being written: it must not start once the first has."""
+    world = World()
+    world.request(migration_id="bbb", strategy="checkpoint-restart")
+    stamp = world.record(f"{NAMESPACE}/bbb")["metadata"]["creationTimestamp"]
+    written = asyncio.Event()
+    real_patch = world.api.merge_patch
+
+    async def slow_first_status_write(resource: Any, name: str, patch: Any, **options: Any) -> dict[str, Any]:
+        if name == "bbb" and options.get("subresource") == "status" and not written.is_set():
+            await written.wait()
+        return await real_patch(resource, name, patch, **options)
+
+    world.api.merge_patch = slow_first_status_write  # type: ignore[method-assign]
+    first = asyncio.create_task(world.controller.reconcile(f"{NAMESPACE}/bbb"))
+    for _ in range(2):
+        await asyncio.sleep(0)
+    world.request(migration_id="aaa", strategy="checkpoint-restart")  # same second: "aaa" sorts first
+    record = world.api.objects[(POD_MIGRATIONS.plural, NAMESPACE, "aaa")]
+    record["metadata"]["creationTimestamp"] = stamp
+    world.api.put(POD_MIGRATIONS, record)
+    second = asyncio.create_task(world.controller.reconcile(f"{NAMESPACE}/aaa"))
+    for _ in range(2):
+        await asyncio.sleep(0)
+    written.set()
+    await asyncio.gather(first, second)
+    phases = {world.phase(f"{NAMESPACE}/bbb"), world.phase(f"{NAMESPACE}/aaa")}
+    assert phases == {Phase.CHECKPOINTING.value, Phase.FAILED.value}
+    assert world.record(f"{NAMESPACE}/aaa")["status"]["error"]["reason"] == "migration_in_progress"
