@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
+from ai_storage_orchestrator.controller.ports import Checkpointer
 from ai_storage_orchestrator.controller.reconciler import Outcome
 from ai_storage_orchestrator.conventions import MIGRATION_FINALIZER
 from ai_storage_orchestrator.kube.resources import POD_MIGRATIONS, PODS
@@ -208,7 +209,7 @@ class _NeverEnds:
 async def test_a_checkpoint_still_running_at_the_deadline_fails_the_move_without_spinning() -> None:
     world = World(settings=Settings(leader_election=False, prewarm=False))
     hanging = _NeverEnds()
-    world.controller.checkpoints.checkpointer = hanging
+    world.controller.checkpoints.checkpointer = cast(Checkpointer, hanging)  # only save is called
     world.request(strategy="checkpoint-restart", timeoutSeconds=60)
     await world.drive()
     assert world.phase() == Phase.CHECKPOINTING.value
