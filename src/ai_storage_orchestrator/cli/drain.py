@@ -47,6 +47,7 @@ from ai_storage_orchestrator.cli.drain_pods import (
     parse_duration,
     plan_lines,
     refusal_text,
+    refused_action,
     remaining_problem,
     sort_pods,
     summary_lines,
@@ -163,8 +164,7 @@ class Drainer:
                 if error.status == 404:
                     work.action, work.reason = Action.SKIP, "gone: the pod no longer exists"
                 elif is_refusal(error):
-                    work.action = Action.EVICT if self.evict else Action.LEAVE
-                    work.reason = refusal_text(error) + ("" if self.evict else "; left in place (--no-evict)")
+                    work.action, work.reason = refused_action(work, refusal_text(error), evict=self.evict)
                 else:
                     work.reason = f"{error.message} ({error.reason})"
                 continue
@@ -207,10 +207,12 @@ class Drainer:
             self._finish(work, Outcome.GONE, "gone", "the pod no longer exists")
         elif not is_refusal(error):
             self._finish(work, Outcome.FAILED, "failed", f"{error.message} ({error.reason})")
-        elif self.evict:
-            self._set(work, action=Action.EVICT, state="to evict", reason=refusal_text(error))
         else:
-            self._finish(work, Outcome.LEFT, "left", f"{refusal_text(error)}; left in place (--no-evict)")
+            action, reason = refused_action(work, refusal_text(error), evict=self.evict)
+            if action is Action.EVICT:
+                self._set(work, action=action, state="to evict", reason=reason)
+            else:
+                self._finish(work, Outcome.LEFT, "left", reason)
         return None
 
     async def _follow(self, work: PodWork, migration: JSON) -> None:
@@ -335,6 +337,16 @@ def add_parser(
         action="store_false",
         help="leave the pods the orchestrator refuses in place and report them (the exit code is then 1)",
     )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="also evict a refused pod that no controller manages (as kubectl drain --force: it is deleted for good)",
+    )
+    parser.add_argument(
+        "--delete-emptydir-data",
+        action="store_true",
+        help="also evict a refused pod with emptyDir volumes (as kubectl drain: their data is lost)",
+    )
     parser.add_argument("--poll-interval", type=float, default=POLL_INTERVAL, help=argparse.SUPPRESS)
     kube = parser.add_argument_group("kubeconfig (as kubectl)")
     kube.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
@@ -407,7 +419,7 @@ async def drain_with(args: argparse.Namespace, cluster: Cluster, orchestrator: O
             f"cannot drain node {node}: DaemonSet-managed pods ({', '.join(blockers)}); their DaemonSet would"
             " recreate them -- drop --no-ignore-daemonsets to skip them. Nothing was changed."
         )
-    candidates, skipped = sort_pods(pods)
+    candidates, skipped = sort_pods(pods, force=args.force, delete_emptydir_data=args.delete_emptydir_data)
     deadline = time.monotonic() + args.timeout if args.timeout > 0 else None
     if args.dry_run:
         drainer = Drainer(node, orchestrator, cluster, evict=args.evict)

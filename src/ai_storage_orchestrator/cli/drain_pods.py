@@ -48,6 +48,7 @@ class PodWork:
     started: float | None = None
     finished: float | None = None
     outcome: Outcome | None = None
+    not_evictable: str | None = None  # why the pod is not evicted if the orchestrator refuses it (as kubectl drain)
 
     @property
     def key(self) -> str:
@@ -78,13 +79,28 @@ def skip_reason(pod: Mapping[str, Any]) -> str | None:
     return None
 
 
-def sort_pods(pods: Iterable[Mapping[str, Any]]) -> tuple[list[PodWork], list[PodWork]]:
+def eviction_blocker(pod: Mapping[str, Any], *, force: bool, delete_emptydir_data: bool) -> str | None:
+    """Why `kubectl drain` would not evict this pod without an override: nothing recreates a pod without a
+    controller (evicting it deletes it for good), and an emptyDir's data goes with the pod."""
+    if controlling_owner(pod) is None and not force:
+        return "no controller would recreate it, so evicting it would delete it for good (--force to evict it)"
+    volumes = (pod.get("spec") or {}).get("volumes") or []
+    local = [str(v.get("name")) for v in volumes if isinstance(v, Mapping) and v.get("emptyDir") is not None]
+    if local and not delete_emptydir_data:
+        return f"its emptyDir data ({', '.join(local)}) would be lost (--delete-emptydir-data to evict it)"
+    return None
+
+
+def sort_pods(
+    pods: Iterable[Mapping[str, Any]], *, force: bool = False, delete_emptydir_data: bool = False
+) -> tuple[list[PodWork], list[PodWork]]:
     """(the pods to ask the orchestrator about, the skipped ones), each in namespace/name order."""
     candidates: list[PodWork] = []
     skipped: list[PodWork] = []
     for pod in pods:
         metadata = pod.get("metadata") or {}
         work = PodWork(str(metadata.get("namespace")), str(metadata.get("name")), uid=metadata.get("uid"))
+        work.not_evictable = eviction_blocker(pod, force=force, delete_emptydir_data=delete_emptydir_data)
         reason = skip_reason(pod)
         if reason is None:
             candidates.append(work)
@@ -148,8 +164,17 @@ def apply_dry_run(work: PodWork, plan: Mapping[str, Any], *, evict: bool) -> Non
     reasons = failed_check_reasons(None, checks) or ["refused"]
     messages = [str(c.get("message")) for c in checks or [] if isinstance(c, Mapping) and not c.get("passed")]
     text = f"refused ({', '.join(reasons)})" + (f": {messages[0]}" if messages else "")
-    work.action = Action.EVICT if evict else Action.LEAVE
-    work.reason = text if evict else f"{text}; left in place (--no-evict)"
+    work.action, work.reason = refused_action(work, text, evict=evict)
+
+
+def refused_action(work: PodWork, refusal: str, *, evict: bool) -> tuple[Action, str]:
+    """What the drain does with a pod the orchestrator refused: evict it, or leave it (--no-evict, or a pod
+    `kubectl drain` would not evict without an override), and why."""
+    if not evict:
+        return Action.LEAVE, f"{refusal}; left in place (--no-evict)"
+    if work.not_evictable is not None:
+        return Action.LEAVE, f"{refusal}; not evicted: {work.not_evictable}"
+    return Action.EVICT, refusal
 
 
 def plan_lines(node: str, works: Sequence[PodWork]) -> list[str]:

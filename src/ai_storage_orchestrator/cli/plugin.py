@@ -36,7 +36,8 @@ USAGE = """\
 kubectl migrate POD [--to NODE] [-n NAMESPACE] [--from NODE] [--wait | --dry-run] [options]
        kubectl migrate list [-n NAMESPACE | -A] [options]
        kubectl migrate status ID [--wait] | cancel ID
-       kubectl migrate drain NODE [--dry-run] [--parallel N] [--timeout 10m] [--no-evict]
+       kubectl migrate drain NODE [--dry-run] [--parallel N] [--timeout 10m] [--no-evict] [--force]
+                           [--delete-emptydir-data]
        kubectl migrate logs [--migration ID] [-f]
        kubectl migrate completion bash|zsh"""
 

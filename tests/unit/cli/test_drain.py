@@ -364,3 +364,42 @@ def test_interrupted_lines_name_what_is_in_flight() -> None:
         "  in flight: ml/b evict (terminating)",
         "  not started: ml/d",
     ]
+
+
+# a refused pod kubectl drain would not evict without an override --------------------------------------------------
+def with_emptydir(spec_pod: JSON) -> JSON:
+    spec_pod["spec"]["volumes"] = [{"name": "scratch", "emptyDir": {}}]
+    return spec_pod
+
+
+async def test_a_refused_pod_without_a_controller_is_left_not_deleted_for_good(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pods = [pod("bare"), with_emptydir(pod("web", owner="ReplicaSet")), pod("job", owner="Job")]
+    cluster = FakeCluster(list(pods))
+    fake = FakeOrchestrator(refusals={name: refused("no_target_node") for name in ("bare", "web", "job")})
+    code = await drain_with(args(), cluster, fake, program="p")
+    out = capsys.readouterr().out
+    assert code == 1, "the node still holds pods"
+    assert cluster.evicted == ["job"]
+    assert "bare: refused (no_target_node)" in out
+    assert "(--force to evict it)" in out
+    assert "its emptyDir data (scratch) would be lost (--delete-emptydir-data to evict it)" in out
+
+
+async def test_force_and_delete_emptydir_data_evict_them_as_kubectl_does() -> None:
+    pods = [pod("bare"), with_emptydir(pod("web", owner="ReplicaSet"))]
+    cluster = FakeCluster(list(pods))
+    fake = FakeOrchestrator(refusals={name: refused("no_target_node") for name in ("bare", "web")})
+    code = await drain_with(args("--force", "--delete-emptydir-data"), cluster, fake, program="p")
+    assert code == 0
+    assert sorted(cluster.evicted) == ["bare", "web"]
+
+
+async def test_the_dry_run_says_which_refused_pods_would_be_left(capsys: pytest.CaptureFixture[str]) -> None:
+    cluster = FakeCluster([pod("bare")])
+    fake = FakeOrchestrator(refusals={"bare": refused("no_target_node")})
+    await drain_with(args("--dry-run"), cluster, fake, program="p")
+    out = capsys.readouterr().out
+    assert "leave 1" in out
+    assert "not evicted: no controller would recreate it" in out
