@@ -174,7 +174,14 @@ class Drainer:
         slots = asyncio.Semaphore(self.parallel)
         async with asyncio.TaskGroup() as group:
             for work in works:
-                group.create_task(self._one(work, slots))
+                group.create_task(self._guarded(work, slots))
+
+    async def _guarded(self, work: PodWork, slots: asyncio.Semaphore) -> None:
+        """One pod; an API server error about it (a 503, a 403 on get) fails that pod, not the whole drain."""
+        try:
+            await self._one(work, slots)
+        except KubeApiError as error:
+            self._finish(work, Outcome.FAILED, "failed", f"the API server answered: {error.message}")
 
     async def _one(self, work: PodWork, slots: asyncio.Semaphore) -> None:
         async with slots:

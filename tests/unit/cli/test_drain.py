@@ -403,3 +403,18 @@ async def test_the_dry_run_says_which_refused_pods_would_be_left(capsys: pytest.
     out = capsys.readouterr().out
     assert "leave 1" in out
     assert "not evicted: no controller would recreate it" in out
+
+
+async def test_an_api_server_error_while_waiting_for_an_eviction_fails_that_pod_only() -> None:
+    class Unavailable(FakeCluster):
+        async def pod_present(self, namespace: str, name: str, uid: str | None) -> bool:
+            raise KubeApiError(503, "ServiceUnavailable", "etcd is down")
+
+    fake = FakeOrchestrator(refusals={"web": refused()})
+    cluster = Unavailable([pod("web", owner="ReplicaSet"), pod("a")])
+    runner, _ = drainer(fake, cluster)
+    works, _ = sort_pods(cluster.pods)
+    await runner.run(works)
+    outcomes = {w.name: (w.outcome, w.reason) for w in works}
+    assert outcomes["web"] == (Outcome.FAILED, "the API server answered: etcd is down")
+    assert outcomes["a"][0] is Outcome.MIGRATED
