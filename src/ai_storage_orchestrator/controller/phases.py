@@ -852,7 +852,14 @@ async def rolling_back(ctx: MigrationContext) -> Result:
     if target is not None and Pod(target).labels.get(MIGRATION_ID_LABEL) == ctx.name:
         if not terminating(target):
             await _delete_pod(ctx, target, uid=target["metadata"].get("uid"))
-        return Result.after(DELETE_WAIT_SECONDS)
+        if ctx.status.get("sourceStopped"):  # the source is recreated only once no copy of the target can run
+            await _say_target_node_down(ctx, target)
+            return Result.after(DELETE_WAIT_SECONDS)
+        if _node_ready(ctx.controller.state.node(Pod(target).node_name or "")):
+            return Result.after(DELETE_WAIT_SECONDS)  # its kubelet confirms the removal soon: end with it gone
+        # The source was never touched and still runs, and the target's node does not answer: a target being
+        # removed is never handed the source's work (its gate gets no token), so the rollback ends without waiting
+        # for a kubelet that may never confirm it.
     restored = ""
     if ctx.status.get("sourceStopped"):
         source = ctx.source_pod
@@ -869,6 +876,18 @@ async def rolling_back(ctx: MigrationContext) -> Result:
     if error:
         return await ctx.transition(Phase.FAILED, f"{error.get('message')}; rolled back{restored}")
     return await ctx.transition(Phase.CANCELLED, f"cancelled; rolled back{restored}")
+
+
+async def _say_target_node_down(ctx: MigrationContext, target: JSON) -> None:
+    """Why the rollback waits, when the target's removal waits for a node that does not answer."""
+    node = Pod(target).node_name
+    if node and not _node_ready(ctx.controller.state.node(node)):
+        message = (
+            f"waiting for target pod {target['metadata']['name']} to be gone: its node {node} is not Ready, and the"
+            " source is recreated only once no copy of it can run (if the node is gone for good, delete the Node)"
+        )
+        if ctx.status.get("message") != message:
+            await ctx.update_status(message=message)
 
 
 async def _restored_admitted(ctx: MigrationContext, pod: JSON) -> Result | None:

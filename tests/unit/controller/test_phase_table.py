@@ -15,7 +15,7 @@ from ai_storage_orchestrator.conventions import MIGRATION_FINALIZER
 from ai_storage_orchestrator.kube.resources import POD_MIGRATIONS, PODS
 from ai_storage_orchestrator.models import Phase
 from ai_storage_orchestrator.settings import Settings
-from tests.unit.controller.fakes import NAMESPACE, POD, SOURCE, TARGET, World, running_pod
+from tests.unit.controller.fakes import NAMESPACE, POD, SOURCE, TARGET, World, node, running_pod
 
 pytestmark = pytest.mark.unit
 KEY = f"{NAMESPACE}/m1"
@@ -257,3 +257,45 @@ async def test_two_moves_of_one_pod_arriving_together_never_both_start() -> None
     phases = {world.phase(f"{NAMESPACE}/bbb"), world.phase(f"{NAMESPACE}/aaa")}
     assert phases == {Phase.CHECKPOINTING.value, Phase.FAILED.value}
     assert world.record(f"{NAMESPACE}/aaa")["status"]["error"]["reason"] == "migration_in_progress"
+
+
+def _node_lost(world: World, name: str) -> None:
+    lost = node(name)
+    lost["status"]["conditions"] = [{"type": "Ready", "status": "Unknown"}]
+    world.state.nodes.apply("MODIFIED", lost)
+
+
+async def test_a_target_on_a_lost_node_ends_the_rollback_while_the_source_was_never_touched() -> None:
+    world = World()
+    world.request(strategy="make-before-break")
+    await world.drive()
+    assert world.phase() == Phase.WAITING_FOR_TARGET.value
+    target = world.record()["status"]["targetPod"]
+    _node_lost(world, TARGET)
+    await world.drive()
+    assert world.phase() == Phase.FAILED.value
+    assert world.record()["status"]["error"]["reason"] == "target_node_lost"
+    assert (world.api.pod(target) or {})["metadata"].get("deletionTimestamp"), "its removal was asked for"
+    source = world.api.pod(POD)
+    assert source is not None
+    assert not source["metadata"].get("deletionTimestamp"), "the source runs on, untouched"
+
+
+async def test_a_target_on_a_lost_node_holds_the_rollback_once_the_source_was_stopped_and_says_why() -> None:
+    world = World(settings=Settings(leader_election=False, prewarm=False))
+    world.request(strategy="checkpoint-restart")
+    await world.drive()
+    assert await _checkpoint_done(world)
+    await world.drive()
+    world.api.finish_termination(POD)
+    await world.drive()
+    assert world.phase() == Phase.WAITING_FOR_TARGET.value
+    target = world.record()["status"]["targetPod"]
+    _node_lost(world, TARGET)
+    await world.drive()
+    assert world.phase() == Phase.ROLLING_BACK.value
+    assert "its node node-b is not Ready" in world.record()["status"]["message"]
+    assert world.api.pod(POD) is None, "no second copy while the target may still run on the lost node"
+    world.api.finish_termination(target)  # the node came back, or it was deleted: the removal is confirmed
+    await world.drive()
+    assert world.api.pod(POD) is not None, "then the source is recreated"
