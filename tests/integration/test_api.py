@@ -298,7 +298,7 @@ async def test_error_reasons(
         cases: list[tuple[JSON, int, str]] = [
             ({**body, "pod_name": "missing"}, 404, "pod_not_found"),
             ({**body, "source_node": target, "target_node": third}, 409, "pod_not_on_source_node"),
-            ({**body, "target_node": source}, 422, "source_equals_target"),
+            ({**body, "target_node": source}, 400, "invalid_request"),
             ({**body, "target_node": "no-such-node"}, 422, "target_node_not_found"),
             ({**body, "target_node": third}, 422, "target_node_cordoned"),
             ({**body, "pod_name": "owned", "preserve_pv": False}, 422, "owned_by_controller"),

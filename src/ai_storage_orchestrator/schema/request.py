@@ -15,6 +15,7 @@ from ai_storage_orchestrator.models import AUTO_TARGET, DEFAULT_TIMEOUT, TIMEOUT
 from ai_storage_orchestrator.schema.names import PATTERN_PROBLEMS, Label, Subdomain
 
 TIMEOUT_ALIAS_CONFLICT = "is an alias of timeout_seconds: give one of the two, not both"
+SAME_NODE = "is the source_node: the pod is already there (give another node, or omit target_node)"
 STRATEGIES = tuple(s.value for s in Strategy)
 
 
@@ -84,22 +85,18 @@ class MigrationRequestBody(BaseModel):
 
     @model_validator(mode="wrap")
     @classmethod
-    def _one_name_for_the_timeout(cls, data: Any, handler: Any) -> Any:
-        """Both names given is a problem of `timeout`, listed with every other problem (not instead of them)."""
-        both = isinstance(data, dict) and "timeout_seconds" in data and "timeout" in data
-        conflict: InitErrorDetails = {
-            "type": PydanticCustomError("timeout_alias_conflict", TIMEOUT_ALIAS_CONFLICT),
-            "loc": ("timeout",),
-            "input": data.get("timeout") if isinstance(data, dict) else None,
-        }
+    def _two_fields_together(cls, data: Any, handler: Any) -> Any:
+        """Problems of two fields together, listed with every other problem (not instead of them): both names of
+        the timeout (a problem of `timeout`), the pod's own node as the target (a problem of `target_node`)."""
+        conflicts = _conflicts(data)
         try:
             model = handler(data)
         except ValidationError as error:
-            if not both:
+            if not conflicts:
                 raise
-            raise ValidationError.from_exception_data(error.title, [*_details(error), conflict]) from None
-        if both:
-            raise ValidationError.from_exception_data(cls.__name__, [conflict])
+            raise ValidationError.from_exception_data(error.title, [*_details(error), *conflicts]) from None
+        if conflicts:
+            raise ValidationError.from_exception_data(cls.__name__, conflicts)
         return model
 
     @property
@@ -111,6 +108,26 @@ class MigrationRequestBody(BaseModel):
         """The timeout under whichever name was given; 0 (or neither name) means the default."""
         seconds = self.timeout if "timeout" in self.model_fields_set else self.timeout_seconds
         return seconds or DEFAULT_TIMEOUT
+
+
+def _conflicts(data: Any) -> list[InitErrorDetails]:
+    if not isinstance(data, dict):
+        return []
+    conflicts: list[InitErrorDetails] = []
+    if "timeout_seconds" in data and "timeout" in data:
+        conflicts.append(
+            {
+                "type": PydanticCustomError("timeout_alias_conflict", TIMEOUT_ALIAS_CONFLICT),
+                "loc": ("timeout",),
+                "input": data.get("timeout"),
+            }
+        )
+    source, target = data.get("source_node"), data.get("target_node")
+    if isinstance(source, str) and source and source == target and target != AUTO_TARGET:
+        conflicts.append(
+            {"type": PydanticCustomError("source_equals_target", SAME_NODE), "loc": ("target_node",), "input": target}
+        )
+    return conflicts
 
 
 def _details(error: ValidationError) -> list[InitErrorDetails]:

@@ -48,3 +48,16 @@ async def test_a_query_on_post_is_refused_not_ignored(
     assert set(body["details"]["fields"]) == {pair.split("=")[0] for pair in query.split("&")}
     assert "dry_run" in body["message"]
     assert service.submitted == []
+
+
+async def test_the_pods_own_node_as_target_is_an_invalid_request(client: Client, service: FakeService) -> None:
+    response = await client.post("/api/migrations", json={**SEED_BODY, "target_node": SEED_BODY["source_node"]})
+    body = await error_of(response, 400, "invalid_request")
+    assert set(body["details"]["fields"]) == {"target_node"}
+    assert "is the source_node" in body["details"]["fields"]["target_node"]
+    assert service.submitted == []
+
+
+async def test_auto_is_never_the_same_node(client: Client, service: FakeService) -> None:
+    response = await client.post("/api/migrations", json={**SEED_BODY, "source_node": "auto", "target_node": "auto"})
+    assert response.status == 202, await response.text()
