@@ -69,13 +69,37 @@ class TargetChoice(_Record):
     ranking: str = Field(description="The order eligible nodes are ranked in.")
 
 
+# Every spec field but cancelRequested: what was planned and checked is what is done. A target node changed after
+# planning would put the pod (or an owner's replacement, captured by nodeName) where no fit check ran.
+WRITTEN_ONCE = (
+    "podName",
+    "sourceNode",
+    "targetNode",
+    "preservePV",
+    "timeoutSeconds",
+    "strategy",
+    "triggeredBy",
+    "requestId",
+    "ignorePDB",
+    "targetChoice",
+)
+
+
+def _unchanged(field: str) -> str:
+    return f"has(self.{field}) == has(oldSelf.{field}) && (!has(self.{field}) || self.{field} == oldSelf.{field})"
+
+
 class PodMigrationSpec(_Record):
     """What to move where; written once when the migration is requested (cancelRequested later)."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                {"rule": "self.sourceNode != self.targetNode", "message": "sourceNode and targetNode must differ"}
+                {"rule": "self.sourceNode != self.targetNode", "message": "sourceNode and targetNode must differ"},
+                {
+                    "rule": " && ".join(_unchanged(field) for field in WRITTEN_ONCE),
+                    "message": "spec is written once: only cancelRequested may change (a new move is a new record)",
+                },
             ]
         }
     )

@@ -16,7 +16,7 @@ from ai_storage_orchestrator.models import MigrationRequest
 from ai_storage_orchestrator.schema.crd import CRD_PATHS, crd_document, render_crd
 from ai_storage_orchestrator.schema.dialects import openapi_schema
 from ai_storage_orchestrator.schema.request import MigrationRequestBody
-from ai_storage_orchestrator.schema.resource import TargetChoice
+from ai_storage_orchestrator.schema.resource import WRITTEN_ONCE, TargetChoice
 from ai_storage_orchestrator.schema.responses import RESPONSES, Migration, MigrationList
 from tests.unit.api.conftest import Serve
 from tests.unit.api.fakes import FakeReviewApi, FakeService
@@ -61,9 +61,10 @@ def test_crd_schema_is_structural() -> None:
     assert schema["required"] == ["spec"]
     spec = schema["properties"]["spec"]
     assert spec["required"] == ["podName", "sourceNode", "targetNode"]
-    assert spec["x-kubernetes-validations"] == [
-        {"rule": "self.sourceNode != self.targetNode", "message": "sourceNode and targetNode must differ"}
-    ]
+    differ, written_once = spec["x-kubernetes-validations"]
+    assert differ == {"rule": "self.sourceNode != self.targetNode", "message": "sourceNode and targetNode must differ"}
+    assert set(WRITTEN_ONCE) == set(spec["properties"]) - {"cancelRequested"}, "a new spec field is written once too"
+    assert all(f"self.{field} == oldSelf.{field}" in written_once["rule"] for field in WRITTEN_ONCE)
     assert schema["properties"]["status"]["x-kubernetes-preserve-unknown-fields"] is True
     assert "required" not in spec["properties"]["targetChoice"]
     assert [c["name"] for c in version["additionalPrinterColumns"]] == [
