@@ -28,6 +28,10 @@ from ai_storage_orchestrator.checkpoint.manifest import ArtifactFile
 from ai_storage_orchestrator.checkpoint.tarstream import TarEntry, TarLimits, TarStreamError, TarStreamLimitExceeded
 
 SPOOL_MEMORY = 16 * 1024 * 1024  # bytes of records kept in memory before they spill to a temporary file
+# A checkpoint's file list on the orchestrator's disk, at most: 100,000 entries of ordinary names take ~25 MiB, and
+# the default 8 checkpoints at once stay under the deployment's 1 GiB /tmp. Names a stream makes long on purpose
+# (4 KiB each, escaped six-fold in JSON) would otherwise take ~5 GiB.
+SPOOL_MAX_BYTES = 96 * 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -64,9 +68,15 @@ class FileRecords:
     ``checksum_lines``. Use as a context manager (the spool is closed on exit)."""
 
     def __init__(
-        self, *, max_entries: int = TarLimits().max_entries, memory: int = SPOOL_MEMORY, directory: str | None = None
+        self,
+        *,
+        max_entries: int = TarLimits().max_entries,
+        memory: int = SPOOL_MEMORY,
+        max_bytes: int = SPOOL_MAX_BYTES,
+        directory: str | None = None,
     ) -> None:
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
         self.memory = memory
         self.sections: list[ArtifactSection] = []
         self.entry_count = 0
@@ -127,6 +137,12 @@ class FileRecords:
             section.list_size += len(line)
 
     def _append(self, line: bytes) -> None:
+        if self._size + len(line) > self.max_bytes:
+            raise TarStreamLimitExceeded(
+                f"the list of the checkpoint's files outgrew {self.max_bytes:,} bytes (its names are that long)",
+                limit="list_bytes",
+                allowed=self.max_bytes,
+            )
         self._spool.seek(self._size)
         try:
             self._spool.write(line)

@@ -184,3 +184,17 @@ def test_a_member_outside_is_quoted_at_most_200_characters_long() -> None:
     with FileRecords() as records, pytest.raises(TarStreamError) as caught:
         records.add(records.begin("a", "/data/x"), TarEntry(name, "file", 1, SUM))
     assert str(caught.value) == f"the stream of /data/x holds a member outside it: {name[:200]!r}"
+
+
+def test_the_file_list_is_capped_in_bytes_whatever_its_entry_count() -> None:
+    """Long names that are not UTF-8 take six bytes of JSON per byte: the cap is on what is written, not counted."""
+    long_name = "./x/" + "\udcff" * 4000
+    with FileRecords(max_bytes=100_000) as records:
+        section = records.begin("a", "/x")
+        records.add(section, TarEntry("./x", "directory"))
+        entry = TarEntry(long_name, "symlink", link="\udcfe" * 4000)
+        for _ in range(2):
+            records.add(section, entry)  # 2 x ~48 KB
+        with pytest.raises(TarStreamLimitExceeded, match="outgrew 100,000 bytes") as refused:
+            records.add(section, entry)
+    assert refused.value.limit == "list_bytes"
