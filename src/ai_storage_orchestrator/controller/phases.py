@@ -539,7 +539,7 @@ async def _owner_job_refusal(ctx: MigrationContext, owner: JSON | None) -> str |
             raise
         log.warning("job.unreadable", job=owner.get("name"), reason=str(error))
         return None
-    return job_refusal(job)
+    return job_refusal(job, evicted=not ctx.request.ignore_pdb)  # ignorePDB deletes: no DisruptionTarget
 
 
 def _prewarm_token(ctx: MigrationContext) -> str | None:

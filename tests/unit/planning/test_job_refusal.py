@@ -36,4 +36,41 @@ def test_an_eviction_that_would_use_up_the_jobs_failures_is_refused(job: dict[st
     assert (reason is not None) is refused
     if reason is not None:
         assert "Job 'train'" in reason
-        assert "podFailurePolicy rule with action Ignore on the DisruptionTarget condition" in reason
+        assert "podFailurePolicy rule" in reason
+
+
+KILLED = {"containerName": None, "operator": "NotIn", "values": [0]}
+
+
+def _rules(*rules: dict[str, Any]) -> dict[str, Any]:
+    return {"rules": list(rules)}
+
+
+IGNORE = {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}
+
+
+@pytest.mark.parametrize(
+    ("policy", "evicted", "said"),
+    [
+        # The first matching rule decides: a FailJob on exit codes before the Ignore fails the Job.
+        (_rules({"action": "FailJob", "onExitCodes": KILLED}, IGNORE), True, "rule 1 of Job 'train' (FailJob)"),
+        (_rules(IGNORE, {"action": "FailJob", "onExitCodes": KILLED}), True, None),
+        # Exit codes a killed container does not have: that rule does not match.
+        (_rules({"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42]}}, IGNORE), True, None),
+        (_rules({"action": "FailIndex", "onExitCodes": {"operator": "In", "values": [137]}}), True, "(FailIndex)"),
+        # A delete (ignorePDB) sets no DisruptionTarget: the Ignore rule does not match, the failure counts.
+        (_rules(IGNORE), False, "an eviction instead of ignorePDB's delete"),
+        # Count: one failure against the limit, as without a rule.
+        (_rules({"action": "Count", "onExitCodes": KILLED}, IGNORE), True, "backoffLimit 0"),
+    ],
+    ids=["failjob-first", "ignore-first", "other-codes", "fail-index", "deleted", "count-first"],
+)
+def test_the_first_rule_that_matches_the_removal_decides(
+    policy: dict[str, Any], evicted: bool, said: str | None
+) -> None:
+    reason = job_refusal(_job(backoffLimit=0, podFailurePolicy=policy), evicted=evicted)
+    if said is None:
+        assert reason is None
+    else:
+        assert reason is not None
+        assert said in reason

@@ -91,32 +91,59 @@ def replaces_source(pod: Mapping[str, Any], *, owner_kind: str, source_name: str
 DEFAULT_BACKOFF_LIMIT = 6
 
 
-def job_refusal(job: Mapping[str, Any]) -> str | None:
-    """Why evicting a pod of `job` would fail the Job, so that no pod would come back (None: it would not). An
-    eviction counts as one failure of the pod, unless a podFailurePolicy rule ignores the DisruptionTarget condition
-    the Eviction API sets; a Job whose failures would then exceed its backoffLimit fails and replaces nothing."""
+# The exit codes of a container stopped by its pod's removal (SIGTERM, then SIGKILL after the grace period).
+KILLED_EXIT_CODES = frozenset({137, 143})
+IGNORE_HINT = "a podFailurePolicy rule with action Ignore on the DisruptionTarget condition lets it move"
+
+
+def job_refusal(job: Mapping[str, Any], *, evicted: bool = True) -> str | None:
+    """Why removing a pod of `job` would fail the Job, so that no pod would come back (None: it would not).
+
+    The removed pod fails, and the Job applies the first podFailurePolicy rule that matches that failure (the rules
+    are tried in order): `Ignore` counts nothing, `FailJob` fails the Job, `FailIndex` its index, `Count` (or no
+    matching rule) counts one failure against backoffLimit (backoffLimitPerIndex). A rule on the DisruptionTarget
+    condition matches only an eviction (`evicted`): a plain delete (ignorePDB) sets no such condition. A rule on exit
+    codes matches when it may hold for a killed container (137, 143)."""
     spec = job.get("spec") or {}
-    for rule in (spec.get("podFailurePolicy") or {}).get("rules") or []:
-        conditions = rule.get("onPodConditions") or []
-        if rule.get("action") == "Ignore" and any(
-            c.get("type") == "DisruptionTarget" and c.get("status", "True") == "True" for c in conditions
-        ):
-            return None
     name = (job.get("metadata") or {}).get("name")
+    rules = (spec.get("podFailurePolicy") or {}).get("rules") or []
+    for position, rule in enumerate(rules, start=1):
+        if not _matches_a_removal(rule, evicted=evicted):
+            continue
+        action = rule.get("action")
+        if action == "Ignore":
+            return None
+        if action == "FailJob":
+            return f"podFailurePolicy rule {position} of Job '{name}' (FailJob) matches the removed pod's failure"
+        if action == "FailIndex":
+            return f"podFailurePolicy rule {position} of Job '{name}' (FailIndex) matches the removed pod's failure"
+        break  # Count: one failure, as without a rule
+    hint = IGNORE_HINT if evicted else "an eviction instead of ignorePDB's delete may"
     if spec.get("backoffLimitPerIndex") is not None:
         if int(spec["backoffLimitPerIndex"]) > 0:
             return None
         return (
-            f"evicting the pod counts as one failure of its index, and Job '{name}' has backoffLimitPerIndex 0: that"
-            " index would fail and its pod would not come back (a podFailurePolicy rule with action Ignore on the"
-            " DisruptionTarget condition lets it move)"
+            f"removing the pod counts as one failure of its index, and Job '{name}' has backoffLimitPerIndex 0: that"
+            f" index would fail and its pod would not come back ({hint})"
         )
     limit = int(spec.get("backoffLimit", DEFAULT_BACKOFF_LIMIT))
     failed = int((job.get("status") or {}).get("failed") or 0)
     if failed + 1 <= limit:
         return None
     return (
-        f"evicting the pod counts as one failure of Job '{name}', which has {failed} of its backoffLimit {limit}: the"
-        " Job would fail and its pod would not come back (a podFailurePolicy rule with action Ignore on the"
-        " DisruptionTarget condition lets it move)"
+        f"removing the pod counts as one failure of Job '{name}', which has {failed} of its backoffLimit {limit}: the"
+        f" Job would fail and its pod would not come back ({hint})"
     )
+
+
+def _matches_a_removal(rule: Mapping[str, Any], *, evicted: bool) -> bool:
+    conditions = rule.get("onPodConditions") or []
+    if any(c.get("type") == "DisruptionTarget" and c.get("status", "True") == "True" for c in conditions):
+        return evicted
+    codes = rule.get("onExitCodes")
+    if not isinstance(codes, Mapping):
+        return False
+    values = set(codes.get("values") or [])
+    if codes.get("operator") == "In":
+        return bool(values & KILLED_EXIT_CODES)
+    return not values.issuperset(KILLED_EXIT_CODES)  # NotIn: matches a killed container unless it lists both
