@@ -437,6 +437,10 @@ async def drain_with(args: argparse.Namespace, cluster: Cluster, orchestrator: O
 
     await cluster.cordon(node)
     print(f"node/{node} cordoned")
+    # Listed again once cordoned: a pod a concurrent move bound here after the first listing is drained too.
+    candidates, skipped = sort_pods(
+        await cluster.pods_on(node, args.namespace), force=args.force, delete_emptydir_data=args.delete_emptydir_data
+    )
     works = sorted([*candidates, *skipped], key=lambda w: w.key)
     progress = DrainProgress(works)
     drainer = Drainer(

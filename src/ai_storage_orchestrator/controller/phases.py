@@ -39,6 +39,7 @@ from ai_storage_orchestrator.controller.invariant import (
     terminating,
 )
 from ai_storage_orchestrator.controller.knock import GateKnocker
+from ai_storage_orchestrator.controller.planning.checks import TARGET_NODE_CORDONED
 from ai_storage_orchestrator.controller.planning.gate import (
     gate_running,
     gate_state,
@@ -412,6 +413,8 @@ async def stopping_source(ctx: MigrationContext) -> Result:
         if prewarmed and target is not None:
             _knock_ahead(ctx, target["metadata"]["name"])
         if not _removal_asked(pod):
+            if untouched and (cordoned := _cordoned_since_planning(ctx)) is not None:
+                return await _fail_untouched(ctx, TARGET_NODE_CORDONED, cordoned)
             blocked = await _remove_source(ctx, pod)
             if blocked is not None:
                 return blocked
@@ -716,10 +719,21 @@ async def creating_target(ctx: MigrationContext) -> Result:
         return await surge.scale_up(ctx)
     if ctx.cancel_requested:
         return await ctx.transition(Phase.ROLLING_BACK, "cancelled; rolling back")
+    if not ctx.status.get("sourceStopped") and (cordoned := _cordoned_since_planning(ctx)) is not None:
+        return await _fail_untouched(ctx, TARGET_NODE_CORDONED, cordoned)
     rolled_back = await _create_target(ctx)
     if rolled_back is not None:
         return rolled_back
     return await ctx.transition(Phase.WAITING_FOR_TARGET, _created_message(ctx))
+
+
+def _cordoned_since_planning(ctx: MigrationContext) -> str | None:
+    """Why the move stops here, when its target node was cordoned after the plan checked it (a drain of that node
+    began meanwhile): the source is still untouched, and a pod bound by nodeName would land there anyway."""
+    node = ctx.controller.state.node(ctx.spec["targetNode"])
+    if node is None or not (node.get("spec") or {}).get("unschedulable"):
+        return None
+    return f"target node {ctx.spec['targetNode']} was cordoned after the move was planned; the source was not touched"
 
 
 def _created_message(ctx: MigrationContext) -> str:

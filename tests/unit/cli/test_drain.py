@@ -299,9 +299,13 @@ async def test_dry_run_changes_nothing(capsys: pytest.CaptureFixture[str]) -> No
 
 async def test_drain_cordons_and_exits_zero_only_when_the_node_is_empty(capsys: pytest.CaptureFixture[str]) -> None:
     class Moving(FakeCluster):
+        listings = 0
+
         async def pods_on(self, node: str, namespace: str | None) -> list[JSON]:
             listed = await super().pods_on(node, namespace)
-            self.pods = [p for p in self.pods if p["metadata"]["name"] != "a"]  # the migration removes the source
+            self.listings += 1
+            if self.listings == 2:  # listed before and after the cordon; the migration then removes the source
+                self.pods = [p for p in self.pods if p["metadata"]["name"] != "a"]
             return listed
 
     cluster = Moving([pod("a"), pod("ds", owner="DaemonSet")])
@@ -418,3 +422,15 @@ async def test_an_api_server_error_while_waiting_for_an_eviction_fails_that_pod_
     outcomes = {w.name: (w.outcome, w.reason) for w in works}
     assert outcomes["web"] == (Outcome.FAILED, "the API server answered: etcd is down")
     assert outcomes["a"][0] is Outcome.MIGRATED
+
+
+async def test_a_pod_bound_to_the_node_while_it_was_being_cordoned_is_drained_too() -> None:
+    class Arriving(FakeCluster):
+        async def cordon(self, node: str) -> None:
+            await super().cordon(node)
+            self.pods.append(pod("late"))  # a concurrent move bound it here after the first listing
+
+    cluster = Arriving([pod("a")])
+    fake = FakeOrchestrator()
+    await drain_with(args("--poll-interval", "0"), cluster, fake, program="p")
+    assert sorted(body["pod_name"] for body in fake.created) == ["a", "late"]

@@ -299,3 +299,38 @@ async def test_a_target_on_a_lost_node_holds_the_rollback_once_the_source_was_st
     world.api.finish_termination(target)  # the node came back, or it was deleted: the removal is confirmed
     await world.drive()
     assert world.api.pod(POD) is not None, "then the source is recreated"
+
+
+def _cordon(world: World, name: str) -> None:
+    cordoned = node(name)
+    cordoned["spec"] = {"unschedulable": True}
+    world.state.nodes.apply("MODIFIED", cordoned)
+
+
+async def test_a_target_cordoned_after_planning_stops_a_make_before_break_move_before_anything_is_made() -> None:
+    world = World()
+    world.request(strategy="make-before-break")
+    await world.controller.reconcile(KEY)  # planned: CreatingTarget
+    assert world.phase() == Phase.CREATING_TARGET.value
+    _cordon(world, TARGET)  # a drain of the target node began meanwhile
+    await world.drive()
+    assert world.phase() == Phase.FAILED.value
+    assert world.record()["status"]["error"]["reason"] == "target_node_cordoned"
+    assert not [call for call in world.api.calls if call.startswith("create Pod")]
+
+
+async def test_a_target_cordoned_before_the_source_is_stopped_rolls_the_prewarmed_target_back() -> None:
+    world = World()
+    world.request(strategy="checkpoint-restart")
+    await world.drive()
+    assert await _checkpoint_done(world)
+    target = world.record()["status"]["targetPod"]
+    _cordon(world, TARGET)
+    world.api.run_gate(target)
+    await world.drive()
+    assert world.phase() in (Phase.ROLLING_BACK.value, Phase.FAILED.value)
+    assert world.record()["status"]["error"]["reason"] == "target_node_cordoned"
+    assert not [call for call in world.api.calls if call.startswith(("evict", "delete Pod trainer "))]
+    source = world.api.pod(POD)
+    assert source is not None
+    assert not source["metadata"].get("deletionTimestamp")
