@@ -20,6 +20,7 @@ from ai_storage_orchestrator.admission import eviction
 from ai_storage_orchestrator.admission.ports import ALLOW_EVICTION, EvictionVerdict
 from ai_storage_orchestrator.bodies import Pod
 from ai_storage_orchestrator.controller.planning import MigrationPlan
+from ai_storage_orchestrator.controller.planning.gate import gate_running
 from ai_storage_orchestrator.controller.records import new_migration_id
 from ai_storage_orchestrator.conventions import (
     MIGRATION_ID_LABEL,
@@ -103,9 +104,19 @@ class EvictionReview:
             opted_in=opted_in,
             migrations=self.state.migrations_of_pod(namespace, name),
             moving_to_it=self.state.migration(namespace, target_of) if target_of else None,
+            may_stop_source=self._target_prepared,
             dry_run=dry_run,
             now=self._now(),
         )
+
+    def _target_prepared(self, migration: JSON) -> bool:
+        """No pre-warmed target to wait for, or its gate runs (the proof `stopping_source` waits for)."""
+        status = migration.get("status") or {}
+        if not (status.get("prewarm") or {}).get("token") or status.get("owner"):
+            return True
+        name = status.get("targetPod")
+        target = self.state.pod(str(migration["metadata"].get("namespace")), str(name)) if name else None
+        return target is not None and gate_running(target)
 
     async def _namespace_opted_in(self, api: KubeApi, namespace: str) -> bool:
         now = self._clock()

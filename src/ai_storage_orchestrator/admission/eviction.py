@@ -20,7 +20,7 @@ evicted as Kubernetes alone would: the webhook never blocks a drain for good.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -64,12 +64,15 @@ def decide(
     opted_in: bool,
     migrations: Iterable[JSON],
     moving_to_it: JSON | None = None,
+    may_stop_source: Callable[[JSON], bool] = lambda migration: True,
     dry_run: bool,
     now: dt.datetime,
 ) -> Decision:
     """The decision for the eviction of `pod`. `opted_in`: the pod's annotation or its namespace's label;
     `migrations`: the PodMigrations of the pod (by name, in its namespace); `moving_to_it`: the migration named by the
-    pod's `ai-storage.io/migration-id` label (the pod is its target), when there is one."""
+    pod's `ai-storage.io/migration-id` label (the pod is its target), when there is one; `may_stop_source`: whether
+    a migration that has recorded the source's removal ahead may remove it now (its pre-warmed target proved it can
+    start), so that an eviction from elsewhere (a drain's retry) never stops the source before that proof."""
     if pod is None:
         return Decision(Action.ALLOW, "the pod is not in the orchestrator's cache")
     view = Pod(pod)
@@ -91,6 +94,13 @@ def decide(
     pods_migrations = list(migrations)
     active = [m for m in pods_migrations if is_active(m)]
     stopping = next((m for m in active if (m.get("status") or {}).get("sourceStopped")), None)
+    if stopping is not None and not may_stop_source(stopping):
+        return Decision(
+            Action.REFUSE,
+            f"migration {stopping['metadata']['name']} stops pod {ref} once its new pod has proven it can start on"
+            f" {(stopping.get('spec') or {}).get('targetNode')}; the eviction is retried until then",
+            stopping["metadata"]["name"],
+        )
     if stopping is not None:
         return Decision(
             Action.ALLOW,

@@ -145,3 +145,32 @@ async def test_an_unknown_pod_reads_nothing() -> None:
     assert (await review.review("ml", "ghost", dry_run=False)).allowed
     assert service.namespaces.reads == 0
     assert OPT_IN_SECONDS > 0
+
+
+async def test_a_retry_waits_for_the_prewarmed_target_to_run_its_gate_then_goes_ahead() -> None:
+    state, _, review = setup(pod())
+    state.migrations.write_through(
+        {
+            "metadata": {"name": "mig-1", "namespace": "ml", "resourceVersion": "3"},
+            "spec": {"podName": "train", "targetNode": "node-b"},
+            "status": {
+                "phase": "StoppingSource",
+                "sourceStopped": True,
+                "prewarm": {"token": "mig-1.abc"},
+                "targetPod": "train-migrated-mig-1",
+            },
+        }
+    )
+    target: JSON = {
+        "metadata": {"name": "train-migrated-mig-1", "namespace": "ml", "resourceVersion": "4"},
+        "spec": {"nodeName": "node-b", "initContainers": [{"name": "ai-storage-gate"}], "containers": []},
+        "status": {"initContainerStatuses": [{"name": "ai-storage-gate", "state": {"waiting": {}}}]},
+    }
+    state.pods.write_through(target)
+    refused = await review.review("ml", "train", dry_run=False)
+    assert not refused.allowed
+    assert "once its new pod has proven it can start on node-b" in refused.message
+    target["metadata"]["resourceVersion"] = "5"
+    target["status"]["initContainerStatuses"][0]["state"] = {"running": {"startedAt": "2026-12-03T10:00:00Z"}}
+    state.pods.write_through(target)
+    assert (await review.review("ml", "train", dry_run=False)).allowed

@@ -169,3 +169,23 @@ def test_the_verdicts_name_the_pod_the_migration_and_the_node() -> None:
     assert (dry.allowed, dry.code) == (False, 429)
     assert "would be migrated to node node-b" in dry.message
     assert "dry run" in dry.message
+
+
+def test_a_retried_eviction_waits_until_the_prewarmed_target_has_proven_it_can_start() -> None:
+    """A drain retries the eviction that started the move: once the move has recorded the source's removal ahead,
+    the retry must not stop the source before the move itself would (its target's gate running)."""
+    stopping = migration("mig-1", "StoppingSource", sourceStopped=True)
+    for prepared, action in ((False, Action.REFUSE), (True, Action.ALLOW)):
+        result = decide(
+            pod(),
+            opted_in=True,
+            migrations=[stopping],
+            may_stop_source=lambda _: prepared,  # noqa: B023 -- used at once, within the iteration
+            dry_run=False,
+            now=NOW,
+        )
+        assert (result.action, result.migration) == (action, "mig-1")
+    refusal = decide(
+        pod(), opted_in=True, migrations=[stopping], may_stop_source=lambda _: False, dry_run=False, now=NOW
+    )
+    assert "once its new pod has proven it can start" in refusal.why
