@@ -47,6 +47,11 @@ RIGHTS: dict[str, list[JSON]] = {
     ],
     # may create pods, neither delete nor exec
     "creator": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "create"]}],
+    # a scheduler's rights: bind pods (a Binding's annotations are merged into the pod it binds)
+    "binder": [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]},
+        {"apiGroups": [""], "resources": ["pods/binding"], "verbs": ["create"]},
+    ],
 }
 
 
@@ -124,7 +129,7 @@ async def identities(api: client.ApiClient, core: client.CoreV1Api, namespace: s
         await rbac.create_namespaced_role_binding(namespace, cast(client.V1RoleBinding, binding))
         users[name] = service_account_user(namespace, name)
     for name, user in users.items():
-        verb = "patch" if "patch" in RIGHTS[name][0]["verbs"] else "create"
+        verb = next(v for v in ("patch", "create", "get") if v in RIGHTS[name][0]["verbs"])
         await poll_until(
             lambda user=user, verb=verb: _can(api, user, namespace, verb),  # type: ignore[misc]
             timeout=30,
@@ -298,3 +303,34 @@ async def test_the_orchestrator_writes_its_annotations_and_target_pods_with_its_
         await rbac.delete_cluster_role(name)
     stored = (await core.read_namespaced_pod(POD, namespace)).metadata.annotations or {}
     assert stored[MIGRATION_STATUS_ANNOTATION] == "Pending"
+
+
+async def test_a_binding_cannot_carry_the_annotations_either(
+    cluster: ClusterHandle, core: client.CoreV1Api, namespace: str, identities: dict[str, str], policy: None
+) -> None:
+    """A Binding's annotations land on the pod it binds: a scheduler that may bind pods is held to the same rules."""
+    unscheduled = _pod("unscheduled", cluster.node_names[0])
+    del unscheduled["spec"]["nodeName"]
+    await core.create_namespaced_pod(namespace, cast(client.V1Pod, unscheduled))
+
+    def binding(annotations: dict[str, str]) -> client.V1Binding:
+        body = {
+            "apiVersion": "v1",
+            "kind": "Binding",
+            "metadata": {"name": "unscheduled", "annotations": annotations},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": cluster.node_names[0]},
+        }
+        return cast(client.V1Binding, body)
+
+    async with impersonating(cluster.kubeconfig, identities["binder"]) as binder:
+        pods = client.CoreV1Api(binder)
+        for annotations in ({MIGRATE_TO_ANNOTATION: "n"}, HOOK, ARTIFACTS):
+            await _forbidden(pods.create_namespaced_pod_binding("unscheduled", namespace, binding(annotations)))
+        # The answer is a Status, which the client cannot read as the V1Binding its stubs promise: not decoded.
+        await pods.create_namespaced_pod_binding(
+            "unscheduled", namespace, binding({"team.example/owner": "ml"}), _preload_content=False
+        )
+
+    bound = await core.read_namespaced_pod("unscheduled", namespace)
+    assert bound.spec.node_name == cluster.node_names[0]
+    assert (bound.metadata.annotations or {}) == {"team.example/owner": "ml"}
