@@ -25,7 +25,13 @@ from ai_storage_orchestrator.admission.registration import configuration_name, r
 from ai_storage_orchestrator.admission.server import create_webhook_app, serving
 from ai_storage_orchestrator.api.app import create_app
 from ai_storage_orchestrator.api.auth import AllowAll, Authenticator, KubernetesAuthenticator
-from ai_storage_orchestrator.api.tls import CertificateReloader, reloader_for, server_context, site_for
+from ai_storage_orchestrator.api.tls import (
+    CertificateReloader,
+    reloader_for,
+    require_client_certificates,
+    server_context,
+    site_for,
+)
 from ai_storage_orchestrator.api.transport import runner_for
 from ai_storage_orchestrator.checkpoint import PVCheckpointer
 from ai_storage_orchestrator.controller.controller import MigrationController
@@ -351,6 +357,8 @@ async def admission_webhooks(orchestrator: Orchestrator) -> AsyncIterator[None]:
     app = create_webhook_app(orchestrator.pod_admission())
     if settings.webhooks is WebhookMode.EXTERNAL:
         reloader = CertificateReloader(settings.webhook_tls_cert_file or "", settings.webhook_tls_key_file or "")
+        if settings.webhook_client_ca_file:
+            require_client_certificates(reloader.context, settings.webhook_client_ca_file)
         async with (
             serving(app, host="0.0.0.0", port=settings.webhook_port, ssl_context=reloader.context),
             reloader.watching(name="webhook-tls-reloader"),

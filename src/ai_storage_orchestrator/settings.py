@@ -87,6 +87,8 @@ class Settings:
     webhook_port: int = 8443
     webhook_tls_cert_file: str | None = None
     webhook_tls_key_file: str | None = None
+    # --webhooks external: callers must present a client certificate this CA signed (the API server's, docs/webhooks.md)
+    webhook_client_ca_file: str | None = None
     log_format: str = "auto"  # json | console | auto (console on a TTY)
     log_level: str = "info"
     # Crash-testing aid, set only through the AISO_FAULT_POINT environment variable: "before:<Phase>" stops a
@@ -143,3 +145,5 @@ class Settings:
             raise ValueError("--webhooks external needs --webhook-tls-cert-file and --webhook-tls-key-file")
         if self.webhooks is not WebhookMode.EXTERNAL and any(files):
             raise ValueError("--webhook-tls-cert-file/--webhook-tls-key-file are for --webhooks external only")
+        if self.webhooks is not WebhookMode.EXTERNAL and self.webhook_client_ca_file:
+            raise ValueError("--webhook-client-ca-file is for --webhooks external only")

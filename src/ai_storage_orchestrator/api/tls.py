@@ -74,6 +74,12 @@ def server_context(cert_file: str, key_file: str) -> ssl.SSLContext:
     return context
 
 
+def require_client_certificates(context: ssl.SSLContext, ca_file: str) -> None:
+    """Make `context` refuse every handshake without a client certificate that the CA in `ca_file` signed."""
+    context.load_verify_locations(cafile=ca_file)
+    context.verify_mode = ssl.CERT_REQUIRED
+
+
 @dataclass(frozen=True, slots=True)
 class _Stamp:
     cert: tuple[int, int, int]

@@ -79,6 +79,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--webhook-tls-cert-file", metavar="PEM", help="--webhooks external: the serving certificate chain"
     )
     webhooks.add_argument("--webhook-tls-key-file", metavar="PEM", help="the private key of --webhook-tls-cert-file")
+    webhooks.add_argument(
+        "--webhook-client-ca-file",
+        metavar="PEM",
+        help=(
+            "--webhooks external: refuse any caller without a client certificate signed by this CA -- the API"
+            " server, given one through its admission configuration (docs/webhooks.md); default: no client check"
+        ),
+    )
     scope = parser.add_mutually_exclusive_group()
     scope.add_argument(
         "--namespaces",
@@ -177,6 +185,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "webhook_port": args.webhook_port,
         "webhook_tls_cert_file": args.webhook_tls_cert_file or None,
         "webhook_tls_key_file": args.webhook_tls_key_file or None,
+        "webhook_client_ca_file": args.webhook_client_ca_file or None,
         "workers": args.workers,
         "max_active_migrations": args.max_active_migrations,
         "max_active_per_node": args.max_active_per_node,
@@ -219,6 +228,16 @@ def run(args: argparse.Namespace) -> int:
         except (ssl.SSLError, OSError) as error:
             print(
                 f"ai-storage-orchestrator: cannot load the TLS certificate {cert} with key {key}: {error}",
+                file=sys.stderr,
+            )
+            return 2
+    if settings.webhook_client_ca_file:
+        try:
+            ssl.create_default_context(cafile=settings.webhook_client_ca_file)
+        except (ssl.SSLError, OSError) as error:
+            print(
+                f"ai-storage-orchestrator: cannot load --webhook-client-ca-file {settings.webhook_client_ca_file}:"
+                f" {error}",
                 file=sys.stderr,
             )
             return 2

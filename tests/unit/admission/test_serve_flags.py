@@ -30,8 +30,14 @@ def test_the_flags_become_settings() -> None:
         "c.pem",
         "k.pem",
     )
+    assert settings.webhook_client_ca_file is None
     settings.validate()
     _settings("--webhooks=self", "--webhook-port=0").validate()
+    checked = _settings(
+        "--webhooks=external", "--webhook-tls-cert-file=c", "--webhook-tls-key-file=k", "--webhook-client-ca-file=ca"
+    )
+    assert checked.webhook_client_ca_file == "ca"
+    checked.validate()
 
 
 @pytest.mark.parametrize(
@@ -40,6 +46,7 @@ def test_the_flags_become_settings() -> None:
         (["--webhooks=external"], "needs --webhook-tls-cert-file"),
         (["--webhooks=external", "--webhook-tls-cert-file=c.pem"], "needs --webhook-tls-cert-file"),
         (["--webhooks=self", "--webhook-tls-cert-file=c.pem", "--webhook-tls-key-file=k"], "external only"),
+        (["--webhooks=self", "--webhook-client-ca-file=ca.pem"], "external only"),
         (["--webhooks=self", "--webhook-port=8080"], "REST API's --port"),
         (["--webhook-port=70000"], "must be a TCP port"),
     ],
