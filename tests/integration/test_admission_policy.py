@@ -55,6 +55,11 @@ RIGHTS: dict[str, list[JSON]] = {
 }
 
 
+def probe_verb(identity: str) -> str:
+    """The verb on pods whose grant shows the identity's RBAC is in force."""
+    return next(v for v in ("patch", "create", "get") if v in RIGHTS[identity][0]["verbs"])
+
+
 def _pod(name: str, node: str, annotations: dict[str, str] | None = None) -> JSON:
     return {
         "apiVersion": "v1",
@@ -129,7 +134,7 @@ async def identities(api: client.ApiClient, core: client.CoreV1Api, namespace: s
         await rbac.create_namespaced_role_binding(namespace, cast(client.V1RoleBinding, binding))
         users[name] = service_account_user(namespace, name)
     for name, user in users.items():
-        verb = next(v for v in ("patch", "create", "get") if v in RIGHTS[name][0]["verbs"])
+        verb = probe_verb(name)
         await poll_until(
             lambda user=user, verb=verb: _can(api, user, namespace, verb),  # type: ignore[misc]
             timeout=30,

@@ -154,9 +154,10 @@ def test_the_admission_policy_is_shipped_and_bound_everywhere() -> None:
     binding = _one(objects, "ValidatingAdmissionPolicyBinding")
     assert binding["spec"] == {"policyName": policy["metadata"]["name"], "validationActions": ["Deny"]}
     assert policy["spec"]["failurePolicy"] == "Fail"
-    [rule] = policy["spec"]["matchConstraints"]["resourceRules"]
-    assert sorted(rule["operations"]) == ["CREATE", "UPDATE"]
-    assert sorted(rule["resources"]) == ["pods", "pods/status"]
+    writes, bindings = policy["spec"]["matchConstraints"]["resourceRules"]
+    assert sorted(writes["operations"]) == ["CREATE", "UPDATE"]
+    assert sorted(writes["resources"]) == ["pods", "pods/status"]
+    assert (bindings["operations"], bindings["resources"]) == (["CREATE"], ["pods/binding"])
 
 
 def test_the_orchestrator_may_read_namespaces_one_by_one_only() -> None:

@@ -33,6 +33,7 @@ from tests.integration.test_admission_policy import (
     _can,
     _pod,
     _policy_objects,
+    probe_verb,
 )
 from tests.security.attacks import bearer, refusal
 from tests.unit.api.fakes import FakeService
@@ -81,7 +82,7 @@ async def arena(api: client.ApiClient, cluster: ClusterHandle, core: client.Core
             )
             users[name] = service_account_user(namespace, name)
         for name, user in users.items():
-            verb = "patch" if "patch" in RIGHTS[name][0]["verbs"] else "create"
+            verb = probe_verb(name)
             await poll_until(
                 lambda user=user, verb=verb: _can(api, user, namespace, verb),  # type: ignore[misc]
                 timeout=30,

@@ -46,7 +46,7 @@ class MigrationRequestBody(BaseModel):
             f"The node to move it to. Optional: omitted, null or `{AUTO_TARGET}`, the orchestrator chooses"
             " the node (every fit check passed; images already there, least allocated after the move, spread,"
             " name) and explains the choice in the migration's `target_choice`; when no node fits, 422"
-            " `no_target_node` with each node's reason in `details.refused`."
+            " `no_target_node` with each node's reason in `details.refused`. Never `source_node` (400)."
         ),
     )
     preserve_pv: bool = Field(
