@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ai_storage_orchestrator.checkpoint.errors import InvalidCheckpointAnnotation
-from ai_storage_orchestrator.checkpoint.layout import container_spec, mount_covering, mounts_of, within
+from ai_storage_orchestrator.checkpoint.layout import Mount, container_spec, mount_covering, mounts_of, within
 from ai_storage_orchestrator.checkpoint.subpath import SubPathExprUnsupported, restore_env
 from ai_storage_orchestrator.conventions import (
     CHECKPOINT_ARTIFACTS_PREFIX,
@@ -219,10 +219,28 @@ def parse_checkpoint_annotations(pod: Mapping[str, Any]) -> CheckpointSpec:
     return CheckpointSpec(hooks=tuple(hooks), artifacts=tuple(artifacts), hook_timeout=timeout)
 
 
+# Volumes the kubelet fills and keeps read-only, whatever the mount says.
+KUBELET_MANAGED_VOLUMES = ("configMap", "secret", "projected", "downwardAPI")
+
+
+def _read_only_reason(pod: Mapping[str, Any], mount: Mount) -> str | None:
+    """Why a restore container cannot write under `mount` (None: it can; it mounts the volume read-write whatever
+    the container's own mount says)."""
+    volumes = ((pod.get("spec") or {}).get("volumes")) or []
+    volume = next((v for v in volumes if isinstance(v, Mapping) and v.get("name") == mount.volume), None) or {}
+    managed = next((kind for kind in KUBELET_MANAGED_VOLUMES if kind in volume), None)
+    if managed is not None:
+        return f"{managed} volume '{mount.volume}', which the kubelet keeps read-only"
+    if (volume.get("persistentVolumeClaim") or {}).get("readOnly"):
+        return f"volume '{mount.volume}', whose claim is mounted read-only"
+    return None
+
+
 def _check_restorable(pod: Mapping[str, Any], artifact: Artifact) -> None:
     """Refuse an artifact that holds another mount of its container (`tar` reads across it, but the restore would
-    write those files beneath that mount, where the container does not see them), and one on a subPathExpr mount
-    whose variables a restore container cannot be given."""
+    write those files beneath that mount, where the container does not see them), one on a read-only volume (the
+    restore would fail after the source stopped), and one on a subPathExpr mount whose variables a restore container
+    cannot be given."""
     container = container_spec(pod, artifact.container)
     key = CHECKPOINT_ARTIFACTS_PREFIX + artifact.container
     for inner in mounts_of(container) if container is not None else ():
@@ -234,6 +252,13 @@ def _check_restorable(pod: Mapping[str, Any], artifact: Artifact) -> None:
                 annotation=key,
             )
     mount = mount_covering(container, artifact.path) if container is not None else None
+    read_only = _read_only_reason(pod, mount) if mount is not None else None
+    if read_only is not None:
+        raise InvalidCheckpointAnnotation(
+            f"annotation {key}: {artifact.path} is on {read_only}; the restore could not write it back on the target"
+            " (after the source has stopped): leave it out (the target reads the volume itself)",
+            annotation=key,
+        )
     if container is None or mount is None or not mount.expression:
         return
     try:

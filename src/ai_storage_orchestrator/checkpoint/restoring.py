@@ -9,7 +9,9 @@
   the sha256 the manifest records (the artifact's checksum list, ``checksums``): a missing checkpoint manifest, a
   missing file or a different one fails the init container (status 1, the file named on stderr), so the pod never
   starts on a wrong restore. It runs a fixed POSIX ``sh`` script that takes the paths as arguments (nothing
-  user-supplied is ever parsed by a shell); tools: ``sh``, ``dirname``, ``mkdir``, ``cp``, ``sha256sum``.
+  user-supplied is ever parsed by a shell); tools: ``sh``, ``dirname``, ``mkdir``, ``cp``, ``sha256sum``. It runs
+  once per pod (a record in the emptyDir ``ai-storage-restore-state``): init containers run again when a pod's
+  sandbox is recreated, and a second restore would put the checkpoint back over what the containers wrote since.
 * an artifact's mount with ``subPathExpr`` is given to the init container as it is, with the env entries the
   expression needs (see ``subpath``), so the kubelet puts the restored files where the container will see them.
 
@@ -53,12 +55,29 @@ from ai_storage_orchestrator.conventions import CHECKPOINT_HOOK_PREFIX as HOOK_P
 from ai_storage_orchestrator.conventions import CHECKPOINT_PATH_ANNOTATION
 
 RESTORE_CONTAINER_PREFIX = "ai-storage-restore-"
-# argv: ai-storage-restore CHECKPOINT_DIR CONTAINER (PATH CHECKSUM_LIST)...; the lists relative to CHECKPOINT_DIR.
+# The restore runs once per pod: init containers run again when the pod's sandbox is recreated (a node restart),
+# and restoring then would put the checkpoint back over what the containers have written since. The restore
+# containers record that they restored in an emptyDir that lives as long as the pod.
+RESTORE_STATE_VOLUME = "ai-storage-restore-state"
+RESTORE_STATE_PATH = "/.ai-storage-restore-state"
+RESTORE_STATE_ENV = "AI_STORAGE_RESTORE_STATE"
+# argv: ai-storage-restore CHECKPOINT_DIR CONTAINER (PATH CHECKSUM_LIST)...; the lists relative to CHECKPOINT_DIR;
+# $AI_STORAGE_RESTORE_STATE: the directory of the once-per-pod record (unset: none kept).
+# An artifact whose path already is a directory (a volume's mount point, say) gets the checkpoint's entries inside
+# it: the directory's own owner and times stay (a non-root restore cannot change a mount point's), while `cp -p`
+# of the directory itself would fail on them.
 RESTORE_SCRIPT = (
     """set -eu
 dir=$1
 container=$2
 shift 2
+state=${"""
+    + RESTORE_STATE_ENV
+    + """:-}
+if [ -n "$state" ] && [ -e "$state/$container.done" ]; then
+  echo "$0: the checkpoint was restored in this pod already: not again (what the containers wrote since stays)" >&2
+  exit 0
+fi
 if [ ! -f "$dir/"""
     + MANIFEST_NAME
     + """" ]; then
@@ -74,12 +93,24 @@ fi
   list=$dir/$2
   shift 2
   parent=$(dirname "$path")
-  mkdir -p "$parent"
-  cp -R -P -p "$dir/"""
+  from=$dir/"""
     + ARTIFACTS_DIR
-    + """/$container$path" "$parent/"
+    + """/$container$path
+  mkdir -p "$parent"
+  if [ -d "$path" ] && [ ! -L "$path" ] && [ -d "$from" ] && [ ! -L "$from" ]; then
+    for entry in "$from"/* "$from"/.[!.]* "$from"/..?*; do
+      if [ -e "$entry" ] || [ -L "$entry" ]; then
+        cp -R -P -p -f "$entry" "$path/"
+      fi
+    done
+  else
+    cp -R -P -p -f "$from" "$parent/"
+  fi
   check "$parent" "$list"
 done
+if [ -n "$state" ] && ! : > "$state/$container.done"; then
+  echo "$0: restored, but could not record it in $state: a restart of this pod would restore again" >&2
+fi
 """
 )
 _COPIED_FIELDS = ("imagePullPolicy", "securityContext")
@@ -166,6 +197,7 @@ def _restore_container(
         if mount.mount_path not in seen:
             mounts.append(mount.to_spec(read_only=False))
             seen.add(mount.mount_path)
+    mounts.append({"name": RESTORE_STATE_VOLUME, "mountPath": RESTORE_STATE_PATH})
     pairs = [item for path in paths for item in (path, checksum_list(name, path))]
     init: dict[str, Any] = {
         "name": restore_container_name(name),
@@ -174,8 +206,7 @@ def _restore_container(
         "volumeMounts": mounts,
     }
     env = restore_env(source, [m.sub_path_expr for m in artifact_mounts if m.expression])
-    if env:
-        init["env"] = env
+    init["env"] = [*env, {"name": RESTORE_STATE_ENV, "value": RESTORE_STATE_PATH}]
     for field in _COPIED_FIELDS:
         if source.get(field) is not None:
             init[field] = copy.deepcopy(source[field])
@@ -292,6 +323,10 @@ def prepare_target_pod(
         target_spec["initContainers"] = [*init_containers, *(target_spec.get("initContainers") or [])]
         if location.volume not in volumes and location.volume in source_volumes:
             target_spec.setdefault("volumes", []).append(copy.deepcopy(source_volumes[location.volume]))
+        if RESTORE_STATE_VOLUME not in volumes:  # an earlier move's is kept: the new pod's emptyDir starts empty
+            target_spec.setdefault("volumes", []).append({"name": RESTORE_STATE_VOLUME, "emptyDir": {}})
+    elif RESTORE_STATE_VOLUME in volumes:
+        _drop_restore_state(target_spec)
     for container in _mutable_containers(target_spec):
         view = None
         for mount in mounts_of(container):
@@ -329,5 +364,14 @@ def without_checkpoint(target_pod: Mapping[str, Any]) -> dict[str, Any]:
             container["env"] = [e for e in container["env"] if e.get("name") != CHECKPOINT_DIR_ENV]
             if not container["env"]:
                 del container["env"]
+    _drop_restore_state(spec)
     (target["metadata"].get("annotations") or {}).pop(CHECKPOINT_PATH_ANNOTATION, None)
     return target
+
+
+def _drop_restore_state(spec: dict[str, Any]) -> None:
+    """The restore containers' record volume, once no restore container is left to use it."""
+    if "volumes" in spec:
+        spec["volumes"] = [v for v in spec["volumes"] if v.get("name") != RESTORE_STATE_VOLUME]
+        if not spec["volumes"]:
+            del spec["volumes"]

@@ -146,3 +146,29 @@ def test_an_artifact_that_holds_another_mount_is_refused() -> None:
     mounted["metadata"]["annotations"][ARTIFACTS + "trainer"] = json.dumps(["/"])
     with pytest.raises(InvalidCheckpointAnnotation):
         parse_checkpoint_annotations(mounted)
+
+
+@pytest.mark.parametrize(
+    ("volume", "said"),
+    [
+        ({"configMap": {"name": "settings"}}, "configMap volume 'data', which the kubelet keeps read-only"),
+        ({"secret": {"secretName": "keys"}}, "secret volume 'data'"),
+        ({"projected": {"sources": []}}, "projected volume 'data'"),
+        ({"persistentVolumeClaim": {"claimName": "models", "readOnly": True}}, "whose claim is mounted read-only"),
+    ],
+)
+def test_an_artifact_the_restore_could_not_write_back_is_refused(volume: dict[str, object], said: str) -> None:
+    """Refused at planning: the restore would fail on the target after the source stopped."""
+    declared = pod({ARTIFACTS + "trainer": json.dumps(["/data/state"])})
+    declared["spec"]["containers"][0]["volumeMounts"] = [{"name": "data", "mountPath": "/data"}]
+    declared["spec"]["volumes"] = [{"name": "data", **volume}]
+    with pytest.raises(InvalidCheckpointAnnotation, match=said):
+        parse_checkpoint_annotations(declared)
+
+
+def test_a_read_only_mount_of_a_writable_volume_is_restorable() -> None:
+    """The restore container mounts the volume read-write whatever the container's own mount says."""
+    declared = pod({ARTIFACTS + "trainer": json.dumps(["/data/state"])})
+    declared["spec"]["containers"][0]["volumeMounts"] = [{"name": "data", "mountPath": "/data", "readOnly": True}]
+    declared["spec"]["volumes"] = [{"name": "data", "persistentVolumeClaim": {"claimName": "shared"}}]
+    assert parse_checkpoint_annotations(declared).checkpointed_paths() == {"trainer": ("/data/state",)}

@@ -21,7 +21,13 @@ from ai_storage_orchestrator.checkpoint import (
 )
 from ai_storage_orchestrator.checkpoint.errors import CheckpointError
 from ai_storage_orchestrator.checkpoint.layout import checksum_list
-from ai_storage_orchestrator.checkpoint.restoring import RESTORE_SCRIPT, restore_container_name
+from ai_storage_orchestrator.checkpoint.restoring import (
+    RESTORE_SCRIPT,
+    RESTORE_STATE_ENV,
+    RESTORE_STATE_PATH,
+    RESTORE_STATE_VOLUME,
+    restore_container_name,
+)
 from tests.unit.checkpoint.fakes import LocalExec
 from tests.unit.checkpoint.pods import target_of, volume, workload
 
@@ -63,7 +69,10 @@ def test_env_annotation_and_one_restore_init_container_per_artifact_container() 
     assert trainer["volumeMounts"] == [
         {"name": "shared-data", "mountPath": "/work/shared", "readOnly": True},
         {"name": "optimizer", "mountPath": "/work/scratch-trainer"},
+        {"name": RESTORE_STATE_VOLUME, "mountPath": RESTORE_STATE_PATH},
     ]
+    assert env(trainer)[RESTORE_STATE_ENV] == RESTORE_STATE_PATH
+    assert {"name": RESTORE_STATE_VOLUME, "emptyDir": {}} in target["spec"]["volumes"], "as long as the pod lives"
     assert trainer["securityContext"] == {"runAsUser": 1000}, "restored files get the container's owner"
     assert trainer["resources"] == {"requests": {"cpu": "1"}}
     processor = init[1]
@@ -220,6 +229,7 @@ def test_an_artifact_on_a_sub_path_expr_mount_is_restored_through_the_same_expre
     assert init["env"] == [
         POD_NAME_ENV,
         {"name": "RUN", "value": "run-$(POD_NAME)"},
+        {"name": RESTORE_STATE_ENV, "value": RESTORE_STATE_PATH},
         {"name": CHECKPOINT_DIR_ENV, "value": DIRECTORY},
     ]
     assert summary["restored"] == [{"container": "trainer", "path": "/work/scratch-trainer"}]
