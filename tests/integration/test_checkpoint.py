@@ -24,7 +24,7 @@ from kubernetes_asyncio import client
 from ai_storage_orchestrator.checkpoint import PVCheckpointer
 from ai_storage_orchestrator.checkpoint.layout import checksum_list
 from ai_storage_orchestrator.checkpoint.manifest import spec_digest
-from ai_storage_orchestrator.checkpoint.restoring import RESTORE_SCRIPT
+from ai_storage_orchestrator.checkpoint.restoring import RESTORE_SCRIPT, RESTORE_STATE_PATH, RESTORE_STATE_VOLUME
 from ai_storage_orchestrator.checkpoint.transport import ExecSessionLike, ExecTransport
 from ai_storage_orchestrator.controller.planning.gate import GATE_CONTAINER
 from ai_storage_orchestrator.errors import Unprocessable
@@ -298,6 +298,7 @@ async def test_checkpoint_saves_verifies_and_the_target_restores(
     assert [(m["name"], m["mountPath"], m.get("readOnly", False)) for m in mounts] == [
         ("shared-data", str(host.shared), True),
         ("optimizer", str(host.optimizer), False),
+        (RESTORE_STATE_VOLUME, RESTORE_STATE_PATH, False),
     ]
     for container in [*restores, *new_pod["spec"]["containers"]]:
         env = {e["name"]: e.get("value") for e in container.get("env") or []}
