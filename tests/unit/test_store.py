@@ -99,3 +99,19 @@ def test_a_relist_completes_and_syncs_despite_a_listener_that_raises() -> None:
     assert store.synced
     assert sorted(store.keys()) == ["ns/a", "ns/b"]
     assert store.resource_version == "2"
+
+
+def test_a_relist_does_not_undo_our_writes_made_after_its_snapshot() -> None:
+    """A LIST at version 4, then our own writes (versions 6 and 7) recorded before it is applied: the store keeps
+    them; the watch from version 4 brings every change in order."""
+    store, seen = _store()
+    store.replace([_pod("moved", 1), _pod("old", 2)], "2")
+    store.write_through(_pod("moved", 6, "b"))  # our status write, answered at version 6
+    store.write_through(_pod("created", 7))  # a pod we created
+    seen.clear()
+    store.replace([_pod("moved", 3), _pod("old", 2)], "4")
+    assert store.get("ns/moved")["spec"]["nodeName"] == "b"  # type: ignore[index]
+    assert store.get("ns/created") is not None, "created after the snapshot: not deleted while we were away"
+    assert seen == []
+    store.replace([_pod("moved", 6, "b")], "8")
+    assert sorted(seen) == ["DELETED:created", "DELETED:old"], "a LIST taken after them still removes what is gone"

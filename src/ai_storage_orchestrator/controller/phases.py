@@ -278,10 +278,12 @@ async def checkpointing(ctx: MigrationContext) -> Result:
                 f"no checkpoint within {ctx.request.timeout_seconds}s; the source pod was not touched",
             )
         if not pool.running(key):
-            ctx.controller.ensure_leading("run the checkpoint")  # hooks and copies are not API writes: fence them
-            pool.start(key, _checkpoint_job(ctx, pod), node=source_node)
+            # Recorded first: the write fails on a stale record (a cache behind our own StoppingSource write, say),
+            # and a checkpoint started from one would reset the directory of the checkpoint already saved.
             progress = f"checkpoint running since {now_iso()} (source pod untouched)"
             await ctx.update_status(message=progress, checkpoint={"running": True})
+            ctx.controller.ensure_leading("run the checkpoint")  # hooks and copies are not API writes: fence them
+            pool.start(key, _checkpoint_job(ctx, pod), node=source_node)
             if not untried and _prewarm_token(ctx):  # the checkpoint may succeed: start the target beside it
                 rolled_back = await _create_target(ctx, gate=True)
                 if rolled_back is not None:
@@ -1013,6 +1015,7 @@ async def _restore_source(ctx: MigrationContext) -> Result:
         existing = await ctx.controller.api.get(PODS, name, namespace=ctx.namespace)
         if terminating(existing):  # the old copy is still on its way out: our cache was behind
             raise TemporaryError(f"pod {ctx.namespace}/{name} is still terminating; recreating it when gone") from None
+        ctx.controller.state.pods.write_through(existing)  # our cache was behind: the next step sees the pod
     return Result.again()
 
 

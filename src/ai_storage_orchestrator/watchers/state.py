@@ -9,7 +9,14 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
 from ai_storage_orchestrator.kube.resources import NODES, POD_MIGRATIONS, PODS, PVCS, PVS, KubeApi, Resource
-from ai_storage_orchestrator.watchers.store import JSON, Listener, ListenerErrorHook, ObjectStore, object_key
+from ai_storage_orchestrator.watchers.store import (
+    JSON,
+    Listener,
+    ListenerErrorHook,
+    ObjectStore,
+    object_key,
+    written_after,
+)
 from ai_storage_orchestrator.watchers.streaming import Reflector
 
 T = TypeVar("T")
@@ -54,14 +61,19 @@ class NamespaceShard(ObjectStore):
         self._whole.synced = all(shard._synced for shard in self._shards)
 
     def replace(self, items: list[JSON], resource_version: str) -> None:
+        """As ObjectStore.replace, for this namespace's part of the whole store."""
         fresh = {object_key(item): item for item in items}
-        for obj in self._whole:
-            if (obj.get("metadata") or {}).get("namespace") == self.namespace and object_key(obj) not in fresh:
+        for obj in list(self._whole):
+            if (obj.get("metadata") or {}).get("namespace") != self.namespace or object_key(obj) in fresh:
+                continue
+            if not written_after(obj, resource_version):
                 self._whole.remove(obj)
         for key, item in fresh.items():
             old = self._whole.get(key)
             old_version = (old or {}).get("metadata", {}).get("resourceVersion")
-            if old is None or old_version != item.get("metadata", {}).get("resourceVersion"):
+            if old is None or (
+                old_version != item.get("metadata", {}).get("resourceVersion") and not self._whole.cached_is_newer(item)
+            ):
                 self._whole.upsert(item)
         self.resource_version = resource_version
         self.synced = True

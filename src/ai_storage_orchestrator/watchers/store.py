@@ -36,6 +36,13 @@ def _slim(obj: JSON) -> JSON:
     return obj
 
 
+def written_after(obj: JSON, resource_version: str) -> bool:
+    """Whether `obj` is a version later than `resource_version` (a LIST's): written after that snapshot."""
+    mine = str((obj.get("metadata") or {}).get("resourceVersion", ""))
+    # resourceVersions are opaque; etcd-backed servers use integers, which are safe to compare.
+    return mine.isdigit() and resource_version.isdigit() and int(mine) > int(resource_version)
+
+
 class ObjectStore:
     """Objects by key plus named indexes; every change is told to the listeners after it is applied."""
 
@@ -117,7 +124,7 @@ class ObjectStore:
     def apply(self, event_type: str, obj: JSON) -> None:
         if event_type == "DELETED":
             self.remove(obj)
-        elif event_type in ("ADDED", "MODIFIED") and not self._cached_is_newer(obj):
+        elif event_type in ("ADDED", "MODIFIED") and not self.cached_is_newer(obj):
             self.upsert(obj)
         version = (obj.get("metadata") or {}).get("resourceVersion")
         if version:
@@ -125,7 +132,7 @@ class ObjectStore:
 
     def write_through(self, obj: JSON) -> None:
         """Record an object our own write returned, before its watch event arrives."""
-        if not self._cached_is_newer(obj) and not self._deleted_since(obj):
+        if not self.cached_is_newer(obj) and not self._deleted_since(obj):
             self.upsert(obj)
 
     def _deleted_since(self, obj: JSON) -> bool:
@@ -135,7 +142,7 @@ class ObjectStore:
             return False
         return int(written) <= int(deleted_at)
 
-    def _cached_is_newer(self, obj: JSON) -> bool:
+    def cached_is_newer(self, obj: JSON) -> bool:
         """True when the cache already holds a later version (our own write got there before the event)."""
         cached = self._objects.get(object_key(obj))
         if cached is None:
@@ -146,14 +153,20 @@ class ObjectStore:
         return mine.isdigit() and theirs.isdigit() and int(mine) > int(theirs)
 
     def replace(self, items: list[JSON], resource_version: str) -> None:
-        """Make the store equal to a fresh LIST: objects missing from it were deleted while we were not watching."""
+        """Make the store equal to a fresh LIST: objects missing from it were deleted while we were not watching.
+        What our own writes put here after the LIST's snapshot (`write_through`) stays: the watch from the LIST's
+        version brings those changes in order, and going back to the LIST's older copies meanwhile would have the
+        controller act on a state it has already left."""
         fresh = {object_key(item): item for item in items}
         for key in [k for k in self._objects if k not in fresh]:
-            self.remove(self._objects[key])
+            if not written_after(self._objects[key], resource_version):
+                self.remove(self._objects[key])
         for key, item in fresh.items():
             old = self._objects.get(key)
             old_version = (old or {}).get("metadata", {}).get("resourceVersion")
-            if old is None or old_version != item.get("metadata", {}).get("resourceVersion"):
+            if old is None or (
+                old_version != item.get("metadata", {}).get("resourceVersion") and not self.cached_is_newer(item)
+            ):
                 self.upsert(item)
         self.resource_version = resource_version
         self.synced = True

@@ -4,6 +4,7 @@ orderings, the refusals, the rollbacks and the end of a record's life."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import datetime as dt
 from typing import Any, cast
 
@@ -12,6 +13,7 @@ import pytest
 from ai_storage_orchestrator.controller.ports import Checkpointer
 from ai_storage_orchestrator.controller.reconciler import Outcome
 from ai_storage_orchestrator.conventions import MIGRATION_FINALIZER
+from ai_storage_orchestrator.kube.errors import KubeApiError
 from ai_storage_orchestrator.kube.resources import POD_MIGRATIONS, PODS
 from ai_storage_orchestrator.models import Phase
 from ai_storage_orchestrator.settings import Settings
@@ -334,3 +336,22 @@ async def test_a_target_cordoned_before_the_source_is_stopped_rolls_the_prewarme
     source = world.api.pod(POD)
     assert source is not None
     assert not source["metadata"].get("deletionTimestamp")
+
+
+async def test_a_stale_checkpointing_record_never_starts_a_second_checkpoint() -> None:
+    """The cache went back to the Checkpointing record after the step recorded StoppingSource (a relist, a lost
+    write response): a checkpoint started from it would reset the saved one. Its first write fails instead."""
+    world = World(settings=Settings(leader_election=False, prewarm=False))
+    world.request(strategy="checkpoint-restart")
+    await world.drive()
+    assert await _checkpoint_done(world)
+    stale = copy.deepcopy(world.record())
+    assert stale["status"]["phase"] == Phase.CHECKPOINTING.value
+    await world.drive()
+    assert world.phase() == Phase.STOPPING_SOURCE.value
+    world.state.migrations.upsert(stale)  # the cache is behind the API server
+    with pytest.raises(KubeApiError) as refused:
+        await world.controller.reconcile(KEY)  # retried by the worker once the cache has caught up
+    assert refused.value.conflict
+    assert not world.controller.checkpoints.running(KEY)
+    assert world.api.objects[(POD_MIGRATIONS.plural, NAMESPACE, "m1")]["status"]["phase"] == "StoppingSource"

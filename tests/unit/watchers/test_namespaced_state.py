@@ -115,3 +115,15 @@ def test_the_store_is_synced_only_while_every_namespace_is() -> None:
     b.synced = False  # b's reflector failed (it marks its store unsynced until it has listed afresh)
     assert not _synced(whole)
     assert a.synced
+
+
+def test_a_relist_of_one_namespace_keeps_our_writes_made_after_its_snapshot() -> None:
+    whole = ObjectStore("Pod")
+    shards: list[NamespaceShard] = []
+    a = NamespaceShard(whole, "a", shards)
+    a.replace([_pod("a", "p1", "3")], "3")
+    whole.write_through(_pod("a", "p1", "6"))
+    whole.write_through(_pod("a", "p2", "7"))
+    a.replace([_pod("a", "p1", "3")], "4")
+    assert whole.get("a/p1")["metadata"]["resourceVersion"] == "6"  # type: ignore[index]
+    assert whole.get("a/p2") is not None
