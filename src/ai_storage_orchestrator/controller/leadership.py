@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import math
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -115,7 +116,7 @@ class LeaderElector:
         now = _micro_time()
         spec: dict[str, Any] = {
             "holderIdentity": self.identity,
-            "leaseDurationSeconds": int(self.lease_duration),
+            "leaseDurationSeconds": math.ceil(self.lease_duration),  # never shorter than our own fence counts
             "renewTime": now,
             "leaseTransitions": transitions,
         }

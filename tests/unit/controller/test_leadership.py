@@ -124,6 +124,8 @@ async def test_the_fence_closes_when_the_last_renewal_is_too_old_even_before_the
     try:
         await _until(lambda: elector.is_leader, server)
         assert elector.holds_lease()
+        assert server.lease is not None
+        assert server.lease["spec"]["leaseDurationSeconds"] == 1, "0.6 s rounded up: standbys never wait less"
         # A frozen process: time went on, no renewal ran. The loop has not run yet; the fence must not wait for it.
         elector._renewed_at = asyncio.get_running_loop().time() - elector.renew_deadline
         assert elector.is_leader
