@@ -72,6 +72,14 @@ class NotRunning:
 
     state: str
 
+    @property
+    def failed(self) -> bool:
+        """Ended with an error, or kept from running by one (a crash loop, an image it cannot get): not the clean
+        exit of a finished step, nor a container that is still being created."""
+        if self.state.startswith("terminated"):
+            return not self.state.startswith("terminated (exit 0,")
+        return self.state.startswith("waiting") and ("BackOff" in self.state or "Err" in self.state)
+
     def to_json(self) -> dict[str, Any]:
         return {"kind": "not_running", "state": self.state}
 
@@ -250,6 +258,8 @@ def interval_between(before: Snapshot, after: Snapshot) -> Interval:
             problems.append(f"{name}: read failed: {failed.reason}")
         elif start is None or end is None:
             problems.append(f"{name}: not in both reads")
+        elif (crashed := next((r for r in (end, start) if isinstance(r, NotRunning) and r.failed), None)) is not None:
+            problems.append(f"{name}: failed ({crashed.state}): a crashed container's missing CPU is no saving")
         elif isinstance(start, NotRunning) and isinstance(end, NotRunning):
             continue  # not running at either end: it used no CPU in between
         elif isinstance(start, NotRunning):
@@ -319,7 +329,8 @@ def trimmed_mean(values: Sequence[float], trim: int) -> float:
 
 @dataclass(frozen=True, slots=True)
 class Figures:
-    """What a measurement window gives: trimmed means of the valid intervals (``samples`` of them), CPU-seconds."""
+    """What a measurement window gives: trimmed means of the valid intervals (``samples`` of them), the CPU-seconds
+    used over those intervals and their total length (``window_seconds``: intervals left out are not in it)."""
 
     cpu_millicores: float
     memory_mib: float | None
@@ -347,8 +358,8 @@ def figures(intervals: Sequence[Interval], *, samples: int, trim: int) -> Figure
     else:
         memory_reason = f"memory reported in {len(memory_values)} of {len(valid)} samples"
     cpu_seconds = math.fsum(i.cpu_seconds for i in valid if i.cpu_seconds is not None)
-    window = valid[-1].end_wall_time - valid[0].start_wall_time
-    return Figures(cpu, memory, cpu_seconds, window, memory_reason)
+    sampled = math.fsum(i.end_wall_time - i.start_wall_time for i in valid)  # the time the CPU-seconds were counted in
+    return Figures(cpu, memory, cpu_seconds, sampled, memory_reason)
 
 
 def saving_percent(native: float | None, orchestrator: float | None) -> float | None:

@@ -316,8 +316,8 @@ class PodMeter:
             return Measurement(INSUFFICIENT, str(error), self.source, self.window_rule, start, end, None, log)
         self.say(spec.trimmed_mean_line(samples, trim, spec.cpu_text(found.cpu_millicores)))
         self.say(
-            f"  {pod}: CPU {found.cpu_millicores:.1f}m, {found.cpu_seconds:.2f} CPU-seconds over the"
-            f" {found.window_seconds:.1f}s window"
+            f"  {pod}: CPU {found.cpu_millicores:.1f}m, {found.cpu_seconds:.2f} CPU-seconds over its {samples}"
+            f" samples ({found.window_seconds:.1f}s)"
         )
         self._memory(
             pod, containers, log, found.memory_mib, samples=samples, trim=trim, restarted=restarted,

@@ -162,8 +162,9 @@ def _snapshot(index: int, **reads: CounterRead | NotRunning | ReadFailed) -> Sna
 
 
 def test_pod_rate_sums_container_rates_each_over_its_own_time_stamps() -> None:
-    before = _snapshot(0, trainer=_read(0.0, 10.0), monitor=_read(0.01, 1.0), processor=NotRunning("terminated"))
-    after = _snapshot(1, trainer=_read(2.0, 13.0, 300), monitor=_read(1.51, 1.3, 50), processor=NotRunning("done"))
+    done = NotRunning("terminated (exit 0, Completed)")
+    before = _snapshot(0, trainer=_read(0.0, 10.0), monitor=_read(0.01, 1.0), processor=done)
+    after = _snapshot(1, trainer=_read(2.0, 13.0, 300), monitor=_read(1.51, 1.3, 50), processor=done)
     interval = interval_between(before, after)
     assert interval.valid
     assert interval.cpu_millicores == pytest.approx(1500.0 + 200.0)
@@ -272,3 +273,30 @@ def test_figures_give_no_memory_when_a_sample_lacks_it() -> None:
     assert found.cpu_millicores == pytest.approx(1000.0)
     assert found.memory_mib is None
     assert found.memory_reason == "memory reported in 4 of 5 samples"
+
+
+@pytest.mark.parametrize(
+    "state",
+    ["terminated (exit 1, Error)", "terminated (exit 137, OOMKilled)", "waiting (CrashLoopBackOff)"],
+)
+def test_a_crashed_container_makes_every_interval_it_is_seen_in_invalid(state: str) -> None:
+    """Its CPU is missing because the workload broke, not because the move saved it: never counted as 0."""
+    crashed = NotRunning(state)
+    interval = interval_between(_snapshot(0, a=_read(0, 0), b=crashed), _snapshot(1, a=_read(1, 1), b=crashed))
+    assert not interval.valid
+    assert interval.reason == f"b: failed ({state}): a crashed container's missing CPU is no saving"
+
+
+@pytest.mark.parametrize("state", ["terminated (exit 0, Completed)", "waiting (ContainerCreating)", "no status"])
+def test_a_finished_or_starting_container_is_not_a_failure(state: str) -> None:
+    assert not NotRunning(state).failed
+
+
+def test_the_cpu_seconds_are_over_the_time_of_the_samples_they_count() -> None:
+    """An interval left out (a read failed) is neither in the CPU-seconds nor in the time they are over."""
+    intervals = [_interval(n, 1000.0) for n in range(1, 23)]
+    intervals[3] = _interval(4, None, reason="trainer: read failed: timeout")
+    intervals[7] = _interval(8, None, reason="trainer: read failed: timeout")
+    found = figures(intervals, samples=20, trim=3)
+    assert found.cpu_seconds == pytest.approx(20.0)
+    assert found.window_seconds == pytest.approx(20.0), "not the 22 s from the first sample to the last"
