@@ -94,3 +94,23 @@ def test_a_non_root_restore_fills_a_mount_point_it_does_not_own(world: Path) -> 
     assert (artifact / "state").read_bytes() == b"s"
     assert (artifact / ".hidden").read_bytes() == b"h"
     assert artifact.stat().st_uid == 0, "the mount point's owner stays"
+
+
+def test_a_name_with_a_backslash_is_checked_where_sha256sum_cannot_read_escaped_lines(world: Path) -> None:
+    """busybox's sha256sum -c does not read GNU's escaped lines: the script's own loop checks them."""
+    artifact = world / "ckpt"
+    artifact.mkdir()
+    directory, listed = checkpoint(world, artifact, {"we ird\\name": b"x", "plain": b"y"})
+    shims = world / "bin"
+    shims.mkdir()
+    (shims / "sha256sum").write_text('#!/bin/sh\nif [ "$1" = -c ]; then exit 1; fi\nexec /usr/bin/sha256sum "$@"\n')
+    (shims / "sha256sum").chmod(0o755)
+    argv = ["sh", "-c", RESTORE_SCRIPT, "ai-storage-restore", str(directory), CONTAINER, str(artifact), listed]
+    env = {"PATH": f"{shims}{os.pathsep}{os.environ['PATH']}"}
+    run = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
+    assert run.returncode == 0, run.stderr
+    assert (artifact / "we ird\\name").read_bytes() == b"x"
+    (artifact / "we ird\\name").write_bytes(b"changed")
+    (directory / "manifest.json").touch()
+    again = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
+    assert again.returncode == 0, "restored again: the copy is put back and checked"
