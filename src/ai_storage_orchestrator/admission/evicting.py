@@ -114,9 +114,12 @@ class EvictionReview:
         status = migration.get("status") or {}
         if not (status.get("prewarm") or {}).get("token") or status.get("owner"):
             return True
+        if status.get("phase") == "RollingBack":  # the move has given up: nothing to wait for
+            return True
         name = status.get("targetPod")
         target = self.state.pod(str(migration["metadata"].get("namespace")), str(name)) if name else None
-        return target is not None and gate_running(target)
+        # A target being removed means the move rolls back, and its rollback recreates a source removed meanwhile.
+        return target is not None and (gate_running(target) or Pod(target).terminating)
 
     async def _namespace_opted_in(self, api: KubeApi, namespace: str) -> bool:
         now = self._clock()

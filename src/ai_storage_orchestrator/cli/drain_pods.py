@@ -79,13 +79,21 @@ def skip_reason(pod: Mapping[str, Any]) -> str | None:
     return None
 
 
+# Volumes the orchestrator adds to the pods it makes (the gate's door, the restore's record): no user data in them.
+OURS = "ai-storage-"
+
+
 def eviction_blocker(pod: Mapping[str, Any], *, force: bool, delete_emptydir_data: bool) -> str | None:
     """Why `kubectl drain` would not evict this pod without an override: nothing recreates a pod without a
     controller (evicting it deletes it for good), and an emptyDir's data goes with the pod."""
     if controlling_owner(pod) is None and not force:
         return "no controller would recreate it, so evicting it would delete it for good (--force to evict it)"
     volumes = (pod.get("spec") or {}).get("volumes") or []
-    local = [str(v.get("name")) for v in volumes if isinstance(v, Mapping) and v.get("emptyDir") is not None]
+    local = [
+        str(v.get("name"))
+        for v in volumes
+        if isinstance(v, Mapping) and v.get("emptyDir") is not None and not str(v.get("name")).startswith(OURS)
+    ]
     if local and not delete_emptydir_data:
         return f"its emptyDir data ({', '.join(local)}) would be lost (--delete-emptydir-data to evict it)"
     return None

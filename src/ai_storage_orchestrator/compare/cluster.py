@@ -15,7 +15,7 @@ SERVICE_ACCOUNTS = Resource("", "v1", "serviceaccounts", "ServiceAccount")
 SIMULATED_REASON = "simulated node (no cgroups)"
 _WATCH_SECONDS = 60
 # Waiting reasons after which a container will not start by itself.
-_HOPELESS = frozenset({"CrashLoopBackOff", "CreateContainerConfigError", "InvalidImageName", "CreateContainerError"})
+HOPELESS = frozenset({"CrashLoopBackOff", "CreateContainerConfigError", "InvalidImageName", "CreateContainerError"})
 
 
 def container_states(pod: Mapping[str, Any]) -> dict[str, str]:
@@ -154,7 +154,7 @@ def pod_trouble(pod: Mapping[str, Any]) -> str | None:
         return f"pod failed: {status.get('reason') or ''} {status.get('message') or ''}".strip()
     for container in status.get("containerStatuses") or []:
         waiting = (container.get("state") or {}).get("waiting") or {}
-        if waiting.get("reason") in _HOPELESS:
+        if waiting.get("reason") in HOPELESS:
             return f"container {container.get('name')}: {waiting.get('reason')}: {waiting.get('message') or ''}"
         terminated = (container.get("state") or {}).get("terminated") or {}
         if terminated and terminated.get("exitCode") not in (0, None):

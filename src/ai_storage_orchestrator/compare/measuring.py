@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ai_storage_orchestrator.compare.cluster import HOPELESS
+
 NS_PER_SECOND = 1_000_000_000
 MIB = 1 << 20
 
@@ -78,7 +80,8 @@ class NotRunning:
         exit of a finished step, nor a container that is still being created."""
         if self.state.startswith("terminated"):
             return not self.state.startswith("terminated (exit 0,")
-        return self.state.startswith("waiting") and ("BackOff" in self.state or "Err" in self.state)
+        reason = self.state.removeprefix("waiting (").removesuffix(")") if self.state.startswith("waiting") else None
+        return reason is not None and ("BackOff" in reason or "Err" in reason or reason in HOPELESS)
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": "not_running", "state": self.state}

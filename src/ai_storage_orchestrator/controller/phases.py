@@ -154,9 +154,13 @@ async def pending(ctx: MigrationContext) -> Result:
         blocker = ctx.controller.capacity_blocker(ctx) or ctx.controller.owner_blocker(ctx)
         if not blocker:  # validation reads only the caches: it is done in this step, recorded in one write
             return await _plan(ctx, passed=[(Phase.VALIDATING, now_iso(), VALIDATING_MESSAGE)])
+    if ctx.seconds_left() <= 0:  # the deadline is the whole move's: it does not start late
+        return await ctx.fail(
+            "queue_timeout", f"still queued after {ctx.request.timeout_seconds}s ({blocker}); nothing was changed"
+        )
     if ctx.status.get("message") != blocker:
         await ctx.update_status(message=blocker)
-    return Result.after(5.0)  # woken earlier when another migration ends
+    return Result.after(min(5.0, max(0.1, ctx.seconds_left())))  # woken earlier when another migration ends
 
 
 async def validating(ctx: MigrationContext) -> Result:
@@ -868,11 +872,11 @@ async def rolling_back(ctx: MigrationContext) -> Result:
     if target is not None and Pod(target).labels.get(MIGRATION_ID_LABEL) == ctx.name:
         if not terminating(target):
             await _delete_pod(ctx, target, uid=target["metadata"].get("uid"))
-        if ctx.status.get("sourceStopped"):  # the source is recreated only once no copy of the target can run
-            await _say_target_node_down(ctx, target)
-            return Result.after(DELETE_WAIT_SECONDS)
         if _node_ready(ctx.controller.state.node(Pod(target).node_name or "")):
             return Result.after(DELETE_WAIT_SECONDS)  # its kubelet confirms the removal soon: end with it gone
+        if ctx.status.get("sourceStopped") and not await _source_untouched(ctx):
+            await _say_target_node_down(ctx, target)  # recreated only once no copy of the target can run
+            return Result.after(DELETE_WAIT_SECONDS)
         # The source was never touched and still runs, and the target's node does not answer: a target being
         # removed is never handed the source's work (its gate gets no token), so the rollback ends without waiting
         # for a kubelet that may never confirm it.
@@ -892,6 +896,18 @@ async def rolling_back(ctx: MigrationContext) -> Result:
     if error:
         return await ctx.transition(Phase.FAILED, f"{error.get('message')}; rolled back{restored}")
     return await ctx.transition(Phase.CANCELLED, f"cancelled; rolled back{restored}")
+
+
+async def _source_untouched(ctx: MigrationContext) -> bool:
+    """A live read: the source pod is still ours and nothing asked for its removal. `sourceStopped` is written
+    ahead, before the eviction, so it alone does not say the source was touched."""
+    try:
+        live = await ctx.controller.api.get(PODS, ctx.spec["podName"], namespace=ctx.namespace)
+    except KubeApiError as error:
+        if error.not_found:
+            return False
+        raise
+    return live["metadata"].get("uid") == ctx.status.get("sourcePodUID") and not terminating(live)
 
 
 async def _say_target_node_down(ctx: MigrationContext, target: JSON) -> None:

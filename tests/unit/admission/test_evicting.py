@@ -174,3 +174,20 @@ async def test_a_retry_waits_for_the_prewarmed_target_to_run_its_gate_then_goes_
     target["status"]["initContainerStatuses"][0]["state"] = {"running": {"startedAt": "2026-12-03T10:00:00Z"}}
     state.pods.write_through(target)
     assert (await review.review("ml", "train", dry_run=False)).allowed
+
+
+async def test_a_move_that_rolls_back_no_longer_holds_a_drains_eviction() -> None:
+    state, _, review = setup(pod())
+    state.migrations.write_through(
+        {
+            "metadata": {"name": "mig-1", "namespace": "ml", "resourceVersion": "3"},
+            "spec": {"podName": "train", "targetNode": "node-b"},
+            "status": {
+                "phase": "RollingBack",
+                "sourceStopped": True,
+                "prewarm": {"token": "mig-1.abc"},
+                "targetPod": "train-migrated-mig-1",
+            },
+        }
+    )
+    assert (await review.review("ml", "train", dry_run=False)).allowed

@@ -434,3 +434,13 @@ async def test_a_pod_bound_to_the_node_while_it_was_being_cordoned_is_drained_to
     fake = FakeOrchestrator()
     await drain_with(args("--poll-interval", "0"), cluster, fake, program="p")
     assert sorted(body["pod_name"] for body in fake.created) == ["a", "late"]
+
+
+def test_the_orchestrators_own_emptydirs_do_not_keep_a_pod_from_eviction() -> None:
+    moved = pod("moved", owner="ReplicaSet")
+    moved["spec"]["volumes"] = [
+        {"name": "ai-storage-gate-knock", "emptyDir": {}},
+        {"name": "ai-storage-restore-state", "emptyDir": {}},
+    ]
+    [work], _ = sort_pods([moved])
+    assert work.not_evictable is None

@@ -277,7 +277,14 @@ def test_figures_give_no_memory_when_a_sample_lacks_it() -> None:
 
 @pytest.mark.parametrize(
     "state",
-    ["terminated (exit 1, Error)", "terminated (exit 137, OOMKilled)", "waiting (CrashLoopBackOff)"],
+    [
+        "terminated (exit 1, Error)",
+        "terminated (exit 137, OOMKilled)",
+        "waiting (CrashLoopBackOff)",
+        "waiting (ImagePullBackOff)",
+        "waiting (InvalidImageName)",
+        "waiting (CreateContainerConfigError)",
+    ],
 )
 def test_a_crashed_container_makes_every_interval_it_is_seen_in_invalid(state: str) -> None:
     """Its CPU is missing because the workload broke, not because the move saved it: never counted as 0."""

@@ -355,3 +355,42 @@ async def test_a_stale_checkpointing_record_never_starts_a_second_checkpoint() -
     assert refused.value.conflict
     assert not world.controller.checkpoints.running(KEY)
     assert world.api.objects[(POD_MIGRATIONS.plural, NAMESPACE, "m1")]["status"]["phase"] == "StoppingSource"
+
+
+async def test_a_lost_target_ends_the_rollback_when_the_source_was_only_written_ahead_as_stopped() -> None:
+    """`sourceStopped` is recorded before the eviction: a pre-warmed target lost before its gate ran rolls back
+    without the source ever being touched, and the rollback must end, not wait for the lost node."""
+    world = World()
+    world.request(strategy="checkpoint-restart")
+    await world.drive()
+    assert await _checkpoint_done(world)
+    await world.drive()
+    assert world.phase() == Phase.STOPPING_SOURCE.value
+    assert world.record()["status"]["sourceStopped"] is True, "written ahead"
+    _node_lost(world, TARGET)
+    await world.drive()
+    assert world.phase() == Phase.FAILED.value
+    assert world.record()["status"]["error"]["reason"] == "target_node_lost"
+    source = world.api.pod(POD)
+    assert source is not None
+    assert not source["metadata"].get("deletionTimestamp")
+    assert not [call for call in world.api.calls if call.startswith("evict")]
+
+
+async def test_a_move_queued_past_its_deadline_fails_without_touching_anything() -> None:
+    world = World(settings=Settings(leader_election=False, max_active_migrations=1))
+    world.api.put(PODS, running_pod("other", SOURCE))
+    world.request(migration_id="m1")
+    await world.drive(f"{NAMESPACE}/m1")
+    world.request(migration_id="m2", pod="other")
+    await world.controller.reconcile(f"{NAMESPACE}/m2")
+    assert world.phase(f"{NAMESPACE}/m2") == Phase.PENDING.value
+    long_ago = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    record = world.api.objects[(POD_MIGRATIONS.plural, NAMESPACE, "m2")]
+    record["metadata"]["creationTimestamp"] = long_ago
+    world.api.put(POD_MIGRATIONS, record)
+    await world.controller.reconcile(f"{NAMESPACE}/m2")
+    assert world.phase(f"{NAMESPACE}/m2") == Phase.FAILED.value
+    error = world.record(f"{NAMESPACE}/m2")["status"]["error"]
+    assert error["reason"] == "queue_timeout"
+    assert "queued: 1 migrations in flight" in error["message"]
