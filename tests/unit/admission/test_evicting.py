@@ -147,20 +147,23 @@ async def test_an_unknown_pod_reads_nothing() -> None:
     assert OPT_IN_SECONDS > 0
 
 
+def _prewarming_move(phase: str) -> JSON:
+    """A move of `train` that has recorded its source's removal ahead and pre-warms its target."""
+    return {
+        "metadata": {"name": "mig-1", "namespace": "ml", "resourceVersion": "3"},
+        "spec": {"podName": "train", "targetNode": "node-b"},
+        "status": {
+            "phase": phase,
+            "sourceStopped": True,
+            "prewarm": {"token": "mig-1.abc"},
+            "targetPod": "train-migrated-mig-1",
+        },
+    }
+
+
 async def test_a_retry_waits_for_the_prewarmed_target_to_run_its_gate_then_goes_ahead() -> None:
     state, _, review = setup(pod())
-    state.migrations.write_through(
-        {
-            "metadata": {"name": "mig-1", "namespace": "ml", "resourceVersion": "3"},
-            "spec": {"podName": "train", "targetNode": "node-b"},
-            "status": {
-                "phase": "StoppingSource",
-                "sourceStopped": True,
-                "prewarm": {"token": "mig-1.abc"},
-                "targetPod": "train-migrated-mig-1",
-            },
-        }
-    )
+    state.migrations.write_through(_prewarming_move("StoppingSource"))
     target: JSON = {
         "metadata": {"name": "train-migrated-mig-1", "namespace": "ml", "resourceVersion": "4"},
         "spec": {"nodeName": "node-b", "initContainers": [{"name": "ai-storage-gate"}], "containers": []},
@@ -178,16 +181,5 @@ async def test_a_retry_waits_for_the_prewarmed_target_to_run_its_gate_then_goes_
 
 async def test_a_move_that_rolls_back_no_longer_holds_a_drains_eviction() -> None:
     state, _, review = setup(pod())
-    state.migrations.write_through(
-        {
-            "metadata": {"name": "mig-1", "namespace": "ml", "resourceVersion": "3"},
-            "spec": {"podName": "train", "targetNode": "node-b"},
-            "status": {
-                "phase": "RollingBack",
-                "sourceStopped": True,
-                "prewarm": {"token": "mig-1.abc"},
-                "targetPod": "train-migrated-mig-1",
-            },
-        }
-    )
+    state.migrations.write_through(_prewarming_move("RollingBack"))
     assert (await review.review("ml", "train", dry_run=False)).allowed
