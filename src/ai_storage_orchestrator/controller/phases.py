@@ -469,8 +469,15 @@ async def _owner_replaces(ctx: MigrationContext) -> Result:
     token = str(owner.get("token") or "")
     if gated(target) and not released(target, token):
         if source is not None and not containers_stopped(source):
+            if ctx.seconds_left() <= 0:  # its node may not answer: the captured pod's gate opens by itself
+                return await ctx.fail(
+                    "source_not_stopped",
+                    f"source pod {ctx.spec['podName']} was still reported running {ctx.request.timeout_seconds}s in"
+                    f" (its node may not answer); {name}, created by {owner['kind']} '{owner['name']}', opens its"
+                    " gate by itself at its own deadline, as the replacement of any eviction would start",
+                )
             _knock_ahead(ctx, name)
-            return Result.after(DELETE_WAIT_SECONDS)  # the source's next change wakes us
+            return Result.after(min(DELETE_WAIT_SECONDS, max(0.1, ctx.seconds_left())))  # or the source's change
         return await _release_gate(ctx, target, token)
     stopped = (Phase.CREATING_TARGET, now_iso(), f"source pod stopped; its owner created {name}")
     return await ctx.transition(

@@ -6,6 +6,7 @@ owner's count back."""
 from __future__ import annotations
 
 import copy
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -361,3 +362,21 @@ async def test_two_pods_of_one_job_move_one_at_a_time() -> None:
     assert world.phase(f"{NAMESPACE}/m2") == Phase.PENDING.value
     assert "Job 'train' has a move in flight (m1)" in world.record(f"{NAMESPACE}/m2")["status"]["message"]
     assert "evict Pod train-b" not in world.api.calls
+
+
+async def test_a_source_still_running_at_the_deadline_ends_the_move_and_leaves_the_capture_to_its_own_gate() -> None:
+    """The source's node stopped answering after the eviction: the move does not wait for it forever."""
+    world = _world(JOB)
+    await _evicted(world)
+    _owner_creates(world, "train-x1", JOB)
+    await world.drive()
+    assert world.phase() == Phase.STOPPING_SOURCE.value, "held while the source may still run"
+    long_ago = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    await world.api.merge_patch(POD_MIGRATIONS, "m1", {"status": {"startedAt": long_ago}}, namespace=NAMESPACE)
+    await world.drive()
+    assert world.phase() == Phase.FAILED.value
+    assert world.record()["status"]["error"]["reason"] == "source_not_stopped"
+    captured = world.api.pod("train-x1")
+    assert captured is not None
+    assert HANDOFF_ANNOTATION not in captured["metadata"]["annotations"], "never opened while the source may run"
+    assert _created_by_us(world) == []
