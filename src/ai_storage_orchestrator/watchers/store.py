@@ -145,12 +145,8 @@ class ObjectStore:
     def cached_is_newer(self, obj: JSON) -> bool:
         """True when the cache already holds a later version (our own write got there before the event)."""
         cached = self._objects.get(object_key(obj))
-        if cached is None:
-            return False
-        mine = str((cached.get("metadata") or {}).get("resourceVersion", ""))
         theirs = str((obj.get("metadata") or {}).get("resourceVersion", ""))
-        # resourceVersions are opaque; etcd-backed servers use integers, which are safe to compare.
-        return mine.isdigit() and theirs.isdigit() and int(mine) > int(theirs)
+        return cached is not None and written_after(cached, theirs)
 
     def replace(self, items: list[JSON], resource_version: str) -> None:
         """Make the store equal to a fresh LIST: objects missing from it were deleted while we were not watching.
