@@ -261,6 +261,12 @@ async def test_two_moves_of_one_pod_arriving_together_never_both_start() -> None
     assert world.record(f"{NAMESPACE}/aaa")["status"]["error"]["reason"] == "migration_in_progress"
 
 
+def _assert_source_untouched(world: World) -> None:
+    source = world.api.pod(POD)
+    assert source is not None
+    assert not source["metadata"].get("deletionTimestamp"), "the source runs on, untouched"
+
+
 def _node_lost(world: World, name: str) -> None:
     lost = node(name)
     lost["status"]["conditions"] = [{"type": "Ready", "status": "Unknown"}]
@@ -278,9 +284,7 @@ async def test_a_target_on_a_lost_node_ends_the_rollback_while_the_source_was_ne
     assert world.phase() == Phase.FAILED.value
     assert world.record()["status"]["error"]["reason"] == "target_node_lost"
     assert (world.api.pod(target) or {})["metadata"].get("deletionTimestamp"), "its removal was asked for"
-    source = world.api.pod(POD)
-    assert source is not None
-    assert not source["metadata"].get("deletionTimestamp"), "the source runs on, untouched"
+    _assert_source_untouched(world)
 
 
 async def test_a_target_on_a_lost_node_holds_the_rollback_once_the_source_was_stopped_and_says_why() -> None:
@@ -333,9 +337,7 @@ async def test_a_target_cordoned_before_the_source_is_stopped_rolls_the_prewarme
     assert world.phase() in (Phase.ROLLING_BACK.value, Phase.FAILED.value)
     assert world.record()["status"]["error"]["reason"] == "target_node_cordoned"
     assert not [call for call in world.api.calls if call.startswith(("evict", "delete Pod trainer "))]
-    source = world.api.pod(POD)
-    assert source is not None
-    assert not source["metadata"].get("deletionTimestamp")
+    _assert_source_untouched(world)
 
 
 async def test_a_stale_checkpointing_record_never_starts_a_second_checkpoint() -> None:
@@ -371,9 +373,7 @@ async def test_a_lost_target_ends_the_rollback_when_the_source_was_only_written_
     await world.drive()
     assert world.phase() == Phase.FAILED.value
     assert world.record()["status"]["error"]["reason"] == "target_node_lost"
-    source = world.api.pod(POD)
-    assert source is not None
-    assert not source["metadata"].get("deletionTimestamp")
+    _assert_source_untouched(world)
     assert not [call for call in world.api.calls if call.startswith("evict")]
 
 
