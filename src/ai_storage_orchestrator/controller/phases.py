@@ -631,17 +631,8 @@ async def _release_gate(ctx: MigrationContext, target: JSON, token: str) -> Resu
     none of its containers running (the kubelet's report; it never restarts them): two copies of the trainer never
     run at once. Not waiting for the pod object to go saves the kubelet's clean-up after the containers stopped
     (volumes, cgroups: 0.3-0.8 s measured on real nodes)."""
-    try:
-        live = await ctx.controller.api.get(PODS, ctx.spec["podName"], namespace=ctx.namespace)
-    except KubeApiError as error:
-        if not error.not_found:
-            raise
-        live = None
-    if (
-        live is not None
-        and live["metadata"].get("uid") == ctx.status.get("sourcePodUID")
-        and not containers_stopped(live)
-    ):
+    live = await _live_source(ctx)
+    if live is not None and not containers_stopped(live):
         return Result.after(DELETE_WAIT_SECONDS)  # the cache ran ahead of the API server: its next event wakes us
     name = target["metadata"]["name"]
     stopped = (
@@ -908,13 +899,19 @@ async def rolling_back(ctx: MigrationContext) -> Result:
 async def _source_untouched(ctx: MigrationContext) -> bool:
     """A live read: the source pod is still ours and nothing asked for its removal. `sourceStopped` is written
     ahead, before the eviction, so it alone does not say the source was touched."""
+    live = await _live_source(ctx)
+    return live is not None and not terminating(live)
+
+
+async def _live_source(ctx: MigrationContext) -> JSON | None:
+    """The source pod read live from the API server, when it is still the pod the plan recorded (its UID)."""
     try:
         live = await ctx.controller.api.get(PODS, ctx.spec["podName"], namespace=ctx.namespace)
     except KubeApiError as error:
         if error.not_found:
-            return False
+            return None
         raise
-    return live["metadata"].get("uid") == ctx.status.get("sourcePodUID") and not terminating(live)
+    return live if live["metadata"].get("uid") == ctx.status.get("sourcePodUID") else None
 
 
 async def _say_target_node_down(ctx: MigrationContext, target: JSON) -> None:
