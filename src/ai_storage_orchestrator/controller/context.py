@@ -184,18 +184,25 @@ class MigrationContext:
 
     async def _pods_alive_or_refuse(self, phase: Phase, fields: JSON) -> list[str]:
         names = [self.spec["podName"], *([self.status["targetPod"]] if self.status.get("targetPod") else [])]
-        read = await asyncio.gather(*(self._live_pod(name) for name in dict.fromkeys(names)))
+        read = await asyncio.gather(*(self.live_pod(name) for name in dict.fromkeys(names)))
         found = [pod["metadata"]["name"] for pod in read if pod is not None and alive(pod)]
         # An owned pod's owner recreates it (controller/planning/owner.py): none alive may be its moment between.
         touched = bool(fields.get("sourceStopped") or self.status.get("sourceStopped")) and not self.status.get("owner")
-        if not found and touched:
+        if not found and touched and not self._source_left_in_place(read[0]):
             log.error("invariant.violated", attempted_phase=phase.value, pods=names)
             raise InvariantViolation(
                 f"refusing to record {phase.value}: none of {', '.join(names)} is alive after the source was stopped"
             )
         return found
 
-    async def _live_pod(self, name: str) -> JSON | None:
+    def _source_left_in_place(self, pod: JSON | None) -> bool:
+        """The pod named like the source is there and nobody asked for its removal: whatever its phase (a trainer
+        that failed under `restartPolicy: Never`, a kubelet's own eviction), it is the pod, not lost by this move.
+        `sourceStopped` is written ahead of the eviction, so it alone does not say the source was touched."""
+        return pod is not None and not pod["metadata"].get("deletionTimestamp")
+
+    async def live_pod(self, name: str) -> JSON | None:
+        """The pod read from the API server now (None: not there), for decisions a lagging cache must not make."""
         try:
             return await self.controller.api.get(PODS, name, namespace=self.namespace)
         except KubeApiError as error:

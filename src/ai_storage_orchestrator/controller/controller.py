@@ -182,6 +182,8 @@ class MigrationController:
         step = PHASES.get(phase)
         if step is None:
             return Result.done()
+        if self._unprotected(migration):
+            return await self._protect(migration)
         context = MigrationContext(migration, self)
         await self.fault_point(f"before:{phase.value}")
         with structlog.contextvars.bound_contextvars(
@@ -191,6 +193,21 @@ class MigrationController:
             phase=phase.value,
         ):
             return await step(context)
+
+    @staticmethod
+    def _unprotected(migration: JSON) -> bool:
+        metadata = migration["metadata"]
+        return MIGRATION_FINALIZER not in (metadata.get("finalizers") or []) and not metadata.get("deletionTimestamp")
+
+    async def _protect(self, migration: JSON) -> Result:
+        """A record made without our finalizer (with kubectl, say) gets it before any step acts: deleted mid-move,
+        it would take the only copy of the target's spec and the gate's token with it, and no rollback would run."""
+        metadata = migration["metadata"]
+        finalizers = [*(metadata.get("finalizers") or []), MIGRATION_FINALIZER]
+        patch = {"metadata": {"finalizers": finalizers, "resourceVersion": metadata["resourceVersion"]}}
+        updated = await self.api.merge_patch(POD_MIGRATIONS, metadata["name"], patch, namespace=metadata["namespace"])
+        self.state.migrations.write_through(updated)
+        return Result.again()
 
     async def _finish(self, migration: JSON) -> Result:
         """A finished migration: drop our finalizer (nothing depends on the record any more), then delete the

@@ -851,12 +851,7 @@ async def removing_source(ctx: MigrationContext) -> Result:
 
 async def _target_unfit(ctx: MigrationContext) -> str | None:
     name = ctx.status.get("targetPod")
-    try:
-        target = await ctx.controller.api.get(PODS, name, namespace=ctx.namespace) if name else None
-    except KubeApiError as error:
-        if not error.not_found:
-            raise
-        target = None
+    target = await ctx.live_pod(name) if name else None
     unfit = target_unfit_to_replace_source(target, uid=ctx.status.get("targetPodUID"), node=str(ctx.spec["targetNode"]))
     if unfit is None and not _node_ready(ctx.controller.state.node(ctx.spec["targetNode"])):
         unfit = f"target node {ctx.spec['targetNode']} is gone or not Ready"
@@ -866,7 +861,7 @@ async def _target_unfit(ctx: MigrationContext) -> str | None:
 async def rolling_back(ctx: MigrationContext) -> Result:
     if ctx.status.get("owner"):
         return await _owner_rollback(ctx)
-    target = ctx.target_pod
+    target = await _target_to_remove(ctx)
     if target is not None and Pod(target).labels.get(MIGRATION_ID_LABEL) == ctx.name:
         if not terminating(target):
             await _delete_pod(ctx, target, uid=target["metadata"].get("uid"))
@@ -896,6 +891,17 @@ async def rolling_back(ctx: MigrationContext) -> Result:
     return await ctx.transition(Phase.CANCELLED, f"cancelled; rolled back{restored}")
 
 
+async def _target_to_remove(ctx: MigrationContext) -> JSON | None:
+    """The target pod as the cache has it, else read live: a create whose answer was lost (then retried into
+    "already exists"), or a new leader whose pod watch has not delivered it yet, leaves a target the cache does not
+    know, and a rollback that missed it would leave it running beside the source, or held for good."""
+    target = ctx.target_pod
+    name = ctx.status.get("targetPod")
+    if target is not None or not name:
+        return target
+    return await ctx.live_pod(name)
+
+
 async def _source_untouched(ctx: MigrationContext) -> bool:
     """A live read: the source pod is still ours and nothing asked for its removal. `sourceStopped` is written
     ahead, before the eviction, so it alone does not say the source was touched."""
@@ -905,13 +911,8 @@ async def _source_untouched(ctx: MigrationContext) -> bool:
 
 async def _live_source(ctx: MigrationContext) -> JSON | None:
     """The source pod read live from the API server, when it is still the pod the plan recorded (its UID)."""
-    try:
-        live = await ctx.controller.api.get(PODS, ctx.spec["podName"], namespace=ctx.namespace)
-    except KubeApiError as error:
-        if error.not_found:
-            return None
-        raise
-    return live if live["metadata"].get("uid") == ctx.status.get("sourcePodUID") else None
+    live = await ctx.live_pod(ctx.spec["podName"])
+    return live if live is not None and live["metadata"].get("uid") == ctx.status.get("sourcePodUID") else None
 
 
 async def _say_target_node_down(ctx: MigrationContext, target: JSON) -> None:

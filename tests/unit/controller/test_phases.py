@@ -12,7 +12,7 @@ from ai_storage_orchestrator.controller.controller import LocationOnlyCheckpoint
 from ai_storage_orchestrator.controller.fencing import NotLeader
 from ai_storage_orchestrator.controller.invariant import InvariantViolation
 from ai_storage_orchestrator.controller.reconciler import Outcome
-from ai_storage_orchestrator.conventions import RESTORED_BY_ANNOTATION
+from ai_storage_orchestrator.conventions import MIGRATION_FINALIZER, RESTORED_BY_ANNOTATION
 from ai_storage_orchestrator.kube.resources import POD_MIGRATIONS, PODS
 from ai_storage_orchestrator.models import Phase
 from tests.unit.controller.fakes import NAMESPACE, POD, SOURCE, World, node
@@ -311,3 +311,47 @@ async def test_a_recreated_source_whose_node_stops_answering_is_waited_for_not_g
     world.api.admit(POD)
     await world.drive()
     assert world.phase() == Phase.CANCELLED.value
+
+
+async def test_a_rollback_ends_when_the_untouched_source_failed_by_itself() -> None:
+    """`sourceStopped` is written ahead of the eviction: a source that failed on its own (restartPolicy Never)
+    before anything was evicted is the pod, not a pod this move lost."""
+    world = World()
+    world.migration(phase=Phase.STOPPING_SOURCE.value, strategy=CHECKPOINT_RESTART, sourceStopped=True)
+    await world.api.merge_patch(PODS, POD, {"status": {"phase": "Failed"}}, namespace=NAMESPACE)
+    await _cancel(world)
+    await world.drive()
+    assert world.phase() == Phase.CANCELLED.value
+    source = world.api.pod(POD)
+    assert source is not None
+    assert not source["metadata"].get("deletionTimestamp")
+
+
+async def test_a_rollback_removes_a_target_the_cache_has_not_seen() -> None:
+    """A create whose answer was lost, or a new leader whose watch is behind: the target exists, the cache does
+    not know it, and a cancel must still remove it (one running copy)."""
+    world = World()
+    world.migration(phase=Phase.CREATING_TARGET.value, strategy=MAKE_BEFORE_BREAK)
+    target = str(world.record()["status"]["targetPod"])
+    world.api.reflect = False
+    world.api.put(PODS, world.record()["status"]["targetPodManifest"])
+    world.api.reflect = True
+    assert world.state.pod(NAMESPACE, target) is None
+    await _cancel(world)
+    await world.drive()
+    assert _terminating(world, target), "the target is removed although the cache had not seen it"
+    assert world.phase() == Phase.ROLLING_BACK.value
+    world.api.finish_termination(target)
+    await world.drive()
+    assert world.phase() == Phase.CANCELLED.value
+    assert world.record()["status"]["podsAlive"] == [POD]
+
+
+async def test_a_record_made_without_the_finalizer_gets_it_before_any_step() -> None:
+    world = World()
+    key = world.request()
+    await world.api.merge_patch(POD_MIGRATIONS, "m1", {"metadata": {"finalizers": None}}, namespace=NAMESPACE)
+    assert not world.record(key)["metadata"].get("finalizers")
+    await world.controller.reconcile(key)
+    assert world.record(key)["metadata"]["finalizers"] == [MIGRATION_FINALIZER]
+    assert world.phase(key) == "Pending", "protected first; the plan comes in the next step"
