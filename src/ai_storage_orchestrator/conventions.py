@@ -42,6 +42,9 @@ FORCE_RESTART_ANNOTATION: Final = "ai-storage.io/force-restart"  # "true" when t
 
 # Labels we write, and the selectors that read them ----------------------------------------------------------------
 MIGRATION_ID_LABEL: Final = "ai-storage.io/migration-id"  # planning on target pods, records on PodMigrations
+# ... and, beside that label on a target pod, this variable in its containers (planning/marking.py): the proof that
+# the move made the pod, which a `patch` of the label onto another pod cannot give (a pod's env is immutable).
+MIGRATION_ID_ENV: Final = "AI_STORAGE_MIGRATION_ID"
 MIGRATION_POD_LABEL: Final = "ai-storage.io/pod"  # records on PodMigrations: the source pod's name (at most 63 chars)
 COMPARE_TEST_LABEL: Final = "ai-storage.io/compare-test"  # compare.scenario on its objects; its clean-up selects them
 WEBHOOKS_LABEL: Final = "ai-storage.io/webhooks"  # admission.registration on configurations it registered itself

@@ -18,11 +18,12 @@ import copy
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ai_storage_orchestrator.bodies import Body, Pod
+from ai_storage_orchestrator.bodies import Body
 from ai_storage_orchestrator.checkpoint.layout import CHECKPOINT_DIR_ENV
 from ai_storage_orchestrator.checkpoint.restoring import RESTORE_CONTAINER_PREFIX
 from ai_storage_orchestrator.controller.invariant import terminating
 from ai_storage_orchestrator.controller.planning.gate import owned_gate_deadline, token_digest, with_gate
+from ai_storage_orchestrator.controller.planning.marking import mark_containers, move_of
 from ai_storage_orchestrator.controller.planning.owner import controlling_owner, replaces_source
 from ai_storage_orchestrator.controller.planning.volumes import referenced_volumes
 from ai_storage_orchestrator.controller.records import phase_of
@@ -61,9 +62,7 @@ def claiming_migration(
         )
     ]
     captured = {
-        Pod(p).labels.get(MIGRATION_ID_LABEL)
-        for p in pods
-        if (p.get("metadata") or {}).get("namespace") == namespace and not terminating(p)
+        move_of(p) for p in pods if (p.get("metadata") or {}).get("namespace") == namespace and not terminating(p)
     }
     free = [m for m in candidates if m["metadata"]["name"] not in captured]
     return min(free, key=lambda m: str(m["metadata"].get("creationTimestamp") or ""), default=None)
@@ -109,6 +108,7 @@ def captured_pod(pod: Mapping[str, Any], migration: Mapping[str, Any], *, gate: 
             others = [e for e in container.get("env") or [] if e.get("name") != CHECKPOINT_DIR_ENV]
             container["env"] = [*others, variable]
     before = _referenced(spec)
+    mark_containers(containers, migration["metadata"]["name"])
     spec["containers"] = containers
 
     template_init = template_spec.get("initContainers") or []

@@ -21,9 +21,9 @@ from ai_storage_orchestrator.admission.ports import ALLOW_EVICTION, EvictionVerd
 from ai_storage_orchestrator.bodies import Pod
 from ai_storage_orchestrator.controller.planning import MigrationPlan
 from ai_storage_orchestrator.controller.planning.gate import gate_running
+from ai_storage_orchestrator.controller.planning.marking import move_of
 from ai_storage_orchestrator.controller.records import new_migration_id
 from ai_storage_orchestrator.conventions import (
-    MIGRATION_ID_LABEL,
     MIGRATION_STRATEGY_ANNOTATION,
     MIGRATION_TIMEOUT_ANNOTATION,
     NAMESPACE_OPT_IN_LABEL,
@@ -98,7 +98,7 @@ class EvictionReview:
         opted_in = eviction.migrates_on_evict(pod) or (
             pod is not None and await self._namespace_opted_in(service.api, namespace)
         )
-        target_of = Pod(pod).labels.get(MIGRATION_ID_LABEL) if pod is not None else None
+        target_of = move_of(pod)
         return eviction.decide(
             pod,
             opted_in=opted_in,

@@ -51,6 +51,7 @@ from ai_storage_orchestrator.controller.planning.gate import (
     token_digest,
     with_gate,
 )
+from ai_storage_orchestrator.controller.planning.marking import move_of, unmark_containers
 from ai_storage_orchestrator.controller.planning.naming import base_name
 from ai_storage_orchestrator.controller.planning.owner import controlling_owner, job_refusal, replaces_source
 from ai_storage_orchestrator.controller.reconciler import Result
@@ -527,7 +528,7 @@ def _uncaptured(ctx: MigrationContext, *, since: Phase) -> JSON | None:
         if (
             meta.get("namespace") == ctx.namespace
             and meta.get("uid") != ctx.status.get("sourcePodUID")
-            and MIGRATION_ID_LABEL not in Pod(pod).labels  # another move's capture (two pods of one owner moving)
+            and move_of(pod) is None  # another move's capture (two pods of one owner moving)
             and not terminating(pod)
             and created is not None
             and created >= since_time
@@ -564,7 +565,7 @@ def _prewarm_token(ctx: MigrationContext) -> str | None:
 
 
 def _ours(ctx: MigrationContext, pod: JSON) -> bool:
-    return Pod(pod).labels.get(MIGRATION_ID_LABEL) == ctx.name
+    return move_of(pod) == ctx.name
 
 
 async def _cancel_untouched(ctx: MigrationContext, message: str, **fields: Any) -> Result:
@@ -764,8 +765,7 @@ async def _create_target(ctx: MigrationContext, *, gate: bool = False, **fields:
         existing = ctx.controller.state.pod(ctx.namespace, name) or await ctx.controller.api.get(
             PODS, name, namespace=ctx.namespace
         )
-        owner = Pod(existing).labels.get(MIGRATION_ID_LABEL)
-        if owner != ctx.name:
+        if move_of(existing) != ctx.name:
             return await _roll_back(ctx, "target_name_taken", f"a pod named {name} exists and is not ours", **fields)
     return None
 
@@ -862,7 +862,7 @@ async def rolling_back(ctx: MigrationContext) -> Result:
     if ctx.status.get("owner"):
         return await _owner_rollback(ctx)
     target = await _target_to_remove(ctx)
-    if target is not None and Pod(target).labels.get(MIGRATION_ID_LABEL) == ctx.name:
+    if target is not None and move_of(target) == ctx.name:
         if not terminating(target):
             await _delete_pod(ctx, target, uid=target["metadata"].get("uid"))
         if _node_ready(ctx.controller.state.node(Pod(target).node_name or "")):
@@ -1012,6 +1012,7 @@ def restore_manifest(ctx: MigrationContext, *, bound: bool = True) -> JSON:
     manifest["metadata"]["name"] = ctx.spec["podName"]
     manifest["metadata"].setdefault("annotations", {})[RESTORED_BY_ANNOTATION] = ctx.name
     manifest["metadata"].get("labels", {}).pop(MIGRATION_ID_LABEL, None)
+    unmark_containers(manifest["spec"].get("containers") or [])
     if bound:
         manifest["spec"]["nodeName"] = ctx.spec["sourceNode"]
     else:

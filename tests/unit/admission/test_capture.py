@@ -11,7 +11,7 @@ from ai_storage_orchestrator.admission.capture import capture_patch, captured_po
 from ai_storage_orchestrator.admission.owned import CLAIM_SECONDS, OwnerCapture
 from ai_storage_orchestrator.checkpoint.layout import CHECKPOINT_DIR_ENV
 from ai_storage_orchestrator.controller.planning.gate import GATE_CONTAINER, token_digest
-from ai_storage_orchestrator.conventions import CHECKPOINT_PATH_ANNOTATION, MIGRATION_ID_LABEL
+from ai_storage_orchestrator.conventions import CHECKPOINT_PATH_ANNOTATION, MIGRATION_ID_ENV, MIGRATION_ID_LABEL
 from ai_storage_orchestrator.watchers.state import ClusterState
 
 JSON = dict[str, Any]
@@ -96,16 +96,17 @@ def test_the_migration_waiting_for_the_owner_claims_its_new_pod() -> None:
         ("another namespace", owner_pod(), [{**migration(), "metadata": {"name": "mig-1", "namespace": "x"}}], []),
         ("source not yet evicted", owner_pod(), [migration(stopped=False)], []),
         ("checkpoint still running", owner_pod(), [migration(phase="Checkpointing")], []),
-        (
-            "already has its pod",
-            owner_pod(),
-            [migration()],
-            [{"metadata": {"namespace": "ml", "labels": {MIGRATION_ID_LABEL: "mig-1"}}}],
-        ),
+        ("already has its pod", owner_pod(), [migration()], [captured_pod(owner_pod(), migration(), gate=False)]),
     ],
 )
 def test_no_claim(why: str, pod: JSON, migrations: list[JSON], pods: list[JSON]) -> None:
     assert claiming_migration(pod, "ml", migrations, pods) is None, why
+
+
+def test_a_pod_merely_labelled_with_the_move_does_not_count_as_its_capture() -> None:
+    """Anyone who may patch pods can set the label; the move's own pod also carries the id in its environment."""
+    labelled = {"metadata": {"namespace": "ml", "labels": {MIGRATION_ID_LABEL: "mig-1"}}, "spec": {"containers": []}}
+    assert claiming_migration(owner_pod(), "ml", [migration()], [labelled]) is not None
 
 
 def test_a_statefulset_pod_is_claimed_only_under_the_source_name() -> None:
@@ -120,11 +121,14 @@ def test_the_rewrite_keeps_the_owner_pod_and_adds_only_the_move() -> None:
     spec = target["spec"]
     assert [c["name"] for c in spec["containers"]] == ["trainer", "monitor"]
     trainer = spec["containers"][0]
-    assert trainer["env"] == [{"name": CHECKPOINT_DIR_ENV, "value": "/data/.ckpt/mig-1"}]
+    assert trainer["env"] == [
+        {"name": CHECKPOINT_DIR_ENV, "value": "/data/.ckpt/mig-1"},
+        {"name": MIGRATION_ID_ENV, "value": "mig-1"},
+    ]
     assert {"name": "kube-api-access-new", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"} in trainer[
         "volumeMounts"
     ]
-    assert spec["containers"][1]["env"] == [{"name": "A", "value": "1"}]
+    assert spec["containers"][1]["env"] == [{"name": "A", "value": "1"}, {"name": MIGRATION_ID_ENV, "value": "mig-1"}]
     assert [c["name"] for c in spec["initContainers"]] == ["ai-storage-restore-trainer"]
     assert [v["name"] for v in spec["volumes"]] == ["data", "kube-api-access-new", "restore-tools"]
     assert spec["nodeName"] == "node-b"

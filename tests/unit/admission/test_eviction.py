@@ -17,6 +17,7 @@ from ai_storage_orchestrator.admission.eviction import (
     started,
     would_migrate,
 )
+from ai_storage_orchestrator.controller.planning.marking import mark_containers
 from ai_storage_orchestrator.conventions import MIGRATE_ON_EVICT_ANNOTATION, MIGRATION_ID_LABEL
 
 JSON = dict[str, Any]
@@ -154,10 +155,18 @@ def test_a_failure_without_finished_at_is_not_recent() -> None:
 
 def test_the_target_of_an_active_migration_is_refused_until_it_has_ended() -> None:
     target = pod(labels={MIGRATION_ID_LABEL: "mig-9"})
+    mark_containers(target["spec"]["containers"], "mig-9")
     result = decision(target, moving_to_it=migration("mig-9", "WaitingForTarget", sourceStopped=True))
     assert (result.action, result.migration) == (Action.REFUSE, "mig-9")
     assert "is the target of migration mig-9 (phase WaitingForTarget)" in result.why
     assert decision(target, moving_to_it=migration("mig-9", "Completed")).action is Action.START
+
+
+def test_a_pod_merely_labelled_as_a_target_is_not_held_by_that_move() -> None:
+    """A label any pod patcher can set would otherwise make every eviction of the pod wait (a drain hangs)."""
+    labelled = pod(labels={MIGRATION_ID_LABEL: "mig-9"})
+    active = migration("mig-9", "WaitingForTarget", sourceStopped=True)
+    assert decision(labelled, moving_to_it=active).action is Action.START
 
 
 def test_the_verdicts_name_the_pod_the_migration_and_the_node() -> None:

@@ -16,6 +16,7 @@ from ai_storage_orchestrator.api.openapi import build_openapi
 from ai_storage_orchestrator.api.service import MigrationServiceProtocol
 from ai_storage_orchestrator.checkpoint import parse_checkpoint_annotations
 from ai_storage_orchestrator.controller.planner import Planner
+from ai_storage_orchestrator.controller.planning.marking import mark_containers
 from ai_storage_orchestrator.controller.records import MIGRATION_ID_LABEL
 from ai_storage_orchestrator.controller.service import MigrationService
 from ai_storage_orchestrator.kube.resources import POD_MIGRATIONS, KubeApi, Resource
@@ -201,6 +202,7 @@ async def test_the_target_of_an_active_move_cannot_be_moved_until_that_move_ends
         state.migrations.replace(api.created, "2")
         target = make_pod(name="tensorflow-ai-workload-migrated-1", containers=[container("trainer")], node="b")
         target["metadata"].update(namespace="default", labels={MIGRATION_ID_LABEL: first_id})
+        mark_containers(target["spec"]["containers"], first_id)
         state.pods.replace([*state.pods, target], "3")
         body = {**SEED_BODY, "pod_name": "tensorflow-ai-workload-migrated-1", "source_node": "b", "target_node": "a"}
         again = await client.post("/api/migrations", json=body)

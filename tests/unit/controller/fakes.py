@@ -11,6 +11,7 @@ from typing import Any
 
 from ai_storage_orchestrator.controller.controller import MigrationController
 from ai_storage_orchestrator.controller.knock import GateKnocker
+from ai_storage_orchestrator.controller.planning.marking import mark_containers
 from ai_storage_orchestrator.controller.reconciler import Outcome, Result
 from ai_storage_orchestrator.controller.records import migration_resource, now_iso
 from ai_storage_orchestrator.conventions import MIGRATION_FINALIZER, MIGRATION_ID_LABEL
@@ -310,6 +311,7 @@ class World:
         """A PodMigration already in `phase`, planned as Validating would have planned it."""
         target_name = f"{POD}-migrated-{migration_id}"
         manifest = running_pod(target_name, TARGET, **{MIGRATION_ID_LABEL: migration_id})
+        mark_containers(manifest["spec"]["containers"], migration_id)
         del manifest["status"]
         record = {
             "apiVersion": "ai-storage.io/v1alpha1",

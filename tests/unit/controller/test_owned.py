@@ -13,6 +13,7 @@ import pytest
 
 from ai_storage_orchestrator.admission.owned import OwnerCapture
 from ai_storage_orchestrator.controller.planning.gate import gated
+from ai_storage_orchestrator.controller.planning.marking import mark_containers
 from ai_storage_orchestrator.controller.records import now_iso
 from ai_storage_orchestrator.controller.surge import DELETION_COST_ANNOTATION, LOWEST_DELETION_COST
 from ai_storage_orchestrator.conventions import HANDOFF_ANNOTATION, MIGRATION_ID_LABEL
@@ -267,6 +268,7 @@ async def test_another_moves_capture_of_the_same_owner_is_not_an_uncaptured_repl
     world = _world(JOB)
     await _evicted(world)
     other = running_pod("train-x8", TARGET, **{MIGRATION_ID_LABEL: "m0"})
+    mark_containers(other["spec"]["containers"], "m0")
     other["metadata"]["ownerReferences"] = [JOB]
     other["metadata"]["creationTimestamp"] = now_iso()
     world.api.put(PODS, other)
@@ -380,3 +382,17 @@ async def test_a_source_still_running_at_the_deadline_ends_the_move_and_leaves_t
     assert captured is not None
     assert HANDOFF_ANNOTATION not in captured["metadata"]["annotations"], "never opened while the source may run"
     assert _created_by_us(world) == []
+
+
+async def test_a_pod_merely_labelled_with_the_move_is_not_taken_as_its_capture() -> None:
+    """Anyone who may patch pods can set the label: a pod so labelled must not become the move's target (it would
+    end the move Completed with the checkpoint never restored, or be deleted by a rollback)."""
+    world = _world(JOB)
+    await _evicted(world)
+    decoy = running_pod("decoy", TARGET, **{MIGRATION_ID_LABEL: "m1"})
+    decoy["metadata"]["creationTimestamp"] = now_iso()
+    world.api.put(PODS, decoy)
+    world.api.make_ready("decoy")
+    await world.drive()
+    assert world.phase() == Phase.STOPPING_SOURCE.value
+    assert world.record()["status"].get("targetPod") != "decoy"

@@ -9,6 +9,7 @@ from typing import Any
 
 from ai_storage_orchestrator.controller.planning.analysis import skipped
 from ai_storage_orchestrator.controller.planning.gate import without_gate
+from ai_storage_orchestrator.controller.planning.marking import mark_containers
 from ai_storage_orchestrator.controller.planning.naming import target_pod_name
 from ai_storage_orchestrator.controller.planning.quantities import pod_requests
 from ai_storage_orchestrator.controller.planning.volumes import referenced_volumes
@@ -114,6 +115,7 @@ def build_target_pod(
         spec.pop(field, None)
     _without_skipped(spec, decisions)
     spec = without_gate({"spec": spec})["spec"]  # a gate of an earlier move: this move adds its own when it pre-warms
+    mark_containers(spec.get("containers") or [], migration_id)
     spec["nodeName"] = target_node
 
     target: dict[str, Any] = {
