@@ -193,12 +193,13 @@ async def test_the_seeds_original_clients_unchanged(
     assert _grep(r'"status":"([a-z]+)"', item) == "completed"
     migrated = json.loads(item)
     assert _grep(r'"new_pod_name":"([^"]+)"', item) == migrated["new_pod_name"] == migrated["details"]["new_pod_name"]
-    assert migrated["details"]["container_states"] == {
-        "tensorflow-trainer": "running",
-        "data-processor": "completed",
-        "model-monitor": "running",
-    }
-    assert migrated["details"]["duration"] == migrated["duration_seconds"] is not None
+    assert migrated["details"]["container_states"] == [
+        {"name": "tensorflow-trainer", "state": "running", "restart_count": None, "should_migrate": True},
+        {"name": "data-processor", "state": "completed", "restart_count": None, "should_migrate": False},
+        {"name": "model-monitor", "state": "running", "restart_count": None, "should_migrate": True},
+    ]
+    assert migrated["duration_seconds"] is not None
+    assert abs(migrated["details"]["duration"] / 1e9 - migrated["duration_seconds"]) < 0.001  # Go's nanoseconds
     assert migrated["details"]["start_time"] == migrated["started_at"] is not None
     assert migrated["details"]["end_time"] == migrated["finished_at"] is not None
     assert migrated["warnings"] == []
@@ -211,7 +212,9 @@ async def test_the_seeds_original_clients_unchanged(
     assert (moved["force_restart"], moved["timeout_seconds"], moved["preserve_pv"]) == (True, 600, True)
     (warning,) = moved["warnings"]
     assert "has no shared persistent volume" in warning
-    assert moved["details"]["container_states"] == {"main": "running"}
+    assert moved["details"]["container_states"] == [
+        {"name": "main", "state": "running", "restart_count": None, "should_migrate": True}
+    ]
     assert orchestrator.api is not None
     record = await orchestrator.api.get(POD_MIGRATIONS, demo_id, namespace=namespace)
     assert json.loads(record["metadata"]["annotations"]["ai-storage.io/warnings"]) == [warning]

@@ -92,7 +92,7 @@ def test_the_deployment_is_hardened() -> None:
     deployment = _one(objects, "Deployment")
     template = deployment["spec"]["template"]
     assert deployment["spec"]["replicas"] == 2
-    assert template["metadata"]["labels"] == APP
+    assert template["metadata"]["labels"] == {**APP, "app": "ai-storage-orchestrator"}  # the seed's docs select it
 
     # At most one of the two replicas goes at a time.
     budget = _one(objects, "PodDisruptionBudget")

@@ -265,7 +265,8 @@ def test_image_replicas_resources_affinity_and_optional_objects(tmp_path: Path) 
     assert container(chart)["resources"] == {"requests": {"cpu": "200m", "memory": "256Mi"}}
     assert deployment["spec"]["template"]["spec"]["affinity"] == affinity, "a set affinity replaces the default"
     assert deployment["spec"]["template"]["metadata"]["annotations"] == {"example.com/team": "ml"}
-    assert deployment["spec"]["template"]["metadata"]["labels"] == APP
+    assert deployment["spec"]["template"]["metadata"]["labels"] == {**APP, "app": "ai-storage-orchestrator"}
+    assert deployment["spec"]["selector"]["matchLabels"] == APP, "the seed's `app` label is not in the selector"
     kinds = {o["kind"] for o in chart}
     assert not kinds & {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "PodDisruptionBudget"}
     assert [o["metadata"]["name"] for o in chart if o["kind"] == "ServiceAccount"] == ["ai-storage-orchestrator"]

@@ -8,7 +8,11 @@ No existence oracle: a migration's namespace is only known once it is looked up,
 may not `get` pods of answer exactly what an unknown id answers (404 ``migration_not_found``, same message, same
 details), as the API server does for objects hidden from a user; an unknown id costs the same authorization work (a
 cluster-wide `get` review, its answer ignored). Only a caller who may see a migration learns that it cannot cancel it
-(403). Every migration object leaves through ``views.public_migration``."""
+(403). Every migration object leaves through ``views.public_migration``.
+
+The migrations routes also answer with a trailing slash (``/api/migrations/``, ``.../<id>/``, ``.../<id>/status/``):
+the seed's gin router redirected those, and clients that do not follow redirects (ours) must get the answer itself.
+They are registered as routes of their own (``Handlers.slash_aliases``), not documented apart in the OpenAPI."""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from ai_storage_orchestrator import __version__
 from ai_storage_orchestrator.api.auth import Authenticator
 from ai_storage_orchestrator.api.middlewares import USER_KEY, json_response, request_id_of
 from ai_storage_orchestrator.api.paging import cut_page
@@ -29,6 +34,7 @@ from ai_storage_orchestrator.api.schemas import (
     refuse_query,
     require_migration_id,
 )
+from ai_storage_orchestrator.api.seed_metrics import seed_metrics
 from ai_storage_orchestrator.api.service import MigrationServiceProtocol
 from ai_storage_orchestrator.api.views import public_migration
 from ai_storage_orchestrator.errors import Forbidden, NotFound, PayloadTooLarge, UnsupportedMediaType
@@ -39,7 +45,11 @@ MIGRATIONS_PATHS = ("/api/migrations", "/api/v1/migrations")
 MIGRATION_PATHS = tuple(f"{base}/{{migration_id}}" for base in MIGRATIONS_PATHS)
 # The seed's clients poll `<migration>/status`: the same migration object, under the same authorization.
 MIGRATION_STATUS_PATHS = tuple(f"{path}/status" for path in MIGRATION_PATHS)
-HEALTH_PATHS = ("/healthz", "/health")  # `/health` is the seed's name
+HEALTHZ_PATH = "/healthz"
+SEED_HEALTH_PATH = "/health"  # the seed's name, with the seed's body
+HEALTH_PATHS = (HEALTHZ_PATH, SEED_HEALTH_PATH)
+SEED_METRICS_PATH = "/api/v1/metrics"  # the seed's migration figures (JSON; Prometheus' are at /metrics)
+SERVICE_NAME = "ai-storage-orchestrator"
 
 JSON = dict[str, Any]
 HandlerMethod = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -135,8 +145,18 @@ class Handlers:
         await self._authorize(request, verb="delete", namespace=migration["pod_namespace"])
         return json_response(public_migration(await self.service.cancel(migration_id)), status=202)
 
+    async def migration_metrics(self, request: web.Request) -> web.Response:
+        """The seed's figures over every migration: the authorization of a listing without a namespace filter."""
+        refuse_query(request.query, route=f"GET {SEED_METRICS_PATH}")
+        await self._authorize(request, verb="list", namespace=None)
+        return json_response(seed_metrics(self.service.list()))
+
     async def healthz(self, request: web.Request) -> web.Response:
         return json_response({"status": "ok"})
+
+    async def health(self, request: web.Request) -> web.Response:
+        """The seed's `/health`: its clients test `.status == "healthy"`."""
+        return json_response({"status": "healthy", "service": SERVICE_NAME, "version": __version__})
 
     async def readyz(self, request: web.Request) -> web.Response:
         ready, why = self.service.ready()
@@ -151,14 +171,15 @@ class Handlers:
         return json_response(self.openapi)
 
     def routes(self) -> list[tuple[str, str, HandlerMethod]]:
-        """(method, path, handler) of every route, the OpenAPI document describes exactly these."""
+        """(method, path, handler) of every documented route: the OpenAPI document describes exactly these."""
         table: list[tuple[str, str, HandlerMethod]] = []
         for path in MIGRATIONS_PATHS:
             table += [("POST", path, self.create_migration), ("GET", path, self.list_migrations)]
         for path in MIGRATION_PATHS:
             table += [("GET", path, self.get_migration), ("DELETE", path, self.cancel_migration)]
         table += [("GET", path, self.get_migration) for path in MIGRATION_STATUS_PATHS]
-        table += [("GET", path, self.healthz) for path in HEALTH_PATHS]
+        table += [("GET", SEED_METRICS_PATH, self.migration_metrics)]
+        table += [("GET", HEALTHZ_PATH, self.healthz), ("GET", SEED_HEALTH_PATH, self.health)]
         table += [
             ("GET", "/readyz", self.readyz),
             ("GET", "/metrics", self.metrics_text),
@@ -166,7 +187,15 @@ class Handlers:
         ]
         return table
 
+    def slash_aliases(self) -> list[tuple[str, str, HandlerMethod]]:
+        """Every migrations route again with a trailing slash, served like the path without it."""
+        return [(method, f"{path}/", handler) for method, path, handler in self.routes() if is_migrations_path(path)]
+
+
+def is_migrations_path(path: str) -> bool:
+    return any(path == base or path.startswith(f"{base}/") for base in MIGRATIONS_PATHS)
+
 
 def add_routes(app: web.Application, handlers: Handlers) -> None:
-    for method, path, handler in handlers.routes():
+    for method, path, handler in [*handlers.routes(), *handlers.slash_aliases()]:
         app.router.add_route(method, path, handler)

@@ -13,7 +13,14 @@ from typing import Any
 
 from ai_storage_orchestrator import __version__
 from ai_storage_orchestrator.api import schemas
-from ai_storage_orchestrator.api.handlers import HEALTH_PATHS, MIGRATION_PATHS, MIGRATION_STATUS_PATHS, MIGRATIONS_PATHS
+from ai_storage_orchestrator.api.handlers import (
+    HEALTHZ_PATH,
+    MIGRATION_PATHS,
+    MIGRATION_STATUS_PATHS,
+    MIGRATIONS_PATHS,
+    SEED_HEALTH_PATH,
+    SEED_METRICS_PATH,
+)
 from ai_storage_orchestrator.api.middlewares import REQUEST_ID_HEADER
 from ai_storage_orchestrator.api.openapi_schemas import ERROR_DESCRIPTIONS, component_schemas, ref
 
@@ -121,7 +128,10 @@ def _migration_paths(collection: str, item: str, status_path: str, suffix: str) 
         _responses(401, 404, 429, 503, ok=_ok(200, "The migration object.", ref("Migration"))),
         secured=True,
         parameters=item_parameters,
-        description="The same answer and authorization as `GET` of the migration itself.",
+        description=(
+            "The same answer and authorization as `GET` of the migration itself, which carries the seed's"
+            " `start_time` and (once ended) `end_time` and `duration_seconds` at its top level."
+        ),
     )
     cancel = _operation(
         f"cancelMigration{suffix}",
@@ -143,27 +153,36 @@ def _migration_paths(collection: str, item: str, status_path: str, suffix: str) 
     }
 
 
-def _health_path(path: str) -> JSON:
-    seed = " (the seed's name; the same answer as `/healthz`)" if path != HEALTH_PATHS[0] else ""
-    operation_id = "".join(part.capitalize() if i else part for i, part in enumerate(path.strip("/").split("/")))
+def _service_paths() -> JSON:
     return {
-        path: {
+        HEALTHZ_PATH: {
             "get": _operation(
-                operation_id,
-                f"Liveness: 200 while the process serves{seed}",
+                "healthz",
+                "Liveness: 200 while the process serves",
                 _ok(200, "Alive.", ref("Health")),
                 secured=False,
             )
-        }
-    }
-
-
-def _service_paths() -> JSON:
-    paths: JSON = {}
-    for path in HEALTH_PATHS:
-        paths |= _health_path(path)
-    return {
-        **paths,
+        },
+        SEED_HEALTH_PATH: {
+            "get": _operation(
+                "health",
+                "Liveness under the seed's name, with the seed's body (`status: healthy`)",
+                _ok(200, "Alive.", ref("SeedHealth")),
+                secured=False,
+            )
+        },
+        SEED_METRICS_PATH: {
+            "get": _operation(
+                "getMigrationMetrics",
+                "The seed's migration figures: counts, mean duration, mean request savings",
+                _responses(400, 401, 403, 429, 503, ok=_ok(200, "The figures.", ref("SeedMetrics"))),
+                secured=True,
+                description=(
+                    "Needs `list` on pods cluster-wide, like a listing without `namespace` (403 otherwise). Computed"
+                    " from the migrations a listing answers; takes no query parameters."
+                ),
+            )
+        },
         "/readyz": {
             "get": _operation(
                 "readyz",
@@ -285,7 +304,9 @@ def build_openapi(*, authenticated: bool = True) -> JSON:
             "description": (
                 "Moves AI-training pods between Kubernetes nodes without re-running finished work. Every error is"
                 ' `{"error": <reason>, "message": <sentence>, "details": {...}}`; every response carries'
-                f" `{REQUEST_ID_HEADER}`."
+                f" `{REQUEST_ID_HEADER}`. The migrations paths also answer with a trailing slash (`/api/migrations/`,"
+                " `/api/migrations/<id>/`, `/api/migrations/<id>/status/`, and the same under `/api/v1`), exactly like"
+                " the paths listed here."
             ),
         },
         "paths": paths,

@@ -11,7 +11,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ai_storage_orchestrator import API_GROUP, API_VERSION, conventions
-from ai_storage_orchestrator.models import MigrationRequest, Phase, Strategy
+from ai_storage_orchestrator.controller.planning.marking import move_of
+from ai_storage_orchestrator.models import Action, MigrationRequest, Phase, Strategy
 
 if TYPE_CHECKING:
     from ai_storage_orchestrator.watchers.state import ClusterState
@@ -147,8 +148,7 @@ def active_moves_of(state: ClusterState, namespace: str, pod: str) -> list[JSON]
     migration-id label). A pod that is still the target of a move must not be moved again: the second move would
     open its own target's gate while the first move's source may still run."""
     held = [m for m in state.migrations_of_pod(namespace, pod) if is_active(m)]
-    labels = ((state.pod(namespace, pod) or {}).get("metadata") or {}).get("labels") or {}
-    creator = state.migration(namespace, str(labels.get(MIGRATION_ID_LABEL) or ""))
+    creator = state.migration(namespace, move_of(state.pod(namespace, pod)) or "")
     if creator is not None and is_active(creator) and all(m is not creator for m in held):
         held.append(creator)
     return held
@@ -182,12 +182,24 @@ def _annotation(migration: JSON, name: str) -> Any:
     return ((migration.get("metadata") or {}).get("annotations") or {}).get(name)
 
 
-def _duration(status: JSON, created: str | None) -> float | None:
+def _elapsed(status: JSON, created: str | None) -> dt.timedelta | None:
+    """From the start (``startedAt``, else the creation) to ``finishedAt``; None until the migration has finished."""
     start = parse_time(status.get("startedAt") or created)
     end = parse_time(status.get("finishedAt"))
     if start is None or end is None:
         return None
-    return round((end - start).total_seconds(), 3)
+    return end - start
+
+
+def _duration(status: JSON, created: str | None) -> float | None:
+    elapsed = _elapsed(status, created)
+    return None if elapsed is None else round(elapsed.total_seconds(), 3)
+
+
+def _duration_nanoseconds(status: JSON, created: str | None) -> int | None:
+    """The duration as Go's ``time.Duration`` writes it in JSON: whole nanoseconds."""
+    elapsed = _elapsed(status, created)
+    return None if elapsed is None else elapsed // dt.timedelta(microseconds=1) * 1000
 
 
 _COMPLETED = re.compile(r"terminated \(exit 0\b")
@@ -203,18 +215,43 @@ def container_state_word(state: object) -> str:
     return word if word in ("running", "waiting") else "unknown"
 
 
-def seed_details(status: JSON, *, duration: float | None) -> JSON:
-    """The seed's ``details`` block: its field names for what the migration object also says in ours."""
-    states: JSON = {}
+def _restart_count(container: Mapping[str, Any]) -> int | None:
+    """The restart count the record holds for a container; None (not measured, never a made-up 0) when it holds
+    none, as the plan's records do not today."""
+    for key in ("restartCount", "restart_count"):
+        value = container.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+    return None
+
+
+def seed_container_states(status: JSON) -> list[JSON]:
+    """The seed's ``container_states``: one ``{name, state, restart_count, should_migrate}`` per planned container,
+    in the plan's order; ``should_migrate`` unless the plan leaves the container out (action ``skip``)."""
+    states: list[JSON] = []
     for container in status.get("containers") or []:
-        if isinstance(container, dict) and container.get("name"):
-            states[str(container["name"])] = container_state_word(container.get("state"))
+        if isinstance(container, Mapping) and container.get("name"):
+            states.append(
+                {
+                    "name": str(container["name"]),
+                    "state": container_state_word(container.get("state")),
+                    "restart_count": _restart_count(container),
+                    "should_migrate": container.get("action") != Action.SKIP.value,
+                }
+            )
+    return states
+
+
+def seed_details(status: JSON, *, created: str | None) -> JSON:
+    """The seed's ``details`` block: its field names (and its units: ``duration`` in nanoseconds, like Go's
+    ``time.Duration``) for what the migration object also says in ours. Like the seed, which sets it when the
+    migration is created, ``start_time`` is the creation time until the controller writes ``startedAt``."""
     return {
         "new_pod_name": status.get("targetPod"),
-        "start_time": status.get("startedAt"),
+        "start_time": status.get("startedAt") or created,
         "end_time": status.get("finishedAt"),
-        "duration": duration,
-        "container_states": states,
+        "duration": _duration_nanoseconds(status, created),
+        "container_states": seed_container_states(status),
     }
 
 
@@ -225,7 +262,8 @@ def to_api(migration: JSON) -> JSON:
     status = migration.get("status") or {}
     phase = phase_of(migration)
     error = status.get("error")
-    duration = _duration(status, metadata.get("creationTimestamp"))
+    created = metadata.get("creationTimestamp")
+    duration = _duration(status, created)
     api: JSON = {
         "migration_id": metadata.get("name"),
         "status": phase.status.value,
@@ -249,13 +287,17 @@ def to_api(migration: JSON) -> JSON:
         "checkpoint": status.get("checkpoint"),
         "resources": status.get("resources"),
         "phase_transitions": status.get("phaseTransitions", []),
-        "created_at": metadata.get("creationTimestamp"),
+        "created_at": created,
         "started_at": status.get("startedAt"),
+        # The seed's getMigrationStatus names the start `start_time` (the creation until the controller starts).
+        "start_time": status.get("startedAt") or created,
         "finished_at": status.get("finishedAt"),
         "duration_seconds": duration,
         "error": {"reason": error.get("reason"), "message": error.get("message")} if error else None,
-        "details": seed_details(status, duration=duration),
+        "details": seed_details(status, created=created),
     }
+    if status.get("finishedAt"):  # the seed's getMigrationStatus adds `end_time` only once the migration ended
+        api["end_time"] = status["finishedAt"]
     choice = target_choice_of(migration)
     if choice is not None:  # only when the orchestrator chose the node: named targets answer exactly as before
         api["target_choice"] = choice

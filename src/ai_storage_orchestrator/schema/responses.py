@@ -19,7 +19,7 @@ from ai_storage_orchestrator.schema.resource import TargetChoice
 Absent = SkipJsonSchema[None]
 # What `auto` resolves to: the two orderings a migration runs in.
 Ordering = Literal[Strategy.MAKE_BEFORE_BREAK, Strategy.CHECKPOINT_RESTART]
-# A container's state on the source in one word, as the seed's `details.container_states` gives it.
+# A container's state on the source in one word, as the seed's `details.container_states[].state` gives it.
 ContainerStateWord = Literal["running", "completed", "failed", "waiting", "unknown"]
 
 TARGET_CHOICE_PRESENT = "Present only when the orchestrator chose the node."
@@ -72,16 +72,34 @@ class Failure(BaseModel):
     message: str | None
 
 
+class SeedContainerState(BaseModel):
+    """One container as the seed's `details.container_states` lists it."""
+
+    name: str
+    state: ContainerStateWord = Field(
+        description=(
+            "Its state on the source as the analysis recorded it, in one word (`completed`: exited 0; `failed`: exited"
+            " otherwise)."
+        )
+    )
+    restart_count: int | None = Field(
+        description="The restart count the record holds for it; null when it holds none (not recorded by the plan)."
+    )
+    should_migrate: bool = Field(description="The plan runs it on the target: its action is not `skip`.")
+
+
 class SeedDetails(BaseModel):
     new_pod_name: str | None = Field(description="As `new_pod_name`.")
-    start_time: datetime | None = Field(description="As `started_at`.")
+    start_time: datetime | None = Field(description="As `start_time`: `started_at`, else `created_at`.")
     end_time: datetime | None = Field(description="As `finished_at`.")
-    duration: float | None = Field(description="Seconds, as `duration_seconds`.")
-    container_states: dict[str, ContainerStateWord] = Field(
+    duration: int | None = Field(
         description=(
-            "Container name -> its state on the source as the analysis recorded it, in one word (`completed`:"
-            " exited 0; `failed`: exited otherwise). Empty until the migration is planned."
+            "Nanoseconds (Go's `time.Duration`, as the seed wrote it) from `start_time` to `end_time`; null until the"
+            " migration has finished. `duration_seconds` says it in seconds."
         )
+    )
+    container_states: list[SeedContainerState] = Field(
+        description="One entry per container of the plan, in its order. Empty until the migration is planned."
     )
 
 
@@ -116,7 +134,14 @@ class Migration(BaseModel):
     phase_transitions: list[Transition]
     created_at: datetime | None
     started_at: datetime | None
+    start_time: datetime | None = Field(
+        description="The seed's name for the start: `started_at`, else `created_at` (the seed set it at creation)."
+    )
     finished_at: datetime | None
+    # The seed's getMigrationStatus wrote `end_time` only once the migration had ended.
+    end_time: datetime | Absent = Field(
+        default=None, description="The seed's name for `finished_at`; present only once the migration has ended."
+    )
     duration_seconds: float | None
     error: Failure | None = Field(description="Why the migration failed.")
     details: SeedDetails = Field(
@@ -200,6 +225,35 @@ class Health(_Closed):
     status: Literal["ok"]
 
 
+class SeedHealth(_Closed):
+    """Liveness under the seed's name (`/health`), in the seed's words."""
+
+    status: Literal["healthy"]
+    service: Literal["ai-storage-orchestrator"]
+    version: str = Field(description="This orchestrator's version.")
+
+
+class SeedMetrics(_Closed):
+    """The seed's migration figures, computed from the migrations the caller may list."""
+
+    total_migrations: int
+    successful_migrations: int = Field(description="Migrations with status `completed`.")
+    failed_migrations: int = Field(description="Migrations with status `failed` (not `cancelled`).")
+    average_duration: int | None = Field(
+        description=(
+            "Nanoseconds (Go's `time.Duration`): the mean `details.duration` of the migrations that have ended; null"
+            " when none has."
+        )
+    )
+    cpu_savings_percentage: float | None = Field(
+        description=(
+            "The mean over completed migrations of (CPU requests before - after) / before x 100, from `resources`;"
+            " null when no completed migration records both."
+        )
+    )
+    memory_savings_percentage: float | None = Field(description="As `cpu_savings_percentage`, for memory requests.")
+
+
 class Ready(_Closed):
     """Readiness."""
 
@@ -208,4 +262,13 @@ class Ready(_Closed):
 
 
 # The document's component schemas, by name (MigrationRequest is schema.request's).
-RESPONSES: tuple[type[BaseModel], ...] = (Migration, MigrationPlan, MigrationList, Error, Health, Ready)
+RESPONSES: tuple[type[BaseModel], ...] = (
+    Migration,
+    MigrationPlan,
+    MigrationList,
+    Error,
+    Health,
+    SeedHealth,
+    Ready,
+    SeedMetrics,
+)

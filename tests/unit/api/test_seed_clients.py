@@ -1,18 +1,22 @@
 """The seed's original clients work unchanged (DESIGN.md §3, "Compatibility with the seed's original clients"): they
-find fields with ``grep '"migration_id":"<id>"'``, poll ``/api/v1/migrations/<id>`` and ``.../status``, read a
-``details`` block, call ``/health``, and send ``force_restart`` and ``timeout: 0``."""
+find fields with ``grep '"migration_id":"<id>"'``, poll ``/api/v1/migrations/<id>`` and ``.../status`` (with or
+without a trailing slash), read a ``details`` block and ``/api/v1/metrics``, call ``/health``, and send
+``force_restart`` and ``timeout: 0``."""
 
 from __future__ import annotations
 
 import copy
 import json
 import re
+from pathlib import Path
 from typing import Any
 from unittest.mock import ANY
 
 import pytest
+import yaml
 from aiohttp.test_utils import TestClient, TestServer
 
+from ai_storage_orchestrator import __version__
 from ai_storage_orchestrator.api.app import create_app
 from ai_storage_orchestrator.api.auth import AllowAll, KubernetesAuthenticator
 from ai_storage_orchestrator.api.middlewares import compact_dumps
@@ -103,9 +107,14 @@ def request(**overrides: Any) -> MigrationRequest:
     return MigrationRequest(**{**values, **overrides})
 
 
-async def test_health_is_healthz_under_the_seeds_name(client: Client) -> None:
+async def test_health_answers_the_seeds_body_and_healthz_stays(client: Client, service: FakeService) -> None:
+    service.is_ready = False  # liveness, both of them: not readiness
     health, healthz = await client.get("/health"), await client.get("/healthz")
-    assert (health.status, await health.read()) == (healthz.status, await healthz.read()) == (200, b'{"status":"ok"}')
+    assert (health.status, await health.json()) == (
+        200,
+        {"status": "healthy", "service": "ai-storage-orchestrator", "version": __version__},
+    )
+    assert (healthz.status, await healthz.read()) == (200, b'{"status":"ok"}')
 
 
 @pytest.mark.parametrize("prefix", ["/api/v1/migrations", "/api/migrations"])
@@ -114,8 +123,19 @@ async def test_status_path_answers_the_migration_object(client: Client, service:
     migration_id = created["migration_id"]
     polled = await client.get(f"{prefix}/{migration_id}/status")
     assert polled.status == 200
-    assert await polled.json() == await (await client.get(f"{prefix}/{migration_id}")).json() == created
+    body = await polled.json()
+    assert body == await (await client.get(f"{prefix}/{migration_id}")).json() == created
     assert created["status"] == "completed"
+    # The seed's getMigrationStatus fields, at the top level, beside the rest of the object.
+    assert (body["start_time"], body["end_time"], body["duration_seconds"]) == (
+        "2024-05-01T10:01:00.000000Z",
+        "2024-05-01T10:01:03.500000Z",
+        3.5,
+    )
+    running_id = service.add(request(pod_name="other"), status={"phase": Phase.CHECKPOINTING.value})["migration_id"]
+    running = await (await client.get(f"{prefix}/{running_id}/status")).json()
+    assert running["start_time"] == running["created_at"] is not None
+    assert "end_time" not in running  # the seed wrote it only once the migration had ended
     unknown = await client.get(f"{prefix}/0123456789ab/status")
     assert (unknown.status, (await unknown.json())["error"]) == (404, "migration_not_found")
     impossible = await client.get(f"{prefix}/NOT_AN_ID/status")
@@ -160,44 +180,64 @@ def test_details_block_of_a_finished_migration() -> None:
         "new_pod_name": "tensorflow-ai-workload-migrated-0123456789ab",
         "start_time": "2024-05-01T10:01:00.000000Z",
         "end_time": "2024-05-01T10:01:03.500000Z",
-        "duration": 3.5,
-        "container_states": {
-            "trainer": "running",
-            "data-processor": "completed",
-            "failed-one": "failed",
-            "killed": "failed",
-            "exit-0": "completed",
-            "crashing": "waiting",
-            "new": "unknown",
-            "garbled": "unknown",
-        },
+        "duration": 3_500_000_000,  # Go's time.Duration: nanoseconds
+        "container_states": [
+            {"name": "trainer", "state": "running", "restart_count": None, "should_migrate": True},
+            {"name": "data-processor", "state": "completed", "restart_count": None, "should_migrate": False},
+            {"name": "failed-one", "state": "failed", "restart_count": None, "should_migrate": True},
+            {"name": "killed", "state": "failed", "restart_count": None, "should_migrate": True},
+            {"name": "exit-0", "state": "completed", "restart_count": None, "should_migrate": True},
+            {"name": "crashing", "state": "waiting", "restart_count": None, "should_migrate": True},
+            {"name": "new", "state": "unknown", "restart_count": None, "should_migrate": True},
+            {"name": "garbled", "state": "unknown", "restart_count": None, "should_migrate": True},
+        ],
     }
-    assert migration["details"]["duration"] == migration["duration_seconds"]
+    assert migration["duration_seconds"] == 3.5
+    assert migration["details"]["duration"] == migration["duration_seconds"] * 1e9
     assert migration["details"]["new_pod_name"] == migration["new_pod_name"]
 
 
+def test_details_duration_is_exact_nanoseconds_and_restart_counts_are_read_when_recorded() -> None:
+    status = finished_status()
+    status["finishedAt"] = "2024-05-01T10:01:03.123456Z"
+    status["containers"][0]["restartCount"] = 3
+    status["containers"][1]["restartCount"] = "3"  # not a count: null (not measured), never an invented one
+    migration = FakeService().add(request(), status=status)
+    assert migration["details"]["duration"] == 3_123_456_000
+    assert migration["duration_seconds"] == 3.123
+    assert [c["restart_count"] for c in migration["details"]["container_states"]] == [3, None]
+
+
 def test_details_block_before_the_controller_wrote_anything() -> None:
-    migration = FakeService().add(request())
+    """The seed set start_time when it created the migration: ours is the creation until startedAt is written."""
+    migration = FakeService().add(request(), created="2024-05-01T09:59:00Z")
     assert migration["details"] == {
         "new_pod_name": None,
-        "start_time": None,
+        "start_time": "2024-05-01T09:59:00Z",
         "end_time": None,
         "duration": None,
-        "container_states": {},
+        "container_states": [],
     }
+    assert (migration["start_time"], migration["started_at"]) == ("2024-05-01T09:59:00Z", None)
+    assert "end_time" not in migration
 
 
 async def test_details_block_is_served_and_documented(client: Client, service: FakeService) -> None:
     migration_id = service.add(request(), status=finished_status())["migration_id"]
     text = await _text(await client.get(f"/api/v1/migrations/{migration_id}"), 200)
-    assert '"container_states":{"trainer":"running","data-processor":"completed"}' in text
-    assert '"duration":3.5' in text
+    assert (
+        '"container_states":[{"name":"trainer","state":"running","restart_count":null,"should_migrate":true},'
+        '{"name":"data-processor","state":"completed","restart_count":null,"should_migrate":false}]'
+    ) in text
+    assert '"duration":3500000000,' in text
     document = await (await client.get("/api/openapi.json")).json()
     migration = json.loads(text)
     schema = document["components"]["schemas"]["Migration"]
     assert errors(migration, schema, document) == []
-    assert errors({**migration, "details": {**migration["details"], "duration": "3.5"}}, schema, document) != []
+    assert errors({**migration, "details": {**migration["details"], "duration": 3.5}}, schema, document) != []
     assert errors({**migration, "details": {**migration["details"], "container_states": {"a": "x"}}}, schema, document)
+    wrong_state = [{"name": "a", "state": "x", "restart_count": None, "should_migrate": True}]
+    assert errors({**migration, "details": {**migration["details"], "container_states": wrong_state}}, schema, document)
     # The error body keeps its own `details` (the problem's data): a different thing under the same name.
     error = await (await client.get("/api/v1/migrations/0123456789ab/status")).json()
     assert set(error) == {"error", "message", "details"}
@@ -291,3 +331,103 @@ async def test_preserve_pv_without_a_shared_volume_through_the_real_service() ->
         planner=Planner(shared_state, declared=parse_checkpoint_annotations),
     )
     assert shared.dry_run(parse_migration_request(SEED_BODY))["warnings"] == []
+
+
+@pytest.mark.parametrize("prefix", ["/api/v1/migrations", "/api/migrations"])
+async def test_a_trailing_slash_is_served_like_the_path_without_it(
+    client: Client, service: FakeService, prefix: str
+) -> None:
+    """The seed's gin router redirected these; a client that does not follow redirects gets the answer itself."""
+    created = service.add(request(), status={"phase": Phase.CHECKPOINTING.value})
+    migration_id = created["migration_id"]
+    for path in (f"{prefix}/{migration_id}", f"{prefix}/{migration_id}/status", prefix):
+        plain, slashed = await client.get(path), await client.get(f"{path}/", allow_redirects=False)
+        assert (slashed.status, await slashed.json()) == (plain.status, await plain.json()) == (200, ANY), path
+    posted = await client.post(f"{prefix}/", json=SEED_BODY, allow_redirects=False)
+    assert posted.status == 202, await posted.text()
+    assert posted.headers["Location"] == f"/api/migrations/{(await posted.json())['migration_id']}"
+    cancelled = await client.delete(f"{prefix}/{migration_id}/", allow_redirects=False)
+    assert (cancelled.status, (await cancelled.json())["cancel_requested"]) == (202, True)
+    unknown = await client.get(f"{prefix}/0123456789ab/status/", allow_redirects=False)
+    assert (unknown.status, (await unknown.json())["error"]) == (404, "migration_not_found")
+    assert (await client.get("/healthz/", allow_redirects=False)).status == 404  # only the migrations routes
+
+
+def completed_with(before: tuple[int, int], after: tuple[int, int]) -> dict[str, Any]:
+    status = finished_status()
+    status["resources"] = {
+        "before": {"cpu_millicores": before[0], "memory_bytes": before[1]},
+        "after": {"cpu_millicores": after[0], "memory_bytes": after[1]},
+    }
+    return status
+
+
+async def test_metrics_are_computed_from_the_migrations(client: Client, service: FakeService) -> None:
+    service.add(request(), status=completed_with((2000, 4000), (1000, 3000)))  # 50 % CPU, 25 % memory, 3.5 s
+    service.add(request(), status=completed_with((1000, 1000), (1000, 1000)))  # 0 %, 0 %, 3.5 s
+    failed = finished_status(Phase.FAILED)
+    failed["finishedAt"] = "2024-05-01T10:01:01.000000Z"  # 1 s after startedAt
+    service.add(request(), status=failed)  # resources recorded, but not completed: no saving counted
+    service.add(request(), status={"phase": Phase.CHECKPOINTING.value})  # not ended: no duration
+    response = await client.get("/api/v1/metrics")
+    text = await _text(response, 200)
+    assert json.loads(text) == {
+        "total_migrations": 4,
+        "successful_migrations": 2,
+        "failed_migrations": 1,
+        "average_duration": (3_500_000_000 * 2 + 1_000_000_000) // 3,
+        "cpu_savings_percentage": 25.0,
+        "memory_savings_percentage": 12.5,
+    }
+    document = await (await client.get("/api/openapi.json")).json()
+    schema = document["paths"]["/api/v1/metrics"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert errors(json.loads(text), schema, document) == []
+    refused = await client.get("/api/v1/metrics?namespace=ml")
+    assert (refused.status, (await refused.json())["error"]) == (400, "invalid_request")
+
+
+async def test_metrics_without_anything_to_average_are_null_not_zero(client: Client, service: FakeService) -> None:
+    empty = await (await client.get("/api/v1/metrics")).json()
+    assert empty == {
+        "total_migrations": 0,
+        "successful_migrations": 0,
+        "failed_migrations": 0,
+        "average_duration": None,
+        "cpu_savings_percentage": None,
+        "memory_savings_percentage": None,
+    }
+    no_resources = finished_status()
+    del no_resources["resources"]
+    service.add(request(), status=no_resources)
+    service.add(request(), status=completed_with((0, 0), (0, 0)))  # nothing requested: no percentage of it
+    figures = await (await client.get("/api/v1/metrics")).json()
+    assert (figures["successful_migrations"], figures["average_duration"]) == (2, 3_500_000_000)
+    assert figures["cpu_savings_percentage"] is figures["memory_savings_percentage"] is None
+
+
+async def test_metrics_need_the_rights_of_a_listing_of_every_namespace(serve: Serve, service: FakeService) -> None:
+    reviews = FakeReviewApi(
+        users={"alice-token": {"username": "alice"}, "bob-token": {"username": "bob"}},
+        grants={("alice", "list", None), ("bob", "list", "ml")},
+    )
+    client = await serve(authenticator=KubernetesAuthenticator(reviews))
+    service.add(request(), status=finished_status())
+    assert (await client.get("/api/v1/metrics")).status == 401
+    allowed = await client.get("/api/v1/metrics", headers={"Authorization": "Bearer alice-token"})
+    assert (allowed.status, (await allowed.json())["total_migrations"]) == (200, 1)
+    refused = await client.get("/api/v1/metrics", headers={"Authorization": "Bearer bob-token"})
+    assert (refused.status, (await refused.json())["error"]) == (403, "forbidden")
+    # bob's listing has the same answer: only a namespace-filtered one is his
+    assert (await client.get("/api/v1/migrations", headers={"Authorization": "Bearer bob-token"})).status == 403
+
+
+def test_the_seeds_pod_label_finds_the_orchestrators_pods_and_the_selector_is_unchanged() -> None:
+    """The seed's docs: `kubectl get pods -n kube-system -l app=ai-storage-orchestrator`. A Deployment's selector is
+    immutable: the label goes on the pods only, or applying the manifest over an installed one would fail."""
+    deployment = yaml.safe_load((Path(__file__).resolve().parents[3] / "k8s/deploy/deployment.yaml").read_text())
+    assert deployment["metadata"]["namespace"] == "kube-system"
+    assert deployment["spec"]["template"]["metadata"]["labels"] == {
+        "app.kubernetes.io/name": "ai-storage-orchestrator",
+        "app": "ai-storage-orchestrator",
+    }
+    assert deployment["spec"]["selector"] == {"matchLabels": {"app.kubernetes.io/name": "ai-storage-orchestrator"}}
