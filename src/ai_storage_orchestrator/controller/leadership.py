@@ -50,7 +50,8 @@ class LeaderElector:
     def holds_lease(self) -> bool:
         """True while no other replica can have taken the lease: we are leader and our last successful renewal
         *started* less than the renew deadline ago (a renewal takes effect at some instant after it started, and
-        a standby waits a whole lease duration, longer than the deadline, after it saw that renewal)."""
+        a standby waits a whole lease duration, longer than the deadline, after it saw that renewal), and no renewal
+        since has read another holder in the Lease."""
         if not self.is_leader or self._renewed_at is None:
             return False
         return asyncio.get_running_loop().time() - self._renewed_at < self.renew_deadline
@@ -151,6 +152,7 @@ class LeaderElector:
                 self._observed = (version, loop.time())
             expired = loop.time() - self._observed[1] > float(spec.get("leaseDurationSeconds") or self.lease_duration)
             if holder and holder != self.identity and not expired:
+                self._renewed_at = None  # seen taken: our last renewal fences nothing, close the fence now
                 return False
             transitions = int(spec.get("leaseTransitions") or 0) + (0 if holder == self.identity else 1)
             await self.api.replace(LEASES, self._lease(lease, transitions=transitions))

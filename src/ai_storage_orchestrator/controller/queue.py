@@ -55,7 +55,8 @@ class WorkQueue:
         """Queue `key` after an exponential per-key backoff; returns the delay."""
         failures = self._failures.get(key, 0)
         self._failures[key] = failures + 1
-        delay: float = min(self.max_delay, self.base_delay * (2.0**failures))
+        # The exponent is clamped: 2.0**1024 overflows a float, and a key may fail that often.
+        delay: float = min(self.max_delay, self.base_delay * 2.0 ** min(failures, 64))
         self.add_after(key, delay)
         return delay
 

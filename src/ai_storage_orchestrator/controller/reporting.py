@@ -5,6 +5,7 @@ watch the pod; the full story is on the PodMigration)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Sequence
+from itertools import pairwise
 from typing import Any
 
 import structlog
@@ -50,11 +51,7 @@ class PhaseReporter:
     ) -> None:
         """`passed`: (phase, time, message) of the phases the step went through on the way to `phase`."""
         status = migration.get("status") or {}
-        transitions = status.get("phaseTransitions") or []
-        if len(transitions) >= 2:
-            start, end = parse_time(transitions[-2].get("time")), parse_time(transitions[-1].get("time"))
-            if start and end:
-                self.metrics.phase_duration.labels(phase=previous.value).observe((end - start).total_seconds())
+        self._record_phase_durations(status.get("phaseTransitions") or [], [previous, *(p for p, _, _ in passed)])
         failed = phase in (Phase.FAILED, Phase.ROLLING_BACK)
         log.info("migration.phase_changed", previous=previous.value, new_phase=phase.value, message=message)
         name = migration["metadata"]["name"]
@@ -75,3 +72,12 @@ class PhaseReporter:
                 error = (status.get("error") or {}).get("reason")
                 self.recorder.run_in_background(annotate_source(f"{phase.value}: {error}" if error else phase.value))
         self.notify()  # waiters on "phase X and its metrics/events recorded" see both
+
+    def _record_phase_durations(self, transitions: Sequence[JSON], left: Sequence[Phase]) -> None:
+        """Each phase `left` by this step, in order, lasted from its own transition entry to the next one: the
+        last len(left) + 1 entries. Pending, where every migration starts, has no entry: its time is not observed."""
+        entries = transitions[-(len(left) + 1) :]
+        for phase, (entered, exited) in zip(reversed(left), reversed(list(pairwise(entries))), strict=False):
+            start, end = parse_time(entered.get("time")), parse_time(exited.get("time"))
+            if start and end:
+                self.metrics.phase_duration.labels(phase=phase.value).observe((end - start).total_seconds())

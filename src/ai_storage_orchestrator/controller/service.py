@@ -41,12 +41,15 @@ class MigrationService:
         if not self.state.synced:
             waiting = [store.kind for store in self.state.stores if not store.synced]
             return False, f"caches not synced yet: {', '.join(waiting)}"
+        outages = self.state.outages()
+        if outages:
+            return False, "; ".join(outages)
         return True, "caches synced"
 
     def _require_ready(self) -> None:
         ready, why = self.ready()
         if not ready:
-            raise NotReady(f"the orchestrator is starting: {why}", reason="not_ready")
+            raise NotReady(f"the orchestrator is not ready: {why}", reason="not_ready")
 
     def plan(self, request: MigrationRequest, migration_id: str) -> MigrationPlan:
         plan, _declared = self.planner.plan(request, migration_id)

@@ -97,6 +97,7 @@ class ClusterState:
         self.migrations.add_index(BY_NAME, lambda m: (m["metadata"]["name"],))
         self._changed = asyncio.Event()
         self.version = 0
+        self._reflectors: list[Reflector] = []
         for store in self.stores:
             store.add_listener(self._on_change)
 
@@ -107,6 +108,11 @@ class ClusterState:
     @property
     def synced(self) -> bool:
         return all(store.synced for store in self.stores)
+
+    def outages(self) -> list[str]:
+        """Why watches cannot follow the API server, one line per reflector failing past its bound
+        (`Reflector.outage`)."""
+        return [outage for reflector in self._reflectors if (outage := reflector.outage()) is not None]
 
     def add_listener(self, store: ObjectStore, listener: Listener) -> None:
         store.add_listener(listener)
@@ -141,8 +147,20 @@ class ClusterState:
         limited to some namespaces (nodes and volumes stay cluster-wide). Several namespaces feed one store each,
         through a NamespaceShard per namespace.
 
-        Every (re)list wakes the waiters: a LIST that changes nothing (an empty namespace) still syncs its store."""
+        Every (re)list wakes the waiters: a LIST that changes nothing (an empty namespace) still syncs its store.
+        The reflectors are kept: `outages` asks them."""
+        reflectors = self._new_reflectors(api, namespaces=namespaces, on_relist=on_relist, on_reconnect=on_reconnect)
+        self._reflectors.extend(reflectors)
+        return reflectors
 
+    def _new_reflectors(
+        self,
+        api: KubeApi,
+        *,
+        namespaces: Sequence[str],
+        on_relist: Callable[[str], None] | None,
+        on_reconnect: Callable[[str], None] | None,
+    ) -> list[Reflector]:
         def relisted(resource: str) -> None:
             self.notify()
             if on_relist is not None:

@@ -49,6 +49,13 @@ class LeaseServer:
         self.renewals += 1
         return self._store(dict(obj))
 
+    def take_over(self, identity: str) -> None:
+        """Another replica writes itself in as holder (as after it saw our renewals stop for a lease duration)."""
+        assert self.lease is not None
+        lease = copy.deepcopy(self.lease)
+        lease["spec"]["holderIdentity"] = identity
+        self._store(lease)
+
     def _store(self, body: JSON) -> JSON:
         self.version += 1
         body = copy.deepcopy(body)
@@ -130,6 +137,42 @@ async def test_the_fence_closes_when_the_last_renewal_is_too_old_even_before_the
         elector._renewed_at = asyncio.get_running_loop().time() - elector.renew_deadline
         assert elector.is_leader
         assert not elector.holds_lease()
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+
+
+async def test_a_renewal_that_reads_another_holder_ends_the_term_at_once() -> None:
+    server = LeaseServer()
+    changes: list[bool] = []
+    elector = LeaderElector(
+        server,  # type: ignore[arg-type]
+        name="lease",
+        namespace="ns",
+        identity="me",
+        lease_duration=45.0,
+        renew_deadline=30.0,  # far beyond the test's timeout: only the read of the holder can end the term in time
+        retry_period=0.05,
+        on_change=lambda leading: changes.append(leading),
+    )
+    work_cancelled = asyncio.Event()
+
+    async def lead() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            work_cancelled.set()
+
+    runner = asyncio.get_running_loop().create_task(elector.run(lead))
+    try:
+        await _until(lambda: elector.is_leader and server.renewals > 0, server)
+        server.take_over("other")
+        async with asyncio.timeout(5):
+            await work_cancelled.wait()
+        assert not elector.holds_lease()
+        assert changes[:2] == [True, False]
+        assert server.lease is not None
+        assert server.lease["spec"]["holderIdentity"] == "other", "the new holder's lease is left alone"
     finally:
         runner.cancel()
         await asyncio.gather(runner, return_exceptions=True)
