@@ -11,7 +11,9 @@
 
 Anything else (a string instead of an array, a relative path, a container the pod does not have) is refused with
 reason ``invalid_checkpoint_annotation`` before the migration touches anything. So is an artifact on a ``subPathExpr``
-mount whose variables a restore container cannot be given (see ``subpath``): it would be restored to the wrong place.
+mount whose variables a restore container cannot be given (see ``subpath``): it would be restored to the wrong place;
+and one under a mount its container declares ``readOnly: true`` (or on a read-only volume): restoring it would write
+where the pod says nobody writes.
 """
 
 from __future__ import annotations
@@ -224,8 +226,8 @@ KUBELET_MANAGED_VOLUMES = ("configMap", "secret", "projected", "downwardAPI")
 
 
 def _read_only_reason(pod: Mapping[str, Any], mount: Mount) -> str | None:
-    """Why a restore container cannot write under `mount` (None: it can; it mounts the volume read-write whatever
-    the container's own mount says)."""
+    """Why a restore container cannot write under `mount` (None: it can, as far as the volume goes; the container's
+    own ``readOnly`` is checked by ``_check_restorable``)."""
     volumes = ((pod.get("spec") or {}).get("volumes")) or []
     volume = next((v for v in volumes if isinstance(v, Mapping) and v.get("name") == mount.volume), None) or {}
     managed = next((kind for kind in KUBELET_MANAGED_VOLUMES if kind in volume), None)
@@ -239,7 +241,8 @@ def _read_only_reason(pod: Mapping[str, Any], mount: Mount) -> str | None:
 def _check_restorable(pod: Mapping[str, Any], artifact: Artifact) -> None:
     """Refuse an artifact that holds another mount of its container (`tar` reads across it, but the restore would
     write those files beneath that mount, where the container does not see them), one on a read-only volume (the
-    restore would fail after the source stopped), and one on a subPathExpr mount whose variables a restore container
+    restore would fail after the source stopped), one under a mount the container declares ``readOnly`` (the restore
+    would write through it), and one on a subPathExpr mount whose variables a restore container
     cannot be given."""
     container = container_spec(pod, artifact.container)
     key = CHECKPOINT_ARTIFACTS_PREFIX + artifact.container
@@ -257,6 +260,15 @@ def _check_restorable(pod: Mapping[str, Any], artifact: Artifact) -> None:
         raise InvalidCheckpointAnnotation(
             f"annotation {key}: {artifact.path} is on {read_only}; the restore could not write it back on the target"
             " (after the source has stopped): leave it out (the target reads the volume itself)",
+            annotation=key,
+        )
+    if mount is not None and mount.read_only:
+        # The restore container would mount the volume read-write to put the files back: a write through a mount
+        # the pod declares read-only, which neither the workload nor whoever patched the annotation may do.
+        raise InvalidCheckpointAnnotation(
+            f"annotation {key}: {artifact.path} is on the mount of volume '{mount.volume}' at {mount.mount_path},"
+            f" which container '{artifact.container}' mounts read-only (readOnly: true); the restore would have to"
+            " write through it: leave the path out, or list it for a container that mounts the volume read-write",
             annotation=key,
         )
     if container is None or mount is None or not mount.expression:

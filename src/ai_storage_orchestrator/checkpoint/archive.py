@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from ai_storage_orchestrator.checkpoint.errors import WRITE_FAILED, CheckpointError, write_failure_reason
+from ai_storage_orchestrator.checkpoint.redaction import redact_output
 from ai_storage_orchestrator.checkpoint.tarstream import BLOCK, RECORD
 from ai_storage_orchestrator.checkpoint.transport import (
     CommandResult,
@@ -129,7 +130,7 @@ async def stream_archive(
                 draining.cancel()
                 with contextlib.suppress(asyncio.CancelledError, ExecError):
                     await draining
-    return CommandResult(status, bytes(stdout), stderr.text(), output.text()), accepted
+    return CommandResult(status, bytes(stdout), stderr.text(), output.text(), stderr.truncated), accepted
 
 
 async def write_archive(
@@ -165,6 +166,9 @@ def archive_failure(result: CommandResult, accepted: bool, what: str, *, text: s
     status = result.status
     if not status.success:
         text = (result.output if text is None else text).strip() or status.message
-        raise CheckpointError(f"{what} failed ({status.describe()}): {text}", reason=write_failure_reason(text))
+        shown = redact_output(text, truncated=result.stderr_truncated)  # the container's output: into the status
+        raise CheckpointError(
+            f"{what} failed ({redact_output(status.describe())}): {shown}", reason=write_failure_reason(text)
+        )
     if not accepted:
         raise CheckpointError(f"{what}: the checkpoint volume stopped accepting data", reason=WRITE_FAILED)

@@ -174,7 +174,8 @@ class Steps:
 
     def alone(self, step: str) -> CommandResult:
         """``step``'s result as if it had been run by itself: the script's status and stderr, the step's stdout."""
-        return CommandResult(self.result.status, self.output(step), self.result.stderr, self.result.stderr)
+        result = self.result
+        return CommandResult(result.status, self.output(step), result.stderr, result.stderr, result.stderr_truncated)
 
     @property
     def status(self) -> ExecStatus:

@@ -36,6 +36,7 @@ from ai_storage_orchestrator.checkpoint.errors import (
 from ai_storage_orchestrator.checkpoint.layout import ARTIFACTS_DIR
 from ai_storage_orchestrator.checkpoint.manifest import ArtifactFile
 from ai_storage_orchestrator.checkpoint.records import ArtifactSection, FileRecords
+from ai_storage_orchestrator.checkpoint.redaction import redact_output
 from ai_storage_orchestrator.checkpoint.tarstream import (
     RECORD,
     TarLimits,
@@ -134,7 +135,9 @@ def _refusals(what: str) -> Iterator[None]:
         ) from error
     except TarStreamError as error:
         raise CheckpointError(
-            f"the stream of {what} is not a valid tar archive: {error}", reason=COPY_FAILED
+            # The error may quote bytes of the stream: the container's output, redacted like its error output.
+            f"the stream of {what} is not a valid tar archive: {redact_output(str(error))}",
+            reason=COPY_FAILED,
         ) from error
 
 
@@ -200,8 +203,8 @@ async def stream_artifact(
                 assert status is not None
                 if not status.success:
                     raise CheckpointError(
-                        f"reading {declared} in container {source.container} failed ({status.describe()}):"
-                        f" {source_errors.text().strip()}",
+                        f"reading {declared} in container {source.container} failed"
+                        f" ({redact_output(status.describe())}): {source_errors.redacted()}",
                         reason=COPY_FAILED,
                     )
                 if not followed.finished:
@@ -215,8 +218,9 @@ async def stream_artifact(
                     await draining
     if not written.success:
         text = destination_output.text().strip() or written.message
+        shown = destination_output.redacted() or redact_output(written.message)
         raise CheckpointError(
-            f"writing {declared} to the checkpoint volume failed ({written.describe()}): {text}",
+            f"writing {declared} to the checkpoint volume failed ({redact_output(written.describe())}): {shown}",
             reason=write_failure_reason(text),
         )
     if not accepted:
@@ -310,7 +314,7 @@ async def verify_artifact(
     if not result.success:
         raise CheckpointError(
             f"artifact {section.artifact} of container {section.container} differs on the volume after copying:"
-            f" {result.stderr.strip() or result.describe()}",
+            f" {redact_output(result.stderr, truncated=result.stderr_truncated) or result.describe()}",
             reason=VERIFY_FAILED,
             details={"path": section.artifact, "container": section.container},
         )

@@ -195,7 +195,9 @@ def _restore_container(
     seen = {checkpoint_mount.mount_path}
     for mount in artifact_mounts:
         if mount.mount_path not in seen:
-            mounts.append(mount.to_spec(read_only=False))
+            # As the artifact's container mounts it, never with more rights (an artifact under a readOnly mount is
+            # refused before: annotation parsing, prepare_target_pod).
+            mounts.append(mount.to_spec())
             seen.add(mount.mount_path)
     mounts.append({"name": RESTORE_STATE_VOLUME, "mountPath": RESTORE_STATE_PATH})
     pairs = [item for path in paths for item in (path, checksum_list(name, path))]
@@ -235,7 +237,12 @@ def _carry_annotations(source_pod: Mapping[str, Any], target: dict[str, Any], sp
         mount = mount_covering(source, artifact.path) if source is not None else None
         if mount is None or mount.expression:
             continue  # on the left-out container's own filesystem: nobody on the target can read it
-        views = [v for v in views_of(target, mount.volume, volume_path(mount, artifact.path)) if v.container in regular]
+        # Only a container that may write there: an artifact under a readOnly mount is refused at the next move.
+        views = [
+            v
+            for v in views_of(target, mount.volume, volume_path(mount, artifact.path))
+            if v.container in regular and v.writable
+        ]
         if not views:
             continue
         view = views[0]
@@ -298,6 +305,13 @@ def prepare_target_pod(
                 not_restored.append({"container": name, "path": path, "why": why})
                 continue
             assert mount is not None
+            if mount.read_only:  # annotation parsing refuses it already: never written through, whoever calls
+                key = ARTIFACTS_PREFIX + name
+                raise InvalidCheckpointAnnotation(
+                    f"annotation {key}: {path} is on the mount of volume '{mount.volume}' at {mount.mount_path}, which"
+                    f" container '{name}' mounts read-only: the restore would have to write through it",
+                    annotation=key,
+                )
             usable.append(path)
             mounts.append(mount)
             restored.append({"container": name, "path": path})

@@ -70,6 +70,7 @@ from ai_storage_orchestrator.checkpoint.layout import (
 from ai_storage_orchestrator.checkpoint.manifest import ArtifactFile, manifest_header, serialise_streaming
 from ai_storage_orchestrator.checkpoint.quiescing import run_hooks
 from ai_storage_orchestrator.checkpoint.records import ArtifactSection, FileRecords
+from ai_storage_orchestrator.checkpoint.redaction import redact_output
 from ai_storage_orchestrator.checkpoint.restoring import Location, prepare_target_pod
 from ai_storage_orchestrator.checkpoint.retention import CLEANUP_TIMEOUT, Listing, apply_retention, parse_listing
 from ai_storage_orchestrator.checkpoint.tarstream import TarLimits
@@ -416,7 +417,7 @@ class PVCheckpointer:
         failed = steps.failed
         if failed is None and not steps.result.success:
             if status.exit_code is None:
-                message = f"cannot run commands in container {writer.container}: {status.message}"
+                message = f"cannot run commands in container {writer.container}: {redact_output(status.message)}"
                 if empty:
                     raise _ExecUnavailable(message)
                 raise CheckpointError(message, reason=reasons.EXEC_FAILED)
@@ -622,7 +623,8 @@ def _unsafe_path_failure(steps: batch.Steps, writer: Endpoint) -> None:
     """CheckpointError (`checkpoint_path_unsafe`) when the script refused the checkpoint's path: a directory in it,
     below the volume's mount point, is a symbolic link (planted by another writer of the shared volume, say)."""
     if steps.failed == batch.GUARD:
-        text = steps.result.stderr.strip() or steps.status.message
+        result = steps.result
+        text = redact_output(result.stderr, truncated=result.stderr_truncated) or redact_output(steps.status.message)
         raise CheckpointError(
             f"the checkpoint directory {writer.path} in container {writer.container} is not safe to write: {text}",
             reason=reasons.PATH_UNSAFE,

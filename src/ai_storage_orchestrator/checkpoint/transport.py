@@ -11,6 +11,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
+from ai_storage_orchestrator.checkpoint.redaction import redact_output
 from ai_storage_orchestrator.kube.exec import STDOUT_CHANNEL, ExecError, ExecStatus
 
 __all__ = [
@@ -44,18 +45,26 @@ class ExecTransport(Protocol):
 
 
 class Tail:
-    """The last ``limit`` bytes written to it."""
+    """The last ``limit`` bytes written to it; ``truncated`` once more than that was written."""
 
     def __init__(self, limit: int = 2048) -> None:
         self.limit = limit
         self._data = bytearray()
+        self.truncated = False
 
     def add(self, data: bytes) -> None:
         self._data += data[-self.limit :]
-        del self._data[: max(0, len(self._data) - self.limit)]
+        excess = len(self._data) - self.limit
+        if excess > 0 or len(data) > self.limit:
+            self.truncated = True
+        del self._data[: max(0, excess)]
 
     def text(self) -> str:
         return self._data.decode("utf-8", "replace")
+
+    def redacted(self) -> str:
+        """``text`` as it may appear in an error message (``redaction.redact_output``)."""
+        return redact_output(self.text(), truncated=self.truncated)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,13 +73,16 @@ class CommandResult:
     stdout: bytes
     stderr: str  # the last 2 KiB
     output: str  # the last 2 KiB of stdout and stderr, interleaved as they arrived
+    stderr_truncated: bool = False  # stderr is the end of a longer output
 
     @property
     def success(self) -> bool:
         return self.status.success
 
     def describe(self) -> str:
-        detail = self.stderr.strip() or self.status.message
+        """Exit code and error output (else the exec's status message), redacted: the output is the container's and
+        this text goes into error messages (status, Events, the REST view)."""
+        detail = redact_output(self.stderr, truncated=self.stderr_truncated) or redact_output(self.status.message)
         code = "did not run" if self.status.exit_code is None else f"exit {self.status.exit_code}"
         return f"{code}: {detail}" if detail else code
 
@@ -133,4 +145,4 @@ async def finish(session: ExecSessionLike, *, stdin: bytes | None, max_stdout: i
         else:
             stderr.add(data)
     assert session.status is not None
-    return CommandResult(session.status, bytes(stdout), stderr.text(), output.text())
+    return CommandResult(session.status, bytes(stdout), stderr.text(), output.text(), stderr.truncated)

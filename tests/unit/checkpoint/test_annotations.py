@@ -166,9 +166,32 @@ def test_an_artifact_the_restore_could_not_write_back_is_refused(volume: dict[st
         parse_checkpoint_annotations(declared)
 
 
-def test_a_read_only_mount_of_a_writable_volume_is_restorable() -> None:
-    """The restore container mounts the volume read-write whatever the container's own mount says."""
+def test_an_artifact_under_a_read_only_mount_of_a_writable_volume_is_refused() -> None:
+    """The restore would write through a mount the pod declares read-only (its container may not write there): refused
+    at planning, naming the mount. The same files declared for a container that mounts the volume read-write pass."""
     declared = pod({ARTIFACTS + "trainer": json.dumps(["/data/state"])})
     declared["spec"]["containers"][0]["volumeMounts"] = [{"name": "data", "mountPath": "/data", "readOnly": True}]
-    declared["spec"]["volumes"] = [{"name": "data", "persistentVolumeClaim": {"claimName": "shared"}}]
+    declared["spec"]["containers"][1]["volumeMounts"] = [{"name": "data", "mountPath": "/mnt/data"}]
+    declared["spec"]["volumes"] = [{"name": "data", "emptyDir": {}}]
+    with pytest.raises(InvalidCheckpointAnnotation) as refused:
+        parse_checkpoint_annotations(declared)
+    assert refused.value.reason == "invalid_checkpoint_annotation"
+    assert refused.value.details == {"annotation": ARTIFACTS + "trainer"}
+    assert (
+        "/data/state is on the mount of volume 'data' at /data, which container 'trainer' mounts read-only"
+        " (readOnly: true)" in str(refused.value)
+    )
+    del declared["metadata"]["annotations"][ARTIFACTS + "trainer"]
+    declared["metadata"]["annotations"][ARTIFACTS + "monitor"] = json.dumps(["/mnt/data/state"])
+    assert parse_checkpoint_annotations(declared).checkpointed_paths() == {"monitor": ("/mnt/data/state",)}
+
+
+def test_a_read_only_mount_elsewhere_in_the_container_does_not_refuse_an_artifact() -> None:
+    """Only the mount that holds the artifact counts (the deepest one above it)."""
+    declared = pod({ARTIFACTS + "trainer": json.dumps(["/data/state"])})
+    declared["spec"]["containers"][0]["volumeMounts"] = [
+        {"name": "models", "mountPath": "/models", "readOnly": True},
+        {"name": "data", "mountPath": "/data"},
+    ]
+    declared["spec"]["volumes"] = [{"name": "models", "emptyDir": {}}, {"name": "data", "emptyDir": {}}]
     assert parse_checkpoint_annotations(declared).checkpointed_paths() == {"trainer": ("/data/state",)}

@@ -272,3 +272,29 @@ def test_a_checkpoint_volume_mounted_with_sub_path_expr_is_reached_through_anoth
             spec=checkpointer.declared(pod),
         )
     assert refused.value.reason == "no_shared_volume"
+
+
+def test_a_restore_never_mounts_an_artifact_volume_with_more_rights_than_its_container() -> None:
+    """An artifact under a readOnly mount is refused at parsing; a spec that names one anyway (recorded by an older
+    orchestrator, say) is refused here too, before any restore container is written to mount it read-write."""
+    pod = workload(ROOT, artifacts={"trainer": ["/work/scratch-trainer/state"]})
+    spec = parse_checkpoint_annotations(pod)
+    pod["spec"]["containers"][0]["volumeMounts"][1]["readOnly"] = True
+    with pytest.raises(InvalidCheckpointAnnotation, match="mounts read-only"):
+        parse_checkpoint_annotations(pod)
+    with pytest.raises(InvalidCheckpointAnnotation, match="'trainer' mounts read-only"):
+        prepare_target_pod(source_pod=pod, target_pod=target_of(pod), spec=spec, location=location())
+
+
+def test_an_artifact_is_carried_only_to_a_container_that_mounts_its_volume_read_write() -> None:
+    """The processor is left out; the trainer mounts its emptyDir read-only: carrying the artifact to the trainer
+    would make the target's next move refuse its annotations, so it stays in the checkpoint only."""
+    pod = workload(ROOT, artifacts={"processor": ["/work/scratch-processor"]})
+    pod["spec"]["containers"][0]["volumeMounts"][2] = {**pod["spec"]["containers"][0]["volumeMounts"][2]}
+    pod["spec"]["containers"][0]["volumeMounts"][2]["readOnly"] = True
+    target, summary = prepare_target_pod(
+        source_pod=pod, target_pod=target_of(pod), spec=parse_checkpoint_annotations(pod), location=location()
+    )
+    assert summary["carried"] == []
+    assert not any(k.startswith("ai-storage.io/checkpoint-artifacts.") for k in target["metadata"]["annotations"])
+    parse_checkpoint_annotations(target)  # the next move's planning accepts the target's annotations

@@ -174,6 +174,50 @@ def test_a_host_port_already_bound_on_the_node_is_a_conflict() -> None:
     ]
 
 
+def test_a_host_port_conflict_with_a_pod_of_another_namespace_does_not_name_it() -> None:
+    """The message and details reach REST 422 answers, dry runs and Events read by the migrating pod's namespace: a
+    pod of another namespace is neither named nor is its namespace said. One of the pod's own namespace is named."""
+    theirs = _rename(_ports({"containerPort": 80, "hostPort": 8080}, {"containerPort": 81, "hostPort": 8081}), "db")
+    theirs["metadata"]["namespace"] = "payments"
+    mine = _rename(_ports({"containerPort": 81, "hostPort": 8081}), "web")
+    target = _ports({"containerPort": 8080, "hostPort": 8080}, {"containerPort": 8081, "hostPort": 8081})
+    result = host_ports_free(make_node(), target, [theirs, mine])
+    assert not result.passed
+    assert result.message == (
+        "host port(s) already in use on node node-b: TCP 0.0.0.0:8080 by a pod of another namespace,"
+        " TCP 0.0.0.0:8081 by a pod of another namespace, TCP 0.0.0.0:8081 by pod ml/web"
+    )
+    assert [c["pod"] for c in result.details["conflicts"]] == [
+        "a pod of another namespace",
+        "a pod of another namespace",
+        "ml/web",
+    ]
+    assert "payments" not in repr(result)
+
+
+def test_a_host_port_conflict_through_planning_does_not_name_another_namespace_s_pod() -> None:
+    """What plan_migration refuses with (the REST 422 and the dry run answer this)."""
+    pod = _ports({"containerPort": 8080, "hostPort": 8080})
+    other = _rename(_ports({"containerPort": 8080, "hostPort": 8080}), "secret-ingest")
+    other["metadata"]["namespace"] = "payments"
+    other["spec"]["nodeName"] = "node-b"
+    plan = plan_migration(
+        request=make_request(pod_name=pod["metadata"]["name"]),
+        pod=pod,
+        target_node=make_node(),
+        pods_on_target=[other],
+        catalog=catalog(),
+        migration_id=MIGRATION_ID,
+    )
+    with pytest.raises(Unprocessable) as refused:
+        plan.raise_for_failures()
+    assert refused.value.reason == "host_port_conflict"
+    for said in (repr(refused.value.to_json()), repr(plan.to_json())):
+        assert "by a pod of another namespace" in said
+        assert "secret-ingest" not in said
+        assert "payments" not in said
+
+
 @pytest.mark.parametrize(
     ("mine", "theirs", "conflict"),
     [

@@ -422,9 +422,20 @@ def ephemeral_storage_fit(
     )
 
 
-def _pod_text(pod: Mapping[str, Any]) -> str:
-    meta = pod.get("metadata") or {}
-    return f"{meta.get('namespace') or 'default'}/{meta.get('name')}"
+ANOTHER_NAMESPACE_POD = "a pod of another namespace"
+
+
+def _namespace(pod: Mapping[str, Any]) -> str:
+    return str((pod.get("metadata") or {}).get("namespace") or "default")
+
+
+def _pod_text(pod: Mapping[str, Any], namespace: str) -> str:
+    """``pod`` as a conflict names it to whoever migrates a pod of ``namespace``: ``namespace/name`` for a pod of that
+    namespace; a pod of another one is not named -- the text reaches REST answers, dry runs and Events, whose readers
+    may not see that namespace (not even that it has a pod on the node)."""
+    if _namespace(pod) != namespace:
+        return ANOTHER_NAMESPACE_POD
+    return f"{namespace}/{(pod.get('metadata') or {}).get('name')}"
 
 
 def host_ports_free(
@@ -432,16 +443,20 @@ def host_ports_free(
 ) -> Check:
     """No host port of the target pod may already be bound on the node by another (non-finished) pod."""
     wanted = host_ports(target_pod.get("spec") or {})
+    namespace = _namespace(target_pod)
     conflicts: list[dict[str, Any]] = []
     if wanted:
         for other in placed_pods(target_pod, pods_on_target):
             for taken in placed_usage(other).host_ports:
                 for port in wanted:
                     if port.conflicts_with(taken):
-                        conflicts.append({**port._asdict(), "pod": _pod_text(other), "taken": taken._asdict()})
+                        pod = _pod_text(other, namespace)
+                        conflicts.append({**port._asdict(), "pod": pod, "taken": taken._asdict()})
     if conflicts:
         message = f"host port(s) already in use on node {_name(node)}: " + ", ".join(
-            f"{HostPort(c['protocol'], c['host_ip'], c['port'])} by pod {c['pod']}" for c in conflicts
+            f"{HostPort(c['protocol'], c['host_ip'], c['port'])} by "
+            + (c["pod"] if c["pod"] == ANOTHER_NAMESPACE_POD else f"pod {c['pod']}")
+            for c in conflicts
         )
     elif wanted:
         message = f"host port(s) {', '.join(str(p) for p in wanted)} are free on node {_name(node)}"
