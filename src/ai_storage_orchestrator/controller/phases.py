@@ -826,6 +826,16 @@ async def waiting_for_target(ctx: MigrationContext) -> Result:
 async def removing_source(ctx: MigrationContext) -> Result:
     pod = ctx.source_pod
     source_there = pod is not None and ctx.source_pod_is_ours
+    if (
+        ctx.cancel_requested
+        and not ctx.status.get("owner")
+        and source_there
+        and pod is not None
+        and not _removal_asked(pod)
+        and await _source_untouched(ctx)  # read live: the cache may not show an eviction already asked for
+    ):
+        # A cancel accepted just as the move entered this phase: nothing is removed yet, so it still rolls back.
+        return await ctx.transition(Phase.ROLLING_BACK, "cancelled before the source was removed")
     if source_there and pod is not None and not _removal_asked(pod):
         unfit = await _target_unfit(ctx)
         if unfit is not None:  # never remove the source on the word of a cache: the target was read just now
@@ -845,8 +855,21 @@ async def removing_source(ctx: MigrationContext) -> Result:
             Phase.CREATING_TARGET, f"{unfit} after the source was removed; creating it again", sourceStopped=True
         )
     if source_there:
+        if ctx.seconds_left() <= 0:
+            return await ctx.transition(Phase.COMPLETED, _source_still_terminating(ctx))
         return Result.after(DELETE_WAIT_SECONDS)
     return await ctx.transition(Phase.COMPLETED, f"source pod removed; {ctx.status.get('targetPod')} is Ready")
+
+
+def _source_still_terminating(ctx: MigrationContext) -> str:
+    """Make-before-break at its deadline: the target serves, the source's removal was asked and is not confirmed (its
+    node does not answer, or a finalizer holds it). No rollback can undo a removal, and the two copies ran side by side
+    by design: the move ends, saying what is left."""
+    node = ctx.spec["sourceNode"]
+    return (
+        f"{ctx.status.get('targetPod')} is Ready; source pod {ctx.spec['podName']} was removed but is still terminating"
+        f" after {ctx.request.timeout_seconds}s (node {node} has not confirmed it, or a finalizer holds it)"
+    )
 
 
 async def _target_unfit(ctx: MigrationContext) -> str | None:
@@ -976,7 +999,8 @@ async def _owner_rollback(ctx: MigrationContext) -> Result:
         else:
             if gated(target) and not released(target, token):
                 source = ctx.source_pod
-                if source is not None and ctx.source_pod_is_ours and not containers_stopped(source):
+                held = "terminated" not in gate_state(target)  # else it opened at its own deadline (capture.py)
+                if held and source is not None and ctx.source_pod_is_ours and not containers_stopped(source):
                     return Result.after(DELETE_WAIT_SECONDS)
                 await _open_gate(ctx, name, token)
             kept = f"; {name} on {ctx.spec['targetNode']} is the pod now"

@@ -28,6 +28,8 @@ JSON = dict[str, Any]
 
 # Past these phases the source pod is being (or has been) removed: a cancel can no longer roll back.
 _TOO_LATE_TO_CANCEL = frozenset({Phase.REMOVING_SOURCE})
+# A cancel re-reads a record that changed under it (a status write) this many times before it gives up (503).
+CANCEL_ATTEMPTS = 5
 
 
 class MigrationService:
@@ -151,39 +153,67 @@ class MigrationService:
         return result
 
     async def cancel(self, migration_id: str, *, namespace: str | None = None) -> JSON:
-        """Ask the controller to stop and roll back; `namespace` confines the lookup (the annotation trigger)."""
+        """Ask the controller to stop and roll back; `namespace` confines the lookup (the annotation trigger).
+
+        The mark is written on the very version whose phase was checked (a resourceVersion precondition): a record
+        that moved on meanwhile (into RemovingSource, say) is read again and checked again, never marked cancelled
+        by a 202 the move could no longer honour."""
         if namespace is None:
             migration = self.state.find_migration(migration_id)
         else:
             migration = self.state.migration(namespace, migration_id)
-        if migration is None:
-            raise NotFound(f"no migration with id {migration_id}", reason="migration_not_found")
-        phase = phase_of(migration)
-        if phase.is_terminal:
-            raise Conflict(
-                f"migration {migration_id} already ended ({phase.value}); nothing to cancel",
-                reason="migration_finished",
-                details={"phase": phase.value},
-            )
-        if phase in _TOO_LATE_TO_CANCEL:
-            raise Conflict(
-                f"migration {migration_id} is removing the source pod; its target is Ready and it cannot be undone",
-                reason="migration_finishing",
-                details={"phase": phase.value},
-            )
+        for _attempt in range(CANCEL_ATTEMPTS):
+            _check_cancellable(migration, migration_id)
+            assert migration is not None
+            try:
+                updated = await self.api.merge_patch(
+                    POD_MIGRATIONS,
+                    migration_id,
+                    {
+                        "metadata": {"resourceVersion": migration["metadata"]["resourceVersion"]},
+                        "spec": {"cancelRequested": True},
+                    },
+                    namespace=migration["metadata"]["namespace"],
+                )
+            except KubeApiError as error:
+                if error.not_found:
+                    raise NotFound(f"no migration with id {migration_id}", reason="migration_not_found") from error
+                if not error.conflict:
+                    raise TemporaryError(f"could not cancel: {error.message}", reason="api_unavailable") from error
+                migration = await self._read_live(migration)
+                continue
+            self.state.migrations.write_through(updated)
+            return to_api(updated)
+        raise TemporaryError(
+            f"migration {migration_id} kept changing while it was being cancelled; try again", reason="api_unavailable"
+        )
+
+    async def _read_live(self, migration: JSON) -> JSON | None:
+        metadata = migration["metadata"]
         try:
-            updated = await self.api.merge_patch(
-                POD_MIGRATIONS,
-                migration_id,
-                {"spec": {"cancelRequested": True}},
-                namespace=migration["metadata"]["namespace"],
-            )
+            return await self.api.get(POD_MIGRATIONS, metadata["name"], namespace=metadata["namespace"])
         except KubeApiError as error:
             if error.not_found:
-                raise NotFound(f"no migration with id {migration_id}", reason="migration_not_found") from error
+                return None
             raise TemporaryError(f"could not cancel: {error.message}", reason="api_unavailable") from error
-        self.state.migrations.write_through(updated)
-        return to_api(updated)
+
+
+def _check_cancellable(migration: JSON | None, migration_id: str) -> None:
+    if migration is None:
+        raise NotFound(f"no migration with id {migration_id}", reason="migration_not_found")
+    phase = phase_of(migration)
+    if phase.is_terminal:
+        raise Conflict(
+            f"migration {migration_id} already ended ({phase.value}); nothing to cancel",
+            reason="migration_finished",
+            details={"phase": phase.value},
+        )
+    if phase in _TOO_LATE_TO_CANCEL:
+        raise Conflict(
+            f"migration {migration_id} is removing the source pod; its target is Ready and it cannot be undone",
+            reason="migration_finishing",
+            details={"phase": phase.value},
+        )
 
 
 def _resolved(request: MigrationRequest, plan: MigrationPlan) -> MigrationRequest:

@@ -396,3 +396,18 @@ async def test_a_pod_merely_labelled_with_the_move_is_not_taken_as_its_capture()
     await world.drive()
     assert world.phase() == Phase.STOPPING_SOURCE.value
     assert world.record()["status"].get("targetPod") != "decoy"
+
+
+async def test_a_rollback_does_not_wait_on_a_silent_source_once_the_captured_gate_opened_by_itself() -> None:
+    """The captured pod's gate opens at its own deadline (grace + 60 s) when the source's node stops answering;
+    from then on the rollback has nothing left to hold and must end, not wait for that node for ever."""
+    world = _world(JOB)
+    await _evicted(world)
+    _owner_creates(world, "train-x1", JOB)
+    await world.api.merge_patch(POD_MIGRATIONS, "m1", {"spec": {"cancelRequested": True}}, namespace=NAMESPACE)
+    await world.drive()
+    assert world.phase() == Phase.ROLLING_BACK.value, "the source still runs: the captured pod stays held"
+    world.api.run_gate("train-x1", {"terminated": {"exitCode": 0, "reason": "Completed"}})
+    await world.drive()
+    assert world.phase() == Phase.CANCELLED.value
+    assert world.api.pod("train-x1") is not None, "the only copy that will run: kept"

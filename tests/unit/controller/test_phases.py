@@ -355,3 +355,31 @@ async def test_a_record_made_without_the_finalizer_gets_it_before_any_step() -> 
     await world.controller.reconcile(key)
     assert world.record(key)["metadata"]["finalizers"] == [MIGRATION_FINALIZER]
     assert world.phase(key) == "Pending", "protected first; the plan comes in the next step"
+
+
+async def test_make_before_break_ends_at_its_deadline_when_the_source_never_confirms_its_removal() -> None:
+    world = World()
+    target = await _make_before_break_at_removing_source(world)
+    await world.drive()
+    assert _terminating(world, POD), "evicted; its node never confirms it"
+    long_ago = "2020-01-01T00:00:00Z"
+    await world.api.merge_patch(POD_MIGRATIONS, "m1", {"status": {"startedAt": long_ago}}, namespace=NAMESPACE)
+    await world.drive()
+    assert world.phase() == Phase.COMPLETED.value
+    message = world.record()["status"]["message"]
+    assert f"{target} is Ready; source pod {POD} was removed but is still terminating" in message
+
+
+async def test_a_cancel_that_lands_as_the_source_removal_begins_still_rolls_back() -> None:
+    """The service accepted it in WaitingForTarget; the move entered RemovingSource before it read it."""
+    world = World()
+    target = await _make_before_break_at_removing_source(world)
+    await _cancel(world)
+    await world.drive()
+    assert world.phase() == Phase.ROLLING_BACK.value
+    assert not _terminating(world, POD), "the source was never touched"
+    assert _terminating(world, target)
+    world.api.finish_termination(target)
+    await world.drive()
+    assert world.phase() == Phase.CANCELLED.value
+    assert world.record()["status"]["podsAlive"] == [POD]
