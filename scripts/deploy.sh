@@ -70,18 +70,85 @@ create_tls() {
   echo "✓ TLS certificate for $svc.kube-system.svc and $ip, signed by a new CA (Secret kube-system/$secret)"
 }
 
+# ValidatingAdmissionPolicy is served as admissionregistration.k8s.io/v1 from Kubernetes 1.30 on; 1.28 and 1.29 serve at
+# most a beta (off by default), and `kubectl apply -k` stops at "no matches for kind". A cluster whose discovery cannot
+# be read takes the default path: its apply then says what is wrong.
+serves_admission_policy() {
+  local discovery
+  discovery="$(k get --raw /apis/admissionregistration.k8s.io/v1 2>/dev/null)" || return 0
+  [[ "$discovery" =~ \"name\":[[:space:]]*\"validatingadmissionpolicies\" ]]
+}
+
+# The kustomization without the ValidatingAdmissionPolicy and its binding. kustomize prints one object per document
+# with its top-level keys at column 0 (a nested `kind:` is indented), so the two kinds are dropped by their `kind:` line.
+apply_without_admission_policy() {
+  k kustomize "$kustomization" | awk '
+    function flush() { if (doc != "" && !skip) { printf "%s%s", sep, doc; sep = "---\n" } doc = ""; skip = 0 }
+    /^---[[:space:]]*$/ { flush(); next }
+    /^kind:[[:space:]]*ValidatingAdmissionPolicy(Binding)?[[:space:]]*$/ { skip = 1 }
+    { doc = doc $0 "\n" }
+    END { flush() }' | k apply -f -
+  # What controller/triggers.py does without the policy's binding (it fails closed), in one line:
+  echo "⚠ this cluster does not serve admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy (Kubernetes < 1.30):" \
+    "deployed without the annotation policy (k8s/admission), so the orchestrator refuses every annotation-triggered" \
+    "migration (ai-storage.io/migrate-to -> ai-storage.io/migration-status \"Refused (<node>): admission_policy_missing\"," \
+    "unless it runs with --trust-annotations); migrations through the REST API (POST /api/migrations) are not affected"
+}
+
+# Why the orchestrator's pods are not ready: each container's waiting reason, an unscheduled pod's reason, and for an
+# image the nodes cannot get, where the image built by scripts/build.sh is and how the nodes can get it.
+# shellcheck disable=SC2016 # $pod is the go-template's variable, not the shell's
+explain_rollout() {
+  local template reasons pod container pod_image reason message image_hint="" name_hint=""
+  template='{{range .items}}{{$pod := .metadata.name}}'
+  template+='{{range .status.conditions}}{{if and (eq .type "PodScheduled") (eq .status "False")}}'
+  template+='{{$pod}}{{"\t-\t-\t"}}{{.reason}}{{"\t"}}{{.message}}{{"\n"}}{{end}}{{end}}'
+  template+='{{range .status.initContainerStatuses}}{{if .state.waiting}}{{$pod}}{{"\t"}}{{.name}}{{"\t"}}{{.image}}'
+  template+='{{"\t"}}{{.state.waiting.reason}}{{"\t"}}{{.state.waiting.message}}{{"\n"}}{{end}}{{end}}'
+  template+='{{range .status.containerStatuses}}{{if .state.waiting}}{{$pod}}{{"\t"}}{{.name}}{{"\t"}}{{.image}}'
+  template+='{{"\t"}}{{.state.waiting.reason}}{{"\t"}}{{.state.waiting.message}}{{"\n"}}{{end}}{{end}}{{end}}'
+  reasons="$(k -n kube-system get pods -l app.kubernetes.io/name=ai-storage-orchestrator \
+    -o go-template="$template")" || return 0
+  [[ -n "$reasons" ]] || { echo "no pod of the orchestrator reports a waiting container"; return 0; }
+  while IFS=$'\t' read -r pod container pod_image reason message; do
+    if [[ "$container" == - ]]; then
+      echo "  pod $pod: not scheduled: $reason${message:+: $message}"
+      continue
+    fi
+    echo "  pod $pod: container $container ($pod_image) waiting: $reason${message:+: $message}"
+    case "$reason" in
+      ErrImagePull | ImagePullBackOff | ErrImageNeverPull) image_hint="$pod_image" ;;
+      InvalidImageName) name_hint="$pod_image" ;;
+    esac
+  done <<<"$reasons"
+  if [[ -n "$image_hint" ]]; then
+    echo "hint: the nodes cannot get the image $image_hint. The image scripts/build.sh builds is only in this" \
+      "machine's local Docker (or the OCI archive in dist/): push it to a registry the nodes can pull from and pass" \
+      "that name with --image (scripts/deploy.sh --image REGISTRY/ai-storage-orchestrator:TAG), or import it into" \
+      "each node's containerd (scripts/build.sh --import-containerd on the node, or ctr -n k8s.io images import)"
+  fi
+  if [[ -n "$name_hint" ]]; then
+    echo "hint: $name_hint is not a valid image reference: pass a valid one with --image"
+  fi
+}
+
 if k -n kube-system get secret "$secret" >/dev/null 2>&1; then
   echo "✓ TLS: using the existing Secret kube-system/$secret"
 else
   create_tls
 fi
-k apply -k "$kustomization"
+if serves_admission_policy; then
+  k apply -k "$kustomization"
+else
+  apply_without_admission_policy
+fi
 if [[ -n "$image" ]]; then
   k -n kube-system set image deployment/ai-storage-orchestrator "orchestrator=$image"
 fi
 if ! k -n kube-system rollout status deployment/ai-storage-orchestrator --timeout "$timeout"; then
   echo "the Deployment kube-system/ai-storage-orchestrator did not roll out within $timeout:" >&2
   k -n kube-system get pods -l app.kubernetes.io/name=ai-storage-orchestrator -o wide >&2 || true
+  explain_rollout >&2 || true
   exit 1
 fi
 ip="$(k -n kube-system get service ai-storage-orchestrator -o jsonpath='{.spec.clusterIP}')"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ai_storage_orchestrator.cli.client import CA_FILE_ENV, positive_float
 from ai_storage_orchestrator.compare import report
-from ai_storage_orchestrator.compare.cluster import CompareError
+from ai_storage_orchestrator.compare.cluster import IMAGE_PULL_GRACE, CompareError
 from ai_storage_orchestrator.compare.discovery import (
     CLIENT_IDENTITY,
     SERVICE_NAME,
@@ -49,10 +49,12 @@ same way; then a summary, a JSON/Markdown/HTML report and charts (PNG, SVG) in -
 
 CPU is a rate: delta of the cumulative CPU counter over the delta of its time stamp, taken in the same read.
 Sources: cgroup (exec `sh -c` into every container at once: cgroup v2 cpu.stat usage_usec and memory.current, or v1
-cpuacct.usage and memory.usage_in_bytes, with `date +%s%N`), kubelet (GET /api/v1/nodes/NODE/proxy/stats/summary:
-usageCoreNanoSeconds with its time, workingSetBytes; no exec), auto (cgroup, else kubelet). Each figure is the
-trimmed mean of --samples interval rates (sorted, --trim highest and lowest dropped). Fewer valid samples than asked
-give no figure and exit 2: nothing is estimated.
+cpuacct.usage and memory.usage_in_bytes, with `date +%s%N`; a v2 read is refused, as a failed read, unless the
+container has its own cgroup namespace, /proc/self/cgroup exactly `0::/`: otherwise it would count the node's CPU),
+kubelet (GET /api/v1/nodes/NODE/proxy/stats/summary: usageCoreNanoSeconds with its time, workingSetBytes; no exec),
+auto (cgroup, else kubelet). Each figure is the trimmed mean of --samples interval rates (sorted, --trim highest and
+lowest dropped). Fewer valid samples than asked give no figure and exit 2: nothing is estimated. A container that
+restarts within its window (restartCount or containerID changes) ends that window with no figure (insufficient).
 
 Window start (--window-start):
   ready            {ready}
@@ -192,7 +194,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--output-dir", type=Path, help="report.json, report.md, report.html, charts (default ./compare-results/ID)"
     )
     run.add_argument("--keep", action="store_true", help="leave namespace, volume and pods in place afterwards")
-    run.add_argument("--timeout", type=positive_float, default=900.0, help="seconds per wait (default 900)")
+    run.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=900.0,
+        help="seconds per wait (default 900); a pod whose image its node cannot get (ErrImagePull, ImagePullBackOff,"
+        f" ErrImageNeverPull, InvalidImageName) ends the wait after {IMAGE_PULL_GRACE:g}s",
+    )
     run.add_argument(
         "--timing-pairs",
         type=_non_negative_int,

@@ -16,6 +16,11 @@ SIMULATED_REASON = "simulated node (no cgroups)"
 _WATCH_SECONDS = 60
 # Waiting reasons after which a container will not start by itself.
 HOPELESS = frozenset({"CrashLoopBackOff", "CreateContainerConfigError", "InvalidImageName", "CreateContainerError"})
+# Waiting reasons of an image the node cannot get. A registry's hiccup passes at the kubelet's next try (its back-off
+# starts at 10 s), so they end a wait only once they have lasted IMAGE_PULL_GRACE seconds, not at once, nor only at
+# the end of --timeout.
+IMAGE_PULL_FAILURES = frozenset({"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName"})
+IMAGE_PULL_GRACE = 30.0
 
 
 def container_states(pod: Mapping[str, Any]) -> dict[str, str]:
@@ -34,6 +39,42 @@ def container_states(pod: Mapping[str, Any]) -> dict[str, str]:
             waiting = state.get("waiting") or {}
             states[str(status.get("name"))] = f"waiting ({waiting.get('reason') or 'no reason'})"
     return states
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerRun:
+    """Which run of a container a pod status shows: the kubelet's ``restartCount`` and the runtime's ``containerID``
+    ("" until the container is created). A restart raises the count and brings a new ID."""
+
+    restart_count: int
+    container_id: str = ""
+
+    def change_since(self, earlier: ContainerRun) -> str | None:
+        """How this run differs from ``earlier`` (the container restarted in between), or None (the same run)."""
+        if self.restart_count != earlier.restart_count:
+            return f"restartCount {earlier.restart_count} -> {self.restart_count}"
+        if earlier.container_id and self.container_id and self.container_id != earlier.container_id:
+            return f"containerID {_short_id(earlier.container_id)} -> {_short_id(self.container_id)}"
+        return None
+
+    def to_json(self) -> JSON:
+        return {"restart_count": self.restart_count, "container_id": self.container_id}
+
+
+def _short_id(container_id: str) -> str:
+    scheme, found, digest = container_id.partition("://")
+    return f"{scheme}://{digest[:12]}" if found else container_id[:12]
+
+
+def container_runs(pod: Mapping[str, Any]) -> dict[str, ContainerRun]:
+    """The run of each container with a status (``ContainerRun``)."""
+    runs: dict[str, ContainerRun] = {}
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        count = status.get("restartCount")
+        runs[str(status.get("name"))] = ContainerRun(
+            count if isinstance(count, int) else 0, str(status.get("containerID") or "")
+        )
+    return runs
 
 
 def spec_container_names(pod: Mapping[str, Any]) -> list[str]:
@@ -162,6 +203,22 @@ def pod_trouble(pod: Mapping[str, Any]) -> str | None:
     return None
 
 
+def image_trouble(pod: Mapping[str, Any]) -> str | None:
+    """The first container of the pod waiting for an image its node cannot get (``IMAGE_PULL_FAILURES``), said."""
+    for container in [*((pod.get("status") or {}).get("initContainerStatuses") or []),
+                      *((pod.get("status") or {}).get("containerStatuses") or [])]:  # fmt: skip
+        waiting = (container.get("state") or {}).get("waiting") or {}
+        reason = waiting.get("reason")
+        if reason in IMAGE_PULL_FAILURES:
+            message = f": {waiting['message']}" if waiting.get("message") else ""
+            return (
+                f"container {container.get('name')} cannot get its image {container.get('image') or ''}"
+                f" ({reason}{message}): the node must be able to pull it from its registry, or have it imported"
+                " into its containerd (the images of --workload numpy and tensorflow-local are never pulled)"
+            )
+    return None
+
+
 def describe_pod(pod: Mapping[str, Any] | None) -> str:
     if pod is None:
         return "gone"
@@ -179,29 +236,42 @@ async def wait_for(
     timeout: float,
     what: str,
     trouble: Callable[[JSON], str | None] | None = None,
+    lasting_trouble: Callable[[JSON], str | None] | None = None,
+    grace: float = IMAGE_PULL_GRACE,
     describe: Callable[[JSON | None], str] = lambda obj: "gone" if obj is None else "present",
     observe: Callable[[JSON | None], None] | None = None,
 ) -> JSON | None:
     """The object (None: it does not exist) once ``condition`` holds: list, then watch from that version, until
-    ``timeout``. ``trouble`` names a state that will not resolve by itself, which ends the wait at once. ``observe``
-    sees every state of the object the wait saw, in order: each listed object (None: not there), each watched one,
-    and a deleted object's last state (then None)."""
+    ``timeout``. ``trouble`` names a state that will not resolve by itself, which ends the wait at once;
+    ``lasting_trouble`` one that may (an image pull that failed), which ends the wait once it has lasted ``grace``
+    seconds without a break, whether or not the object changes meanwhile. ``observe`` sees every state of the object
+    the wait saw, in order: each listed object (None: not there), each watched one, and a deleted object's last state
+    (then None)."""
     last: JSON | None = None
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    lasting: tuple[float, str] | None = None  # since when (loop time), and the latest word for it
+    clock: asyncio.Timeout | None = None
 
     def seen(obj: JSON | None) -> None:
         if observe is not None:
             observe(obj)
 
     def settled(obj: JSON | None) -> bool:
+        nonlocal lasting
         if condition(obj):
             return True
         problem = trouble(obj) if (trouble is not None and obj is not None) else None
         if problem:
             raise CompareError(f"{what}: {problem}")
+        slow = lasting_trouble(obj) if (lasting_trouble is not None and obj is not None) else None
+        lasting = (lasting[0] if lasting else loop.time(), slow) if slow else None
+        if clock is not None:  # the wait ends at the grace's end while the trouble lasts, else at the timeout
+            clock.reschedule(min(deadline, lasting[0] + grace) if lasting else deadline)
         return False
 
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout_at(deadline) as clock:
             while True:
                 items, version = await kube.list(resource, namespace=namespace, field_selector=f"metadata.name={name}")
                 last = items[0] if items else None
@@ -225,6 +295,8 @@ async def wait_for(
                         raise
                 await asyncio.sleep(0)  # a watch that ended at once must not starve the other tasks
     except TimeoutError:
+        if lasting is not None and lasting[0] + grace <= deadline:
+            raise CompareError(f"{what}: {lasting[1]} (for {grace:g}s)") from None
         raise CompareError(f"{what}: not reached within {timeout:g}s (last seen: {describe(last)})") from None
     except KubeApiError as error:
         raise CompareError(f"{what}: {error}") from error

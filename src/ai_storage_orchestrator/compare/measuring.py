@@ -15,25 +15,39 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ai_storage_orchestrator.compare.cluster import HOPELESS
+from ai_storage_orchestrator.compare.cluster import HOPELESS, ContainerRun
 
 NS_PER_SECOND = 1_000_000_000
 MIB = 1 << 20
 
 # Shell run by `sh -c` inside each container: the CPU counter, the time stamp right after it, then memory. Labelled
 # lines, so the parser needs no guessing. cgroup v2 first; v1 paths for both the split and the joint cpu,cpuacct mount.
-CGROUP_READ_SCRIPT = (
-    "if [ -r /sys/fs/cgroup/cpu.stat ]; then "
-    "echo cgroup v2; cat /sys/fs/cgroup/cpu.stat; echo timestamp_ns $(date +%s%N); "
-    "echo memory.current $(cat /sys/fs/cgroup/memory.current); "
-    "else "
-    "echo cgroup v1; "
-    "echo cpuacct.usage $(cat /sys/fs/cgroup/cpuacct/cpuacct.usage 2>/dev/null"
-    " || cat /sys/fs/cgroup/cpu,cpuacct/cpuacct.usage); "
-    "echo timestamp_ns $(date +%s%N); "
-    "echo memory.usage_in_bytes $(cat /sys/fs/cgroup/memory/memory.usage_in_bytes); "
-    "fi"
-)
+# cgroup v2's /sys/fs/cgroup is the container's own cgroup only in a private cgroup namespace, where the reading process
+# sees its own cgroup as the root: /proc/self/cgroup is exactly `0::/`. Otherwise (a runtime or pod sharing the host's
+# cgroup namespace) it is the node's root cgroup, whose cpu.stat counts every process of the node: the script refuses,
+# printing what /proc/self/cgroup said, and the read is a failed one (``cgroup_refusal``).
+CGROUP_REFUSED = "cgroup v2 refused"
+
+
+def cgroup_read_script(*, proc_self_cgroup: str = "/proc/self/cgroup", root: str = "/sys/fs/cgroup") -> str:
+    """``CGROUP_READ_SCRIPT``; the paths are parameters for tests only."""
+    return (
+        f"if [ -r {root}/cpu.stat ]; then "
+        f"own=$(cat {proc_self_cgroup} 2>/dev/null); "
+        f'if [ "$own" != "0::/" ]; then echo "{CGROUP_REFUSED}"; echo "$own"; exit 3; fi; '
+        f"echo cgroup v2; cat {root}/cpu.stat; echo timestamp_ns $(date +%s%N); "
+        f"echo memory.current $(cat {root}/memory.current); "
+        "else "
+        "echo cgroup v1; "
+        f"echo cpuacct.usage $(cat {root}/cpuacct/cpuacct.usage 2>/dev/null"
+        f" || cat {root}/cpu,cpuacct/cpuacct.usage); "
+        "echo timestamp_ns $(date +%s%N); "
+        f"echo memory.usage_in_bytes $(cat {root}/memory/memory.usage_in_bytes); "
+        "fi"
+    )
+
+
+CGROUP_READ_SCRIPT = cgroup_read_script()
 CGROUP_READ_ARGV = ("sh", "-c", CGROUP_READ_SCRIPT)
 
 
@@ -103,20 +117,25 @@ ContainerRead = CounterRead | NotRunning | ReadFailed
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """The reads of every container of a pod in one round (taken concurrently). ``wall_time`` is this machine's Unix
-    time when the round started."""
+    time when the round started. ``runs``: which run of each container the pod status read in the same round showed
+    (restartCount, containerID); empty when that status was not read."""
 
     index: int
     wall_time: float
     reads: Mapping[str, ContainerRead]
     synthetic: bool = False
+    runs: Mapping[str, ContainerRun] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        found: dict[str, Any] = {
             "index": self.index,
             "wall_time": iso_time(self.wall_time),
             "synthetic": self.synthetic,
             "containers": {name: read.to_json() for name, read in self.reads.items()},
         }
+        if self.runs and not self.synthetic:  # a zero baseline's runs are all 0 by definition
+            found["runs"] = {name: run.to_json() for name, run in self.runs.items()}
+        return found
 
 
 def zero_baseline(containers: Iterable[str], wall_time: float) -> Snapshot:
@@ -126,8 +145,10 @@ def zero_baseline(containers: Iterable[str], wall_time: float) -> Snapshot:
     the first interval measured from here counts all the CPU the new pod used while starting. Its time stamp comes from
     this machine's clock, the later reads from the node's: keep the two in sync (NTP)."""
     timestamp_ns = round(wall_time * NS_PER_SECOND)
-    reads = {name: CounterRead(timestamp_ns, 0, 0, "zero baseline") for name in containers}
-    return Snapshot(index=0, wall_time=wall_time, reads=reads, synthetic=True)
+    names = list(containers)
+    reads = {name: CounterRead(timestamp_ns, 0, 0, "zero baseline") for name in names}
+    runs = {name: ContainerRun(0) for name in names}  # not created yet: any restart seen later is in the window
+    return Snapshot(index=0, wall_time=wall_time, reads=reads, synthetic=True, runs=runs)
 
 
 def _key_values(text: str) -> dict[str, str]:
@@ -153,6 +174,9 @@ def _integer(values: Mapping[str, str], key: str, what: str) -> int:
 def parse_cgroup_read(text: str) -> CounterRead:
     """The output of ``CGROUP_READ_SCRIPT``: cgroup v2 (``usage_usec`` in µs, ``memory.current``) or v1
     (``cpuacct.usage`` in ns, ``memory.usage_in_bytes``), and ``timestamp_ns`` from ``date +%s%N``."""
+    refused = cgroup_refusal(text)
+    if refused is not None:
+        raise ParseError(refused)
     values = _key_values(text)
     version = values.get("cgroup")
     if version == "v2":
@@ -167,6 +191,20 @@ def parse_cgroup_read(text: str) -> CounterRead:
     if not timestamp.isdigit() or len(timestamp) < 16:  # `date` without %N support prints "%N" or "N"
         raise ParseError(f"`date +%s%N` gave no nanosecond time stamp: {timestamp!r}")
     return CounterRead(int(timestamp), cpu_ns, memory, f"cgroup {version}")
+
+
+def cgroup_refusal(text: str) -> str | None:
+    """Why ``CGROUP_READ_SCRIPT`` refused to read (no private cgroup namespace), or None when it did not refuse."""
+    head, found, own = text.partition(CGROUP_REFUSED + "\n")
+    if not found or head.strip():
+        return None
+    lines = " | ".join(line.strip() for line in own.strip().splitlines())
+    seen = repr(lines[:200]) if lines else "empty or unreadable"
+    return (
+        f"not read: the container has no private cgroup namespace (its /proc/self/cgroup is {seen}, not"
+        " '0::/'), so /sys/fs/cgroup is not its own cgroup and its cpu.stat would count the node's (or a parent"
+        " cgroup's) CPU"
+    )
 
 
 def parse_rfc3339_ns(value: str) -> int:
@@ -255,7 +293,9 @@ def interval_between(before: Snapshot, after: Snapshot) -> Interval:
     durations: list[float] = []
     for name in sorted(set(before.reads) | set(after.reads)):
         start, end = before.reads.get(name), after.reads.get(name)
-        if isinstance(start, ReadFailed) or isinstance(end, ReadFailed):
+        if (restart := _restart(name, before, after)) is not None:
+            problems.append(f"{name}: restarted ({restart}): its counters are those of two different runs")
+        elif isinstance(start, ReadFailed) or isinstance(end, ReadFailed):
             failed = end if isinstance(end, ReadFailed) else start
             assert isinstance(failed, ReadFailed)
             problems.append(f"{name}: read failed: {failed.reason}")
@@ -299,6 +339,27 @@ def interval_between(before: Snapshot, after: Snapshot) -> Interval:
         reason="; ".join(problems) if problems else None,
         stale=bool(stale),
     )
+
+
+def _restart(name: str, before: Snapshot, after: Snapshot) -> str | None:
+    earlier, later = before.runs.get(name), after.runs.get(name)
+    return later.change_since(earlier) if earlier is not None and later is not None else None
+
+
+def restarts(snapshots: Sequence[Snapshot]) -> list[str]:
+    """The containers that restarted between the first and the last of ``snapshots`` (a window's reads), each with
+    what changed from its first run seen to its last: ``"tensorflow-trainer (restartCount 0 -> 1)"``. A snapshot
+    without a container's run (its pod status was not read) is skipped for that container."""
+    first: dict[str, ContainerRun] = {}
+    last: dict[str, ContainerRun] = {}
+    restarted: list[str] = []
+    for snapshot in snapshots:
+        for name, run in snapshot.runs.items():
+            first.setdefault(name, run)
+            if name in last and name not in restarted and run.change_since(last[name]) is not None:
+                restarted.append(name)
+            last[name] = run
+    return [f"{name} ({last[name].change_since(first[name]) or 'containerID changed'})" for name in restarted]
 
 
 def rates_from_counters(timestamps_ns: Sequence[int], counters_ns: Sequence[int]) -> list[float]:

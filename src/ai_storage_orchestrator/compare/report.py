@@ -41,6 +41,8 @@ def _measured(method: MethodResult, value: float | None, unit: str, digits: int 
     m = method.measurement
     if m.status == NOT_MEASURED:
         return f"not measured: {m.reason}"
+    if m.status == INSUFFICIENT and m.restarts:
+        return f"insufficient (restarted in the window: {', '.join(m.restarts)})"
     if m.status == INSUFFICIENT:
         valid = m.log.valid_count if m.log else 0
         return f"insufficient ({valid} valid samples)"

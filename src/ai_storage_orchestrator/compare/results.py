@@ -40,6 +40,7 @@ class Measurement:
     window_end: float | None = None
     figures: Figures | None = None
     log: SamplingLog | None = None
+    restarts: list[str] = field(default_factory=list)  # containers that restarted in the window (then INSUFFICIENT)
 
     @property
     def cpu_millicores(self) -> float | None:
@@ -70,6 +71,7 @@ class Measurement:
             "interval_seconds": interval,
             "valid_samples": log.valid_count if log else 0,
             "stale_reads_dropped": log.dropped_stale if log else 0,
+            "restarts_in_window": self.restarts,
             "cpu_millicores": round(figures.cpu_millicores, 1) if figures else None,
             "memory_mib": round(figures.memory_mib, 1) if figures and figures.memory_mib is not None else None,
             "memory_reason": figures.memory_reason if figures else None,
@@ -238,6 +240,10 @@ class Comparison:
             reasons = "; ".join(
                 f"{m.title}: {m.measurement.reason}" for m in self.methods if m.measurement.status == INSUFFICIENT
             )
+            if any(m.measurement.restarts for m in self.methods):
+                return Verdict(
+                    EXIT_ERROR, None, f"ERROR: a container restarted in its window, no CPU figure ({reasons}); {facts}"
+                )
             return Verdict(EXIT_ERROR, None, f"ERROR: too few valid samples, no CPU figure ({reasons}); {facts}")
         cpu = self.cpu_saving()
         if cpu is None:

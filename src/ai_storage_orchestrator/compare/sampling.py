@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ai_storage_orchestrator.compare import spec_output as spec
-from ai_storage_orchestrator.compare.cluster import CompareError, container_states
+from ai_storage_orchestrator.compare.cluster import CompareError, container_runs, container_states
 from ai_storage_orchestrator.compare.measuring import (
     CGROUP_READ_ARGV,
     MIB,
@@ -25,10 +25,12 @@ from ai_storage_orchestrator.compare.measuring import (
     ReadFailed,
     SamplingLog,
     Snapshot,
+    cgroup_refusal,
     figures,
     interval_between,
     parse_cgroup_read,
     parse_kubelet_summary,
+    restarts,
     zero_baseline,
 )
 from ai_storage_orchestrator.compare.results import INSUFFICIENT, MEASURED, NOT_MEASURED, Measurement, Probe
@@ -101,10 +103,14 @@ class CgroupReader:
             return f"no answer within {READ_TIMEOUT:g}s"
         except ExecError as error:
             return str(error)
+        output = b"".join(chunks).decode(errors="replace")
         if status is None or not status.success:
-            return f"the read command failed: {status.describe() if status else 'no exit status'}"
+            return (
+                cgroup_refusal(output)
+                or f"the read command failed: {status.describe() if status else 'no exit status'}"
+            )
         try:
-            return parse_cgroup_read(b"".join(chunks).decode(errors="replace"))
+            return parse_cgroup_read(output)
         except ParseError as error:
             return str(error)
 
@@ -120,7 +126,8 @@ class CgroupReader:
             }
             return Snapshot(index, wall, failed)
         states = container_states(pod)
-        return Snapshot(index, wall, _classify(self.containers, states, dict(zip(self.containers, reads, strict=True))))
+        classified = _classify(self.containers, states, dict(zip(self.containers, reads, strict=True)))
+        return Snapshot(index, wall, classified, runs=container_runs(pod))
 
 
 class KubeletReader:
@@ -146,7 +153,7 @@ class KubeletReader:
         reads: dict[str, CounterRead | str] = {
             name: found.get(name) or f"not in the kubelet summary of node {self.node}" for name in self.containers
         }
-        return Snapshot(index, wall, _classify(self.containers, container_states(pod), reads))
+        return Snapshot(index, wall, _classify(self.containers, container_states(pod), reads), runs=container_runs(pod))
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,8 +171,9 @@ async def sample(
     on_interval: Callable[[int, Interval], None] | None = None,
 ) -> SamplingLog:
     """Snapshots every ``plan.interval`` seconds (a fixed schedule: a slow read shortens the next pause) until
-    ``plan.samples`` valid intervals, or ``plan.max_reads`` reads. A snapshot whose counters were not refreshed yet
-    (stale) is dropped and the next one is measured from the same start."""
+    ``plan.samples`` valid intervals, or ``plan.max_reads`` reads, or a container restarted (``restarts``: the window
+    has no figure then, more reads would not give one). A snapshot whose counters were not refreshed yet (stale) is
+    dropped and the next one is measured from the same start."""
     log = SamplingLog()
     index = 1 if baseline is not None else 0
     current = baseline
@@ -194,6 +202,8 @@ async def sample(
         current = snapshot
         if on_interval is not None:
             on_interval(len(log.intervals), interval)
+        if restarts(log.snapshots):
+            break
     return log
 
 
@@ -242,6 +252,18 @@ class PodMeter:
     def _show(self, number: int, interval: Interval) -> None:
         self.say(spec.sample_line(number, interval))
 
+    def _restarts(self, log: SamplingLog) -> str:
+        """Says which containers restarted during the window, if any, and returns it as the reason it has no figure
+        ("" when none did): their counters span two runs, and a crashed container's missing CPU is no saving."""
+        crashed = restarts(log.snapshots)
+        if not crashed:
+            return ""
+        self.say(f"# Restarted during the measurement window: {', '.join(crashed)}")
+        return (
+            f"{', '.join(crashed)} restarted during the measurement window: the measurement is invalid (a crashed"
+            " container's missing CPU is no saving)"
+        )
+
     def _memory(
         self, pod: str, containers: Sequence[str], log: SamplingLog | None, total: float | None, *, samples: int,
         trim: int, restarted: Collection[str], reason: str | None,
@@ -270,8 +292,9 @@ class PodMeter:
         log = await sample(reader, plan, on_interval=self._show)
         valid = [i for i in log.intervals if i.valid][:samples]
         cpu = [i.cpu_millicores for i in valid if i.cpu_millicores is not None]
-        if len(cpu) < samples:
-            reason = f"{len(cpu)} of {samples} valid samples (after {len(log.snapshots)} reads)"
+        crashed = self._restarts(log)
+        if crashed or len(cpu) < samples:
+            reason = crashed or f"{len(cpu)} of {samples} valid samples (after {len(log.snapshots)} reads)"
             self.say(spec.minimum_line(samples, f"insufficient: {reason}"))
             self._memory(pod, containers, None, None, samples=samples, trim=0, restarted=(), reason=reason)
             return Probe(INSUFFICIENT, pod, samples, reason=reason, log=log)
@@ -307,13 +330,18 @@ class PodMeter:
         log = await sample(reader, self.plan, baseline=baseline, on_interval=self._show)
         start = baseline.wall_time if baseline else (log.snapshots[0].wall_time if log.snapshots else None)
         end = log.snapshots[-1].wall_time if log.snapshots else None
+        crashed = restarts(log.snapshots)
         try:
+            if crashed:
+                raise InsufficientSamples(self._restarts(log))
             found = figures(log.intervals, samples=samples, trim=trim)
         except InsufficientSamples as error:
             reason = f"{error} (after {len(log.snapshots)} reads)"
             self.say(spec.trimmed_mean_line(samples, trim, f"insufficient: {reason}"))
             self._memory(pod, containers, None, None, samples=samples, trim=trim, restarted=restarted, reason=reason)
-            return Measurement(INSUFFICIENT, str(error), self.source, self.window_rule, start, end, None, log)
+            return Measurement(
+                INSUFFICIENT, str(error), self.source, self.window_rule, start, end, None, log, restarts=crashed
+            )
         self.say(spec.trimmed_mean_line(samples, trim, spec.cpu_text(found.cpu_millicores)))
         self.say(
             f"  {pod}: CPU {found.cpu_millicores:.1f}m, {found.cpu_seconds:.2f} CPU-seconds over its {samples}"

@@ -39,6 +39,7 @@ from ai_storage_orchestrator.compare.cluster import (
     container_states,
     containers_started,
     describe_pod,
+    image_trouble,
     node_info,
     pick_nodes,
     pod_ready,
@@ -586,7 +587,7 @@ class Scenario:
             pod = await wait_for(
                 self.kube, PODS, name=name, namespace=self.options.namespace,
                 condition=lambda obj: obj is None or pod_ready(obj), timeout=self.options.timeout, what=what,
-                trouble=pod_trouble, describe=describe_pod,
+                trouble=pod_trouble, lasting_trouble=image_trouble, describe=describe_pod,
             )  # fmt: skip
             if pod is not None:
                 return pod, created_wall
@@ -600,7 +601,8 @@ class Scenario:
     async def _wait_pod(self, name: str, condition: Callable[[JSON | None], bool], what: str) -> JSON:
         pod = await wait_for(
             self.kube, PODS, name=name, namespace=self.options.namespace, condition=condition,
-            timeout=self.options.timeout, what=what, trouble=pod_trouble, describe=describe_pod,
+            timeout=self.options.timeout, what=what, trouble=pod_trouble, lasting_trouble=image_trouble,
+            describe=describe_pod,
         )  # fmt: skip
         if pod is None:
             raise CompareError(f"{what}: the pod is gone")

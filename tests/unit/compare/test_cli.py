@@ -135,3 +135,45 @@ def test_the_wrapper_passes_arguments_and_exit_codes_through() -> None:
     )
     assert done.returncode == 2
     assert "--samples" in done.stderr
+
+
+def _without_the_cli(tmp_path: Path) -> tuple[Path, Path]:
+    """The wrapper in a checkout without .venv, and a bin directory whose `python3` is a real Python that cannot import
+    the package (no site-packages)."""
+    scripts = tmp_path / "checkout" / "scripts"
+    scripts.mkdir(parents=True)
+    wrapper = scripts / WRAPPER.name
+    wrapper.write_text(WRAPPER.read_text())
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    python = bin_dir / "python3"
+    python.write_text(f'#!/bin/sh\nexec {sys.executable} -S "$@"\n')
+    python.chmod(0o755)
+    return wrapper, bin_dir
+
+
+@pytest.mark.tools
+@pytest.mark.parametrize("how", ["python3 -m", "console script", "AISO_CLI not found", "PYTHON not found"])
+def test_a_cli_that_cannot_run_is_an_error_that_says_how_to_install_never_exit_1(tmp_path: Path, how: str) -> None:
+    wrapper, bin_dir = _without_the_cli(tmp_path)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+    if how == "console script":  # what pip writes, on an interpreter that cannot import the package
+        script = bin_dir / "ai-storage-orchestrator"
+        script.write_text(f"#!{bin_dir}/python3\nimport sys\nfrom ai_storage_orchestrator.cli import main\nmain()\n")
+        script.chmod(0o755)
+    elif how == "AISO_CLI not found":
+        env["AISO_CLI"] = "no-such-command -m ai_storage_orchestrator.cli"
+    elif how == "PYTHON not found":
+        env["PYTHON"] = "python3.99"
+    done = subprocess.run(
+        ["/bin/bash", str(wrapper), "--samples=5"], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("scripts/ai_migration_compare.sh: cannot run ai-storage-orchestrator: ")
+    assert "python3.11 -m pip install " in done.stderr
+    assert "/dist/ai_storage_orchestrator-*.whl" in done.stderr
+    assert "`make venv`" in done.stderr
+    if how in ("python3 -m", "console script"):
+        assert "cannot import ai_storage_orchestrator.cli: ModuleNotFoundError" in done.stderr
+    else:
+        assert "was not found" in done.stderr

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import pytest
 
+from ai_storage_orchestrator.compare.cluster import ContainerRun, container_runs
 from ai_storage_orchestrator.compare.measuring import (
     MIB,
     CounterRead,
@@ -13,12 +17,15 @@ from ai_storage_orchestrator.compare.measuring import (
     ParseError,
     ReadFailed,
     Snapshot,
+    cgroup_read_script,
+    cgroup_refusal,
     figures,
     interval_between,
     parse_cgroup_read,
     parse_kubelet_summary,
     parse_rfc3339_ns,
     rates_from_counters,
+    restarts,
     saving_percent,
     trimmed_mean,
     zero_baseline,
@@ -116,6 +123,54 @@ def test_cgroup_v1_cpuacct_usage_is_nanoseconds_and_usage_in_bytes() -> None:
 def test_cgroup_reads_without_their_counters_are_refused(text: str, message: str) -> None:
     with pytest.raises(ParseError, match=message):
         parse_cgroup_read(text)
+
+
+POD_CGROUP = "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/cri-containerd-abc.scope"
+
+
+def test_a_refused_cgroup_read_is_an_error_with_its_reason_never_a_figure() -> None:
+    text = f"cgroup v2 refused\n{POD_CGROUP}\n"
+    reason = cgroup_refusal(text)
+    assert reason is not None
+    assert reason.startswith(
+        f"not read: the container has no private cgroup namespace (its /proc/self/cgroup is {POD_CGROUP!r}"
+    )
+    with pytest.raises(ParseError, match="no private cgroup namespace"):
+        parse_cgroup_read(text)
+    assert cgroup_refusal(V2) is None
+
+
+@pytest.mark.tools  # runs sh
+@pytest.mark.parametrize(
+    ("own", "seen"),
+    [
+        (f"{POD_CGROUP}\n", repr(POD_CGROUP)),
+        ("12:cpu,cpuacct:/x\n0::/x\n", "'12:cpu,cpuacct:/x | 0::/x'"),
+        (None, "empty or unreadable"),
+    ],
+)
+def test_the_read_script_refuses_cgroup_v2_without_a_private_cgroup_namespace(
+    tmp_path: Path, own: str | None, seen: str
+) -> None:
+    """Without its own cgroup namespace a container's /sys/fs/cgroup is the node's root: cpu.stat would be node-wide."""
+    root = tmp_path / "sys-fs-cgroup"
+    root.mkdir()
+    (root / "cpu.stat").write_text("usage_usec 5000000\nuser_usec 4000000\nsystem_usec 1000000\n")
+    (root / "memory.current").write_text("4096\n")
+    proc = tmp_path / "proc-self-cgroup"
+    if own is not None:
+        proc.write_text(own)
+    script = cgroup_read_script(proc_self_cgroup=str(proc), root=str(root))
+    done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 3
+    assert "usage_usec" not in done.stdout
+    assert f"(its /proc/self/cgroup is {seen}, not '0::/')" in (cgroup_refusal(done.stdout) or "")
+
+    proc.write_text("0::/\n")  # its own cgroup namespace: /sys/fs/cgroup is the container's cgroup
+    done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stdout + done.stderr
+    read = parse_cgroup_read(done.stdout)
+    assert (read.cpu_ns, read.memory_bytes, read.origin) == (5_000_000_000, 4096, "cgroup v2")
 
 
 def test_rfc3339_keeps_nanoseconds() -> None:
@@ -307,3 +362,59 @@ def test_the_cpu_seconds_are_over_the_time_of_the_samples_they_count() -> None:
     found = figures(intervals, samples=20, trim=3)
     assert found.cpu_seconds == pytest.approx(20.0)
     assert found.window_seconds == pytest.approx(20.0), "not the 22 s from the first sample to the last"
+
+
+# restarts ------------------------------------------------------------------------------------------------------------
+def _run_of(count: int, container_id: str = "containerd://aaaaaaaaaaaaaaaa") -> ContainerRun:
+    return ContainerRun(count, container_id)
+
+
+def _with_runs(snapshot: Snapshot, **runs: ContainerRun) -> Snapshot:
+    return Snapshot(snapshot.index, snapshot.wall_time, snapshot.reads, runs=runs)
+
+
+def test_container_runs_are_read_from_the_pod_status() -> None:
+    pod = {
+        "status": {
+            "containerStatuses": [
+                {"name": "a", "restartCount": 2, "containerID": "containerd://abc"},
+                {"name": "b", "state": {"waiting": {"reason": "ContainerCreating"}}},
+            ]
+        }
+    }
+    assert container_runs(pod) == {"a": ContainerRun(2, "containerd://abc"), "b": ContainerRun(0, "")}
+
+
+@pytest.mark.parametrize(
+    ("later", "change"),
+    [
+        (_run_of(1), "restartCount 0 -> 1"),
+        (_run_of(0, "containerd://bbbbbbbbbbbbbbbb"), "containerID containerd://aaaaaaaaaaaa -> containerd://bbbbbbbbbbbb"),
+    ],
+)  # fmt: skip
+def test_a_restart_between_two_reads_invalidates_the_interval_even_when_the_counters_look_right(
+    later: ContainerRun, change: str
+) -> None:
+    """The new run's counter (kubelet) already passed the old run's: only the run tells the two apart."""
+    before = _with_runs(_snapshot(0, a=_read(0, 10.0)), a=_run_of(0))
+    after = _with_runs(_snapshot(1, a=_read(1, 10.5)), a=later)
+    interval = interval_between(before, after)
+    assert not interval.valid
+    assert interval.reason == f"a: restarted ({change}): its counters are those of two different runs"
+    assert restarts([before, after]) == [f"a ({change})"]
+
+
+def test_a_container_created_meanwhile_is_not_a_restart() -> None:
+    before = _with_runs(_snapshot(0, a=NotRunning("waiting (ContainerCreating)")), a=_run_of(0, ""))
+    after = _with_runs(_snapshot(1, a=_read(1, 1.0)), a=_run_of(0))
+    assert restarts([before, after]) == []
+    assert "restarted" not in (interval_between(before, after).reason or "")
+
+
+def test_restarts_are_counted_from_the_windows_first_read_and_a_zero_baseline_counts_as_run_zero() -> None:
+    reads = [_with_runs(_snapshot(n, a=_read(n, n)), a=_run_of(count)) for n, count in enumerate((0, 0, 1, 2))]
+    assert restarts(reads) == ["a (restartCount 0 -> 2)"]
+    assert restarts(reads[2:3]) == []
+    baseline = zero_baseline(["a"], 1_700_000_000.0)
+    assert restarts([baseline, reads[2]]) == ["a (restartCount 0 -> 1)"]  # restarted after the migration started
+    assert restarts([baseline, _snapshot(1, a=_read(1, 1))]) == []  # no pod status read: nothing to say

@@ -179,6 +179,25 @@ def test_too_few_samples_is_an_error_without_a_figure() -> None:
     assert rows["CPU Usage"].improvement == "n/a"
 
 
+def test_a_restart_in_the_window_is_an_error_marked_as_such() -> None:
+    why = "tensorflow-trainer (restartCount 0 -> 1) restarted during the measurement window: the measurement is invalid"
+    restarted = ["tensorflow-trainer (restartCount 0 -> 1)"]
+    crashed = Measurement(INSUFFICIENT, why, "cgroup", "ready", 1000.0, 1005.0, None, _log(1.0, 4), restarts=restarted)
+    comparison = _comparison(crashed, _measured(989.0, 700.0))
+    verdict = comparison.verdict(threshold=20, allow_unmeasured=True)
+    assert verdict.exit_code == EXIT_ERROR
+    assert verdict.line.startswith(f"ERROR: a container restarted in its window, no CPU figure (K8S NATIVE: {why})")
+    rows = {r.metric: r for r in report.rows(comparison)}
+    assert (
+        rows["CPU Usage"].native == "insufficient (restarted in the window: tensorflow-trainer (restartCount 0 -> 1))"
+    )
+    document = comparison.to_json(threshold=20, allow_unmeasured=True)
+    assert document["methods"]["native"]["measurement"]["restarts_in_window"] == [
+        "tensorflow-trainer (restartCount 0 -> 1)"
+    ]
+    assert document["methods"]["orchestrator"]["measurement"]["restarts_in_window"] == []
+
+
 def test_an_error_exits_2() -> None:
     comparison = Comparison("cmp-test", 1_700_000_000.0, dict(SETTINGS))
     comparison.error = "the orchestrator refused the migration"

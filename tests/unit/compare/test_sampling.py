@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ai_storage_orchestrator.compare.cluster import CompareError, container_states
+from ai_storage_orchestrator.compare.cluster import CompareError, ContainerRun, container_states
 from ai_storage_orchestrator.compare.measuring import (
     CGROUP_READ_ARGV,
     CounterRead,
@@ -30,14 +30,20 @@ T0 = 1_700_000_000 * S
 class ScriptedReader:
     source = "scripted"
 
-    def __init__(self, reads: Sequence[Mapping[str, CounterRead | NotRunning | ReadFailed]]) -> None:
+    def __init__(
+        self,
+        reads: Sequence[Mapping[str, CounterRead | NotRunning | ReadFailed]],
+        runs: Sequence[Mapping[str, ContainerRun]] = (),
+    ) -> None:
         self.reads = list(reads)
+        self.runs = list(runs)
         self.calls = 0
 
     async def read(self, *, index: int) -> Snapshot:
         reads = self.reads[min(self.calls, len(self.reads) - 1)]
+        runs = self.runs[min(self.calls, len(self.runs) - 1)] if self.runs else {}
         self.calls += 1
-        return Snapshot(index, 1_700_000_000.0 + index, reads)
+        return Snapshot(index, 1_700_000_000.0 + index, reads, runs=runs)
 
 
 def _steady(count: int, *, step_ns: int = S, cores: float = 1.5) -> list[dict[str, CounterRead | NotRunning]]:
@@ -113,22 +119,24 @@ class FakeKube:
 
 
 class FakeSession:
-    def __init__(self, output: bytes) -> None:
+    def __init__(self, output: bytes, exit_code: int = 0) -> None:
         self._output = output
+        self._exit_code = exit_code
         self.status: Any = None
 
     async def output(self) -> Any:
         from ai_storage_orchestrator.kube.exec import ExecStatus
 
         yield 1, self._output
-        self.status = ExecStatus(0)
+        self.status = ExecStatus(self._exit_code)
 
 
 class FakeExec:
     """Holds every exec open until all containers are being read: proof the reads run concurrently."""
 
-    def __init__(self, outputs: dict[str, bytes], expected: int) -> None:
+    def __init__(self, outputs: dict[str, bytes], expected: int, exit_codes: dict[str, int] | None = None) -> None:
         self.outputs = outputs
+        self.exit_codes = exit_codes or {}
         self.argvs: list[Sequence[str]] = []
         self.everyone = asyncio.Event()
         self.expected = expected
@@ -142,7 +150,7 @@ class FakeExec:
                 if len(fake.argvs) == fake.expected:
                     fake.everyone.set()
                 await asyncio.wait_for(fake.everyone.wait(), timeout=5)
-                return FakeSession(fake.outputs[container])
+                return FakeSession(fake.outputs[container], fake.exit_codes.get(container, 0))
 
             async def __aexit__(self, *exc: object) -> None:
                 return None
@@ -170,6 +178,33 @@ async def test_cgroup_reader_reads_running_containers_concurrently() -> None:
     assert snapshot.reads["b"] == CounterRead(T0 + 1, 6000, 2048, "cgroup v2")
     assert snapshot.reads["c"] == NotRunning("terminated (exit 0, no reason)")
     assert execs.argvs == [CGROUP_READ_ARGV] * 3
+
+
+async def test_a_cgroup_read_refused_for_want_of_a_cgroup_namespace_is_a_failed_read_with_the_reason() -> None:
+    pod = _pod({"a": {"running": {}}, "b": {"running": {}}})
+    refused = b"cgroup v2 refused\n0::/kubepods.slice/cri-containerd-abc.scope\n"
+    execs = FakeExec({"a": refused, "b": _cgroup_output(T0, 6)}, expected=2, exit_codes={"a": 3})
+    reader = CgroupReader(FakeKube(pod), execs, namespace="ml", pod="p", containers=["a", "b"])  # type: ignore[arg-type]
+    snapshot = await reader.read(index=0)
+    failed = snapshot.reads["a"]
+    assert isinstance(failed, ReadFailed)
+    assert failed.reason.startswith(
+        "not read: the container has no private cgroup namespace (its /proc/self/cgroup is"
+        " '0::/kubepods.slice/cri-containerd-abc.scope', not '0::/')"
+    )
+    assert snapshot.reads["b"] == CounterRead(T0, 6000, 2048, "cgroup v2")
+
+
+async def test_each_read_keeps_the_run_of_every_container_from_the_pod_status_read_with_it() -> None:
+    pod = _pod({"a": {"running": {}}})
+    pod["status"]["containerStatuses"][0].update(restartCount=1, containerID="containerd://abc")
+    execs = FakeExec({"a": _cgroup_output(T0, 5)}, expected=1)
+    reader = CgroupReader(FakeKube(pod), execs, namespace="ml", pod="p", containers=["a"])  # type: ignore[arg-type]
+    snapshot = await reader.read(index=0)
+    assert snapshot.runs == {"a": ContainerRun(1, "containerd://abc")}
+    assert snapshot.to_json()["runs"] == {"a": {"restart_count": 1, "container_id": "containerd://abc"}}
+    kubelet = KubeletReader(FakeKube(pod), node="n1", namespace="ml", pod="p", containers=["a"])  # type: ignore[arg-type]
+    assert (await kubelet.read(index=0)).runs == {"a": ContainerRun(1, "containerd://abc")}
 
 
 async def test_kubelet_reader_needs_no_exec() -> None:
@@ -281,3 +316,60 @@ async def test_the_probe_is_the_minimum_of_three_real_samples_or_no_figure() -> 
     )
     assert "# Minimum CPU usage (of 3 samples): insufficient: 0 of 3 valid samples (after 8 reads)" in stuck.lines
     assert "# Total Memory usage: not measured: 0 of 3 valid samples (after 8 reads)" in stuck.lines
+
+
+def _runs(*counts: int) -> list[dict[str, ContainerRun]]:
+    return [{"a": ContainerRun(count, f"containerd://{count}")} for count in counts]
+
+
+async def test_a_restart_in_the_window_ends_the_measurement_insufficient_and_is_said() -> None:
+    """Counters that keep rising across the crash (the kubelet's, or a new run that caught up) give plausible
+    samples: only the run (restartCount, containerID) shows the window spans two runs of the container."""
+    reader = ScriptedReader(_steady(30), runs=_runs(0, 0, 0, 1))
+    meter = ScriptedMeter({"cgroup": reader}, plan=PLAN, trim=1, window_rule="ready")
+    meter.source = "cgroup"
+    measured = await meter.measure("p", node="n", started_wall=0.0, containers=["a"])
+    assert measured.status == INSUFFICIENT
+    assert measured.figures is None
+    assert measured.restarts == ["a (restartCount 0 -> 1)"]
+    assert measured.reason == (
+        "a (restartCount 0 -> 1) restarted during the measurement window: the measurement is invalid (a crashed"
+        " container's missing CPU is no saving)"
+    )
+    assert reader.calls == 4, "sampling stops at the restart: more reads would not give a figure"
+    assert (
+        "# Sample 3: not valid: a: restarted (restartCount 0 -> 1): its counters are those of two different runs"
+        in (meter.lines)
+    )
+    assert "# Restarted during the measurement window: a (restartCount 0 -> 1)" in meter.lines
+    assert any(line.startswith("# Trimmed mean CPU usage (of 4 samples") and "insufficient: a (restartCount" in line
+               for line in meter.lines)  # fmt: skip
+
+
+async def test_a_restart_after_the_windows_last_sample_is_not_in_it() -> None:
+    """The window ends with its last sample: a restart after it is not in it."""
+    reader = ScriptedReader(_steady(30), runs=_runs(0, 0, 0, 0, 0, 1))
+    meter = ScriptedMeter({"cgroup": reader}, plan=PLAN, trim=1, window_rule="ready")
+    meter.source = "cgroup"
+    measured = await meter.measure("p", node="n", started_wall=0.0, containers=["a"])
+    assert measured.status == MEASURED
+    assert measured.restarts == []
+    assert reader.calls == 5
+
+
+async def test_a_restart_since_the_migration_started_counts_in_a_migration_start_window() -> None:
+    reader = ScriptedReader(_steady(30), runs=_runs(1))  # it crashed once before the first read
+    meter = ScriptedMeter({"cgroup": reader}, plan=PLAN, trim=1, window_rule="migration-start")
+    meter.source = "cgroup"
+    measured = await meter.measure("p", node="n", started_wall=T0 / S - 3, containers=["a"])
+    assert measured.status == INSUFFICIENT
+    assert measured.restarts == ["a (restartCount 0 -> 1)"]
+
+
+async def test_a_restart_during_the_probe_gives_it_no_figure() -> None:
+    reader = ScriptedReader(_steady(30), runs=_runs(0, 0, 1))
+    meter = ScriptedMeter({"cgroup": reader}, plan=PLAN, trim=1, window_rule="ready")
+    meter.source = "cgroup"
+    probe = await meter.probe("p", node="n", containers=["a"])
+    assert (probe.status, probe.minimum_cpu_millicores) == (INSUFFICIENT, None)
+    assert (probe.reason or "").startswith("a (restartCount 0 -> 1) restarted during the measurement window")
