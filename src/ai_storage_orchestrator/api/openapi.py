@@ -229,8 +229,15 @@ def _parameters() -> JSON:
             "name": "migration_id",
             "in": "path",
             "required": True,
-            "description": "A migration id; one that cannot exist is answered 404.",
-            "schema": {"type": "string", "pattern": f"^{schemas.MIGRATION_ID.pattern}$"},
+            "description": (
+                "A migration id (the PodMigration's name: ids the API gives are at most 63 of [a-z0-9-]; one made"
+                " with kubectl may be any DNS-1123 subdomain); one that cannot exist is answered 404."
+            ),
+            "schema": {
+                "type": "string",
+                "pattern": f"^{schemas.DNS1123_SUBDOMAIN.pattern}$",
+                "maxLength": schemas.SUBDOMAIN_MAX,
+            },
         },
         "Status": {
             "name": "status",

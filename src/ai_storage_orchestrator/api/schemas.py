@@ -62,7 +62,11 @@ _LABEL = DNS1123_LABEL.pattern
 _BASE64URL = r"(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?"  # URL-safe base64 without padding: always decodes
 # Every string this matches (within CONTINUE_MAX) decodes to a listing key, so the OpenAPI document can state exactly
 # which tokens are well formed: "1" (the format), then the creation time, the migration id and the namespace.
-CONTINUE_TOKEN = re.compile(rf"1\.{_BASE64URL}\.{MIGRATION_ID.pattern}\.(?:{_LABEL})?")
+# Version 2 carries the migration's name in base64 too: a PodMigration made with kubectl may have dots in its name.
+# Version 1 (the id as it is) is still read: a token issued by a replica before an upgrade.
+CONTINUE_TOKEN = re.compile(
+    rf"(?:1\.{_BASE64URL}\.{MIGRATION_ID.pattern}|2\.{_BASE64URL}\.{_BASE64URL})\.(?:{_LABEL})?"
+)
 
 
 def parse_json_object(raw: bytes) -> JSON:
@@ -123,11 +127,24 @@ class ListKey:
     namespace: str
 
 
+def _b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode("utf-8", "surrogateescape")).decode("ascii").rstrip("=")
+
+
+def _unb64(part: str) -> str:
+    try:
+        raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+    except (binascii.Error, ValueError):  # cannot happen for a string the pattern matched; never a 500 anyway
+        raise ValueError("is not a continue token this server issued (it does not decode)") from None
+    # Only ever compared with listing keys: bytes that are not UTF-8 still sort somewhere, harmlessly.
+    return raw.decode("utf-8", "surrogateescape")
+
+
 def encode_continue(key: ListKey) -> str:
     """The `continue` token that resumes the listing after `key`. Opaque to clients; it is
-    ``1.<created_at as URL-safe base64, unpadded>.<migration_id>.<namespace>``, which ``CONTINUE_TOKEN`` matches."""
-    created_at = base64.urlsafe_b64encode(key.created_at.encode("utf-8")).decode("ascii").rstrip("=")
-    return f"1.{created_at}.{key.migration_id}.{key.namespace}"
+    ``2.<created_at>.<migration_id>.<namespace>``, the first two as URL-safe base64 (unpadded), which
+    ``CONTINUE_TOKEN`` matches."""
+    return f"2.{_b64(key.created_at)}.{_b64(key.migration_id)}.{key.namespace}"
 
 
 def decode_continue(token: str) -> ListKey:
@@ -136,13 +153,8 @@ def decode_continue(token: str) -> ListKey:
         raise ValueError(f"is too long to be a continue token (at most {CONTINUE_MAX} characters)")
     if not CONTINUE_TOKEN.fullmatch(token):
         raise ValueError("is not a continue token this server issued: take it from the previous page as it is")
-    _version, created_at, migration_id, namespace = token.split(".")
-    try:
-        raw = base64.urlsafe_b64decode(created_at + "=" * (-len(created_at) % 4))
-    except (binascii.Error, ValueError):  # cannot happen for a string the pattern matched; never a 500 anyway
-        raise ValueError("is not a continue token this server issued (it does not decode)") from None
-    # Only ever compared with creation times: bytes that are not UTF-8 still sort somewhere, harmlessly.
-    return ListKey(raw.decode("utf-8", "surrogateescape"), migration_id, namespace)
+    version, created_at, migration_id, namespace = token.split(".")
+    return ListKey(_unb64(created_at), migration_id if version == "1" else _unb64(migration_id), namespace)
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +244,7 @@ def _limit(value: str | None, problems: dict[str, str]) -> int | None:
 
 def require_migration_id(value: str) -> str:
     """The id from a URL path; one that cannot be a migration's name is simply unknown (404, not 400)."""
-    if not MIGRATION_ID.fullmatch(value):
+    if not is_name(value, DNS1123_SUBDOMAIN, SUBDOMAIN_MAX):  # ours are shorter; one made with kubectl may not be
         raise NotFound(f"no migration with id {value[:80]!r}", reason="migration_not_found")
     return value
 

@@ -21,8 +21,9 @@ from ai_storage_orchestrator.api.paging import cut_page, key_of
 from ai_storage_orchestrator.api.schemas import (
     CONTINUE_MAX,
     DNS1123_LABEL,
+    DNS1123_SUBDOMAIN,
     LABEL_MAX,
-    MIGRATION_ID,
+    SUBDOMAIN_MAX,
     ListKey,
     decode_continue,
     encode_continue,
@@ -98,8 +99,20 @@ def test_token_round_trips_and_is_url_safe(key: ListKey) -> None:
 
 def test_token_layout() -> None:
     version, created_at, migration_id, namespace = encode_continue(KEY).split(".")
-    assert (version, migration_id, namespace) == ("1", KEY.migration_id, KEY.namespace)
+    assert (version, namespace) == ("2", KEY.namespace)
     assert base64.urlsafe_b64decode(created_at + "=" * (-len(created_at) % 4)).decode() == KEY.created_at
+    assert base64.urlsafe_b64decode(migration_id + "=" * (-len(migration_id) % 4)).decode() == KEY.migration_id
+
+
+def test_a_page_may_end_on_a_record_whose_name_has_dots() -> None:
+    """A PodMigration made with kubectl may be named like a subdomain: the token must still resume after it."""
+    key = ListKey("2024-05-01T10:00:07Z", "nightly.move-1", "ml")
+    assert decode_continue(encode_continue(key)) == key
+
+
+def test_a_token_of_the_earlier_format_is_still_read() -> None:
+    """Issued by a replica before an upgrade: version 1 carried the id as it is."""
+    assert decode_continue("1.MjA.id.ml") == ListKey("20", "id", "ml")
 
 
 @settings(max_examples=50, deadline=None, derandomize=True)
@@ -113,7 +126,7 @@ def test_every_token_the_document_calls_well_formed_is_accepted(token: str) -> N
 @settings(max_examples=50, deadline=None, derandomize=True)
 @given(
     st.text(max_size=64),
-    st.from_regex(MIGRATION_ID, fullmatch=True),
+    st.from_regex(DNS1123_SUBDOMAIN, fullmatch=True).filter(lambda n: len(n) <= SUBDOMAIN_MAX),
     st.one_of(st.just(""), st.from_regex(DNS1123_LABEL, fullmatch=True).filter(lambda n: len(n) <= LABEL_MAX)),
 )
 def test_every_key_makes_a_well_formed_token(created_at: str, migration_id: str, namespace: str) -> None:
@@ -131,7 +144,7 @@ def test_every_key_makes_a_well_formed_token(created_at: str, migration_id: str,
         "1",
         "1.MjA.id",  # a part missing
         "1.MjA.id.ml.x",  # one too many
-        "2.MjA.id.ml",  # another format
+        "3.MjA.aWQ.ml",  # another format
         "1.a.id.ml",  # a length base64 never has
         "1.MjA=.id.ml",  # padded
         "1.M+A.id.ml",  # not the URL-safe alphabet
