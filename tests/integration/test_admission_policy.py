@@ -19,6 +19,7 @@ from kubernetes_asyncio import client
 from ai_storage_orchestrator.conventions import (
     CHECKPOINT_ARTIFACTS_PREFIX,
     CHECKPOINT_HOOK_PREFIX,
+    MIGRATE_ON_EVICT_ANNOTATION,
     MIGRATE_TO_ANNOTATION,
     MIGRATION_ID_ANNOTATION,
     MIGRATION_STATUS_ANNOTATION,
@@ -203,6 +204,11 @@ async def test_a_user_who_may_only_patch_cannot_trigger_or_hook(
         assert "ai-storage.io/migrate-to" in message
         assert f"create and delete on pods in namespace {namespace}" in message
         assert user in message
+        # Opting in to migrate on eviction moves the pod too (with tolerations a patch may have added).
+        denied = await _forbidden(
+            pods.patch_namespaced_pod(POD, namespace, _annotations({MIGRATE_ON_EVICT_ANNOTATION: "true"}))
+        )
+        assert "ai-storage.io/migrate-on-evict" in json.loads(cast(bytes, denied.body))["message"]
 
         for annotations in (HOOK, ARTIFACTS):
             denied = await _forbidden(pods.patch_namespaced_pod(POD, namespace, _annotations(annotations)))
