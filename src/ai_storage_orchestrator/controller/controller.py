@@ -156,20 +156,13 @@ class MigrationController:
         owner_uid = (controlling_owner(pod) or {}).get("uid")
         if not owner_uid:
             return
-        for migration in self.state.migrations:
-            owner = Body(migration).status.get("owner") or {}
-            if (
-                owner.get("uid") == owner_uid
-                and Body(migration).namespace == metadata["namespace"]
-                and is_active(migration)
-            ):
-                self.reactor.enqueue(object_key(migration))
+        for migration in self.state.active_migrations_of_owner(metadata["namespace"], str(owner_uid)):
+            self.reactor.enqueue(object_key(migration))
 
     def _on_node(self, _type: str, old: JSON | None, new: JSON | None) -> None:
         node = Body(new or old or {}).name
-        for migration in self.state.migrations:
-            if is_active(migration) and Body(migration).spec.get("targetNode") == node:
-                self.reactor.enqueue(object_key(migration))
+        for migration in self.state.active_migrations_to(node):
+            self.reactor.enqueue(object_key(migration))
 
     # Reconcile --------------------------------------------------------------------------------------------------
     async def reconcile(self, key: str) -> Result:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
 from ai_storage_orchestrator.kube.resources import NODES, POD_MIGRATIONS, PODS, PVCS, PVS, KubeApi, Resource
+from ai_storage_orchestrator.models import Phase
 from ai_storage_orchestrator.watchers.store import (
     JSON,
     Listener,
@@ -24,6 +25,11 @@ T = TypeVar("T")
 BY_NODE = "node"
 BY_POD = "pod"
 BY_NAME = "name"
+# Active migrations only (a finished one leaves these indexes when its phase is written): pod and node events look
+# them up, and finished records, kept for a day by default, would make every such event a scan of all of them.
+BY_OWNER = "owner"
+BY_TARGET_NODE = "target-node"
+_TERMINAL_PHASES = frozenset(phase.value for phase in Phase if phase.is_terminal)
 
 
 def _pod_node(pod: JSON) -> Iterable[str]:
@@ -35,6 +41,21 @@ def _migration_pod(migration: JSON) -> Iterable[str]:
     spec = migration.get("spec") or {}
     namespace = (migration.get("metadata") or {}).get("namespace")
     return (f"{namespace}/{spec['podName']}",) if spec.get("podName") else ()
+
+
+def _active(migration: JSON) -> bool:
+    return (migration.get("status") or {}).get("phase") not in _TERMINAL_PHASES
+
+
+def _active_migration_owner(migration: JSON) -> Iterable[str]:
+    uid = ((migration.get("status") or {}).get("owner") or {}).get("uid")
+    namespace = (migration.get("metadata") or {}).get("namespace")
+    return (f"{namespace}/{uid}",) if uid and _active(migration) else ()
+
+
+def _active_migration_target_node(migration: JSON) -> Iterable[str]:
+    node = (migration.get("spec") or {}).get("targetNode")
+    return (str(node),) if node and _active(migration) else ()
 
 
 class NamespaceShard(ObjectStore):
@@ -95,6 +116,8 @@ class ClusterState:
         self.pods.add_index(BY_NODE, _pod_node)
         self.migrations.add_index(BY_POD, _migration_pod)
         self.migrations.add_index(BY_NAME, lambda m: (m["metadata"]["name"],))
+        self.migrations.add_index(BY_OWNER, _active_migration_owner)
+        self.migrations.add_index(BY_TARGET_NODE, _active_migration_target_node)
         self._changed = asyncio.Event()
         self.version = 0
         self._reflectors: list[Reflector] = []
@@ -214,6 +237,13 @@ class ClusterState:
 
     def migrations_of_pod(self, namespace: str, pod: str) -> list[JSON]:
         return self.migrations.by_index(BY_POD, f"{namespace}/{pod}")
+
+    def active_migrations_of_owner(self, namespace: str, owner_uid: str) -> list[JSON]:
+        """The active migrations, in `namespace`, of a pod controlled by the owner with `owner_uid`."""
+        return self.migrations.by_index(BY_OWNER, f"{namespace}/{owner_uid}")
+
+    def active_migrations_to(self, node: str) -> list[JSON]:
+        return self.migrations.by_index(BY_TARGET_NODE, node)
 
     def find_migration(self, migration_id: str) -> JSON | None:
         """A migration by id, in whatever namespace it lives (ids are unique cluster-wide)."""
