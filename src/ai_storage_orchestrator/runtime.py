@@ -234,6 +234,8 @@ class Orchestrator:
 
     async def stop(self) -> None:
         await self.supervisor.stop()
+        if self.elector is not None:
+            await self.elector.release()  # the work has stopped: a standby may take over at once
         if self.recorder is not None:
             await self.recorder.flush()
         if self._api_client is not None:

@@ -176,3 +176,40 @@ async def test_a_renewal_that_reads_another_holder_ends_the_term_at_once() -> No
     finally:
         runner.cancel()
         await asyncio.gather(runner, return_exceptions=True)
+
+
+async def test_a_clean_stop_releases_the_lease_so_a_standby_takes_over_at_once() -> None:
+    server = LeaseServer()
+    elector = _elector(server, [])
+
+    async def lead() -> None:
+        await asyncio.Event().wait()
+
+    runner = asyncio.get_running_loop().create_task(elector.run(lead))
+    await _until(lambda: elector.is_leader, server)
+    runner.cancel()
+    await asyncio.gather(runner, return_exceptions=True)
+    assert not elector.is_leader
+    await elector.release()
+    assert server.lease is not None
+    assert "holderIdentity" not in server.lease["spec"]
+    assert server.lease["spec"]["leaseDurationSeconds"] == 1
+    standby = LeaderElector(server, name="lease", namespace="ns", identity="other")  # type: ignore[arg-type]
+    assert await standby._try_acquire_or_renew(), "no holder: taken at the first attempt"
+
+
+async def test_a_lease_another_replica_holds_is_never_released_by_us() -> None:
+    server = LeaseServer()
+    elector = _elector(server, [])
+
+    async def lead() -> None:
+        await asyncio.Event().wait()
+
+    runner = asyncio.get_running_loop().create_task(elector.run(lead))
+    await _until(lambda: elector.is_leader, server)
+    runner.cancel()
+    await asyncio.gather(runner, return_exceptions=True)
+    server.take_over("other")
+    await elector.release()
+    assert server.lease is not None
+    assert server.lease["spec"]["holderIdentity"] == "other"
