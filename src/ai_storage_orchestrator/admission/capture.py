@@ -23,7 +23,7 @@ from ai_storage_orchestrator.checkpoint.layout import CHECKPOINT_DIR_ENV
 from ai_storage_orchestrator.checkpoint.restoring import RESTORE_CONTAINER_PREFIX
 from ai_storage_orchestrator.controller.invariant import terminating
 from ai_storage_orchestrator.controller.planning.gate import owned_gate_deadline, token_digest, with_gate
-from ai_storage_orchestrator.controller.planning.marking import mark_containers, move_of
+from ai_storage_orchestrator.controller.planning.marking import made_by, mark_containers
 from ai_storage_orchestrator.controller.planning.owner import controlling_owner, replaces_source
 from ai_storage_orchestrator.controller.planning.volumes import referenced_volumes
 from ai_storage_orchestrator.controller.records import phase_of
@@ -61,10 +61,8 @@ def claiming_migration(
             template=Body(m).status.get("targetPodManifest") or {},
         )
     ]
-    captured = {
-        move_of(p) for p in pods if (p.get("metadata") or {}).get("namespace") == namespace and not terminating(p)
-    }
-    free = [m for m in candidates if m["metadata"]["name"] not in captured]
+    live = [p for p in pods if (p.get("metadata") or {}).get("namespace") == namespace and not terminating(p)]
+    free = [m for m in candidates if not any(made_by(p, m) for p in live)]
     return min(free, key=lambda m: str(m["metadata"].get("creationTimestamp") or ""), default=None)
 
 

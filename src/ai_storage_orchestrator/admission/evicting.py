@@ -21,7 +21,7 @@ from ai_storage_orchestrator.admission.ports import ALLOW_EVICTION, EvictionVerd
 from ai_storage_orchestrator.bodies import Pod
 from ai_storage_orchestrator.controller.planning import MigrationPlan
 from ai_storage_orchestrator.controller.planning.gate import gate_running
-from ai_storage_orchestrator.controller.planning.marking import move_of
+from ai_storage_orchestrator.controller.planning.marking import labelled_move
 from ai_storage_orchestrator.controller.records import new_migration_id
 from ai_storage_orchestrator.conventions import (
     MIGRATION_STRATEGY_ANNOTATION,
@@ -98,7 +98,7 @@ class EvictionReview:
         opted_in = eviction.migrates_on_evict(pod) or (
             pod is not None and await self._namespace_opted_in(service.api, namespace)
         )
-        target_of = move_of(pod)
+        target_of = labelled_move(pod)
         return eviction.decide(
             pod,
             opted_in=opted_in,

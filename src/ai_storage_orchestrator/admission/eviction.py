@@ -27,7 +27,7 @@ from typing import Any
 
 from ai_storage_orchestrator.admission.ports import EvictionVerdict
 from ai_storage_orchestrator.bodies import Pod
-from ai_storage_orchestrator.controller.planning.marking import move_of
+from ai_storage_orchestrator.controller.planning.marking import made_by
 from ai_storage_orchestrator.controller.records import is_active, parse_time, phase_of
 from ai_storage_orchestrator.conventions import MIGRATE_ON_EVICT_ANNOTATION
 from ai_storage_orchestrator.models import Phase
@@ -70,8 +70,8 @@ def decide(
     now: dt.datetime,
 ) -> Decision:
     """The decision for the eviction of `pod`. `opted_in`: the pod's annotation or its namespace's label;
-    `migrations`: the PodMigrations of the pod (by name, in its namespace); `moving_to_it`: the migration whose
-    target the pod is (planning/marking.py `move_of`), when there is one; `may_stop_source`: whether
+    `migrations`: the PodMigrations of the pod (by name, in its namespace); `moving_to_it`: the migration the pod's
+    label names, which holds it only if it made the pod (planning/marking.py `made_by`); `may_stop_source`: whether
     a migration that has recorded the source's removal ahead may remove it now (its pre-warmed target proved it can
     start), so that an eviction from elsewhere (a drain's retry) never stops the source before that proof."""
     if pod is None:
@@ -84,7 +84,7 @@ def decide(
         return Decision(Action.ALLOW, "neither the pod nor its namespace opted in to migrate on eviction")
     if not view.node_name or view.phase in ("Succeeded", "Failed"):
         return Decision(Action.ALLOW, "the pod runs on no node: nothing to migrate")
-    if moving_to_it is not None and is_active(moving_to_it) and move_of(pod) == moving_to_it["metadata"]["name"]:
+    if moving_to_it is not None and is_active(moving_to_it) and made_by(pod, moving_to_it):
         name = moving_to_it["metadata"]["name"]
         return Decision(
             Action.REFUSE,

@@ -51,7 +51,7 @@ from ai_storage_orchestrator.controller.planning.gate import (
     token_digest,
     with_gate,
 )
-from ai_storage_orchestrator.controller.planning.marking import move_of, unmark_containers
+from ai_storage_orchestrator.controller.planning.marking import labelled_move, made_by, move_of, unmark_containers
 from ai_storage_orchestrator.controller.planning.naming import base_name
 from ai_storage_orchestrator.controller.planning.owner import controlling_owner, job_refusal, replaces_source
 from ai_storage_orchestrator.controller.reconciler import Result
@@ -528,7 +528,7 @@ def _uncaptured(ctx: MigrationContext, *, since: Phase) -> JSON | None:
         if (
             meta.get("namespace") == ctx.namespace
             and meta.get("uid") != ctx.status.get("sourcePodUID")
-            and move_of(pod) is None  # another move's capture (two pods of one owner moving)
+            and not _another_moves_capture(ctx, pod)
             and not terminating(pod)
             and created is not None
             and created >= since_time
@@ -564,8 +564,17 @@ def _prewarm_token(ctx: MigrationContext) -> str | None:
     return str(token) if token else None
 
 
+def _another_moves_capture(ctx: MigrationContext, pod: JSON) -> bool:
+    """Two pods of one owner moving: the other move's captured pod (proven by the variable, or recorded by a move
+    from before the proof existed) is not a replacement this move missed."""
+    labelled = labelled_move(pod)
+    if labelled is None:
+        return False
+    return move_of(pod) == labelled or made_by(pod, ctx.controller.state.migration(ctx.namespace, labelled))
+
+
 def _ours(ctx: MigrationContext, pod: JSON) -> bool:
-    return move_of(pod) == ctx.name
+    return made_by(pod, ctx.migration)
 
 
 async def _cancel_untouched(ctx: MigrationContext, message: str, **fields: Any) -> Result:
@@ -765,7 +774,7 @@ async def _create_target(ctx: MigrationContext, *, gate: bool = False, **fields:
         existing = ctx.controller.state.pod(ctx.namespace, name) or await ctx.controller.api.get(
             PODS, name, namespace=ctx.namespace
         )
-        if move_of(existing) != ctx.name:
+        if not _ours(ctx, existing):
             return await _roll_back(ctx, "target_name_taken", f"a pod named {name} exists and is not ours", **fields)
     return None
 
@@ -885,7 +894,7 @@ async def rolling_back(ctx: MigrationContext) -> Result:
     if ctx.status.get("owner"):
         return await _owner_rollback(ctx)
     target = await _target_to_remove(ctx)
-    if target is not None and move_of(target) == ctx.name:
+    if target is not None and _ours(ctx, target):
         if not terminating(target):
             await _delete_pod(ctx, target, uid=target["metadata"].get("uid"))
         if _node_ready(ctx.controller.state.node(Pod(target).node_name or "")):

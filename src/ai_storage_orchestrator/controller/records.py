@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ai_storage_orchestrator import API_GROUP, API_VERSION, conventions
-from ai_storage_orchestrator.controller.planning.marking import move_of
+from ai_storage_orchestrator.controller.planning.marking import labelled_move, made_by
 from ai_storage_orchestrator.models import Action, MigrationRequest, Phase, Strategy
 
 if TYPE_CHECKING:
@@ -148,8 +148,9 @@ def active_moves_of(state: ClusterState, namespace: str, pod: str) -> list[JSON]
     migration-id label). A pod that is still the target of a move must not be moved again: the second move would
     open its own target's gate while the first move's source may still run."""
     held = [m for m in state.migrations_of_pod(namespace, pod) if is_active(m)]
-    creator = state.migration(namespace, move_of(state.pod(namespace, pod)) or "")
-    if creator is not None and is_active(creator) and all(m is not creator for m in held):
+    target = state.pod(namespace, pod)
+    creator = state.migration(namespace, labelled_move(target) or "")
+    if creator is not None and made_by(target, creator) and is_active(creator) and all(m is not creator for m in held):
         held.append(creator)
     return held
 

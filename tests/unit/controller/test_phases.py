@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from ai_storage_orchestrator.checkpoint import CheckpointJob
 from ai_storage_orchestrator.controller.controller import LocationOnlyCheckpointer
 from ai_storage_orchestrator.controller.fencing import NotLeader
 from ai_storage_orchestrator.controller.invariant import InvariantViolation
+from ai_storage_orchestrator.controller.planning.marking import unmark_containers
 from ai_storage_orchestrator.controller.reconciler import Outcome
 from ai_storage_orchestrator.conventions import MIGRATION_FINALIZER, RESTORED_BY_ANNOTATION
 from ai_storage_orchestrator.kube.resources import POD_MIGRATIONS, PODS
@@ -383,3 +385,16 @@ async def test_a_cancel_that_lands_as_the_source_removal_begins_still_rolls_back
     await world.drive()
     assert world.phase() == Phase.CANCELLED.value
     assert world.record()["status"]["podsAlive"] == [POD]
+
+
+async def test_a_target_made_before_the_proof_existed_is_still_the_moves_own() -> None:
+    """A move in flight across an upgrade: its target has the label and the name the move recorded, not the variable
+    (planning/marking.py). A cancel must still remove it, not leave it beside the source."""
+    world = World()
+    world.migration(phase=Phase.CREATING_TARGET.value, strategy=MAKE_BEFORE_BREAK)
+    manifest = copy.deepcopy(world.record()["status"]["targetPodManifest"])
+    unmark_containers(manifest["spec"]["containers"])
+    target = world.api.put(PODS, manifest)["metadata"]["name"]
+    await _cancel(world)
+    await world.drive()
+    assert _terminating(world, target)

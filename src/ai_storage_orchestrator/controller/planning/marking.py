@@ -31,15 +31,35 @@ def unmark_containers(containers: list[JSON]) -> None:
                 del container["env"]
 
 
+def labelled_move(pod: Mapping[str, Any] | None) -> str | None:
+    """The move the pod's label names: a claim, to be proven with `made_by`."""
+    label = (((pod or {}).get("metadata") or {}).get("labels") or {}).get(MIGRATION_ID_LABEL)
+    return str(label) if label else None
+
+
 def move_of(pod: Mapping[str, Any] | None) -> str | None:
     """The id of the move whose target `pod` is: its label, when its containers carry the same id; else None."""
-    if pod is None:
-        return None
-    label = ((pod.get("metadata") or {}).get("labels") or {}).get(MIGRATION_ID_LABEL)
-    if not label:
+    label = labelled_move(pod)
+    if pod is None or label is None:
         return None
     for container in (pod.get("spec") or {}).get("containers") or []:
         for variable in container.get("env") or []:
             if variable.get("name") == MIGRATION_ID_ENV and variable.get("value") == label:
-                return str(label)
+                return label
     return None
+
+
+def made_by(pod: Mapping[str, Any] | None, migration: Mapping[str, Any] | None) -> bool:
+    """`pod` is the target `migration` made (or captured): labelled with its id and proven by the variable; or,
+    for a pod made before that proof existed (a move in flight while the orchestrator is upgraded), the very pod
+    the migration recorded as its target (`status.targetPod`: a name only its creator could have given a pod, or
+    recorded after it was proven)."""
+    if pod is None or migration is None:
+        return False
+    name = str((migration.get("metadata") or {}).get("name") or "")
+    if not name or labelled_move(pod) != name:
+        return False
+    if move_of(pod) == name:
+        return True
+    recorded = (migration.get("status") or {}).get("targetPod")
+    return bool(recorded) and (pod.get("metadata") or {}).get("name") == recorded
