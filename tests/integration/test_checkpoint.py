@@ -22,7 +22,7 @@ import pytest
 from kubernetes_asyncio import client
 
 from ai_storage_orchestrator.checkpoint import PVCheckpointer
-from ai_storage_orchestrator.checkpoint.layout import checksum_list
+from ai_storage_orchestrator.checkpoint.layout import CHECKPOINT_DIR_ENV, checksum_list
 from ai_storage_orchestrator.checkpoint.manifest import spec_digest
 from ai_storage_orchestrator.checkpoint.restoring import RESTORE_SCRIPT, RESTORE_STATE_PATH, RESTORE_STATE_VOLUME
 from ai_storage_orchestrator.checkpoint.transport import ExecSessionLike, ExecTransport
@@ -560,7 +560,7 @@ async def test_manifest_only_checkpoint_is_skipped_where_exec_is_unavailable(
     assert "no exec found" in migration["checkpoint"]["message"]
     new_pod = await core.read_namespaced_pod(migration["new_pod_name"], namespace)
     assert "ai-storage.io/checkpoint-path" not in (new_pod.metadata.annotations or {})
-    assert all(not c.env for c in new_pod.spec.containers)
+    assert all(e.name != CHECKPOINT_DIR_ENV for c in new_pod.spec.containers for e in c.env or [])
     assert orchestrator.recorder is not None
     await orchestrator.recorder.flush()
     events = await core.list_namespaced_event(namespace, field_selector="reason=CheckpointSkipped")

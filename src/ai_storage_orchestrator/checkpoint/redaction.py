@@ -62,8 +62,13 @@ def redact(text: str, *, paths: bool = False) -> str:
     return _CONTROL.sub("?", text)
 
 
+# A Kubernetes name (lowercase words joined by "-": a pod, a container, a migration's target) is not a secret, however
+# long: the messages that name the pod an exec failed in must keep it. Tokens mix cases or carry "+/_=".
+_KUBERNETES_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)+")
+
+
 def _long_runs(text: str) -> str:
-    return _LONG_RUN.sub(REDACTED, text)
+    return _LONG_RUN.sub(lambda m: m.group(0) if _KUBERNETES_NAME.fullmatch(m.group(0)) else REDACTED, text)
 
 
 def _long_runs_beside_paths(text: str) -> str:

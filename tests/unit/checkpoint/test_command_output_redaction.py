@@ -138,3 +138,10 @@ def test_paths_in_a_tool_s_message_keep_their_short_components() -> None:
     )
     assert redact_output(f"sh: /data/{TOKEN}/x: Permission denied") == f"sh: /data/{REDACTED}/x: Permission denied"
     assert redact_output(f"key {secret_dir}/{secret_dir}") == f"key {REDACTED}", "not a path: one long run"
+
+
+def test_a_long_kubernetes_name_is_not_taken_for_a_secret() -> None:
+    """An exec's error names the pod it failed in: the operator needs that name."""
+    message = 'no exec found for container "ai-storage-gate" in pod "tensorflow-ai-workload-migrated-0ccbc738"'
+    assert redact_output(message) == message
+    assert "[REDACTED]" in redact_output("token abcdefghijklmnopqrstuvwxyzABCDEF0123456789")
