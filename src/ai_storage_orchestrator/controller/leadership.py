@@ -16,6 +16,7 @@ from ai_storage_orchestrator.kube.errors import KubeApiError
 from ai_storage_orchestrator.kube.resources import LEASES, KubeApi
 
 log = structlog.get_logger(__name__)
+RELEASE_SETTLE_SECONDS = 1.0
 
 
 def _micro_time() -> str:
@@ -78,14 +79,17 @@ class LeaderElector:
                 # logs it and restarts the election with a backoff.
                 raise crashed
 
-    async def release(self, *, timeout: float = 2.0) -> None:
+    async def release(self, *, settle: float = RELEASE_SETTLE_SECONDS, timeout: float = 2.0) -> None:
         """Give the lease up on a clean stop, once this replica's work has ended (client-go's ReleaseOnCancel): the
         record is written with no holder and a one-second duration, so a standby takes over at its next attempt
         instead of a whole lease duration later (a rolling update left no leader for 15 s). Only a lease that still
-        names us is written, on the version read (a precondition); anything else, or an error, leaves it to expire."""
+        names us is written, on the version read (a precondition); anything else, or an error, leaves it to expire.
+        `settle`: a pause first, for requests the stopped work had already sent (cancelled on our side, they may still
+        reach the API server) to land before a standby can act."""
         if self.is_leader or self._renewed_at is None:
             return  # still acting (not stopped), or the lease was never ours or seen lost
         self._renewed_at = None
+        await asyncio.sleep(settle)
         try:
             async with asyncio.timeout(timeout):
                 lease = await self.api.get(LEASES, self.name, namespace=self.namespace)

@@ -51,7 +51,13 @@ from ai_storage_orchestrator.controller.planning.gate import (
     token_digest,
     with_gate,
 )
-from ai_storage_orchestrator.controller.planning.marking import labelled_move, made_by, move_of, unmark_containers
+from ai_storage_orchestrator.controller.planning.marking import (
+    labelled_move,
+    made_by,
+    mark_containers,
+    move_of,
+    unmark_containers,
+)
 from ai_storage_orchestrator.controller.planning.naming import base_name
 from ai_storage_orchestrator.controller.planning.owner import controlling_owner, job_refusal, replaces_source
 from ai_storage_orchestrator.controller.reconciler import Result
@@ -564,6 +570,13 @@ def _prewarm_token(ctx: MigrationContext) -> str | None:
     return str(token) if token else None
 
 
+def _gate_opened_at_its_deadline(pod: JSON) -> bool:
+    """A captured pod's gate ended with exit 0 without our token: it opened at its own deadline (capture.py). A gate
+    that failed (OOMKilled, say) opened nothing: its kubelet may restart it, and then it waits for the token again."""
+    finished = gate_state(pod).get("terminated") or {}
+    return bool(finished) and finished.get("exitCode") == 0
+
+
 def _another_moves_capture(ctx: MigrationContext, pod: JSON) -> bool:
     """Two pods of one owner moving: the other move's captured pod (proven by the variable, or recorded by a move
     from before the proof existed) is not a replacement this move missed."""
@@ -757,7 +770,8 @@ def _created_message(ctx: MigrationContext) -> str:
 async def _create_target(ctx: MigrationContext, *, gate: bool = False, **fields: Any) -> Result | None:
     """Create the target pod (idempotent: one already there with our label is ours); a Result when it rolled back.
     `gate`: pre-warmed, held by its gate until the source is gone."""
-    manifest = ctx.status["targetPodManifest"]
+    manifest = copy.deepcopy(ctx.status["targetPodManifest"])
+    mark_containers(manifest["spec"].get("containers") or [], ctx.name)  # a plan recorded before the proof existed
     token = _prewarm_token(ctx)
     if gate and token:
         manifest = with_gate(manifest, token_digest(token))
@@ -864,10 +878,24 @@ async def removing_source(ctx: MigrationContext) -> Result:
             Phase.CREATING_TARGET, f"{unfit} after the source was removed; creating it again", sourceStopped=True
         )
     if source_there:
-        if ctx.seconds_left() <= 0:
+        if ctx.seconds_left() <= 0 and pod is not None and _termination_overdue(pod):
             return await ctx.transition(Phase.COMPLETED, _source_still_terminating(ctx))
         return Result.after(DELETE_WAIT_SECONDS)
     return await ctx.transition(Phase.COMPLETED, f"source pod removed; {ctx.status.get('targetPod')} is Ready")
+
+
+# How long past the end of its grace period (its deletionTimestamp) a source may take to go before a make-before-break
+# move at its deadline stops waiting for it: its kubelet's kill and clean-up take seconds, not minutes.
+TERMINATION_OVERDUE_SECONDS = 30
+
+
+def _termination_overdue(pod: JSON) -> bool:
+    """The pod's grace period (its deletionTimestamp: when the kubelet kills it) ended well ago and it is still
+    there: its node does not answer, or a finalizer holds it."""
+    kill_at = parse_time(pod["metadata"].get("deletionTimestamp"))
+    now = parse_time(now_iso())
+    assert now is not None
+    return kill_at is not None and (now - kill_at).total_seconds() > TERMINATION_OVERDUE_SECONDS
 
 
 def _source_still_terminating(ctx: MigrationContext) -> str:
@@ -1008,7 +1036,7 @@ async def _owner_rollback(ctx: MigrationContext) -> Result:
         else:
             if gated(target) and not released(target, token):
                 source = ctx.source_pod
-                held = "terminated" not in gate_state(target)  # else it opened at its own deadline (capture.py)
+                held = not _gate_opened_at_its_deadline(target)
                 if held and source is not None and ctx.source_pod_is_ours and not containers_stopped(source):
                     return Result.after(DELETE_WAIT_SECONDS)
                 await _open_gate(ctx, name, token)

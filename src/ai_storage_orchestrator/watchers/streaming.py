@@ -24,6 +24,8 @@ from ai_storage_orchestrator.kube.resources import KubeApi, Resource
 from ai_storage_orchestrator.watchers.store import ObjectStore
 
 log = structlog.get_logger(__name__)
+# A server's Retry-After is honoured up to this: a value of hours (a misconfigured proxy) would stop the watch.
+RETRY_AFTER_MAX_SECONDS = 60.0
 
 
 @dataclass
@@ -106,7 +108,7 @@ class Reflector:
                 self.counters.reconnects += 1
                 if self.on_reconnect:
                     self.on_reconnect(self.resource.plural)
-                delay = max(backoff.next_delay(), error.retry_after or 0.0)
+                delay = max(backoff.next_delay(), min(error.retry_after or 0.0, RETRY_AFTER_MAX_SECONDS))
                 log.warning("watch.disconnected", resource=self.resource.plural, error=str(error), retry_in=delay)
                 await self.sleep(delay)  # reconnect backoff: the API server is unreachable, nothing to wait on
 

@@ -190,7 +190,7 @@ async def test_a_clean_stop_releases_the_lease_so_a_standby_takes_over_at_once()
     runner.cancel()
     await asyncio.gather(runner, return_exceptions=True)
     assert not elector.is_leader
-    await elector.release()
+    await elector.release(settle=0)
     assert server.lease is not None
     assert "holderIdentity" not in server.lease["spec"]
     assert server.lease["spec"]["leaseDurationSeconds"] == 1
@@ -210,6 +210,6 @@ async def test_a_lease_another_replica_holds_is_never_released_by_us() -> None:
     runner.cancel()
     await asyncio.gather(runner, return_exceptions=True)
     server.take_over("other")
-    await elector.release()
+    await elector.release(settle=0)
     assert server.lease is not None
     assert server.lease["spec"]["holderIdentity"] == "other"

@@ -407,6 +407,10 @@ async def test_a_rollback_does_not_wait_on_a_silent_source_once_the_captured_gat
     await world.api.merge_patch(POD_MIGRATIONS, "m1", {"spec": {"cancelRequested": True}}, namespace=NAMESPACE)
     await world.drive()
     assert world.phase() == Phase.ROLLING_BACK.value, "the source still runs: the captured pod stays held"
+    world.api.run_gate("train-x1", {"terminated": {"exitCode": 137, "reason": "OOMKilled"}})
+    await world.drive()
+    assert world.phase() == Phase.ROLLING_BACK.value, "a gate that failed opened nothing: its restart waits again"
+    assert HANDOFF_ANNOTATION not in (world.api.pod("train-x1") or {})["metadata"].get("annotations", {})
     world.api.run_gate("train-x1", {"terminated": {"exitCode": 0, "reason": "Completed"}})
     await world.drive()
     assert world.phase() == Phase.CANCELLED.value

@@ -12,8 +12,9 @@ from ai_storage_orchestrator.checkpoint import CheckpointJob
 from ai_storage_orchestrator.controller.controller import LocationOnlyCheckpointer
 from ai_storage_orchestrator.controller.fencing import NotLeader
 from ai_storage_orchestrator.controller.invariant import InvariantViolation
-from ai_storage_orchestrator.controller.planning.marking import unmark_containers
+from ai_storage_orchestrator.controller.planning.marking import move_of, unmark_containers
 from ai_storage_orchestrator.controller.reconciler import Outcome
+from ai_storage_orchestrator.controller.records import now_iso
 from ai_storage_orchestrator.conventions import MIGRATION_FINALIZER, RESTORED_BY_ANNOTATION
 from ai_storage_orchestrator.kube.resources import POD_MIGRATIONS, PODS
 from ai_storage_orchestrator.models import Phase
@@ -359,6 +360,13 @@ async def test_a_record_made_without_the_finalizer_gets_it_before_any_step() -> 
     assert world.phase(key) == "Pending", "protected first; the plan comes in the next step"
 
 
+def _kill_time(world: World, when: str) -> None:
+    """The terminating source's deletionTimestamp: when its grace period ends (the kubelet kills it then)."""
+    pod = world.api.objects[(PODS.plural, NAMESPACE, POD)]
+    pod["metadata"]["deletionTimestamp"] = when
+    world.api.put(PODS, pod)
+
+
 async def test_make_before_break_ends_at_its_deadline_when_the_source_never_confirms_its_removal() -> None:
     world = World()
     target = await _make_before_break_at_removing_source(world)
@@ -366,6 +374,11 @@ async def test_make_before_break_ends_at_its_deadline_when_the_source_never_conf
     assert _terminating(world, POD), "evicted; its node never confirms it"
     long_ago = "2020-01-01T00:00:00Z"
     await world.api.merge_patch(POD_MIGRATIONS, "m1", {"status": {"startedAt": long_ago}}, namespace=NAMESPACE)
+    # Its grace period has just ended: the kubelet's kill and clean-up still get their time.
+    _kill_time(world, now_iso())
+    await world.drive()
+    assert world.phase() == Phase.REMOVING_SOURCE.value
+    _kill_time(world, long_ago)
     await world.drive()
     assert world.phase() == Phase.COMPLETED.value
     message = world.record()["status"]["message"]
@@ -398,3 +411,15 @@ async def test_a_target_made_before_the_proof_existed_is_still_the_moves_own() -
     await _cancel(world)
     await world.drive()
     assert _terminating(world, target)
+
+
+async def test_a_target_created_from_a_plan_recorded_before_the_proof_carries_it() -> None:
+    world = World()
+    world.migration(phase=Phase.CREATING_TARGET.value, strategy=MAKE_BEFORE_BREAK)
+    record = world.api.objects[(POD_MIGRATIONS.plural, NAMESPACE, "m1")]
+    unmark_containers(record["status"]["targetPodManifest"]["spec"]["containers"])
+    world.state.migrations.apply("MODIFIED", copy.deepcopy(record))
+    await world.drive()
+    target = world.api.pod(str(world.record()["status"]["targetPod"]))
+    assert target is not None
+    assert move_of(target) == "m1"
