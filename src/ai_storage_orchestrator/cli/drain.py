@@ -146,6 +146,28 @@ class Drainer:
     def _left(self) -> float | None:
         return None if self.deadline is None else self.deadline - self.clock()
 
+    async def probe(self, work: PodWork) -> None:
+        """Before the node is cordoned: one dry run of its first pod, so that an orchestrator that cannot be reached
+        or refuses these credentials stops the drain with nothing changed (exit 2), not with every pod failed on a
+        cordoned node. A refusal of that pod itself (422, 409) is an answer: the drain goes on and handles it."""
+        try:
+            await self.orchestrator.create(self._body(work, dry_run=True))
+        except ApiError as error:
+            if error.status in (401, 403) or error.status >= 500:
+                why = f"the orchestrator refused the drain: {error.message} ({error.reason}); nothing was changed"
+                raise CliError(why) from None
+        except CliError as error:
+            raise CliError(f"cannot ask the orchestrator: {error.message}; nothing was changed") from None
+
+    def _out_of_time(self, work: PodWork) -> bool:
+        """Past the drain's --timeout nothing new is started: a slot freed by a timed-out pod is not a slot for
+        another migration or eviction."""
+        left = self._left()
+        if left is None or left > 0:
+            return False
+        self._finish(work, Outcome.FAILED, "not started", "not started: the drain's --timeout had passed")
+        return True
+
     def _set(self, work: PodWork, **changes: Any) -> None:
         for name, value in changes.items():
             setattr(work, name, value)
@@ -186,6 +208,8 @@ class Drainer:
     async def _one(self, work: PodWork, slots: asyncio.Semaphore) -> None:
         async with slots:
             if self.stopping:
+                return
+            if self._out_of_time(work):
                 return
             work.started = self.clock()
             self._set(work, action=Action.MIGRATE, state="requesting")
@@ -237,7 +261,10 @@ class Drainer:
                 return
             left = self._left()
             if left is not None and left <= 0:
-                why = f"migration {work.migration_id} still {current.get('phase')} at the drain's --timeout"
+                why = (
+                    f"migration {work.migration_id} still {current.get('phase')} at the drain's --timeout; it goes on"
+                    f" (cancel {work.migration_id} stops it)"
+                )
                 self._finish(work, Outcome.FAILED, "timed out", why)
                 return
             await self.sleep(self.poll_interval if left is None else min(self.poll_interval, max(left, 0.0)))
@@ -254,6 +281,8 @@ class Drainer:
         """Like `kubectl drain`: the Eviction API, a 429 (a PodDisruptionBudget forbids it now) retried with backoff
         until the deadline; then wait for the pod to be gone."""
         if work.started is None:
+            if self._out_of_time(work):
+                return
             work.started = self.clock()
         delay = EVICTION_FIRST_DELAY
         self._set(work, state="evicting")
@@ -435,6 +464,8 @@ async def drain_with(args: argparse.Namespace, cluster: Cluster, orchestrator: O
         _print(plan_lines(node, works))
         return EXIT_OK if all(w.action is not None for w in works) else EXIT_FAILED
 
+    if candidates:
+        await Drainer(node, orchestrator, cluster, evict=args.evict).probe(candidates[0])
     await cluster.cordon(node)
     print(f"node/{node} cordoned")
     # Listed again once cordoned: a pod a concurrent move bound here after the first listing is drained too.

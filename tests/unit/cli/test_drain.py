@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from ai_storage_orchestrator.cli import build_parser
-from ai_storage_orchestrator.cli.client import ApiError, UsageError
+from ai_storage_orchestrator.cli.client import ApiError, CliError, UsageError
 from ai_storage_orchestrator.cli.drain import Drainer, drain_with, interrupted_lines
 from ai_storage_orchestrator.cli.drain_pods import (
     Action,
@@ -433,7 +433,7 @@ async def test_a_pod_bound_to_the_node_while_it_was_being_cordoned_is_drained_to
     cluster = Arriving([pod("a")])
     fake = FakeOrchestrator()
     await drain_with(args("--poll-interval", "0"), cluster, fake, program="p")
-    assert sorted(body["pod_name"] for body in fake.created) == ["a", "late"]
+    assert sorted(body["pod_name"] for body in fake.created if not body.get("dry_run")) == ["a", "late"]
 
 
 def test_the_orchestrators_own_emptydirs_do_not_keep_a_pod_from_eviction() -> None:
@@ -444,3 +444,40 @@ def test_the_orchestrators_own_emptydirs_do_not_keep_a_pod_from_eviction() -> No
     ]
     [work], _ = sort_pods([moved])
     assert work.not_evictable is None
+
+
+@dataclass
+class StuckOrchestrator(FakeOrchestrator):
+    """Accepts every migration; none ever ends."""
+
+    async def get(self, migration_id: str) -> JSON:
+        return {"migration_id": migration_id, "status": "running", "phase": "Checkpointing", "target_node": "node-b"}
+
+
+async def test_nothing_new_starts_after_the_drains_timeout() -> None:
+    """A slot freed by a pod timed out is not a slot for another migration: --parallel holds past the deadline."""
+    fake = StuckOrchestrator()
+    runner, _ = drainer(fake, FakeCluster([pod(n) for n in "abcdef"]), parallel=1, deadline=10.0)
+    works = [PodWork("ml", n) for n in "abcdef"]
+    await runner.run(works)
+    assert [b["pod_name"] for b in fake.created] == ["a"]
+    assert works[0].outcome is Outcome.FAILED
+    assert works[0].reason.endswith("at the drain's --timeout; it goes on (cancel m-a stops it)")
+    assert {(w.outcome, w.reason) for w in works[1:]} == {
+        (Outcome.FAILED, "not started: the drain's --timeout had passed")
+    }
+
+
+@dataclass
+class UnreachableOrchestrator(FakeOrchestrator):
+    async def create(self, body: JSON) -> JSON:
+        raise CliError("cannot connect to https://orchestrator:8080: connection refused")
+
+
+async def test_an_orchestrator_that_does_not_answer_stops_the_drain_before_the_cordon() -> None:
+    cluster = FakeCluster([pod("a")])
+    with pytest.raises(CliError) as caught:
+        await drain_with(args(), cluster, UnreachableOrchestrator(), program="p")
+    assert caught.value.exit_code == 2
+    assert "nothing was changed" in caught.value.message
+    assert not cluster.cordoned
