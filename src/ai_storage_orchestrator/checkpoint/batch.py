@@ -39,7 +39,10 @@ def mkdir_step(index: int) -> str:
 # `real BASE PATH`: fails, naming it, when a directory between BASE (the volume's mount point) and PATH is a symbolic
 # link. The shared volume may be written by other namespaces' pods: a link planted in the checkpoint's path would
 # send the reset, the writes and retention's `rm -rf` to wherever it points inside the writer's container.
-REAL_FUNCTION = """real() {
+# `writable PATH`: makes the directories under PATH that their owner cannot write writable again, so that a non-root
+# writer's `rm -rf` can remove a checkpoint holding a read-only directory (an artifact copied with its 0555 mode);
+# `find` does not follow links, nor does it take PATH itself for a directory when PATH is a link.
+SHELL_FUNCTIONS = """real() {
   p=$1 rest=${2#"$1"}
   while [ -n "$rest" ]; do
     rest=${rest#/}
@@ -52,13 +55,17 @@ REAL_FUNCTION = """real() {
     fi
   done
 }
+writable() {
+  find "$1" -type d ! -perm -200 -exec chmod u+w {} \\; 2>/dev/null
+  return 0
+}
 """
 
 # argv: checkpoint RESET WRITE BASE DIR TMP MANIFEST ROOT NAME [MKDIR...]
 # RESET, WRITE: "1" to run that part; BASE: the volume's mount point in this container ("" unknown: from /);
 # ROOT: "" for no listing; NAME: the manifest's file name (for find).
 SCRIPT = (
-    REAL_FUNCTION
+    SHELL_FUNCTIONS
     + """step() { printf '\\0%s\\n' "$1"; }
 reset=$1 write=$2 base=$3 dir=$4 tmp=$5 manifest=$6 root=$7 name=$8
 shift 8
@@ -66,6 +73,7 @@ step guard
 real "$base" "$dir" || exit
 if [ "$reset" = 1 ]; then
   step reset
+  writable "$dir"
   rm -rf "$dir" || exit
   i=0
   for target do
@@ -87,7 +95,7 @@ if [ "$write" = 1 ]; then
     step list
     if ls -1t "$root"; then
       step found
-      find "$root" -mindepth 2 -maxdepth 2 -type f -name "$name"
+      find "$root" -mindepth 2 -maxdepth 2 -type f -name "$name" || exit
     fi
   fi
 fi
@@ -98,11 +106,14 @@ exit 0
 
 # argv: remove BASE PATH...: each PATH checked as above, then all removed.
 REMOVE_SCRIPT = (
-    REAL_FUNCTION
+    SHELL_FUNCTIONS
     + """base=$1
 shift
 for target do
   real "$base" "$(dirname -- "$target")" || exit
+done
+for target do
+  writable "$target"
 done
 rm -rf -- "$@"
 """

@@ -64,7 +64,9 @@ class CheckpointPool:
     async def _run(self, key: str, job: CheckpointJob, node: str) -> None:
         per_node = self._nodes.setdefault(node, asyncio.Semaphore(self._per_node_limit))
         try:
-            async with self._overall, per_node:
+            # The node's slot first: jobs queued behind a busy node must not hold the pool's slots, or two busy
+            # nodes would keep every other node's checkpoints waiting (against their moves' deadlines).
+            async with per_node, self._overall:
                 log.info("checkpoint.started", migration_id=job.migration_id, node=node)
                 result = Finished(checkpoint=await self.checkpointer.save(job))
         except asyncio.CancelledError:
