@@ -280,6 +280,22 @@ def test_without_mkfifo_the_gate_polls_and_the_knock_writes_its_file(tmp_path: P
 
 @pytest.mark.tools
 @pytest.mark.skipif(sys.platform != "linux", reason="the gate runs in a Linux container")
+def test_a_gate_in_an_image_without_sha256sum_ends_at_once_rather_than_hold_for_ever(tmp_path: Path) -> None:
+    """It could never check a token: held, its pod would never start after the source went. Ended, it is a gate
+    that cannot run, seen before the source is touched (the move goes on without pre-warming)."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for name in ("sh", "sleep", "date", "rm", "cat", "mv", "printf", "mkfifo", "kill"):
+        found = shutil.which(name)
+        assert found is not None, name
+        (tools / name).symlink_to(found)
+    annotation, knock = _dirs(tmp_path, None)
+    gate = _start_gate(annotation, knock, token_digest(new_token("m1")), path=str(tools))
+    assert _exit_code(gate) == 127
+
+
+@pytest.mark.tools
+@pytest.mark.skipif(sys.platform != "linux", reason="the gate runs in a Linux container")
 def test_a_gate_with_a_deadline_opens_by_itself_then_and_not_before(tmp_path: Path) -> None:
     token = new_token("m1")
     now = int(time.time())
