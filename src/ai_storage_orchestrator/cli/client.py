@@ -66,7 +66,7 @@ class ApiError(CliError):
             message = str(body["message"])
             details = body.get("details") if isinstance(body.get("details"), Mapping) else {}
         else:
-            reason, message, details = f"http_{status}", f"the orchestrator answered HTTP {status}", {}
+            reason, message, details = f"http_{status}", f"the orchestrator answered HTTP {status}{_excerpt(body)}", {}
         super().__init__(message)
         self.status = status
         self.reason = reason
@@ -85,6 +85,13 @@ class ApiError(CliError):
         if self.request_id:
             lines.append(f"  request id: {self.request_id}")
         return lines
+
+
+def _excerpt(body: Any) -> str:
+    """The start of a body that is not the orchestrator's error JSON (a proxy's page, a plain-text 401), one line."""
+    text = body if isinstance(body, str) else "" if body is None else repr(body)
+    text = " ".join(text.split())[:200]
+    return f": {text}" if text else ""
 
 
 class UnreachableError(CliError):
@@ -188,8 +195,8 @@ class ApiClient(RestSession):
             decoded: Any = json.loads(text) if text else None
         except ValueError:
             decoded = None
-        if status >= 400 or decoded is None:
-            raise ApiError(status, decoded, request_id=request_id)
+        if status >= 400 or decoded is None:  # a body that is not JSON (a proxy's page) is quoted, not dropped
+            raise ApiError(status, text if decoded is None else decoded, request_id=request_id)
         return decoded
 
     async def create(self, body: JSON) -> JSON:
@@ -232,7 +239,7 @@ async def execute(command: Command, args: argparse.Namespace) -> int:
     try:
         return await command(args)
     except CliError as error:
-        if isinstance(error, ApiError) and getattr(args, "output", None) == "json" and error.body is not None:
+        if isinstance(error, ApiError) and getattr(args, "output", None) == "json" and isinstance(error.body, Mapping):
             print_json(error.body)
         for line in error.lines():
             print(line, file=sys.stderr)

@@ -194,15 +194,21 @@ async def wait_for(
                 current = await api.get(migration_id)
                 failing_since = None
             except (UnreachableError, ApiError) as error:
-                if isinstance(error, ApiError) and error.status < 500:
-                    raise
                 now = time.monotonic()
                 if failing_since is None:
                     failing_since = now
+                if (isinstance(error, ApiError) and error.status < 500) or now - failing_since > RETRY_BUDGET_SECONDS:
+                    progress.break_line()
+                    if not (isinstance(error, ApiError) and error.status == 404):  # gone: nothing goes on
+                        print(
+                            f"stopped waiting; migration {migration_id} goes on"
+                            f" (follow it again with: {program} status {migration_id} --wait)",
+                            file=sys.stderr,
+                        )
+                    raise
+                if failing_since == now:
                     progress.break_line()
                     print(f"warning: {error.message}; still trying", file=sys.stderr)
-                elif now - failing_since > RETRY_BUDGET_SECONDS:
-                    raise
     except asyncio.CancelledError:  # Ctrl-C: the migration goes on without us
         progress.break_line()
         print(

@@ -153,6 +153,15 @@ async def test_migrate_wait_stops_on_a_client_error(api: CannedApi, capsys: pyte
     assert f"error: no migration with id {MIGRATION_ID} (migration_not_found)" in capsys.readouterr().err
 
 
+async def test_migrate_wait_that_gives_up_says_the_migration_goes_on(
+    api: CannedApi, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api.answer(POST, (202, migration("Pending")))
+    api.answer(GET, (401, error_body("unauthorized", "the token has expired")))
+    assert await run_cli(migrate_argv(api, "--wait", *FAST)) == 2
+    assert f"migration {MIGRATION_ID} goes on (follow it again with: " in capsys.readouterr().err
+
+
 async def test_migrate_wait_json_prints_only_the_final_object(
     api: CannedApi, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -382,7 +391,7 @@ async def test_conflict_names_the_active_migration(api: CannedApi, capsys: pytes
 async def test_error_without_a_json_body(api: CannedApi, capsys: pytest.CaptureFixture[str]) -> None:
     api.answer(LIST, (502, "<html>Bad Gateway</html>"))
     assert await run_cli(["list", "--url", api.url]) == 2
-    assert capsys.readouterr().err.startswith("error: the orchestrator answered HTTP 502 (http_502)")
+    assert capsys.readouterr().err.startswith("error: the orchestrator answered HTTP 502: <html>Bad Gateway</html>")
 
 
 async def test_unreachable_orchestrator_through_main(capsys: pytest.CaptureFixture[str]) -> None:
