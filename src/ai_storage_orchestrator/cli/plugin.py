@@ -95,12 +95,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# kubectl's own flags, which kubectl users put first (`kubectl migrate -n ml list`).
+_LEADING_FLAGS = ("-n", "--namespace", "--context", "--kubeconfig")
+
+
 def plugin_argv(argv: Sequence[str]) -> list[str]:
-    """`kubectl migrate POD ...` is `migrate POD ...`; a command name, help or version stays as it is."""
+    """`kubectl migrate POD ...` is `migrate POD ...`; a command name, help or version stays as it is. kubectl's
+    `-n`/`--namespace`/`--context`/`--kubeconfig` given before the command move after it."""
     words = list(argv)
-    if not words or words[0] in (*COMMANDS, "-h", "--help", "--version"):
-        return words
-    return ["migrate", *words]
+    leading: list[str] = []
+    while words and (words[0] in _LEADING_FLAGS or words[0].startswith(tuple(f"{f}=" for f in _LEADING_FLAGS))):
+        flag = words.pop(0)
+        leading.append(flag)
+        if "=" not in flag and words:
+            leading.append(words.pop(0))
+    if not words and not leading:
+        return []
+    if words and words[0] in (*COMMANDS, "-h", "--help", "--version"):
+        return [words[0], *leading, *words[1:]]
+    return ["migrate", *leading, *words]
 
 
 def _pod_name(text: str) -> str:

@@ -60,6 +60,8 @@ def kubeconfig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         (["migrate", "list", "--to", "b"], ["migrate", "list", "--to", "b"]),  # a pod named like a command
         (["--help"], ["--help"]),
         ([], []),
+        (["-n", "ml", "list"], ["list", "-n", "ml"]),  # kubectl's flags first, as kubectl users type them
+        (["--context=prod", "-n", "ml", "drain", "gpu-1"], ["drain", "--context=prod", "-n", "ml", "gpu-1"]),
     ],
 )
 def test_a_first_word_that_is_no_command_is_the_pod_to_migrate(argv: list[str], expected: list[str]) -> None:
