@@ -27,6 +27,7 @@ from typing import Any
 from ai_storage_orchestrator.bodies import Body, Node, Pod
 from ai_storage_orchestrator.checkpoint import CheckpointJob, CheckpointSpec, without_checkpoint
 from ai_storage_orchestrator.checkpoint.layout import MIGRATION_ID_PATTERN
+from ai_storage_orchestrator.checkpoint.restoring import RESTORE_CONTAINER_PREFIX
 from ai_storage_orchestrator.checkpoint.saving import EXEC_UNAVAILABLE
 from ai_storage_orchestrator.controller import surge
 from ai_storage_orchestrator.controller.context import MigrationContext, log
@@ -229,7 +230,13 @@ async def _plan(ctx: MigrationContext, *, passed: Sequence[Passed] = ()) -> Resu
     if volume is not None:
         fields["checkpoint"] = {"volume": volume, "saved": False}
     needs_checkpoint = ctx.request.preserve_pv or plan.strategy is Strategy.CHECKPOINT_RESTART or not declared.empty
-    if needs_checkpoint:
+    if not needs_checkpoint:
+        # An earlier move's restore init container would copy that move's checkpoint over the pod's current data.
+        fields["targetPodManifest"] = without_checkpoint(plan.target_pod)
+        for container in containers:
+            if str(container["name"]).startswith(RESTORE_CONTAINER_PREFIX):
+                container.update(action="skip", reason="restore init container of an earlier checkpoint: not run again")
+    else:
         try:
             fields["targetPodManifest"], fields["checkpoint"] = checkpointer.prepare(
                 source_pod=source,

@@ -423,3 +423,25 @@ async def test_a_target_created_from_a_plan_recorded_before_the_proof_carries_it
     target = world.api.pod(str(world.record()["status"]["targetPod"]))
     assert target is not None
     assert move_of(target) == "m1"
+
+
+async def test_a_move_that_restores_nothing_drops_an_earlier_moves_restore_container() -> None:
+    """A pod moved before with a checkpoint carries that move's restore init container (and its checkpoint's path):
+    kept, it would copy the earlier checkpoint over the pod's current data in its new pod."""
+    world = World()
+    source = copy.deepcopy(world.source)
+    mount = [{"name": "scratch", "mountPath": "/scratch"}]  # the artifact's volume, which it writes
+    restore = {"name": "ai-storage-restore-trainer", "image": "trainer:1", "volumeMounts": mount}
+    source["spec"]["initContainers"] = [restore]
+    source["spec"]["containers"][0]["volumeMounts"] = mount
+    source["spec"]["volumes"] = [{"name": "scratch", "emptyDir": {}}]
+    done = {"terminated": {"exitCode": 0, "reason": "Completed"}}
+    source["status"]["initContainerStatuses"] = [{"name": restore["name"], "ready": True, "state": done}]
+    del world.api.objects[(PODS.plural, NAMESPACE, POD)]
+    world.source = world.api.put(PODS, source)
+    world.request(strategy=MAKE_BEFORE_BREAK)
+    await world.drive()
+    manifest = world.record()["status"]["targetPodManifest"]
+    assert "initContainers" not in manifest["spec"]
+    decisions = {c["name"]: c["action"] for c in world.record()["status"]["containers"]}
+    assert decisions.get("ai-storage-restore-trainer", "skip") == "skip"
