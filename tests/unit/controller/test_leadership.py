@@ -178,8 +178,8 @@ async def test_a_renewal_that_reads_another_holder_ends_the_term_at_once() -> No
         await asyncio.gather(runner, return_exceptions=True)
 
 
-async def test_a_clean_stop_releases_the_lease_so_a_standby_takes_over_at_once() -> None:
-    server = LeaseServer()
+async def _led_then_stopped(server: LeaseServer) -> LeaderElector:
+    """An elector that led, then was stopped (its work cancelled), as a SIGTERM stops the process."""
     elector = _elector(server, [])
 
     async def lead() -> None:
@@ -189,6 +189,12 @@ async def test_a_clean_stop_releases_the_lease_so_a_standby_takes_over_at_once()
     await _until(lambda: elector.is_leader, server)
     runner.cancel()
     await asyncio.gather(runner, return_exceptions=True)
+    return elector
+
+
+async def test_a_clean_stop_releases_the_lease_so_a_standby_takes_over_at_once() -> None:
+    server = LeaseServer()
+    elector = await _led_then_stopped(server)
     assert not elector.is_leader
     await elector.release(settle=0)
     assert server.lease is not None
@@ -200,15 +206,7 @@ async def test_a_clean_stop_releases_the_lease_so_a_standby_takes_over_at_once()
 
 async def test_a_lease_another_replica_holds_is_never_released_by_us() -> None:
     server = LeaseServer()
-    elector = _elector(server, [])
-
-    async def lead() -> None:
-        await asyncio.Event().wait()
-
-    runner = asyncio.get_running_loop().create_task(elector.run(lead))
-    await _until(lambda: elector.is_leader, server)
-    runner.cancel()
-    await asyncio.gather(runner, return_exceptions=True)
+    elector = await _led_then_stopped(server)
     server.take_over("other")
     await elector.release(settle=0)
     assert server.lease is not None

@@ -119,13 +119,19 @@ async def test_cancel_after_the_eviction_leaves_the_pod_to_its_owner() -> None:
     assert _owner_creates(world, "train-x2", JOB)["spec"]["nodeName"] == SOURCE, "no longer captured"
 
 
-async def test_a_cancel_with_a_gated_capture_opens_the_gate_once_the_source_stopped() -> None:
+async def _cancelled_with_a_held_capture() -> World:
+    """A Job's move cancelled while its captured pod is held by its gate and the source still runs."""
     world = _world(JOB)
     await _evicted(world)
     _owner_creates(world, "train-x1", JOB)
     await world.api.merge_patch(POD_MIGRATIONS, "m1", {"spec": {"cancelRequested": True}}, namespace=NAMESPACE)
     await world.drive()
     assert world.phase() == Phase.ROLLING_BACK.value, "the source still runs: the captured pod stays held"
+    return world
+
+
+async def test_a_cancel_with_a_gated_capture_opens_the_gate_once_the_source_stopped() -> None:
+    world = await _cancelled_with_a_held_capture()
     world.api.stop_containers(POD)
     await world.drive()
     assert world.phase() == Phase.CANCELLED.value
@@ -401,12 +407,7 @@ async def test_a_pod_merely_labelled_with_the_move_is_not_taken_as_its_capture()
 async def test_a_rollback_does_not_wait_on_a_silent_source_once_the_captured_gate_opened_by_itself() -> None:
     """The captured pod's gate opens at its own deadline (grace + 60 s) when the source's node stops answering;
     from then on the rollback has nothing left to hold and must end, not wait for that node for ever."""
-    world = _world(JOB)
-    await _evicted(world)
-    _owner_creates(world, "train-x1", JOB)
-    await world.api.merge_patch(POD_MIGRATIONS, "m1", {"spec": {"cancelRequested": True}}, namespace=NAMESPACE)
-    await world.drive()
-    assert world.phase() == Phase.ROLLING_BACK.value, "the source still runs: the captured pod stays held"
+    world = await _cancelled_with_a_held_capture()
     world.api.run_gate("train-x1", {"terminated": {"exitCode": 137, "reason": "OOMKilled"}})
     await world.drive()
     assert world.phase() == Phase.ROLLING_BACK.value, "a gate that failed opened nothing: its restart waits again"
