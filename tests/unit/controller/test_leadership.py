@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 import pytest
@@ -89,18 +89,24 @@ async def _until(condition: Any, server: LeaseServer, seconds: float = 5.0) -> N
             await server.changed.wait()
 
 
-async def test_a_stalled_api_ends_the_term_within_the_renew_deadline() -> None:
-    server = LeaseServer()
-    changes: list[bool] = []
-    elector = _elector(server, changes)
-    work_cancelled = asyncio.Event()
+def _endless_work() -> tuple[Callable[[], Coroutine[Any, Any, None]], asyncio.Event]:
+    """A term's work that runs until cancelled, and the event its end sets."""
+    ended = asyncio.Event()
 
     async def lead() -> None:
         try:
             await asyncio.Event().wait()
         finally:
-            work_cancelled.set()
+            ended.set()
 
+    return lead, ended
+
+
+async def test_a_stalled_api_ends_the_term_within_the_renew_deadline() -> None:
+    server = LeaseServer()
+    changes: list[bool] = []
+    elector = _elector(server, changes)
+    lead, work_cancelled = _endless_work()
     runner = asyncio.get_running_loop().create_task(elector.run(lead))
     try:
         await _until(lambda: elector.is_leader and server.renewals > 0, server)
@@ -155,14 +161,7 @@ async def test_a_renewal_that_reads_another_holder_ends_the_term_at_once() -> No
         retry_period=0.05,
         on_change=lambda leading: changes.append(leading),
     )
-    work_cancelled = asyncio.Event()
-
-    async def lead() -> None:
-        try:
-            await asyncio.Event().wait()
-        finally:
-            work_cancelled.set()
-
+    lead, work_cancelled = _endless_work()
     runner = asyncio.get_running_loop().create_task(elector.run(lead))
     try:
         await _until(lambda: elector.is_leader and server.renewals > 0, server)
