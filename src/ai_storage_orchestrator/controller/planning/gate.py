@@ -58,11 +58,12 @@ KNOCK_COMMAND = [
 # annotation, the knock's `token` file and the deadline every 0.05 s (`sleep 0.05` is GNU and busybox, `sleep 1` the
 # POSIX fallback) and wakes the gate with SIGUSR1 while one of them says open; the gate checks for itself before it
 # exits 0. SIGTERM ends it at once (as PID 1 it would otherwise ignore it and a deleted held pod would wait out its
-# grace period). Without a FIFO it polls as the helper does. Without `sha256sum` it could never check a token: it exits
-# 127 at once, so that the orchestrator sees a gate that cannot run before the source is touched and moves without it.
+# grace period). Without a FIFO it polls as the helper does. Without `sha256sum` it could never check a token: unless
+# it has a deadline to open at (a captured pod's), it exits 127 at once, so that the orchestrator sees a gate that
+# cannot run before the source is touched and moves without it.
 GATE_SCRIPT = (
-    "command -v sha256sum >/dev/null 2>&1 || { echo 'sha256sum not found: the gate cannot check a hand-off' >&2; "
-    "exit 127; }; "
+    'command -v sha256sum >/dev/null 2>&1 || [ -n "${' + GATE_DEADLINE_ENV + ':-}" ] || '
+    "{ echo 'sha256sum not found: the gate cannot check a hand-off' >&2; exit 127; }; "
     'opened() { [ -s "$1" ] || return 1; set -- $(sha256sum "$1"); [ "$1" = "$' + GATE_DIGEST_ENV + '" ]; }; '
     'due() { [ -n "${' + GATE_DEADLINE_ENV + ':-}" ] && [ "$(date +%s)" -ge "$' + GATE_DEADLINE_ENV + '" ]; }; '
     f'open_now() {{ opened "$1/handoff" || opened "$2/{KNOCK_FILE}" || due; }}; '
