@@ -20,6 +20,8 @@ EXEC_FAILED = "checkpoint_exec_failed"  # the API server or kubelet refused or b
 TIMED_OUT = "checkpoint_timeout"
 NO_RUNNING_CONTAINER = "checkpoint_no_running_container"
 NO_SHARED_VOLUME = "no_shared_volume"
+# The checkpoint's writer and an artifact's container run as different users: the restore could not read the files.
+USERS_DIFFER = "checkpoint_users_differ"
 
 _WRITE_ERRORS = (
     ("Read-only file system", VOLUME_READ_ONLY),

@@ -172,6 +172,7 @@ class PVCheckpointer:
                     " list only paths the move would lose",
                     annotation=key,
                 )
+        _refuse_users_that_differ(source_pod, location, spec)
         target, restore = prepare_target_pod(source_pod=source_pod, target_pod=target_pod, spec=spec, location=location)
         status.update(location=location.to_json(), directory=location.directory, restore=restore)
         return target, status
@@ -629,3 +630,34 @@ def _unsafe_path_failure(steps: batch.Steps, writer: Endpoint) -> None:
             f"the checkpoint directory {writer.path} in container {writer.container} is not safe to write: {text}",
             reason=reasons.PATH_UNSAFE,
         )
+
+
+def _run_as_user(pod: Mapping[str, Any], container: Mapping[str, Any]) -> int | None:
+    """The user a container runs as when the pod spec says it (its own securityContext, else the pod's); None when
+    only the image knows."""
+    for context in (container.get("securityContext"), (pod.get("spec") or {}).get("securityContext")):
+        user = (context or {}).get("runAsUser")
+        if isinstance(user, int) and not isinstance(user, bool):
+            return user
+    return None
+
+
+def _refuse_users_that_differ(pod: Mapping[str, Any], location: Location, spec: CheckpointSpec) -> None:
+    """Artifacts are written through the checkpoint's container and restored as their own container's user: files
+    the writer extracts are its user's, with the modes they had (0600, say), which another non-root user cannot read.
+    The restore would fail after the source stopped, and again in the rolled-back source: refused before anything
+    runs, when the pod spec says both users (an image's own USER is not known here)."""
+    writer_spec = container_spec(pod, location.container)
+    writer = _run_as_user(pod, writer_spec) if writer_spec is not None else None
+    if writer is None or writer == 0:
+        return
+    for artifact in spec.artifacts:
+        owner_spec = container_spec(pod, artifact.container)
+        owner = _run_as_user(pod, owner_spec) if owner_spec is not None else None
+        if owner is not None and owner not in (0, writer):
+            raise CheckpointError(
+                f"the artifacts of container {artifact.container} (user {owner}) would be written by container"
+                f" {location.container} (user {writer}), and restored as user {owner}, who could not read them: run"
+                " both as one user",
+                reason=reasons.USERS_DIFFER,
+            )

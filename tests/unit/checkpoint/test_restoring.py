@@ -178,6 +178,38 @@ def test_prepare_refuses_artifacts_on_the_shared_volume_and_artifacts_without_on
     assert no_volume.value.reason == "no_shared_volume"
 
 
+def test_prepare_refuses_artifacts_the_restore_could_not_read() -> None:
+    """Written through the checkpoint's container as its user, restored as the artifact container's user: two
+    non-root users the pod spec names cannot both read 0600 files. Refused before anything runs."""
+    checkpointer = PVCheckpointer(LocalExec())
+    pod = workload(ROOT, artifacts={"monitor": ["/work/scratch-trainer"]})
+    writer = str(volume(ROOT)["container"])
+    owner = next(c for c in pod["spec"]["containers"] if c["name"] == "monitor")
+    assert writer != "monitor"
+    pod["spec"]["securityContext"] = {"runAsUser": 1000}
+    owner["securityContext"] = {"runAsUser": 2000}
+
+    def prepare(source: dict[str, Any]) -> None:
+        checkpointer.prepare(
+            source_pod=source,
+            target_pod=target_of(source),
+            migration_id="abc123",
+            pod_base="trainer-pod",
+            volume=volume(ROOT),
+            spec=checkpointer.declared(source),
+        )
+
+    with pytest.raises(CheckpointError) as refused:
+        prepare(pod)
+    assert refused.value.reason == "checkpoint_users_differ"
+    assert "container monitor (user 2000)" in refused.value.message
+    owner["securityContext"] = {"runAsUser": 1000}
+    prepare(pod)  # one user: readable
+    del owner["securityContext"]
+    del pod["spec"]["securityContext"]
+    prepare(pod)  # only the images know: not refused on a guess
+
+
 def test_prepare_records_location_and_declared_spec() -> None:
     checkpointer = PVCheckpointer(LocalExec())
     pod = workload(ROOT, hooks={"trainer": ["true"]})
