@@ -153,35 +153,33 @@ def test_restore_container_names_fit_63_characters() -> None:
     assert long != restore_container_name("x" * 62 + "y")
 
 
-def test_prepare_refuses_artifacts_on_the_shared_volume_and_artifacts_without_one() -> None:
+def _prepare(pod: dict[str, Any], *, shared: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A checkpointer's `prepare` of `pod` as planning calls it (migration abc123; `shared`: planning found the
+    pod's shared volume)."""
     checkpointer = PVCheckpointer(LocalExec())
+    return checkpointer.prepare(
+        source_pod=pod,
+        target_pod=target_of(pod),
+        migration_id="abc123",
+        pod_base="trainer-pod",
+        volume=volume(ROOT) if shared else None,
+        spec=checkpointer.declared(pod),
+    )
+
+
+def test_prepare_refuses_artifacts_on_the_shared_volume_and_artifacts_without_one() -> None:
     pod = workload(ROOT, artifacts={"trainer": ["/work/shared/models"]})
     with pytest.raises(InvalidCheckpointAnnotation, match="on the shared volume"):
-        checkpointer.prepare(
-            source_pod=pod,
-            target_pod=target_of(pod),
-            migration_id="abc123",
-            pod_base="trainer-pod",
-            volume=volume(ROOT),
-            spec=checkpointer.declared(pod),
-        )
+        _prepare(pod)
     pod = workload(ROOT, artifacts={"trainer": ["/work/scratch-trainer"]})
     with pytest.raises(CheckpointError) as no_volume:
-        checkpointer.prepare(
-            source_pod=pod,
-            target_pod=target_of(pod),
-            migration_id="abc123",
-            pod_base="trainer-pod",
-            volume=None,
-            spec=checkpointer.declared(pod),
-        )
+        _prepare(pod, shared=False)
     assert no_volume.value.reason == "no_shared_volume"
 
 
 def test_prepare_refuses_artifacts_the_restore_could_not_read() -> None:
     """Written through the checkpoint's container as its user, restored as the artifact container's user: two
     non-root users the pod spec names cannot both read 0600 files. Refused before anything runs."""
-    checkpointer = PVCheckpointer(LocalExec())
     pod = workload(ROOT, artifacts={"monitor": ["/work/scratch-trainer"]})
     writer = str(volume(ROOT)["container"])
     owner = next(c for c in pod["spec"]["containers"] if c["name"] == "monitor")
@@ -189,38 +187,20 @@ def test_prepare_refuses_artifacts_the_restore_could_not_read() -> None:
     pod["spec"]["securityContext"] = {"runAsUser": 1000}
     owner["securityContext"] = {"runAsUser": 2000}
 
-    def prepare(source: dict[str, Any]) -> None:
-        checkpointer.prepare(
-            source_pod=source,
-            target_pod=target_of(source),
-            migration_id="abc123",
-            pod_base="trainer-pod",
-            volume=volume(ROOT),
-            spec=checkpointer.declared(source),
-        )
-
     with pytest.raises(CheckpointError) as refused:
-        prepare(pod)
+        _prepare(pod)
     assert refused.value.reason == "checkpoint_users_differ"
     assert "container monitor (user 2000)" in refused.value.message
     owner["securityContext"] = {"runAsUser": 1000}
-    prepare(pod)  # one user: readable
+    _prepare(pod)  # one user: readable
     del owner["securityContext"]
     del pod["spec"]["securityContext"]
-    prepare(pod)  # only the images know: not refused on a guess
+    _prepare(pod)  # only the images know: not refused on a guess
 
 
 def test_prepare_records_location_and_declared_spec() -> None:
-    checkpointer = PVCheckpointer(LocalExec())
     pod = workload(ROOT, hooks={"trainer": ["true"]})
-    _, status = checkpointer.prepare(
-        source_pod=pod,
-        target_pod=target_of(pod),
-        migration_id="abc123",
-        pod_base="trainer-pod",
-        volume=volume(ROOT),
-        spec=checkpointer.declared(pod),
-    )
+    _, status = _prepare(pod)
     assert status["directory"] == DIRECTORY
     assert status["location"]["volume"] == "shared-data"
     assert status["declared"]["hooks"] == [{"container": "trainer", "command": ["true"]}]
@@ -277,17 +257,9 @@ def test_a_sub_path_expr_the_restore_cannot_reproduce_is_refused_at_planning() -
 
 
 def test_a_checkpoint_volume_mounted_with_sub_path_expr_is_reached_through_another_container() -> None:
-    checkpointer = PVCheckpointer(LocalExec())
     pod = workload(ROOT, artifacts={"trainer": ["/work/scratch-trainer"]})
     with_sub_path_expr(pod, "trainer", "shared-data", "$(POD_NAME)")
-    target, status = checkpointer.prepare(
-        source_pod=pod,
-        target_pod=target_of(pod),
-        migration_id="abc123",
-        pod_base="trainer-pod",
-        volume=volume(ROOT),  # planning picked the trainer's mount
-        spec=checkpointer.declared(pod),
-    )
+    target, status = _prepare(pod)  # planning picked the trainer's mount
     assert status["location"]["container"] == "processor"
     assert status["directory"] == DIRECTORY
     [init] = target["spec"]["initContainers"]
@@ -295,14 +267,7 @@ def test_a_checkpoint_volume_mounted_with_sub_path_expr_is_reached_through_anoth
     for name in ("processor", "monitor"):
         with_sub_path_expr(pod, name, "shared-data", "$(POD_NAME)")
     with pytest.raises(CheckpointError, match="only with subPathExpr") as refused:
-        checkpointer.prepare(
-            source_pod=pod,
-            target_pod=target_of(pod),
-            migration_id="abc123",
-            pod_base="trainer-pod",
-            volume=volume(ROOT),
-            spec=checkpointer.declared(pod),
-        )
+        _prepare(pod)
     assert refused.value.reason == "no_shared_volume"
 
 
